@@ -1,0 +1,251 @@
+"""Cost-table formats.
+
+* The original DeepFrack's folder of ``<VARIANT>.json`` files: ``{"<layer>": {"<tile>": energy_uJ}}``,
+  string keys, layers 1-based in the sorted problem-file order, square tiles (P = Q = tile). A
+  ``<VARIANT>_cycles.json`` beside it gives cycles; other files (``*_area.json``, ``*_energy.json``)
+  are ignored.
+* deepfrack's CSV: header ``layer,variant,tile_h,tile_w,energy_uJ`` with optional ``status``
+  (``ok`` / ``infeasible``), ``cycles``, ``macs`` and per-level ``energy_pJ_<level>`` columns;
+  layers 1-based; any rectangle.
+
+Internally layers are 0-based (CostTable keys).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterable
+
+from deepfrack.cost.table import CostRecord, CostTable
+from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
+from deepfrack.errors import InputError
+
+CSV_BASE_COLUMNS = ("layer", "variant", "tile_h", "tile_w", "status", "energy_uJ", "cycles", "macs")
+LEVEL_PREFIX = "energy_pJ_"
+
+
+# --------------------------------------------------------------------------------------------- #
+# atomic writes
+# --------------------------------------------------------------------------------------------- #
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a file so that readers see either the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+# --------------------------------------------------------------------------------------------- #
+# readers
+# --------------------------------------------------------------------------------------------- #
+def _load_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"line {exc.lineno}", f"malformed JSON: {exc.msg}") from None
+
+
+def _number(value: Any, path: Path, field: str) -> float:
+    if isinstance(value, bool):
+        raise InputError(path, field, f"must be a number, got {value!r}")
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise InputError(path, field, f"must be a number, got {value!r}") from None
+    if not math.isfinite(x) or x < 0:
+        raise InputError(path, field, f"must be a finite non-negative number, got {value!r}")
+    return x
+
+
+def _key_int(key: Any, path: Path, field: str) -> int:
+    try:
+        v = int(str(key).strip())
+    except ValueError:
+        raise InputError(path, field, f"must be a positive integer, got {key!r}") from None
+    if v <= 0:
+        raise InputError(path, field, f"must be a positive integer, got {key!r}")
+    return v
+
+
+def _read_json_variant(path: Path) -> dict[tuple[int, int], float]:
+    doc = _load_json(path)
+    if not isinstance(doc, dict):
+        raise InputError(path, None, 'expected {"<layer>": {"<tile>": value}}')
+    out: dict[tuple[int, int], float] = {}
+    for lkey, tiles in doc.items():
+        layer = _key_int(lkey, path, f"layer key {lkey!r}")
+        if not isinstance(tiles, dict):
+            raise InputError(path, f'"{lkey}"', 'expected {"<tile>": value}')
+        for tkey, value in tiles.items():
+            tile = _key_int(tkey, path, f'"{lkey}"."{tkey}"')
+            out[(layer, tile)] = _number(value, path, f'"{lkey}"."{tkey}"')
+    return out
+
+
+def read_json_tables(folder: str | Path) -> CostTable:
+    """Read the original's folder of ``<VARIANT>.json`` tables (energy in uJ, 1-based layers,
+    square tiles) and the ``<VARIANT>_cycles.json`` files when present."""
+    folder = Path(folder)
+    table = CostTable(source=str(folder), square_only=True)
+    found = False
+    names = {f.name.lower(): f for f in folder.iterdir() if f.is_file()}
+    for v in VARIANTS:
+        f = names.get(f"{v.value.lower()}.json")
+        if f is None:
+            continue
+        found = True
+        energies = _read_json_variant(f)
+        cf = names.get(f"{v.value.lower()}_cycles.json")
+        cycles = _read_json_variant(cf) if cf is not None else {}
+        for (layer, tile), e_uJ in energies.items():
+            table.add(layer - 1, v, tile, tile, CostRecord(energy_pJ=e_uJ * 1e6, cycles=cycles.get((layer, tile))))
+    if not found:
+        raise InputError(
+            folder, None, f"no cost tables here: expected <VARIANT>.json files ({', '.join(v.value for v in VARIANTS)}) or a CSV"
+        )
+    return table
+
+
+def read_csv_table(path: str | Path) -> CostTable:
+    """Read deepfrack's cost CSV (1-based layers, any rectangle)."""
+    path = Path(path)
+    table = CostTable(source=str(path))
+    try:
+        fh = path.open(newline="")
+    except FileNotFoundError:
+        raise InputError(path, None, "file not found") from None
+    with fh:
+        reader = csv.DictReader(fh)
+        header = reader.fieldnames or []
+        missing = [c for c in ("layer", "variant", "tile_h", "tile_w", "energy_uJ") if c not in header]
+        if missing:
+            raise InputError(path, "header", f"missing column {missing[0]!r}; need layer,variant,tile_h,tile_w,energy_uJ")
+        level_cols = [c for c in header if c.startswith(LEVEL_PREFIX)]
+        for lineno, row in enumerate(reader, start=2):
+            where = f"line {lineno}"
+            if None in row or any(v is None for v in row.values()):
+                raise InputError(path, where, "wrong number of fields")
+            layer = _key_int(row["layer"], path, f"{where}.layer")
+            try:
+                variant = parse_variant(row["variant"])
+            except ValueError as exc:
+                raise InputError(path, f"{where}.variant", str(exc)) from None
+            h = _key_int(row["tile_h"], path, f"{where}.tile_h")
+            w = _key_int(row["tile_w"], path, f"{where}.tile_w")
+            status = (row.get("status") or "ok").strip().lower()
+            if status not in ("ok", "infeasible"):
+                raise InputError(path, f"{where}.status", f"must be 'ok' or 'infeasible', got {row['status']!r}")
+            key = (layer - 1, variant, h, w)
+            if status == "infeasible":
+                table.infeasible.add(key)
+                continue
+            energy = _number(row["energy_uJ"], path, f"{where}.energy_uJ")
+            cyc = row.get("cycles")
+            macs = row.get("macs")
+            levels = {
+                c[len(LEVEL_PREFIX):]: _number(row[c], path, f"{where}.{c}") for c in level_cols if row[c] not in ("", None)
+            }
+            table.records[key] = CostRecord(
+                energy_pJ=energy * 1e6,
+                cycles=_number(cyc, path, f"{where}.cycles") if cyc not in (None, "") else None,
+                macs=int(_number(macs, path, f"{where}.macs")) if macs not in (None, "") else None,
+                level_energy_pJ=levels,
+            )
+    if not table.records and not table.infeasible:
+        raise InputError(path, None, "no cost rows")
+    return table
+
+
+def read_tables(path: str | Path) -> CostTable:
+    """A folder of the original's JSON tables, a folder holding ``costs.csv``, or a CSV file."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "costs.csv").is_file() and not any((p / f"{v.value}.json").is_file() for v in VARIANTS):
+            return read_csv_table(p / "costs.csv")
+        return read_json_tables(p)
+    if not p.exists():
+        raise InputError(p, None, "cost tables not found")
+    if p.suffix.lower() == ".csv":
+        return read_csv_table(p)
+    raise InputError(p, None, "expected a folder of <VARIANT>.json tables or a .csv file")
+
+
+def check_table_layers(table: CostTable, n_layers: int) -> None:
+    """InputError when the table names a layer the network does not have."""
+    extra = sorted(layer for layer in table.layers | {k[0] for k in table.infeasible} if layer >= n_layers)
+    if extra:
+        raise InputError(
+            table.source, f"layer {extra[0] + 1}", f"the workload has only {n_layers} layers (table layers are 1-based)"
+        )
+
+
+# --------------------------------------------------------------------------------------------- #
+# writers
+# --------------------------------------------------------------------------------------------- #
+def _fmt(x: float | int | None) -> str:
+    if x is None:
+        return ""
+    if isinstance(x, int):
+        return str(x)
+    return repr(float(x))
+
+
+def table_to_csv(table: CostTable, levels: Iterable[str] | None = None) -> str:
+    """The CSV text of a table (1-based layers), rows sorted by (layer, variant, tile_h, tile_w)."""
+    if levels is None:
+        seen: dict[str, None] = {}
+        for r in table.records.values():
+            for name in r.level_energy_pJ:
+                seen.setdefault(name, None)
+        levels = list(seen)
+    levels = list(levels)
+    order = {v: i for i, v in enumerate(VARIANTS)}
+    keys = sorted(set(table.records) | table.infeasible, key=lambda k: (k[0], order[k[1]], k[2], k[3]))
+    lines: list[list[str]] = [list(CSV_BASE_COLUMNS) + [LEVEL_PREFIX + n for n in levels]]
+    for key in keys:
+        layer, v, h, w = key
+        rec = table.records.get(key)
+        if rec is None:
+            lines.append([str(layer + 1), v.value, str(h), str(w), "infeasible", "", "", ""] + [""] * len(levels))
+            continue
+        lines.append(
+            [str(layer + 1), v.value, str(h), str(w), "ok", _fmt(rec.energy_uJ), _fmt(rec.cycles), _fmt(rec.macs)]
+            + [_fmt(rec.level_energy_pJ.get(n)) for n in levels]
+        )
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(lines)
+    return buf.getvalue()
+
+
+def write_csv_table(table: CostTable, path: str | Path, levels: Iterable[str] | None = None) -> None:
+    write_text_atomic(path, table_to_csv(table, levels))
+
+
+def write_json_tables(table: CostTable, folder: str | Path, variants: Iterable[Variant] = VARIANTS) -> list[Path]:
+    """Write the original's ``<VARIANT>.json`` files (energy in uJ, square tiles only, 1-based
+    layers). Returns the files written."""
+    folder = Path(folder)
+    written = []
+    for v in variants:
+        doc: dict[str, dict[str, float]] = {}
+        for (layer, var, h, w), rec in sorted(table.items(), key=lambda kv: (kv[0][0], kv[0][2])):
+            if var == v and h == w:
+                doc.setdefault(str(layer + 1), {})[str(h)] = rec.energy_uJ
+        path = folder / f"{v.value}.json"
+        write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
+        written.append(path)
+    return written

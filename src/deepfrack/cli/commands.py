@@ -1,0 +1,3 @@
+"""Imports every sub-command module so that each registers itself on the ``main`` group."""
+
+from deepfrack.cli import search_cmds  # noqa: F401  optimize, evaluate

@@ -1,0 +1,1 @@
+"""`deepfrack optimize` and `deepfrack evaluate` (filled in with the search)."""

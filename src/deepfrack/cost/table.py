@@ -1,0 +1,79 @@
+"""Cost records and cost tables: the plain data between the benchmarker and the search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Mapping
+
+from deepfrack.cost.variants import Variant
+
+#: (layer index 0-based, variant, tile height, tile width)
+CostKey = tuple[int, Variant, int, int]
+
+
+@dataclass(frozen=True)
+class CostRecord:
+    """Cost of computing one output region (tile_h x tile_w, full channels) of one layer under one
+    residency variant.
+
+    energy_pJ: total energy in picojoules. cycles: latency in cycles (None when unknown).
+    macs: multiply-accumulates (None when unknown). level_energy_pJ: energy per architecture level.
+    accesses: optional per-level counts, ``{level: {"reads"|"fills"|"updates": {tensor: words}}}``.
+    mapping: optional mapping that produced the record (Timeloop map.yaml terms).
+    """
+
+    energy_pJ: float
+    cycles: float | None = None
+    macs: int | None = None
+    level_energy_pJ: Mapping[str, float] = field(default_factory=dict)
+    accesses: Mapping[str, Any] = field(default_factory=dict)
+    mapping: Any = None
+
+    @property
+    def energy_uJ(self) -> float:
+        return self.energy_pJ * 1e-6
+
+
+@dataclass
+class CostTable:
+    """(layer, variant, tile_h, tile_w) -> CostRecord, layers 0-based in network order.
+
+    ``infeasible`` holds keys that were benchmarked and found to have no valid mapping (kept apart
+    from keys that were never benchmarked, so messages can tell the two apart). ``square_only`` is
+    True for tables read from the original's JSON format, which hold only square tiles.
+    """
+
+    records: dict[CostKey, CostRecord] = field(default_factory=dict)
+    infeasible: set[CostKey] = field(default_factory=set)
+    source: str | None = None
+    square_only: bool = False
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __iter__(self) -> Iterator[CostKey]:
+        return iter(self.records)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.records
+
+    def add(self, layer: int, variant: Variant, h: int, w: int, record: CostRecord) -> None:
+        self.records[(layer, Variant(variant), h, w)] = record
+
+    def get(self, layer: int, variant: Variant, h: int, w: int) -> CostRecord | None:
+        return self.records.get((layer, variant, h, w))
+
+    def items(self) -> Iterable[tuple[CostKey, CostRecord]]:
+        return self.records.items()
+
+    @property
+    def layers(self) -> set[int]:
+        return {k[0] for k in self.records}
+
+    def shapes(self, layer: int, variant: Variant) -> set[tuple[int, int]]:
+        """Every (h, w) the table has for this layer and variant."""
+        return {(h, w) for (l, v, h, w) in self.records if l == layer and v == variant}
+
+    @property
+    def has_cycles(self) -> bool:
+        return bool(self.records) and all(r.cycles is not None for r in self.records.values())

@@ -1,0 +1,176 @@
+"""Layers and networks in Timeloop's CNN-layer vocabulary.
+
+Axes: P, R, Wstride, Wdilation and the left/right padding are the **width** axis; Q, S, Hstride,
+Hdilation and the top/bottom padding are the **height** axis (Timeloop's CNN-Layer projection:
+input width = R * Wdilation + P * Wstride). Planes and tiles are written (height, width).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+LayerKind = Literal["conv", "depthwise", "fc", "pool", "add"]
+LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise", "fc", "pool", "add")
+#: kinds that carry weights and multiply-accumulate (DESIGN.md 3.9)
+MAC_KINDS: frozenset[str] = frozenset({"conv", "depthwise", "fc"})
+
+
+@dataclass(frozen=True)
+class Layer:
+    """One operator. Dimensions are Timeloop's: N batch, C input channels, M output channels,
+    R x S kernel (width x height), P x Q output plane (width x height).
+
+    ``pad`` is (left, right, top, bottom). ``groups`` = C for a depthwise layer. A pool layer has
+    C == M and no weights; ``pool`` names its operation ("max" or "avg").
+    """
+
+    name: str
+    C: int
+    M: int
+    P: int
+    Q: int
+    R: int = 1
+    S: int = 1
+    N: int = 1
+    Wstride: int = 1
+    Hstride: int = 1
+    Wdilation: int = 1
+    Hdilation: int = 1
+    pad: tuple[int, int, int, int] = (0, 0, 0, 0)
+    kind: str = "conv"
+    groups: int = 1
+    pool: str | None = None
+
+    # --- sizes ----------------------------------------------------------------------------
+    @property
+    def has_weights(self) -> bool:
+        return self.kind in MAC_KINDS
+
+    @property
+    def weights(self) -> int:
+        """Weight words (0 for pool and add layers)."""
+        if not self.has_weights:
+            return 0
+        return self.C * self.M * self.R * self.S // self.groups
+
+    @property
+    def out_plane(self) -> tuple[int, int]:
+        """Output plane (height, width) = (Q, P)."""
+        return (self.Q, self.P)
+
+    def macs_for(self, h: int, w: int) -> int:
+        """MACs to compute an output region of h rows x w columns (0 for pool and add)."""
+        if not self.has_weights:
+            return 0
+        return self.N * self.M * h * w * self.R * self.S * self.C // self.groups
+
+    @property
+    def macs(self) -> int:
+        return self.macs_for(self.Q, self.P)
+
+    def input_words(self, h: int, w: int) -> int:
+        """Words of an input region of h x w (all input channels, whole batch)."""
+        return self.N * self.C * h * w
+
+    def output_words(self, h: int, w: int) -> int:
+        """Words of an output region of h x w (all output channels, whole batch)."""
+        return self.N * self.M * h * w
+
+    # --- planes ---------------------------------------------------------------------------
+    @property
+    def kernel_extent(self) -> tuple[int, int]:
+        """Dilated kernel extent (height, width)."""
+        return ((self.S - 1) * self.Hdilation + 1, (self.R - 1) * self.Wdilation + 1)
+
+    @property
+    def min_input_plane(self) -> tuple[int, int]:
+        """Smallest input plane (height, width) that yields this layer's output plane with its
+        padding: (Q-1)*Hstride + S_extent - top - bottom, same for the width."""
+        kh, kw = self.kernel_extent
+        left, right, top, bottom = self.pad
+        return (
+            (self.Q - 1) * self.Hstride + kh - top - bottom,
+            (self.P - 1) * self.Wstride + kw - left - right,
+        )
+
+    def accepts_input_plane(self, h: int, w: int) -> bool:
+        """True when an input plane h x w gives exactly this layer's P x Q output (floor semantics:
+        needed <= plane < needed + stride)."""
+        nh, nw = self.min_input_plane
+        return nh <= h < nh + self.Hstride and nw <= w < nw + self.Wstride
+
+    def summary(self) -> dict[str, int | str]:
+        """The fields listed for each layer in schedule.json."""
+        return {
+            "name": self.name,
+            "type": self.kind,
+            "C": self.C,
+            "M": self.M,
+            "R": self.R,
+            "S": self.S,
+            "P": self.P,
+            "Q": self.Q,
+            "Wstride": self.Wstride,
+            "Hstride": self.Hstride,
+            "pad": list(self.pad),
+        }
+
+
+@dataclass(frozen=True)
+class Network:
+    """Layers in topological order plus producer -> consumer edges (0-based indices).
+
+    ``input_plane`` is the network's input (height, width) when the workload states it.
+    ``unchained`` holds every consumer index i whose input plane is *not* known to be layer i-1's
+    output (a folder of Timeloop problem files where consecutive layers do not agree): under the
+    exact receptive-field rule no stack spans the pair (i-1, i).
+    """
+
+    name: str
+    layers: tuple[Layer, ...]
+    edges: tuple[tuple[int, int], ...] = ()
+    input_plane: tuple[int, int] | None = None
+    unchained: frozenset[int] = field(default_factory=frozenset)
+    source: str | None = None
+
+    @classmethod
+    def chain(
+        cls,
+        name: str,
+        layers: list[Layer] | tuple[Layer, ...],
+        input_plane: tuple[int, int] | None = None,
+        unchained: frozenset[int] | set[int] = frozenset(),
+        source: str | None = None,
+    ) -> "Network":
+        layers = tuple(layers)
+        edges = tuple((i - 1, i) for i in range(1, len(layers)))
+        return cls(name, layers, edges, input_plane, frozenset(unchained), source)
+
+    def __len__(self) -> int:
+        return len(self.layers)
+
+    @property
+    def is_chain(self) -> bool:
+        return self.edges == tuple((i - 1, i) for i in range(1, len(self.layers)))
+
+    def producers(self, i: int) -> list[int]:
+        return [a for a, b in self.edges if b == i]
+
+    def consumers(self, i: int) -> list[int]:
+        return [b for a, b in self.edges if a == i]
+
+    def input_plane_of(self, i: int) -> tuple[int, int]:
+        """The plane (height, width) layer i reads: its producer's output plane when the link is
+        known, the network input for layer 0 when given, else the smallest plane that yields its
+        output."""
+        prods = self.producers(i)
+        if prods and i not in self.unchained:
+            return self.layers[prods[0]].out_plane
+        if not prods and self.input_plane is not None:
+            return self.input_plane
+        return self.layers[i].min_input_plane
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)

@@ -1,0 +1,64 @@
+from pathlib import Path
+
+import pytest
+
+from deepfrack.benchmark.tables_io import read_csv_table, read_tables, write_csv_table, write_json_tables
+from deepfrack.cost import CostRecord, CostTable, Variant
+from deepfrack.errors import InputError
+
+from tests.paths import EXAMPLES
+
+
+def test_original_json_tables_are_one_based_and_square():
+    t = read_tables(EXAMPLES / "AlexNet_Simba/cost-tables")
+    assert t.square_only and len(t) == 7 * (55 + 27 + 13 + 13)
+    # SLC.json "1": {"55": ...} is layer 0, full 55x55 tile
+    rec = t.get(0, Variant.SLC, 55, 55)
+    assert rec is not None and rec.energy_uJ == pytest.approx(378.06)
+    assert t.get(0, Variant.SLC, 55, 54) is None
+
+
+def test_mobilenet_cycles_are_read():
+    t = read_tables(EXAMPLES / "MobileNet_SimbaSystolic/cost-tables")
+    rec = t.get(9, Variant.SLC, 7, 7)
+    assert rec is not None and rec.cycles == 191488.0
+
+
+def test_csv_round_trip(tmp_path: Path):
+    t = CostTable()
+    t.add(0, Variant.Start, 3, 5, CostRecord(energy_pJ=1.5e6, cycles=100.0, macs=42, level_energy_pJ={"DRAM": 1.0}))
+    t.add(1, Variant.SLC, 4, 4, CostRecord(energy_pJ=2.25e6))
+    t.infeasible.add((1, Variant.WCC, 4, 4))
+    write_csv_table(t, tmp_path / "costs.csv")
+    back = read_csv_table(tmp_path / "costs.csv")
+    assert back.get(0, Variant.Start, 3, 5) == t.get(0, Variant.Start, 3, 5)
+    assert back.get(1, Variant.SLC, 4, 4).energy_pJ == pytest.approx(2.25e6)
+    assert back.infeasible == {(1, Variant.WCC, 4, 4)}
+    write_json_tables(back, tmp_path / "json")
+    j = read_tables(tmp_path / "json")
+    assert j.get(1, Variant.SLC, 4, 4).energy_pJ == pytest.approx(2.25e6)
+    assert j.get(0, Variant.Start, 3, 5) is None  # JSON tables hold square tiles only
+
+
+@pytest.mark.parametrize(
+    "text, field",
+    [
+        ("layer,variant,tile_h,tile_w\n1,SLC,1,1\n", "header"),
+        ("layer,variant,tile_h,tile_w,energy_uJ\n1,XYZ,1,1,0.5\n", "line 2.variant"),
+        ("layer,variant,tile_h,tile_w,energy_uJ\n0,SLC,1,1,0.5\n", "line 2.layer"),
+        ("layer,variant,tile_h,tile_w,energy_uJ\n1,SLC,1,1,abc\n", "line 2.energy_uJ"),
+        ("layer,variant,tile_h,tile_w,energy_uJ\n1,SLC,1\n", "line 2"),
+    ],
+)
+def test_csv_errors_name_field(tmp_path: Path, text: str, field: str):
+    p = tmp_path / "t.csv"
+    p.write_text(text)
+    with pytest.raises(InputError) as err:
+        read_csv_table(p)
+    assert err.value.field == field
+
+
+def test_malformed_json_table(tmp_path: Path):
+    (tmp_path / "SLC.json").write_text('{"1": {"4": ')
+    with pytest.raises(InputError, match="malformed JSON"):
+        read_tables(tmp_path)
