@@ -1,0 +1,5 @@
+"""``python -m deepfrack`` = the ``deepfrack`` command."""
+
+from deepfrack.cli import main
+
+main()
