@@ -1,0 +1,97 @@
+"""Cost tables as dense matrices, and on-chip capacity as the search uses it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from deepfrack.arch.capacity import CapacitySpec
+from deepfrack.cost.table import CostRecord, CostTable
+from deepfrack.cost.variants import Variant
+from deepfrack.errors import MissingCostError
+from deepfrack.workload.layer import Network
+
+Metric = Literal["energy", "cycles"]
+OBJECTIVES: tuple[str, ...] = ("energy", "cycles")
+
+SQUARE_ONLY_HINT = "those tables hold only square tiles; use --receptive-field legacy or deepfrack benchmark"
+INFEASIBLE_HINT = "the benchmark found no valid mapping for it"
+
+
+def record_value(record: CostRecord, metric: Metric) -> float:
+    """Energy in pJ or cycles of a record (NaN when the record has no cycles)."""
+    if metric == "energy":
+        return record.energy_pJ
+    return math.nan if record.cycles is None else float(record.cycles)
+
+
+class CostGrids:
+    """``grid(layer, variant, metric)``: a (Q + 1) x (P + 1) matrix whose [h, w] entry is the cost of an
+    h x w output region of the layer (pJ or cycles), NaN where the table has no entry (row and column
+    0 are always NaN). Built lazily from one pass over the table."""
+
+    def __init__(self, network: Network, table: CostTable):
+        self.network = network
+        self.table = table
+        self._by_key: dict[tuple[int, Variant], list[tuple[int, int, CostRecord]]] = {}
+        for (layer, variant, h, w), rec in table.items():
+            self._by_key.setdefault((layer, variant), []).append((h, w, rec))
+        self._grids: dict[tuple[int, Variant, str], np.ndarray] = {}
+
+    def grid(self, layer: int, variant: Variant, metric: Metric) -> np.ndarray:
+        key = (layer, variant, metric)
+        if key not in self._grids:
+            q, p = self.network.layers[layer].out_plane
+            g = np.full((q + 1, p + 1), np.nan)
+            for h, w, rec in self._by_key.get((layer, variant), ()):
+                if 0 < h <= q and 0 < w <= p:
+                    g[h, w] = record_value(rec, metric)
+            self._grids[key] = g
+        return self._grids[key]
+
+
+def missing_error(network: Network, table: CostTable, layer: int, variant: Variant, shape: tuple[int, int],
+                  rule: str) -> MissingCostError:
+    """The MissingCostError for one absent entry, with a hint for square-only tables and infeasible shapes."""
+    hint = ""
+    if (layer, variant, shape[0], shape[1]) in table.infeasible:
+        hint = INFEASIBLE_HINT
+    elif table.square_only and shape[0] != shape[1] and rule == "exact":
+        hint = SQUARE_ONLY_HINT
+    return MissingCostError(layer, network.layers[layer].name, variant.value, shape, hint)
+
+
+@dataclass(frozen=True)
+class LevelUse:
+    """One on-chip level with a finite capacity (words) and which tensors call it home."""
+
+    name: str
+    words: float
+    weights: bool
+    inputs: bool
+    outputs: bool
+
+    def coefficients(self, network: Network, layer: int) -> tuple[int, int]:
+        """Words per input pixel and per output pixel of ``layer`` that live at this level."""
+        lay = network.layers[layer]
+        return (lay.N * lay.C if self.inputs else 0, lay.N * lay.M if self.outputs else 0)
+
+
+def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
+    """The home levels with a finite capacity (None, a missing entry or a None size = unlimited)."""
+    if capacity is None:
+        return ()
+    out = []
+    homes = dict(capacity.home)
+    for name in dict.fromkeys(v for v in homes.values() if v is not None):
+        words = capacity.words.get(name)
+        if words is None:
+            continue
+        out.append(LevelUse(
+            name, float(words),
+            homes.get("Weights") == name, homes.get("Inputs") == name, homes.get("Outputs") == name,
+        ))
+    return tuple(out)

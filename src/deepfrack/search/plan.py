@@ -1,0 +1,256 @@
+"""Every tiling of one last layer at once: band walks and per-layer tile classes (DESIGN.md 7).
+
+A uniform grid is separable: tile (r, c) of a stack is row band r times column band c, and the
+region it needs at every layer of the stack is (rows of band r at that layer) x (columns of band c).
+So the search never loops over tiles. For a last layer and a set of candidate tile sizes per axis,
+we walk every band of every candidate back through the layers below once (a flat numpy array of
+bands), and summarize each layer by:
+
+* ``counts``: how many bands of each length each candidate has (a candidates x lengths matrix). The
+  cost of a layer over all tiles of all tilings is then ``counts_h @ E @ counts_w.T``, where E[h, w]
+  is the layer's cost table as a dense matrix: a sum over tile classes of count x cost.
+* the first band's length: the top-left tile, which pays the weight loads, is handled apart;
+* the distinct (producer length, layer length) pairs, for the live on-chip words (DESIGN.md 3.4);
+* the longest band and the total length (for capacity and MACs).
+
+The regions of a layer depend only on the stack's last layer and its tiling, not on where the stack
+starts, so one walk serves every stack that ends at this layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Callable
+
+import numpy as np
+
+from deepfrack.search.receptive import (
+    Rule,
+    axis_geometry,
+    exact_input_span,
+    legacy_input_length,
+    legacy_start,
+    lower_to_available,
+)
+from deepfrack.workload.layer import Network
+
+#: legacy rule: (layer, axis) -> ascending sizes the LBLC table has along that axis
+Available = Callable[[int, int], np.ndarray]
+
+
+@dataclass(frozen=True)
+class AxisWalk:
+    """The bands of one axis for several candidate tile sizes, walked back from the stack's last layer.
+
+    ``sizes``: candidate tile sizes on the last layer, shape (nT,). ``owner``: candidate index of every
+    band, shape (nB,); a candidate's bands are contiguous and in order, ``first_band[k]`` is the index of
+    candidate k's first band. ``starts[d]`` / ``lengths[d]``: band spans (rows or columns of that
+    layer's output) at layer ``last - d``, for d = 0 .. last - lowest.
+    """
+
+    last: int
+    lowest: int
+    sizes: np.ndarray
+    owner: np.ndarray
+    first_band: np.ndarray
+    starts: tuple[np.ndarray, ...]
+    lengths: tuple[np.ndarray, ...]
+
+    def spans(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        d = self.last - layer
+        return self.starts[d], self.lengths[d]
+
+
+def walk_axis(
+    network: Network,
+    last: int,
+    lowest: int,
+    axis: int,
+    sizes: np.ndarray,
+    rule: Rule,
+    available: Available | None = None,
+) -> AxisWalk:
+    """Walk the uniform-grid bands of every candidate size (rows for axis 0, columns for axis 1) of
+    layer ``last`` back to layer ``lowest`` with the given receptive-field rule."""
+    layers = network.layers
+    extent = layers[last].out_plane[axis]
+    sizes = np.asarray(sizes, dtype=np.int64)
+    n_bands = -(-extent // sizes)
+    owner = np.repeat(np.arange(sizes.size), n_bands)
+    first_band = np.concatenate(([0], np.cumsum(n_bands)[:-1])).astype(np.int64)
+    start = (np.arange(owner.size) - first_band[owner]) * sizes[owner]
+    end = np.minimum(start + sizes[owner], extent)
+    starts, lengths = [start], [end - start]
+    for l in range(last, lowest, -1):
+        geom = axis_geometry(layers[l], axis)
+        pext = layers[l - 1].out_plane[axis]
+        if rule == "exact":
+            start, end = exact_input_span(start, end, geom, pext)
+        else:
+            if available is None:
+                raise ValueError("the legacy rule needs the table's available sizes")
+            length = end - start
+            t = lower_to_available(legacy_input_length(length, geom), available(l - 1, axis), pext)
+            t = np.where(length > 0, t, 0)
+            start = legacy_start(start, geom, t, pext)
+            end = start + t
+        starts.append(start)
+        lengths.append(end - start)
+    return AxisWalk(last, lowest, sizes, owner, first_band, tuple(starts), tuple(lengths))
+
+
+class AxisSummary:
+    """Per-layer summaries of an AxisWalk (computed on demand, cached)."""
+
+    def __init__(self, network: Network, walk: AxisWalk, axis: int):
+        self.network = network
+        self.walk = walk
+        self.axis = axis
+        self._counts: dict[int, np.ndarray] = {}
+        self._pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    @property
+    def n(self) -> int:
+        return int(self.walk.sizes.size)
+
+    def extent(self, layer: int) -> int:
+        return self.network.layers[layer].out_plane[self.axis]
+
+    def lengths(self, layer: int) -> np.ndarray:
+        return self.walk.spans(layer)[1]
+
+    def counts(self, layer: int) -> np.ndarray:
+        """(nT, extent + 1) float matrix: number of bands of each length per candidate."""
+        if layer not in self._counts:
+            width = self.extent(layer) + 1
+            flat = self.walk.owner * width + self.lengths(layer)
+            self._counts[layer] = np.bincount(flat, minlength=self.n * width).reshape(self.n, width).astype(float)
+        return self._counts[layer]
+
+    def first_len(self, layer: int) -> np.ndarray:
+        """(nT,) length of each candidate's first band (the top-left tile's) at ``layer``."""
+        return self.lengths(layer)[self.walk.first_band]
+
+    def max_len(self, layer: int) -> np.ndarray:
+        return np.maximum.reduceat(self.lengths(layer), self.walk.first_band)
+
+    def sum_len(self, layer: int) -> np.ndarray:
+        return np.add.reduceat(self.lengths(layer), self.walk.first_band)
+
+    def pairs(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Distinct (producer length, layer length) pairs per candidate, padded with zeros:
+        two (nT, K) integer arrays (``layer - 1`` must be in the walk)."""
+        if layer not in self._pairs:
+            a, b = self.lengths(layer - 1), self.lengths(layer)
+            base = int(max(a.max(initial=0), b.max(initial=0))) + 1
+            keys = np.unique((self.walk.owner * base + a) * base + b)
+            own, rest = np.divmod(keys, base * base)
+            pa, pb = np.divmod(rest, base)
+            # position of each key within its owner's group (keys are sorted, so groups are contiguous)
+            group_start = np.searchsorted(own, own, side="left")
+            pos = np.arange(keys.size) - group_start
+            k = int(pos.max(initial=0)) + 1
+            out_a = np.zeros((self.n, k), dtype=np.int64)
+            out_b = np.zeros((self.n, k), dtype=np.int64)
+            out_a[own, pos] = pa
+            out_b[own, pos] = pb
+            self._pairs[layer] = (out_a, out_b)
+        return self._pairs[layer]
+
+
+@dataclass(frozen=True)
+class LayerTerm:
+    """One layer at one position of a stack, over all tilings (nTh, nTw), for one metric.
+
+    ``unc``: the layer's cost summed over all tiles, uncached variant (every tile, including the
+    top-left). ``missing``: the uncached variant lacks a shape some tile needs (tiling infeasible).
+    ``benefit``: what caching the layer's weights saves over tiles 2..T; -inf when it cannot be
+    cached (no weights, or the cached variant lacks a shape).
+    """
+
+    unc: np.ndarray
+    missing: np.ndarray
+    benefit: np.ndarray
+
+    @cached_property
+    def positive(self) -> np.ndarray:
+        return np.maximum(self.benefit, 0.0)
+
+
+class Plan:
+    """All tilings (candidate heights x candidate widths) of stacks ending at layer ``last`` whose
+    first layer is at least ``lowest``."""
+
+    def __init__(
+        self,
+        network: Network,
+        last: int,
+        lowest: int,
+        sizes_h: np.ndarray,
+        sizes_w: np.ndarray,
+        rule: Rule,
+        available: Available | None = None,
+    ):
+        self.network = network
+        self.last = last
+        self.lowest = lowest
+        self.rule = rule
+        self.h = AxisSummary(network, walk_axis(network, last, lowest, 0, sizes_h, rule, available), 0)
+        self.w = AxisSummary(network, walk_axis(network, last, lowest, 1, sizes_w, rule, available), 1)
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.h.n, self.w.n)
+
+    def tiling(self, flat_index: int) -> tuple[int, int]:
+        """(th, tw) of a flattened tiling index."""
+        r, c = divmod(int(flat_index), self.w.n)
+        return int(self.h.walk.sizes[r]), int(self.w.walk.sizes[c])
+
+    def cost_sums(self, layer: int, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For a dense cost matrix ``grid[h, w]`` (NaN = missing) of ``layer``: the total over all tiles,
+        the number of tiles whose shape is missing, and the top-left tile's cost (NaN when missing);
+        each (nTh, nTw)."""
+        ch, cw = self.h.counts(layer), self.w.counts(layer)
+        nan = np.isnan(grid)
+        total = ch @ np.where(nan, 0.0, grid) @ cw.T
+        n_missing = ch @ nan.astype(float) @ cw.T
+        top_left = grid[np.ix_(self.h.first_len(layer), self.w.first_len(layer))]
+        return total, n_missing, top_left
+
+    def term(self, layer: int, unc_grid: np.ndarray, cached_grid: np.ndarray | None) -> LayerTerm:
+        """The LayerTerm of ``layer`` with its uncached and cached variants' cost matrices
+        (``cached_grid`` None: the layer cannot be cached)."""
+        total, n_missing, top_left = self.cost_sums(layer, unc_grid)
+        missing = n_missing > 0.5
+        if cached_grid is None:
+            benefit = np.full(self.shape, -np.inf)
+        else:
+            c_total, c_missing, c_top_left = self.cost_sums(layer, cached_grid)
+            later_missing = (c_missing - np.isnan(c_top_left)) > 0.5
+            later_unc = total - np.nan_to_num(top_left)
+            later_cached = c_total - np.nan_to_num(c_top_left)
+            benefit = np.where(later_missing | missing, -np.inf, later_unc - later_cached)
+        return LayerTerm(total, missing, benefit)
+
+    def live_words(self, layer: int, in_coef: float, out_coef: float, position: str) -> np.ndarray:
+        """Most on-chip words at one level over the tiles of every tiling, for ``layer`` at ``position``
+        ("first": output only, "middle": input + output, "last": input only); the input region is the
+        producer's output region. ``in_coef`` / ``out_coef``: words per input / output pixel at this
+        level (0 when the level is not the tensor's home)."""
+        if position == "first" or in_coef == 0:
+            if position == "last" or out_coef == 0:
+                return np.zeros(self.shape)
+            return out_coef * np.outer(self.h.max_len(layer), self.w.max_len(layer))
+        if position == "last" or out_coef == 0:
+            return in_coef * np.outer(self.h.max_len(layer - 1), self.w.max_len(layer - 1))
+        hin, hout = self.h.pairs(layer)
+        win, wout = self.w.pairs(layer)
+        words = (in_coef * hin[:, :, None, None] * win[None, None, :, :]
+                 + out_coef * hout[:, :, None, None] * wout[None, None, :, :])
+        return words.max(axis=(1, 3)).astype(float)
+
+    def macs(self, layer: int, macs_per_pixel: int) -> np.ndarray:
+        """MACs of ``layer`` over all tiles of every tiling (regions include the recomputed halos)."""
+        return macs_per_pixel * np.outer(self.h.sum_len(layer), self.w.sum_len(layer)).astype(float)
