@@ -143,6 +143,7 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
     mid_missing = np.zeros(shape, dtype=bool)
     mid_pos = np.zeros(shape)
     mid_wpos = np.zeros(shape)
+    mid_forced = np.zeros(shape)
     mid_live = {lv.name: np.zeros(shape) for lv in ctx.levels}
     mid_terms: dict[int, LayerTerm] = {}
     choices: list[StackChoice] = []
@@ -157,6 +158,7 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
             mid_missing = mid_missing | t.missing
             mid_pos = mid_pos + t.positive
             mid_wpos = mid_wpos + weights[m] * (t.benefit > 0)
+            mid_forced = mid_forced + weights[m] * t.forced
             for name, words in live(m, "middle").items():
                 mid_live[name] = np.maximum(mid_live[name], words)
         ft = _term(ctx, plan, first, "first")
@@ -167,7 +169,8 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
         fits = np.ones(shape, dtype=bool)
         for lv in other_levels:
             fits &= stack_live[lv.name] <= lv.words
-        kcap = np.full(shape, math.inf) if wl is None else wl.words - stack_live[wl.name]
+        forced_words = weights[first] * ft.forced + mid_forced + weights[last] * last_term.forced
+        kcap = np.full(shape, math.inf) if wl is None else wl.words - stack_live[wl.name] - forced_words
         fits &= kcap >= 0
         feasible = allowed & ~missing & fits
 
@@ -190,7 +193,8 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
             th, tw = plan.tiling(flat)
             over = [f"{lv.name} needs {int(stack_live[lv.name].ravel()[flat]):,} words > {int(lv.words):,}"
                     for lv in ctx.levels if stack_live[lv.name].ravel()[flat] > lv.words]
-            examples.append(f"stack {first}-{last}, tile {th}x{tw}: {'; '.join(over)} (activations alone)")
+            what = "activations alone" if not forced_words.ravel()[flat] else "activations and forced weights"
+            examples.append(f"stack {first}-{last}, tile {th}x{tw}: {'; '.join(over) or 'weights do not fit'} ({what})")
         if not feasible.any():
             continue
 
@@ -216,10 +220,11 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
             st.knapsacks_solved += 1
             if unc[k] - gain < best_val:
                 best_val, best_idx = float(unc[k] - gain), int(k)
-                best_cached = tuple(layer_ids[c] for c in chosen)
+                best_cached = {layer_ids[c] for c in chosen}
         if best_cached is None:
-            best_cached = tuple(l for l, _, term in terms if term.benefit.ravel()[best_idx] > 0)
-        choices.append(StackChoice(first, last, best_val, plan.tiling(best_idx), best_cached))
+            best_cached = {l for l, _, term in terms if term.benefit.ravel()[best_idx] > 0}
+        best_cached |= {l for l, _, term in terms if term.forced.ravel()[best_idx]}
+        choices.append(StackChoice(first, last, best_val, plan.tiling(best_idx), tuple(sorted(best_cached))))
     return choices
 
 

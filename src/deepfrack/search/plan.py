@@ -163,15 +163,18 @@ class AxisSummary:
 class LayerTerm:
     """One layer at one position of a stack, over all tilings (nTh, nTw), for one metric.
 
-    ``unc``: the layer's cost summed over all tiles, uncached variant (every tile, including the
-    top-left). ``missing``: the uncached variant lacks a shape some tile needs (tiling infeasible).
-    ``benefit``: what caching the layer's weights saves over tiles 2..T; -inf when it cannot be
-    cached (no weights, or the cached variant lacks a shape).
+    ``unc``: the layer's cost over all tiles when it is not cached (every tile uncached), or, where it
+    is ``forced``, when it is cached (top-left tile uncached, the others cached). ``forced``: the table
+    lacks an uncached shape that only tiles after the first need, while the cached variant has them:
+    the layer must be cached. ``missing``: no choice of caching gives the layer every shape it needs
+    (the tiling is infeasible). ``benefit``: what caching saves over tiles 2..T; -inf when caching is
+    not a free choice (no weights, a cached shape missing, or forced).
     """
 
     unc: np.ndarray
     missing: np.ndarray
     benefit: np.ndarray
+    forced: np.ndarray
 
     @cached_property
     def positive(self) -> np.ndarray:
@@ -220,19 +223,23 @@ class Plan:
         return total, n_missing, top_left
 
     def term(self, layer: int, unc_grid: np.ndarray, cached_grid: np.ndarray | None) -> LayerTerm:
-        """The LayerTerm of ``layer`` with its uncached and cached variants' cost matrices
+        """The LayerTerm of ``layer`` from its uncached and cached variants' cost matrices
         (``cached_grid`` None: the layer cannot be cached)."""
         total, n_missing, top_left = self.cost_sums(layer, unc_grid)
-        missing = n_missing > 0.5
+        top_left_missing = np.isnan(top_left)
+        later_missing = (n_missing - top_left_missing) > 0.5
         if cached_grid is None:
-            benefit = np.full(self.shape, -np.inf)
-        else:
-            c_total, c_missing, c_top_left = self.cost_sums(layer, cached_grid)
-            later_missing = (c_missing - np.isnan(c_top_left)) > 0.5
-            later_unc = total - np.nan_to_num(top_left)
-            later_cached = c_total - np.nan_to_num(c_top_left)
-            benefit = np.where(later_missing | missing, -np.inf, later_unc - later_cached)
-        return LayerTerm(total, missing, benefit)
+            forced = np.zeros(self.shape, dtype=bool)
+            return LayerTerm(total, top_left_missing | later_missing, np.full(self.shape, -np.inf), forced)
+        c_total, c_missing, c_top_left = self.cost_sums(layer, cached_grid)
+        c_later_missing = (c_missing - np.isnan(c_top_left)) > 0.5
+        later_unc = total - np.nan_to_num(top_left)
+        later_cached = c_total - np.nan_to_num(c_top_left)
+        forced = later_missing & ~c_later_missing
+        missing = top_left_missing | (later_missing & c_later_missing)
+        unc = np.where(forced, np.nan_to_num(top_left) + later_cached, total)
+        benefit = np.where(later_missing | c_later_missing | missing, -np.inf, later_unc - later_cached)
+        return LayerTerm(unc, missing, benefit, forced)
 
     def live_words(self, layer: int, in_coef: float, out_coef: float, position: str) -> np.ndarray:
         """Most on-chip words at one level over the tiles of every tiling, for ``layer`` at ``position``
