@@ -31,14 +31,25 @@ def record_value(record: CostRecord, metric: Metric) -> float:
 class CostGrids:
     """``grid(layer, variant, metric)``: a (Q + 1) x (P + 1) matrix whose [h, w] entry is the cost of an
     h x w output region of the layer (pJ or cycles), NaN where the table has no entry (row and column
-    0 are always NaN). Built lazily from one pass over the table."""
+    0 are always NaN). One pass over the table collects every entry into flat arrays; grids are
+    built from them on demand."""
 
     def __init__(self, network: Network, table: CostTable):
         self.network = network
         self.table = table
-        self._by_key: dict[tuple[int, Variant], list[tuple[int, int, CostRecord]]] = {}
-        for (layer, variant, h, w), rec in table.items():
-            self._by_key.setdefault((layer, variant), []).append((h, w, rec))
+        order = {v: k for k, v in enumerate(Variant)}
+        n = len(table.records)
+        keys, recs = table.records.keys(), table.records.values()
+        nv = len(order)
+        lv = np.fromiter((k[0] * nv + order[k[1]] for k in keys), dtype=np.int64, count=n)
+        hw = np.stack([np.fromiter((k[2] for k in keys), dtype=np.int64, count=n),
+                       np.fromiter((k[3] for k in keys), dtype=np.int64, count=n)], axis=1)
+        values = np.stack([np.fromiter((r.energy_pJ for r in recs), dtype=float, count=n),
+                           np.fromiter((math.nan if r.cycles is None else r.cycles for r in recs),
+                                       dtype=float, count=n)], axis=1)
+        sort = np.argsort(lv, kind="stable")
+        self._lv, self._hw, self._values = lv[sort], hw[sort], values[sort]
+        self._order = order
         self._grids: dict[tuple[int, Variant, str], np.ndarray] = {}
 
     def grid(self, layer: int, variant: Variant, metric: Metric) -> np.ndarray:
@@ -46,9 +57,12 @@ class CostGrids:
         if key not in self._grids:
             q, p = self.network.layers[layer].out_plane
             g = np.full((q + 1, p + 1), np.nan)
-            for h, w, rec in self._by_key.get((layer, variant), ()):
-                if 0 < h <= q and 0 < w <= p:
-                    g[h, w] = record_value(rec, metric)
+            code = layer * len(self._order) + self._order[variant]
+            lo, hi = np.searchsorted(self._lv, [code, code + 1])
+            h, w = self._hw[lo:hi, 0], self._hw[lo:hi, 1]
+            vals = self._values[lo:hi, 0 if metric == "energy" else 1]
+            inside = (h > 0) & (h <= q) & (w > 0) & (w <= p)
+            g[h[inside], w[inside]] = vals[inside]
             self._grids[key] = g
         return self._grids[key]
 

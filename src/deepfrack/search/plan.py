@@ -139,17 +139,26 @@ class AxisSummary:
         return np.add.reduceat(self.lengths(layer), self.walk.first_band)
 
     def pairs(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
-        """Distinct (producer length, layer length) pairs per candidate, padded with zeros:
-        two (nT, K) integer arrays (``layer - 1`` must be in the walk)."""
+        """Per candidate, the Pareto-maximal (producer length, layer length) pairs over its bands (no
+        other band is at least as long in both), padded with zeros: two (nT, K) integer arrays. Live
+        words are a non-negative combination of the two lengths per axis, so their maximum over the
+        tiles is reached on these pairs. ``layer - 1`` must be in the walk."""
         if layer not in self._pairs:
             a, b = self.lengths(layer - 1), self.lengths(layer)
             base = int(max(a.max(initial=0), b.max(initial=0))) + 1
-            keys = np.unique((self.walk.owner * base + a) * base + b)
+            # distinct pairs sorted by owner, then producer length descending, then layer length descending
+            keys = np.unique((self.walk.owner * base + (base - 1 - a)) * base + (base - 1 - b))
             own, rest = np.divmod(keys, base * base)
             pa, pb = np.divmod(rest, base)
-            # position of each key within its owner's group (keys are sorted, so groups are contiguous)
+            pa, pb = base - 1 - pa, base - 1 - pb
+            # keep a pair when its layer length beats every earlier pair of its owner (which are at
+            # least as long on the producer side); owner * base keeps the running max per owner
+            tagged = own * base + pb
+            prev = np.concatenate(([-1], np.maximum.accumulate(tagged)[:-1]))
+            keep = tagged > prev
+            own, pa, pb = own[keep], pa[keep], pb[keep]
             group_start = np.searchsorted(own, own, side="left")
-            pos = np.arange(keys.size) - group_start
+            pos = np.arange(own.size) - group_start
             k = int(pos.max(initial=0)) + 1
             out_a = np.zeros((self.n, k), dtype=np.int64)
             out_b = np.zeros((self.n, k), dtype=np.int64)
@@ -219,7 +228,7 @@ class Plan:
         nan = np.isnan(grid)
         total = ch @ np.where(nan, 0.0, grid) @ cw.T
         n_missing = ch @ nan.astype(float) @ cw.T
-        top_left = grid[np.ix_(self.h.first_len(layer), self.w.first_len(layer))]
+        top_left = grid[self.h.first_len(layer)[:, None], self.w.first_len(layer)[None, :]]
         return total, n_missing, top_left
 
     def term(self, layer: int, unc_grid: np.ndarray, cached_grid: np.ndarray | None) -> LayerTerm:
@@ -233,11 +242,12 @@ class Plan:
             return LayerTerm(total, top_left_missing | later_missing, np.full(self.shape, -np.inf), forced)
         c_total, c_missing, c_top_left = self.cost_sums(layer, cached_grid)
         c_later_missing = (c_missing - np.isnan(c_top_left)) > 0.5
-        later_unc = total - np.nan_to_num(top_left)
-        later_cached = c_total - np.nan_to_num(c_top_left)
+        top_left_0 = np.where(top_left_missing, 0.0, top_left)
+        later_unc = total - top_left_0
+        later_cached = c_total - np.where(np.isnan(c_top_left), 0.0, c_top_left)
         forced = later_missing & ~c_later_missing
         missing = top_left_missing | (later_missing & c_later_missing)
-        unc = np.where(forced, np.nan_to_num(top_left) + later_cached, total)
+        unc = np.where(forced, top_left_0 + later_cached, total)
         benefit = np.where(later_missing | c_later_missing | missing, -np.inf, later_unc - later_cached)
         return LayerTerm(unc, missing, benefit, forced)
 
