@@ -116,7 +116,10 @@ def _explain_missing(ctx: _Context, plan: Plan, first: int, flat: int,
             for w in ws:
                 if np.isnan(grid[h, w]):
                     name = ctx.network.layers[layer].name
-                    hint = f" ({SQUARE_ONLY_HINT})" if ctx.table.square_only and h != w else ""
+                    hint = ""
+                    if ctx.table.square_only and h != w:
+                        hint = (f" ({SQUARE_ONLY_HINT})" if ctx.rule == "exact" else
+                                f" (the tables hold only square tiles and {th}x{tw} tiles leave a non-square remainder)")
                     return (f"stack {first}-{plan.last}, tile {th}x{tw}: no {v.value} entry for layer {layer} "
                             f"({name}) at {h}x{w}{hint}")
     return f"stack {first}-{plan.last}, tile {th}x{tw}: a shape is missing from the tables"

@@ -6,9 +6,9 @@ So the search never loops over tiles. For a last layer and a set of candidate ti
 we walk every band of every candidate back through the layers below once (a flat numpy array of
 bands), and summarize each layer by:
 
-* ``counts``: how many bands of each length each candidate has (a candidates x lengths matrix). The
-  cost of a layer over all tiles of all tilings is then ``counts_h @ E @ counts_w.T``, where E[h, w]
-  is the layer's cost table as a dense matrix: a sum over tile classes of count x cost.
+* ``classes`` / ``counts``: how many bands of each length each candidate has (a candidates x lengths
+  matrix). The cost of a layer over all tiles of all tilings is then ``counts_h @ E @ counts_w.T``,
+  where E[h, w] is the layer's cost table as a dense matrix: a sum over tile classes of count x cost.
 * the first band's length: the top-left tile, which pays the weight loads, is handled apart;
 * the distinct (producer length, layer length) pairs, for the live on-chip words (DESIGN.md 3.4);
 * the longest band and the total length (for capacity and MACs).
@@ -107,6 +107,7 @@ class AxisSummary:
         self.network = network
         self.walk = walk
         self.axis = axis
+        self._classes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._counts: dict[int, np.ndarray] = {}
         self._pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
@@ -120,13 +121,29 @@ class AxisSummary:
     def lengths(self, layer: int) -> np.ndarray:
         return self.walk.spans(layer)[1]
 
+    def classes(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
+        """Per candidate, its distinct band lengths at ``layer`` and how many bands have each: two
+        (nT, K) integer arrays, padded with length 0 and count 0."""
+        if layer not in self._classes:
+            base = self.extent(layer) + 1
+            keys, counts = np.unique(self.walk.owner * base + self.lengths(layer), return_counts=True)
+            own, length = np.divmod(keys, base)
+            self._classes[layer] = _pad_groups(own, self.n, length, counts)
+        return self._classes[layer]
+
     def counts(self, layer: int) -> np.ndarray:
         """(nT, extent + 1) float matrix: number of bands of each length per candidate."""
         if layer not in self._counts:
-            width = self.extent(layer) + 1
-            flat = self.walk.owner * width + self.lengths(layer)
-            self._counts[layer] = np.bincount(flat, minlength=self.n * width).reshape(self.n, width).astype(float)
+            lens, cnts = self.classes(layer)
+            dense = np.zeros((self.n, self.extent(layer) + 1))
+            np.add.at(dense, (np.repeat(np.arange(self.n), lens.shape[1]), lens.ravel()), cnts.ravel())
+            self._counts[layer] = dense
         return self._counts[layer]
+
+    def sparse(self, layer: int) -> bool:
+        """True when candidates have few distinct lengths compared with the extent (gathers beat a
+        dense product)."""
+        return 8 * self.classes(layer)[0].shape[1] < self.extent(layer) + 1
 
     def first_len(self, layer: int) -> np.ndarray:
         """(nT,) length of each candidate's first band (the top-left tile's) at ``layer``."""
@@ -156,16 +173,20 @@ class AxisSummary:
             tagged = own * base + pb
             prev = np.concatenate(([-1], np.maximum.accumulate(tagged)[:-1]))
             keep = tagged > prev
-            own, pa, pb = own[keep], pa[keep], pb[keep]
-            group_start = np.searchsorted(own, own, side="left")
-            pos = np.arange(own.size) - group_start
-            k = int(pos.max(initial=0)) + 1
-            out_a = np.zeros((self.n, k), dtype=np.int64)
-            out_b = np.zeros((self.n, k), dtype=np.int64)
-            out_a[own, pos] = pa
-            out_b[own, pos] = pb
-            self._pairs[layer] = (out_a, out_b)
+            self._pairs[layer] = _pad_groups(own[keep], self.n, pa[keep], pb[keep])
         return self._pairs[layer]
+
+
+def _pad_groups(owner: np.ndarray, n: int, *values: np.ndarray) -> tuple[np.ndarray, ...]:
+    """Scatter values grouped by ``owner`` (sorted ascending, in 0..n-1) into (n, K) arrays padded with 0."""
+    pos = np.arange(owner.size) - np.searchsorted(owner, owner, side="left")
+    k = int(pos.max(initial=0)) + 1
+    out = []
+    for v in values:
+        a = np.zeros((n, k), dtype=np.int64)
+        a[owner, pos] = v
+        out.append(a)
+    return tuple(out)
 
 
 @dataclass(frozen=True)
@@ -220,14 +241,25 @@ class Plan:
         r, c = divmod(int(flat_index), self.w.n)
         return int(self.h.walk.sizes[r]), int(self.w.walk.sizes[c])
 
+    def class_sum(self, layer: int, matrix: np.ndarray) -> np.ndarray:
+        """sum over all tiles of ``matrix[h, w]`` (finite; h, w = the tile's region shape at ``layer``)
+        for every tiling, shape (nTh, nTw): a sum over tile classes of count x value,
+        ``counts_h @ matrix @ counts_w.T``. When the candidates have few distinct lengths, as two
+        gathers over them instead (also keeps multi-threaded BLAS off large, sparse products)."""
+        if self.h.sparse(layer) and self.w.sparse(layer):
+            lh, nh = self.h.classes(layer)
+            lw, nw = self.w.classes(layer)
+            rows = np.einsum("tk,tkw->tw", nh.astype(float), matrix[lh])  # (nTh, extent_w + 1)
+            return np.einsum("tuk,uk->tu", rows[:, lw], nw.astype(float))
+        return self.h.counts(layer) @ matrix @ self.w.counts(layer).T
+
     def cost_sums(self, layer: int, grid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """For a dense cost matrix ``grid[h, w]`` (NaN = missing) of ``layer``: the total over all tiles,
         the number of tiles whose shape is missing, and the top-left tile's cost (NaN when missing);
         each (nTh, nTw)."""
-        ch, cw = self.h.counts(layer), self.w.counts(layer)
         nan = np.isnan(grid)
-        total = ch @ np.where(nan, 0.0, grid) @ cw.T
-        n_missing = ch @ nan.astype(float) @ cw.T
+        total = self.class_sum(layer, np.where(nan, 0.0, grid))
+        n_missing = self.class_sum(layer, nan.astype(float))
         top_left = grid[self.h.first_len(layer)[:, None], self.w.first_len(layer)[None, :]]
         return total, n_missing, top_left
 
