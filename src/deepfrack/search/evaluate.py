@@ -6,7 +6,6 @@ same schedule given to ``evaluate`` cost the same.
 
 from __future__ import annotations
 
-import math
 from collections import Counter
 from typing import Sequence
 
@@ -252,7 +251,3 @@ def evaluate(
                                                        tuple(sorted(set(sp.cached_layers)))), rule, levels)
               for k, sp in enumerate(specs)]
     return assemble(network, table, stacks, rule, "energy")
-
-
-def _nan_to_none(x: float) -> float | None:
-    return None if math.isnan(x) else x

@@ -299,7 +299,3 @@ class Plan:
         words = (in_coef * hin[:, :, None, None] * win[None, None, :, :]
                  + out_coef * hout[:, :, None, None] * wout[None, None, :, :])
         return words.max(axis=(1, 3)).astype(float)
-
-    def macs(self, layer: int, macs_per_pixel: int) -> np.ndarray:
-        """MACs of ``layer`` over all tiles of every tiling (regions include the recomputed halos)."""
-        return macs_per_pixel * np.outer(self.h.sum_len(layer), self.w.sum_len(layer)).astype(float)
