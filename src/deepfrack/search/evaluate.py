@@ -18,7 +18,7 @@ from deepfrack.errors import ScheduleError
 from deepfrack.rect import Rect
 from deepfrack.search.costs import LevelUse, capacity_levels, missing_error
 from deepfrack.search.plan import walk_axis
-from deepfrack.search.receptive import RULES, Rule, legacy_available
+from deepfrack.search.receptive import RULES, Rule, legacy_lookup
 from deepfrack.search.schedule import Schedule, Stack, StackLayer, StackSpec, Totals
 from deepfrack.workload.layer import Network
 
@@ -110,15 +110,9 @@ def stack_spans(network: Network, table: CostTable | None, sp: StackSpec, rule: 
                 ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Per layer of a multi-layer stack: (row starts, row lengths, column starts, column lengths) of its
     bands, from the uniform grid ``sp.tile_shape`` on the last layer."""
-    available = None
-    if rule == "legacy":
-        cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
-
-        def available(layer: int, axis: int) -> np.ndarray:
-            if layer not in cache:
-                cache[layer] = legacy_available(table, layer)  # type: ignore[arg-type]
-            return cache[layer][axis]
-
+    if rule == "legacy" and table is None:
+        raise ValueError("the legacy rule needs the cost table")
+    available = legacy_lookup(table) if rule == "legacy" else None  # type: ignore[arg-type]
     walks = [walk_axis(network, sp.last, sp.first, axis, np.array([sp.tile_shape[axis]]), rule, available)
              for axis in (0, 1)]
     return {l: (*walks[0].spans(l), *walks[1].spans(l)) for l in range(sp.first, sp.last + 1)}

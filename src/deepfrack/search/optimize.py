@@ -23,13 +23,13 @@ import numpy as np
 
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostTable
-from deepfrack.cost.variants import Variant, variant_for
+from deepfrack.cost.variants import variant_for
 from deepfrack.errors import InputError
 from deepfrack.search.costs import OBJECTIVES, SQUARE_ONLY_HINT, CostGrids, LevelUse, Metric, capacity_levels
 from deepfrack.search.evaluate import _check_rule, _slc_record, assemble, build_stack
 from deepfrack.search.knapsack import solve_knapsack
 from deepfrack.search.plan import LayerTerm, Plan
-from deepfrack.search.receptive import Rule, legacy_available
+from deepfrack.search.receptive import Rule, legacy_lookup
 from deepfrack.search.schedule import Schedule, SearchStats, StackSpec
 from deepfrack.search.tiling import square_candidates, tile_size_candidates
 from deepfrack.workload.layer import Network
@@ -58,14 +58,11 @@ class _Context:
     metric: Metric
     levels: tuple[LevelUse, ...]
     stats: SearchStats
-    legacy_sizes: dict[int, tuple[np.ndarray, np.ndarray]]
     missing_examples: int = 0
     capacity_examples: int = 0
 
-    def available(self, layer: int, axis: int) -> np.ndarray:
-        if layer not in self.legacy_sizes:
-            self.legacy_sizes[layer] = legacy_available(self.table, layer)
-        return self.legacy_sizes[layer][axis]
+    def __post_init__(self) -> None:
+        self.available = legacy_lookup(self.table)
 
     @property
     def weight_level(self) -> LevelUse | None:
@@ -288,7 +285,7 @@ def optimize(
     start = time.perf_counter()
     stats = SearchStats()
     ctx = _Context(network, table, CostGrids(network, table), rule, objective, capacity_levels(capacity),  # type: ignore[arg-type]
-                   stats, {})
+                   stats)
     n = len(network)
     lowest = [lowest_first_layer(network, i, rule, max_stack_depth) for i in range(n)]
     total = sum(i - lowest[i] + 1 for i in range(n))

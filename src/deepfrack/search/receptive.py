@@ -90,6 +90,19 @@ def legacy_available(table: CostTable, layer: int) -> tuple[np.ndarray, np.ndarr
     return hs, ws
 
 
+def legacy_lookup(table: CostTable):
+    """``available(layer, axis)``: the table's LBLC heights (axis 0) or widths (axis 1) of a layer,
+    ascending, computed once per layer."""
+    cache: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def available(layer: int, axis: int) -> np.ndarray:
+        if layer not in cache:
+            cache[layer] = legacy_available(table, layer)
+        return cache[layer][axis]
+
+    return available
+
+
 # --------------------------------------------------------------------------------------------- #
 # rectangles
 # --------------------------------------------------------------------------------------------- #
