@@ -236,7 +236,7 @@ def partition(
     """Cheapest cover of layers 0..n-1 (in topological order) by contiguous stacks:
     best[i + 1] = min(best[i] + single_cost(i), min_j best[j] + cost(j..i)). Returns (first, last,
     choice) per stack in order (choice None for a single-layer stack). Ties keep the earlier option:
-    a single-layer stack, then the longer stack."""
+    a single-layer stack, then the shorter stack."""
     best = [0.0] + [math.inf] * n
     back: list[tuple[int, StackChoice | None]] = [(0, None)] * (n + 1)
     for i in range(n):
