@@ -77,8 +77,10 @@ def depth_scaling(sizes: list[int], repeats: int) -> None:
         table = synthetic_table(net, seed=n)
         for depth in (None, 8):
             for cap, cap_name in CAPACITIES:
-                dt, (sched, st) = best_time(lambda: optimize(net, table, capacity=cap, max_stack_depth=depth), repeats)
-                print(f"   {n:>6} {str(depth or '-'):>6} {cap_name:>9} {st.stacks_considered:>7} "
+                dt, (_, st) = best_time(
+                    lambda net=net, table=table, cap=cap, depth=depth: optimize(net, table, capacity=cap,
+                                                                                max_stack_depth=depth), repeats)
+                print(f"   {n:>6} {depth or '-'!s:>6} {cap_name:>9} {st.stacks_considered:>7} "
                       f"{st.tilings_considered:>9} {st.knapsacks_solved:>9} {dt:>8.3f}")
 
 
@@ -91,8 +93,9 @@ def vgg16_exact(repeats: int) -> None:
           f"(every shape the search can ask for; built in {time.perf_counter() - t0:.1f} s)")
     for depth in (None, 6):
         for cap, cap_name in CAPACITIES:
-            dt, (sched, st) = best_time(lambda: optimize(net, table, capacity=cap, max_stack_depth=depth), repeats)
-            print(f"   max depth {str(depth or '-'):>2}, capacity {cap_name:>9}: {dt:.3f} s; {st.stacks_considered} "
+            dt, (sched, st) = best_time(
+                lambda cap=cap, depth=depth: optimize(net, table, capacity=cap, max_stack_depth=depth), repeats)
+            print(f"   max depth {depth or '-'!s:>2}, capacity {cap_name:>9}: {dt:.3f} s; {st.stacks_considered} "
                   f"stacks, {st.tilings_considered:,} tilings, {st.knapsacks_solved} knapsacks; "
                   f"{len(sched.stacks)} stacks chosen, {100 * sched.reduction:.1f}% less energy")
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from functools import lru_cache
+from functools import cache
 
 from deepfrack.cost.table import CostTable
 from deepfrack.cost.variants import Variant
@@ -21,9 +21,7 @@ def needed_span(out_lo: int, out_hi: int, stride: int, dilation: int, kernel: in
     found by visiting the taps, then clipped to the plane (DESIGN.md 3.3 pins this bounding span: with
     dilation it may include a row at a clipped edge that no tap reads)."""
     taps = [y * stride - pad + k * dilation for y in range(out_lo, out_hi) for k in range(kernel)]
-    lo, hi = max(min(taps), 0), min(max(taps) + 1, in_size)
-    assert any(0 <= x < in_size for x in taps)
-    return lo, hi
+    return max(min(taps), 0), min(max(taps) + 1, in_size)
 
 
 def legacy_span(out_lo: int, out_hi: int, stride: int, dilation: int, kernel: int, in_size: int):
@@ -75,7 +73,7 @@ def reference_optimum(net: Network, table: CostTable, homes: dict[str, str] | No
     def position(l, first, last):
         return "first" if l == first else "last" if l == last else "middle"
 
-    @lru_cache(maxsize=None)
+    @cache
     def stack_cost(first: int, last: int) -> float:
         if first == last:
             lay = net.layers[first]

@@ -7,7 +7,7 @@ same schedule given to ``evaluate`` cost the same.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 

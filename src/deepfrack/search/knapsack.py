@@ -9,7 +9,7 @@ with no more words. When all useful items fit together the answer is immediate.
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from collections.abc import Sequence
 
 
 def solve_knapsack(
@@ -37,7 +37,7 @@ def solve_knapsack(
     for i, w, b in items:
         shifted = [(fw + w, fb + b, mask | (1 << i)) for fw, fb, mask in front if fw + w <= capacity]
         front = _merge_front(front, shifted)
-    best_w, best_b, best_mask = front[-1]
+    _, best_b, best_mask = front[-1]
     chosen = tuple(i for i, _, _ in items if best_mask >> i & 1)
     return best_b, chosen
 

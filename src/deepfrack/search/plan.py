@@ -19,9 +19,9 @@ starts, so one walk serves every stack that ends at this layer.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Callable
 
 import numpy as np
 

@@ -12,7 +12,7 @@ what a benchmark needs to produce for it.
 
 from __future__ import annotations
 
-from typing import Iterable
+from collections.abc import Iterable
 
 import numpy as np
 
