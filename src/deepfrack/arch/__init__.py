@@ -1,5 +1,44 @@
-"""Architectures: storage levels, compute, capacities, energy tables."""
+"""Architectures: storage levels, compute, capacities, energy tables.
 
-from deepfrack.arch.capacity import CapacitySpec
+Public API::
 
-__all__ = ["CapacitySpec"]
+    load_architecture(*paths) -> Architecture          Timeloop arch YAML v0.3 / v0.4 (+ component classes)
+    load_constraints(*paths_or_docs) -> Constraints   architecture / mapspace / v0.4 node constraints
+    check_constraints(arch, constraints)              InputError on a bad target or a contradiction
+    capacity_spec(arch, constraints) -> CapacitySpec  home level and words per tensor
+"""
+
+from deepfrack.arch.capacity import CapacitySpec, capacity_spec
+from deepfrack.arch.constraints import check_constraints, effective_keep, load_constraints, parse_target_list
+from deepfrack.arch.parse import architecture_from_data, load_architecture
+from deepfrack.arch.spec import (
+    ActionEnergy,
+    ArithmeticLevel,
+    Architecture,
+    ComponentClass,
+    Constraints,
+    EnergyTable,
+    FactorBound,
+    StorageLevel,
+    TargetConstraint,
+)
+
+__all__ = [
+    "ActionEnergy",
+    "ArithmeticLevel",
+    "Architecture",
+    "CapacitySpec",
+    "ComponentClass",
+    "Constraints",
+    "EnergyTable",
+    "FactorBound",
+    "StorageLevel",
+    "TargetConstraint",
+    "architecture_from_data",
+    "capacity_spec",
+    "check_constraints",
+    "effective_keep",
+    "load_architecture",
+    "load_constraints",
+    "parse_target_list",
+]
