@@ -6,10 +6,12 @@ Public API::
     load_constraints(*paths_or_docs) -> Constraints   architecture / mapspace / v0.4 node constraints
     check_constraints(arch, constraints)              InputError on a bad target or a contradiction
     capacity_spec(arch, constraints) -> CapacitySpec  home level and words per tensor
+    load_ert(path, arch=None) -> EnergyTable          Accelergy ERT (v0.2/v0.3/v0.4, ERT_summary)
 """
 
 from deepfrack.arch.capacity import CapacitySpec, capacity_spec
 from deepfrack.arch.constraints import check_constraints, effective_keep, load_constraints, parse_target_list
+from deepfrack.arch.ert import check_energy_table, load_ert
 from deepfrack.arch.parse import architecture_from_data, load_architecture
 from deepfrack.arch.spec import (
     ActionEnergy,
@@ -37,8 +39,10 @@ __all__ = [
     "architecture_from_data",
     "capacity_spec",
     "check_constraints",
+    "check_energy_table",
     "effective_keep",
     "load_architecture",
     "load_constraints",
+    "load_ert",
     "parse_target_list",
 ]

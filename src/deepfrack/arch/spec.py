@@ -277,6 +277,12 @@ class EnergyTable:
         found = self.energies(component, action)
         return max(a.energy_pJ for a in found) if found else None
 
+    def max_energy(self, component: str) -> float | None:
+        """The most expensive action of ``component`` (Timeloop's "vector access energy" of a
+        storage level is this divided by the level's cluster size)."""
+        acts = self.actions.get(component, ())
+        return max((a.energy_pJ for a in acts), default=None)
+
     def op_energy(self, component: str, op: str) -> float | None:
         """Energy in pJ of one Timeloop operation on ``component``: op is "read", "fill", "update",
         "leak" (storage) or "compute" (arithmetic). Resolved through Timeloop's priority lists of
