@@ -7,12 +7,15 @@ Public API::
     check_constraints(arch, constraints)              InputError on a bad target or a contradiction
     capacity_spec(arch, constraints) -> CapacitySpec  home level and words per tensor
     load_ert(path, arch=None) -> EnergyTable          Accelergy ERT (v0.2/v0.3/v0.4, ERT_summary)
+    variant_constraints(constraints, arch, variant)   one residency variant (only DRAM's keep/bypass changes)
+    load_variant_folder(dir, arch=None)               the original's folder of seven constraint files
 """
 
 from deepfrack.arch.capacity import CapacitySpec, capacity_spec
 from deepfrack.arch.constraints import check_constraints, effective_keep, load_constraints, parse_target_list
 from deepfrack.arch.ert import check_energy_table, load_ert
 from deepfrack.arch.parse import architecture_from_data, load_architecture
+from deepfrack.arch.residency import all_variant_constraints, load_variant_folder, variant_constraints
 from deepfrack.arch.spec import (
     ActionEnergy,
     ArithmeticLevel,
@@ -36,6 +39,7 @@ __all__ = [
     "FactorBound",
     "StorageLevel",
     "TargetConstraint",
+    "all_variant_constraints",
     "architecture_from_data",
     "capacity_spec",
     "check_constraints",
@@ -44,5 +48,7 @@ __all__ = [
     "load_architecture",
     "load_constraints",
     "load_ert",
+    "load_variant_folder",
     "parse_target_list",
+    "variant_constraints",
 ]
