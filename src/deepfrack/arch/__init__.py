@@ -9,10 +9,12 @@ Public API::
     load_ert(path, arch=None) -> EnergyTable          Accelergy ERT (v0.2/v0.3/v0.4, ERT_summary)
     variant_constraints(constraints, arch, variant)   one residency variant (only DRAM's keep/bypass changes)
     load_variant_folder(dir, arch=None)               the original's folder of seven constraint files
+    builtin_energy_table(arch) -> EnergyTable         45 nm energies when no ERT is given (sources in docs/arch.md)
 """
 
 from deepfrack.arch.capacity import CapacitySpec, capacity_spec
 from deepfrack.arch.constraints import check_constraints, effective_keep, load_constraints, parse_target_list
+from deepfrack.arch.energy import builtin_energy_table
 from deepfrack.arch.ert import check_energy_table, load_ert
 from deepfrack.arch.parse import architecture_from_data, load_architecture
 from deepfrack.arch.residency import all_variant_constraints, load_variant_folder, variant_constraints
@@ -41,6 +43,7 @@ __all__ = [
     "TargetConstraint",
     "all_variant_constraints",
     "architecture_from_data",
+    "builtin_energy_table",
     "capacity_spec",
     "check_constraints",
     "check_energy_table",
