@@ -134,6 +134,9 @@ mapspace:
     g = tmp_path / "d.yaml"
     g.write_text("mapspace_constraints: [{target: DRAM, type: temporal, factors: R=1}]\n")
     assert load_constraints(g).targets[0].target == "DRAM"
+    h = tmp_path / "e.yaml"  # the v0.4 front end's top-level constraints
+    h.write_text("constraints:\n  version: 0.4\n  targets: [{target: DRAM, type: dataspace, keep: [Inputs]}]\n")
+    assert load_constraints(h).targets[0].keep == ("Inputs",)
     # a Constraints object and a parsed document are accepted too, and round-trip through as_yaml_data
     again = load_constraints(as_yaml_data(c))
     assert again.key() == c.key()

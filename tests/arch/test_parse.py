@@ -27,10 +27,6 @@ V03_CASES = [
 ]
 
 
-def _bw(v: float | None) -> float | None:
-    return v
-
-
 def _check_against_stats(arch, stats_path: Path, with_dummies: bool) -> None:
     specs = read_level_specs(stats_path)
     arith, storage = specs[0], specs[1:]

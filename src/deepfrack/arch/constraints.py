@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from deepfrack.arch.spec import Architecture, Constraints, FactorBound, TargetConstraint
-from deepfrack.arch.yamlio import Document, Tagged, load_documents, underscore_keys
+from deepfrack.arch.yamlio import Document, load_documents, underscore_keys
 from deepfrack.errors import InputError
 
 #: Timeloop's CNN-layer dimensions (problem-shapes/cnn_layer.yaml)
@@ -248,7 +248,9 @@ def parse_target_list(items: Any, path: str | Path | None, field: str) -> tuple[
     return tuple(out)
 
 
-_CONSTRAINT_KEYS = ("architecture_constraints", "arch_constraints", "mapspace_constraints", "mapspace")
+#: top-level keys holding constraint lists: Timeloop's (src/applications/mapper/mapper.cpp) and the v0.4
+#: front end's top-level ``constraints: {targets: [...]}``
+_CONSTRAINT_KEYS = ("architecture_constraints", "arch_constraints", "mapspace_constraints", "mapspace", "constraints")
 
 
 def constraints_from_data(data: Any, path: str | Path | None) -> tuple[Constraints, bool]:
@@ -263,7 +265,8 @@ def constraints_from_data(data: Any, path: str | Path | None) -> tuple[Constrain
         if key in data:
             found = True
             block = data[key]
-            if key == "mapspace" and isinstance(block, dict) and not ({"targets", "constraints"} & block.keys()):
+            if key in ("mapspace", "constraints") and isinstance(block, dict) and not (
+                    {"targets", "constraints"} & block.keys()):
                 continue  # a mapspace block without constraints (e.g. only a template)
             targets.extend(parse_target_list(block, path, key))
     arch = data.get("architecture", data.get("arch"))
@@ -415,6 +418,6 @@ def as_yaml_data(constraints: Constraints, key: str = "architecture_constraints"
 
 
 __all__ = [
-    "DIMS", "TENSORS", "Tagged", "as_yaml_data", "check_constraints", "constraints_from_data", "effective_keep",
+    "DIMS", "TENSORS", "as_yaml_data", "check_constraints", "constraints_from_data", "effective_keep",
     "load_constraints", "parse_factors", "parse_permutation", "parse_target", "parse_target_list",
 ]
