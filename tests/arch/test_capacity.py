@@ -60,9 +60,10 @@ def test_v04_home_levels_skip_placeholders(design, home):
 
 
 def test_constraints_for_another_architecture_are_an_error(gemmini):
-    with pytest.raises(InputError, match="not a storage level of architecture System") as e:
+    with pytest.raises(InputError, match="PEWeightRegs is not a storage level of architecture System") as e:
         capacity_spec(gemmini, load_constraints(SIMBA / "constraints/SLC.yaml"))
     assert str(SIMBA / "constraints/SLC.yaml") == e.value.path
+    assert e.value.field == "architecture_constraints.targets[0].target"
 
 
 def test_v04_designs_have_capacity(tmp_path):

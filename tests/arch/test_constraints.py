@@ -168,7 +168,8 @@ def test_target_not_in_architecture(simba, tmp_path):
     f.write_text("architecture_constraints:\n  targets:\n  - {target: GlobalBufer, type: datatype, keep: [Inputs]}\n")
     with pytest.raises(InputError, match="not a storage level of architecture System") as e:
         check_constraints(simba, load_constraints(f))
-    assert e.value.path == str(f) and e.value.field == "target GlobalBufer"
+    assert e.value.path == str(f) and e.value.field == "architecture_constraints.targets[0].target"
+    assert "GlobalBufer is not a storage level" in str(e.value)
 
 
 def test_spatial_constraint_needs_a_fanout(simba, tmp_path):
@@ -178,18 +179,19 @@ def test_spatial_constraint_needs_a_fanout(simba, tmp_path):
                  " {target: PEWeightBuffer, type: spatial, factors: C=1}]\n")
     with pytest.raises(InputError, match="no spatial fanout") as e:
         check_constraints(simba, load_constraints(f))
-    assert e.value.field == "target PEWeightBuffer"
+    assert e.value.field == "architecture_constraints[1].target" and "on PEWeightBuffer" in str(e.value)
 
 
 def test_contradicting_constraints_across_files(simba):
     # the seven variant files together contradict each other at DRAM
-    with pytest.raises(InputError, match="both kept and bypassed"):
+    with pytest.raises(InputError, match="both kept and bypassed at DRAM") as e:
         check_constraints(simba, load_constraints(SIMBA / "constraints"))
+    assert e.value.field == "architecture_constraints.targets[0].bypass"
     a = Constraints(parse_target_list([{"target": "GlobalBuffer", "type": "temporal", "factors": "R=1"}], "a.yaml", "x"))
     b = Constraints(parse_target_list([{"target": "GlobalBuffer", "type": "temporal", "factors": "R=3"}], "b.yaml", "x"))
     with pytest.raises(InputError, match="contradicts R=1 from a.yaml") as e:
         check_constraints(simba, a.merged(b))
-    assert e.value.path == "b.yaml"
+    assert e.value.path == "b.yaml" and e.value.field == "x[0].factors"
 
 
 def test_a_file_without_constraints_is_an_error(tmp_path):

@@ -224,7 +224,7 @@ def parse_target(item: Any, path: str | Path | None, field: str,
         extra[k] = v
     return [TargetConstraint(target=tgt, type=ctype, keep=keep, bypass=bypass, factors=factors,
                              permutation=permutation, split=split, min_utilization=min_util,
-                             source=str(path) if path is not None else None, extra=extra)]
+                             source=str(path) if path is not None else None, extra=extra, where=field)]
 
 
 def parse_target_list(items: Any, path: str | Path | None, field: str) -> tuple[TargetConstraint, ...]:
@@ -326,18 +326,21 @@ def check_constraints(arch: Architecture, constraints: Constraints) -> None:
     "cannot find spatial tiling level", Constraints::FindTargetTilingLevel), or two constraints on
     one level contradict each other (a data space both kept and bypassed, a dimension bounded twice
     differently, two permutations or splits) - Timeloop's "re-specification" errors."""
+    def fld(t: TargetConstraint, suffix: str) -> str:
+        return f"{t.where}.{suffix}" if t.where else f"target {t.target}"
+
     names = arch.level_names
     all_targets = tuple(arch.constraints.targets) + tuple(t for t in constraints.targets
                                                         if t not in arch.constraints.targets)
     for t in constraints.targets:
         if t.target not in names:
-            raise InputError(t.source, f"target {t.target}",
-                             f"not a storage level of architecture {arch.name} (levels: {', '.join(names)})")
+            raise InputError(t.source, fld(t, "target"), f"{t.target} is not a storage level of architecture "
+                                                         f"{arch.name} (levels: {', '.join(names)})")
         if t.type == "spatial":
             fx, fy = arch.fanout(t.target)
             if fx * fy <= 1:
-                raise InputError(t.source, f"target {t.target}",
-                                 "spatial constraint on a level with no spatial fanout below it")
+                raise InputError(t.source, fld(t, "target"),
+                                 f"spatial constraint on {t.target}, a level with no spatial fanout below it")
     by_level: dict[tuple[str, str], list[TargetConstraint]] = {}
     for t in all_targets:
         by_level.setdefault((t.target, t.type), []).append(t)
@@ -349,9 +352,10 @@ def check_constraints(arch: Architecture, constraints: Constraints) -> None:
             bypassed = {x for t in ts for x in (t.bypass or ())}
             clash = kept & bypassed
             if clash:
-                src = next(t.source for t in ts if set(t.bypass or ()) & clash or set(t.keep or ()) & clash)
-                raise InputError(src, f"target {level}",
-                                 f"{', '.join(sorted(clash))} both kept and bypassed by different constraints")
+                t = [t for t in ts if set(t.bypass or ()) & clash or set(t.keep or ()) & clash][-1]
+                raise InputError(t.source, fld(t, "keep" if set(t.keep or ()) & clash else "bypass"),
+                                 f"{', '.join(sorted(clash))} both kept and bypassed at {level} by different "
+                                 "constraints")
         elif ctype in ("temporal", "spatial"):
             bounds: dict[tuple[str, str], tuple[int, str | None]] = {}
             perm: tuple[str, str | None] | None = None
@@ -360,17 +364,17 @@ def check_constraints(arch: Architecture, constraints: Constraints) -> None:
                 for d, b in t.factors.items():
                     prev = bounds.get((d, b.op))
                     if prev is not None and prev[0] != b.value:
-                        raise InputError(t.source, f"target {level} ({ctype}).factors",
+                        raise InputError(t.source, fld(t, "factors"),
                                          f"{d}{b.op}{b.value} contradicts {d}{b.op}{prev[0]} from {prev[1]}")
                     bounds[(d, b.op)] = (b.value, t.source)
                 if t.permutation is not None:
                     if perm is not None and perm[0] != t.permutation:
-                        raise InputError(t.source, f"target {level} ({ctype}).permutation",
+                        raise InputError(t.source, fld(t, "permutation"),
                                          f"{t.permutation} contradicts {perm[0]} from {perm[1]}")
                     perm = (t.permutation, t.source)
                 if t.split is not None:
                     if split is not None and split[0] != t.split:
-                        raise InputError(t.source, f"target {level} ({ctype}).split",
+                        raise InputError(t.source, fld(t, "split"),
                                          f"{t.split} contradicts {split[0]} from {split[1]}")
                     split = (t.split, t.source)
 

@@ -475,7 +475,7 @@ def _dummy_constraints(name: str, path: Path | None, spatial: list[TargetConstra
         TargetConstraint(target=name, type="temporal", factors=ones, permutation="".join(DIMS), source=src),
         TargetConstraint(target=name, type="datatype", keep=(), bypass=TENSORS, source=src),
         *[TargetConstraint(target=name, type="spatial", factors=t.factors, permutation=t.permutation,
-                           split=t.split, source=t.source, extra=t.extra) for t in spatial],
+                           split=t.split, source=t.source, extra=t.extra, where=t.where) for t in spatial],
     ]
 
 
@@ -612,7 +612,8 @@ def _with_bypass(cs: list[TargetConstraint], name: str, add: set[str], path: Pat
             keep = set(t.keep or ())
             byp = (set(t.bypass or ()) | add) - keep
             out.append(TargetConstraint(target=t.target, type=t.type, keep=t.keep,
-                                        bypass=tuple(x for x in TENSORS if x in byp), source=t.source, extra=t.extra))
+                                        bypass=tuple(x for x in TENSORS if x in byp), source=t.source, extra=t.extra,
+                                        where=t.where))
             done = True
         else:
             out.append(t)

@@ -174,6 +174,7 @@ class TargetConstraint:
     type: "datatype" (keep/bypass; the older ``type: bypass`` spelling is read as this), "temporal",
     "spatial", or "utilization". permutation: innermost loop first, as in Timeloop. split: for a
     spatial target, the first ``split`` dimensions of the permutation go on X, the rest on Y.
+    source / where: the file and the field (e.g. ``architecture_constraints.targets[3]``) it came from.
     """
 
     target: str
@@ -186,9 +187,11 @@ class TargetConstraint:
     min_utilization: float | None = None
     source: str | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    where: str | None = None
 
     def key(self) -> tuple:
-        """Everything that matters about this target, without where it came from (for comparing
+        """Everything that matters about this target, without where it came from (``source``,
+        ``where``: the file and the YAML field path, for error messages), for comparing
         constraint sets: keep/bypass compare as sets, factors as sorted items)."""
         return (
             self.target,
