@@ -237,6 +237,7 @@ architecture:
     assert a.level("DRAM").block_size == 8
     # meshX is not inherited (Timeloop reads only a component's own topology attributes)
     assert (a.arithmetic.instances, a.arithmetic.mesh_x, a.arithmetic.mesh_y) == (4, 4, 1)
+    assert "meshX" not in a.arithmetic.attributes and a.arithmetic.attributes["word_bits"] == 8
 
 
 @settings(max_examples=40, deadline=None)
@@ -329,3 +330,17 @@ def test_two_architectures_and_none_are_errors(tmp_path):
         load_architecture(_write(tmp_path, "architecture: [\n"))
     with pytest.raises(InputError, match="file not found"):
         load_architecture(tmp_path / "missing.yaml")
+
+
+@pytest.mark.parametrize("design", V04_DESIGNS)
+def test_v04_equals_what_timeloop_read_after_timeloopfe(design):
+    """parsed-processed-input.yaml is the v0.3-style tree timeloopfe handed to Timeloop: parsing it
+    (as v0.3) must give the same levels as parsing the v0.4 file."""
+    ours = load_architecture(*v04_paths(design))
+    fed = load_architecture(EXERCISES / design / "ref_outputs/parsed-processed-input.yaml")
+    fields = lambda lv: (lv.name, lv.cls, lv.instances, lv.mesh_x, lv.mesh_y, lv.word_bits, lv.block_size,  # noqa: E731
+                         lv.cluster_size, lv.size_words, lv.read_bandwidth, lv.write_bandwidth, lv.shared_bandwidth,
+                         lv.multiple_buffering, lv.is_dummy)
+    assert [fields(lv) for lv in ours.levels] == [fields(lv) for lv in fed.levels]
+    a, b = ours.arithmetic, fed.arithmetic
+    assert (a.name, a.instances, a.mesh_x, a.mesh_y, a.word_bits) == (b.name, b.instances, b.mesh_x, b.mesh_y, b.word_bits)

@@ -58,6 +58,7 @@ V04_TAGS = ("Container", "Component", "Hierarchical", "Parallel", "Pipelined", "
 _NAME_RE = re.compile(r"^\s*([^\[\]]+?)\s*(?:\[\s*(\d+)\s*\.\.\s*(\d+)\s*\])?\s*$")
 
 _WORD_BITS_KEYS = ("word_bits", "word_width", "datawidth")
+_NOT_INHERITED = frozenset({"meshX", "meshY", "instances"})
 _ARITH_WORD_BITS_KEYS = ("word_bits", "datawidth")
 
 
@@ -354,7 +355,8 @@ def _arch_v03(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
     top_tech: str | None = None
     while True:
         if node is not arch:
-            inherited.update(_attributes(node, path, field))
+            # topology is per component (a subtree's meshX is not its children's)
+            inherited.update({k: v for k, v in _attributes(node, path, field).items() if k not in _NOT_INHERITED})
         if top_tech is None and "technology" in inherited:
             top_tech = str(inherited["technology"])
         local = node.get("local")
@@ -567,7 +569,7 @@ def _arch_v04(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
             else:
                 cls, sub = _class_of(n, path, field)
                 kindc = classify(cls)
-                inherited = {k: v for k, v in arch_attrs.items() if k not in ("meshX", "meshY")}
+                inherited = {k: v for k, v in arch_attrs.items() if k not in _NOT_INHERITED}
                 attrs = _Attrs({k: v for k, v in own.items() if k not in ("meshX", "meshY")}, inherited, True,
                                symbols, path, field)
                 hp = f"{prefix}.{name}[1..{count}]"
