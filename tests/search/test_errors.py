@@ -175,3 +175,18 @@ def test_bad_options(net, table):
     no_cycles = synthetic_table(net, seed=1, cycles=False)
     with pytest.raises(InputError, match="cycles"):
         optimize(net, no_cycles, objective="cycles")
+
+
+def test_a_tensor_without_a_home_level_never_stays_on_chip(net, table):
+    spec = [StackSpec(0, 2, (2, 3), (0,))]
+    no_weights = CapacitySpec(home={"Inputs": "GB", "Outputs": "GB"}, words={"GB": 10_000})
+    with pytest.raises(ScheduleError, match=r"needs 108 words at \(no on-chip level keeps Weights\)"):
+        evaluate(net, table, spec, capacity=no_weights)
+    evaluate(net, table, [StackSpec(0, 2, (2, 3))], capacity=no_weights)
+    sched, _ = optimize(net, table, capacity=no_weights)
+    assert not any(s.cached_layers for s in sched.stacks)
+    no_outputs = CapacitySpec(home={"Weights": "WB", "Inputs": "GB"}, words={"GB": 10_000, "WB": 10_000})
+    with pytest.raises(ScheduleError, match=r"layer 0 \(conv1\) needs .* at \(no on-chip level keeps Outputs\)"):
+        evaluate(net, table, spec, capacity=no_outputs)
+    sched, _ = optimize(net, table, capacity=no_outputs)
+    assert all(s.depth == 1 for s in sched.stacks)  # nothing can pass between fused layers

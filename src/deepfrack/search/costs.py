@@ -94,8 +94,13 @@ class LevelUse:
         return (lay.N * lay.C if self.inputs else 0, lay.N * lay.M if self.outputs else 0)
 
 
+TENSOR_NAMES: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
+
+
 def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
-    """The home levels with a finite capacity (None, a missing entry or a None size = unlimited)."""
+    """The home levels with a finite capacity (a level missing from ``words`` or sized None is
+    unlimited). A tensor with no home level can never stay on chip: it gets a level of 0 words of
+    its own, so caching weights, or keeping activations between fused layers, does not fit."""
     if capacity is None:
         return ()
     out = []
@@ -108,4 +113,8 @@ def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
             name, float(words),
             homes.get("Weights") == name, homes.get("Inputs") == name, homes.get("Outputs") == name,
         ))
+    for tensor in TENSOR_NAMES:
+        if homes.get(tensor) is None:
+            out.append(LevelUse(f"(no on-chip level keeps {tensor})", 0.0,
+                                tensor == "Weights", tensor == "Inputs", tensor == "Outputs"))
     return tuple(out)
