@@ -107,6 +107,7 @@ class ArchTables:
     block: np.ndarray  # int64 [L]
     eff_size: np.ndarray  # int64 [L], -1 = unbounded
     instances: np.ndarray  # int64 [L]
+    cluster: np.ndarray  # int64 [L] cluster size
     mesh_x: np.ndarray
     mesh_y: np.ndarray
     read_bw: np.ndarray  # float [L], nan = unspecified
@@ -167,6 +168,7 @@ def arch_tables(arch: Architecture, energy: EnergyTable, rules: TimeloopRules, s
     block = np.ones(L, np.int64)
     eff = np.full(L, -1, np.int64)
     inst = np.ones(L, np.int64)
+    clu = np.ones(L, np.int64)
     mx = np.ones(L, np.int64)
     my = np.ones(L, np.int64)
     rbw = np.full(L, np.nan)
@@ -185,6 +187,7 @@ def arch_tables(arch: Architecture, energy: EnergyTable, rules: TimeloopRules, s
             mb = float(lv.multiple_buffering or 1.0)
             eff[i] = int(np.floor(size / mb))
         inst[i] = lv.instances
+        clu[i] = max(1, int(lv.cluster_size or 1))
         mx[i] = lv.mesh_x
         my[i] = lv.mesh_y
         if lv.read_bandwidth is not None:
@@ -226,6 +229,7 @@ def arch_tables(arch: Architecture, energy: EnergyTable, rules: TimeloopRules, s
         block=block,
         eff_size=eff,
         instances=inst,
+        cluster=clu,
         mesh_x=mx,
         mesh_y=my,
         read_bw=rbw,
@@ -324,6 +328,7 @@ class PostResult:
     over_mesh_y: np.ndarray
     mac_over: np.ndarray  # bool [B] (instances, X or Y)
     capacity_used: np.ndarray  # int64 [B, L]
+    instances_used: np.ndarray  # int64 [B, L]
 
     @property
     def valid(self) -> np.ndarray:
@@ -463,7 +468,13 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     er = np.nan_to_num(tables.e_read)[None, :, None]
     ef = np.nan_to_num(tables.e_fill)[None, :, None]
     eu = np.nan_to_num(tables.e_update)[None, :, None]
-    e_inst = ((0.0 + vr * er) + vf * ef) + vu * eu
+    cluster_e = ((0.0 + vr * er) + vf * ef) + vu * eu
+    # the access energy of a cluster is shared by its utilized instances (buffer.cpp
+    # FinalizeBufferEnergy): utilized clusters = min(X x Y expansion, instances / cluster size)
+    xy = (ns.x_exp * ns.y_exp).astype(np.float64)
+    clusters = np.minimum(xy, (tables.instances // tables.cluster)[None, :].astype(np.float64))
+    cluster_util = (xy / clusters)[:, :, None]
+    e_inst = cluster_e / cluster_util
     energy_ds = e_inst * repl.astype(np.float64)
     energy_ds = np.where(alive, energy_ds, 0.0)
     # address generation (only when the architecture gives addr-gen-energy; Timeloop's public
@@ -471,8 +482,7 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     ag = tables.addr_gen[None, :, None]
     if not np.all(np.isnan(tables.addr_gen)):
         gens = np.where(np.array(RW)[None, None, :], updates + fills, reads + fills).astype(np.float64)
-        clusters = np.minimum(ns.x_exp * ns.y_exp, tables.instances[None, :])[:, :, None].astype(np.float64)
-        energy_ds = energy_ds + np.where(np.isnan(ag) | ~alive, 0.0, gens * np.nan_to_num(ag) * clusters)
+        energy_ds = energy_ds + np.where(np.isnan(ag) | ~alive, 0.0, gens * np.nan_to_num(ag) * clusters[:, :, None])
 
     # compute
     macs = np.rint(ns.compute_accesses * ns.compute_replication).astype(np.int64)
@@ -551,4 +561,5 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
         over_mesh_y=over_y,
         mac_over=mac_over,
         capacity_used=cap_used,
+        instances_used=inst_for_check,
     )
