@@ -1,0 +1,432 @@
+"""Timeloop mappings: one per storage level, outer to inner, in Timeloop's map.yaml vocabulary.
+
+A :class:`Mapping` holds, for every storage level of an :class:`~deepfrack.arch.spec.Architecture`
+(outermost first, the order of ``Architecture.levels``):
+
+* the temporal loop factors of the seven CNN-layer dimensions and their order,
+* the spatial loop factors (the fan-out from this level to the next inner level's instances), their
+  order and the X/Y ``split``,
+* which of the three tensors (Weights, Inputs, Outputs) the level keeps.
+
+Orders are written as in Timeloop's ``permutation`` strings: **innermost loop first**. In a spatial
+order the first ``split`` dimensions go on the X axis of the fan-out, the rest on Y (Timeloop counts
+every dimension of the permutation, factor-1 ones included).
+
+Parsers read Timeloop's ``map.yaml`` (``mapping: [{target, type, factors, permutation, split, keep,
+bypass}]``, ``type`` one of temporal, spatial, datatype or the older bypass) and the ``mapping`` lists
+of the reference JSON Lines files (the same directives with ``factors`` as a dict). Every problem is
+reported as :class:`~deepfrack.errors.InputError` naming the file and the field.
+
+:class:`MappingBatch` is the same information as arrays over many candidate mappings of one layer
+(struct of arrays), the input of :func:`deepfrack.cost.model.evaluate_batch`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping as TMapping, Sequence
+
+import numpy as np
+
+from deepfrack.arch.spec import Architecture
+from deepfrack.errors import InputError
+from deepfrack.workload.layer import Layer
+
+#: Timeloop's CNN-layer dimensions, in its dimension-ID order.
+DIMS: tuple[str, ...] = ("C", "M", "R", "S", "N", "P", "Q")
+DIM_INDEX: dict[str, int] = {d: i for i, d in enumerate(DIMS)}
+#: Timeloop's data-space order.
+TENSORS: tuple[str, str, str] = ("Weights", "Inputs", "Outputs")
+_TENSOR_ALIASES = {t.lower(): t for t in TENSORS}
+
+
+def layer_dims(layer: Layer) -> tuple[int, ...]:
+    """The layer's bounds in DIMS order (C, M, R, S, N, P, Q)."""
+    return (layer.C, layer.M, layer.R, layer.S, layer.N, layer.P, layer.Q)
+
+
+@dataclass(frozen=True)
+class LevelMapping:
+    """The mapping of one storage level.
+
+    ``temporal`` and ``spatial`` are factors in DIMS order. ``temporal_order`` and ``spatial_order``
+    are permutations of DIMS given as dimension indices, innermost loop first. ``split``: the first
+    ``split`` entries of ``spatial_order`` go on the X axis. ``keep`` is (Weights, Inputs, Outputs).
+    """
+
+    target: str
+    temporal: tuple[int, ...] = (1,) * 7
+    temporal_order: tuple[int, ...] = tuple(range(7))
+    spatial: tuple[int, ...] = (1,) * 7
+    spatial_order: tuple[int, ...] = tuple(range(7))
+    split: int = 7
+    keep: tuple[bool, bool, bool] = (True, True, True)
+
+    @property
+    def temporal_permutation(self) -> str:
+        return "".join(DIMS[i] for i in self.temporal_order)
+
+    @property
+    def spatial_permutation(self) -> str:
+        return "".join(DIMS[i] for i in self.spatial_order)
+
+    def keeps(self, tensor: str) -> bool:
+        return self.keep[TENSORS.index(tensor)]
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """One mapping: a :class:`LevelMapping` per storage level, outermost first (the order of
+    ``Architecture.levels``)."""
+
+    levels: tuple[LevelMapping, ...]
+    source: str | None = None
+
+    def level(self, name: str) -> LevelMapping:
+        for lv in self.levels:
+            if lv.target == name:
+                return lv
+        raise KeyError(name)
+
+    def factor_products(self) -> tuple[int, ...]:
+        """Product over all levels of temporal x spatial factors, per dimension (DIMS order)."""
+        prod = [1] * 7
+        for lv in self.levels:
+            for d in range(7):
+                prod[d] *= lv.temporal[d] * lv.spatial[d]
+        return tuple(prod)
+
+    def to_yaml_doc(self) -> dict[str, Any]:
+        """Timeloop's map.yaml structure (``{"mapping": [...]}``), datatype directives first."""
+        out: list[dict[str, Any]] = []
+        for lv in reversed(self.levels):
+            out.append(
+                {
+                    "target": lv.target,
+                    "type": "datatype",
+                    "keep": [t for t, k in zip(TENSORS, lv.keep) if k],
+                    "bypass": [t for t, k in zip(TENSORS, lv.keep) if not k],
+                }
+            )
+        for lv in reversed(self.levels):
+            if any(f != 1 for f in lv.spatial):
+                out.append(
+                    {
+                        "target": lv.target,
+                        "type": "spatial",
+                        "factors": " ".join(f"{d}{lv.spatial[DIM_INDEX[d]]}" for d in DIMS),
+                        "permutation": lv.spatial_permutation,
+                        "split": lv.split,
+                    }
+                )
+            out.append(
+                {
+                    "target": lv.target,
+                    "type": "temporal",
+                    "factors": " ".join(f"{d}{lv.temporal[DIM_INDEX[d]]}" for d in DIMS),
+                    "permutation": lv.temporal_permutation,
+                }
+            )
+        return {"mapping": out}
+
+
+# --------------------------------------------------------------------------------------------- #
+# parsing
+# --------------------------------------------------------------------------------------------- #
+_FACTOR_RE = re.compile(r"([A-Za-z]+)\s*=?\s*([0-9]+)(?:,([0-9]+))?")
+
+
+def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> dict[int, int]:
+    """Factors as a dict {dim index: factor}; accepts "C2 M1 ...", "C=2 M=1", a list of such
+    strings, or a mapping. 0 means the full problem dimension (Timeloop's convention)."""
+    items: list[tuple[str, Any]] = []
+    if isinstance(value, TMapping):
+        items = [(str(k), v) for k, v in value.items()]
+    elif isinstance(value, str) or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+        text = value if isinstance(value, str) else " ".join(value)
+        text = text.split("#", 1)[0]
+        pos = 0
+        for m in _FACTOR_RE.finditer(text):
+            gap = text[pos : m.start()].strip(" ,\t")
+            if gap:
+                raise InputError(path, f"{where}.factors", f"cannot read {gap!r} (expected e.g. 'C2 M4 R1')")
+            if m.group(3) is not None:
+                raise InputError(path, f"{where}.factors", "imperfect (residual) factors are not supported")
+            items.append((m.group(1), m.group(2)))
+            pos = m.end()
+        rest = text[pos:].strip(" ,\t")
+        if rest:
+            raise InputError(path, f"{where}.factors", f"cannot read {rest!r} (expected e.g. 'C2 M4 R1')")
+    elif value is None:
+        return {}
+    else:
+        raise InputError(path, f"{where}.factors", f"expected a string like 'C2 M4' or a mapping, got {value!r}")
+    out: dict[int, int] = {}
+    for name, raw in items:
+        if name not in DIM_INDEX:
+            raise InputError(path, f"{where}.factors", f"unknown dimension {name!r}; the CNN-layer dimensions are {''.join(DIMS)}")
+        if isinstance(raw, bool):
+            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}")
+        try:
+            f = int(raw)
+        except (TypeError, ValueError):
+            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}") from None
+        if str(raw).strip() != str(f) and not isinstance(raw, int):
+            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}")
+        if f < 0:
+            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {f}")
+        d = DIM_INDEX[name]
+        out[d] = bounds[d] if f == 0 else f
+    return out
+
+
+def _parse_permutation(value: Any, where: str, path: Any) -> tuple[int, ...]:
+    """Permutation (innermost first) as dim indices; missing dims are appended in DIMS order
+    (Timeloop pads an incomplete permutation the same way)."""
+    if value is None:
+        letters: list[str] = []
+    elif isinstance(value, str):
+        letters = [c for c in value if not c.isspace()]
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        letters = [str(v).strip() for v in value]
+    else:
+        raise InputError(path, f"{where}.permutation", f"expected a string like 'CMRSNPQ', got {value!r}")
+    order: list[int] = []
+    for c in letters:
+        if c not in DIM_INDEX:
+            raise InputError(path, f"{where}.permutation", f"unknown dimension {c!r}; the CNN-layer dimensions are {''.join(DIMS)}")
+        d = DIM_INDEX[c]
+        if d in order:
+            raise InputError(path, f"{where}.permutation", f"dimension {c} appears twice")
+        order.append(d)
+    order += [d for d in range(7) if d not in order]
+    return tuple(order)
+
+
+def _tensor_list(value: Any, where: str, path: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, (list, tuple)):
+        raise InputError(path, where, f"expected a list of tensor names, got {value!r}")
+    out = []
+    for v in value:
+        t = _TENSOR_ALIASES.get(str(v).strip().lower())
+        if t is None:
+            raise InputError(path, where, f"unknown tensor {v!r}; expected one of {', '.join(TENSORS)}")
+        out.append(t)
+    return out
+
+
+def mapping_from_directives(
+    directives: Any,
+    arch: Architecture,
+    layer: Layer,
+    source: str | Path | None = None,
+    field_prefix: str = "mapping",
+) -> Mapping:
+    """Build and validate a :class:`Mapping` from Timeloop mapping directives (the list under
+    ``mapping:`` in map.yaml, or a reference JSONL ``mapping`` list).
+
+    Levels without a temporal directive get factor 1 everywhere; tensors not mentioned by a
+    datatype directive are kept (Timeloop's default). InputError (naming ``source`` and the field)
+    for: an unknown type, a target the architecture does not have, a spatial directive on a level
+    without fan-out, an unknown dimension or tensor, or factors whose product differs from the
+    layer's dimension.
+    """
+    path = str(source) if source is not None else None
+    if not isinstance(directives, (list, tuple)):
+        raise InputError(path, field_prefix, "expected a list of mapping directives")
+    names = arch.level_names
+    index = {n: i for i, n in enumerate(names)}
+    bounds = layer_dims(layer)
+    fanouts = _fanouts(arch)
+    temporal: dict[int, dict[int, int]] = {}
+    t_order: dict[int, tuple[int, ...]] = {}
+    spatial: dict[int, dict[int, int]] = {}
+    s_order: dict[int, tuple[int, ...]] = {}
+    split: dict[int, int] = {}
+    keep: dict[int, list[bool]] = {i: [True, True, True] for i in range(len(names))}
+    for k, d in enumerate(directives):
+        where = f"{field_prefix}[{k}]"
+        if not isinstance(d, TMapping):
+            raise InputError(path, where, f"expected a mapping directive, got {d!r}")
+        target = d.get("target")
+        if isinstance(target, int) and not isinstance(target, bool):
+            # Timeloop also accepts the storage level id, 0 = innermost.
+            if not 0 <= target < len(names):
+                raise InputError(path, f"{where}.target", f"storage level id {target} out of range 0..{len(names) - 1}")
+            li = len(names) - 1 - target
+        else:
+            if target not in index:
+                raise InputError(path, f"{where}.target", f"{target!r} is not a storage level of the architecture ({', '.join(names)})")
+            li = index[target]
+        typ = d.get("type")
+        if typ in ("temporal", "spatial"):
+            facs = _parse_factors(d.get("factors"), bounds, where, path)
+            perm = _parse_permutation(d.get("permutation"), where, path)
+            if typ == "temporal":
+                temporal[li] = facs
+                t_order[li] = perm
+            else:
+                fx, fy = fanouts[li]
+                if fx * fy <= 1:
+                    raise InputError(path, f"{where}.target", f"{target} has no spatial fan-out (its next inner level has as many instances), so it takes no spatial directive")
+                spatial[li] = facs
+                s_order[li] = perm
+                sp = d.get("split", 7)
+                if isinstance(sp, bool) or not isinstance(sp, int) or sp < 0:
+                    raise InputError(path, f"{where}.split", f"must be a non-negative integer, got {sp!r}")
+                split[li] = min(sp, 7)
+        elif typ in ("datatype", "bypass"):
+            for t in _tensor_list(d.get("keep"), f"{where}.keep", path):
+                keep[li][TENSORS.index(t)] = True
+            for t in _tensor_list(d.get("bypass"), f"{where}.bypass", path):
+                keep[li][TENSORS.index(t)] = False
+        else:
+            raise InputError(path, f"{where}.type", f"unknown directive type {typ!r}; expected temporal, spatial, datatype or bypass")
+    levels = []
+    for i, name in enumerate(names):
+        tf = tuple(temporal.get(i, {}).get(dd, 1) for dd in range(7))
+        sf = tuple(spatial.get(i, {}).get(dd, 1) for dd in range(7))
+        levels.append(
+            LevelMapping(
+                target=name,
+                temporal=tf,
+                temporal_order=t_order.get(i, tuple(range(7))),
+                spatial=sf,
+                spatial_order=s_order.get(i, tuple(range(7))),
+                split=split.get(i, 7),
+                keep=tuple(keep[i]),  # type: ignore[arg-type]
+            )
+        )
+    m = Mapping(tuple(levels), source=path)
+    validate_mapping(m, arch, layer, source=path, field=field_prefix)
+    return m
+
+
+def validate_mapping(mapping: Mapping, arch: Architecture, layer: Layer, source: str | None = None, field: str = "mapping") -> None:
+    """InputError unless the mapping has one level per architecture level (same names, same order),
+    positive factors, valid orders, and factor products equal to the layer's dimensions."""
+    names = arch.level_names
+    if tuple(lv.target for lv in mapping.levels) != names:
+        raise InputError(source, field, f"levels {[lv.target for lv in mapping.levels]} do not match the architecture's {list(names)}")
+    for lv in mapping.levels:
+        for kind, facs, order in (("temporal", lv.temporal, lv.temporal_order), ("spatial", lv.spatial, lv.spatial_order)):
+            if len(facs) != 7 or any((not isinstance(f, (int, np.integer))) or f < 1 for f in facs):
+                raise InputError(source, f"{field}.{lv.target}.{kind}.factors", f"must be 7 positive integers, got {facs}")
+            if sorted(order) != list(range(7)):
+                raise InputError(source, f"{field}.{lv.target}.{kind}.permutation", f"must be a permutation of {''.join(DIMS)}")
+    bounds = layer_dims(layer)
+    prods = mapping.factor_products()
+    for d, (p, b) in enumerate(zip(prods, bounds)):
+        if p != b:
+            parts = " x ".join(
+                f"{lv.temporal[d] * lv.spatial[d]} ({lv.target})" for lv in mapping.levels if lv.temporal[d] * lv.spatial[d] != 1
+            ) or "1"
+            raise InputError(
+                source,
+                f"{field}.factors.{DIMS[d]}",
+                f"factors of {DIMS[d]} multiply to {p} ({parts}) but the layer has {DIMS[d]}={b}",
+            )
+
+
+def _fanouts(arch: Architecture) -> list[tuple[int, int]]:
+    """(fanout X, fanout Y) of every level (outer to inner) to the next inner level or the MACs."""
+    out = []
+    for i, lv in enumerate(arch.levels):
+        inner = arch.levels[i + 1] if i + 1 < len(arch.levels) else arch.arithmetic
+        fx = max(1, inner.mesh_x // max(1, lv.mesh_x))
+        fy = max(1, inner.mesh_y // max(1, lv.mesh_y))
+        out.append((fx, fy))
+    return out
+
+
+def load_map_yaml(path: str | Path, arch: Architecture, layer: Layer) -> Mapping:
+    """Read a Timeloop map.yaml (``mapping: [...]``, or a bare list) for ``arch`` and ``layer``."""
+    from deepfrack.workload.loaders import read_yaml
+
+    doc = read_yaml(path)
+    return mapping_from_doc(doc, arch, layer, source=path)
+
+
+def mapping_from_doc(doc: Any, arch: Architecture, layer: Layer, source: str | Path | None = None) -> Mapping:
+    if isinstance(doc, TMapping) and "mapping" in doc:
+        doc = doc["mapping"]
+        prefix = "mapping"
+    else:
+        prefix = "mapping"
+    return mapping_from_directives(doc, arch, layer, source=source, field_prefix=prefix)
+
+
+# --------------------------------------------------------------------------------------------- #
+# batches (struct of arrays)
+# --------------------------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class MappingBatch:
+    """Many candidate mappings of one layer on one architecture, as arrays.
+
+    Shapes (B candidates, L storage levels outer to inner, 7 dims in DIMS order):
+    ``temporal``/``spatial`` int64 [B, L, 7] factors; ``temporal_order``/``spatial_order`` int64
+    [B, L, 7] dimension indices, innermost loop first; ``split`` int64 [B, L]; ``keep`` bool
+    [B, L, 3] (Weights, Inputs, Outputs).
+    """
+
+    temporal: np.ndarray
+    temporal_order: np.ndarray
+    spatial: np.ndarray
+    spatial_order: np.ndarray
+    split: np.ndarray
+    keep: np.ndarray
+    level_names: tuple[str, ...] = ()
+
+    def __len__(self) -> int:
+        return int(self.temporal.shape[0])
+
+    @classmethod
+    def from_mappings(cls, mappings: Sequence[Mapping]) -> "MappingBatch":
+        if not mappings:
+            raise ValueError("empty list of mappings")
+        names = tuple(lv.target for lv in mappings[0].levels)
+        for m in mappings:
+            if tuple(lv.target for lv in m.levels) != names:
+                raise ValueError("mappings of one batch must share their levels")
+        tf = np.array([[lv.temporal for lv in m.levels] for m in mappings], dtype=np.int64)
+        to = np.array([[lv.temporal_order for lv in m.levels] for m in mappings], dtype=np.int64)
+        sf = np.array([[lv.spatial for lv in m.levels] for m in mappings], dtype=np.int64)
+        so = np.array([[lv.spatial_order for lv in m.levels] for m in mappings], dtype=np.int64)
+        sp = np.array([[lv.split for lv in m.levels] for m in mappings], dtype=np.int64)
+        kp = np.array([[lv.keep for lv in m.levels] for m in mappings], dtype=bool)
+        return cls(tf, to, sf, so, sp, kp, names)
+
+    def mapping(self, b: int) -> Mapping:
+        """Candidate ``b`` as a :class:`Mapping`."""
+        names = self.level_names or tuple(f"L{i}" for i in range(self.temporal.shape[1]))
+        levels = tuple(
+            LevelMapping(
+                target=names[i],
+                temporal=tuple(int(x) for x in self.temporal[b, i]),
+                temporal_order=tuple(int(x) for x in self.temporal_order[b, i]),
+                spatial=tuple(int(x) for x in self.spatial[b, i]),
+                spatial_order=tuple(int(x) for x in self.spatial_order[b, i]),
+                split=int(self.split[b, i]),
+                keep=tuple(bool(x) for x in self.keep[b, i]),  # type: ignore[arg-type]
+            )
+            for i in range(self.temporal.shape[1])
+        )
+        return Mapping(levels)
+
+    def take(self, idx: Iterable[int] | np.ndarray) -> "MappingBatch":
+        idx = np.asarray(list(idx) if not isinstance(idx, np.ndarray) else idx)
+        return MappingBatch(
+            self.temporal[idx],
+            self.temporal_order[idx],
+            self.spatial[idx],
+            self.spatial_order[idx],
+            self.split[idx],
+            self.keep[idx],
+            self.level_names,
+        )

@@ -1,0 +1,464 @@
+"""deepfrack's built-in, Timeloop-equivalent analytical cost model.
+
+Public API::
+
+    evaluate(arch, energy, layer, mapping, rules=TIMELOOP_2023) -> ModelResult
+    evaluate_batch(arch, energy, layer, batch, rules=TIMELOOP_2023) -> BatchResult
+    Evaluator(arch, energy, layer, rules)      # the same, with the per-architecture tables cached
+
+``arch`` is a :class:`~deepfrack.arch.spec.Architecture`, ``energy`` an
+:class:`~deepfrack.arch.spec.EnergyTable` (an Accelergy ERT or the built-in table), ``layer`` a
+:class:`~deepfrack.workload.layer.Layer` (Timeloop's CNN-layer problem; padding is not part of it),
+``mapping`` a :class:`~deepfrack.cost.mapping.Mapping` and ``batch`` a
+:class:`~deepfrack.cost.mapping.MappingBatch`.
+
+The model reproduces Timeloop's counts exactly (per level and tensor: reads, fills, updates,
+partition size, utilized capacity and instances), and its energy and cycles (see
+:mod:`deepfrack.cost.analytic` for the nest analysis and :mod:`deepfrack.cost.timeloop_post` for
+the tiling, buffer and arithmetic models). ``rules`` selects the Timeloop version reproduced:
+``TIMELOOP_2023`` (the build the original DeepFrack used; first Outputs fills not elided, no
+leakage) or ``TIMELOOP_2024`` (Timeloop v3/v4 with its v0.4 front end: first fills elided, leakage
+charged). Units: energy in pJ, counts in words, cycles in cycles.
+
+A mapping whose tiles do not fit is still evaluated: ``valid`` is False and ``violations`` says
+which level breaks which limit (Timeloop's own checks: tile words per instance vs depth x block
+size / multiple buffering, instances and mesh X/Y vs the spatial fan-out used).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Mapping as TMapping
+
+import numpy as np
+
+from deepfrack.arch.spec import Architecture, EnergyTable
+from deepfrack.cost.analytic import analyze
+from deepfrack.cost.mapping import TENSORS, Mapping, MappingBatch, validate_mapping
+from deepfrack.cost.nest import arch_fanouts_inner_first, build_nest
+from deepfrack.cost.timeloop_post import (
+    RULES,
+    TIMELOOP_2023,
+    TIMELOOP_2024,
+    ArchTables,
+    NestStats,
+    PostResult,
+    TimeloopRules,
+    arch_tables,
+    check_energy_for_keep,
+    postprocess,
+)
+from deepfrack.errors import InputError
+from deepfrack.workload.layer import Layer
+
+__all__ = [
+    "BatchResult",
+    "Evaluator",
+    "LevelResult",
+    "ModelResult",
+    "RULES",
+    "TIMELOOP_2023",
+    "TIMELOOP_2024",
+    "TensorStats",
+    "TimeloopRules",
+    "evaluate",
+    "evaluate_batch",
+    "get_rules",
+]
+
+
+def get_rules(name: str | TimeloopRules) -> TimeloopRules:
+    """Rules by name ("timeloop-2023", "timeloop-2024"); ValueError naming the known ones."""
+    if isinstance(name, TimeloopRules):
+        return name
+    key = str(name).strip().lower()
+    for alias, r in (("2023", TIMELOOP_2023), ("2024", TIMELOOP_2024)):
+        if key in (r.name, alias):
+            return r
+    raise ValueError(f"unknown Timeloop rules {name!r}; expected one of {', '.join(RULES)}")
+
+
+# --------------------------------------------------------------------------------------------- #
+# results
+# --------------------------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class TensorStats:
+    """One tensor at one storage level. Counts are per instance, as Timeloop prints them;
+    ``energy_pJ`` is over all utilized instances."""
+
+    reads: int
+    fills: int
+    updates: int
+    utilized_instances: int
+    utilized_capacity: int
+    partition_size: int
+    energy_pJ: float
+
+    @property
+    def reads_total(self) -> int:
+        return self.reads * self.utilized_instances
+
+    @property
+    def fills_total(self) -> int:
+        return self.fills * self.utilized_instances
+
+    @property
+    def updates_total(self) -> int:
+        return self.updates * self.utilized_instances
+
+
+@dataclass(frozen=True)
+class LevelResult:
+    """One storage level: its kept tensors' statistics, energy (pJ, all instances, leakage
+    included) and cycles."""
+
+    name: str
+    instances: int
+    energy_pJ: float
+    leakage_pJ: float
+    cycles: int
+    tensors: TMapping[str, TensorStats]
+
+    def totals(self, kind: str) -> dict[str, int]:
+        """{tensor: count summed over instances} for kind "reads", "fills" or "updates" (0 for a
+        tensor the level does not keep)."""
+        out = {}
+        for t in TENSORS:
+            st = self.tensors.get(t)
+            out[t] = 0 if st is None else getattr(st, f"{kind}_total")
+        return out
+
+
+@dataclass(frozen=True)
+class ModelResult:
+    """Timeloop's statistics for one mapping. ``levels`` follow ``Architecture.levels`` (outermost
+    first)."""
+
+    energy_pJ: float
+    cycles: int
+    macs: int
+    utilization: float
+    valid: bool
+    violations: tuple[str, ...]
+    levels: tuple[LevelResult, ...]
+    mac_name: str
+    mac_energy_pJ: float
+    mac_cycles: int
+    mac_utilized: int
+    rules: str
+    mapping: Mapping | None = None
+
+    def level(self, name: str) -> LevelResult:
+        for lv in self.levels:
+            if lv.name == name:
+                return lv
+        raise KeyError(name)
+
+    @property
+    def pj_per_mac(self) -> float:
+        return self.energy_pJ / self.macs if self.macs else 0.0
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``deepfrack model --json`` document (counts summed over instances)."""
+        return {
+            "energy_pJ": self.energy_pJ,
+            "cycles": self.cycles,
+            "macs": self.macs,
+            "utilization": self.utilization,
+            "valid": self.valid,
+            "violations": list(self.violations),
+            "rules": self.rules,
+            "arithmetic": {
+                "name": self.mac_name,
+                "energy_pJ": self.mac_energy_pJ,
+                "cycles": self.mac_cycles,
+                "utilized_instances": self.mac_utilized,
+            },
+            "levels": [
+                {
+                    "name": lv.name,
+                    "energy_pJ": lv.energy_pJ,
+                    "leakage_pJ": lv.leakage_pJ,
+                    "cycles": lv.cycles,
+                    "reads": lv.totals("reads"),
+                    "fills": lv.totals("fills"),
+                    "updates": lv.totals("updates"),
+                    "per_instance": {
+                        t: {
+                            "reads": st.reads,
+                            "fills": st.fills,
+                            "updates": st.updates,
+                            "utilized_instances": st.utilized_instances,
+                            "utilized_capacity": st.utilized_capacity,
+                            "partition_size": st.partition_size,
+                            "energy_pJ": st.energy_pJ,
+                        }
+                        for t, st in lv.tensors.items()
+                    },
+                }
+                for lv in self.levels
+            ],
+        }
+
+
+@dataclass
+class BatchResult:
+    """Statistics of many mappings of one layer, as arrays over candidates (B). Level axes follow
+    ``Architecture.levels`` (outermost first); tensor axes are (Weights, Inputs, Outputs).
+
+    energy_pJ [B], cycles [B], macs [B], utilization [B], valid [B];
+    level_energy_pJ [B, L]; reads, fills, updates [B, L, 3] per instance; utilized_instances,
+    utilized_capacity, partition_size [B, L, 3]; via_simulator [B]: candidates whose link transfers
+    could not be excluded and were evaluated by the reference simulator."""
+
+    energy_pJ: np.ndarray
+    cycles: np.ndarray
+    macs: np.ndarray
+    utilization: np.ndarray
+    valid: np.ndarray
+    level_energy_pJ: np.ndarray
+    level_cycles: np.ndarray
+    reads: np.ndarray
+    fills: np.ndarray
+    updates: np.ndarray
+    utilized_instances: np.ndarray
+    utilized_capacity: np.ndarray
+    partition_size: np.ndarray
+    energy_ds_pJ: np.ndarray
+    leakage_pJ: np.ndarray
+    via_simulator: np.ndarray
+    post: PostResult = field(repr=False)
+    bad_spatial: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+
+    def __len__(self) -> int:
+        return int(self.energy_pJ.shape[0])
+
+
+# --------------------------------------------------------------------------------------------- #
+# the evaluator
+# --------------------------------------------------------------------------------------------- #
+class Evaluator:
+    """Model of one layer on one architecture with one energy table. Construct once, evaluate many
+    mappings (:meth:`evaluate`, :meth:`evaluate_batch`)."""
+
+    def __init__(self, arch: Architecture, energy: EnergyTable, layer: Layer, rules: TimeloopRules | str = TIMELOOP_2023, source: str | None = None):
+        self.arch = arch
+        self.energy = energy
+        self.layer = _check_layer(layer)
+        self.rules = get_rules(rules)
+        self.source = source
+        self.tables: ArchTables = arch_tables(arch, energy, self.rules, source)
+        self.fanouts = arch_fanouts_inner_first(arch)
+        self.level_names = arch.level_names
+
+    # ---- batch ------------------------------------------------------------------------------
+    def evaluate_batch(self, batch: MappingBatch) -> BatchResult:
+        """Evaluate every candidate of ``batch`` (vectorized)."""
+        if batch.temporal.shape[1] != len(self.level_names):
+            raise ValueError(f"batch has {batch.temporal.shape[1]} levels, the architecture {len(self.level_names)}")
+        keep_tl = batch.keep[:, ::-1, :]
+        check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
+        ar = analyze(batch, self.fanouts, self.layer, self.rules.translation)
+        stats = ar.stats
+        post = postprocess(stats, keep_tl, self.tables, self.rules)
+        valid = post.valid & ~ar.bad_spatial
+        flip = lambda a: a[:, ::-1, ...]
+        return BatchResult(
+            energy_pJ=post.energy,
+            cycles=post.cycles,
+            macs=post.macs,
+            utilization=post.utilization,
+            valid=valid,
+            level_energy_pJ=flip(post.level_energy),
+            level_cycles=flip(post.level_cycles),
+            reads=flip(post.reads),
+            fills=flip(post.fills),
+            updates=flip(post.updates),
+            utilized_instances=flip(post.utilized_instances),
+            utilized_capacity=flip(post.utilized_capacity),
+            partition_size=flip(post.partition),
+            energy_ds_pJ=flip(post.energy_ds),
+            leakage_pJ=flip(post.leak),
+            via_simulator=np.zeros(len(batch), bool),
+            post=post,
+            bad_spatial=ar.bad_spatial,
+        )
+
+    # ---- one mapping ------------------------------------------------------------------------
+    def evaluate(self, mapping: Mapping, method: str = "analytic") -> ModelResult:
+        """Evaluate one mapping. ``method`` "analytic" (closed form) or "simulate" (the reference
+        simulator of Timeloop's nest analysis; slow, for cross-checks)."""
+        validate_mapping(mapping, self.arch, self.layer, source=mapping.source)
+        batch = MappingBatch.from_mappings([mapping])
+        if method == "analytic":
+            br = self.evaluate_batch(batch)
+            post, bad = br.post, br.bad_spatial
+        elif method == "simulate":
+            keep_tl = batch.keep[:, ::-1, :]
+            check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
+            stats = simulate_stats(self.arch, self.layer, mapping, self.rules.translation)
+            post = postprocess(stats, keep_tl, self.tables, self.rules)
+            bad = np.zeros(1, bool)
+        else:
+            raise ValueError(f"unknown method {method!r}; expected 'analytic' or 'simulate'")
+        return _result(post, 0, self.arch, self.tables, self.rules, mapping, bool(bad[0]))
+
+
+def evaluate(
+    arch: Architecture,
+    energy: EnergyTable,
+    layer: Layer,
+    mapping: Mapping,
+    rules: TimeloopRules | str = TIMELOOP_2023,
+    method: str = "analytic",
+) -> ModelResult:
+    """Energy, cycles, counts and validity of ``mapping`` for ``layer`` on ``arch`` (see the
+    module docstring)."""
+    return Evaluator(arch, energy, layer, rules).evaluate(mapping, method)
+
+
+def evaluate_batch(
+    arch: Architecture, energy: EnergyTable, layer: Layer, batch: MappingBatch, rules: TimeloopRules | str = TIMELOOP_2023
+) -> BatchResult:
+    """:meth:`Evaluator.evaluate_batch` without keeping the evaluator."""
+    return Evaluator(arch, energy, layer, rules).evaluate_batch(batch)
+
+
+# --------------------------------------------------------------------------------------------- #
+# helpers
+# --------------------------------------------------------------------------------------------- #
+def _check_layer(layer: Layer) -> Layer:
+    if layer.kind not in ("conv", "fc") or layer.groups != 1:
+        raise InputError(
+            None,
+            f"layer {layer.name}",
+            f"the Timeloop CNN-layer model covers conv and fc layers with groups=1, not {layer.kind} (groups={layer.groups})",
+        )
+    return layer
+
+
+def simulate_stats(arch: Architecture, layer: Layer, mapping: Mapping, translation: str = "legacy") -> NestStats:
+    """NestStats of one mapping from the reference simulator (batch of one)."""
+    from deepfrack.cost.nest import SPACE_X, SPACE_Y
+    from deepfrack.cost.nest_sim import simulate
+
+    nest = build_nest(arch, mapping)
+    res = simulate(nest, layer, translation)
+    L = len(res.tiles)
+    H = max([len(res.tiles[l][t].access) for l in range(L) for t in range(3)] + [1])
+    size = np.zeros((1, L, 3), np.int64)
+    pfd = np.zeros((1, L, 3), np.int64)
+    acc = np.zeros((1, L, 3, H))
+    mc = np.ones((1, L, 3, H), np.int64)
+    link = np.zeros((1, L, 3))
+    fan = np.ones((1, L), np.int64)
+    rep = np.ones((1, L), np.int64)
+    for l in range(L):
+        for t in range(3):
+            ct = res.tiles[l][t]
+            size[0, l, t] = ct.size
+            pfd[0, l, t] = ct.pfd
+            link[0, l, t] = ct.link_transfers
+            for h, ((m, _s), a) in enumerate(sorted(ct.access.items())):
+                acc[0, l, t, h] = a
+                mc[0, l, t, h] = m
+            fan[0, l] = ct.fanout
+            rep[0, l] = ct.replication
+    mx = int(np.prod([lp.end for lp in nest.loops if lp.kind == SPACE_X] or [1]))
+    my = int(np.prod([lp.end for lp in nest.loops if lp.kind == SPACE_Y] or [1]))
+    return NestStats(
+        size=size,
+        pfd=pfd,
+        acc=acc,
+        mc=mc,
+        link=link,
+        fanout=fan,
+        replication=rep,
+        x_exp=np.array([res.x_expansion], np.int64),
+        y_exp=np.array([res.y_expansion], np.int64),
+        compute_accesses=np.array([res.compute_accesses]),
+        compute_replication=np.array([res.compute_replication], np.int64),
+        mac_x=np.array([mx], np.int64),
+        mac_y=np.array([my], np.int64),
+    )
+
+
+def _violations(post: PostResult, b: int, arch: Architecture, tables: ArchTables, bad_spatial: bool) -> list[str]:
+    """Timeloop's failure reasons for candidate b, in architecture order."""
+    out: list[str] = []
+    L = len(tables.names)
+    for t, name in enumerate(TENSORS):
+        if post.unstored[b, t]:
+            out.append(f"{name}: bypassed at every storage level")
+    if bad_spatial:
+        out.append("spatial factors on a level without spatial fan-out")
+    for l in range(L - 1, -1, -1):
+        n = tables.names[l]
+        if post.over_capacity[b, l]:
+            out.append(f"{n}: mapped tile size {int(post.capacity_used[b, l])} words exceeds buffer capacity {int(tables.eff_size[l])} words")
+        if post.under_utilized[b, l]:
+            out.append(
+                f"{n}: mapped tile size {int(post.capacity_used[b, l])} words is less than the minimum utilization "
+                f"{tables.min_util[l]:g} of {int(tables.eff_size[l])} words"
+            )
+        if post.over_instances[b, l]:
+            out.append(f"{n}: mapped instances {int(post.instances_used[b, l])} exceed the {int(tables.instances[l])} available")
+        if post.over_mesh_x[b, l]:
+            out.append(f"{n}: the mapping's X fan-out exceeds meshX = {int(tables.mesh_x[l])}")
+        if post.over_mesh_y[b, l]:
+            out.append(f"{n}: the mapping's Y fan-out exceeds meshY = {int(tables.mesh_y[l])}")
+    if post.mac_over[b]:
+        out.append(
+            f"{tables.mac_name}: the mapping uses {int(post.mac_utilized[b])} MACs, more than the {tables.mac_instances} "
+            f"available ({tables.mac_mesh_x} x {tables.mac_mesh_y})"
+        )
+    return out
+
+
+def _result(post: PostResult, b: int, arch: Architecture, tables: ArchTables, rules: TimeloopRules, mapping: Mapping | None, bad_spatial: bool) -> ModelResult:
+    L = len(tables.names)
+    levels = []
+    keep_tl = None
+    if mapping is not None:
+        keep_tl = [lv.keep for lv in reversed(mapping.levels)]
+    for l in range(L - 1, -1, -1):
+        tensors = {}
+        for t, name in enumerate(TENSORS):
+            kept = keep_tl[l][t] if keep_tl is not None else post.utilized_capacity[b, l, t] > 0
+            if not kept or post.utilized_capacity[b, l, t] == 0:
+                continue
+            tensors[name] = TensorStats(
+                reads=int(post.reads[b, l, t]),
+                fills=int(post.fills[b, l, t]),
+                updates=int(post.updates[b, l, t]),
+                utilized_instances=int(post.utilized_instances[b, l, t]),
+                utilized_capacity=int(post.utilized_capacity[b, l, t]),
+                partition_size=int(post.partition[b, l, t]),
+                energy_pJ=float(post.energy_ds[b, l, t]),
+            )
+        levels.append(
+            LevelResult(
+                name=tables.names[l],
+                instances=int(tables.instances[l]),
+                energy_pJ=float(post.level_energy[b, l]),
+                leakage_pJ=float(post.leak[b, l]),
+                cycles=int(post.level_cycles[b, l]),
+                tensors=tensors,
+            )
+        )
+    viol = _violations(post, b, arch, tables, bad_spatial)
+    return ModelResult(
+        energy_pJ=float(post.energy[b]),
+        cycles=int(post.cycles[b]),
+        macs=int(post.macs[b]),
+        utilization=float(post.utilization[b]),
+        valid=not viol,
+        violations=tuple(viol),
+        levels=tuple(levels),
+        mac_name=tables.mac_name,
+        mac_energy_pJ=float(post.mac_energy[b]),
+        mac_cycles=int(post.mac_cycles[b]),
+        mac_utilized=int(post.mac_utilized[b]),
+        rules=rules.name,
+        mapping=mapping,
+    )

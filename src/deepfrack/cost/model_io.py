@@ -1,0 +1,150 @@
+"""Reading the inputs of one model run the way ``timeloop-model`` takes them: any number of YAML
+files (or folders of them) that together hold an architecture (+ compound-component classes), a
+problem, a mapping and, optionally, an Accelergy ERT. Each file is recognized by its top-level keys.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from deepfrack.arch.energy import builtin_energy_table
+from deepfrack.arch.ert import check_energy_table, ert_from_data
+from deepfrack.arch.parse import architecture_from_data, component_classes
+from deepfrack.arch.spec import Architecture, EnergyTable
+from deepfrack.arch.yamlio import Document, load_documents
+from deepfrack.cost.mapping import DIMS, Mapping, mapping_from_directives
+from deepfrack.cost.timeloop_post import TIMELOOP_2023, TIMELOOP_2024, TimeloopRules
+from deepfrack.errors import InputError
+from deepfrack.workload.layer import Layer
+
+#: top-level keys deepfrack reads, and those it accepts and ignores (Timeloop mapper/constraint
+#: settings do not change a single model evaluation)
+_ARCH_KEYS = {"architecture", "arch"}
+_IGNORED = {
+    "compound_components",
+    "architecture_constraints",
+    "mapspace_constraints",
+    "mapspace",
+    "constraints",
+    "mapper",
+    "variables",
+    "globals",
+    "components",
+    "model",
+    "ART",
+    "ART_summary",
+    "ERT_summary",
+    "dumped_by_timeloop_front_end",
+    "version",
+    "layout",
+}
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """Everything one evaluation needs, with the files each part came from."""
+
+    arch: Architecture
+    energy: EnergyTable
+    layer: Layer
+    mapping: Mapping
+    rules: TimeloopRules
+    sources: dict[str, str]
+
+
+def default_rules(arch: Architecture) -> TimeloopRules:
+    """The Timeloop version whose reference outputs exist for this input format: v0.4 files are read
+    by Timeloop's 2023-09+ front end (TIMELOOP_2024); v0.3 files come from the build the original
+    DeepFrack used (TIMELOOP_2023)."""
+    return TIMELOOP_2024 if str(arch.version).startswith("0.4") else TIMELOOP_2023
+
+
+def _one(docs: list[Document], key: str, what: str) -> Document | None:
+    found = [d for d in docs if key in d.data]
+    if len(found) > 1:
+        raise InputError(found[1].path, key, f"a second {what} (the first is in {found[0].path})")
+    return found[0] if found else None
+
+
+def _int(value: Any, path: Path, field: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
+        raise InputError(path, field, f"must be a positive integer, got {value!r}")
+    return int(value)
+
+
+def layer_from_problem(data: dict, path: Path) -> Layer:
+    """A CNN-layer :class:`Layer` from a Timeloop problem document (v0.3 or v0.4). Padding
+    (Hpad/Wpad) is not part of Timeloop's problem and is ignored, as Timeloop does."""
+    prob = data.get("problem")
+    if not isinstance(prob, dict):
+        raise InputError(path, "problem", "expected a mapping with 'instance' (and optionally 'shape')")
+    shape = prob.get("shape")
+    if isinstance(shape, dict):
+        dims = shape.get("dimensions")
+        if isinstance(dims, list) and set(map(str, dims)) - set(DIMS):
+            raise InputError(path, "problem.shape.dimensions", f"only the CNN-layer shape ({', '.join(DIMS)}) is supported, got {dims}")
+    inst = prob.get("instance")
+    if not isinstance(inst, dict):
+        raise InputError(path, "problem.instance", "missing or not a mapping")
+    vals = {d: _int(inst.get(d, 1), path, f"problem.instance.{d}") for d in DIMS}
+    coeffs = {c: _int(inst.get(c, 1), path, f"problem.instance.{c}") for c in ("Wstride", "Hstride", "Wdilation", "Hdilation")}
+    if inst.get("densities"):
+        raise InputError(path, "problem.instance.densities", "sparse workloads are not supported")
+    return Layer(name=path.stem, kind="conv", **vals, **coeffs)
+
+
+def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) -> ModelInputs:
+    """Read and check the inputs of one model run (see the module docstring). Without an ERT the
+    built-in energy table is used. InputError (naming file and field) on a missing or duplicated
+    part, an unknown top-level key, or a bad value."""
+    if not paths:
+        raise InputError(None, None, "no input files given")
+    docs = load_documents(*paths)
+    classes = {}
+    for d in docs:
+        if not isinstance(d.data, dict):
+            raise InputError(d.path, None, f"expected a YAML mapping at the top level, got {type(d.data).__name__}")
+        known = _ARCH_KEYS | _IGNORED | {"problem", "mapping", "ERT"}
+        unknown = [k for k in d.data if k not in known]
+        if unknown:
+            if "sparse_optimizations" in unknown:
+                raise InputError(d.path, "sparse_optimizations", "sparse optimizations are not supported")
+            raise InputError(d.path, str(unknown[0]), f"unknown top-level key; expected one of architecture, problem, mapping, ERT, compound_components, constraints, mapper")
+        classes.update(component_classes(d.data, d.path))
+    arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
+    if not arch_docs:
+        raise InputError(", ".join(map(str, paths)), "architecture", "no file defines an architecture")
+    if len(arch_docs) > 1:
+        raise InputError(arch_docs[1].path, "architecture", f"a second architecture (the first is in {arch_docs[0].path})")
+    ad = arch_docs[0]
+    data = dict(ad.data)
+    for other in docs:
+        if other is not ad and "variables" in other.data:
+            data["variables"] = {**(other.data.get("variables") or {}), **(data.get("variables") or {})}
+    arch = architecture_from_data(data, ad.path, classes)
+    pd = _one(docs, "problem", "problem")
+    if pd is None:
+        raise InputError(", ".join(map(str, paths)), "problem", "no file defines a problem")
+    layer = layer_from_problem(pd.data, pd.path)
+    md = _one(docs, "mapping", "mapping")
+    if md is None:
+        raise InputError(", ".join(map(str, paths)), "mapping", "no file defines a mapping")
+    mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path)
+    ed = _one(docs, "ERT", "ERT")
+    if ed is not None:
+        energy = ert_from_data(ed.data, ed.path)
+        check_energy_table(energy, arch, ed.path)
+        esrc = str(ed.path)
+    else:
+        energy = builtin_energy_table(arch)
+        esrc = energy.origin
+    return ModelInputs(
+        arch=arch,
+        energy=energy,
+        layer=layer,
+        mapping=mapping,
+        rules=rules or default_rules(arch),
+        sources={"architecture": str(ad.path), "problem": str(pd.path), "mapping": str(md.path), "energy": esrc},
+    )

@@ -1,0 +1,92 @@
+"""The loop nest Timeloop builds from an architecture and a mapping, and the CNN-layer projections.
+
+Timeloop (NVlabs/timeloop, src/mapping/arch-properties.cpp and src/mapping/parser.cpp) numbers
+storage levels from the innermost (0) outward. Every storage level is a temporal *tiling level*;
+a level whose fan-out to the next inner level (inner mesh / own mesh, X and Y apart) exceeds 1 also
+gets a spatial tiling level just inside its temporal one. Loops are listed innermost first: for each
+storage level from the inside out, its spatial loops (permutation order, the first ``split``
+dimensions on X, the rest on Y) then its temporal loops. Factor-1 loops are dropped; a temporal
+level left empty gets one trivial loop (dimension Q, bound 1) so that every storage level has a
+boundary loop (its outermost loop).
+
+Here storage levels keep deepfrack's order in the public API (outermost first, as
+``Architecture.levels``); this module converts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from deepfrack.arch.spec import Architecture
+from deepfrack.cost.mapping import DIM_INDEX, Mapping
+from deepfrack.workload.layer import Layer
+
+C, M, R, S, N, P, Q = range(7)
+TIME, SPACE_X, SPACE_Y = 0, 1, 2
+
+
+def projections(layer: Layer) -> tuple[tuple[tuple[tuple[int, int], ...], ...], ...]:
+    """Timeloop's CNN-layer projections: per tensor (Weights, Inputs, Outputs), per data dimension,
+    the (operation dimension, coefficient) terms. Inputs: width = Wstride*P + Wdilation*R, height =
+    Hstride*Q + Hdilation*S (padding is not part of Timeloop's problem)."""
+    return (
+        (((C, 1),), ((M, 1),), ((R, 1),), ((S, 1),)),
+        (((N, 1),), ((C, 1),), ((R, layer.Wdilation), (P, layer.Wstride)), ((S, layer.Hdilation), (Q, layer.Hstride))),
+        (((N, 1),), ((M, 1),), ((Q, 1),), ((P, 1),)),
+    )
+
+
+@dataclass(frozen=True)
+class Loop:
+    dim: int
+    end: int
+    kind: int  # TIME, SPACE_X or SPACE_Y
+    storage: int  # Timeloop storage level index, 0 = innermost
+
+    @property
+    def spatial(self) -> bool:
+        return self.kind != TIME
+
+
+@dataclass(frozen=True)
+class LoopNest:
+    """Loops innermost first; ``boundaries[s]`` is the index of the outermost loop of storage level s
+    (Timeloop order); ``fanout[s]`` the (X, Y) fan-out of storage level s to its inner neighbour."""
+
+    loops: tuple[Loop, ...]
+    boundaries: tuple[int, ...]
+    fanout: tuple[tuple[int, int], ...]
+
+
+def arch_fanouts_inner_first(arch: Architecture) -> list[tuple[int, int]]:
+    """(fanout X, fanout Y) per storage level, innermost first."""
+    out = []
+    levels = list(arch.levels)
+    for i, lv in enumerate(levels):
+        inner = levels[i + 1] if i + 1 < len(levels) else arch.arithmetic
+        out.append((max(1, inner.mesh_x // max(1, lv.mesh_x)), max(1, inner.mesh_y // max(1, lv.mesh_y))))
+    return out[::-1]
+
+
+def build_nest(arch: Architecture, mapping: Mapping) -> LoopNest:
+    """Timeloop's loop nest for this mapping (see the module docstring)."""
+    fan = arch_fanouts_inner_first(arch)
+    loops: list[Loop] = []
+    boundaries: list[int] = []
+    for s, lm in enumerate(reversed(mapping.levels)):
+        fx, fy = fan[s]
+        if fx * fy > 1:
+            for pos, d in enumerate(lm.spatial_order):
+                f = lm.spatial[d]
+                if f > 1:
+                    loops.append(Loop(d, f, SPACE_X if pos < lm.split else SPACE_Y, s))
+        added = 0
+        for d in lm.temporal_order:
+            f = lm.temporal[d]
+            if f > 1:
+                loops.append(Loop(d, f, TIME, s))
+                added += 1
+        if added == 0:
+            loops.append(Loop(DIM_INDEX["Q"], 1, TIME, s))
+        boundaries.append(len(loops) - 1)
+    return LoopNest(tuple(loops), tuple(boundaries), tuple(fan))

@@ -1,0 +1,565 @@
+"""From per-level tiles to Timeloop's counts, energy and cycles, vectorized over candidate mappings.
+
+Input: what Timeloop's nest analysis leaves per storage level and tensor (tile size, the
+accesses the level receives from its children as a histogram by multicast factor, fan-out,
+partition-fraction denominator, link transfers, spatial expansion); see :class:`NestStats`. Both
+the reference simulator (:mod:`deepfrack.cost.nest_sim`) and the closed-form analysis
+(:mod:`deepfrack.cost.analytic`) produce it.
+
+The steps below follow NVlabs/timeloop, in order (file names relative to its ``src/``):
+
+1. loop-analysis/tiling.cpp ``CollapseDataMovementNest``: partition sizes, each child's share of its
+   parent's accesses (``parent_access_share = sum(accesses x multicast) / fanout``), masking of
+   bypassed levels (the outer level then serves the bypassed level's children: its accesses are
+   scaled by ``child content x fanout / weighted accesses``), reset of bypassed outermost levels,
+   peer accesses from link transfers, and the split into reads / fills / updates (read-write
+   Outputs: updates = accesses, reads = accesses - partition size, the first read elided; fills =
+   the parent share, minus the partition size in Timeloop >= May 2023 except at the outermost kept
+   level).
+2. model/buffer.cpp: capacity and instance checks, vector accesses ``ceil(scalar / block size)`` x
+   the ERT energy of the action (the most expensive argument variant), times utilized instances;
+   bandwidth slowdown ``min(bw / demand)`` and cycles ``ceil(compute cycles / slowdown)``; leakage
+   (Timeloop >= September 2023) ``leak energy x total cycles x utilized instances``.
+3. model/arithmetic.cpp and model/topology.cpp: MAC energy, compute cycles ``ceil(MACs / utilized
+   MACs)``, total cycles = max over levels, utilization = MACs / (MAC instances x cycles).
+
+Floating-point operations are done in the same order as Timeloop's C++ (IEEE doubles), so that the
+truncations and roundings of counts agree bit for bit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Mapping as TMapping
+
+import numpy as np
+
+from deepfrack.arch.spec import Architecture, EnergyTable
+from deepfrack.errors import InputError
+
+NT = 3
+RW = (False, False, True)  # Outputs is the read-write tensor
+
+
+@dataclass(frozen=True)
+class TimeloopRules:
+    """The version-dependent parts of Timeloop's model that deepfrack reproduces.
+
+    ``translation``: "legacy" (before timeloop a12fff5, Jan 2025) or "stationary" (after it): how
+    a change of the working set's translation vector is treated (see nest_sim).
+    ``fill_elision``: Outputs fills = parent share - partition size except at the outermost kept
+    level (timeloop 59fdc83, May 2023, and 494c9ba, Sep 2023); before, fills = parent share.
+    ``leakage``: buffer leakage = leak energy x cycles x utilized instances (feb3bd0, Sep 2023).
+    ``actions``: ERT action names tried in order for each operation (include/model/topology.hpp).
+    """
+
+    name: str
+    translation: str = "legacy"
+    fill_elision: bool = False
+    leakage: bool = False
+    actions: TMapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+
+#: Timeloop as the original DeepFrack ran it (a build between Nov 2022 and Apr 2023: its stats
+#: print "Vector access energy source" (added 2022-11-18) and its Outputs fills are not elided
+#: (elision added 2023-05-02)). The reference set's 1,517 runs match it.
+TIMELOOP_2023 = TimeloopRules(
+    name="timeloop-2023",
+    translation="legacy",
+    fill_elision=False,
+    leakage=False,
+    actions={
+        "read": ("random_read", "read"),
+        "fill": ("random_fill", "write"),
+        "update": ("random_update", "random_fill", "write"),
+        "leak": ("leak",),
+        "compute": ("mac_random", "mult_random", "mac", "mult", "compute"),
+    },
+)
+
+#: Timeloop v3/v4 as timeloop-accelergy-exercises ran it (v0.4 front end, leakage, first-fill
+#: elision). The four reference designs match it.
+TIMELOOP_2024 = TimeloopRules(
+    name="timeloop-2024",
+    translation="legacy",
+    fill_elision=True,
+    leakage=True,
+    actions={
+        "read": ("random_read", "read"),
+        "fill": ("random_fill", "random_write", "fill", "write"),
+        "update": ("random_update", "random_write", "update", "write"),
+        "leak": ("leak",),
+        "compute": ("mac_random", "mult_random", "mac", "mult", "compute"),
+    },
+)
+
+RULES: dict[str, TimeloopRules] = {r.name: r for r in (TIMELOOP_2023, TIMELOOP_2024)}
+
+
+# --------------------------------------------------------------------------------------------- #
+# static architecture data
+# --------------------------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class ArchTables:
+    """Per storage level in Timeloop order (0 = innermost) the numbers the model needs."""
+
+    names: tuple[str, ...]
+    block: np.ndarray  # int64 [L]
+    eff_size: np.ndarray  # int64 [L], -1 = unbounded
+    instances: np.ndarray  # int64 [L]
+    cluster: np.ndarray  # int64 [L] cluster size
+    mesh_x: np.ndarray
+    mesh_y: np.ndarray
+    read_bw: np.ndarray  # float [L], nan = unspecified
+    write_bw: np.ndarray
+    shared_bw: np.ndarray
+    min_util: np.ndarray  # float [L]
+    e_read: np.ndarray  # float [L], nan = no ERT action
+    e_fill: np.ndarray
+    e_update: np.ndarray
+    e_leak: np.ndarray  # float [L] (0 when absent)
+    addr_gen: np.ndarray  # float [L] user addr-gen-energy, nan = none (Timeloop's PAT adder is 0)
+    mac_instances: int
+    mac_mesh_x: int
+    mac_mesh_y: int
+    e_mac: float
+    mac_name: str
+
+
+def _component_actions(energy: EnergyTable, name: str) -> dict[str, float]:
+    """ERT actions of one component -> energy (max over argument variants), looked up by the level
+    name, or by the name Timeloop derives from a dotted ERT key (``System.ws.PE[0..15].X[0..7]`` ->
+    ``X``; src/model/topology.cpp ParseAccelergyERT)."""
+    keys = [name] if name in energy.actions else []
+    if not keys:
+        for k in energy.actions:
+            base = k
+            if base.endswith("]") and "[" in base:
+                base = base[: base.rindex("[")]
+            if base.rsplit(".", 1)[-1] == name:
+                keys.append(k)
+    out: dict[str, float] = {}
+    for k in keys:
+        for a in energy.actions[k]:
+            out[a.action] = max(out.get(a.action, 0.0), float(a.energy_pJ))
+    return out
+
+
+def _pick(acts: dict[str, float], names: tuple[str, ...]) -> float | None:
+    for n in names:
+        if n in acts:
+            return acts[n]
+    return None
+
+
+def _attr(attrs: TMapping, *names: str):
+    for n in names:
+        if n in attrs and attrs[n] is not None:
+            return attrs[n]
+    return None
+
+
+def arch_tables(arch: Architecture, energy: EnergyTable, rules: TimeloopRules, source: str | None = None) -> ArchTables:
+    """Collect per-level specs and ERT energies. InputError when a level's ERT lacks read/fill/update
+    (or the MACs lack compute); levels that can keep nothing are exempt (they are checked when a
+    mapping keeps a tensor there)."""
+    levels = list(reversed(arch.levels))
+    L = len(levels)
+    block = np.ones(L, np.int64)
+    eff = np.full(L, -1, np.int64)
+    inst = np.ones(L, np.int64)
+    clu = np.ones(L, np.int64)
+    mx = np.ones(L, np.int64)
+    my = np.ones(L, np.int64)
+    rbw = np.full(L, np.nan)
+    wbw = np.full(L, np.nan)
+    sbw = np.full(L, np.nan)
+    mu = np.zeros(L)
+    er = np.full(L, np.nan)
+    ef = np.full(L, np.nan)
+    eu = np.full(L, np.nan)
+    el = np.zeros(L)
+    ag = np.full(L, np.nan)
+    for i, lv in enumerate(levels):
+        block[i] = max(1, int(lv.block_size))
+        size = lv.size_words
+        if size is not None and not ("DRAM" in lv.cls.upper()):
+            mb = float(lv.multiple_buffering or 1.0)
+            eff[i] = int(np.floor(size / mb))
+        inst[i] = lv.instances
+        clu[i] = max(1, int(lv.cluster_size or 1))
+        mx[i] = lv.mesh_x
+        my[i] = lv.mesh_y
+        if lv.read_bandwidth is not None:
+            rbw[i] = float(lv.read_bandwidth)
+        if lv.write_bandwidth is not None:
+            wbw[i] = float(lv.write_bandwidth)
+        if lv.shared_bandwidth is not None:
+            sbw[i] = float(lv.shared_bandwidth)
+        attrs = lv.attributes or {}
+        v = _attr(attrs, "min-utilization", "min_utilization")
+        if v is not None:
+            mu[i] = float(v)
+        v = _attr(attrs, "addr-gen-energy", "addr_gen_energy")
+        if v is not None:
+            ag[i] = float(v)
+        acts = _component_actions(energy, lv.name)
+        for arr, op in ((er, "read"), (ef, "fill"), (eu, "update")):
+            e = _pick(acts, rules.actions[op])
+            if e is not None:
+                arr[i] = e
+        e = _pick(acts, rules.actions["leak"])
+        el[i] = e if (e is not None and rules.leakage) else 0.0
+        v = _attr(attrs, "vector-access-energy", "vector_access_energy")
+        if v is not None:  # a user-given energy wins over the ERT (buffer.cpp UpdateOpEnergyViaERT)
+            er[i] = ef[i] = eu[i] = float(v)
+    acts = _component_actions(energy, arch.arithmetic.name)
+    e_mac = _pick(acts, rules.actions["compute"])
+    if e_mac is None:
+        v = _attr(arch.arithmetic.attributes or {}, "energy")
+        if v is None:
+            raise InputError(
+                source or energy.origin or None,
+                f"{arch.arithmetic.name}",
+                f"no compute energy: the energy table has none of the actions {', '.join(rules.actions['compute'])} for {arch.arithmetic.name}",
+            )
+        e_mac = float(v)
+    return ArchTables(
+        names=tuple(lv.name for lv in levels),
+        block=block,
+        eff_size=eff,
+        instances=inst,
+        cluster=clu,
+        mesh_x=mx,
+        mesh_y=my,
+        read_bw=rbw,
+        write_bw=wbw,
+        shared_bw=sbw,
+        min_util=mu,
+        e_read=er,
+        e_fill=ef,
+        e_update=eu,
+        e_leak=el,
+        addr_gen=ag,
+        mac_instances=int(arch.arithmetic.instances),
+        mac_mesh_x=int(arch.arithmetic.mesh_x),
+        mac_mesh_y=int(arch.arithmetic.mesh_y),
+        e_mac=float(e_mac),
+        mac_name=arch.arithmetic.name,
+    )
+
+
+def check_energy_for_keep(tables: ArchTables, keep: np.ndarray, source: str | None = None) -> None:
+    """InputError when a level that keeps a tensor in some candidate has no ERT read/fill/update."""
+    used = keep.any(axis=(0, 2))  # [L]
+    for i in np.nonzero(used)[0]:
+        for arr, op in ((tables.e_read, "read"), (tables.e_fill, "write (fill)"), (tables.e_update, "write (update)")):
+            if np.isnan(arr[i]):
+                raise InputError(source, tables.names[i], f"the energy table has no '{op}' action for {tables.names[i]}")
+
+
+# --------------------------------------------------------------------------------------------- #
+# nest statistics (the interface between nest analysis and this module)
+# --------------------------------------------------------------------------------------------- #
+@dataclass
+class NestStats:
+    """Per candidate (B), storage level in Timeloop order (L) and tensor (3):
+
+    size: tile words per instance; pfd: partition-fraction denominator (0 at the outermost);
+    acc/mc: accesses this level receives from its children, per multicast factor, sorted by
+    multicast factor ([B, L, 3, H], padded with acc 0); link: link transfers; fanout, replication
+    (utilized instances), x_exp/y_exp (spatial expansion above the level) per [B, L];
+    compute_accesses (MAC iterations per MAC instance), compute_replication (MACs used),
+    mac_x/mac_y (spatial expansion of the MACs) per [B].
+    """
+
+    size: np.ndarray
+    pfd: np.ndarray
+    acc: np.ndarray
+    mc: np.ndarray
+    link: np.ndarray
+    fanout: np.ndarray
+    replication: np.ndarray
+    x_exp: np.ndarray
+    y_exp: np.ndarray
+    compute_accesses: np.ndarray
+    compute_replication: np.ndarray
+    mac_x: np.ndarray
+    mac_y: np.ndarray
+
+
+def _cround(x: np.ndarray) -> np.ndarray:
+    """C's round() (half away from zero) for non-negative doubles, as int64."""
+    f = np.floor(x)
+    return (f + ((x - f) >= 0.5)).astype(np.int64)
+
+
+def _ceil_div(a: np.ndarray, b) -> np.ndarray:
+    return (a + b - 1) // b
+
+
+@dataclass
+class PostResult:
+    """Timeloop's statistics for a batch; arrays use Timeloop level order (0 = innermost)."""
+
+    reads: np.ndarray  # int64 [B, L, 3], per instance
+    fills: np.ndarray
+    updates: np.ndarray
+    partition: np.ndarray  # int64 [B, L, 3]
+    utilized_capacity: np.ndarray  # int64 [B, L, 3]
+    utilized_instances: np.ndarray  # int64 [B, L, 3]
+    energy_ds: np.ndarray  # float [B, L, 3], all instances
+    leak: np.ndarray  # float [B, L]
+    level_energy: np.ndarray  # float [B, L]
+    level_cycles: np.ndarray  # int64 [B, L]
+    mac_energy: np.ndarray  # float [B]
+    macs: np.ndarray  # int64 [B]
+    mac_cycles: np.ndarray  # int64 [B]
+    mac_utilized: np.ndarray  # int64 [B]
+    energy: np.ndarray  # float [B]
+    cycles: np.ndarray  # int64 [B]
+    utilization: np.ndarray  # float [B]
+    # validity
+    unstored: np.ndarray  # bool [B, 3]: tensor kept nowhere
+    over_capacity: np.ndarray  # bool [B, L]
+    under_utilized: np.ndarray  # bool [B, L]
+    over_instances: np.ndarray  # bool [B, L]
+    over_mesh_x: np.ndarray
+    over_mesh_y: np.ndarray
+    mac_over: np.ndarray  # bool [B] (instances, X or Y)
+    capacity_used: np.ndarray  # int64 [B, L]
+    instances_used: np.ndarray  # int64 [B, L]
+
+    @property
+    def valid(self) -> np.ndarray:
+        return ~(
+            self.unstored.any(axis=1)
+            | self.over_capacity.any(axis=1)
+            | self.under_utilized.any(axis=1)
+            | self.over_instances.any(axis=1)
+            | self.over_mesh_x.any(axis=1)
+            | self.over_mesh_y.any(axis=1)
+            | self.mac_over
+        )
+
+
+def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: TimeloopRules) -> PostResult:
+    """Steps 1-3 of the module docstring. ``keep`` is bool [B, L, 3] in Timeloop level order."""
+    B, L, _ = ns.size.shape
+    H = ns.acc.shape[3]
+    size = ns.size.astype(np.int64).copy()
+    acc = ns.acc.astype(np.float64).copy()
+    mc = ns.mc.astype(np.float64)
+    fan = ns.fanout.astype(np.float64)
+    link = ns.link.astype(np.float64).copy()
+    repl = np.repeat(ns.replication.astype(np.int64)[:, :, None], NT, axis=2)
+    content = np.zeros((B, L, NT))
+    for h in range(H):
+        content += acc[..., h]
+
+    # partition sizes (before masking)
+    part = np.zeros((B, L, NT), np.int64)
+    p = size[:, L - 1, :].copy()
+    part[:, L - 1, :] = p
+    for cur in range(L - 2, -1, -1):
+        d = ns.pfd[:, cur, :]
+        nz = d != 0
+        p = np.where(nz, (p * size[:, cur, :]) // np.where(nz, d, 1), p)
+        part[:, cur, :] = p
+
+    # parent access share (before masking): the next level out serves this one
+    share = np.zeros((B, L, NT))
+    for cur in range(L - 1):
+        s = np.zeros((B, NT))
+        for h in range(H):
+            s = s + (acc[:, cur + 1, :, h] * mc[:, cur + 1, :, h]) / fan[:, cur + 1, None]
+        share[:, cur, :] = s
+
+    # MaskTiles: a bypassed level hands its children to the next level out
+    for cur in range(L):
+        m = ~keep[:, cur, :] & (size[:, cur, :] != 0)  # [B, 3]
+        if cur < L - 1:
+            outer = cur + 1
+            weighted = np.zeros((B, NT))
+            for h in range(H):
+                weighted = weighted + acc[:, outer, :, h] * mc[:, outer, :, h]
+            all_children = content[:, cur, :] * fan[:, outer, None]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                factor = all_children / weighted
+            any_nz = np.zeros((B, NT), bool)
+            for h in range(H):
+                a = acc[:, outer, :, h]
+                upd = m & (a != 0)
+                acc[:, outer, :, h] = np.where(upd, a * factor, a)
+                any_nz |= upd
+            link[:, outer, :] = np.where(any_nz, 0.0, link[:, outer, :])
+            tot = np.zeros((B, NT))
+            for h in range(H):
+                tot = tot + acc[:, outer, :, h]
+            content[:, outer, :] = np.where(m, tot, content[:, outer, :])
+        size[:, cur, :] = np.where(m, 0, size[:, cur, :])
+        part[:, cur, :] = np.where(m, 0, part[:, cur, :])
+        content[:, cur, :] = np.where(m, 0.0, content[:, cur, :])
+        share[:, cur, :] = np.where(m, 0.0, share[:, cur, :])
+
+    # ProcessOuterMaskedLevels: reset bypassed levels above the outermost kept one
+    kept_any = keep.any(axis=1)  # [B, 3]
+    above_top = np.zeros((B, L, NT), bool)
+    seen = np.zeros((B, NT), bool)
+    for cur in range(L - 1, -1, -1):
+        k = keep[:, cur, :]
+        above_top[:, cur, :] = ~seen & ~k
+        top_here = ~seen & k
+        share[:, cur, :] = np.where(top_here, 0.0, share[:, cur, :])
+        seen |= k
+    for arr, val in ((size, 0), (part, 0), (content, 0.0), (share, 0.0), (link, 0.0), (repl, 0)):
+        arr[above_top] = val
+    acc[above_top] = 0.0
+
+    # peer accesses from link transfers (the child of a linked level, cur-1, is kept)
+    peer = np.zeros((B, L, NT))
+    for cur in range(L - 1, 0, -1):
+        lt = link[:, cur, :]
+        nz = lt != 0
+        if nz.any():
+            per = lt / np.maximum(repl[:, cur - 1, :], 1)
+            peer[:, cur - 1, :] += np.where(nz, per, 0.0)
+
+    # reads / fills / updates
+    reads = np.zeros((B, L, NT), np.int64)
+    fills = np.zeros((B, L, NT), np.int64)
+    updates = np.zeros((B, L, NT), np.int64)
+    alive = size != 0
+    kept_above = np.zeros((B, L, NT), bool)
+    acc_above = np.zeros((B, NT), bool)
+    for cur in range(L - 1, -1, -1):
+        kept_above[:, cur, :] = acc_above
+        acc_above |= alive[:, cur, :]
+    for t in range(NT):
+        c = content[:, :, t]
+        pa = peer[:, :, t]
+        sh = share[:, :, t]
+        pt = part[:, :, t].astype(np.float64)
+        if RW[t]:
+            updates[:, :, t] = _cround(c)
+            reads[:, :, t] = _cround(np.maximum(c + pa - pt, 0.0))
+            if rules.fill_elision:
+                f = np.where(kept_above[:, :, t], sh + pa - pt, sh + pa)
+                fills[:, :, t] = _cround(np.maximum(f, 0.0))
+            else:
+                fills[:, :, t] = np.trunc(sh + pa).astype(np.int64)
+        else:
+            reads[:, :, t] = _cround(c + pa)
+            fills[:, :, t] = np.trunc(sh + pa).astype(np.int64)
+    reads[~alive] = 0
+    fills[~alive] = 0
+    updates[~alive] = 0
+
+    # ---- buffer model ------------------------------------------------------------------------
+    util_inst = np.where(alive, repl, 0)
+    # Timeloop reports utilized instances for every tensor of a level (also bypassed ones below the
+    # top); the instance check uses their maximum.
+    inst_for_check = repl.max(axis=2)
+    cap_used = np.where(alive, size, 0).sum(axis=2)
+    blk = tables.block[None, :, None]
+    vr = _ceil_div(reads, blk).astype(np.float64)
+    vf = _ceil_div(fills, blk).astype(np.float64)
+    vu = _ceil_div(updates, blk).astype(np.float64)
+    er = np.nan_to_num(tables.e_read)[None, :, None]
+    ef = np.nan_to_num(tables.e_fill)[None, :, None]
+    eu = np.nan_to_num(tables.e_update)[None, :, None]
+    cluster_e = ((0.0 + vr * er) + vf * ef) + vu * eu
+    # the access energy of a cluster is shared by its utilized instances (buffer.cpp
+    # FinalizeBufferEnergy): utilized clusters = min(X x Y expansion, instances / cluster size)
+    xy = (ns.x_exp * ns.y_exp).astype(np.float64)
+    clusters = np.minimum(xy, (tables.instances // tables.cluster)[None, :].astype(np.float64))
+    cluster_util = (xy / clusters)[:, :, None]
+    e_inst = cluster_e / cluster_util
+    energy_ds = e_inst * repl.astype(np.float64)
+    energy_ds = np.where(alive, energy_ds, 0.0)
+    # address generation (only when the architecture gives addr-gen-energy; Timeloop's public
+    # adder model is 0 pJ)
+    ag = tables.addr_gen[None, :, None]
+    if not np.all(np.isnan(tables.addr_gen)):
+        gens = np.where(np.array(RW)[None, None, :], updates + fills, reads + fills).astype(np.float64)
+        energy_ds = energy_ds + np.where(np.isnan(ag) | ~alive, 0.0, gens * np.nan_to_num(ag) * clusters[:, :, None])
+
+    # compute
+    macs = np.rint(ns.compute_accesses * ns.compute_replication).astype(np.int64)
+    mac_cycles = np.ceil(macs.astype(np.float64) / ns.compute_replication.astype(np.float64)).astype(np.int64)
+    mac_energy = macs.astype(np.float64) * tables.e_mac
+    mac_utilized = (ns.mac_x * ns.mac_y).astype(np.int64)
+
+    # bandwidth and cycles
+    cc = mac_cycles.astype(np.float64)[:, None]
+    rd = np.zeros((B, L))
+    wr = np.zeros((B, L))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for t in range(NT):
+            ratio = (ns.x_exp * ns.y_exp).astype(np.float64) / repl[:, :, t].astype(np.float64)
+            tr = np.ceil(reads[:, :, t].astype(np.float64) / ratio)
+            tw = np.ceil((fills[:, :, t] + updates[:, :, t]).astype(np.float64) / ratio)
+            tr = np.nan_to_num(tr)
+            tw = np.nan_to_num(tw)
+            rd = rd + tr / cc
+            wr = wr + tw / cc
+    slow = np.ones((B, L))
+    rb = tables.read_bw[None, :]
+    wb = tables.write_bw[None, :]
+    sb = tables.shared_bw[None, :]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c1 = ~np.isnan(rb) & (rb < rd)
+        slow = np.where(c1, np.minimum(slow, rb / rd), slow)
+        c2 = ~np.isnan(wb) & (wb < wr)
+        slow = np.where(c2, np.minimum(slow, wb / wr), slow)
+        tot = wr + rd
+        c3 = ~np.isnan(sb) & (sb < tot)
+        slow = np.where(c3, np.minimum(slow, sb / tot), slow)
+        level_cycles = np.ceil(cc / slow).astype(np.int64)
+    cycles = np.maximum(mac_cycles, level_cycles.max(axis=1))
+
+    # leakage and level energy
+    # Timeloop >= 2023-09 keeps the replication of reset levels; all tensors share it
+    leaks_per_cycle = np.maximum(1.0, ns.replication.astype(np.float64))
+    leak = tables.e_leak[None, :] * cycles.astype(np.float64)[:, None] * leaks_per_cycle
+    level_energy = energy_ds.sum(axis=2) + leak
+    energy = mac_energy + level_energy.sum(axis=1)
+    utilization = (macs.astype(np.float64) / tables.mac_instances) / cycles.astype(np.float64)
+
+    # validity
+    eff = tables.eff_size[None, :]
+    bounded = eff >= 0
+    over_cap = bounded & (cap_used > eff)
+    under = bounded & ~over_cap & (tables.min_util[None, :] > 0) & (cap_used < eff * tables.min_util[None, :])
+    over_inst = inst_for_check > tables.instances[None, :]
+    over_x = ~over_inst & (ns.x_exp > tables.mesh_x[None, :])
+    over_y = ~over_inst & ~over_x & (ns.y_exp > tables.mesh_y[None, :])
+    mac_over = (mac_utilized > tables.mac_instances) | (ns.mac_x > tables.mac_mesh_x) | (ns.mac_y > tables.mac_mesh_y)
+    return PostResult(
+        reads=reads,
+        fills=fills,
+        updates=updates,
+        partition=part,
+        utilized_capacity=np.where(alive, size, 0),
+        utilized_instances=util_inst,
+        energy_ds=energy_ds,
+        leak=leak,
+        level_energy=level_energy,
+        level_cycles=level_cycles,
+        mac_energy=mac_energy,
+        macs=macs,
+        mac_cycles=mac_cycles,
+        mac_utilized=mac_utilized,
+        energy=energy,
+        cycles=cycles,
+        utilization=utilization,
+        unstored=~kept_any,
+        over_capacity=over_cap,
+        under_utilized=under,
+        over_instances=over_inst,
+        over_mesh_x=over_x,
+        over_mesh_y=over_y,
+        mac_over=mac_over,
+        capacity_used=cap_used,
+        instances_used=inst_for_check,
+    )
