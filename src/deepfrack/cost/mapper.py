@@ -1,0 +1,969 @@
+"""deepfrack's built-in mapper: the best mapping of a layer tile under Timeloop constraints.
+
+Public API::
+
+    Objective.parse(spec) -> Objective            "energy" (default), "delay"/"cycles", "edp",
+                                                  "last-level-accesses", or a lexicographic list
+    map_tile(arch, energy, layer, constraints, objective="energy", seed=0, variants=None) -> {variant: MapResult}
+    LayerMapper(arch, energy, layer, constraints, options).map(h, w) -> {variant: MapResult}
+
+``constraints`` is one :class:`~deepfrack.arch.spec.Constraints` (searched as it is, under the name
+"default") or ``{variant: Constraints}`` (e.g. the seven residency variants from
+``deepfrack.arch.all_variant_constraints`` or ``load_variant_folder``); sets that differ only in what
+DRAM keeps are searched together: every candidate is scored under all of them at once.
+
+The search (per tile shape, all variants together):
+
+1. the mapspace (:mod:`deepfrack.cost.mapspace`): divisor factorizations of every dimension over the
+   levels' temporal and spatial slots within the factor constraints and fan-outs, a small set of loop
+   orders per level, free keep/bypass bits. Constraints no mapping can meet -> infeasible, with the
+   reason; so is a tile whose smallest possible tiles overflow a level;
+2. when the space has at most ``enumerate_limit`` candidates it is enumerated; otherwise a seeded
+   local search: starts from the layer's anchor mappings (the best mappings of the whole layer,
+   adapted to the shape: warm starts shared by every tile of the layer, so the result of a shape does
+   not depend on which shapes were mapped before), the smallest-tiles mapping and random samples;
+   moves = one prime factor of one dimension to another slot (or a whole slot's factor), another loop
+   order at one level, a keep/bypass flip; best improvement per variant, over the union of all
+   incumbents' neighbourhoods, until no variant improves; then perturbed restarts;
+3. candidates are scored by :class:`~deepfrack.cost.fastmodel.FastModel` (Timeloop's model in closed
+   form, every variant at once); the best few per variant are re-scored by the full model
+   (:class:`deepfrack.cost.model.Evaluator`, link transfers included), which gives the reported
+   numbers.
+
+Objective: a lexicographic list of metrics, compared exactly (Timeloop's mapper compares with a 0.1%
+tolerance per metric; deepfrack does not, so "fewest cycles first" means fewest cycles).
+
+Layers beyond Timeloop's CNN-layer problem (see docs/mapper.md): a depthwise or grouped convolution
+is costed as ``groups`` runs of its per-group problem (C/groups -> M/groups channels), one after the
+other (energy, cycles and counts x groups); a pooling layer as ``C`` runs of a one-channel problem
+with its window as the kernel, with the weights' energy and the MAC energy removed and MACs = 0 (the
+data movement of inputs and outputs, and the comparisons' cycles); an ``add`` as ``C`` runs of a
+two-operand reduction (C=2 -> M=1, 1x1), likewise without weights and MACs.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Mapping as TMapping, Sequence
+
+import numpy as np
+
+from deepfrack.arch.capacity import capacity_spec
+from deepfrack.arch.spec import Architecture, Constraints, EnergyTable
+from deepfrack.cost.fastmodel import FastModel, FastResult
+from deepfrack.cost.mapping import DIMS, TENSORS, Mapping
+from deepfrack.cost.mapspace import (
+    Candidates,
+    DimTable,
+    Infeasible,
+    MapSpace,
+    SpaceTemplate,
+    build_mapspace,
+    minimal_candidate,
+    space_template,
+)
+from deepfrack.cost.table import CostRecord
+from deepfrack.cost.timeloop_post import TimeloopRules, arch_tables
+from deepfrack.errors import InputError
+from deepfrack.workload.layer import Layer
+
+METRICS: tuple[str, ...] = ("energy", "delay", "edp", "last-level-accesses")
+_ALIASES = {"cycles": "delay", "latency": "delay", "last_level_accesses": "last-level-accesses"}
+
+
+# --------------------------------------------------------------------------------------------- #
+# objective
+# --------------------------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class Objective:
+    """A lexicographic list of metrics to minimize, first metric first (Timeloop's
+    ``optimization-metrics``): energy (pJ), delay (cycles), edp (pJ x cycles),
+    last-level-accesses (words moved at the outermost level)."""
+
+    metrics: tuple[str, ...] = ("energy",)
+
+    @classmethod
+    def parse(cls, spec: "Objective | str | Sequence[str] | Any") -> "Objective":
+        """From a metric name, a list of names, an Objective, or anything with an
+        ``optimization_metrics`` attribute (the benchmark's MapperSettings). ValueError on an
+        unknown metric."""
+        if isinstance(spec, Objective):
+            return spec
+        if hasattr(spec, "optimization_metrics"):
+            spec = spec.optimization_metrics
+        names = [spec] if isinstance(spec, str) else list(spec)
+        out = []
+        for m in names:
+            key = _ALIASES.get(str(m).strip().lower(), str(m).strip().lower())
+            if key not in METRICS:
+                raise ValueError(f"unknown objective metric {m!r}; expected one of {', '.join(METRICS)} (or cycles)")
+            if key not in out:
+                out.append(key)
+        if not out:
+            raise ValueError("empty objective")
+        return cls(tuple(out))
+
+    def columns(self, energy: np.ndarray, cycles: np.ndarray, last: np.ndarray) -> list[np.ndarray]:
+        cols = []
+        for m in self.metrics:
+            if m == "energy":
+                cols.append(energy)
+            elif m == "delay":
+                cols.append(cycles)
+            elif m == "edp":
+                cols.append(energy * cycles)
+            else:
+                cols.append(last)
+        return cols
+
+    def order(self, energy: np.ndarray, cycles: np.ndarray, last: np.ndarray, valid: np.ndarray) -> np.ndarray:
+        """Indices of the candidates (1-D arrays) from best to worst; invalid ones last."""
+        cols = self.columns(energy, cycles, last)
+        return np.lexsort(tuple(reversed([~valid] + cols)))
+
+    def key(self, energy: float, cycles: float, last: float) -> tuple[float, ...]:
+        return tuple(float(x) for x in self.columns(np.array([energy]), np.array([cycles]), np.array([last])))
+
+    def __str__(self) -> str:
+        return "[" + ", ".join(self.metrics) + "]"
+
+
+@dataclass(frozen=True)
+class MapperOptions:
+    """Search settings. ``enumerate_limit``: enumerate spaces up to this many candidates;
+    ``random_samples``: random candidates per shape; ``restarts``: perturbed restarts after the
+    first local optimum; ``max_rounds``: local-search rounds per descent; ``shortlist``: candidates
+    per variant re-scored by the full model; ``rules``: the Timeloop version reproduced (None: by the
+    architecture's format, as ``deepfrack.cost.model_io.default_rules``); ``anchor``: warm-start
+    every shape from the whole layer's best mappings."""
+
+    objective: Objective = Objective()
+    seed: int = 0
+    enumerate_limit: int = 3000
+    random_samples: int = 200
+    restarts: int = 2
+    max_rounds: int = 60
+    shortlist: int = 1
+    rules: TimeloopRules | None = None
+    anchor: bool = True
+    batch: int = 4096
+    sweep: int = 256
+    pair_moves: bool | str = True
+    ladder_step: int = 8
+
+
+# --------------------------------------------------------------------------------------------- #
+# results
+# --------------------------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class MapResult:
+    """The mapper's answer for one (tile, variant).
+
+    status "ok": energy_pJ, cycles, macs, utilization, level_energy_pJ ({level: pJ}), accesses
+    ({level: {"reads"|"fills"|"updates": {tensor: words, summed over instances}}}) and the mapping
+    (Timeloop map.yaml terms, of the problem actually mapped: the per-group / per-channel problem for
+    depthwise, pool and add layers, whose counts are multiplied by ``repeats``).
+    status "infeasible": ``reason``. ``notes``: adjustments (lowered constraint factors, how a
+    non-CNN layer was costed)."""
+
+    variant: str
+    status: str
+    reason: str = ""
+    energy_pJ: float = math.nan
+    cycles: float = math.nan
+    macs: int = 0
+    utilization: float = math.nan
+    level_energy_pJ: TMapping[str, float] = field(default_factory=dict)
+    accesses: TMapping[str, Any] = field(default_factory=dict)
+    mapping: Mapping | None = None
+    repeats: int = 1
+    notes: tuple[str, ...] = ()
+    evaluated: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def to_record(self) -> CostRecord:
+        """The CostRecord of an ok result (ValueError otherwise); the mapping as a map.yaml document."""
+        if not self.ok:
+            raise ValueError(f"no cost: {self.reason}")
+        doc = self.mapping.to_yaml_doc() if self.mapping is not None else None
+        if doc is not None and self.repeats != 1:
+            doc = dict(doc, repeats=self.repeats)
+        return CostRecord(
+            energy_pJ=self.energy_pJ,
+            cycles=self.cycles,
+            macs=self.macs,
+            level_energy_pJ=dict(self.level_energy_pJ),
+            accesses=dict(self.accesses),
+            mapping=doc,
+        )
+
+
+# --------------------------------------------------------------------------------------------- #
+# non-CNN layers
+# --------------------------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class Problem:
+    """The Timeloop CNN-layer problem that stands for a layer tile, how many times it runs, and what
+    to drop from its cost."""
+
+    layer: Layer
+    repeats: int
+    drop_weights: bool
+    note: str | None
+    macs: int
+
+
+def tile_problem(layer: Layer, h: int | None = None, w: int | None = None) -> Problem:
+    """The problem the mapper maps for ``layer`` with output tile h x w (default: the whole plane).
+    See the module docstring for depthwise, pool and add layers."""
+    h = layer.Q if h is None else h
+    w = layer.P if w is None else w
+    base = dataclasses.replace(layer, P=w, Q=h, pad=(0, 0, 0, 0))
+    macs = layer.macs_for(h, w)
+    if layer.kind in ("conv", "fc") and layer.groups == 1:
+        return Problem(dataclasses.replace(base, kind="conv"), 1, False, None, macs)
+    if layer.kind in ("conv", "fc", "depthwise"):
+        g = layer.groups
+        if g < 1 or layer.C % g or layer.M % g:
+            raise InputError(None, f"layer {layer.name}", f"groups={g} must divide C={layer.C} and M={layer.M}")
+        prob = dataclasses.replace(base, C=layer.C // g, M=layer.M // g, groups=1, kind="conv")
+        note = f"{layer.kind} layer {layer.name}: costed as {g} runs of its per-group problem (C={prob.C}, M={prob.M}), one after the other"
+        return Problem(prob, g, False, note, macs)
+    if layer.kind == "pool":
+        prob = dataclasses.replace(base, C=1, M=1, groups=1, kind="conv", pool=None)
+        note = (f"pool layer {layer.name}: costed as {layer.C} runs of a one-channel {layer.R}x{layer.S} window problem, "
+                "without weights and MAC energy (data movement of inputs and outputs, comparison cycles), MACs = 0")
+        return Problem(prob, layer.C, True, note, 0)
+    if layer.kind == "add":
+        prob = dataclasses.replace(base, C=2, M=1, R=1, S=1, Wstride=1, Hstride=1, Wdilation=1, Hdilation=1, groups=1, kind="conv")
+        note = (f"add layer {layer.name}: costed as {layer.M} runs of a two-operand 1x1 reduction, without weights "
+                "and MAC energy, MACs = 0")
+        return Problem(prob, layer.M, True, note, 0)
+    raise InputError(None, f"layer {layer.name}", f"unknown layer kind {layer.kind!r}")
+
+
+# --------------------------------------------------------------------------------------------- #
+# neighbourhoods
+# --------------------------------------------------------------------------------------------- #
+def _prime_factors(n: int) -> list[int]:
+    out, p = [], 2
+    while p * p <= n:
+        if n % p == 0:
+            out.append(p)
+            while n % p == 0:
+                n //= p
+        p += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
+_INDEX_CACHE: dict[int, "_TableIndex"] = {}
+
+
+def _table_index(tab: DimTable) -> "_TableIndex":
+    """The (cached) index of a dimension table; tables are shared between tile shapes (they are
+    cached by bound and constraints in deepfrack.cost.mapspace), so is their index."""
+    key = id(tab.factors)
+    got = _INDEX_CACHE.get(key)
+    if got is None or got.tab.factors is not tab.factors:
+        if len(_INDEX_CACHE) > 4096:
+            _INDEX_CACHE.clear()
+        got = _INDEX_CACHE[key] = _TableIndex(tab)
+    return got
+
+
+class _TableIndex:
+    """Row lookup and move neighbours of one DimTable (built lazily)."""
+
+    CSR_ROWS = 2048
+
+    def __init__(self, tab: DimTable):
+        self.tab = tab
+        flat = tab.factors.reshape(len(tab), -1)
+        self.flat = flat
+        self.rows = {tuple(r): i for i, r in enumerate(flat.tolist())}
+        self.nb: dict[int, np.ndarray] = {}
+        self._csr: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+
+    def csr(self, kind: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """(ptr, idx) of every row's move ("move") or outward ("out") neighbours; None for big
+        tables (then per row, lazily)."""
+        n = len(self.flat)
+        if n > self.CSR_ROWS:
+            return None
+        got = self._csr.get(kind)
+        if got is None:
+            lists = [self.neighbours(r) if kind == "move" else self.outward(r) for r in range(n)]
+            ptr = np.zeros(n + 1, np.int64)
+            ptr[1:] = np.cumsum([len(x) for x in lists])
+            idx = np.concatenate(lists) if ptr[-1] else np.zeros(0, np.int64)
+            got = self._csr[kind] = (ptr, idx.astype(np.int64))
+        return got
+
+    def neighbours(self, r: int, sweep: int = 0) -> np.ndarray:
+        """Rows one move away from row r: one prime factor (or a slot's whole factor) moved to another
+        slot; tables of at most ``sweep`` rows give every other row (a full re-optimization of the
+        dimension)."""
+        if len(self.flat) <= sweep:
+            return np.delete(np.arange(len(self.flat)), r)
+        got = self.nb.get(r)
+        if got is not None:
+            return got
+        f = self.flat[r].tolist()
+        out = set()
+        k = len(f)
+        for a in range(k):
+            if f[a] == 1:
+                continue
+            moves = [(p, True) for p in _prime_factors(f[a])] + [(f[a], False)]
+            for amount, _ in moves:
+                for b in range(k):
+                    if b == a:
+                        continue
+                    g = list(f)
+                    g[a] //= amount
+                    g[b] *= amount
+                    j = self.rows.get(tuple(g))
+                    if j is not None:
+                        out.add(j)
+        arr = np.array(sorted(out), np.int64)
+        self.nb[r] = arr
+        return arr
+
+    def outward(self, r: int) -> np.ndarray:
+        """Rows with one prime factor of row r moved to the outermost temporal slot (every inner
+        tile shrinks or stays: a capacity repair move)."""
+        key = -1 - r
+        got = self.nb.get(key)
+        if got is not None:
+            return got
+        f = self.flat[r].tolist()
+        out = set()
+        for a in range(1, len(f)):
+            for p in _prime_factors(f[a]) if f[a] > 1 else []:
+                g = list(f)
+                g[a] //= p
+                g[0] *= p
+                j = self.rows.get(tuple(g))
+                if j is not None:
+                    out.add(j)
+        arr = np.array(sorted(out), np.int64)
+        self.nb[key] = arr
+        return arr
+
+    def closest(self, target: np.ndarray) -> np.ndarray:
+        """Rows ordered by distance (sum of |log factor differences|) to ``target`` [L, 3]."""
+        lt = np.log(self.flat.astype(np.float64))
+        d = np.abs(lt - np.log(target.reshape(1, -1).astype(np.float64))).sum(axis=1)
+        return np.argsort(d, kind="stable")
+
+
+# --------------------------------------------------------------------------------------------- #
+# the search for one tile problem
+# --------------------------------------------------------------------------------------------- #
+class _Search:
+    def __init__(self, space: MapSpace, fm: FastModel, objective: Objective, rng: np.random.Generator, options: MapperOptions):
+        self.space = space
+        self.fm = fm
+        self.obj = objective
+        self.rng = rng
+        self.opt = options
+        self.V = len(space.variant_names)
+        self.idx = [_table_index(t) for t in space.dims]
+        self.seen: set = set()
+        self.radix = space.radix
+        self.use_codes = float(np.prod(self.radix.astype(np.float64))) < 2.0**62
+        self.evaluated = 0
+        # best per variant: (key tuple, fidx row, oidx row, kbits)
+        self.best: list[tuple | None] = [None] * self.V
+        self.short: list[list[tuple]] = [[] for _ in range(self.V)]
+        self.any_valid = np.zeros(self.V, bool)
+        self.cap_min: np.ndarray | None = None
+
+    # ---- evaluation ----------------------------------------------------------------------------
+    def _fresh(self, c: Candidates) -> Candidates:
+        """The candidates not evaluated before (each once)."""
+        if len(c) == 0:
+            return c
+        seen = self.seen
+        if self.use_codes:
+            codes = c.codes(self.radix)
+            u, first = np.unique(codes, return_index=True)
+            new = [i for i, k in zip(first.tolist(), u.tolist()) if k not in seen]
+            seen.update(codes[new].tolist())
+        else:
+            new = []
+            for i, row in enumerate(c.keys()):
+                k = row.tobytes()
+                if k not in seen:
+                    seen.add(k)
+                    new.append(i)
+        return c.take(np.sort(np.array(new, np.int64)))
+
+    def evaluate(self, c: Candidates, dedupe: bool = True) -> tuple[Candidates, FastResult | None]:
+        if dedupe:
+            c = self._fresh(c)
+        if len(c) == 0:
+            return c, None
+        res_parts = []
+        for i in range(0, len(c), self.opt.batch):
+            res_parts.append(self.fm.evaluate(c.take(np.arange(i, min(len(c), i + self.opt.batch)))))
+        if len(res_parts) == 1:
+            r = res_parts[0]
+        else:
+            r = FastResult(*[np.concatenate([getattr(p, f.name) for p in res_parts], axis=1) for f in dataclasses.fields(FastResult)])
+        self.evaluated += len(c)
+        self._record(c, r)
+        return c, r
+
+    def _record(self, c: Candidates, r: FastResult) -> None:
+        capm = r.cap_used.min(axis=1)  # [V, L]
+        self.cap_min = capm if self.cap_min is None else np.minimum(self.cap_min, capm)
+        K = max(1, self.opt.shortlist)
+        for v in range(self.V):
+            valid = r.valid[v]
+            if not valid.any():
+                continue
+            self.any_valid[v] = True
+            order = self.obj.order(r.energy[v], r.cycles[v], r.last_level[v], valid)
+            cols = self.obj.columns(r.energy[v], r.cycles[v], r.last_level[v])
+            entries = list(self.short[v])
+            for b in order[:K]:
+                if not valid[b]:
+                    break
+                key = tuple(float(col[b]) for col in cols)
+                entries.append((key, c.fidx[b].copy(), c.oidx[b].copy(), int(c.kbits[b])))
+            entries.sort(key=lambda e: e[0])
+            dedup, seen = [], set()
+            for e in entries:
+                k = (e[1].tobytes(), e[2].tobytes(), e[3])
+                if k in seen:
+                    continue
+                seen.add(k)
+                dedup.append(e)
+            self.short[v] = dedup[:K]
+            self.best[v] = self.short[v][0]
+
+    def incumbents(self) -> Candidates:
+        rows = [b for b in self.best if b is not None]
+        if not rows:
+            return Candidates(np.zeros((0, 7), np.int64), np.zeros((0, self.space.n_levels), np.int64), np.zeros(0, np.int64))
+        return Candidates(np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]), np.array([r[3] for r in rows], np.int64)).unique()
+
+    # ---- neighbourhoods --------------------------------------------------------------------------
+    def neighbours(self, c: Candidates) -> Candidates:
+        parts = []
+        L = self.space.n_levels
+        for d in range(7):
+            if len(self.idx[d].flat) <= self.opt.sweep:
+                n_d = len(self.idx[d].flat)
+                if n_d > 1:
+                    src = np.repeat(np.arange(len(c)), n_d)
+                    e = c.take(src)
+                    e.fidx[:, d] = np.tile(np.arange(n_d), len(c))
+                    parts.append(e)
+            else:
+                e = self._expand(c, d, "move")
+                if e is not None:
+                    parts.append(e)
+        for b in range(len(c)):
+            f, o, k = c.fidx[b], c.oidx[b], c.kbits[b]
+            for l in range(L):
+                n_o = len(self.space.orders[l])
+                if n_o > 1:
+                    oi = np.repeat(o[None, :], n_o, axis=0)
+                    oi[:, l] = np.arange(n_o)
+                    parts.append(Candidates(np.repeat(f[None, :], n_o, axis=0), oi, np.full(n_o, k)))
+            for i in range(len(self.space.free_keeps)):
+                parts.append(Candidates(f[None, :].copy(), o[None, :].copy(), np.array([k ^ (1 << i)])))
+        if not parts:
+            return Candidates(np.zeros((0, 7), np.int64), np.zeros((0, L), np.int64), np.zeros(0, np.int64))
+        return Candidates.concat(parts)
+
+    def _expand(self, c: Candidates, d: int, kind: str) -> Candidates | None:
+        """Every candidate of ``c`` with dimension d replaced by each of its row's neighbours."""
+        tab = self.idx[d]
+        csr = tab.csr(kind)
+        rows = c.fidx[:, d]
+        if csr is None:
+            lists = [tab.neighbours(int(r)) if kind == "move" else tab.outward(int(r)) for r in rows]
+            counts = np.array([len(x) for x in lists], np.int64)
+            new = np.concatenate(lists) if counts.sum() else np.zeros(0, np.int64)
+        else:
+            ptr, idx = csr
+            counts = ptr[rows + 1] - ptr[rows]
+            total = int(counts.sum())
+            if total == 0:
+                return None
+            starts = np.repeat(ptr[rows], counts)
+            offs = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            new = idx[starts + offs]
+        if len(new) == 0:
+            return None
+        src = np.repeat(np.arange(len(c)), counts)
+        out = c.take(src)
+        out.fidx[:, d] = new
+        return out
+
+    def outward_neighbours(self, c: Candidates) -> Candidates:
+        parts = [p for d in range(7) if (p := self._expand(c, d, "out")) is not None]
+        if not parts:
+            return c.take(np.zeros(0, np.int64))
+        return Candidates.concat(parts)
+
+    def repair(self, c: Candidates, r: FastResult, rounds: int = 2, keep: int = 32) -> None:
+        """Push factors of seeds that fit no level outward (to the outermost temporal slot) until
+        they fit: a seed adapted from another tile shape is often one or two moves from valid."""
+        for _ in range(rounds):
+            bad = ~r.valid.any(axis=0)
+            if not bad.any():
+                return
+            eff = self.fm.eff.astype(np.float64)
+            excess = np.where(eff[None, None, :] >= 0, np.maximum(r.cap_used - eff[None, None, :], 0) / np.maximum(eff, 1)[None, None, :], 0).sum(axis=2).min(axis=0)
+            idx = np.nonzero(bad)[0]
+            idx = idx[np.argsort(excess[idx], kind="stable")[:keep]]
+            c, r2 = self.evaluate(self.outward_neighbours(c.take(idx)))
+            if r2 is None:
+                return
+            r = r2
+
+    def pair_neighbours(self, c: Candidates) -> Candidates:
+        """Two dimensions changed at once, each by one move (prime-factor moves only): the moves
+        that a capacity limit couples (e.g. one dimension's factor out of a buffer, another's in)."""
+        parts = []
+        L = self.space.n_levels
+        for b in range(len(c)):
+            f, o, k = c.fidx[b], c.oidx[b], c.kbits[b]
+            nbs = [self.idx[d].neighbours(int(f[d])) for d in range(7)]
+            for d1 in range(7):
+                for d2 in range(d1 + 1, 7):
+                    a1, a2 = nbs[d1], nbs[d2]
+                    if not len(a1) or not len(a2):
+                        continue
+                    g1, g2 = np.meshgrid(a1, a2, indexing="ij")
+                    m = g1.size
+                    fi = np.repeat(f[None, :], m, axis=0)
+                    fi[:, d1] = g1.reshape(-1)
+                    fi[:, d2] = g2.reshape(-1)
+                    parts.append(Candidates(fi, np.repeat(o[None, :], m, axis=0), np.full(m, k)))
+        if not parts:
+            return Candidates(np.zeros((0, 7), np.int64), np.zeros((0, L), np.int64), np.zeros(0, np.int64))
+        return Candidates.concat(parts)
+
+    def random(self, n: int) -> Candidates:
+        sp = self.space
+        fidx = np.stack([self.rng.integers(0, len(t), n) for t in sp.dims], axis=1)
+        oidx = np.stack([self.rng.integers(0, len(o), n) for o in sp.orders], axis=1) if sp.n_levels else np.zeros((n, 0), np.int64)
+        kb = self.rng.integers(0, 1 << len(sp.free_keeps), n) if sp.free_keeps else np.zeros(n, np.int64)
+        return Candidates(fidx, oidx, kb.astype(np.int64))
+
+    def perturb(self, c: Candidates, moves: int = 3) -> Candidates:
+        out = []
+        for b in range(len(c)):
+            cur = c.take([b])
+            for _ in range(moves):
+                nb = self.neighbours(cur)
+                if len(nb) == 0:
+                    break
+                cur = nb.take([int(self.rng.integers(0, len(nb)))])
+            out.append(cur)
+        return Candidates.concat(out)
+
+    # ---- drivers ---------------------------------------------------------------------------------
+    def enumerate_all(self) -> None:
+        sp = self.space
+        sizes = [len(t) for t in sp.dims] + [len(o) for o in sp.orders] + [1 << len(sp.free_keeps)]
+        total = int(np.prod(sizes))
+        for start in range(0, total, self.opt.batch):
+            idx = np.arange(start, min(total, start + self.opt.batch))
+            digits = np.stack(np.unravel_index(idx, sizes), axis=1).astype(np.int64)
+            c = Candidates(digits[:, :7], digits[:, 7 : 7 + sp.n_levels], digits[:, -1])
+            self.evaluate(c, dedupe=False)
+
+    def descend(self, max_rounds: int) -> None:
+        """Best-improvement local search from the current incumbents (every variant at once):
+        single moves until none improves any variant, then pair moves; back to single moves after
+        a pair move improves."""
+        pairs = False
+        for _ in range(max_rounds):
+            before = [b[0] if b is not None else None for b in self.best]
+            inc = self.incumbents()
+            if len(inc) == 0:
+                return
+            self.evaluate(self.pair_neighbours(inc) if pairs else self.neighbours(inc))
+            after = [b[0] if b is not None else None for b in self.best]
+            if after != before:
+                pairs = False
+            elif pairs or not self.opt.pair_moves:
+                return
+            else:
+                pairs = True
+
+    def run(self, seeds: Candidates | None) -> None:
+        sp = self.space
+        if sp.size <= self.opt.enumerate_limit:
+            self.enumerate_all()
+            return
+        if seeds is not None and len(seeds):
+            sc, sr = self.evaluate(seeds)
+            if sr is not None:
+                self.repair(sc, sr)
+        self.evaluate(Candidates.concat([minimal_candidate(sp), self.random(self.opt.random_samples)]))
+        self.descend(self.opt.max_rounds)
+        for _ in range(self.opt.restarts):
+            inc = self.incumbents()
+            if len(inc) == 0:
+                # nothing valid yet: more random samples
+                self.evaluate(self.random(self.opt.random_samples))
+                self.descend(self.opt.max_rounds)
+                continue
+            self.evaluate(self.perturb(inc))
+            self.descend(self.opt.max_rounds)
+
+
+# --------------------------------------------------------------------------------------------- #
+# layer mapper
+# --------------------------------------------------------------------------------------------- #
+def _as_constraint_sets(constraints: Constraints | TMapping[Any, Constraints]) -> dict[str, Constraints]:
+    if isinstance(constraints, Constraints):
+        return {"default": constraints}
+    out = {}
+    for k, v in constraints.items():
+        out[getattr(k, "value", str(k))] = v
+    if not out:
+        raise ValueError("no constraint set given")
+    return out
+
+
+def _groups_by_shared(arch: Architecture, sets: dict[str, Constraints]) -> list[dict[str, Constraints]]:
+    """Constraint sets grouped by everything but the outermost level's keep/bypass."""
+    outer = arch.levels[0].name
+    groups: dict[tuple, dict[str, Constraints]] = {}
+    for name, cons in sets.items():
+        key = tuple(sorted(t.key() for t in arch.constraints.merged(cons).targets if not (t.target == outer and t.type == "datatype")))
+        groups.setdefault(key, {})[name] = cons
+    return list(groups.values())
+
+
+class LayerMapper:
+    """Maps the tiles of one layer under one or more constraint sets (variants), sharing work: one
+    search per shape for all variants that differ only in DRAM's keep/bypass, warm starts from the
+    whole layer's best mappings, and a memo of shapes already mapped."""
+
+    def __init__(
+        self,
+        arch: Architecture,
+        energy: EnergyTable,
+        layer: Layer,
+        constraints: Constraints | TMapping[Any, Constraints],
+        options: MapperOptions | None = None,
+    ):
+        from deepfrack.cost.model_io import default_rules
+
+        self.arch = arch
+        self.energy = energy
+        self.layer = layer
+        self.options = options or MapperOptions()
+        self.rules = self.options.rules or default_rules(arch)
+        self.sets = _as_constraint_sets(constraints)
+        self.groups = _groups_by_shared(arch, self.sets)
+        self.tables = arch_tables(arch, energy, self.rules, energy.origin or None)
+        self._memo: dict[tuple[int, int], dict[str, MapResult]] = {}
+        self._anchor: dict[int, list[dict[str, Any]]] = {}
+        self._full_results: dict[int, dict[str, MapResult]] = {}
+        self._rungs: dict[tuple[int, int], list[dict[str, Any]]] = {}
+        self._memo_group: dict[tuple[int, int, int], dict[str, MapResult]] = {}
+        side = min(layer.P, layer.Q)
+        step = max(1, self.options.ladder_step)
+        self._ladder: list[int] = list(range(side, 0, -step))
+        self._templates: dict[int, SpaceTemplate] = {}
+        for gi, g in enumerate(self.groups):
+            try:
+                homes = dict(capacity_spec(arch, next(iter(g.values()))).home)
+            except InputError:
+                homes = {}
+            self._templates[gi] = space_template(arch, g, homes)
+
+    @property
+    def variant_names(self) -> tuple[str, ...]:
+        return tuple(self.sets)
+
+    def map(self, h: int | None = None, w: int | None = None) -> dict[str, MapResult]:
+        """{variant: MapResult} for the output tile h x w (default: the whole layer)."""
+        h = self.layer.Q if h is None else h
+        w = self.layer.P if w is None else w
+        key = (h, w)
+        got = self._memo.get(key)
+        if got is not None:
+            return got
+        out: dict[str, MapResult] = {}
+        for gi, g in enumerate(self.groups):
+            out.update(self._map_group(gi, g, h, w))
+        self._memo[key] = out
+        return out
+
+    # ---- one group of variants ------------------------------------------------------------------
+    def _anchor_seeds(self, gi: int, g: dict[str, Constraints]) -> list[dict[str, Any]]:
+        if not self.options.anchor:
+            return []
+        self._full(gi, g)
+        return self._anchor[gi]
+
+    def _full(self, gi: int, g: dict[str, Constraints]) -> dict[str, MapResult]:
+        """The whole layer's results (searched with extra effort; its best mappings are the anchor)."""
+        got = self._full_results.get(gi)
+        if got is None:
+            got, portable = self._search(gi, g, self.layer.Q, self.layer.P, [], extra_effort=True)
+            self._full_results[gi] = got
+            self._anchor[gi] = portable
+        return got
+
+    def _rung(self, gi: int, g: dict[str, Constraints], i: int) -> list[dict[str, Any]]:
+        """Best mappings of rung i of the layer's ladder of square tiles (side ``tops[i]``), each
+        rung warm-started from the rung above (rung 0 from the whole layer)."""
+        key = (gi, i)
+        got = self._rungs.get(key)
+        if got is not None:
+            return got
+        t = self._ladder[i]
+        above = self._anchor_seeds(gi, g) if i == 0 else self._rung(gi, g, i - 1)
+        if (t, t) == (self.layer.Q, self.layer.P):
+            self._rungs[key] = self._anchor[gi]
+            return self._anchor[gi]
+        results, portable = self._search(gi, g, t, t, above + (self._anchor[gi] if i else []), extra_effort=True)
+        self._memo_group[(gi, t, t)] = results
+        self._rungs[key] = portable
+        return portable
+
+    def _seeds_for(self, gi: int, g: dict[str, Constraints], h: int, w: int) -> list[dict[str, Any]]:
+        """Warm starts of a tile h x w: the whole layer's best mappings and those of the ladder
+        rungs nearest above and below h and w (deterministic: they depend on the layer only)."""
+        if not self.options.anchor:
+            return []
+        seeds = list(self._anchor_seeds(gi, g))
+        lad = self._ladder
+        picked: set[int] = set()
+        for side in {h, w}:
+            above = [i for i, t in enumerate(lad) if t >= side]
+            below = [i for i, t in enumerate(lad) if t < side]
+            if above:
+                picked.add(above[-1])
+            if below:
+                picked.add(below[0])
+        for i in sorted(picked):
+            if (lad[i], lad[i]) != (h, w):
+                seeds += self._rung(gi, g, i)
+        return seeds
+
+    def _map_group(self, gi: int, g: dict[str, Constraints], h: int, w: int) -> dict[str, MapResult]:
+        if (h, w) == (self.layer.Q, self.layer.P):
+            return self._full(gi, g)
+        if h == w and h in self._ladder and self.options.anchor:
+            self._rung(gi, g, self._ladder.index(h))
+            return self._memo_group[(gi, h, w)]
+        results, _ = self._search(gi, g, h, w, self._seeds_for(gi, g, h, w), extra_effort=False)
+        return results
+
+    def _search(self, gi: int, g: dict[str, Constraints], h: int, w: int, seeds: list[dict[str, Any]], extra_effort: bool) -> tuple[dict[str, MapResult], list[dict[str, Any]]]:
+        names = tuple(g)
+        prob = tile_problem(self.layer, h, w)
+        notes = [prob.note] if prob.note else []
+        try:
+            space = build_mapspace(self.arch, prob.layer, template=self._templates[gi])
+        except Infeasible as exc:
+            return {v: MapResult(v, "infeasible", exc.reason, notes=tuple(notes)) for v in names}, []
+        notes.extend(space.notes)
+        opt = self.options
+        if extra_effort:
+            opt = dataclasses.replace(opt, random_samples=opt.random_samples * 2, restarts=opt.restarts + 2, pair_moves=True)
+        elif opt.pair_moves == "anchors":
+            opt = dataclasses.replace(opt, pair_moves=False)
+        fm = FastModel(space, self.tables, self.rules)
+        seed = (opt.seed * 1_000_003 + h * 10_007 + w) & 0xFFFFFFFF
+        search = _Search(space, fm, opt.objective, np.random.default_rng(seed), opt)
+        search.run(_adapt_seeds(space, search.idx, seeds))
+        results: dict[str, MapResult] = {}
+        finals = self._finalize(space, search, prob, notes)
+        for v, name in enumerate(names):
+            results[name] = finals[v]
+        portable = []
+        seen_p: set = set()
+        for v in range(len(names)):
+            for e in search.short[v][:1]:
+                k = (e[1].tobytes(), e[2].tobytes(), e[3])
+                if k not in seen_p:
+                    seen_p.add(k)
+                    portable.append(_portable(space, e))
+        return results, portable
+
+    def _finalize(self, space: MapSpace, search: _Search, prob: Problem, notes: list[str]) -> list[MapResult]:
+        from deepfrack.cost.model import Evaluator
+
+        names = space.variant_names
+        pairs: list[tuple[int, tuple]] = []
+        for v in range(len(names)):
+            for e in search.short[v]:
+                pairs.append((v, e))
+        out: list[MapResult] = []
+        if not pairs:
+            reason = _infeasible_reason(space, search, self.tables)
+            return [MapResult(n, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated) for n in names]
+        cands = Candidates(np.stack([e[1] for _, e in pairs]), np.stack([e[2] for _, e in pairs]), np.array([e[3] for _, e in pairs], np.int64))
+        batch = space.mapping_batch(cands, [v for v, _ in pairs])
+        ev = Evaluator(self.arch, self.energy, prob.layer, self.rules)
+        res = ev.evaluate_batch(batch)
+        energy = np.array(res.energy_pJ, np.float64)
+        if prob.drop_weights:
+            energy = energy - res.energy_ds_pJ[:, :, 0].sum(axis=1) - res.post.mac_energy
+        last = (res.reads[:, 0, :] + res.fills[:, 0, :] + res.updates[:, 0, :]).astype(np.float64)
+        last = (last * res.utilized_instances[:, 0, :]).sum(axis=1)
+        for v, name in enumerate(names):
+            idx = np.array([i for i, (vv, _) in enumerate(pairs) if vv == v], np.int64)
+            if len(idx) == 0:
+                reason = _infeasible_reason(space, search, self.tables, v)
+                out.append(MapResult(name, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated))
+                continue
+            valid = res.valid[idx]
+            order = search.obj.order(energy[idx], res.cycles[idx].astype(np.float64), last[idx], valid)
+            b = int(idx[order[0]])
+            if not res.valid[b]:
+                out.append(MapResult(name, "infeasible", "the full model rejects every shortlisted mapping: " + "; ".join(
+                    ev.evaluate(batch.mapping(b)).violations), notes=tuple(notes), evaluated=search.evaluated))
+                continue
+            out.append(self._result(name, space, batch, res, b, energy[b], prob, notes, search.evaluated))
+        return out
+
+    def _result(self, name, space, batch, res, b, energy, prob: Problem, notes, evaluated) -> MapResult:
+        k = prob.repeats
+        lvl_e = {}
+        acc = {}
+        for l, lname in enumerate(space.level_names):
+            e = float(res.level_energy_pJ[b, l])
+            if prob.drop_weights:
+                e -= float(res.energy_ds_pJ[b, l, 0])
+            lvl_e[lname] = e * k
+            inst = res.utilized_instances[b, l]
+            acc[lname] = {
+                kind: {t: int(getattr(res, kind)[b, l, ti] * inst[ti]) * k for ti, t in enumerate(TENSORS) if not (prob.drop_weights and ti == 0)}
+                for kind in ("reads", "fills", "updates")
+            }
+        mac_e = float(res.post.mac_energy[b]) if not prob.drop_weights else 0.0
+        lvl_e[self.arch.arithmetic.name] = mac_e * k
+        mapping = dataclasses.replace(batch.mapping(b), source=f"deepfrack mapper, {prob.layer.name} {prob.layer.Q}x{prob.layer.P}")
+        return MapResult(
+            variant=name,
+            status="ok",
+            energy_pJ=float(energy) * k,
+            cycles=float(res.cycles[b]) * k,
+            macs=prob.macs,
+            utilization=float(res.utilization[b]),
+            level_energy_pJ=lvl_e,
+            accesses=acc,
+            mapping=mapping,
+            repeats=k,
+            notes=tuple(notes),
+            evaluated=evaluated,
+        )
+
+
+def _infeasible_reason(space: MapSpace, search: _Search, tables, v: int | None = None) -> str:
+    """Why nothing valid was found: levels whose smallest tile seen does not fit, else generic."""
+    parts = []
+    if search.cap_min is not None:
+        capm = search.cap_min if v is None else search.cap_min[v : v + 1]
+        capm = capm.min(axis=0)  # Timeloop order
+        L = space.n_levels
+        for s in range(L):
+            eff = int(tables.eff_size[s])
+            if eff >= 0 and capm[s] > eff:
+                parts.append(f"{tables.names[s]} needs at least {int(capm[s])} words per instance for this tile, more than its {eff}")
+    if parts:
+        return "the tile fits no mapping: " + "; ".join(parts)
+    return (f"no valid mapping found among {search.evaluated} candidates (spatial constraints, fan-outs, "
+            "minimum utilization or capacity)")
+
+
+def _portable(space: MapSpace, e: tuple) -> dict[str, Any]:
+    """A best candidate in a form another tile shape's mapspace can read."""
+    _, f, o, kb = e
+    return {
+        "factors": [space.dims[d].factors[int(f[d])] for d in range(7)],
+        "orders": [tuple(space.orders[l][int(o[l])]) for l in range(space.n_levels)],
+        "kbits": int(kb),
+        "free": space.free_keeps,
+    }
+
+
+def _adapt_seeds(space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, Any]], pq_limit: int = 64) -> Candidates | None:
+    """Portable candidates mapped into ``space``: the same factorization where a dimension's table
+    has it; for the output-plane dimensions P and Q (the ones a tile shape changes) every pair of
+    their factorizations (the ``pq_limit`` pairs closest to the seed's when there are more); the same
+    loop orders when present, else the first."""
+    if not seeds:
+        return None
+    P_, Q_ = DIMS.index("P"), DIMS.index("Q")
+    parts = []
+    for sd in seeds:
+        base = []
+        for d in range(7):
+            tgt = sd["factors"][d]
+            j = idx[d].rows.get(tuple(np.asarray(tgt).reshape(-1).tolist())) if tgt.shape == space.dims[d].factors.shape[1:] else None
+            base.append(j if j is not None else int(idx[d].closest(tgt)[0]))
+        o = []
+        for l in range(space.n_levels):
+            hit = np.nonzero((space.orders[l] == np.array(sd["orders"][l])[None, :]).all(axis=1))[0] if l < len(sd["orders"]) else []
+            o.append(int(hit[0]) if len(hit) else 0)
+        kb = sd["kbits"] if sd["free"] == space.free_keeps else 0
+        nP, nQ = len(space.dims[P_]), len(space.dims[Q_])
+        if nP * nQ <= pq_limit:
+            ps, qs = np.arange(nP), np.arange(nQ)
+        else:
+            k = max(1, int(pq_limit**0.5))
+            ps = idx[P_].closest(sd["factors"][P_])[:k] if sd["factors"][P_].shape == space.dims[P_].factors.shape[1:] else np.arange(min(k, nP))
+            qs = idx[Q_].closest(sd["factors"][Q_])[:k] if sd["factors"][Q_].shape == space.dims[Q_].factors.shape[1:] else np.arange(min(k, nQ))
+        gp, gq = np.meshgrid(ps, qs, indexing="ij")
+        m = gp.size
+        f = np.repeat(np.array(base, np.int64)[None, :], m, axis=0)
+        f[:, P_] = gp.reshape(-1)
+        f[:, Q_] = gq.reshape(-1)
+        parts.append(Candidates(f, np.repeat(np.array(o, np.int64).reshape(1, -1), m, axis=0), np.full(m, kb, np.int64)))
+    return Candidates.concat(parts)
+
+
+# --------------------------------------------------------------------------------------------- #
+# one-shot API
+# --------------------------------------------------------------------------------------------- #
+def map_tile(
+    arch: Architecture,
+    energy: EnergyTable,
+    layer: Layer,
+    constraints: Constraints | TMapping[Any, Constraints],
+    objective: Objective | str | Sequence[str] = "energy",
+    seed: int = 0,
+    h: int | None = None,
+    w: int | None = None,
+    options: MapperOptions | None = None,
+) -> dict[str, MapResult]:
+    """The best mapping of ``layer``'s output tile h x w (default: the whole plane) under every
+    constraint set; see the module docstring."""
+    opt = options or MapperOptions()
+    opt = dataclasses.replace(opt, objective=Objective.parse(objective), seed=seed)
+    return LayerMapper(arch, energy, layer, constraints, opt).map(h, w)
+
+
+__all__ = [
+    "LayerMapper",
+    "MapResult",
+    "MapperOptions",
+    "METRICS",
+    "Objective",
+    "Problem",
+    "map_tile",
+    "tile_problem",
+]
