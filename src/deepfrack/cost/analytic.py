@@ -147,9 +147,13 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
     active = tends > 1
     cnt = active.sum(axis=0)
     K = max(1, int(cnt.max()))
-    order = np.argsort(~active, axis=0, kind="stable")[:K]  # [K, B] the active loops, outermost first
-    kact = np.take_along_axis(active, order, axis=0)
-    fidx = np.take_along_axis(tidx, order, axis=0)
+    # compact the active loops to the top rows, keeping their order (a scatter by running count)
+    slot = np.cumsum(active, axis=0) - 1
+    slot[~active] = K  # a dump row
+    fidx = np.zeros((K + 1, B), np.int64)
+    fidx[slot, rows[None, :]] = tidx
+    fidx = fidx[:K]
+    kact = np.arange(K)[:, None] < cnt[None, :]
     kd = (fidx // B) % 7
     klev = np.where(kact, fidx // (7 * B), -1)
     kn = np.where(kact, tf.ravel().take(fidx), 1)
@@ -165,8 +169,8 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
     Acc = np.empty((NT, L, B), np.int64)  # accesses the child tile of each level costs its parent
     link_flag = np.zeros(B, bool)
     patches: dict[tuple[int, int], list] = {}
-    d_act = sf > 1  # [L, 7, B] dims spread spatially at each level
-    driven = [[[(d_act[lv] & (A[t, c] != 0)[:, None]).any(axis=0) for c in range(4)] for t in range(NT)] if has_fan[lv] else None for lv in range(L)]
+    lat = [[_lattice_data(t, sf[lv], sig_s[lv], A) for t in range(NT)] if has_fan[lv] else None for lv in range(L)]
+    linkable = [[_linkable(t, sf[lv]) for t in range(NT)] if has_fan[lv] else None for lv in range(L)]
     n_above = [(klev > s).sum(axis=0) for s in range(L)]
     for s in range(L - 1):
         P_s = n_above[s]  # the loops above level s are the first P_s (outermost first)
@@ -183,7 +187,7 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
         wt = kw[:W] * rel
         wsum = wt.sum(axis=0)
         Up = _project(u, layer)
-        lf_p = np.zeros(B, bool)
+        lf_t = np.zeros((NT, B), bool)
         for t in range(NT):
             Ut = Up[t]
             ext = dext_tile[t, :, s, :].astype(it)  # [4, B]
@@ -203,11 +207,22 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
                 eq |= zero
             # delta = |B| - eq * overlap  (D(u) = |B| - overlap when the translation repeats)
             Acc[t, s] = bs_t * (1 + wsum) - (wt * (eq * ov)).sum(axis=0)
-            if has_fan[s + 1]:
-                cand = _link_candidates(rel, ov, zero, eq, ridx, rows, stationary)
-                cand &= _driven_ok(Ut, driven[s + 1][t])
+            if has_fan[s + 1] and linkable[s + 1][t][2]:
+                mixed, ignored, _ = linkable[s + 1][t]
+                refz = zero[ridx, rows]
+                if mixed.any():
+                    cand = _link_candidates(rel, ov, zero, eq, ridx, rows, stationary) & _lattice_ok(Ut, lat[s + 1][t])
+                    cand &= mixed[None, :] | zero
+                elif stationary:
+                    cand = np.zeros((1, B), bool)  # zero translations cost nothing: no delta to share
+                else:
+                    # only a zero translation can match (two children with equal data): a refetch
+                    # of a tile the previous visit also fetched whole
+                    noov = ov[ridx, rows] == 0
+                    cand = rel & zero & (~refz & noov & ignored)[None, :]
                 if cand.any():
-                    lf_p |= _lattice_rows(cand, Ut, t, sf[s + 1], sig_s[s + 1], A)
+                    lf_t[t] = _neighbour_rows(cand, Ut, t, so[s + 1], sf[s + 1], split[s + 1], sig_s[s + 1], A, fanouts_inner_first[s + 1])
+        lf_p = lf_t.any(axis=0)
         link_flag |= lf_p
         # exact accounting of the fan-out at s + 1 for the flagged candidates
         p = s + 1
@@ -226,6 +241,7 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
             patches[(int(b), p)] = _exact_links(
                 Ub, np.ones(len(js), bool), kw[js, b], kn[js, b], Db, size[:, s, b], refb, stationary, False,
                 _layout(so[p, :, b], sf[p, :, b], split[p, b], sig_s[p, :, b], A, fanouts_inner_first[p]),
+                tensors=lf_t[:, b],
             )
     Acc[:, L - 1, :] = 0
 
@@ -235,12 +251,13 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
         u = [(2 * st - pr[:K] + 0) for st, pr in zip(steps, pre)]
         u = [(2 * st + pr[:K] - pr[P0, rows]) * kact for st, pr in zip(steps, pre)]
         Up = _project(u, layer)
-        lf0 = np.zeros(B, bool)
+        lf_t = np.zeros((NT, B), bool)
         for t in range(NT):
             Ut = Up[t]
-            cand = kact & _driven_ok(Ut, driven[0][t])
+            cand = kact & _lattice_ok(Ut, lat[0][t]) if linkable[0][t][2] else np.zeros((1, B), bool)
             if cand.any():
-                lf0 |= _lattice_rows(cand, Ut, t, sf[0], sig_s[0], A)
+                lf_t[t] = _neighbour_rows(cand, Ut, t, so[0], sf[0], split[0], sig_s[0], A, fanouts_inner_first[0])
+        lf0 = lf_t.any(axis=0)
         link_flag |= lf0
         for b in np.nonzero(lf0)[0]:
             js = np.arange(int(P0[b]))[::-1]
@@ -249,6 +266,7 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
             patches[(int(b), 0)] = _exact_links(
                 Ub, np.ones(len(js), bool), kw[js, b], kn[js, b], np.ones((NT, len(js)), np.int64), ones, None, stationary, True,
                 _layout(so[0, :, b], sf[0, :, b], split[0, b], sig_s[0, :, b], A, fanouts_inner_first[0]),
+                tensors=lf_t[:, b],
             )
 
     # ---- access histograms per level ----------------------------------------------------------
@@ -365,16 +383,6 @@ def _input_histogram(fac, sig, A) -> list[tuple[int, int]]:
 # --------------------------------------------------------------------------------------------- #
 # link transfers: fast exclusion
 # --------------------------------------------------------------------------------------------- #
-def _driven_ok(Ut, driven) -> np.ndarray:
-    """bool [K, B]: the translation is zero on every data coordinate no spatial loop drives (a
-    necessary condition for it to be a difference of two children's offsets)."""
-    ok = None
-    for e in range(4):
-        z = (Ut[e] == 0) | driven[e][None, :]
-        ok = z if ok is None else ok & z
-    return ok
-
-
 def _link_candidates(rel, ov, zero, eq, ridx, rows, stationary) -> np.ndarray:
     """bool [K, B]: visits whose delta has the same shape as the previous visit's and is non-empty
     (the precondition of a link transfer; see _exact_links): both are the slab the remembered
@@ -389,38 +397,133 @@ def _link_candidates(rel, ov, zero, eq, ridx, rows, stationary) -> np.ndarray:
     return cand
 
 
-def _lattice_rows(cand, Ut, t, fac, sig, A) -> np.ndarray:
-    """bool [B]: some candidate visit's translation is a difference of two children's offsets,
-    sum_l c_l T_l with |c_l| < f_l over the level's spatial loops (U = 0 needs two children with
-    equal offsets). Exact for coordinates driven by one spatial loop; a coordinate driven by two is
-    assumed to match (the exact accounting decides). ``cand``, ``Ut``: [K, B]; ``fac``, ``sig``:
-    spatial factor and stride per dimension [7, B]."""
-    out = np.zeros(cand.shape[1], bool)
-    rowsel = cand.any(axis=0)
-    if not rowsel.any():
-        return out
-    r = np.nonzero(rowsel)[0]
-    f = fac[:, r].T  # [n, 7]
-    act = f > 1
-    T = np.where(act[None], A[t][:, None, :] * sig[:, r].T[None], 0)  # [4, n, 7]
-    nz = T != 0
-    nd = nz.sum(axis=2)  # [4, n]
-    l1 = np.argmax(nz, axis=2)
-    ii = np.arange(len(r))
-    irrelevant = (act & ~nz.any(axis=0)).any(axis=1)  # [n]
-    ok = cand[:, r].copy()
-    zU = np.ones(ok.shape, bool)
+def _linkable(t, fac):
+    """Which candidates can have link transfers of tensor t at a fan-out with spatial factors
+    ``fac`` [7, B]: (mixed, ignored, any). Every temporal step above a spatial loop on dimension d
+    is a multiple of that loop's span, so on a data coordinate driven by d alone a visit's
+    translation is never a non-zero difference of two children's offsets. Links then need two
+    children with equal data (a spatial loop the tensor ignores: ``ignored``, zero translations
+    only) or a coordinate mixing two dimensions, one of them spread (Inputs' P/R, Q/S: ``mixed``)."""
+    ignored = (fac[~RELEVANT[t]] > 1).any(axis=0)
+    if t == 1:
+        mixed = (fac[P] > 1) | (fac[R] > 1) | (fac[Q] > 1) | (fac[S] > 1)
+    else:
+        mixed = np.zeros(fac.shape[1], bool)
+    return mixed, ignored, bool((mixed | ignored).any())
+
+
+def _lattice_data(t, fac, sig, A):
+    """Per data coordinate of tensor t at one fan-out: how many of the level's spatial loops drive
+    it, and for a single driver its offset step and bound ([B] arrays); and whether some spatial
+    loop is irrelevant to the tensor (two children with equal offsets). ``fac``, ``sig``: spatial
+    factor and stride per dimension [7, B]."""
+    coords = []
+    multi = np.zeros(fac.shape[1], bool)
     for c in range(4):
-        Uc = Ut[c][:, r].astype(np.int64)
-        z = Uc == 0
-        zU &= z
-        step = T[c][ii, l1[c]]
-        q, rem = np.divmod(Uc, np.where(step == 0, 1, step)[None, :])
-        okone = (rem == 0) & (np.abs(q) < f[ii, l1[c]][None, :])
-        n = nd[c][None, :]
-        ok &= np.where(n == 0, z, np.where(n == 1, okone, True))
-    ok |= cand[:, r] & zU & irrelevant[None, :]
-    out[r] = ok.any(axis=0)
+        ds = np.nonzero(A[t, c])[0]
+        act = [fac[d] > 1 for d in ds]
+        nd = sum(a.astype(np.int64) for a in act)
+        step = np.ones(fac.shape[1], np.int64)
+        bound = np.ones(fac.shape[1], np.int64)
+        for d, a in zip(ds, act):
+            step = np.where(a, int(A[t, c, d]) * sig[d], step)
+            bound = np.where(a, fac[d], bound)
+        coords.append((nd, step, bound * step))
+        multi |= nd > 1
+    irrelevant = (fac[~RELEVANT[t]] > 1).any(axis=0)
+    return coords, irrelevant | multi
+
+
+def _lattice_ok(Ut, lat) -> np.ndarray:
+    """bool [K, B]: the visit's translation can be a difference of two children's offsets:
+    sum_l c_l T_l with |c_l| < f_l over the level's spatial loops (U = 0 needs a loop the tensor
+    ignores, or two loops driving one coordinate). Exact for coordinates driven by one spatial
+    loop; a coordinate driven by two passes (the neighbour test decides)."""
+    coords, zero_ok = lat
+    ok = None
+    zU = None
+    for c, (nd, step, span) in enumerate(coords):
+        u = Ut[c]
+        z = u == 0
+        one = (nd == 1)[None, :] & (u % step.astype(u.dtype)[None, :] == 0) & (np.abs(u) < span.astype(u.dtype)[None, :])
+        cond = z | one | (nd > 1)[None, :]
+        ok = cond if ok is None else ok & cond
+        zU = z if zU is None else zU & z
+    return ok & (~zU | zero_ok[None, :])
+
+
+def _neighbour_rows(cand, Ut, t, order, fac, split, sig, A, phys_fan, budget: int = 1 << 22) -> np.ndarray:
+    """bool [B]: some candidate visit's translation equals the offset difference of two children
+    that Timeloop compares (ComputeNetworkLinkTransfers: linear index = y * h + x with h = max(physical,
+    mapped) X fan-out; up/down/left/right neighbours among the existing children). ``cand``, ``Ut``
+    [K, B]; ``order`` the spatial permutation, ``fac``/``sig`` factor and stride per dimension,
+    ``split`` [B], all per candidate (already filtered by _lattice_ok). Rows are processed in groups
+    of similar child counts."""
+    out = np.zeros(cand.shape[1], bool)
+    rsel = np.nonzero(cand.any(axis=0))[0]
+    if len(rsel) == 0:
+        return out
+    px, py = int(phys_fan[0]), int(phys_fan[1])
+    F_all = fac[:, rsel].prod(axis=0)
+    # compact the candidate visits: distinct translations only matter, few per row
+    kc = cand[:, rsel]
+    Kc = int(kc.sum(axis=0).max())
+    korder = np.argsort(~kc, axis=0, kind="stable")[:Kc]
+    kmask = np.take_along_axis(kc, korder, axis=0)
+    Uc = [np.take_along_axis(Ut[e][:, rsel], korder, axis=0).astype(np.int64) for e in range(4)]
+    bucket = np.ceil(np.log2(np.maximum(F_all, 1))).astype(int)
+    for bk in np.unique(bucket):
+        sel = np.nonzero(bucket == bk)[0]
+        Fm = int(F_all[sel].max())
+        step = max(1, budget // max(1, Fm * Kc * 16))
+        for c0 in range(0, len(sel), step):
+            q = sel[c0 : c0 + step]
+            r = rsel[q]
+            n = len(r)
+            od = order[:, r]  # [7, n] dim at each position
+            f = np.take_along_axis(fac[:, r], od, axis=0)  # [7, n] factor per position (1 = inactive)
+            g = np.take_along_axis(sig[:, r], od, axis=0)
+            onx = np.arange(7)[:, None] < split[r][None, :]
+            F = f.prod(axis=0)
+            lx = np.where(onx, f, 1).prod(axis=0)
+            ly = F // lx
+            h = np.maximum(px, lx)
+            v = np.maximum(py, ly)
+            Fq = int(F.max())
+            k = np.arange(Fq)[None, :]  # [1, Fq]
+            exists = k < F[:, None]
+            # offsets of every child (mixed radix over the active loops, innermost least significant)
+            off = np.zeros((4, n, Fq), np.int64)
+            rem = np.broadcast_to(k, (n, Fq)).copy()
+            for pos in range(7):
+                fp = f[pos][:, None]
+                digit = rem % fp
+                rem //= fp
+                coef = A[t][:, od[pos]]  # [4, n]
+                off += (coef * g[pos])[:, :, None] * digit[None]
+            hh = k % h[:, None]
+            vv = k // h[:, None]
+            nbr = [k - h[:, None], k + h[:, None], k - 1, k + 1]
+            okd = [
+                (v[:, None] > 1) & (vv >= 1),
+                (v[:, None] > 1) & (vv <= v[:, None] - 2),
+                (h[:, None] > 1) & (hh >= 1),
+                (h[:, None] > 1) & (hh <= h[:, None] - 2),
+            ]
+            U = [u[:, q] for u in Uc]  # [Kc, n]
+            km = kmask[:, q]
+            hit = np.zeros(n, bool)
+            for nb, ok in zip(nbr, okd):
+                ok = ok & exists & (nb >= 0) & (nb < F[:, None])
+                if not ok.any():
+                    continue
+                nbc = np.clip(nb, 0, Fq - 1)
+                eqall = km[:, :, None] & ok[None]
+                for e in range(4):
+                    diff = np.take_along_axis(off[e], nbc, axis=1) - off[e]  # [n, Fq]
+                    eqall &= U[e][:, :, None] == diff[None]
+                hit |= eqall.any(axis=(0, 2))
+            out[r] = hit
     return out
 
 
@@ -436,6 +539,7 @@ class _Layout:
     offsets: np.ndarray  # int64 [3, F, 4]
     nbr_diff: np.ndarray  # int64 [3, F, 4 dirs, 4]
     nbr_ok: np.ndarray  # bool [F, 4 dirs]
+    keys: np.ndarray  # int64 [3, F]: one integer per distinct offset
 
 
 def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
@@ -466,80 +570,93 @@ def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
     ok &= (nbr >= 0) & (nbr < F)
     nb = np.clip(nbr, 0, F - 1)
     diff = offsets[:, nb, :] - offsets[:, keys, None, :]  # [3, F, 4, 4]
-    return _Layout(F, offsets, diff, ok)
+    span = offsets.max(axis=(0, 1)) + 1  # offsets are non-negative
+    mult = np.array([1, span[0], span[0] * span[1], span[0] * span[1] * span[2]], np.int64)
+    okeys = (offsets * mult[None, None, :]).sum(axis=2)
+    return _Layout(F, offsets, diff, ok, okeys)
 
 
-def _groups(offs: np.ndarray) -> dict[int, int]:
-    """{multicast: number of groups} of a set of children offsets [n, 4]."""
-    if len(offs) == 0:
-        return {}
-    _, counts = np.unique(offs, axis=0, return_counts=True)
-    out: dict[int, int] = {}
-    for c in counts.tolist():
-        out[c] = out.get(c, 0) + 1
-    return out
-
-
-def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout):
+def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout, tensors=None):
     """Per tensor: (extra histogram {(mc, sc): accesses}, accesses moved out of the plain histogram,
     link transfers) for the visits of one fan-out that Timeloop serves over links.
 
     Visits (see the module docstring): the first (no predecessor), u_1 visits after the first or
     after a carry into m, and carries into m (after a u_1 visit). A child can take its delta over a
-    link when the visit's delta and the previous visit's delta have the same shape (both the whole
-    tile, both the slab left by the remembered translation, or single points at the MACs) and its
-    neighbour's offset differs from its own by the visit's translation."""
+    link (nest-analysis.cpp ComputeNetworkLinkTransfers) when the visit's delta and the previous
+    visit's delta have the same shape (both the whole tile, both the slab left by the remembered
+    translation, or single points at the MACs) and a mesh neighbour's offset differs from its own by
+    the visit's translation. Timeloop then uses the links if that leaves fewer distinct deltas to
+    fetch from the parent than multicast alone."""
     out = []
-    idx = np.nonzero(act)[0]
+    idx = [int(i) for i in np.nonzero(act)[0]]
+    F = lay.F
     for t in range(NT):
         extra: dict[tuple[int, int], float] = {}
         moved = 0.0
         links = 0.0
-        if len(idx) >= 1:
-            Ut = U[t]
-            i1 = idx[0]
+        if idx and (tensors is None or tensors[t]):
+            Ut = [tuple(int(x) for x in U[t, i]) for i in range(U.shape[1])]
+            Dt = [int(x) for x in D[t]]
             full = int(Bsz[t])
+            i1 = idx[0]
+            r_legacy = Ut[i1]
+            r_stat = tuple(int(x) for x in ref[t]) if ref is not None else None
+            zero_vec = (0, 0, 0, 0)
+            keys = lay.keys[t]
+            G = len(set(keys.tolist()))
+            memo: dict[tuple[int, ...], tuple[int, dict[int, int]] | None] = {}
 
             def shape(i):
                 """(kind, size) of the delta of a visit whose translation is U[i]."""
                 if points:
                     return ("pt", 1)
                 u = Ut[i]
-                uz = not u.any()
                 if stationary:
-                    if uz:
+                    if u == zero_vec:
                         return ("empty", 0)
-                    rz = not ref[t].any()
-                    same = (not rz) and bool((u == ref[t]).all())
+                    same = r_stat != zero_vec and u == r_stat
                 else:
-                    r = Ut[i1]
-                    same = bool((u == r).all())
-                    if same and uz:
+                    same = u == r_legacy
+                    if same and u == zero_vec:
                         return ("empty", 0)
                 if same:
-                    d = int(D[t, i])
-                    return ("full", full) if d == full else ("slab", d)
+                    return ("full", full) if Dt[i] == full else ("slab", Dt[i])
                 return ("full", full)
 
-            all_offs = lay.offsets[t]
-            G = len(np.unique(all_offs, axis=0))
+            def linked_groups(u):
+                """(number of linked children, {multicast: groups} of the others) or None when the
+                links do not pay (as many distinct deltas left as without them)."""
+                if u not in memo:
+                    match = (lay.nbr_diff[t] == np.array(u)[None, None, :]).all(axis=2) & lay.nbr_ok
+                    linked = match.any(axis=1)
+                    nl = int(linked.sum())
+                    if nl == 0:
+                        memo[u] = None
+                    else:
+                        _, counts = np.unique(keys[~linked], return_counts=True)
+                        if len(counts) >= G:
+                            memo[u] = None
+                        else:
+                            g: dict[int, int] = {}
+                            for c in counts.tolist():
+                                g[c] = g.get(c, 0) + 1
+                            memo[u] = (nl, g)
+                return memo[u]
 
             def visit(i, pred_shape, weight):
                 nonlocal moved, links
+                if weight == 0:
+                    return
                 sh = shape(i)
-                if sh[1] == 0 or sh[0] != pred_shape[0] or weight == 0:
+                if sh[1] == 0 or sh[0] != pred_shape[0]:
                     return
-                match = (lay.nbr_diff[t] == Ut[i][None, None, :]).all(axis=2) & lay.nbr_ok  # [F, 4]
-                linked = match.any(axis=1)
-                if not linked.any():
+                lg = linked_groups(Ut[i])
+                if lg is None:
                     return
-                rest = all_offs[~linked]
-                g = _groups(rest)
-                if sum(g.values()) >= G:
-                    return
+                nl, g = lg
                 amount = float(sh[1]) * float(weight)
                 moved += amount
-                links += float(linked.sum()) * amount
+                links += float(nl) * amount
                 for m_, c_ in g.items():
                     extra[(m_, c_)] = extra.get((m_, c_), 0.0) + c_ * amount
 
@@ -548,8 +665,9 @@ def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout):
             n1 = int(n[i1])
             visit(i1, first_shape, n1 - 1)  # u_1 visit right after the first
             for i in idx[1:]:
-                visit(i, u1_shape, int(wt[i]))  # carry into i
-                visit(i1, shape(i), (n1 - 1) * int(wt[i]))  # u_1 visit after that carry
+                w = int(wt[i])
+                visit(i, u1_shape, w)  # carry into i
+                visit(i1, shape(i), (n1 - 1) * w)  # u_1 visit after that carry
         out.append((extra, moved, links))
     return out
 
