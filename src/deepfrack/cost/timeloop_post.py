@@ -182,8 +182,8 @@ def arch_tables(arch: Architecture, energy: EnergyTable, rules: TimeloopRules, s
     ag = np.full(L, np.nan)
     for i, lv in enumerate(levels):
         block[i] = max(1, int(lv.block_size))
-        size = lv.size_words
-        if size is not None and not ("DRAM" in lv.cls.upper()):
+        size = lv.size_words  # Timeloop checks every level whose size is given (buffer.cpp)
+        if size is not None:
             mb = float(lv.multiple_buffering or 1.0)
             eff[i] = int(np.floor(size / mb))
         inst[i] = lv.instances
