@@ -110,7 +110,8 @@ def benchmark(
             sys.exit(130)
     s = result.summary
     click.echo(s.text(), err=True)
-    click.echo(f"wrote {', '.join(str(p) for p in s.outputs)}", err=True)
+    tables = [p.name for p in s.outputs if p.suffix == ".json"]
+    click.echo(f"wrote {out_dir}: costs.csv, mappings.jsonl and {len(tables)} variant tables ({', '.join(tables)})", err=True)
     if s.failed:
         click.echo(f"deepfrack: {s.failed} entries failed (not cached); run the same command again to retry them", err=True)
         sys.exit(1)
