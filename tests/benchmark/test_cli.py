@@ -6,7 +6,7 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from deepfrack.benchmark.tables_io import read_tables
+from deepfrack.benchmark.tables_io import read_json_tables, read_tables
 from deepfrack.cli import main
 from deepfrack.cost.variants import Variant
 
@@ -35,7 +35,8 @@ def test_fake_backend_end_to_end(tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert "216 entries (216 distinct): 216 computed, 0 from cache, 0 infeasible, 0 failed" in r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["EWCC.json", "SLC.json", "costs.csv", "mappings.jsonl"]
-    assert len(read_tables(tmp_path / "out")) == 216  # the JSON tables (square)
+    assert len(read_tables(tmp_path / "out")) == 216
+    assert len(read_json_tables(tmp_path / "out")) == 216  # AlexNet's layers are square: the JSON has every entry
 
 
 def _bad_file(tmp_path: Path, name: str, text: str) -> Path:

@@ -12,7 +12,7 @@ from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.jobs import enumerate_jobs
 from deepfrack.benchmark.cache import ResultCache
 from deepfrack.benchmark.runner import run_benchmark
-from deepfrack.benchmark.tables_io import read_tables
+from deepfrack.benchmark.tables_io import read_json_tables, read_tables
 from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.workload.loaders import load_network_yaml
 
@@ -58,7 +58,11 @@ def test_outputs_and_reuse(setup):
         assert rec.energy_pJ == pytest.approx(fake_energy_pJ(j), rel=1e-12)
         assert rec.macs == j.layer.macs_for(j.tile_h, j.tile_w)
         assert set(rec.level_energy_pJ) == {"MAC", "DRAM"}
-    assert read_tables(out).get(0, Variant.WCC, 6, 6).energy_pJ == pytest.approx(table.get(0, Variant.WCC, 6, 6).energy_pJ)
+    folder = read_tables(out)  # the folder reads as its CSV
+    assert set(folder.records) == set(table.records) and folder.get(2, Variant.LBLC, 6, 8) is not None
+    squares = read_json_tables(out)
+    assert len(squares) == 3 * 7 * 6  # the JSON tables: the square tiles
+    assert squares.get(0, Variant.WCC, 6, 6).energy_pJ == pytest.approx(table.get(0, Variant.WCC, 6, 6).energy_pJ)
 
     lines = [json.loads(x) for x in (out / "mappings.jsonl").read_text().splitlines()]
     assert len(lines) == 147

@@ -4,6 +4,7 @@ and replays a recorded Timeloop output."""
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ import yaml
 from click.testing import CliRunner
 
 from deepfrack.benchmark.backend import BackendUnavailable
+from deepfrack.benchmark.executors import LocalExecutor
 from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.jobs import make_job
 from deepfrack.benchmark.tables_io import read_tables
@@ -36,8 +38,12 @@ import json, os, shutil, sys
 import yaml
 docs = {{name: yaml.safe_load(open(name)) for name in sys.argv[1:]}}
 with open(os.environ["STANDIN_LOG"], "a") as log:
-    log.write(json.dumps({{"cwd": os.getcwd(), "args": sys.argv[1:], "docs": docs}}) + "\\n")
+    log.write(json.dumps({{"cwd": os.getcwd(), "pid": os.getpid(), "args": sys.argv[1:], "docs": docs}}) + "\\n")
 mode = os.environ.get("STANDIN_MODE", "replay")
+problem = next(d for d in docs.values() if isinstance(d, dict) and "problem" in d)
+if mode == "sleep-on-P2" and problem["problem"]["instance"]["P"] == 2:
+    import time
+    time.sleep(60)
 if mode == "nomap":
     print("MESSAGE: no valid mappings found within search criteria. Some suggestions:")
     sys.exit(0)
@@ -163,6 +169,36 @@ def test_no_mapping_is_infeasible_and_a_crash_is_a_failure(stand_in: Path, monke
     assert _dram_targets(_calls(stand_in)[-1]["docs"]) == [
         {"target": "DRAM", "type": "datatype", "keep": [], "bypass": ["Inputs", "Outputs", "Weights"]}
     ]
+
+
+def test_stopping_the_workers_stops_timeloop(stand_in: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("STANDIN_MODE", "sleep-on-P2")
+    backend = make_timeloop_backend(load_inputs(ARCH, constraints=CONSTRAINTS))
+    net = load_problem_folder(WORKLOAD)
+    stream = LocalExecutor(1).run(backend, [[make_job(net, 0, Variant.SLC, t, t)] for t in (1, 2)])
+    _, (first,) = next(stream)
+    assert first.status == "ok"
+    deadline = time.monotonic() + 30
+    while len(_calls(stand_in)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    call = _calls(stand_in)[1]
+    assert _alive(call["pid"])
+    stream.close()  # what Ctrl-C or an error in the parent does: the workers are terminated ...
+    deadline = time.monotonic() + 10
+    while _alive(call["pid"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(call["pid"])  # ... and take their timeloop-mapper with them
+    assert not Path(call["cwd"]).exists()  # and remove its temporary folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # a zombie is dead too
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.exists() and stat.read_text().split(")")[-1].split()[0] == "Z")
 
 
 def test_fingerprint_covers_the_binary_and_the_variant_file(stand_in: Path):

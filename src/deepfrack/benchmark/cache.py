@@ -4,9 +4,9 @@ Key of an entry = sha256 of the canonical JSON of
 
 * the backend's fingerprint for the entry's variant (a hash of everything the result depends on besides
   the job: architecture, energy table, the variant's constraints, mapper settings, backend and version),
-* the tile problem: the layer's dimensions with P/Q set to the tile (its name and padding left out --
-  a tile's cost does not depend on them, so the same conv in two networks shares entries),
-* the variant and the tile shape.
+* the tile problem: the layer's dimensions other than P/Q (its name and padding left out -- a tile's
+  cost does not depend on them, so the same conv in two networks shares entries),
+* the variant, and then the tile shape (h x w, i.e. Q x P).
 
 Durability: WAL journal, one transaction per batch of results. A process killed at any point (Ctrl-C,
 ``kill -9``) leaves every committed batch in the file and no partial one; SQLite's journal makes the file
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import functools
 import hashlib
 import json
 import math
@@ -30,6 +31,7 @@ from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
 from deepfrack.errors import InputError
+from deepfrack.workload.layer import Layer
 
 SCHEMA_VERSION = 1
 #: bump when the meaning of a cached entry changes (the key format, the record fields)
@@ -58,22 +60,24 @@ CREATE TABLE IF NOT EXISTS entries (
 def to_plain(obj: Any) -> Any:
     """Plain JSON data from dataclasses, enums, mappings, sequences, sets and paths (deterministic:
     sets are sorted, mapping keys become strings)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, enum.Enum):
-        return to_plain(obj.value)
-    if isinstance(obj, Mapping):
-        return {str(k): to_plain(v) for k, v in obj.items()}
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj.value if isinstance(obj, enum.Enum) else obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else repr(obj)
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, enum.Enum):
+        return to_plain(obj.value)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (set, frozenset)):
         return sorted((to_plain(v) for v in obj), key=lambda v: json.dumps(v, sort_keys=True))
     if isinstance(obj, Path):
         return str(obj)
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return repr(obj)
-    if obj is None or isinstance(obj, (str, int, float, bool)):
-        return obj
     return str(obj)  # dates and other YAML scalars
 
 
@@ -87,25 +91,37 @@ def content_hash(obj: Any) -> str:
     return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
 
 
+#: Layer fields a tile's cost depends on, besides P and Q (the tile): not the name, not the padding
+_PROBLEM_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Layer) if f.name not in ("name", "pad", "P", "Q")
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _problem_json(values: tuple[Any, ...]) -> str:
+    return canonical_json(dict(zip(_PROBLEM_FIELDS, values)))
+
+
+def problem_json(job: Job) -> str:
+    """Canonical JSON of the job's layer dimensions other than the tile (P, Q), name and padding."""
+    return _problem_json(tuple(getattr(job.layer, f) for f in _PROBLEM_FIELDS))
+
+
 def problem_signature(job: Job) -> dict[str, Any]:
-    """The tile problem a job's cost depends on (layer dims with P/Q = tile; no name, no padding)."""
-    plain = to_plain(job.layer)
-    plain.pop("name", None)
-    plain.pop("pad", None)
-    return plain
+    """The tile problem a job's cost depends on: layer dims with P/Q = the tile (no name, no padding)."""
+    return {**json.loads(problem_json(job)), "P": job.tile_w, "Q": job.tile_h}
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_prefix(fingerprint: str, problem: str, variant: str) -> str:
+    return canonical_json({"key_version": KEY_VERSION, "backend": fingerprint, "problem": json.loads(problem), "variant": variant})
 
 
 def job_key(job: Job, fingerprint: str) -> str:
-    """The cache key of a job under a backend fingerprint (see module docstring)."""
-    return content_hash(
-        {
-            "key_version": KEY_VERSION,
-            "backend": fingerprint,
-            "problem": problem_signature(job),
-            "variant": job.variant.value,
-            "shape": [job.tile_h, job.tile_w],
-        }
-    )
+    """The cache key of a job under a backend fingerprint: sha256 of the canonical JSON of (key version,
+    fingerprint, problem without the tile, variant) followed by the tile shape (h x w = Q x P)."""
+    prefix = _key_prefix(fingerprint, problem_json(job), job.variant.value)
+    return hashlib.sha256(f"{prefix}|shape={job.tile_h}x{job.tile_w}".encode()).hexdigest()
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -214,7 +230,7 @@ class ResultCache:
                     record_to_json(outcome.record) if outcome.record is not None else None,
                     outcome.reason,
                     backend,
-                    canonical_json(problem_signature(job)),
+                    problem_json(job),
                     job.variant.value,
                     job.tile_h,
                     job.tile_w,
