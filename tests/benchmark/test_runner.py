@@ -2,6 +2,7 @@
 
 import csv
 import multiprocessing
+import time
 import json
 from pathlib import Path
 
@@ -146,9 +147,15 @@ def test_worker_processes_give_the_same_tables(setup):
 def test_closing_the_stream_terminates_the_workers(setup):
     net, inputs, tmp = setup
     jobs = enumerate_jobs(net, "square", variants=["SLC"])
-    backend = FakeBackend(inputs_digest={v.value: inputs.content(v) for v in VARIANTS}, delay_s=0.2)
-    stream = LocalExecutor(2).run(backend, [[j] for j in jobs])
+    backend = FakeBackend(inputs_digest={v.value: inputs.content(v) for v in VARIANTS}, delay_s=1.0)
+    # worker A: one job (1 s); worker B: three jobs (3 s), still busy when A's result arrives
+    stream = LocalExecutor(2).run(backend, [jobs[:1], jobs[1:4]])
     index, outcomes = next(stream)
-    assert outcomes[0].status == "ok" and len(multiprocessing.active_children()) == 2
+    assert index == 0 and outcomes[0].status == "ok" and len(multiprocessing.active_children()) == 2
     stream.close()  # what an exception or Ctrl-C in the consumer does
+    # B is gone long before its batch could have finished (the pool's own thread may reap it first, so
+    # the state can lag for a moment)
+    deadline = time.monotonic() + 1.0
+    while multiprocessing.active_children() and time.monotonic() < deadline:
+        time.sleep(0.02)
     assert multiprocessing.active_children() == []

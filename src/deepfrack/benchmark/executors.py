@@ -91,7 +91,13 @@ def _init_worker(backend: Backend) -> None:
 
 def _run_batch(jobs: Sequence[Job]) -> list[Outcome]:
     assert _worker_evaluator is not None, "worker not initialised"
-    return evaluate_batch(_worker_evaluator, jobs)
+    try:
+        return evaluate_batch(_worker_evaluator, jobs)
+    except SystemExit as exc:
+        # SIGTERM during a batch: the exception has unwound the evaluator (a running subprocess.run kills
+        # its child, temporary folders are removed). Exit now: the pool's worker loop would otherwise catch
+        # it, report it as the batch's result and wait for the next batch.
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
 
 
 class LocalExecutor:
