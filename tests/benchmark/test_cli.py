@@ -34,6 +34,11 @@ def test_fake_backend_end_to_end(tmp_path: Path):
     r = _invoke(tmp_path, "--variants", "SLC,EWCC", "--mapper", str(MAPPER), "--ert", str(ERT))
     assert r.exit_code == 0, r.output
     assert "216 entries (216 distinct): 216 computed, 0 from cache, 0 infeasible, 0 failed" in r.stderr
+    assert (
+        f"deepfrack: note: {MAPPER}: the fake backend uses optimization-metrics (delay, energy) and ignores the "
+        "Timeloop search options algorithm, live-status, max-permutations-per-if-visit, num-threads, timeout, "
+        "victory-condition"
+    ) in r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["EWCC.json", "SLC.json", "costs.csv", "mappings.jsonl"]
     assert len(read_tables(tmp_path / "out")) == 216
     assert len(read_json_tables(tmp_path / "out")) == 216  # AlexNet's layers are square: the JSON has every entry

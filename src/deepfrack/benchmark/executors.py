@@ -100,12 +100,20 @@ def _run_batch(jobs: Sequence[Job]) -> list[Outcome]:
         os._exit(exc.code if isinstance(exc.code, int) else 1)
 
 
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one, else the core count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
 class LocalExecutor:
     """``workers`` local processes (``spawn`` start method: safe with threads, same on every OS), at
     most ``2 x workers`` batches in flight."""
 
     def __init__(self, workers: int | None = None):
-        self.workers = max(1, workers or os.cpu_count() or 1)
+        self.workers = max(1, workers or available_cores())
 
     def run(self, backend: Backend, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
         if not batches:

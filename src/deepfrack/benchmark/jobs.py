@@ -32,7 +32,7 @@ NeededShapes = Mapping[tuple[int, Variant], Iterable[tuple[int, int]]]
 NeededShapesFn = Callable[[Network], NeededShapes]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Job:
     """Cost one output tile of one layer under one residency variant.
 
@@ -128,8 +128,10 @@ def enumerate_jobs(
         return jobs
     for i, layer in enumerate(network.layers):
         shape_list = square_shapes(layer) if shapes == "square" else all_shapes(layer)
+        # one tile problem per shape, shared by the variants (``--shapes all`` makes ~1e6 jobs on VGG16)
+        tiles = [(h, w, dataclasses.replace(layer, P=w, Q=h)) for h, w in shape_list]
         for v in vs:
-            jobs.extend(make_job(network, i, v, h, w) for h, w in shape_list)
+            jobs.extend(Job(i, tile, v, h, w) for h, w, tile in tiles)
     return jobs
 
 

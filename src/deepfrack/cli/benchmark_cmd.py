@@ -86,9 +86,10 @@ def benchmark(
     vs = _parse_variants(variants)
     inputs = load_inputs(arch, components, constraints, mapper, ert, vs)
     be = resolve_backend(backend, inputs)
-    if be.name == "builtin" and inputs.mapper.ignored:
+    if be.name != "timeloop" and inputs.mapper.ignored:  # Timeloop gets every option; other mappers the metrics
         click.echo(
-            f"deepfrack: note: {inputs.mapper.source}: the built-in mapper ignores Timeloop search options "
+            f"deepfrack: note: {inputs.mapper.source}: the {be.name} backend uses optimization-metrics "
+            f"({', '.join(inputs.mapper.optimization_metrics)}) and ignores the Timeloop search options "
             f"{', '.join(inputs.mapper.ignored)}", err=True,
         )
     needed = None
