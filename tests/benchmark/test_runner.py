@@ -1,17 +1,17 @@
 """The runner with the fake backend: outputs, cache reuse, infeasible and failed entries, parallel runs."""
 
 import csv
+import json
 import multiprocessing
 import time
-import json
 from pathlib import Path
 
 import pytest
 
+from deepfrack.benchmark.cache import ResultCache
 from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
 from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.jobs import enumerate_jobs
-from deepfrack.benchmark.cache import ResultCache
 from deepfrack.benchmark.runner import run_benchmark
 from deepfrack.benchmark.tables_io import read_json_tables, read_tables
 from deepfrack.cost.variants import VARIANTS, Variant
@@ -145,7 +145,7 @@ def test_worker_processes_give_the_same_tables(setup):
 
 
 def test_closing_the_stream_terminates_the_workers(setup):
-    net, inputs, tmp = setup
+    net, inputs, _ = setup
     jobs = enumerate_jobs(net, "square", variants=["SLC"])
     backend = FakeBackend(inputs_digest={v.value: inputs.content(v) for v in VARIANTS}, delay_s=1.0)
     # worker A: one job (1 s); worker B: three jobs (3 s), still busy when A's result arrives

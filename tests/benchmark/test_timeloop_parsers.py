@@ -84,7 +84,7 @@ def test_stats_and_mapping_match_the_jsonl(folder: Path):
     ]
     assert stats.networks_energy_pJ == tl["networks_energy_pJ"]
     assert len(stats.levels) == len(tl["levels"])
-    for lv, want in zip(stats.levels, tl["levels"]):
+    for lv, want in zip(stats.levels, tl["levels"], strict=True):
         assert (lv.level, lv.name, lv.instances, lv.size_words, lv.cycles) == (
             want["level"], want["name"], want["instances"], want["size_words"], want["cycles"]
         )

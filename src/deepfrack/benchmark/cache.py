@@ -99,7 +99,7 @@ _PROBLEM_FIELDS: tuple[str, ...] = tuple(
 
 @functools.lru_cache(maxsize=4096)
 def _problem_json(values: tuple[Any, ...]) -> str:
-    return canonical_json(dict(zip(_PROBLEM_FIELDS, values)))
+    return canonical_json(dict(zip(_PROBLEM_FIELDS, values, strict=True)))
 
 
 def problem_json(job: Job) -> str:

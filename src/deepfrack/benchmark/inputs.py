@@ -64,7 +64,7 @@ def read_yaml_tagged(path: str | Path) -> Any:
     except UnicodeDecodeError:
         raise InputError(p, None, "not a text file") from None
     try:
-        return yaml.load(text, Loader=_TaggedLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_TaggedLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else None

@@ -61,7 +61,10 @@ def parse_mapper_doc(doc: Any, path: str | Path | None = None) -> MapperSettings
     else:
         body = doc
         prefix = ""
-    where = (lambda k: f"{prefix}.{k}" if prefix else k)  # noqa: E731
+
+    def where(k: str) -> str:
+        return f"{prefix}.{k}" if prefix else k
+
     if not isinstance(body, Mapping):
         raise InputError(path, prefix or None, "expected a mapping of mapper options (e.g. optimization-metrics: [delay, energy])")
     metrics: tuple[str, ...] = DEFAULT_METRICS

@@ -134,7 +134,12 @@ def run_benchmark(
     pending = [k for k in by_key if k not in found]
     variant_order = {v: i for i, v in enumerate(VARIANTS)}
     # one layer and shape, all variants, side by side
-    pending.sort(key=lambda k: (lambda j: (j.layer_index, j.tile_h, j.tile_w, variant_order[j.variant]))(jobs[by_key[k][0]]))
+
+    def batch_order(k: str) -> tuple[int, int, int, int]:
+        j = jobs[by_key[k][0]]
+        return (j.layer_index, j.tile_h, j.tile_w, variant_order[j.variant])
+
+    pending.sort(key=batch_order)
     size = batch_size or backend.batch_size or _auto_batch(len(pending), executor.workers)
     batches = batches_of([jobs[by_key[k][0]] for k in pending], size)
     batch_keys = [pending[i : i + size] for i in range(0, len(pending), size)]
@@ -148,15 +153,15 @@ def run_benchmark(
             for index, outcomes in stream:
                 ks = batch_keys[index]
                 cache.put_many(
-                    ((k, batches[index][n], o) for n, (k, o) in enumerate(zip(ks, outcomes))), backend=backend.name
+                    ((k, batches[index][n], o) for n, (k, o) in enumerate(zip(ks, outcomes, strict=True))), backend=backend.name
                 )
-                for k, o in zip(ks, outcomes):
+                for k, o in zip(ks, outcomes, strict=True):
                     results[k] = o
                 summary.computed += len(ks)
                 bar.advance(task, sum(len(by_key[k]) for k in ks))
 
     outcomes: dict[CostKey, Outcome] = {}
-    for job, k in zip(jobs, keys):
+    for job, k in zip(jobs, keys, strict=True):
         o = results[k]
         outcomes[job.key] = o
         if o.status == "infeasible":

@@ -31,7 +31,7 @@ import yaml
 
 from deepfrack.benchmark.backend import BackendUnavailable
 from deepfrack.benchmark.cache import content_hash
-from deepfrack.benchmark.inputs import BenchmarkInputs, SourceFile, arch_version, dram_name
+from deepfrack.benchmark.inputs import BenchmarkInputs, arch_version, dram_name
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
