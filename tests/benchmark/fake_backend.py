@@ -6,7 +6,8 @@ from environment variables read when the backend is made (so spawned workers see
 * ``FAKE_DELAY``: seconds to sleep per job (to interrupt a run mid-way);
 * ``FAKE_WEIGHT_CAPACITY``: the weight-cached variants (OutWCC, WCC, EWCC) are infeasible for layers with
   more weights than this;
-* ``FAKE_FAIL``: jobs whose ``describe()`` contains this text raise (an evaluator crash).
+* ``FAKE_FAIL``: jobs whose ``describe()`` contains this text raise (an evaluator crash);
+* ``FAKE_PID_LOG``: a file to which every evaluator appends its process id (to check workers are gone).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class FakeBackend:
     delay_s: float = 0.0
     weight_capacity: int | None = None
     fail: str | None = None
+    pid_log: str | None = None
     name: str = "fake"
     batch_size: int | None = None
 
@@ -45,6 +47,9 @@ class FakeBackend:
         return content_hash({"fake": FAKE_VERSION, "inputs": self.inputs_digest[variant.value], "cap": self.weight_capacity})
 
     def evaluator(self) -> "FakeEvaluator":
+        if self.pid_log:
+            with open(self.pid_log, "a") as f:
+                f.write(f"{os.getpid()}\n")
         return FakeEvaluator(self)
 
 
@@ -88,4 +93,5 @@ def make(inputs: BenchmarkInputs) -> FakeBackend:
         delay_s=float(os.environ.get("FAKE_DELAY", "0") or 0),
         weight_capacity=int(cap) if cap else None,
         fail=os.environ.get("FAKE_FAIL") or None,
+        pid_log=os.environ.get("FAKE_PID_LOG") or None,
     )

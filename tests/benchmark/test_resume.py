@@ -17,20 +17,22 @@ from tests.paths import ROOT
 TOTAL = 756  # AlexNet_Simba: 7 variants x 108 square tiles, all distinct
 
 
-def _run_args(out: Path, cache: Path) -> list[str]:
+def _run_args(out: Path, cache: Path, batch_size: int = 6) -> list[str]:
     return [
         sys.executable, "-m", "deepfrack", "benchmark", "--workload", str(WORKLOAD), "--arch", str(ARCH),
-        "--constraints", str(CONSTRAINTS), "--backend", FAKE, "--jobs", "2", "--batch-size", "6",
+        "--constraints", str(CONSTRAINTS), "--backend", FAKE, "--jobs", "2", "--batch-size", str(batch_size),
         "--cache", str(cache), "--out", str(out), "--no-progress",
     ]
 
 
-def _env(delay: float) -> dict[str, str]:
+def _env(delay: float, pid_log: Path | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env["FAKE_DELAY"] = str(delay)
-    for var in ("FAKE_WEIGHT_CAPACITY", "FAKE_FAIL"):
+    for var in ("FAKE_WEIGHT_CAPACITY", "FAKE_FAIL", "FAKE_PID_LOG"):
         env.pop(var, None)
+    if pid_log is not None:
+        env["FAKE_PID_LOG"] = str(pid_log)
     return env
 
 
@@ -47,11 +49,20 @@ def _rows(cache: Path) -> int:
         return 0
 
 
-def _start(out: Path, cache: Path, delay: float) -> subprocess.Popen:
+def _start(out: Path, cache: Path, delay: float, pid_log: Path | None = None, batch_size: int = 6) -> subprocess.Popen:
     return subprocess.Popen(
-        _run_args(out, cache), env=_env(delay), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        _run_args(out, cache, batch_size), env=_env(delay, pid_log), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    stat = Path(f"/proc/{pid}/stat")  # a zombie is dead too
+    return not (stat.exists() and stat.read_text().rsplit(")", 1)[-1].split()[0] == "Z")
 
 
 def _wait_rows(proc: subprocess.Popen, cache: Path, at_least: int, limit_s: float = 60.0) -> int:
@@ -134,3 +145,22 @@ def test_ctrl_c_then_resume(tmp_path: Path, reference: dict[str, bytes]):
     done = _finish(out, cache)
     assert f"{saved} from cache" in done.stderr
     assert _files(out) == reference
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers follow a killed parent on Linux only")
+def test_workers_follow_a_killed_parent(tmp_path: Path):
+    out, cache, pids = tmp_path / "out", tmp_path / "cache.sqlite", tmp_path / "workers.txt"
+    # batches of 3 entries x 1 s: a worker would run on for up to 3 s after its parent died
+    proc = _start(out, cache, delay=1.0, pid_log=pids, batch_size=3)
+    try:
+        _wait_rows(proc, cache, 3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        workers = [int(x) for x in pids.read_text().split()]
+        assert len(workers) == 2
+        deadline = time.monotonic() + 1.0
+        while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not any(_alive(w) for w in workers)
+    finally:
+        _cleanup(proc)

@@ -8,14 +8,18 @@ backend scattered once, ``distributed.as_completed`` for results, ``client.cance
 Interrupts: if the consumer stops (Ctrl-C in the parent, an exception, ``close()`` of the generator),
 the local executor terminates its workers at once; their unfinished batches are simply lost, and the
 cache holds every batch the runner already committed. Workers ignore SIGINT (the parent handles it)
-and turn SIGTERM into a clean exit, so a backend's own subprocesses are killed with them.
+and turn SIGTERM into a clean exit, so a backend's own subprocesses are killed with them. On Linux a
+worker also gets SIGTERM when the parent is killed outright (``kill -9``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import sys
+import threading
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Iterator, Protocol, Sequence
@@ -82,10 +86,29 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
 
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent dies (``kill -9`` of deepfrack), so a worker does not run on,
+    and neither does its ``timeloop-mapper``. Elsewhere workers exit when they next talk to the pool."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the parent died before prctl
+        os._exit(1)
+
+
 def _init_worker(backend: Backend) -> None:
     global _worker_evaluator
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _die_with_parent()
     _worker_evaluator = backend.evaluator()
 
 
@@ -127,9 +150,12 @@ class LocalExecutor:
         clean = False
         try:
             while next_batch < len(batches) or pending:
-                while next_batch < len(batches) and len(pending) < 2 * self.workers:
-                    pending[pool.submit(_run_batch, batches[next_batch])] = next_batch
-                    next_batch += 1
+                # workers start on the first submits: started with SIGINT ignored, they never see a Ctrl-C
+                # (not even before their initializer runs); the parent handles it
+                with _sigint_ignored(next_batch == 0):
+                    while next_batch < len(batches) and len(pending) < 2 * self.workers:
+                        pending[pool.submit(_run_batch, batches[next_batch])] = next_batch
+                        next_batch += 1
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     index = pending.pop(fut)
@@ -140,6 +166,20 @@ class LocalExecutor:
                 pool.shutdown(wait=True)
             else:
                 _terminate(pool)
+
+
+@contextlib.contextmanager
+def _sigint_ignored(active: bool) -> Iterator[None]:
+    """Ignore SIGINT in this process for the duration (main thread only; a no-op elsewhere). Child
+    processes started meanwhile inherit the ignored disposition across exec."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _terminate(pool: ProcessPoolExecutor) -> None:
