@@ -67,7 +67,7 @@ def test_missing_ert_action(tmp_path: Path):
             t["actions"] = [a for a in t["actions"] if a["name"] != "read"]
     ert = _bad_file(tmp_path, "ERT.yaml", yaml.safe_dump(doc))
     r = _invoke(tmp_path, "--ert", str(ert))
-    _assert_one_line_error(r, f"{ert}: ERT.tables[GlobalBuffer]: no 'read' action")
+    _assert_one_line_error(r, f"{ert}: ERT.tables[System.ws.GlobalBuffer].actions: no read action for storage level GlobalBuffer")
     assert not (tmp_path / "out").exists()
 
 
@@ -108,7 +108,7 @@ def test_needed_shapes_use_the_search_hook(tmp_path: Path, monkeypatch: pytest.M
     monkeypatch.setattr("deepfrack.cli.benchmark_cmd.needed_shapes_provider", lambda: None)
     _assert_one_line_error(_invoke(tmp_path, "--shapes", "needed"), "--shapes needed", "not available")
     asked = {(0, Variant.Start): {(11, 11), (19, 19)}, (1, Variant.LBLC): {(8, 9)}, (3, Variant.EWCC): {(13, 13)}}
-    monkeypatch.setattr("deepfrack.cli.benchmark_cmd.needed_shapes_provider", lambda: (lambda network: asked))
+    monkeypatch.setattr("deepfrack.cli.benchmark_cmd.needed_shapes_provider", lambda: (lambda network, depth: asked))
     r = _invoke(tmp_path, "--shapes", "needed")
     assert r.exit_code == 0, r.output
     table = read_tables(tmp_path / "out" / "costs.csv")
@@ -123,3 +123,20 @@ def test_failed_entries_exit_1_and_say_so(tmp_path: Path, monkeypatch: pytest.Mo
     assert "layer 4 (AlexNet_layer04), variant SLC, tile 13x13: failed: evaluator failed: RuntimeError" in r.stderr
     table = read_tables(tmp_path / "out" / "costs.csv")
     assert (3, Variant.SLC, 13, 13) in table.infeasible and len(table) == 107
+
+
+def test_needed_shapes_feed_optimize(tmp_path: Path, tiny_net: Path):
+    # benchmark exactly what the search asks for, then optimize from those tables: no entry is missing
+    r = _invoke(tmp_path, "--shapes", "needed", "--max-stack-depth", "2", workload=tiny_net)
+    assert r.exit_code == 0, r.output
+    table = read_tables(tmp_path / "out")
+    for i, (q, p) in enumerate([(6, 8)] * 3):
+        assert (i, Variant.SLC, q, p) in table  # the layer-by-layer baseline
+    assert any(h != w for (_, _, h, w) in table)  # regions are rectangles, not only squares
+    assert (2, Variant.Start, 6, 8) not in table  # the last layer is never a stack's first
+    opt = CliRunner().invoke(main, [
+        "optimize", "-w", str(tiny_net), "-t", str(tmp_path / "out"), "--capacity", "unlimited",
+        "--max-stack-depth", "2", "-o", str(tmp_path / "opt"),
+    ])
+    assert opt.exit_code == 0, opt.output
+    assert (tmp_path / "opt" / "schedule.json").is_file()

@@ -3,7 +3,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deepfrack.benchmark.inputs import arch_components, base_name, dram_name, load_inputs, read_yaml_tagged
+from deepfrack.arch.ert import component_name
+from deepfrack.benchmark.inputs import load_inputs, read_yaml_tagged
 from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
 
@@ -17,9 +18,10 @@ def test_reference_inputs():
     assert [Path(c.path).name for c in inp.constraints] == ["simba_like_map_constraints.yaml"]
     assert sorted(Path(c.path).name for c in inp.components) == sorted(p.name for p in COMPONENTS.glob("*.yaml"))
     assert inp.mapper.optimization_metrics == ("delay", "energy")
-    assert dram_name(inp.arch.doc) == "DRAM"
-    names = [c.name for c in arch_components(inp.arch.doc)]
-    assert names == ["DRAM", "GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer", "PEWeightRegs", "LMAC"]
+    assert inp.dram == "DRAM"
+    names = [lv.name for lv in inp.architecture.levels]
+    assert names == ["DRAM", "GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer", "PEWeightRegs"]
+    assert inp.energy_table is not None and "GlobalBuffer" in inp.energy_table.actions
     # the seven files differ only at DRAM, so the per-variant content differs only in the variant file
     a, b = inp.content(Variant.SLC), inp.content(Variant.WCC)
     assert a["variant_file"] != b["variant_file"] and a["arch"] == b["arch"] and a["constraints"] == b["constraints"]
@@ -51,18 +53,19 @@ def test_constraints_forms(tmp_path: Path):
 
 def test_v04_architecture_reads_with_its_tags():
     doc = read_yaml_tagged(EXERCISES / "simba_like" / "arch.yaml")
-    assert doc["architecture"]["version"] == 0.4 or "nodes" in doc["architecture"]
-    assert load_inputs(EXERCISES / "simba_like" / "arch.yaml", components=EXERCISES / "_components").arch.doc == doc
+    assert "nodes" in doc["architecture"]
+    inp = load_inputs(EXERCISES / "simba_like" / "arch.yaml", components=EXERCISES / "_components")
+    assert inp.arch.doc == doc and str(inp.architecture.version) == "0.4"
 
 
 def _ert_without(tmp_path: Path, component: str, action: str | None) -> Path:
     doc = yaml.safe_load(ERT.read_text())
     tables = doc["ERT"]["tables"]
     if action is None:
-        doc["ERT"]["tables"] = [t for t in tables if base_name(t["name"]) != component]
+        doc["ERT"]["tables"] = [t for t in tables if component_name(t["name"]) != component]
     else:
         for t in tables:
-            if base_name(t["name"]) == component:
+            if component_name(t["name"]) == component:
                 t["actions"] = [a for a in t["actions"] if a["name"] != action]
     p = tmp_path / "ERT.yaml"
     p.write_text(yaml.safe_dump(doc))
@@ -72,10 +75,10 @@ def _ert_without(tmp_path: Path, component: str, action: str | None) -> Path:
 @pytest.mark.parametrize(
     "component, action, field, words",
     [
-        ("GlobalBuffer", "write", "ERT.tables[GlobalBuffer]", "'write' action"),
-        ("PEWeightBuffer", "read", "ERT.tables[PEWeightBuffer]", "'read' action"),
-        ("LMAC", "compute", "ERT.tables[LMAC]", "MAC action"),
-        ("GlobalBuffer", None, "ERT.tables", "no table for GlobalBuffer"),
+        ("GlobalBuffer", "write", "ERT.tables[System.ws.GlobalBuffer].actions", "no fill action for storage level GlobalBuffer"),
+        ("PEWeightBuffer", "read", "ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions", "no read action"),
+        ("LMAC", "compute", "ERT.tables[System.ws.PE[0..15].LMAC[0..63]].actions", "no compute action"),
+        ("GlobalBuffer", None, "ERT.tables[System.ws.GlobalBuffer]", "no entry for storage level GlobalBuffer"),
     ],
 )
 def test_missing_ert_action_is_an_input_error(tmp_path: Path, component, action, field, words):
@@ -90,11 +93,12 @@ def test_missing_ert_action_is_an_input_error(tmp_path: Path, component, action,
     "which, text, field",
     [
         ("arch", "architecture:\n  subtree: [\n", "line 3"),
-        ("arch", "problem: {}\n", "architecture"),
-        ("arch", "architecture:\n  subtree:\n    - local:\n        - {name: DRAM}\n", "architecture.subtree[0].local[0]"),
+        ("arch", "architecture:\n  subtree:\n    - local:\n        - {class: DRAM}\n", "architecture.subtree[0].name"),
         ("constraints", "architecture_constraints:\n  targets: 3\n", "architecture_constraints.targets"),
-        ("constraints", "architecture_constraints:\n  targets:\n    - {target: DRAM}\n", "architecture_constraints.targets[0]"),
-        ("ert", "ERT:\n  tables:\n    - name: System.DRAM\n      actions:\n        - {name: read, energy: fast}\n",
+        ("constraints", "architecture_constraints:\n  targets:\n    - {target: DRAM}\n", "architecture_constraints.targets[0].type"),
+        ("constraints", "architecture_constraints:\n  targets:\n    - {target: L2, type: datatype, keep: [Inputs]}\n",
+         "architecture_constraints.targets[0].target"),
+        ("ert", "ERT:\n  version: 0.3\n  tables:\n    - name: System.DRAM\n      actions:\n        - {name: read, energy: fast}\n",
          "ERT.tables[0].actions[0].energy"),
     ],
 )

@@ -93,7 +93,9 @@ def test_changed_inputs_recompute(setup, tmp_path: Path):
     with ResultCache(tmp / "c.sqlite") as cache:
         run_benchmark(jobs, make(inputs), cache)
         other = tmp_path / "WCC.yaml"
-        other.write_text((CONSTRAINTS / "WCC.yaml").read_text().replace("keep: []", "keep: [Weights]"))
+        text = (CONSTRAINTS / "WCC.yaml").read_text()
+        assert "keep: []\n      bypass: [Inputs, Outputs, Weights]" in text
+        other.write_text(text.replace("keep: []\n      bypass: [Inputs, Outputs, Weights]", "keep: [Weights]\n      bypass: [Inputs, Outputs]"))
         folder = tmp_path / "cons"
         folder.mkdir()
         (folder / "WCC.yaml").write_text(other.read_text())

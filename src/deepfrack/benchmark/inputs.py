@@ -1,9 +1,9 @@
 """The files a benchmark reads besides the workload, read and checked once, before any work starts.
 
-Architecture, component classes, constraints, mapper settings and energy table are kept as parsed YAML
-(``SourceFile``): a backend turns them into what it needs (the Timeloop backend writes them back out for
-``timeloop-mapper``; the built-in mapper parses them with ``deepfrack.arch``), and the cache key hashes
-their content (not their paths or formatting).
+Every file is checked with ``deepfrack.arch``'s parsers (architecture, constraints against it, ERT actions)
+and kept twice: parsed into deepfrack's dataclasses (``architecture``, ``energy_table``) for the built-in
+mapper, and as parsed YAML (``SourceFile``) for the Timeloop backend, which writes it back out for
+``timeloop-mapper``; cache keys hash content (not paths or formatting).
 
 Constraints (``--constraints DIR-or-FILE``):
 
@@ -17,13 +17,20 @@ Constraints (``--constraints DIR-or-FILE``):
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
 import yaml
 
+from deepfrack.arch import (
+    Architecture,
+    EnergyTable,
+    check_constraints,
+    load_architecture,
+    load_constraints,
+    load_ert,
+)
 from deepfrack.benchmark.cache import content_hash, to_plain
 from deepfrack.benchmark.mapper_config import MapperSettings, load_mapper_settings
 from deepfrack.cost.variants import VARIANTS, Variant
@@ -92,172 +99,6 @@ def _yaml_files(folder: Path) -> list[Path]:
     return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in YAML_SUFFIXES)
 
 
-# --------------------------------------------------------------------------------------------- #
-# a thin look at a Timeloop v0.3 architecture (component names and classes)
-# --------------------------------------------------------------------------------------------- #
-@dataclass(frozen=True)
-class ArchComponent:
-    """One ``local`` entry of a v0.3 architecture tree: name without ``[0..n]``, class, subclass."""
-
-    name: str
-    cls: str
-    subclass: str | None
-    path: str  # where in the file, e.g. architecture.subtree[0].local[0]
-
-    # Timeloop decides storage vs arithmetic by a substring of the class name
-    # (NVlabs/timeloop include/model/topology.hpp, bufferClasses / computeClasses).
-    @property
-    def is_storage(self) -> bool:
-        return any(s in self.cls for s in ("DRAM", "SRAM", "regfile", "smartbuffer", "storage"))
-
-    @property
-    def is_compute(self) -> bool:
-        return not self.is_storage and any(s in self.cls for s in ("mac", "compute"))
-
-
-def base_name(name: str) -> str:
-    """``PEWeightBuffer[0..7]`` -> ``PEWeightBuffer``; ``System.ws.PE[0..15].LMAC[0..63]`` -> ``LMAC``."""
-    last = re.sub(r"\[[^\]]*\]", "", str(name)).split(".")[-1]
-    return last.strip()
-
-
-def arch_version(doc: Any) -> str:
-    """"0.3" for a ``subtree``/``local`` tree, "0.4" for ``nodes``; InputError when it is neither."""
-    arch = doc.get("architecture") if isinstance(doc, Mapping) else None
-    if not isinstance(arch, Mapping):
-        raise InputError(None, "architecture", "missing; expected a Timeloop architecture file")
-    if "nodes" in arch:
-        return "0.4"
-    if "subtree" in arch or "local" in arch:
-        return "0.3"
-    raise InputError(None, "architecture", "has neither subtree/local (v0.3) nor nodes (v0.4)")
-
-
-def arch_components(doc: Any, path: str | Path | None = None) -> list[ArchComponent]:
-    """The components of a v0.3 architecture, outermost first, in file order."""
-    out: list[ArchComponent] = []
-
-    def walk(node: Any, where: str) -> None:
-        if not isinstance(node, Mapping):
-            raise InputError(path, where, "must be a mapping")
-        local = node.get("local", [])
-        if not isinstance(local, list):
-            raise InputError(path, f"{where}.local", "must be a list of components")
-        for i, comp in enumerate(local):
-            w = f"{where}.local[{i}]"
-            if not isinstance(comp, Mapping) or "name" not in comp or "class" not in comp:
-                raise InputError(path, w, "a component needs a name and a class")
-            out.append(ArchComponent(base_name(comp["name"]), str(comp["class"]), comp.get("subclass"), w))
-        sub = node.get("subtree", [])
-        if not isinstance(sub, list):
-            raise InputError(path, f"{where}.subtree", "must be a list")
-        for i, child in enumerate(sub):
-            walk(child, f"{where}.subtree[{i}]")
-
-    walk(doc["architecture"], "architecture")
-    return out
-
-
-def dram_name(doc: Any, path: str | Path | None = None) -> str:
-    """Name of the outermost storage level of a v0.3 architecture (DRAM on every reference design)."""
-    comps = [c for c in arch_components(doc, path) if c.is_storage]
-    if not comps:
-        raise InputError(path, "architecture", "has no storage level")
-    drams = [c for c in comps if "DRAM" in c.cls]
-    return (drams or comps)[0].name
-
-
-# --------------------------------------------------------------------------------------------- #
-# energy reference table checks
-# --------------------------------------------------------------------------------------------- #
-# Which ERT action names Timeloop uses for each access type, in priority order (NVlabs/timeloop
-# include/model/topology.hpp, storageOperationMappings / arithmeticOperationMappings): a level needs one
-# name from each group.
-_STORAGE_ACTIONS: dict[str, tuple[str, ...]] = {
-    "read": ("random_read", "read"),
-    "fill": ("random_fill", "random_write", "fill", "write"),
-    "update": ("random_update", "random_write", "update", "write"),
-}
-_COMPUTE_ACTIONS: tuple[str, ...] = ("mac_random", "mult_random", "mac", "mult", "compute")
-
-
-def ert_actions(doc: Any, path: str | Path | None = None) -> dict[str, set[str]]:
-    """{component base name: action names} of an Accelergy ERT (``ERT: {version, tables: [...]}``);
-    InputError naming the field when the structure or an energy is wrong."""
-    ert = doc.get("ERT") if isinstance(doc, Mapping) else None
-    if not isinstance(ert, Mapping):
-        raise InputError(path, "ERT", "missing; expected an Accelergy energy reference table (ERT: {tables: [...]})")
-    tables = ert.get("tables")
-    if not isinstance(tables, list):
-        raise InputError(path, "ERT.tables", "missing or not a list")
-    out: dict[str, set[str]] = {}
-    for i, table in enumerate(tables):
-        w = f"ERT.tables[{i}]"
-        if not isinstance(table, Mapping) or "name" not in table:
-            raise InputError(path, w, "a table needs a name and actions")
-        actions = table.get("actions")
-        if not isinstance(actions, list):
-            raise InputError(path, f"{w}.actions", f"missing or not a list (component {table['name']})")
-        names = out.setdefault(base_name(table["name"]), set())
-        for j, act in enumerate(actions):
-            wa = f"{w}.actions[{j}]"
-            if not isinstance(act, Mapping) or "name" not in act:
-                raise InputError(path, wa, "an action needs a name and an energy")
-            energy = act.get("energy")
-            if isinstance(energy, bool) or not isinstance(energy, (int, float)) or energy < 0:
-                raise InputError(path, f"{wa}.energy", f"must be a non-negative number (pJ), got {energy!r}")
-            names.add(str(act["name"]))
-    return out
-
-
-def check_ert(ert: SourceFile, arch: SourceFile) -> None:
-    """Every storage level of the architecture has read, fill and update energies, and the compute
-    unit a MAC energy, in the ERT (v0.3 architectures; a v0.4 one is left to its parser)."""
-    actions = ert_actions(ert.doc, ert.path)
-    if arch_version(arch.doc) != "0.3":
-        return
-    for comp in arch_components(arch.doc, arch.path):
-        if not (comp.is_storage or comp.is_compute):
-            continue
-        have = actions.get(comp.name)
-        if have is None:
-            raise InputError(ert.path, "ERT.tables", f"no table for {comp.name} (a component of {arch.path})")
-        if comp.is_storage:
-            for access, names in _STORAGE_ACTIONS.items():
-                if not have & set(names):
-                    raise InputError(
-                        ert.path, f"ERT.tables[{comp.name}]",
-                        f"no {names[-1]!r} action (needed for {access}s of storage level {comp.name})",
-                    )
-        elif not have & set(_COMPUTE_ACTIONS):
-            raise InputError(
-                ert.path, f"ERT.tables[{comp.name}]",
-                f"no MAC action (one of {', '.join(_COMPUTE_ACTIONS)}) for compute unit {comp.name}",
-            )
-
-
-# --------------------------------------------------------------------------------------------- #
-# constraints
-# --------------------------------------------------------------------------------------------- #
-_CONSTRAINT_KEYS = ("architecture_constraints", "arch_constraints", "mapspace_constraints", "mapspace", "constraints")
-
-
-def _check_constraints_doc(src: SourceFile) -> None:
-    doc = src.doc
-    if not isinstance(doc, Mapping) or not any(k in doc for k in _CONSTRAINT_KEYS):
-        raise InputError(src.path, None, f"expected Timeloop constraints ({' / '.join(_CONSTRAINT_KEYS[:3])}: {{targets: [...]}})")
-    for key in _CONSTRAINT_KEYS:
-        if key not in doc:
-            continue
-        body = doc[key]
-        targets = body.get("targets") if isinstance(body, Mapping) else body
-        if not isinstance(targets, list):
-            raise InputError(src.path, f"{key}.targets", "missing or not a list")
-        for i, t in enumerate(targets):
-            if not isinstance(t, Mapping) or "target" not in t or "type" not in t:
-                raise InputError(src.path, f"{key}.targets[{i}]", "a constraint needs a target and a type")
-
-
 def _variant_file_map(files: Iterable[Path]) -> tuple[dict[Variant, Path], list[Path]]:
     by_name = {v.value.lower(): v for v in VARIANTS}
     variant_files: dict[Variant, Path] = {}
@@ -278,12 +119,14 @@ def _variant_file_map(files: Iterable[Path]) -> tuple[dict[Variant, Path], list[
 class BenchmarkInputs:
     """Everything besides the workload that a benchmark reads, parsed.
 
-    arch: the architecture file. components: Accelergy compound-component classes. constraints: files
-    applied to every variant. variant_files: a file per variant (the original's seven), when given.
-    mapper: mapper settings (from ``mapper_file`` or defaults). ert: an Accelergy ERT, when given.
-    variants: the variants to benchmark.
+    architecture: the parsed architecture (``deepfrack.arch``). arch: its file. components: Accelergy
+    compound-component classes. constraints: files applied to every variant. variant_files: a file per
+    variant (the original's seven), when given. mapper: mapper settings (from ``mapper_file`` or
+    defaults). ert: an Accelergy ERT, when given, and energy_table: it parsed. variants: the variants
+    to benchmark.
     """
 
+    architecture: Architecture
     arch: SourceFile
     components: tuple[SourceFile, ...] = ()
     constraints: tuple[SourceFile, ...] = ()
@@ -291,7 +134,13 @@ class BenchmarkInputs:
     mapper: MapperSettings = field(default_factory=MapperSettings)
     mapper_file: SourceFile | None = None
     ert: SourceFile | None = None
+    energy_table: EnergyTable | None = None
     variants: tuple[Variant, ...] = VARIANTS
+
+    @property
+    def dram(self) -> str:
+        """Name of the outermost storage level (the one whose keep/bypass makes the variants)."""
+        return self.architecture.levels[0].name
 
     def files(self) -> Iterator[SourceFile]:
         yield self.arch
@@ -335,20 +184,12 @@ def load_inputs(
     arch_p = Path(arch)
     if arch_p.is_dir():
         raise InputError(arch_p, None, "is a folder; give the architecture YAML file")
-    arch_src = SourceFile(str(arch_p), read_yaml_tagged(arch_p))
-    try:
-        version = arch_version(arch_src.doc)
-        if version == "0.3":
-            arch_components(arch_src.doc, arch_p)
-    except InputError as exc:
-        raise InputError(arch_p, exc.field, exc.message) from None
-
-    comp_srcs: list[SourceFile] = []
     comp_dir = Path(components) if components is not None else arch_p.parent / "components"
     if components is not None and not comp_dir.is_dir():
         raise InputError(comp_dir, None, "components folder not found")
-    if comp_dir.is_dir():
-        comp_srcs = [SourceFile(str(f), read_yaml_tagged(f)) for f in _yaml_files(comp_dir)]
+    arch_src = SourceFile(str(arch_p), read_yaml_tagged(arch_p))
+    architecture = load_architecture(arch_p, *([comp_dir] if comp_dir.is_dir() else []))
+    comp_srcs = [SourceFile(str(f), read_yaml_tagged(f)) for f in _yaml_files(comp_dir)] if comp_dir.is_dir() else []
 
     vs = tuple(v for v in VARIANTS if v in set(variants))
     shared: list[SourceFile] = []
@@ -373,18 +214,23 @@ def load_inputs(
             shared = [SourceFile(str(cp), read_yaml_tagged(cp))]
         else:
             raise InputError(cp, None, "constraints not found (give a folder of constraint files or one file)")
-        for src in list(per_variant.values()) + shared:
-            _check_constraints_doc(src)
+        # every file parses, and every variant's constraints fit the architecture
+        shared_paths = [Path(c.path) for c in shared]
+        for src in per_variant.values():
+            check_constraints(architecture, load_constraints(Path(src.path), *shared_paths))
+        if not per_variant:
+            check_constraints(architecture, load_constraints(*shared_paths))
 
     settings = load_mapper_settings(mapper)
     mapper_src = SourceFile(str(mapper), read_yaml_tagged(mapper)) if mapper is not None else None
 
-    ert_src = None
+    ert_src, energy = None, None
     if ert is not None:
         ert_src = SourceFile(str(ert), read_yaml_tagged(ert))
-        check_ert(ert_src, arch_src)
+        energy = load_ert(ert, architecture)  # every action the model charges is there
 
     return BenchmarkInputs(
+        architecture=architecture,
         arch=arch_src,
         components=tuple(comp_srcs),
         constraints=tuple(shared),
@@ -392,5 +238,6 @@ def load_inputs(
         mapper=settings,
         mapper_file=mapper_src,
         ert=ert_src,
+        energy_table=energy,
         variants=vs,
     )

@@ -28,8 +28,9 @@ SHAPE_SETS: tuple[str, ...] = ("square", "needed", "all")
 
 #: {(layer index 0-based, variant): shapes (h, w)} -- what ``--shapes needed`` benchmarks
 NeededShapes = Mapping[tuple[int, Variant], Iterable[tuple[int, int]]]
-#: The search's hook: the shapes its receptive-field walk and tilings will look up, per layer and variant.
-NeededShapesFn = Callable[[Network], NeededShapes]
+#: The search's hook: the shapes its receptive-field walk and tilings will look up, per layer and
+#: variant, for a network and a maximum stack depth (None: unlimited).
+NeededShapesFn = Callable[[Network, "int | None"], NeededShapes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,15 +136,22 @@ def enumerate_jobs(
     return jobs
 
 
+def needed_shapes(network: Network, max_stack_depth: int | None = None) -> dict[tuple[int, Variant], set[tuple[int, int]]]:
+    """The shapes ``deepfrack optimize`` (exact receptive-field rule) may look up, per (layer, variant):
+    SLC on each whole plane, and for every stack (up to ``max_stack_depth`` layers) and every candidate
+    grid tiling of its last layer the region shapes of each layer, under the variants its position in
+    the stack allows. Computed by the search (``deepfrack.search.synthetic.required_shapes``)."""
+    from deepfrack.search.synthetic import required_shapes
+
+    out: dict[tuple[int, Variant], set[tuple[int, int]]] = {}
+    for layer, variant, h, w in required_shapes(network, max_stack_depth):
+        out.setdefault((layer, variant), set()).add((h, w))
+    return out
+
+
 def needed_shapes_provider() -> NeededShapesFn | None:
-    """The search's ``needed_shapes(network) -> {(layer, variant): {(h, w)}}`` when the search package
-    provides one, else None (``--shapes needed`` then says it is not available)."""
-    try:
-        from deepfrack import search
-    except ImportError:  # pragma: no cover - the package always exists
-        return None
-    fn = getattr(search, "needed_shapes", None)
-    return fn if callable(fn) else None
+    """The hook ``--shapes needed`` calls: ``fn(network, max_stack_depth) -> {(layer, variant): shapes}``."""
+    return needed_shapes
 
 
 def batches_of(jobs: Sequence[Job], size: int) -> list[list[Job]]:

@@ -31,7 +31,7 @@ import yaml
 
 from deepfrack.benchmark.backend import BackendUnavailable
 from deepfrack.benchmark.cache import content_hash
-from deepfrack.benchmark.inputs import BenchmarkInputs, arch_version, dram_name
+from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
@@ -575,7 +575,7 @@ class TimeloopBackend:
 def make_timeloop_backend(inputs: BenchmarkInputs, timeout_s: float | None = None) -> TimeloopBackend:
     """The Timeloop backend for these inputs; BackendUnavailable when the binary is missing, InputError
     for inputs Timeloop cannot take (a v0.4 architecture)."""
-    if arch_version(inputs.arch.doc) != "0.3":
+    if str(inputs.architecture.version) != "0.3":
         raise InputError(
             inputs.arch.path, "architecture",
             "--backend timeloop takes Timeloop v0.3 architectures (subtree/local); v0.4 needs Timeloop's Python front end",
@@ -585,7 +585,7 @@ def make_timeloop_backend(inputs: BenchmarkInputs, timeout_s: float | None = Non
         inputs=inputs,
         binary=binary,
         binary_sha256=_file_sha256(binary),
-        dram=dram_name(inputs.arch.doc, inputs.arch.path),
+        dram=inputs.dram,
         timeout_s=timeout_s,
         keep_dirs=os.environ.get("DEEPFRACK_TIMELOOP_KEEP"),
     )

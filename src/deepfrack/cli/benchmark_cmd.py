@@ -57,6 +57,8 @@ def _parse_variants(text: str | None):
 @click.option("--shapes", type=click.Choice(SHAPE_SETS), default="square", show_default=True,
               help="square: t x t tiles (+ the whole plane); all: every rectangle; needed: what the search asks for.")
 @click.option("--variants", "variants", metavar="LIST", help="Comma-separated variants [default: all seven].")
+@click.option("--max-stack-depth", type=click.IntRange(min=1), default=None,
+              help="With --shapes needed: the deepest stack `optimize` will consider [default: unlimited].")
 @click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=None,
               help="Worker processes [default: all cores].")
 @click.option("--backend", default="builtin", show_default=True,
@@ -69,7 +71,7 @@ def _parse_variants(text: str | None):
               help="Output folder: <VARIANT>.json, costs.csv, mappings.jsonl.")
 def benchmark(
     workload: Path, arch: Path, components: Path | None, constraints: Path | None, mapper: Path | None,
-    ert: Path | None, shapes: str, variants: str | None, n_jobs: int | None, backend: str,
+    ert: Path | None, shapes: str, variants: str | None, max_stack_depth: int | None, n_jobs: int | None, backend: str,
     cache_path: Path | None, batch_size: int | None, progress: bool | None, out_dir: Path,
 ) -> None:
     """Cost every (layer, residency variant, tile shape): the tables `deepfrack optimize --tables` reads.
@@ -95,7 +97,7 @@ def benchmark(
     needed = None
     if shapes == "needed":
         provider = needed_shapes_provider()
-        needed = provider(network) if provider is not None else None
+        needed = provider(network, max_stack_depth) if provider is not None else None
     jobs = enumerate_jobs(network, shapes, vs, needed)
     executor = SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
     cache_file = cache_path or default_cache_path()
