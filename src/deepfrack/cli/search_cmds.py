@@ -96,9 +96,7 @@ def _load(workload: Path, tables: Path) -> tuple[Network, CostTable, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         network = load_workload(workload)
-    msgs = [str(w.message) for w in caught]
-    for m in msgs:
-        click.echo(f"deepfrack: warning: {m}", err=True)
+    msgs = [str(w.message) for w in caught]  # reported in the log (printed at the end)
     table = read_tables(tables)
     check_table_layers(table, len(network))
     return network, table, msgs

@@ -98,4 +98,5 @@ class SearchStats:
     tilings_skipped_missing: int = 0
     tilings_skipped_capacity: int = 0
     skipped_examples: list[str] = field(default_factory=list)
+    knapsacks_solved: int = 0
     elapsed_s: float = 0.0

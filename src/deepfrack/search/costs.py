@@ -1,0 +1,120 @@
+"""Cost tables as dense matrices, and on-chip capacity as the search uses it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from deepfrack.arch.capacity import CapacitySpec
+from deepfrack.cost.table import CostRecord, CostTable
+from deepfrack.cost.variants import Variant
+from deepfrack.errors import MissingCostError
+from deepfrack.workload.layer import Network
+
+Metric = Literal["energy", "cycles"]
+OBJECTIVES: tuple[str, ...] = ("energy", "cycles")
+
+SQUARE_ONLY_HINT = "those tables hold only square tiles; use --receptive-field legacy or deepfrack benchmark"
+INFEASIBLE_HINT = "the benchmark found no valid mapping for it"
+
+
+def record_value(record: CostRecord, metric: Metric) -> float:
+    """Energy in pJ or cycles of a record (NaN when the record has no cycles)."""
+    if metric == "energy":
+        return record.energy_pJ
+    return math.nan if record.cycles is None else float(record.cycles)
+
+
+class CostGrids:
+    """``grid(layer, variant, metric)``: a (Q + 1) x (P + 1) matrix whose [h, w] entry is the cost of an
+    h x w output region of the layer (pJ or cycles), NaN where the table has no entry (row and column
+    0 are always NaN). One pass over the table collects every entry into flat arrays; grids are
+    built from them on demand."""
+
+    def __init__(self, network: Network, table: CostTable):
+        self.network = network
+        self.table = table
+        order = {v: k for k, v in enumerate(Variant)}
+        n = len(table.records)
+        keys, recs = table.records.keys(), table.records.values()
+        nv = len(order)
+        lv = np.fromiter((k[0] * nv + order[k[1]] for k in keys), dtype=np.int64, count=n)
+        hw = np.stack([np.fromiter((k[2] for k in keys), dtype=np.int64, count=n),
+                       np.fromiter((k[3] for k in keys), dtype=np.int64, count=n)], axis=1)
+        values = np.stack([np.fromiter((r.energy_pJ for r in recs), dtype=float, count=n),
+                           np.fromiter((math.nan if r.cycles is None else r.cycles for r in recs),
+                                       dtype=float, count=n)], axis=1)
+        sort = np.argsort(lv, kind="stable")
+        self._lv, self._hw, self._values = lv[sort], hw[sort], values[sort]
+        self._order = order
+        self._grids: dict[tuple[int, Variant, str], np.ndarray] = {}
+
+    def grid(self, layer: int, variant: Variant, metric: Metric) -> np.ndarray:
+        key = (layer, variant, metric)
+        if key not in self._grids:
+            q, p = self.network.layers[layer].out_plane
+            g = np.full((q + 1, p + 1), np.nan)
+            code = layer * len(self._order) + self._order[variant]
+            lo, hi = np.searchsorted(self._lv, [code, code + 1])
+            h, w = self._hw[lo:hi, 0], self._hw[lo:hi, 1]
+            vals = self._values[lo:hi, 0 if metric == "energy" else 1]
+            inside = (h > 0) & (h <= q) & (w > 0) & (w <= p)
+            g[h[inside], w[inside]] = vals[inside]
+            self._grids[key] = g
+        return self._grids[key]
+
+
+def missing_error(network: Network, table: CostTable, layer: int, variant: Variant, shape: tuple[int, int],
+                  rule: str) -> MissingCostError:
+    """The MissingCostError for one absent entry, with a hint for square-only tables and infeasible shapes."""
+    hint = ""
+    if (layer, variant, shape[0], shape[1]) in table.infeasible:
+        hint = INFEASIBLE_HINT
+    elif table.square_only and shape[0] != shape[1] and rule == "exact":
+        hint = SQUARE_ONLY_HINT
+    return MissingCostError(layer, network.layers[layer].name, variant.value, shape, hint)
+
+
+@dataclass(frozen=True)
+class LevelUse:
+    """One on-chip level with a finite capacity (words) and which tensors call it home."""
+
+    name: str
+    words: float
+    weights: bool
+    inputs: bool
+    outputs: bool
+
+    def coefficients(self, network: Network, layer: int) -> tuple[int, int]:
+        """Words per input pixel and per output pixel of ``layer`` that live at this level."""
+        lay = network.layers[layer]
+        return (lay.N * lay.C if self.inputs else 0, lay.N * lay.M if self.outputs else 0)
+
+
+TENSOR_NAMES: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
+
+
+def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
+    """The home levels with a finite capacity (a level missing from ``words`` or sized None is
+    unlimited). A tensor with no home level can never stay on chip: it gets a level of 0 words of
+    its own, so caching weights, or keeping activations between fused layers, does not fit."""
+    if capacity is None:
+        return ()
+    out = []
+    homes = dict(capacity.home)
+    for name in dict.fromkeys(v for v in homes.values() if v is not None):
+        words = capacity.words.get(name)
+        if words is None:
+            continue
+        out.append(LevelUse(
+            name, float(words),
+            homes.get("Weights") == name, homes.get("Inputs") == name, homes.get("Outputs") == name,
+        ))
+    for tensor in TENSOR_NAMES:
+        if homes.get(tensor) is None:
+            out.append(LevelUse(f"(no on-chip level keeps {tensor})", 0.0,
+                                tensor == "Weights", tensor == "Inputs", tensor == "Outputs"))
+    return tuple(out)

@@ -1,0 +1,247 @@
+"""Cost and check a given schedule (``evaluate``), and the layer-by-layer baseline (DESIGN.md 3.8).
+
+The optimizer builds its final schedule with the same functions, so a schedule it returns and the
+same schedule given to ``evaluate`` cost the same.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from deepfrack.arch.capacity import CapacitySpec
+from deepfrack.cost.table import CostRecord, CostTable
+from deepfrack.cost.variants import Variant, position_in_stack, variant_for
+from deepfrack.errors import ScheduleError
+from deepfrack.rect import Rect
+from deepfrack.search.costs import LevelUse, capacity_levels, missing_error
+from deepfrack.search.plan import walk_axis
+from deepfrack.search.receptive import RULES, Rule, legacy_lookup
+from deepfrack.search.schedule import Schedule, Stack, StackLayer, StackSpec, Totals
+from deepfrack.workload.layer import Network
+
+
+def layer_by_layer(network: Network, table: CostTable) -> Totals:
+    """Every layer alone, SLC on its whole plane (DESIGN.md 3.8). MissingCostError when an SLC entry is absent."""
+    energy, cycles, macs = 0.0, 0.0, 0
+    for i, layer in enumerate(network.layers):
+        rec = _slc_record(network, table, i)
+        energy += rec.energy_pJ
+        cycles = None if cycles is None or rec.cycles is None else cycles + rec.cycles
+        macs += layer.macs
+    return Totals(energy, cycles, macs)
+
+
+def _slc_record(network: Network, table: CostTable, i: int) -> CostRecord:
+    q, p = network.layers[i].out_plane
+    rec = table.get(i, Variant.SLC, q, p)
+    if rec is None:
+        raise missing_error(network, table, i, Variant.SLC, (q, p), "legacy")
+    return rec
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise ValueError(f"unknown receptive-field rule {rule!r}; expected one of {', '.join(RULES)}")
+
+
+def check_partition(network: Network, specs: Sequence[StackSpec]) -> None:
+    """ScheduleError unless the stacks cover layers 0..n-1 once each, contiguous and in order."""
+    n = len(network)
+    if not specs:
+        raise ScheduleError(f"the schedule has no stacks; the network has {n} layers")
+    expected = 0
+    for k, sp in enumerate(specs):
+        if not (0 <= sp.first < n and 0 <= sp.last < n):
+            raise ScheduleError(f"stack {k} (layers {sp.first}-{sp.last}): layers must be in 0..{n - 1}")
+        if sp.first > sp.last:
+            raise ScheduleError(f"stack {k}: first layer {sp.first} is after its last layer {sp.last}")
+        if sp.first < expected:
+            overlap = sp.first
+            raise ScheduleError(
+                f"layer {overlap} ({network.layers[overlap].name}) is in two stacks (stack {k} starts at "
+                f"{sp.first} but the previous stack ends at {expected - 1}); stacks must be contiguous and in order")
+        if sp.first > expected:
+            raise ScheduleError(
+                f"layer {expected} ({network.layers[expected].name}) is in no stack (stack {k} starts at "
+                f"{sp.first}); stacks must be contiguous and in order")
+        expected = sp.last + 1
+    if expected < n:
+        raise ScheduleError(f"layer {expected} ({network.layers[expected].name}) is in no stack (the last stack "
+                            f"ends at {expected - 1})")
+
+
+def _check_spec(network: Network, k: int, sp: StackSpec, rule: Rule) -> None:
+    """ScheduleError for a stack whose tile shape, cached layers or span is not valid."""
+    last = network.layers[sp.last]
+    q, p = last.out_plane
+    name = f"stack {k} (layers {sp.first}-{sp.last})"
+    th, tw = sp.tile_shape
+    if th <= 0 or tw <= 0:
+        raise ScheduleError(f"{name}: tile_shape {th}x{tw} must be positive")
+    if th > q or tw > p:
+        raise ScheduleError(f"{name}: tile_shape {th}x{tw} (h x w) is larger than layer {sp.last} ({last.name})'s "
+                            f"{q}x{p} output plane")
+    for l in sp.cached_layers:
+        if not sp.first <= l <= sp.last:
+            raise ScheduleError(f"{name}: cached layer {l} is outside the stack")
+        if not network.layers[l].has_weights:
+            raise ScheduleError(f"{name}: cached layer {l} ({network.layers[l].name}) is a "
+                                f"{network.layers[l].kind} layer and has no weights to cache")
+    if sp.first == sp.last:
+        if (th, tw) != (q, p):
+            raise ScheduleError(f"{name}: a single-layer stack runs as SLC on its whole plane; tile_shape must be "
+                                f"[{q}, {p}], got [{th}, {tw}]")
+        if sp.cached_layers:
+            raise ScheduleError(f"{name}: a single-layer stack runs as SLC (one tile) and caches no weights")
+    if rule == "exact":
+        for l in range(sp.first + 1, sp.last + 1):
+            if l in network.unchained:
+                raise ScheduleError(
+                    f"{name}: layers {l - 1} ({network.layers[l - 1].name}) and {l} ({network.layers[l].name}) do "
+                    "not chain (the workload gives no padding or pooling between them), so the exact "
+                    "receptive-field rule cannot fuse them; split the stack there, give a network YAML with "
+                    "padding and pooling, or use --receptive-field legacy")
+
+
+def stack_spans(network: Network, table: CostTable | None, sp: StackSpec, rule: Rule
+                ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """Per layer of a multi-layer stack: (row starts, row lengths, column starts, column lengths) of its
+    bands, from the uniform grid ``sp.tile_shape`` on the last layer."""
+    if rule == "legacy" and table is None:
+        raise ValueError("the legacy rule needs the cost table")
+    available = legacy_lookup(table) if rule == "legacy" else None  # type: ignore[arg-type]
+    walks = [walk_axis(network, sp.last, sp.first, axis, np.array([sp.tile_shape[axis]]), rule, available)
+             for axis in (0, 1)]
+    return {l: (*walks[0].spans(l), *walks[1].spans(l)) for l in range(sp.first, sp.last + 1)}
+
+
+def _single_stack(network: Network, table: CostTable, i: int) -> Stack:
+    rec = _slc_record(network, table, i)
+    q, p = network.layers[i].out_plane
+    tile = Rect(0, 0, q, p)
+    return Stack(i, i, (q, p), (tile,), (), (StackLayer(i, (Variant.SLC,), (tile,)),), rec.energy_pJ,
+                 rec.cycles, network.layers[i].macs)
+
+
+def _layer_cost(network: Network, table: CostTable, rule: Rule, l: int, position: str, cached: bool,
+                rows: np.ndarray, cols: np.ndarray) -> tuple[float, float | None]:
+    """Energy (pJ) and cycles (None when a record lacks them) of layer ``l`` over all tiles, by tile class:
+    the top-left tile uses the uncached variant, the others the cached one when ``cached``."""
+    first_v = variant_for(position, False)
+    later_v = variant_for(position, cached)
+    counts: Counter[tuple[Variant, int, int]] = Counter()
+    counts[(first_v, int(rows[0]), int(cols[0]))] += 1
+    hc, wc = Counter(rows.tolist()), Counter(cols.tolist())
+    for h, nh in sorted(hc.items()):
+        for w, nw in sorted(wc.items()):
+            n = nh * nw - (1 if (h, w) == (rows[0], cols[0]) else 0)
+            if n:
+                counts[(later_v, h, w)] += n
+    energy, cycles = 0.0, 0.0
+    for (v, h, w), n in counts.items():
+        rec = table.get(l, v, h, w)
+        if rec is None:
+            raise missing_error(network, table, l, v, (h, w), rule)
+        energy += n * rec.energy_pJ
+        cycles = None if cycles is None or rec.cycles is None else cycles + n * rec.cycles
+    return energy, cycles
+
+
+def _check_capacity(network: Network, k: int, sp: StackSpec, spans, levels: Sequence[LevelUse]) -> None:
+    """ScheduleError naming the first (tile, layer) step, in compute order, whose live words exceed a level."""
+    if not levels:
+        return
+    cached_words = sum(network.layers[l].weights for l in sp.cached_layers)
+    nr, nc = spans[sp.last][1].size, spans[sp.last][3].size
+    worst: tuple[int, int, LevelUse, int, int, int, int] | None = None
+    for l in range(sp.first, sp.last + 1):
+        for lv in levels:
+            a, b = lv.coefficients(network, l)
+            w_words = cached_words if lv.weights else 0
+            in_words = np.zeros((nr, nc), dtype=np.int64)
+            out_words = np.zeros((nr, nc), dtype=np.int64)
+            if l > sp.first and a:
+                in_words = a * np.outer(spans[l - 1][1], spans[l - 1][3])
+            if l < sp.last and b:
+                out_words = b * np.outer(spans[l][1], spans[l][3])
+            over = np.flatnonzero((w_words + in_words + out_words).ravel() > lv.words)
+            if over.size:
+                t = int(over[0])
+                key = (t, l)
+                if worst is None or key < (worst[0], worst[1]):
+                    worst = (t, l, lv, w_words, int(in_words.ravel()[t]), int(out_words.ravel()[t]), t)
+    if worst is None:
+        return
+    t, l, lv, w_words, in_w, out_w, _ = worst
+    r, c = divmod(t, nc)
+    rs, rl, cs, cl = spans[sp.last]
+    tile = Rect(int(rs[r]), int(cs[c]), int(rl[r]), int(cl[c]))
+    need = w_words + in_w + out_w
+    raise ScheduleError(
+        f"stack {k} (layers {sp.first}-{sp.last}), tile {t} [row {tile.row}, col {tile.col}, {tile.h}x{tile.w}]: "
+        f"layer {l} ({network.layers[l].name}) needs {need:,} words at {lv.name} ({w_words:,} cached weights + "
+        f"{in_w:,} input + {out_w:,} output) but {lv.name} holds {int(lv.words):,}")
+
+
+def build_stack(network: Network, table: CostTable, k: int, sp: StackSpec, rule: Rule,
+                levels: Sequence[LevelUse]) -> Stack:
+    """Check and cost stack ``k``: regions of every layer for every tile, variants, totals."""
+    _check_spec(network, k, sp, rule)
+    if sp.first == sp.last:
+        return _single_stack(network, table, sp.first)
+    spans = stack_spans(network, table, sp, rule)
+    cached = set(sp.cached_layers)
+    _check_capacity(network, k, sp, spans, levels)
+    energy, cycles, macs = 0.0, 0.0, 0
+    layers = []
+    rs, rl, cs, cl = spans[sp.last]
+    tiles = tuple(Rect(int(rs[r]), int(cs[c]), int(rl[r]), int(cl[c])) for r in range(rl.size) for c in range(cl.size))
+    for l in range(sp.first, sp.last + 1):
+        position = position_in_stack(l, sp.first, sp.last)
+        lrs, lrl, lcs, lcl = spans[l]
+        e, cyc = _layer_cost(network, table, rule, l, position, l in cached, lrl, lcl)
+        energy += e
+        cycles = None if cycles is None or cyc is None else cycles + cyc
+        lay = network.layers[l]
+        macs += lay.macs_for(1, 1) * int(lrl.sum()) * int(lcl.sum())
+        uncached_v, later_v = variant_for(position, False), variant_for(position, l in cached)
+        regions = tuple(Rect(int(lrs[r]), int(lcs[c]), int(lrl[r]), int(lcl[c]))
+                        for r in range(lrl.size) for c in range(lcl.size))
+        variants = (uncached_v,) + (later_v,) * (len(regions) - 1)
+        layers.append(StackLayer(l, variants, regions))
+    return Stack(sp.first, sp.last, tuple(sp.tile_shape), tiles, tuple(sorted(cached)), tuple(layers), energy,
+                 cycles, macs)
+
+
+def assemble(network: Network, table: CostTable, stacks: Sequence[Stack], rule: str, objective: str) -> Schedule:
+    """A Schedule from costed stacks, with totals and the layer-by-layer baseline."""
+    energy = sum(s.energy_pJ for s in stacks)
+    cycles = None if any(s.cycles is None for s in stacks) else sum(s.cycles for s in stacks)  # type: ignore[misc]
+    macs = sum(s.macs for s in stacks)
+    return Schedule(tuple(stacks), Totals(energy, cycles, macs), layer_by_layer(network, table), rule, objective)
+
+
+def evaluate(
+    network: Network,
+    table: CostTable,
+    specs: Sequence[StackSpec],
+    capacity: CapacitySpec | None = None,
+    rule: Rule = "exact",
+) -> Schedule:
+    """Cost a given schedule (per stack: first, last, tile_shape (h, w) on the last layer, cached layers).
+
+    Raises ScheduleError when the stacks do not cover every layer once in order, a tile shape is not
+    positive or larger than the plane, a cached layer is outside its stack or has no weights, a stack
+    spans an unchained pair under the exact rule, or an on-chip level overflows (DESIGN.md 3.4);
+    MissingCostError when the table lacks an entry the schedule needs.
+    """
+    _check_rule(rule)
+    check_partition(network, specs)
+    levels = capacity_levels(capacity)
+    stacks = [build_stack(network, table, k, StackSpec(sp.first, sp.last, tuple(sp.tile_shape),
+                                                       tuple(sorted(set(sp.cached_layers)))), rule, levels)
+              for k, sp in enumerate(specs)]
+    return assemble(network, table, stacks, rule, "energy")

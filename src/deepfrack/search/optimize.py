@@ -1,0 +1,319 @@
+"""The search: fused stacks, their tilings and cached weights that minimize energy (DESIGN.md 3).
+
+* Partition (3.6): dynamic programming over the layers in topological order,
+  ``best[i + 1] = min_j best[j] + cost(j..i)``; a single-layer stack is SLC on the whole plane.
+* A stack's cost (3.2): the minimum over its tilings (3.7, ``tiling.py``) of the uncached cost of every
+  layer over every tile, minus the best caching saving. All tilings of all stacks that end at one
+  layer are costed together, by tile class (``plan.py``): no loop over tiles.
+* Caching (3.5): an exact 0/1 knapsack per tiling (``knapsack.py``), run only for tilings whose bound
+  (uncached cost minus every positive saving) can still beat the best found, and skipped when all
+  the useful weights fit.
+* Capacity (3.4): per home level, the most live words over every (tile, layer) step; the weights'
+  level gives the knapsack what the activations leave.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from deepfrack.arch.capacity import CapacitySpec
+from deepfrack.cost.table import CostTable
+from deepfrack.cost.variants import variant_for
+from deepfrack.errors import InputError
+from deepfrack.search.costs import OBJECTIVES, SQUARE_ONLY_HINT, CostGrids, LevelUse, Metric, capacity_levels
+from deepfrack.search.evaluate import _check_rule, _slc_record, assemble, build_stack
+from deepfrack.search.knapsack import solve_knapsack
+from deepfrack.search.plan import LayerTerm, Plan
+from deepfrack.search.receptive import Rule, legacy_lookup
+from deepfrack.search.schedule import Schedule, SearchStats, StackSpec
+from deepfrack.search.tiling import square_candidates, tile_size_candidates
+from deepfrack.workload.layer import Network
+
+Progress = Callable[[int, int], None]
+MAX_EXAMPLES = 3  # per kind of skip
+
+
+@dataclass(frozen=True)
+class StackChoice:
+    """The best tiling and caching of one stack, and its cost in the objective's unit."""
+
+    first: int
+    last: int
+    value: float
+    tile_shape: tuple[int, int]
+    cached_layers: tuple[int, ...]
+
+
+@dataclass
+class _Context:
+    network: Network
+    table: CostTable
+    grids: CostGrids
+    rule: Rule
+    metric: Metric
+    levels: tuple[LevelUse, ...]
+    stats: SearchStats
+    missing_examples: int = 0
+    capacity_examples: int = 0
+
+    def __post_init__(self) -> None:
+        self.available = legacy_lookup(self.table)
+
+    @property
+    def weight_level(self) -> LevelUse | None:
+        return next((lv for lv in self.levels if lv.weights), None)
+
+
+def lowest_first_layer(network: Network, last: int, rule: Rule, max_stack_depth: int | None) -> int:
+    """The lowest layer a stack ending at ``last`` may start at: within ``max_stack_depth`` and, under
+    the exact rule, not across an unchained pair."""
+    lo = 0 if max_stack_depth is None else max(0, last - max_stack_depth + 1)
+    if rule == "exact":
+        spans = [u for u in network.unchained if lo < u <= last]
+        if spans:
+            lo = max(spans)
+    return lo
+
+
+def _candidate_sizes(network: Network, last: int, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate tile heights, widths, and the mask of allowed (height, width) pairs (square under legacy)."""
+    q, p = network.layers[last].out_plane
+    if rule == "legacy":
+        sq = np.array(square_candidates(q, p))
+        return sq, sq, np.eye(sq.size, dtype=bool)
+    hs, ws = np.array(tile_size_candidates(q)), np.array(tile_size_candidates(p))
+    return hs, ws, np.ones((hs.size, ws.size), dtype=bool)
+
+
+def _term(ctx: _Context, plan: Plan, layer: int, position: str) -> LayerTerm:
+    lay = ctx.network.layers[layer]
+    unc = ctx.grids.grid(layer, variant_for(position, False), ctx.metric)
+    cac = ctx.grids.grid(layer, variant_for(position, True), ctx.metric) if lay.weights > 0 else None
+    return plan.term(layer, unc, cac)
+
+
+def _explain_missing(ctx: _Context, plan: Plan, first: int, flat: int,
+                     terms: list[tuple[int, str, LayerTerm]]) -> str:
+    """One line on why a tiling needs a shape the table lacks."""
+    r, c = divmod(flat, plan.w.n)
+    th, tw = plan.tiling(flat)
+    for layer, position, term in terms:
+        if not term.missing.ravel()[flat]:
+            continue
+        v = variant_for(position, False)
+        grid = ctx.grids.grid(layer, v, ctx.metric)
+        hs = np.unique(plan.h.lengths(layer)[plan.h.walk.owner == r])
+        ws = np.unique(plan.w.lengths(layer)[plan.w.walk.owner == c])
+        for h in hs:
+            for w in ws:
+                if np.isnan(grid[h, w]):
+                    name = ctx.network.layers[layer].name
+                    hint = ""
+                    if ctx.table.square_only and h != w:
+                        hint = (f" ({SQUARE_ONLY_HINT})" if ctx.rule == "exact" else
+                                f" (the tables hold only square tiles and {th}x{tw} tiles leave a non-square remainder)")
+                    return (f"stack {first}-{plan.last}, tile {th}x{tw}: no {v.value} entry for layer {layer} "
+                            f"({name}) at {h}x{w}{hint}")
+    return f"stack {first}-{plan.last}, tile {th}x{tw}: a shape is missing from the tables"
+
+
+def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice]:
+    """The best tiling and caching of every multi-layer stack [j..last], lowest <= j < last (the
+    feasible ones only)."""
+    net = ctx.network
+    hs, ws, allowed = _candidate_sizes(net, last, ctx.rule)
+    plan = Plan(net, last, lowest, hs, ws, ctx.rule, ctx.available if ctx.rule == "legacy" else None)
+    shape = plan.shape
+    wl = ctx.weight_level
+    other_levels = [lv for lv in ctx.levels if lv is not wl]
+
+    def live(layer: int, position: str) -> dict[str, np.ndarray]:
+        return {lv.name: plan.live_words(layer, *lv.coefficients(net, layer), position) for lv in ctx.levels}
+
+    last_term = _term(ctx, plan, last, "last")
+    last_live = live(last, "last")
+    weights = {l: net.layers[l].weights for l in range(lowest, last + 1)}
+
+    mid_unc = np.zeros(shape)
+    mid_missing = np.zeros(shape, dtype=bool)
+    mid_pos = np.zeros(shape)
+    mid_wpos = np.zeros(shape)
+    mid_forced = np.zeros(shape)
+    mid_live = {lv.name: np.zeros(shape) for lv in ctx.levels}
+    mid_terms: dict[int, LayerTerm] = {}
+    choices: list[StackChoice] = []
+    n_allowed = int(allowed.sum())
+    examples = ctx.stats.skipped_examples
+
+    for first in range(last - 1, lowest - 1, -1):
+        if first + 1 < last:  # layer first+1 becomes a middle layer
+            m = first + 1
+            t = mid_terms[m] = _term(ctx, plan, m, "middle")
+            mid_unc = mid_unc + t.unc
+            mid_missing = mid_missing | t.missing
+            mid_pos = mid_pos + t.positive
+            mid_wpos = mid_wpos + weights[m] * (t.benefit > 0)
+            mid_forced = mid_forced + weights[m] * t.forced
+            for name, words in live(m, "middle").items():
+                mid_live[name] = np.maximum(mid_live[name], words)
+        ft = _term(ctx, plan, first, "first")
+        first_live = live(first, "first")
+        stack_live = {n: np.maximum(np.maximum(first_live[n], mid_live[n]), last_live[n]) for n in mid_live}
+
+        missing = ft.missing | mid_missing | last_term.missing
+        fits = np.ones(shape, dtype=bool)
+        for lv in other_levels:
+            fits &= stack_live[lv.name] <= lv.words
+        forced_words = weights[first] * ft.forced + mid_forced + weights[last] * last_term.forced
+        kcap = np.full(shape, math.inf) if wl is None else wl.words - stack_live[wl.name] - forced_words
+        fits &= kcap >= 0
+        feasible = allowed & ~missing & fits
+
+        st = ctx.stats
+        st.stacks_considered += 1
+        st.tilings_considered += n_allowed
+        n_missing = int((allowed & missing).sum())
+        n_capacity = int((allowed & ~missing & ~fits).sum())
+        st.tilings_skipped_missing += n_missing
+        st.tilings_skipped_capacity += n_capacity
+        terms = [(first, "first", ft)] + [(l, "middle", mid_terms[l]) for l in range(first + 1, last)] + [
+            (last, "last", last_term)]
+        if n_missing and ctx.missing_examples < MAX_EXAMPLES:
+            ctx.missing_examples += 1
+            flat = int(np.flatnonzero((allowed & missing).ravel())[0])
+            examples.append(_explain_missing(ctx, plan, first, flat, terms))
+        if n_capacity and ctx.capacity_examples < MAX_EXAMPLES:
+            ctx.capacity_examples += 1
+            flat = int(np.flatnonzero((allowed & ~missing & ~fits).ravel())[0])
+            th, tw = plan.tiling(flat)
+            over = [f"{lv.name} needs {int(stack_live[lv.name].ravel()[flat]):,} words > {int(lv.words):,}"
+                    for lv in ctx.levels if stack_live[lv.name].ravel()[flat] > lv.words]
+            what = "activations alone" if not forced_words.ravel()[flat] else "activations and forced weights"
+            examples.append(f"stack {first}-{last}, tile {th}x{tw}: {'; '.join(over) or 'weights do not fit'} ({what})")
+        if not feasible.any():
+            continue
+
+        unc = (ft.unc + mid_unc + last_term.unc).ravel()
+        bound = unc - (ft.positive + mid_pos + last_term.positive).ravel()
+        wpos = (weights[first] * (ft.benefit > 0) + mid_wpos + weights[last] * (last_term.benefit > 0)).ravel()
+        kflat = kcap.ravel()
+        idx = np.flatnonzero(feasible.ravel())
+        quick = wpos[idx] <= kflat[idx]
+
+        best_val, best_idx, best_cached = math.inf, -1, None
+        if quick.any():
+            qi = idx[quick]
+            k = int(qi[np.argmin(bound[qi])])
+            best_val, best_idx = float(bound[k]), k
+        slow = idx[~quick]
+        for k in slow[np.argsort(bound[slow], kind="stable")]:
+            if bound[k] >= best_val:
+                break
+            layer_ids = [l for l, _, _ in terms]
+            benefits = [float(term.benefit.ravel()[k]) for _, _, term in terms]
+            gain, chosen = solve_knapsack([weights[l] for l in layer_ids], benefits, float(kflat[k]))
+            st.knapsacks_solved += 1
+            if unc[k] - gain < best_val:
+                best_val, best_idx = float(unc[k] - gain), int(k)
+                best_cached = {layer_ids[c] for c in chosen}
+        if best_cached is None:
+            best_cached = {l for l, _, term in terms if term.benefit.ravel()[best_idx] > 0}
+        best_cached |= {l for l, _, term in terms if term.forced.ravel()[best_idx]}
+        choices.append(StackChoice(first, last, best_val, plan.tiling(best_idx), tuple(sorted(best_cached))))
+    return choices
+
+
+def partition(
+    n: int,
+    single_cost: Callable[[int], float],
+    stacks_ending_at: Callable[[int], list[StackChoice]],
+) -> list[tuple[int, int, StackChoice | None]]:
+    """Cheapest cover of layers 0..n-1 (in topological order) by contiguous stacks:
+    best[i + 1] = min(best[i] + single_cost(i), min_j best[j] + cost(j..i)). Returns (first, last,
+    choice) per stack in order (choice None for a single-layer stack). Ties keep the earlier option:
+    a single-layer stack, then the shorter stack."""
+    best = [0.0] + [math.inf] * n
+    back: list[tuple[int, StackChoice | None]] = [(0, None)] * (n + 1)
+    for i in range(n):
+        best[i + 1] = best[i] + single_cost(i)
+        back[i + 1] = (i, None)
+        for ch in stacks_ending_at(i):
+            v = best[ch.first] + ch.value
+            if v < best[i + 1]:
+                best[i + 1] = v
+                back[i + 1] = (ch.first, ch)
+    out = []
+    i = n
+    while i > 0:
+        first, ch = back[i]
+        out.append((first, i - 1, ch))
+        i = first
+    return out[::-1]
+
+
+def optimize(
+    network: Network,
+    table: CostTable,
+    capacity: CapacitySpec | None = None,
+    rule: Rule = "exact",
+    max_stack_depth: int | None = None,
+    objective: str = "energy",
+    progress: Progress | None = None,
+) -> tuple[Schedule, SearchStats]:
+    """The schedule that minimizes ``objective`` ("energy", or "cycles" when the tables have cycles)
+    within the tiling space of ``tiling.py``, and what the search looked at.
+
+    ``capacity`` None: no capacity check (every layer with a positive saving is cached).
+    ``rule``: "exact" (default) or "legacy" receptive field (``receptive.py``).
+    ``max_stack_depth``: most layers per stack (None: unlimited). ``progress(done, total)`` is called
+    as stacks are costed. Raises MissingCostError when a layer has no SLC entry for its whole plane.
+    """
+    _check_rule(rule)
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
+    if objective == "cycles" and not table.has_cycles:
+        raise InputError(table.source, None, "the objective 'cycles' needs cycles for every cost-table entry")
+    if max_stack_depth is not None and max_stack_depth < 1:
+        raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
+    if not network.is_chain:
+        raise InputError(network.source, None, "the search handles chains of layers only (DAG support is planned)")
+    start = time.perf_counter()
+    stats = SearchStats()
+    ctx = _Context(network, table, CostGrids(network, table), rule, objective, capacity_levels(capacity),  # type: ignore[arg-type]
+                   stats)
+    n = len(network)
+    lowest = [lowest_first_layer(network, i, rule, max_stack_depth) for i in range(n)]
+    total = sum(i - lowest[i] + 1 for i in range(n))
+    done = 0
+
+    def single(i: int) -> float:
+        rec = _slc_record(network, table, i)
+        return rec.energy_pJ if objective == "energy" else float(rec.cycles)  # type: ignore[arg-type]
+
+    def ending_at(i: int) -> list[StackChoice]:
+        nonlocal done
+        choices = _stacks_ending_at(ctx, i, lowest[i]) if lowest[i] < i else []
+        stats.stacks_considered += 1  # the single-layer stack
+        done += i - lowest[i] + 1
+        if progress is not None:
+            progress(done, total)
+        return choices
+
+    parts = partition(n, single, ending_at)
+    levels = ctx.levels
+    stacks = []
+    for k, (first, last, ch) in enumerate(parts):
+        if ch is None:
+            q, p = network.layers[first].out_plane
+            spec = StackSpec(first, last, (q, p), ())
+        else:
+            spec = StackSpec(first, last, ch.tile_shape, ch.cached_layers)
+        stacks.append(build_stack(network, table, k, spec, rule, levels))
+    schedule = assemble(network, table, stacks, rule, objective)
+    stats.elapsed_s = time.perf_counter() - start
+    return schedule, stats
