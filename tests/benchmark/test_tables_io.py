@@ -62,3 +62,15 @@ def test_malformed_json_table(tmp_path: Path):
     (tmp_path / "SLC.json").write_text('{"1": {"4": ')
     with pytest.raises(InputError, match="malformed JSON"):
         read_tables(tmp_path)
+
+
+def test_a_benchmark_output_folder_is_read_from_its_csv(tmp_path: Path):
+    t = CostTable()
+    t.add(0, Variant.Start, 3, 5, CostRecord(energy_pJ=1.5e6, cycles=100.0, macs=42))
+    t.add(0, Variant.Start, 4, 4, CostRecord(energy_pJ=2.5e6, cycles=120.0, macs=50))
+    t.infeasible.add((0, Variant.WCC, 4, 4))
+    write_csv_table(t, tmp_path / "costs.csv")
+    write_json_tables(t, tmp_path)
+    back = read_tables(tmp_path)
+    assert back.get(0, Variant.Start, 3, 5) is not None  # a rectangle: only the CSV has it
+    assert back.get(0, Variant.Start, 4, 4).cycles == 120.0 and back.infeasible == {(0, Variant.WCC, 4, 4)}

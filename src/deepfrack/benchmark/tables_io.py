@@ -171,10 +171,12 @@ def read_csv_table(path: str | Path) -> CostTable:
 
 
 def read_tables(path: str | Path) -> CostTable:
-    """A folder of the original's JSON tables, a folder holding ``costs.csv``, or a CSV file."""
+    """A folder holding ``costs.csv`` (``deepfrack benchmark``'s output: read the CSV, which has every
+    shape, cycles, per-level energy and infeasible entries -- the JSON tables beside it are its square,
+    energy-only subset), a folder of the original's JSON tables, or a CSV file."""
     p = Path(path)
     if p.is_dir():
-        if (p / "costs.csv").is_file() and not any((p / f"{v.value}.json").is_file() for v in VARIANTS):
+        if (p / "costs.csv").is_file():
             return read_csv_table(p / "costs.csv")
         return read_json_tables(p)
     if not p.exists():

@@ -24,8 +24,10 @@ src/loop-analysis/nest-analysis.cpp):
   factor is uniform unless two spatial loops of one level drive the same input coordinate (P and
   R, or Q and S), which is enumerated.
 * Link transfers between neighbouring children (a child's delta equal to a neighbour's previous
-  delta) are possible only when a visit's translation equals a difference of children's offsets;
-  candidates where that cannot be excluded (:func:`link_possible`) are evaluated by the simulator.
+  delta, ``ComputeNetworkLinkTransfers``) are possible only when a visit's translation equals a
+  difference of children's offsets and the two deltas have the same shape. A vectorized test
+  excludes them for most candidates (:func:`_link_candidates`, :func:`_lattice_rows`); for the
+  others the visits are accounted exactly, child by child (:func:`_exact_links`).
 
 Every claim above is checked against the simulator by the test suite (hypothesis, and the 1,517
 reference runs).
@@ -68,217 +70,308 @@ def proj_matrix(layer: Layer) -> np.ndarray:
     return A
 
 
-def data_extents(ext: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """Data-space extents [..., 3, 4] of op-space boxes with extents ``ext`` [..., 7]."""
-    return np.einsum("ted,...d->...te", A, ext - 1) + 1
-
-
 @dataclass
 class AnalyticResult:
     stats: NestStats
-    link_flag: np.ndarray  # bool [B]: link transfers cannot be excluded -> evaluate with the simulator
+    link_flag: np.ndarray  # bool [B]: link transfers could not be excluded and were accounted exactly
     bad_spatial: np.ndarray  # bool [B]: spatial factors on a level without fan-out
+
+
+def _project(u: list[np.ndarray], layer: Layer) -> list[list[np.ndarray]]:
+    """Per tensor, the 4 data coordinates of op-space vectors given as 7 arrays (C M R S N P Q)."""
+    uC, uM, uR, uS, uN, uP, uQ = u
+    return [
+        [uC, uM, uR, uS],
+        [uN, uC, layer.Wdilation * uR + layer.Wstride * uP, layer.Hdilation * uS + layer.Hstride * uQ],
+        [uN, uM, uQ, uP],
+    ]
 
 
 def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], layer: Layer, translation: str = "legacy") -> AnalyticResult:
     """Closed-form nest analysis of every candidate in ``batch`` (levels outer to inner, as the
     architecture lists them). ``fanouts_inner_first``: (X, Y) fan-out per storage level, innermost
-    first."""
+    first. Arrays below are candidate-last: [levels, dims or slots, B]."""
     stationary = translation == "stationary"
     B, L, _ = batch.temporal.shape
     A = proj_matrix(layer)
-    tf = batch.temporal[:, ::-1, :]
-    to = batch.temporal_order[:, ::-1, :]
-    sf = batch.spatial[:, ::-1, :]
-    so = batch.spatial_order[:, ::-1, :]
-    split = batch.split[:, ::-1]
+    rows = np.arange(B)
+    # Timeloop level order (innermost first), candidate axis last
+    tf = np.ascontiguousarray(batch.temporal[:, ::-1, :].transpose(1, 2, 0))  # [L, 7, B] factor per dim
+    to = np.ascontiguousarray(batch.temporal_order[:, ::-1, :].transpose(1, 2, 0))  # [L, 7, B] dim per position
+    sf = np.ascontiguousarray(batch.spatial[:, ::-1, :].transpose(1, 2, 0))
+    so = np.ascontiguousarray(batch.spatial_order[:, ::-1, :].transpose(1, 2, 0))
+    split = np.ascontiguousarray(batch.split[:, ::-1].T)  # [L, B]
     has_fan = np.array([fx * fy > 1 for fx, fy in fanouts_inner_first], bool)
-    bad_spatial = ((sf > 1).any(axis=2) & ~has_fan[None, :]).any(axis=1)
-    sf = np.where(has_fan[None, :, None], sf, 1)
+    bad_spatial = ((sf[~has_fan] > 1).any(axis=(0, 1))) if (~has_fan).any() else np.zeros(B, bool)
+    sf[~has_fan] = 1
+    flat0 = (np.arange(L)[:, None, None] * 7) * B + rows[None, None, :]  # flat index of (l, 0, b)
 
-    # ---- slots in nest order: per level 7 spatial then 7 temporal (innermost first) --------------
-    s_dims = so  # [B, L, 7]
-    s_ends = np.take_along_axis(sf, so, axis=2)
-    s_kind = np.where(np.arange(7)[None, None, :] < split[:, :, None], 1, 2)  # 1 X, 2 Y
-    t_dims = to
-    t_ends = np.take_along_axis(tf, to, axis=2)
-    dims = np.concatenate([s_dims, t_dims], axis=2).reshape(B, L * 14)
-    ends = np.concatenate([s_ends, t_ends], axis=2).reshape(B, L * 14)
-    G = L * 14
-    onehot = dims[:, :, None] == np.arange(7)[None, None, :]  # [B, G, 7]
-    E = np.where(onehot, ends[:, :, None], 1)
-    cum = np.cumprod(E, axis=1)  # inclusive
-    excl = np.concatenate([np.ones((B, 1, 7), np.int64), cum[:, :-1, :]], axis=1)
-    sigma = np.take_along_axis(excl, dims[:, :, None], axis=2)[:, :, 0]  # [B, G]
+    # ---- strides: every dimension appears once per (level, spatial|temporal) group -------------
+    # the stride of a level's spatial (temporal) loop on dim d is the extent of d below it
+    ext_tile = np.empty((L, 7, B), np.int64)
+    ext_sp = np.empty((L, 7, B), np.int64)
+    sig_t = np.empty((L, 7, B), np.int64)
+    e = np.ones((7, B), np.int64)
+    for lv in range(L):
+        e = e * sf[lv]
+        ext_sp[lv] = e
+        sig_t[lv] = e
+        e = e * tf[lv]
+        ext_tile[lv] = e
+    sig_s = np.empty_like(ext_sp)  # per dim
+    sig_s[0] = 1
+    sig_s[1:] = ext_tile[:-1]
+    xpos = np.arange(7)[None, :, None] < split[:, None, :]  # positions on X
+    s_ends = sf.ravel().take(flat0 + so * B)  # [L, 7 positions, B]
+    fx = np.where(xpos, s_ends, 1).prod(axis=1)  # [L, B]
+    fan = sf.prod(axis=1)
+    fy = fan // fx
+    sp_active = fan > 1
 
-    lev = np.arange(L)
-    ext_tile = cum[:, lev * 14 + 13, :]  # [B, L, 7]
-    ext_sp = cum[:, lev * 14 + 6, :]
-    dext_tile = data_extents(ext_tile, A)  # [B, L, 3, 4]
-    size = dext_tile.prod(axis=3)  # [B, L, 3]
-    sp_active = (s_ends > 1).any(axis=2)  # [B, L]
-    size_sp = data_extents(ext_sp, A).prod(axis=3)
+    dext_tile = _data_extents(ext_tile, A)  # [3, 4, L, B]
+    size = _sizes(dext_tile)  # [3, L, B]
 
-    # spatial products
-    s_act_ends = np.where(s_ends > 1, s_ends, 1)
-    fan = s_act_ends.prod(axis=2)  # [B, L]
-    fx = np.where(s_kind == 1, s_act_ends, 1).prod(axis=2)
-    fy = np.where(s_kind == 2, s_act_ends, 1).prod(axis=2)
-    # product over levels strictly above
-    rev_cum = lambda a: np.concatenate([np.cumprod(a[:, ::-1], axis=1)[:, ::-1][:, 1:], np.ones((B, 1), np.int64)], axis=1)
-    replication = rev_cum(fan)
-    x_exp = rev_cum(fx)
-    y_exp = rev_cum(fy)
+    def above(a: np.ndarray) -> np.ndarray:  # product over levels strictly outside
+        out = np.ones_like(a)
+        out[:-1] = np.cumprod(a[::-1], axis=0)[::-1][1:]
+        return out
 
-    # ---- temporal slots --------------------------------------------------------------------------
-    tsel = (np.arange(L)[:, None] * 14 + 7 + np.arange(7)[None, :]).reshape(-1)  # [7L]
-    JT = 7 * L
-    tdims = dims[:, tsel]
-    tends = ends[:, tsel]
-    tsig = sigma[:, tsel]
-    tlev = np.repeat(np.arange(L), 7)
+    replication = above(fan)
+    x_exp = above(fx)
+    y_exp = above(fy)
+    compute_acc = ext_tile[-1].prod(axis=0) // fan.prod(axis=0)
+
+    # ---- active temporal loops, compacted outermost first: [K, B] ---------------------------------
+    tidx = (flat0 + to * B)[::-1, ::-1].reshape(7 * L, B)  # nest positions, outermost first
+    tends = tf.ravel().take(tidx)
     active = tends > 1
-    step = np.where((tdims[:, :, None] == np.arange(7)[None, None, :]) & active[:, :, None], tsig[:, :, None], 0)  # [B, JT, 7]
-    Cs = np.concatenate([np.zeros((B, 1, 7), np.int64), np.cumsum(step, axis=1)[:, :-1, :]], axis=1)
-    # weight of the visits that carry into slot j: (n_j - 1) * prod(n outside j)
-    outer_prod = np.concatenate([np.cumprod(tends[:, ::-1], axis=1)[:, ::-1][:, 1:], np.ones((B, 1), np.int64)], axis=1)
-    Wt = (tends - 1) * outer_prod  # [B, JT]
-    compute_acc = np.prod(tends, axis=1)
+    cnt = active.sum(axis=0)
+    K = max(1, int(cnt.max()))
+    # compact the active loops to the top rows, keeping their order (a scatter by running count)
+    slot = np.cumsum(active, axis=0) - 1
+    slot[~active] = K  # a dump row
+    fidx = np.zeros((K + 1, B), np.int64)
+    fidx[slot, rows[None, :]] = tidx
+    fidx = fidx[:K]
+    kact = np.arange(K)[:, None] < cnt[None, :]
+    kd = (fidx // B) % 7
+    klev = np.where(kact, fidx // (7 * B), -1)
+    kn = np.where(kact, tf.ravel().take(fidx), 1)
+    ks = sig_t.ravel().take(fidx) * kact
+    outer = np.ones_like(kn)
+    outer[1:] = np.cumprod(kn[:-1], axis=0)
+    kw = (kn - 1) * outer  # [K, B] weight of the visits carrying into each loop
+    big = int(size.max()) >= 2**31 or int(ks.max(initial=0)) * 8 >= 2**31
+    it = np.int64 if big else np.int32
+    steps = [((kd == d) * ks).astype(it) for d in range(7)]  # op-space step of each loop
+    pre = [np.concatenate([np.zeros((1, B), it), np.cumsum(st, axis=0, dtype=it)]) for st in steps]  # [K+1, B]
 
-    # ---- child accesses A[s, t] ------------------------------------------------------------------
-    Acc = np.zeros((B, L, NT), np.int64)  # accesses a child tile of level s costs its parent
+    Acc = np.empty((NT, L, B), np.int64)  # accesses the child tile of each level costs its parent
     link_flag = np.zeros(B, bool)
-    patches: dict[tuple[int, int], list[tuple[dict[tuple[int, int], float], float, float]]] = {}
+    patches: dict[tuple[int, int], list] = {}
+    lat = [[_lattice_data(t, sf[lv], sig_s[lv], A) for t in range(NT)] if has_fan[lv] else None for lv in range(L)]
+    linkable = [[_linkable(t, sf[lv]) for t in range(NT)] if has_fan[lv] else None for lv in range(L)]
+    n_above = [(klev > s).sum(axis=0) for s in range(L)]
     for s in range(L - 1):
-        j0 = 7 * (s + 1)
-        base = Cs[:, j0, :]  # sum of all active steps at or below level s
-        u = step[:, j0:, :] - (Cs[:, j0:, :] - base[:, None, :])  # [B, J, 7]
-        act = active[:, j0:]
-        wt = Wt[:, j0:]
-        kidx = np.argmax(act, axis=1)  # innermost active above (0 when none; weights then all 0)
-        U = np.einsum("ted,bjd->btje", A, u)  # [B, 3, J, 4]
-        ext = dext_tile[:, s, :, :]  # [B, 3, 4]
-        Bsz = size[:, s, :]  # [B, 3]
-        ov = np.maximum(0, ext[:, :, None, :] - np.abs(U)).prod(axis=3)  # [B, 3, J]
-        D = Bsz[:, :, None] - ov
-        zero = (U == 0).all(axis=3) | ~act[:, None, :]
-        if stationary:
-            nz = ~zero
-            ridx = np.argmax(nz, axis=2)  # [B, 3] innermost non-zero translation
-            ref = np.take_along_axis(U, ridx[:, :, None, None], axis=2)  # [B, 3, 1, 4]
-            eq = (U == ref).all(axis=3) | zero
-        else:
-            ref = np.take_along_axis(U, kidx[:, None, None, None].repeat(NT, axis=1), axis=2)
-            eq = (U == ref).all(axis=3)
-        delta = np.where(eq, D, Bsz[:, :, None])
-        Acc[:, s, :] = Bsz + (wt[:, None, :] * delta).sum(axis=2)
-        # link transfers at the parent's fan-out (level s + 1)
+        P_s = n_above[s]  # the loops above level s are the first P_s (outermost first)
+        W = int(P_s.max())
+        bs_all = size[:, s, :]
+        if W == 0:
+            Acc[:, s, :] = bs_all
+            continue
+        rel = np.arange(W)[:, None] < P_s[None, :]
+        innermost = np.maximum(P_s - 1, 0)
+        # translation of visit m: its step minus the steps of the relevant loops inside it
+        # = 2 step_m + prefix_m - prefix_P
+        u = [(2 * st[:W] + pr[:W] - pr[P_s, rows]) * rel for st, pr in zip(steps, pre)]
+        wt = kw[:W] * rel
+        wsum = wt.sum(axis=0)
+        Up = _project(u, layer)
+        lf_t = np.zeros((NT, B), bool)
+        for t in range(NT):
+            Ut = Up[t]
+            ext = dext_tile[t, :, s, :].astype(it)  # [4, B]
+            bs_t = bs_all[t]
+            ov = np.maximum(ext[0] - np.abs(Ut[0]), 0)
+            for c in range(1, 4):
+                ov *= np.maximum(ext[c] - np.abs(Ut[c]), 0)
+            zero = ov == bs_t.astype(it)
+            if stationary:
+                nzr = ~zero & rel
+                ridx = W - 1 - np.argmax(nzr[::-1], axis=0)  # innermost non-zero translation
+            else:
+                ridx = innermost
+            ref = [Ut[c][ridx, rows] for c in range(4)]
+            eq = (Ut[0] == ref[0]) & (Ut[1] == ref[1]) & (Ut[2] == ref[2]) & (Ut[3] == ref[3])
+            if stationary:
+                eq |= zero
+            # delta = |B| - eq * overlap  (D(u) = |B| - overlap when the translation repeats)
+            Acc[t, s] = bs_t * (1 + wsum) - (wt * (eq * ov)).sum(axis=0)
+            if has_fan[s + 1] and linkable[s + 1][t][2]:
+                mixed, ignored, _ = linkable[s + 1][t]
+                refz = zero[ridx, rows]
+                if mixed.any():
+                    cand = _link_candidates(rel, ov, zero, eq, ridx, rows, stationary) & _lattice_ok(Ut, lat[s + 1][t])
+                    cand &= mixed[None, :] | zero
+                elif stationary:
+                    cand = np.zeros((1, B), bool)  # zero translations cost nothing: no delta to share
+                else:
+                    # only a zero translation can match (two children with equal data): a refetch
+                    # of a tile the previous visit also fetched whole
+                    noov = ov[ridx, rows] == 0
+                    cand = rel & zero & (~refz & noov & ignored)[None, :]
+                if cand.any():
+                    lf_t[t] = _neighbour_rows(cand, Ut, t, so[s + 1], sf[s + 1], split[s + 1], sig_s[s + 1], A, fanouts_inner_first[s + 1])
+        lf_p = lf_t.any(axis=0)
+        link_flag |= lf_p
+        # exact accounting of the fan-out at s + 1 for the flagged candidates
         p = s + 1
-        if has_fan[p]:
-            lf = _link_possible(
-                U, ref, act, D, Bsz, zero, s_dims[:, p, :], s_ends[:, p, :], excl[:, p * 14 : p * 14 + 7, :], A, stationary, points=False
+        for b in np.nonzero(lf_p)[0]:
+            js = np.arange(int(P_s[b]))[::-1]  # relevant loops, innermost first
+            Ub = np.stack([np.stack([Up[t][c][js, b] for c in range(4)], axis=1) for t in range(NT)]).astype(np.int64)  # [3, W, 4]
+            Db = np.stack([size[t, s, b] - np.prod(np.maximum(0, dext_tile[t, :, s, b][None, :] - np.abs(Ub[t])), axis=1) for t in range(NT)])
+            if stationary:
+                refb = []
+                for t in range(NT):
+                    nzr_ = [j for j in range(len(js)) if Ub[t, j].any()]
+                    refb.append(Ub[t, nzr_[0]] if nzr_ else np.zeros(4, np.int64))
+                refb = np.stack(refb)
+            else:
+                refb = Ub[:, 0, :]
+            patches[(int(b), p)] = _exact_links(
+                Ub, np.ones(len(js), bool), kw[js, b], kn[js, b], Db, size[:, s, b], refb, stationary, False,
+                _layout(so[p, :, b], sf[p, :, b], split[p, b], sig_s[p, :, b], A, fanouts_inner_first[p]),
+                tensors=lf_t[:, b],
             )
-            link_flag |= lf
-            for b in np.nonzero(lf)[0]:
-                patches[(int(b), p)] = _exact_links(
-                    U[b], act[b], wt[b], tends[b, j0:], D[b], Bsz[b], ref[b, :, 0, :], stationary, False,
-                    _layout(s_dims[b, p], s_ends[b, p], s_kind[b, p], excl[b, p * 14 : p * 14 + 7], A, fanouts_inner_first[p]),
-                )
+    Acc[:, L - 1, :] = 0
 
     # level 0 fan-out to the MACs: deltas are single points, one per visit
     if has_fan[0]:
-        u = step - Cs  # every active temporal slot, relative to nothing below
-        U = np.einsum("ted,bjd->btje", A, u)
-        zero = (U == 0).all(axis=3) | ~active[:, None, :]
-        lf = _link_possible(
-            U, None, active, None, None, zero, s_dims[:, 0, :], s_ends[:, 0, :], excl[:, 0:7, :], A, stationary, points=True
-        )
-        link_flag |= lf
-        for b in np.nonzero(lf)[0]:
+        P0 = cnt
+        u = [(2 * st - pr[:K] + 0) for st, pr in zip(steps, pre)]
+        u = [(2 * st + pr[:K] - pr[P0, rows]) * kact for st, pr in zip(steps, pre)]
+        Up = _project(u, layer)
+        lf_t = np.zeros((NT, B), bool)
+        for t in range(NT):
+            Ut = Up[t]
+            cand = kact & _lattice_ok(Ut, lat[0][t]) if linkable[0][t][2] else np.zeros((1, B), bool)
+            if cand.any():
+                lf_t[t] = _neighbour_rows(cand, Ut, t, so[0], sf[0], split[0], sig_s[0], A, fanouts_inner_first[0])
+        lf0 = lf_t.any(axis=0)
+        link_flag |= lf0
+        for b in np.nonzero(lf0)[0]:
+            js = np.arange(int(P0[b]))[::-1]
+            Ub = np.stack([np.stack([Up[t][c][js, b] for c in range(4)], axis=1) for t in range(NT)]).astype(np.int64)
             ones = np.ones(NT, np.int64)
             patches[(int(b), 0)] = _exact_links(
-                U[b], active[b], Wt[b], tends[b], np.ones((NT, JT), np.int64), ones, None, stationary, True,
-                _layout(s_dims[b, 0], s_ends[b, 0], s_kind[b, 0], excl[b, 0:7], A, fanouts_inner_first[0]),
+                Ub, np.ones(len(js), bool), kw[js, b], kn[js, b], np.ones((NT, len(js)), np.int64), ones, None, stationary, True,
+                _layout(so[0, :, b], sf[0, :, b], split[0, b], sig_s[0, :, b], A, fanouts_inner_first[0]),
+                tensors=lf_t[:, b],
             )
 
     # ---- access histograms per level ----------------------------------------------------------
-    # level p receives from its children: the child's accesses (or the MAC iterations for p = 0),
-    # times the number of distinct translates among its fan-out
-    child_acc = np.concatenate([np.repeat(compute_acc[:, None, None], NT, axis=2), Acc[:, : L - 1, :]], axis=1)  # [B, L, 3]
-    hist_mc, hist_sc, complex_rows = _spatial_histograms(s_dims, s_ends, excl, A, L)
-    acc = hist_sc.astype(np.float64) * child_acc[:, :, :, None].astype(np.float64)
-    acc = np.where(hist_sc > 0, acc, 0.0)
+    child_acc = np.empty((L, NT, B), np.int64)  # what a level receives from one child
+    child_acc[0] = compute_acc
+    child_acc[1:] = Acc[:, : L - 1, :].transpose(1, 0, 2)
+    hist_mc, hist_sc = _spatial_histograms(sf, sig_s, A, L)  # [L, 3, H, B]
+    acc = hist_sc * child_acc[:, :, None, :].astype(np.float64)
     mc = np.where(hist_sc > 0, hist_mc, 1)
-    link = np.zeros((B, L, NT))
+    link = np.zeros((L, NT, B))
     if patches:
         acc, mc, link = _apply_link_patches(acc, mc, hist_mc, hist_sc, child_acc, patches)
 
-    pfd = np.zeros((B, L, NT), np.int64)
-    for s in range(L - 1):
-        pfd[:, s, :] = np.where(sp_active[:, s + 1, None], size_sp[:, s + 1, :], size[:, s, :])
+    size_l = size.transpose(1, 0, 2)  # [L, 3, B]
+    pfd = np.zeros((L, NT, B), np.int64)
+    if sp_active[1:].any():
+        size_sp = _sizes(_data_extents(ext_sp, A)).transpose(1, 0, 2)
+        pfd[: L - 1] = np.where(sp_active[1:, None, :], size_sp[1:], size_l[: L - 1])
+    else:
+        pfd[: L - 1] = size_l[: L - 1]
 
     stats = NestStats(
-        size=size.astype(np.int64),
+        size=np.ascontiguousarray(size_l),
         pfd=pfd,
         acc=acc,
         mc=mc.astype(np.int64),
         link=link,
-        fanout=fan.astype(np.int64),
-        replication=replication.astype(np.int64),
-        x_exp=x_exp.astype(np.int64),
-        y_exp=y_exp.astype(np.int64),
+        fanout=fan,
+        replication=replication,
+        x_exp=x_exp,
+        y_exp=y_exp,
         compute_accesses=compute_acc.astype(np.float64),
-        compute_replication=fan.prod(axis=1).astype(np.int64),
-        mac_x=fx.prod(axis=1).astype(np.int64),
-        mac_y=fy.prod(axis=1).astype(np.int64),
+        compute_replication=fan.prod(axis=0),
+        mac_x=fx.prod(axis=0),
+        mac_y=fy.prod(axis=0),
     )
     return AnalyticResult(stats, link_flag, bad_spatial)
+
+
+def _data_extents(ext: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Data-space extents [3, 4, ...] of op-space boxes with extents ``ext`` [L, 7, B]."""
+    dt = np.int32 if int(ext.max(initial=0)) * 8 < 2**31 else np.int64
+    e = (ext - 1).astype(dt)
+    out = np.empty((NT, 4) + (ext.shape[0], ext.shape[2]), dt)
+    for t in range(NT):
+        for c in range(4):
+            ds = np.nonzero(A[t, c])[0]
+            acc = int(A[t, c, ds[0]]) * e[:, ds[0], :] + 1
+            for d in ds[1:]:
+                acc = acc + int(A[t, c, d]) * e[:, d, :]
+            out[t, c] = acc
+    return out
+
+
+def _sizes(dext: np.ndarray) -> np.ndarray:
+    """Words of boxes with data extents [3, 4, ...] -> [3, ...] (int64)."""
+    return dext[:, 0].astype(np.int64) * dext[:, 1] * dext[:, 2] * dext[:, 3]
 
 
 # --------------------------------------------------------------------------------------------- #
 # spatial multicast histograms
 # --------------------------------------------------------------------------------------------- #
-def _spatial_histograms(s_dims, s_ends, excl, A, L):
+def _spatial_histograms(sf, sig_s, A, L):
     """Per level and tensor, the (multicast factor, number of groups) pairs of the children, sorted by
-    multicast factor: [B, L, 3, H] each (sc = 0 pads)."""
-    B = s_dims.shape[0]
-    act = s_ends > 1  # [B, L, 7]
-    f = np.where(act, s_ends, 1)
-    Fl = f.prod(axis=2)  # [B, L]
-    rel = np.stack([r[s_dims] for r in RELEVANT], axis=2)  # [B, L, 3, 7] relevance of each slot
-    G = np.where(rel, f[:, :, None, :], 1).prod(axis=3)  # distinct groups if uniform
-    # complex: Inputs with P and R (or Q and S) both active at one level
-    d_act = np.zeros((B, L, 7), bool)
-    np.put_along_axis(d_act, s_dims, act, axis=2)
-    complex_rows = (d_act[:, :, P] & d_act[:, :, R]) | (d_act[:, :, Q] & d_act[:, :, S])  # [B, L]
-    H = 1
-    extra: dict[tuple[int, int], list[tuple[int, int]]] = {}
-    for b, lv in zip(*np.nonzero(complex_rows)):
-        hist = _input_histogram(s_dims[b, lv], s_ends[b, lv], excl[b, lv * 14 : lv * 14 + 7], A)
-        extra[(int(b), int(lv))] = hist
-        H = max(H, len(hist))
-    mc = np.ones((B, L, NT, H), np.int64)
-    sc = np.zeros((B, L, NT, H), np.int64)
-    mc[..., 0] = Fl[:, :, None] // G
-    sc[..., 0] = G
-    for (b, lv), hist in extra.items():
-        mc[b, lv, 1, :] = 1
-        sc[b, lv, 1, :] = 0
-        for h, (m, c) in enumerate(hist):
-            mc[b, lv, 1, h] = m
-            sc[b, lv, 1, h] = c
-    return mc, sc, complex_rows
+    multicast factor: [L, 3, H, B] each (sc = 0 pads). ``sf``, ``sig_s``: spatial factor and stride
+    per dimension [L, 7, B]."""
+    B = sf.shape[2]
+    Fl = sf.prod(axis=1)  # [L, B]
+    mc = np.ones((L, NT, 1, B), np.int64)
+    sc = np.zeros((L, NT, 1, B), np.int64)
+    for t in range(NT):
+        G = sf[:, RELEVANT[t], :].prod(axis=1)  # distinct groups when uniform
+        mc[:, t, 0, :] = Fl // G
+        sc[:, t, 0, :] = G
+    # Inputs with P and R (or Q and S) both spread at one level: offsets may coincide unevenly
+    cplx = ((sf[:, P] > 1) & (sf[:, R] > 1)) | ((sf[:, Q] > 1) & (sf[:, S] > 1))  # [L, B]
+    if cplx.any():
+        extra = {}
+        H = 1
+        for lv, b in zip(*np.nonzero(cplx)):
+            hist = _input_histogram(sf[lv, :, b], sig_s[lv, :, b], A)
+            extra[(int(lv), int(b))] = hist
+            H = max(H, len(hist))
+        if H > 1:
+            mc = np.concatenate([mc, np.ones((L, NT, H - 1, B), np.int64)], axis=2)
+            sc = np.concatenate([sc, np.zeros((L, NT, H - 1, B), np.int64)], axis=2)
+        for (lv, b), hist in extra.items():
+            mc[lv, 1, :, b] = 1
+            sc[lv, 1, :, b] = 0
+            for h, (m, c) in enumerate(hist):
+                mc[lv, 1, h, b] = m
+                sc[lv, 1, h, b] = c
+    return mc, sc
 
 
-def _input_histogram(dims, ends, excl_rows, A) -> list[tuple[int, int]]:
-    """Exact (multicast, count) histogram of the children's Inputs offsets at one level."""
-    loops = [(int(d), int(e), int(excl_rows[i, d])) for i, (d, e) in enumerate(zip(dims, ends)) if e > 1]
-    offs = {}
+def _input_histogram(fac, sig, A) -> list[tuple[int, int]]:
+    """Exact (multicast, count) histogram of the children's Inputs offsets at one level
+    (``fac``, ``sig``: spatial factor and stride per dimension)."""
+    loops = [(d, int(fac[d]), int(sig[d])) for d in range(7) if fac[d] > 1]
+    offs: dict[tuple[int, ...], int] = {}
     for idx in iproduct(*[range(e) for _, e, _ in loops]):
         v = [0, 0, 0, 0]
-        for (d, _, sg), x in zip(loops, idx):
+        for (d, _, g), x in zip(loops, idx):
             for e_ in range(4):
-                v[e_] += int(A[1, e_, d]) * sg * x
+                v[e_] += int(A[1, e_, d]) * g * x
         key = tuple(v)
         offs[key] = offs.get(key, 0) + 1
     hist: dict[int, int] = {}
@@ -288,78 +381,150 @@ def _input_histogram(dims, ends, excl_rows, A) -> list[tuple[int, int]]:
 
 
 # --------------------------------------------------------------------------------------------- #
-# link transfers
+# link transfers: fast exclusion
 # --------------------------------------------------------------------------------------------- #
-def _link_possible(U, ref, act, D, Bsz, zero, sdims, sends, excl_rows, A, stationary, points) -> np.ndarray:
-    """Conservative test (per candidate) that a link transfer may occur at one fan-out.
+def _link_candidates(rel, ov, zero, eq, ridx, rows, stationary) -> np.ndarray:
+    """bool [K, B]: visits whose delta has the same shape as the previous visit's and is non-empty
+    (the precondition of a link transfer; see _exact_links): both are the slab the remembered
+    translation leaves, or both the whole tile (after a refetch, or when the remembered translation
+    moves the tile off itself)."""
+    refz = zero[ridx, rows]  # the remembered translation is zero: slabs are empty
+    noov = ov[ridx, rows] == 0  # ... or moves the tile entirely off itself
+    same = eq & ~zero
+    cand = rel & ~refz[None, :] & (same | noov[None, :])
+    if not stationary:
+        cand |= rel & ~refz[None, :] & noov[None, :] & zero
+    return cand
 
-    A child takes data over a link when its delta equals a neighbour's delta of the previous visit,
-    i.e. when the visit's translation U equals the difference of two children's offsets (a vector
-    sum_l c_l T_l over the level's spatial loops, |c_l| < f_l), and the two deltas have the same
-    shape. U must then be a "lattice" vector of the fan-out; U = 0 needs two children with equal
-    offsets. Returns True where that cannot be excluded."""
-    B = U.shape[0]
-    sact = sends > 1  # [B, 7]
-    # spatial translation per slot and tensor: T[b, t, l, e] = A[t, e, d_l] * sigma_l
-    ssig = np.take_along_axis(excl_rows, sdims[:, :, None], axis=2)[:, :, 0]  # [B, 7]
-    Adim = A[:, :, :][None, :, :, :]  # [1, 3, 4, 7]
-    T = np.take_along_axis(np.broadcast_to(Adim, (B, NT, 4, 7)), np.broadcast_to(sdims[:, None, None, :], (B, NT, 4, 7)), axis=3)
-    T = T * ssig[:, None, None, :]  # [B, 3, 4, 7]  (e, l)
-    T = np.where(sact[:, None, None, :], T, 0)
-    # which visits can link (shape-compatible, non-empty deltas)
-    if points:
-        cand = act[:, None, :] & np.ones((1, NT, 1), bool)
+
+def _linkable(t, fac):
+    """Which candidates can have link transfers of tensor t at a fan-out with spatial factors
+    ``fac`` [7, B]: (mixed, ignored, any). Every temporal step above a spatial loop on dimension d
+    is a multiple of that loop's span, so on a data coordinate driven by d alone a visit's
+    translation is never a non-zero difference of two children's offsets. Links then need two
+    children with equal data (a spatial loop the tensor ignores: ``ignored``, zero translations
+    only) or a coordinate mixing two dimensions, one of them spread (Inputs' P/R, Q/S: ``mixed``)."""
+    ignored = (fac[~RELEVANT[t]] > 1).any(axis=0)
+    if t == 1:
+        mixed = (fac[P] > 1) | (fac[R] > 1) | (fac[Q] > 1) | (fac[S] > 1)
     else:
-        nonzero_ref = ~(ref == 0).all(axis=3)  # [B, 3, 1]
-        eq_ref = (U == ref).all(axis=3)
-        noov = _no_overlap(ref, D, Bsz, U)
-        cand = act[:, None, :] & nonzero_ref & (eq_ref | noov) & ~zero
-        if not stationary:
-            # a refetch with zero translation after a full (no-overlap) slab
-            cand = cand | (act[:, None, :] & nonzero_ref & noov & zero)
-    out = np.zeros(B, bool)
-    # zero-difference neighbours exist when a spatial loop is irrelevant to the tensor, or when
-    # two loops drive the same coordinate (checked by the lattice test below)
-    for t in range(NT):
-        Tt = T[:, t]  # [B, 4, 7]
-        irrelevant = (sact & ~(Tt != 0).any(axis=1)).any(axis=1)  # [B]
-        Ut = U[:, t]  # [B, J, 4]
-        ok = _in_lattice(Ut, Tt, sends)  # [B, J]
-        zU = (Ut == 0).all(axis=2)
-        ok = np.where(zU, irrelevant[:, None] | ok, ok)
-        out |= (ok & cand[:, t]).any(axis=1)
+        mixed = np.zeros(fac.shape[1], bool)
+    return mixed, ignored, bool((mixed | ignored).any())
+
+
+def _lattice_data(t, fac, sig, A):
+    """Per data coordinate of tensor t at one fan-out: how many of the level's spatial loops drive
+    it, and for a single driver its offset step and bound ([B] arrays); and whether some spatial
+    loop is irrelevant to the tensor (two children with equal offsets). ``fac``, ``sig``: spatial
+    factor and stride per dimension [7, B]."""
+    coords = []
+    multi = np.zeros(fac.shape[1], bool)
+    for c in range(4):
+        ds = np.nonzero(A[t, c])[0]
+        act = [fac[d] > 1 for d in ds]
+        nd = sum(a.astype(np.int64) for a in act)
+        step = np.ones(fac.shape[1], np.int64)
+        bound = np.ones(fac.shape[1], np.int64)
+        for d, a in zip(ds, act):
+            step = np.where(a, int(A[t, c, d]) * sig[d], step)
+            bound = np.where(a, fac[d], bound)
+        coords.append((nd, step, bound * step))
+        multi |= nd > 1
+    irrelevant = (fac[~RELEVANT[t]] > 1).any(axis=0)
+    return coords, irrelevant | multi
+
+
+def _lattice_ok(Ut, lat) -> np.ndarray:
+    """bool [K, B]: the visit's translation can be a difference of two children's offsets:
+    sum_l c_l T_l with |c_l| < f_l over the level's spatial loops (U = 0 needs a loop the tensor
+    ignores, or two loops driving one coordinate). Exact for coordinates driven by one spatial
+    loop; a coordinate driven by two passes (the neighbour test decides)."""
+    coords, zero_ok = lat
+    ok = None
+    zU = None
+    for c, (nd, step, span) in enumerate(coords):
+        u = Ut[c]
+        z = u == 0
+        one = (nd == 1)[None, :] & (u % step.astype(u.dtype)[None, :] == 0) & (np.abs(u) < span.astype(u.dtype)[None, :])
+        cond = z | one | (nd > 1)[None, :]
+        ok = cond if ok is None else ok & cond
+        zU = z if zU is None else zU & z
+    return ok & (~zU | zero_ok[None, :])
+
+
+def _neighbour_rows(cand, Ut, t, order, fac, split, sig, A, phys_fan, budget: int = 1 << 22) -> np.ndarray:
+    """bool [B]: some candidate visit's translation equals the offset difference of two children
+    that Timeloop compares (ComputeNetworkLinkTransfers: linear index = y * h + x with h = max(physical,
+    mapped) X fan-out; up/down/left/right neighbours among the existing children). ``cand``, ``Ut``
+    [K, B]; ``order`` the spatial permutation, ``fac``/``sig`` factor and stride per dimension,
+    ``split`` [B], all per candidate (already filtered by _lattice_ok). Rows are processed in groups
+    of similar child counts."""
+    out = np.zeros(cand.shape[1], bool)
+    rsel = np.nonzero(cand.any(axis=0))[0]
+    if len(rsel) == 0:
+        return out
+    px, py = int(phys_fan[0]), int(phys_fan[1])
+    F_all = fac[:, rsel].prod(axis=0)
+    # compact the candidate visits: distinct translations only matter, few per row
+    kc = cand[:, rsel]
+    Kc = int(kc.sum(axis=0).max())
+    korder = np.argsort(~kc, axis=0, kind="stable")[:Kc]
+    kmask = np.take_along_axis(kc, korder, axis=0)
+    Uc = [np.take_along_axis(Ut[e][:, rsel], korder, axis=0).astype(np.int64) for e in range(4)]
+    bucket = np.ceil(np.log2(np.maximum(F_all, 1))).astype(int)
+    for bk in np.unique(bucket):
+        sel = np.nonzero(bucket == bk)[0]
+        Fm = int(F_all[sel].max())
+        step = max(1, budget // max(1, Fm * Kc * 16))
+        for c0 in range(0, len(sel), step):
+            q = sel[c0 : c0 + step]
+            r = rsel[q]
+            n = len(r)
+            od = order[:, r]  # [7, n] dim at each position
+            f = np.take_along_axis(fac[:, r], od, axis=0)  # [7, n] factor per position (1 = inactive)
+            g = np.take_along_axis(sig[:, r], od, axis=0)
+            onx = np.arange(7)[:, None] < split[r][None, :]
+            F = f.prod(axis=0)
+            lx = np.where(onx, f, 1).prod(axis=0)
+            ly = F // lx
+            h = np.maximum(px, lx)
+            v = np.maximum(py, ly)
+            Fq = int(F.max())
+            k = np.arange(Fq)[None, :]  # [1, Fq]
+            exists = k < F[:, None]
+            # offsets of every child (mixed radix over the active loops, innermost least significant)
+            off = np.zeros((4, n, Fq), np.int64)
+            rem = np.broadcast_to(k, (n, Fq)).copy()
+            for pos in range(7):
+                fp = f[pos][:, None]
+                digit = rem % fp
+                rem //= fp
+                coef = A[t][:, od[pos]]  # [4, n]
+                off += (coef * g[pos])[:, :, None] * digit[None]
+            hh = k % h[:, None]
+            vv = k // h[:, None]
+            nbr = [k - h[:, None], k + h[:, None], k - 1, k + 1]
+            okd = [
+                (v[:, None] > 1) & (vv >= 1),
+                (v[:, None] > 1) & (vv <= v[:, None] - 2),
+                (h[:, None] > 1) & (hh >= 1),
+                (h[:, None] > 1) & (hh <= h[:, None] - 2),
+            ]
+            U = [u[:, q] for u in Uc]  # [Kc, n]
+            km = kmask[:, q]
+            hit = np.zeros(n, bool)
+            for nb, ok in zip(nbr, okd):
+                ok = ok & exists & (nb >= 0) & (nb < F[:, None])
+                if not ok.any():
+                    continue
+                nbc = np.clip(nb, 0, Fq - 1)
+                eqall = km[:, :, None] & ok[None]
+                for e in range(4):
+                    diff = np.take_along_axis(off[e], nbc, axis=1) - off[e]  # [n, Fq]
+                    eqall &= U[e][:, :, None] == diff[None]
+                hit |= eqall.any(axis=(0, 2))
+            out[r] = hit
     return out
-
-
-def _no_overlap(ref, D, Bsz, U):
-    """True where the reference translation moves the tile entirely off itself (D(ref) == |B|)."""
-    # D is [B, 3, J]; ref is one of the U's, recompute its D from the matching column
-    match = (U == ref).all(axis=3)
-    Dm = np.where(match, D, -1).max(axis=2)  # [B, 3]
-    return (Dm == Bsz)[:, :, None]
-
-
-def _in_lattice(U, T, ends) -> np.ndarray:
-    """U [B, J, 4] is sum_l c_l T[:, :, l] with |c_l| < f_l (integer c_l)? Exact for coordinates
-    driven by at most one spatial loop; coordinates driven by two loops are enumerated."""
-    B, J, _ = U.shape
-    ok = np.ones((B, J), bool)
-    f = np.where(ends > 1, ends, 1)  # [B, 7]
-    drivers = T != 0  # [B, 4, 7]
-    nd = drivers.sum(axis=2)  # [B, 4]
-    for e in range(4):
-        Ue = U[:, :, e]
-        one = nd[:, e] == 1
-        none = nd[:, e] == 0
-        l1 = np.argmax(drivers[:, e, :], axis=1)
-        te = np.take_along_axis(T[:, e, :], l1[:, None], axis=1)  # [B, 1]
-        fe = np.take_along_axis(f, l1[:, None], axis=1)
-        safe_te = np.where(te == 0, 1, te)
-        q, r = np.divmod(Ue, safe_te)
-        okone = (r == 0) & (np.abs(q) < fe)
-        res = np.where(none[:, None], Ue == 0, np.where(one[:, None], okone, True))
-        ok &= res
-    return ok
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -374,10 +539,13 @@ class _Layout:
     offsets: np.ndarray  # int64 [3, F, 4]
     nbr_diff: np.ndarray  # int64 [3, F, 4 dirs, 4]
     nbr_ok: np.ndarray  # bool [F, 4 dirs]
+    keys: np.ndarray  # int64 [3, F]: one integer per distinct offset
 
 
-def _layout(dims, ends, kinds, excl_rows, A, phys_fan) -> _Layout:
-    loops = [(int(d), int(e), int(k), int(excl_rows[i, d])) for i, (d, e, k) in enumerate(zip(dims, ends, kinds)) if e > 1]
+def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
+    """``order``: the level's spatial permutation (innermost first), ``fac``/``sig``: factor and
+    stride per dimension, ``split``: positions before it are on X."""
+    loops = [(int(d), int(fac[d]), 1 if pos < split else 2, int(sig[d])) for pos, d in enumerate(order) if fac[d] > 1]
     F = 1
     lx = ly = 1
     for d, e, k, _ in loops:
@@ -402,80 +570,93 @@ def _layout(dims, ends, kinds, excl_rows, A, phys_fan) -> _Layout:
     ok &= (nbr >= 0) & (nbr < F)
     nb = np.clip(nbr, 0, F - 1)
     diff = offsets[:, nb, :] - offsets[:, keys, None, :]  # [3, F, 4, 4]
-    return _Layout(F, offsets, diff, ok)
+    span = offsets.max(axis=(0, 1)) + 1  # offsets are non-negative
+    mult = np.array([1, span[0], span[0] * span[1], span[0] * span[1] * span[2]], np.int64)
+    okeys = (offsets * mult[None, None, :]).sum(axis=2)
+    return _Layout(F, offsets, diff, ok, okeys)
 
 
-def _groups(offs: np.ndarray) -> dict[int, int]:
-    """{multicast: number of groups} of a set of children offsets [n, 4]."""
-    if len(offs) == 0:
-        return {}
-    _, counts = np.unique(offs, axis=0, return_counts=True)
-    out: dict[int, int] = {}
-    for c in counts.tolist():
-        out[c] = out.get(c, 0) + 1
-    return out
-
-
-def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout):
+def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout, tensors=None):
     """Per tensor: (extra histogram {(mc, sc): accesses}, accesses moved out of the plain histogram,
     link transfers) for the visits of one fan-out that Timeloop serves over links.
 
     Visits (see the module docstring): the first (no predecessor), u_1 visits after the first or
     after a carry into m, and carries into m (after a u_1 visit). A child can take its delta over a
-    link when the visit's delta and the previous visit's delta have the same shape (both the whole
-    tile, both the slab left by the remembered translation, or single points at the MACs) and its
-    neighbour's offset differs from its own by the visit's translation."""
+    link (nest-analysis.cpp ComputeNetworkLinkTransfers) when the visit's delta and the previous
+    visit's delta have the same shape (both the whole tile, both the slab left by the remembered
+    translation, or single points at the MACs) and a mesh neighbour's offset differs from its own by
+    the visit's translation. Timeloop then uses the links if that leaves fewer distinct deltas to
+    fetch from the parent than multicast alone."""
     out = []
-    idx = np.nonzero(act)[0]
+    idx = [int(i) for i in np.nonzero(act)[0]]
+    F = lay.F
     for t in range(NT):
         extra: dict[tuple[int, int], float] = {}
         moved = 0.0
         links = 0.0
-        if len(idx) >= 1:
-            Ut = U[t]
-            i1 = idx[0]
+        if idx and (tensors is None or tensors[t]):
+            Ut = [tuple(int(x) for x in U[t, i]) for i in range(U.shape[1])]
+            Dt = [int(x) for x in D[t]]
             full = int(Bsz[t])
+            i1 = idx[0]
+            r_legacy = Ut[i1]
+            r_stat = tuple(int(x) for x in ref[t]) if ref is not None else None
+            zero_vec = (0, 0, 0, 0)
+            keys = lay.keys[t]
+            G = len(set(keys.tolist()))
+            memo: dict[tuple[int, ...], tuple[int, dict[int, int]] | None] = {}
 
             def shape(i):
                 """(kind, size) of the delta of a visit whose translation is U[i]."""
                 if points:
                     return ("pt", 1)
                 u = Ut[i]
-                uz = not u.any()
                 if stationary:
-                    if uz:
+                    if u == zero_vec:
                         return ("empty", 0)
-                    rz = not ref[t].any()
-                    same = (not rz) and bool((u == ref[t]).all())
+                    same = r_stat != zero_vec and u == r_stat
                 else:
-                    r = Ut[i1]
-                    same = bool((u == r).all())
-                    if same and uz:
+                    same = u == r_legacy
+                    if same and u == zero_vec:
                         return ("empty", 0)
                 if same:
-                    d = int(D[t, i])
-                    return ("full", full) if d == full else ("slab", d)
+                    return ("full", full) if Dt[i] == full else ("slab", Dt[i])
                 return ("full", full)
 
-            all_offs = lay.offsets[t]
-            G = len(np.unique(all_offs, axis=0))
+            def linked_groups(u):
+                """(number of linked children, {multicast: groups} of the others) or None when the
+                links do not pay (as many distinct deltas left as without them)."""
+                if u not in memo:
+                    match = (lay.nbr_diff[t] == np.array(u)[None, None, :]).all(axis=2) & lay.nbr_ok
+                    linked = match.any(axis=1)
+                    nl = int(linked.sum())
+                    if nl == 0:
+                        memo[u] = None
+                    else:
+                        _, counts = np.unique(keys[~linked], return_counts=True)
+                        if len(counts) >= G:
+                            memo[u] = None
+                        else:
+                            g: dict[int, int] = {}
+                            for c in counts.tolist():
+                                g[c] = g.get(c, 0) + 1
+                            memo[u] = (nl, g)
+                return memo[u]
 
             def visit(i, pred_shape, weight):
                 nonlocal moved, links
+                if weight == 0:
+                    return
                 sh = shape(i)
-                if sh[1] == 0 or sh[0] != pred_shape[0] or weight == 0:
+                if sh[1] == 0 or sh[0] != pred_shape[0]:
                     return
-                match = (lay.nbr_diff[t] == Ut[i][None, None, :]).all(axis=2) & lay.nbr_ok  # [F, 4]
-                linked = match.any(axis=1)
-                if not linked.any():
+                lg = linked_groups(Ut[i])
+                if lg is None:
                     return
-                rest = all_offs[~linked]
-                g = _groups(rest)
-                if sum(g.values()) >= G:
-                    return
+                nl, g = lg
                 amount = float(sh[1]) * float(weight)
                 moved += amount
-                links += float(linked.sum()) * amount
+                links += float(nl) * amount
                 for m_, c_ in g.items():
                     extra[(m_, c_)] = extra.get((m_, c_), 0.0) + c_ * amount
 
@@ -484,42 +665,44 @@ def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout):
             n1 = int(n[i1])
             visit(i1, first_shape, n1 - 1)  # u_1 visit right after the first
             for i in idx[1:]:
-                visit(i, u1_shape, int(wt[i]))  # carry into i
-                visit(i1, shape(i), (n1 - 1) * int(wt[i]))  # u_1 visit after that carry
+                w = int(wt[i])
+                visit(i, u1_shape, w)  # carry into i
+                visit(i1, shape(i), (n1 - 1) * w)  # u_1 visit after that carry
         out.append((extra, moved, links))
     return out
 
 
 def _apply_link_patches(acc, mc, hist_mc, hist_sc, child_acc, patches):
     """Rebuild the histograms of the patched (candidate, level) pairs: the plain multicast
-    histogram for the accesses not served over links, plus the linked visits' own histograms."""
-    B, L, _, H = acc.shape
+    histogram for the accesses not served over links, plus the linked visits' own histograms.
+    Arrays are [L, 3, H, B]."""
+    L, _, H, B = acc.shape
     rows: dict[tuple[int, int, int], list[tuple[int, int, float]]] = {}
-    link = np.zeros((B, L, NT))
+    link = np.zeros((L, NT, B))
     Hn = H
     for (b, p), per_t in patches.items():
         for t, (extra, moved, links) in enumerate(per_t):
             if moved == 0:
                 continue
-            base = float(child_acc[b, p, t]) - moved
+            base = float(child_acc[p, t, b]) - moved
             d: dict[tuple[int, int], float] = {}
             for h in range(H):
-                if hist_sc[b, p, t, h] > 0:
-                    key = (int(hist_mc[b, p, t, h]), int(hist_sc[b, p, t, h]))
+                if hist_sc[p, t, h, b] > 0:
+                    key = (int(hist_mc[p, t, h, b]), int(hist_sc[p, t, h, b]))
                     d[key] = d.get(key, 0.0) + key[1] * base
             for key, v in extra.items():
                 d[key] = d.get(key, 0.0) + v
             items = sorted((k, v) for k, v in d.items() if v != 0)
             rows[(b, p, t)] = [(k[0], k[1], v) for k, v in items]
-            link[b, p, t] = links
+            link[p, t, b] = links
             Hn = max(Hn, len(items))
     if Hn > H:
-        acc = np.concatenate([acc, np.zeros((B, L, NT, Hn - H))], axis=3)
-        mc = np.concatenate([mc, np.ones((B, L, NT, Hn - H), mc.dtype)], axis=3)
+        acc = np.concatenate([acc, np.zeros((L, NT, Hn - H, B))], axis=2)
+        mc = np.concatenate([mc, np.ones((L, NT, Hn - H, B), mc.dtype)], axis=2)
     for (b, p, t), items in rows.items():
-        acc[b, p, t, :] = 0.0
-        mc[b, p, t, :] = 1
+        acc[p, t, :, b] = 0.0
+        mc[p, t, :, b] = 1
         for h, (m_, c_, v) in enumerate(items):
-            acc[b, p, t, h] = v
-            mc[b, p, t, h] = m_
+            acc[p, t, h, b] = v
+            mc[p, t, h, b] = m_
     return acc, mc, link

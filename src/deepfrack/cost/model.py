@@ -256,13 +256,16 @@ class Evaluator:
         """Evaluate every candidate of ``batch`` (vectorized)."""
         if batch.temporal.shape[1] != len(self.level_names):
             raise ValueError(f"batch has {batch.temporal.shape[1]} levels, the architecture {len(self.level_names)}")
-        keep_tl = batch.keep[:, ::-1, :]
+        keep_tl = np.ascontiguousarray(batch.keep[:, ::-1, :].transpose(1, 2, 0))  # [L, 3, B]
         check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
         ar = analyze(batch, self.fanouts, self.layer, self.rules.translation)
         stats = ar.stats
         post = postprocess(stats, keep_tl, self.tables, self.rules)
         valid = post.valid & ~ar.bad_spatial
-        flip = lambda a: a[:, ::-1, ...]
+
+        def flip(a: np.ndarray) -> np.ndarray:  # [L, (3,) B] Timeloop order -> [B, L, (3)] arch order
+            return np.moveaxis(a, -1, 0)[:, ::-1, ...]
+
         return BatchResult(
             energy_pJ=post.energy,
             cycles=post.cycles,
@@ -294,7 +297,7 @@ class Evaluator:
             br = self.evaluate_batch(batch)
             post, bad = br.post, br.bad_spatial
         elif method == "simulate":
-            keep_tl = batch.keep[:, ::-1, :]
+            keep_tl = np.ascontiguousarray(batch.keep[:, ::-1, :].transpose(1, 2, 0))
             check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
             stats = simulate_stats(self.arch, self.layer, mapping, self.rules.translation)
             post = postprocess(stats, keep_tl, self.tables, self.rules)
@@ -346,24 +349,24 @@ def simulate_stats(arch: Architecture, layer: Layer, mapping: Mapping, translati
     res = simulate(nest, layer, translation)
     L = len(res.tiles)
     H = max([len(res.tiles[l][t].access) for l in range(L) for t in range(3)] + [1])
-    size = np.zeros((1, L, 3), np.int64)
-    pfd = np.zeros((1, L, 3), np.int64)
-    acc = np.zeros((1, L, 3, H))
-    mc = np.ones((1, L, 3, H), np.int64)
-    link = np.zeros((1, L, 3))
-    fan = np.ones((1, L), np.int64)
-    rep = np.ones((1, L), np.int64)
+    size = np.zeros((L, 3, 1), np.int64)
+    pfd = np.zeros((L, 3, 1), np.int64)
+    acc = np.zeros((L, 3, H, 1))
+    mc = np.ones((L, 3, H, 1), np.int64)
+    link = np.zeros((L, 3, 1))
+    fan = np.ones((L, 1), np.int64)
+    rep = np.ones((L, 1), np.int64)
     for l in range(L):
         for t in range(3):
             ct = res.tiles[l][t]
-            size[0, l, t] = ct.size
-            pfd[0, l, t] = ct.pfd
-            link[0, l, t] = ct.link_transfers
+            size[l, t, 0] = ct.size
+            pfd[l, t, 0] = ct.pfd
+            link[l, t, 0] = ct.link_transfers
             for h, ((m, _s), a) in enumerate(sorted(ct.access.items())):
-                acc[0, l, t, h] = a
-                mc[0, l, t, h] = m
-            fan[0, l] = ct.fanout
-            rep[0, l] = ct.replication
+                acc[l, t, h, 0] = a
+                mc[l, t, h, 0] = m
+            fan[l, 0] = ct.fanout
+            rep[l, 0] = ct.replication
     mx = int(np.prod([lp.end for lp in nest.loops if lp.kind == SPACE_X] or [1]))
     my = int(np.prod([lp.end for lp in nest.loops if lp.kind == SPACE_Y] or [1]))
     return NestStats(
@@ -374,8 +377,8 @@ def simulate_stats(arch: Architecture, layer: Layer, mapping: Mapping, translati
         link=link,
         fanout=fan,
         replication=rep,
-        x_exp=np.array([res.x_expansion], np.int64),
-        y_exp=np.array([res.y_expansion], np.int64),
+        x_exp=np.array(res.x_expansion, np.int64)[:, None],
+        y_exp=np.array(res.y_expansion, np.int64)[:, None],
         compute_accesses=np.array([res.compute_accesses]),
         compute_replication=np.array([res.compute_replication], np.int64),
         mac_x=np.array([mx], np.int64),
@@ -388,24 +391,24 @@ def _violations(post: PostResult, b: int, arch: Architecture, tables: ArchTables
     out: list[str] = []
     L = len(tables.names)
     for t, name in enumerate(TENSORS):
-        if post.unstored[b, t]:
+        if post.unstored[t, b]:
             out.append(f"{name}: bypassed at every storage level")
     if bad_spatial:
         out.append("spatial factors on a level without spatial fan-out")
     for l in range(L - 1, -1, -1):
         n = tables.names[l]
-        if post.over_capacity[b, l]:
-            out.append(f"{n}: mapped tile size {int(post.capacity_used[b, l])} words exceeds buffer capacity {int(tables.eff_size[l])} words")
-        if post.under_utilized[b, l]:
+        if post.over_capacity[l, b]:
+            out.append(f"{n}: mapped tile size {int(post.capacity_used[l, b])} words exceeds buffer capacity {int(tables.eff_size[l])} words")
+        if post.under_utilized[l, b]:
             out.append(
-                f"{n}: mapped tile size {int(post.capacity_used[b, l])} words is less than the minimum utilization "
+                f"{n}: mapped tile size {int(post.capacity_used[l, b])} words is less than the minimum utilization "
                 f"{tables.min_util[l]:g} of {int(tables.eff_size[l])} words"
             )
-        if post.over_instances[b, l]:
-            out.append(f"{n}: mapped instances {int(post.instances_used[b, l])} exceed the {int(tables.instances[l])} available")
-        if post.over_mesh_x[b, l]:
+        if post.over_instances[l, b]:
+            out.append(f"{n}: mapped instances {int(post.instances_used[l, b])} exceed the {int(tables.instances[l])} available")
+        if post.over_mesh_x[l, b]:
             out.append(f"{n}: the mapping's X fan-out exceeds meshX = {int(tables.mesh_x[l])}")
-        if post.over_mesh_y[b, l]:
+        if post.over_mesh_y[l, b]:
             out.append(f"{n}: the mapping's Y fan-out exceeds meshY = {int(tables.mesh_y[l])}")
     if post.mac_over[b]:
         out.append(
@@ -424,25 +427,25 @@ def _result(post: PostResult, b: int, arch: Architecture, tables: ArchTables, ru
     for l in range(L - 1, -1, -1):
         tensors = {}
         for t, name in enumerate(TENSORS):
-            kept = keep_tl[l][t] if keep_tl is not None else post.utilized_capacity[b, l, t] > 0
-            if not kept or post.utilized_capacity[b, l, t] == 0:
+            kept = keep_tl[l][t] if keep_tl is not None else post.utilized_capacity[l, t, b] > 0
+            if not kept or post.utilized_capacity[l, t, b] == 0:
                 continue
             tensors[name] = TensorStats(
-                reads=int(post.reads[b, l, t]),
-                fills=int(post.fills[b, l, t]),
-                updates=int(post.updates[b, l, t]),
-                utilized_instances=int(post.utilized_instances[b, l, t]),
-                utilized_capacity=int(post.utilized_capacity[b, l, t]),
-                partition_size=int(post.partition[b, l, t]),
-                energy_pJ=float(post.energy_ds[b, l, t]),
+                reads=int(post.reads[l, t, b]),
+                fills=int(post.fills[l, t, b]),
+                updates=int(post.updates[l, t, b]),
+                utilized_instances=int(post.utilized_instances[l, t, b]),
+                utilized_capacity=int(post.utilized_capacity[l, t, b]),
+                partition_size=int(post.partition[l, t, b]),
+                energy_pJ=float(post.energy_ds[l, t, b]),
             )
         levels.append(
             LevelResult(
                 name=tables.names[l],
                 instances=int(tables.instances[l]),
-                energy_pJ=float(post.level_energy[b, l]),
-                leakage_pJ=float(post.leak[b, l]),
-                cycles=int(post.level_cycles[b, l]),
+                energy_pJ=float(post.level_energy[l, b]),
+                leakage_pJ=float(post.leak[l, b]),
+                cycles=int(post.level_cycles[l, b]),
                 tensors=tensors,
             )
         )

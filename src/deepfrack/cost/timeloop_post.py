@@ -182,8 +182,8 @@ def arch_tables(arch: Architecture, energy: EnergyTable, rules: TimeloopRules, s
     ag = np.full(L, np.nan)
     for i, lv in enumerate(levels):
         block[i] = max(1, int(lv.block_size))
-        size = lv.size_words
-        if size is not None and not ("DRAM" in lv.cls.upper()):
+        size = lv.size_words  # Timeloop checks every level whose size is given (buffer.cpp)
+        if size is not None:
             mb = float(lv.multiple_buffering or 1.0)
             eff[i] = int(np.floor(size / mb))
         inst[i] = lv.instances
@@ -250,8 +250,9 @@ def arch_tables(arch: Architecture, energy: EnergyTable, rules: TimeloopRules, s
 
 
 def check_energy_for_keep(tables: ArchTables, keep: np.ndarray, source: str | None = None) -> None:
-    """InputError when a level that keeps a tensor in some candidate has no ERT read/fill/update."""
-    used = keep.any(axis=(0, 2))  # [L]
+    """InputError when a level that keeps a tensor in some candidate has no ERT read/fill/update.
+    ``keep`` is bool [L, 3, B] (Timeloop level order)."""
+    used = keep.any(axis=(1, 2))  # [L]
     for i in np.nonzero(used)[0]:
         for arr, op in ((tables.e_read, "read"), (tables.e_fill, "write (fill)"), (tables.e_update, "write (update)")):
             if np.isnan(arr[i]):
@@ -263,14 +264,15 @@ def check_energy_for_keep(tables: ArchTables, keep: np.ndarray, source: str | No
 # --------------------------------------------------------------------------------------------- #
 @dataclass
 class NestStats:
-    """Per candidate (B), storage level in Timeloop order (L) and tensor (3):
+    """What Timeloop's nest analysis leaves, candidate axis last (B candidates, L storage levels in
+    Timeloop order, 3 tensors):
 
-    size: tile words per instance; pfd: partition-fraction denominator (0 at the outermost);
-    acc/mc: accesses this level receives from its children, per multicast factor, sorted by
-    multicast factor ([B, L, 3, H], padded with acc 0); link: link transfers; fanout, replication
-    (utilized instances), x_exp/y_exp (spatial expansion above the level) per [B, L];
-    compute_accesses (MAC iterations per MAC instance), compute_replication (MACs used),
-    mac_x/mac_y (spatial expansion of the MACs) per [B].
+    size [L, 3, B]: tile words per instance; pfd [L, 3, B]: partition-fraction denominator (0 at
+    the outermost); acc/mc [L, 3, H, B]: accesses the level receives from its children, per
+    multicast factor, sorted by multicast factor (padded with acc 0); link [L, 3, B]: link
+    transfers; fanout, replication (utilized instances), x_exp/y_exp (spatial expansion above the
+    level) [L, B]; compute_accesses (MAC iterations per MAC instance), compute_replication (MACs
+    used), mac_x/mac_y (spatial expansion of the MACs) [B].
     """
 
     size: np.ndarray
@@ -295,23 +297,24 @@ def _cround(x: np.ndarray) -> np.ndarray:
 
 
 def _ceil_div(a: np.ndarray, b) -> np.ndarray:
-    return (a + b - 1) // b
+    return (a + (b - 1)) // b
 
 
 @dataclass
 class PostResult:
-    """Timeloop's statistics for a batch; arrays use Timeloop level order (0 = innermost)."""
+    """Timeloop's statistics for a batch, candidate axis last, levels in Timeloop order (0 =
+    innermost)."""
 
-    reads: np.ndarray  # int64 [B, L, 3], per instance
+    reads: np.ndarray  # int64 [L, 3, B], per instance
     fills: np.ndarray
     updates: np.ndarray
-    partition: np.ndarray  # int64 [B, L, 3]
-    utilized_capacity: np.ndarray  # int64 [B, L, 3]
-    utilized_instances: np.ndarray  # int64 [B, L, 3]
-    energy_ds: np.ndarray  # float [B, L, 3], all instances
-    leak: np.ndarray  # float [B, L]
-    level_energy: np.ndarray  # float [B, L]
-    level_cycles: np.ndarray  # int64 [B, L]
+    partition: np.ndarray  # int64 [L, 3, B]
+    utilized_capacity: np.ndarray  # int64 [L, 3, B]
+    utilized_instances: np.ndarray  # int64 [L, 3, B]
+    energy_ds: np.ndarray  # float [L, 3, B], all instances
+    leak: np.ndarray  # float [L, B]
+    level_energy: np.ndarray  # float [L, B]
+    level_cycles: np.ndarray  # int64 [L, B]
     mac_energy: np.ndarray  # float [B]
     macs: np.ndarray  # int64 [B]
     mac_cycles: np.ndarray  # int64 [B]
@@ -320,227 +323,220 @@ class PostResult:
     cycles: np.ndarray  # int64 [B]
     utilization: np.ndarray  # float [B]
     # validity
-    unstored: np.ndarray  # bool [B, 3]: tensor kept nowhere
-    over_capacity: np.ndarray  # bool [B, L]
-    under_utilized: np.ndarray  # bool [B, L]
-    over_instances: np.ndarray  # bool [B, L]
+    unstored: np.ndarray  # bool [3, B]: tensor kept nowhere
+    over_capacity: np.ndarray  # bool [L, B]
+    under_utilized: np.ndarray  # bool [L, B]
+    over_instances: np.ndarray  # bool [L, B]
     over_mesh_x: np.ndarray
     over_mesh_y: np.ndarray
     mac_over: np.ndarray  # bool [B] (instances, X or Y)
-    capacity_used: np.ndarray  # int64 [B, L]
-    instances_used: np.ndarray  # int64 [B, L]
+    capacity_used: np.ndarray  # int64 [L, B]
+    instances_used: np.ndarray  # int64 [L, B]
 
     @property
     def valid(self) -> np.ndarray:
         return ~(
-            self.unstored.any(axis=1)
-            | self.over_capacity.any(axis=1)
-            | self.under_utilized.any(axis=1)
-            | self.over_instances.any(axis=1)
-            | self.over_mesh_x.any(axis=1)
-            | self.over_mesh_y.any(axis=1)
+            self.unstored.any(axis=0)
+            | self.over_capacity.any(axis=0)
+            | self.under_utilized.any(axis=0)
+            | self.over_instances.any(axis=0)
+            | self.over_mesh_x.any(axis=0)
+            | self.over_mesh_y.any(axis=0)
             | self.mac_over
         )
 
 
 def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: TimeloopRules) -> PostResult:
-    """Steps 1-3 of the module docstring. ``keep`` is bool [B, L, 3] in Timeloop level order."""
-    B, L, _ = ns.size.shape
-    H = ns.acc.shape[3]
-    size = ns.size.astype(np.int64).copy()
-    acc = ns.acc.astype(np.float64).copy()
+    """Steps 1-3 of the module docstring. ``keep`` is bool [L, 3, B] in Timeloop level order."""
+    L, _, B = ns.size.shape
+    H = ns.acc.shape[2]
+    size = ns.size.astype(np.int64, copy=True)
+    acc = ns.acc.astype(np.float64, copy=True)
     mc = ns.mc.astype(np.float64)
     fan = ns.fanout.astype(np.float64)
-    link = ns.link.astype(np.float64).copy()
-    repl = np.repeat(ns.replication.astype(np.int64)[:, :, None], NT, axis=2)
-    content = np.zeros((B, L, NT))
-    for h in range(H):
-        content += acc[..., h]
+    link = ns.link.astype(np.float64, copy=True)
+    repl = np.repeat(ns.replication.astype(np.int64)[:, None, :], NT, axis=1)
+    content = acc[:, :, 0, :].copy()
+    for h in range(1, H):
+        content += acc[:, :, h, :]
 
     # partition sizes (before masking)
-    part = np.zeros((B, L, NT), np.int64)
-    p = size[:, L - 1, :].copy()
-    part[:, L - 1, :] = p
+    part = np.empty((L, NT, B), np.int64)
+    p = size[L - 1].copy()
+    part[L - 1] = p
     for cur in range(L - 2, -1, -1):
-        d = ns.pfd[:, cur, :]
+        d = ns.pfd[cur]
         nz = d != 0
-        p = np.where(nz, (p * size[:, cur, :]) // np.where(nz, d, 1), p)
-        part[:, cur, :] = p
+        p = np.where(nz, (p * size[cur]) // np.where(nz, d, 1), p)
+        part[cur] = p
 
     # parent access share (before masking): the next level out serves this one
-    share = np.zeros((B, L, NT))
+    share = np.zeros((L, NT, B))
     for cur in range(L - 1):
-        s = np.zeros((B, NT))
-        for h in range(H):
-            s = s + (acc[:, cur + 1, :, h] * mc[:, cur + 1, :, h]) / fan[:, cur + 1, None]
-        share[:, cur, :] = s
+        sh = (acc[cur + 1, :, 0, :] * mc[cur + 1, :, 0, :]) / fan[cur + 1]
+        for h in range(1, H):
+            sh = sh + (acc[cur + 1, :, h, :] * mc[cur + 1, :, h, :]) / fan[cur + 1]
+        share[cur] = sh
 
     # MaskTiles: a bypassed level hands its children to the next level out
     for cur in range(L):
-        m = ~keep[:, cur, :] & (size[:, cur, :] != 0)  # [B, 3]
+        m = ~keep[cur] & (size[cur] != 0)  # [3, B]
+        if not m.any():
+            continue
         if cur < L - 1:
             outer = cur + 1
-            weighted = np.zeros((B, NT))
-            for h in range(H):
-                weighted = weighted + acc[:, outer, :, h] * mc[:, outer, :, h]
-            all_children = content[:, cur, :] * fan[:, outer, None]
+            weighted = acc[outer, :, 0, :] * mc[outer, :, 0, :]
+            for h in range(1, H):
+                weighted = weighted + acc[outer, :, h, :] * mc[outer, :, h, :]
+            all_children = content[cur] * fan[outer]
             with np.errstate(divide="ignore", invalid="ignore"):
                 factor = all_children / weighted
-            any_nz = np.zeros((B, NT), bool)
+            any_nz = np.zeros((NT, B), bool)
+            tot = None
             for h in range(H):
-                a = acc[:, outer, :, h]
+                a = acc[outer, :, h, :]
                 upd = m & (a != 0)
-                acc[:, outer, :, h] = np.where(upd, a * factor, a)
+                a = np.where(upd, a * factor, a)
+                acc[outer, :, h, :] = a
                 any_nz |= upd
-            link[:, outer, :] = np.where(any_nz, 0.0, link[:, outer, :])
-            tot = np.zeros((B, NT))
-            for h in range(H):
-                tot = tot + acc[:, outer, :, h]
-            content[:, outer, :] = np.where(m, tot, content[:, outer, :])
-        size[:, cur, :] = np.where(m, 0, size[:, cur, :])
-        part[:, cur, :] = np.where(m, 0, part[:, cur, :])
-        content[:, cur, :] = np.where(m, 0.0, content[:, cur, :])
-        share[:, cur, :] = np.where(m, 0.0, share[:, cur, :])
+                tot = a if tot is None else tot + a
+            link[outer] = np.where(any_nz, 0.0, link[outer])
+            content[outer] = np.where(m, tot, content[outer])
+        size[cur][m] = 0
+        part[cur][m] = 0
+        content[cur][m] = 0.0
+        share[cur][m] = 0.0
 
     # ProcessOuterMaskedLevels: reset bypassed levels above the outermost kept one
-    kept_any = keep.any(axis=1)  # [B, 3]
-    above_top = np.zeros((B, L, NT), bool)
-    seen = np.zeros((B, NT), bool)
+    kept_any = keep.any(axis=0)  # [3, B]
+    seen = np.zeros((NT, B), bool)
+    above_top = np.zeros((L, NT, B), bool)
     for cur in range(L - 1, -1, -1):
-        k = keep[:, cur, :]
-        above_top[:, cur, :] = ~seen & ~k
-        top_here = ~seen & k
-        share[:, cur, :] = np.where(top_here, 0.0, share[:, cur, :])
+        k = keep[cur]
+        above_top[cur] = ~seen & ~k
+        share[cur][~seen & k] = 0.0
         seen |= k
-    for arr, val in ((size, 0), (part, 0), (content, 0.0), (share, 0.0), (link, 0.0), (repl, 0)):
-        arr[above_top] = val
-    acc[above_top] = 0.0
+    if above_top.any():
+        for arr, val in ((size, 0), (part, 0), (content, 0.0), (share, 0.0), (link, 0.0), (repl, 0)):
+            arr[above_top] = val
+        acc[np.broadcast_to(above_top[:, :, None, :], acc.shape)] = 0.0
 
     # peer accesses from link transfers (the child of a linked level, cur-1, is kept)
-    peer = np.zeros((B, L, NT))
-    for cur in range(L - 1, 0, -1):
-        lt = link[:, cur, :]
-        nz = lt != 0
-        if nz.any():
-            per = lt / np.maximum(repl[:, cur - 1, :], 1)
-            peer[:, cur - 1, :] += np.where(nz, per, 0.0)
+    peer = np.zeros((L, NT, B))
+    if link.any():
+        for cur in range(L - 1, 0, -1):
+            lt = link[cur]
+            nz = lt != 0
+            if nz.any():
+                peer[cur - 1] += np.where(nz, lt / np.maximum(repl[cur - 1], 1), 0.0)
 
     # reads / fills / updates
-    reads = np.zeros((B, L, NT), np.int64)
-    fills = np.zeros((B, L, NT), np.int64)
-    updates = np.zeros((B, L, NT), np.int64)
     alive = size != 0
-    kept_above = np.zeros((B, L, NT), bool)
-    acc_above = np.zeros((B, NT), bool)
-    for cur in range(L - 1, -1, -1):
-        kept_above[:, cur, :] = acc_above
-        acc_above |= alive[:, cur, :]
+    reads = np.zeros((L, NT, B), np.int64)
+    fills = np.zeros((L, NT, B), np.int64)
+    updates = np.zeros((L, NT, B), np.int64)
     for t in range(NT):
-        c = content[:, :, t]
-        pa = peer[:, :, t]
-        sh = share[:, :, t]
-        pt = part[:, :, t].astype(np.float64)
+        c = content[:, t, :]
+        pa = peer[:, t, :]
+        sh = share[:, t, :]
+        pt = part[:, t, :].astype(np.float64)
         if RW[t]:
-            updates[:, :, t] = _cround(c)
-            reads[:, :, t] = _cround(np.maximum(c + pa - pt, 0.0))
+            updates[:, t, :] = _cround(c)
+            reads[:, t, :] = _cround(np.maximum(c + pa - pt, 0.0))
             if rules.fill_elision:
-                f = np.where(kept_above[:, :, t], sh + pa - pt, sh + pa)
-                fills[:, :, t] = _cround(np.maximum(f, 0.0))
+                kept_above = np.zeros((L, B), bool)
+                acc_above = np.zeros(B, bool)
+                for cur in range(L - 1, -1, -1):
+                    kept_above[cur] = acc_above
+                    acc_above |= alive[cur, t, :]
+                f = np.where(kept_above, sh + pa - pt, sh + pa)
+                fills[:, t, :] = _cround(np.maximum(f, 0.0))
             else:
-                fills[:, :, t] = np.trunc(sh + pa).astype(np.int64)
+                fills[:, t, :] = np.trunc(sh + pa).astype(np.int64)
         else:
-            reads[:, :, t] = _cround(c + pa)
-            fills[:, :, t] = np.trunc(sh + pa).astype(np.int64)
-    reads[~alive] = 0
-    fills[~alive] = 0
-    updates[~alive] = 0
+            reads[:, t, :] = _cround(c + pa)
+            fills[:, t, :] = np.trunc(sh + pa).astype(np.int64)
+    reads *= alive
+    fills *= alive
+    updates *= alive
 
     # ---- buffer model ------------------------------------------------------------------------
-    util_inst = np.where(alive, repl, 0)
-    # Timeloop reports utilized instances for every tensor of a level (also bypassed ones below the
-    # top); the instance check uses their maximum.
-    inst_for_check = repl.max(axis=2)
-    cap_used = np.where(alive, size, 0).sum(axis=2)
-    blk = tables.block[None, :, None]
-    vr = _ceil_div(reads, blk).astype(np.float64)
-    vf = _ceil_div(fills, blk).astype(np.float64)
-    vu = _ceil_div(updates, blk).astype(np.float64)
-    er = np.nan_to_num(tables.e_read)[None, :, None]
-    ef = np.nan_to_num(tables.e_fill)[None, :, None]
-    eu = np.nan_to_num(tables.e_update)[None, :, None]
-    cluster_e = ((0.0 + vr * er) + vf * ef) + vu * eu
+    util_inst = repl * alive
+    inst_for_check = repl.max(axis=1)  # [L, B]
+    cap_used = (size * alive).sum(axis=1)  # [L, B]
+    blk = tables.block[:, None, None]
+    er = np.nan_to_num(tables.e_read)[:, None, None]
+    ef = np.nan_to_num(tables.e_fill)[:, None, None]
+    eu = np.nan_to_num(tables.e_update)[:, None, None]
+    cluster_e = ((0.0 + _ceil_div(reads, blk) * er) + _ceil_div(fills, blk) * ef) + _ceil_div(updates, blk) * eu
     # the access energy of a cluster is shared by its utilized instances (buffer.cpp
     # FinalizeBufferEnergy): utilized clusters = min(X x Y expansion, instances / cluster size)
-    xy = (ns.x_exp * ns.y_exp).astype(np.float64)
-    clusters = np.minimum(xy, (tables.instances // tables.cluster)[None, :].astype(np.float64))
-    cluster_util = (xy / clusters)[:, :, None]
-    e_inst = cluster_e / cluster_util
-    energy_ds = e_inst * repl.astype(np.float64)
-    energy_ds = np.where(alive, energy_ds, 0.0)
+    xy = (ns.x_exp * ns.y_exp).astype(np.float64)  # [L, B]
+    clusters = np.minimum(xy, (tables.instances // tables.cluster)[:, None].astype(np.float64))
+    cluster_util = (xy / clusters)[:, None, :]
+    energy_ds = (cluster_e / cluster_util) * repl
+    energy_ds *= alive
     # address generation (only when the architecture gives addr-gen-energy; Timeloop's public
     # adder model is 0 pJ)
-    ag = tables.addr_gen[None, :, None]
     if not np.all(np.isnan(tables.addr_gen)):
-        gens = np.where(np.array(RW)[None, None, :], updates + fills, reads + fills).astype(np.float64)
-        energy_ds = energy_ds + np.where(np.isnan(ag) | ~alive, 0.0, gens * np.nan_to_num(ag) * clusters[:, :, None])
+        ag = np.nan_to_num(tables.addr_gen)[:, None, None]
+        rw = np.array(RW)[None, :, None]
+        gens = np.where(rw, updates + fills, reads + fills).astype(np.float64)
+        energy_ds = energy_ds + gens * ag * clusters[:, None, :] * alive
 
     # compute
     macs = np.rint(ns.compute_accesses * ns.compute_replication).astype(np.int64)
-    mac_cycles = np.ceil(macs.astype(np.float64) / ns.compute_replication.astype(np.float64)).astype(np.int64)
-    mac_energy = macs.astype(np.float64) * tables.e_mac
+    mac_cycles = np.ceil(macs / ns.compute_replication.astype(np.float64)).astype(np.int64)
+    mac_energy = macs * tables.e_mac
     mac_utilized = (ns.mac_x * ns.mac_y).astype(np.int64)
 
     # bandwidth and cycles
-    cc = mac_cycles.astype(np.float64)[:, None]
-    rd = np.zeros((B, L))
-    wr = np.zeros((B, L))
+    cc = mac_cycles.astype(np.float64)
+    rd = np.zeros((L, B))
+    wr = np.zeros((L, B))
     with np.errstate(divide="ignore", invalid="ignore"):
         for t in range(NT):
-            ratio = (ns.x_exp * ns.y_exp).astype(np.float64) / repl[:, :, t].astype(np.float64)
-            tr = np.ceil(reads[:, :, t].astype(np.float64) / ratio)
-            tw = np.ceil((fills[:, :, t] + updates[:, :, t]).astype(np.float64) / ratio)
-            tr = np.nan_to_num(tr)
-            tw = np.nan_to_num(tw)
+            ratio = xy / repl[:, t, :]
+            tr = np.nan_to_num(np.ceil(reads[:, t, :] / ratio))
+            tw = np.nan_to_num(np.ceil((fills[:, t, :] + updates[:, t, :]) / ratio))
             rd = rd + tr / cc
             wr = wr + tw / cc
-    slow = np.ones((B, L))
-    rb = tables.read_bw[None, :]
-    wb = tables.write_bw[None, :]
-    sb = tables.shared_bw[None, :]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        c1 = ~np.isnan(rb) & (rb < rd)
-        slow = np.where(c1, np.minimum(slow, rb / rd), slow)
-        c2 = ~np.isnan(wb) & (wb < wr)
-        slow = np.where(c2, np.minimum(slow, wb / wr), slow)
-        tot = wr + rd
-        c3 = ~np.isnan(sb) & (sb < tot)
-        slow = np.where(c3, np.minimum(slow, sb / tot), slow)
+        slow = np.ones((L, B))
+        for l in range(L):
+            rb, wb, sb = tables.read_bw[l], tables.write_bw[l], tables.shared_bw[l]
+            if not np.isnan(rb):
+                slow[l] = np.where(rb < rd[l], np.minimum(slow[l], rb / rd[l]), slow[l])
+            if not np.isnan(wb):
+                slow[l] = np.where(wb < wr[l], np.minimum(slow[l], wb / wr[l]), slow[l])
+            if not np.isnan(sb):
+                tot = wr[l] + rd[l]
+                slow[l] = np.where(sb < tot, np.minimum(slow[l], sb / tot), slow[l])
         level_cycles = np.ceil(cc / slow).astype(np.int64)
-    cycles = np.maximum(mac_cycles, level_cycles.max(axis=1))
+    cycles = np.maximum(mac_cycles, level_cycles.max(axis=0))
 
     # leakage and level energy
     # Timeloop >= 2023-09 keeps the replication of reset levels; all tensors share it
     leaks_per_cycle = np.maximum(1.0, ns.replication.astype(np.float64))
-    leak = tables.e_leak[None, :] * cycles.astype(np.float64)[:, None] * leaks_per_cycle
-    level_energy = energy_ds.sum(axis=2) + leak
-    energy = mac_energy + level_energy.sum(axis=1)
-    utilization = (macs.astype(np.float64) / tables.mac_instances) / cycles.astype(np.float64)
+    leak = tables.e_leak[:, None] * cycles.astype(np.float64)[None, :] * leaks_per_cycle
+    level_energy = energy_ds.sum(axis=1) + leak
+    energy = mac_energy + level_energy.sum(axis=0)
+    utilization = (macs / tables.mac_instances) / cycles
 
     # validity
-    eff = tables.eff_size[None, :]
+    eff = tables.eff_size[:, None]
     bounded = eff >= 0
     over_cap = bounded & (cap_used > eff)
-    under = bounded & ~over_cap & (tables.min_util[None, :] > 0) & (cap_used < eff * tables.min_util[None, :])
-    over_inst = inst_for_check > tables.instances[None, :]
-    over_x = ~over_inst & (ns.x_exp > tables.mesh_x[None, :])
-    over_y = ~over_inst & ~over_x & (ns.y_exp > tables.mesh_y[None, :])
+    under = bounded & ~over_cap & (tables.min_util[:, None] > 0) & (cap_used < eff * tables.min_util[:, None])
+    over_inst = inst_for_check > tables.instances[:, None]
+    over_x = ~over_inst & (ns.x_exp > tables.mesh_x[:, None])
+    over_y = ~over_inst & ~over_x & (ns.y_exp > tables.mesh_y[:, None])
     mac_over = (mac_utilized > tables.mac_instances) | (ns.mac_x > tables.mac_mesh_x) | (ns.mac_y > tables.mac_mesh_y)
     return PostResult(
         reads=reads,
         fills=fills,
         updates=updates,
         partition=part,
-        utilized_capacity=np.where(alive, size, 0),
+        utilized_capacity=size * alive,
         utilized_instances=util_inst,
         energy_ds=energy_ds,
         leak=leak,

@@ -1,0 +1,102 @@
+"""Backends: what turns benchmark jobs into cost records.
+
+A **Backend** is a small picklable recipe (plain data: parsed inputs, settings). It is sent once to
+every worker process, which calls ``backend.evaluator()`` to build its **Evaluator** (the heavy part:
+parsed architecture, model tables, a temp folder, ...) and then feeds it batches of jobs.
+
+``fingerprint(variant)`` hashes everything a result depends on besides the job itself; with the job's
+problem, variant and shape it makes the cache key (``cache.job_key``). Change anything it covers and
+the cache recomputes; keep it all and the cache reuses.
+
+Backends by name (``--backend``):
+
+* ``builtin``: deepfrack's own mapper over the Timeloop-equivalent model (wired when it lands).
+* ``timeloop``: ``timeloop-mapper`` run per entry (``deepfrack.benchmark.timeloop``).
+* ``package.module:factory``: any importable callable ``factory(inputs: BenchmarkInputs) -> Backend``
+  (custom evaluators, test doubles).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Callable, Protocol, Sequence, runtime_checkable
+
+from deepfrack.benchmark.inputs import BenchmarkInputs
+from deepfrack.benchmark.jobs import Job
+from deepfrack.benchmark.outcome import Outcome
+from deepfrack.cost.variants import Variant
+from deepfrack.errors import DeepfrackError, InputError
+
+
+@runtime_checkable
+class Evaluator(Protocol):
+    """Costs batches of jobs. One per worker process; may keep state between batches (warm starts)."""
+
+    def evaluate(self, jobs: Sequence[Job]) -> list[Outcome]:
+        """One outcome per job, in order. An exception fails the whole batch; the runner then retries the
+        jobs one by one and records the exception as the failing job's error."""
+        ...
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """Picklable recipe for evaluators. ``name``: for messages and the cache. ``batch_size``: preferred
+    jobs per batch (None: let the runner choose; 1 for slow backends so an interruption loses little)."""
+
+    name: str
+    batch_size: int | None
+
+    def fingerprint(self, variant: Variant) -> str:
+        ...
+
+    def evaluator(self) -> Evaluator:
+        ...
+
+
+BackendFactory = Callable[[BenchmarkInputs], Backend]
+
+BACKEND_NAMES: tuple[str, ...] = ("builtin", "timeloop")
+
+
+class BackendUnavailable(DeepfrackError):
+    """The backend cannot run here (binary missing, not implemented yet)."""
+
+
+def _builtin(inputs: BenchmarkInputs) -> Backend:
+    # The built-in mapper (issue 4 item 1) turns (layer, variant, tile) into a CostRecord with the
+    # Timeloop-equivalent model; it is wired here when it lands. Until then: say so, never fake numbers.
+    raise BackendUnavailable(
+        "--backend builtin: the built-in mapper is not available yet; use --backend timeloop "
+        "(needs timeloop-mapper on PATH) or a custom backend (--backend package.module:factory)"
+    )
+
+
+def _timeloop(inputs: BenchmarkInputs) -> Backend:
+    from deepfrack.benchmark.timeloop import make_timeloop_backend
+
+    return make_timeloop_backend(inputs)
+
+
+_FACTORIES: dict[str, BackendFactory] = {"builtin": _builtin, "timeloop": _timeloop}
+
+
+def resolve_backend(name: str, inputs: BenchmarkInputs) -> Backend:
+    """The backend named ``name`` (see module docstring), built from ``inputs``."""
+    factory = _FACTORIES.get(name)
+    if factory is None:
+        if ":" not in name:
+            raise InputError(
+                None, "--backend", f"unknown backend {name!r}; expected builtin, timeloop or package.module:factory"
+            )
+        module_name, _, attr = name.partition(":")
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise InputError(None, "--backend", f"cannot import {module_name!r}: {exc}") from None
+        factory = getattr(module, attr, None)
+        if not callable(factory):
+            raise InputError(None, "--backend", f"{module_name!r} has no callable {attr!r}")
+    backend = factory(inputs)
+    if not isinstance(backend, Backend):
+        raise InputError(None, "--backend", f"{name!r} did not return a backend (needs name, batch_size, fingerprint, evaluator)")
+    return backend

@@ -1,0 +1,264 @@
+"""The benchmark's result cache: one SQLite file (stdlib sqlite3), keyed by content hash.
+
+Key of an entry = sha256 of the canonical JSON of
+
+* the backend's fingerprint for the entry's variant (a hash of everything the result depends on besides
+  the job: architecture, energy table, the variant's constraints, mapper settings, backend and version),
+* the tile problem: the layer's dimensions other than P/Q (its name and padding left out -- a tile's
+  cost does not depend on them, so the same conv in two networks shares entries),
+* the variant, and then the tile shape (h x w, i.e. Q x P).
+
+Durability: WAL journal, one transaction per batch of results. A process killed at any point (Ctrl-C,
+``kill -9``) leaves every committed batch in the file and no partial one; SQLite's journal makes the file
+consistent on the next open. Only the parent process writes. ``synchronous=NORMAL`` is safe against a
+process crash; after a power loss the last batches may be lost (never corrupted).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import functools
+import hashlib
+import json
+import math
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+from deepfrack.benchmark.jobs import Job
+from deepfrack.benchmark.outcome import Outcome
+from deepfrack.cost.table import CostRecord
+from deepfrack.errors import InputError
+from deepfrack.workload.layer import Layer
+
+SCHEMA_VERSION = 1
+#: bump when the meaning of a cached entry changes (the key format, the record fields)
+KEY_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS entries (
+    key TEXT PRIMARY KEY,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'infeasible')),
+    record TEXT,
+    reason TEXT NOT NULL DEFAULT '',
+    backend TEXT NOT NULL DEFAULT '',
+    problem TEXT NOT NULL DEFAULT '',
+    variant TEXT NOT NULL DEFAULT '',
+    tile_h INTEGER,
+    tile_w INTEGER,
+    created REAL NOT NULL
+);
+"""
+
+
+# --------------------------------------------------------------------------------------------- #
+# canonical JSON and keys
+# --------------------------------------------------------------------------------------------- #
+def to_plain(obj: Any) -> Any:
+    """Plain JSON data from dataclasses, enums, mappings, sequences, sets and paths (deterministic:
+    sets are sorted, mapping keys become strings)."""
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj.value if isinstance(obj, enum.Enum) else obj
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else repr(obj)
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, dict):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, enum.Enum):
+        return to_plain(obj.value)
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (set, frozenset)):
+        return sorted((to_plain(v) for v in obj), key=lambda v: json.dumps(v, sort_keys=True))
+    if isinstance(obj, Path):
+        return str(obj)
+    return str(obj)  # dates and other YAML scalars
+
+
+def canonical_json(obj: Any) -> str:
+    """Compact JSON with sorted keys: equal data gives equal text."""
+    return json.dumps(to_plain(obj), sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+
+
+def content_hash(obj: Any) -> str:
+    """sha256 hex digest of ``canonical_json(obj)``."""
+    return hashlib.sha256(canonical_json(obj).encode()).hexdigest()
+
+
+#: Layer fields a tile's cost depends on, besides P and Q (the tile): not the name, not the padding
+_PROBLEM_FIELDS: tuple[str, ...] = tuple(
+    f.name for f in dataclasses.fields(Layer) if f.name not in ("name", "pad", "P", "Q")
+)
+
+
+@functools.lru_cache(maxsize=4096)
+def _problem_json(values: tuple[Any, ...]) -> str:
+    return canonical_json(dict(zip(_PROBLEM_FIELDS, values, strict=True)))
+
+
+def problem_json(job: Job) -> str:
+    """Canonical JSON of the job's layer dimensions other than the tile (P, Q), name and padding."""
+    return _problem_json(tuple(getattr(job.layer, f) for f in _PROBLEM_FIELDS))
+
+
+def problem_signature(job: Job) -> dict[str, Any]:
+    """The tile problem a job's cost depends on: layer dims with P/Q = the tile (no name, no padding)."""
+    return {**json.loads(problem_json(job)), "P": job.tile_w, "Q": job.tile_h}
+
+
+@functools.lru_cache(maxsize=4096)
+def _key_prefix(fingerprint: str, problem: str, variant: str) -> str:
+    return canonical_json({"key_version": KEY_VERSION, "backend": fingerprint, "problem": json.loads(problem), "variant": variant})
+
+
+def job_key(job: Job, fingerprint: str) -> str:
+    """The cache key of a job under a backend fingerprint: sha256 of the canonical JSON of (key version,
+    fingerprint, problem without the tile, variant) followed by the tile shape (h x w = Q x P)."""
+    prefix = _key_prefix(fingerprint, problem_json(job), job.variant.value)
+    return hashlib.sha256(f"{prefix}|shape={job.tile_h}x{job.tile_w}".encode()).hexdigest()
+
+
+# --------------------------------------------------------------------------------------------- #
+# records <-> JSON
+# --------------------------------------------------------------------------------------------- #
+def record_to_json(record: CostRecord) -> str:
+    return json.dumps(
+        {
+            "energy_pJ": record.energy_pJ,
+            "cycles": record.cycles,
+            "macs": record.macs,
+            "level_energy_pJ": dict(record.level_energy_pJ),
+            "accesses": to_plain(record.accesses),
+            "mapping": to_plain(record.mapping),
+        },
+        separators=(",", ":"),
+    )
+
+
+def record_from_json(text: str) -> CostRecord:
+    d = json.loads(text)
+    return CostRecord(
+        energy_pJ=d["energy_pJ"],
+        cycles=d.get("cycles"),
+        macs=d.get("macs"),
+        level_energy_pJ=d.get("level_energy_pJ") or {},
+        accesses=d.get("accesses") or {},
+        mapping=d.get("mapping"),
+    )
+
+
+# --------------------------------------------------------------------------------------------- #
+# the cache
+# --------------------------------------------------------------------------------------------- #
+class ResultCache:
+    """Cached outcomes by key. ``ok`` and ``infeasible`` outcomes are stored; ``error`` outcomes (a
+    crashed evaluator, a failed binary) are not, so a re-run retries them.
+
+    Use as a context manager, or call ``close()``.
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.executescript(_SCHEMA)
+            row = self._db.execute("SELECT value FROM meta WHERE name='schema'").fetchone()
+            if row is None:
+                self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
+            elif row[0] != str(SCHEMA_VERSION):
+                raise InputError(
+                    self.path, None, f"cache schema {row[0]} is not this deepfrack's ({SCHEMA_VERSION}); use another --cache file"
+                )
+        except sqlite3.DatabaseError as exc:
+            raise InputError(self.path, None, f"not a usable deepfrack cache ({exc}); use another --cache file") from None
+
+    # -- context manager
+    def __enter__(self) -> "ResultCache":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    # -- reads
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Outcome]:
+        """Cached outcomes of the given keys (missing keys are absent from the result)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Outcome] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            for key, status, record, reason in self._db.execute(
+                f"SELECT key, status, record, reason FROM entries WHERE key IN ({marks})", chunk
+            ):
+                if status == "ok":
+                    found[key] = Outcome.ok(record_from_json(record))
+                else:
+                    found[key] = Outcome.infeasible(reason)
+        return found
+
+    def iter_keys(self) -> Iterator[str]:
+        for (key,) in self._db.execute("SELECT key FROM entries"):
+            yield key
+
+    # -- writes
+    def put_many(self, items: Iterable[tuple[str, Job, Outcome]], backend: str = "") -> int:
+        """Store outcomes in one transaction (all or nothing); returns how many were stored."""
+        now = time.time()
+        rows = []
+        for key, job, outcome in items:
+            if outcome.status == "error":
+                continue
+            rows.append(
+                (
+                    key,
+                    outcome.status,
+                    record_to_json(outcome.record) if outcome.record is not None else None,
+                    outcome.reason,
+                    backend,
+                    problem_json(job),
+                    job.variant.value,
+                    job.tile_h,
+                    job.tile_w,
+                    now,
+                )
+            )
+        if not rows:
+            return 0
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        return len(rows)
+
+    def _transaction(self) -> "_Tx":
+        return _Tx(self._db)
+
+    def integrity_ok(self) -> bool:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+class _Tx:
+    def __init__(self, db: sqlite3.Connection):
+        self.db = db
+
+    def __enter__(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.db.execute("COMMIT")
+        else:
+            self.db.execute("ROLLBACK")

@@ -1,0 +1,196 @@
+"""Where batches of jobs run: in this process, or in local worker processes.
+
+An executor takes a backend and batches of jobs and yields ``(batch index, outcomes)`` as batches
+finish, in any order. It never touches the cache: the runner (in the parent process) writes results.
+A Dask executor for clusters fits the same seam (a later issue): ``client.submit`` per batch with the
+backend scattered once, ``distributed.as_completed`` for results, ``client.cancel`` on abort.
+
+Interrupts: if the consumer stops (Ctrl-C in the parent, an exception, ``close()`` of the generator),
+the local executor terminates its workers at once; their unfinished batches are simply lost, and the
+cache holds every batch the runner already committed. Workers ignore SIGINT (the parent handles it)
+and turn SIGTERM into a clean exit, so a backend's own subprocesses are killed with them. On Linux a
+worker also gets SIGTERM when the parent is killed outright (``kill -9``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from typing import Iterator, Protocol, Sequence
+
+from deepfrack.benchmark.backend import Backend, Evaluator
+from deepfrack.benchmark.jobs import Job
+from deepfrack.benchmark.outcome import Outcome
+
+BatchResult = tuple[int, list[Outcome]]
+
+
+class Executor(Protocol):
+    workers: int
+
+    def run(self, backend: Backend, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
+        """Yield (index into ``batches``, one outcome per job) as batches complete."""
+        ...
+
+
+def evaluate_batch(evaluator: Evaluator, jobs: Sequence[Job]) -> list[Outcome]:
+    """Run one batch; if the evaluator raises, retry job by job so one bad entry costs only itself."""
+    try:
+        outcomes = list(evaluator.evaluate(jobs))
+        if len(outcomes) != len(jobs):
+            raise RuntimeError(f"evaluator returned {len(outcomes)} outcomes for {len(jobs)} jobs")
+        return outcomes
+    except Exception:
+        if len(jobs) == 1:
+            return [_error_outcome()]
+    out: list[Outcome] = []
+    for job in jobs:
+        try:
+            (one,) = evaluator.evaluate([job])
+            out.append(one)
+        except Exception:
+            out.append(_error_outcome())
+    return out
+
+
+def _error_outcome() -> Outcome:
+    lines = traceback.format_exc().strip().splitlines()
+    return Outcome.error(f"evaluator failed: {lines[-1] if lines else 'unknown error'}")
+
+
+class SerialExecutor:
+    """Runs batches one after another in this process (``--jobs 1``; handy for debugging)."""
+
+    workers = 1
+
+    def run(self, backend: Backend, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
+        evaluator = backend.evaluator()
+        for i, batch in enumerate(batches):
+            yield i, evaluate_batch(evaluator, batch)
+
+
+# --------------------------------------------------------------------------------------------- #
+# local worker processes
+# --------------------------------------------------------------------------------------------- #
+# One evaluator per worker process, built by the pool initializer (process-local by construction).
+_worker_evaluator: Evaluator | None = None
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the parent dies (``kill -9`` of deepfrack), so a worker does not run on,
+    and neither does its ``timeloop-mapper``. Elsewhere workers exit when they next talk to the pool."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1  # <linux/prctl.h>
+        libc.prctl(pr_set_pdeathsig, signal.SIGTERM, 0, 0, 0)
+    except (OSError, AttributeError):  # pragma: no cover - no libc prctl
+        return
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the parent died before prctl
+        os._exit(1)
+
+
+def _init_worker(backend: Backend) -> None:
+    global _worker_evaluator
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    _die_with_parent()
+    _worker_evaluator = backend.evaluator()
+
+
+def _run_batch(jobs: Sequence[Job]) -> list[Outcome]:
+    assert _worker_evaluator is not None, "worker not initialised"
+    try:
+        return evaluate_batch(_worker_evaluator, jobs)
+    except SystemExit as exc:
+        # SIGTERM during a batch: the exception has unwound the evaluator (a running subprocess.run kills
+        # its child, temporary folders are removed). Exit now: the pool's worker loop would otherwise catch
+        # it, report it as the batch's result and wait for the next batch.
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
+
+
+def available_cores() -> int:
+    """Cores this process may run on (its CPU affinity where the OS has one, else the core count)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+class LocalExecutor:
+    """``workers`` local processes (``spawn`` start method: safe with threads, same on every OS), at
+    most ``2 x workers`` batches in flight."""
+
+    def __init__(self, workers: int | None = None):
+        self.workers = max(1, workers or available_cores())
+
+    def run(self, backend: Backend, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
+        if not batches:
+            return
+        ctx = multiprocessing.get_context("spawn")
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(batches)), mp_context=ctx, initializer=_init_worker, initargs=(backend,)
+        )
+        pending: dict[Future[list[Outcome]], int] = {}
+        next_batch = 0
+        clean = False
+        try:
+            while next_batch < len(batches) or pending:
+                # workers start on the first submits: started with SIGINT ignored, they never see a Ctrl-C
+                # (not even before their initializer runs); the parent handles it
+                with _sigint_ignored(next_batch == 0):
+                    while next_batch < len(batches) and len(pending) < 2 * self.workers:
+                        pending[pool.submit(_run_batch, batches[next_batch])] = next_batch
+                        next_batch += 1
+                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    index = pending.pop(fut)
+                    yield index, fut.result()
+            clean = True
+        finally:
+            if clean:
+                pool.shutdown(wait=True)
+            else:
+                _terminate(pool)
+
+
+@contextlib.contextmanager
+def _sigint_ignored(active: bool) -> Iterator[None]:
+    """Ignore SIGINT in this process for the duration (main thread only; a no-op elsewhere). Child
+    processes started meanwhile inherit the ignored disposition across exec."""
+    if not active or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _terminate(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool now: cancel queued batches and terminate the workers (there is no public API for the
+    last part before Python 3.14's ``terminate_workers``)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    for p in procs:
+        if p.is_alive():
+            p.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in procs:
+        p.join(timeout=5)
+        if p.is_alive():
+            p.kill()

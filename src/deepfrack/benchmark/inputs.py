@@ -1,0 +1,243 @@
+"""The files a benchmark reads besides the workload, read and checked once, before any work starts.
+
+Every file is checked with ``deepfrack.arch``'s parsers (architecture, constraints against it, ERT actions)
+and kept twice: parsed into deepfrack's dataclasses (``architecture``, ``energy_table``) for the built-in
+mapper, and as parsed YAML (``SourceFile``) for the Timeloop backend, which writes it back out for
+``timeloop-mapper``; cache keys hash content (not paths or formatting).
+
+Constraints (``--constraints DIR-or-FILE``):
+
+* a folder holding files named after the variants (``SLC.yaml``, ``Start.yaml``, ... -- the original's
+  input): each variant uses its own file; every other YAML in the folder (e.g.
+  ``simba_like_map_constraints.yaml``) holds constraints applied to every variant;
+* a folder without such files, or one file: constraints applied to every variant, the variants being
+  made from them by changing only what DRAM keeps (DESIGN.md section 2);
+* nothing: the architecture's own constraints, variants made the same way.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import yaml
+
+from deepfrack.arch import (
+    Architecture,
+    EnergyTable,
+    check_constraints,
+    load_architecture,
+    load_constraints,
+    load_ert,
+)
+from deepfrack.benchmark.cache import content_hash, to_plain
+from deepfrack.benchmark.mapper_config import MapperSettings, load_mapper_settings
+from deepfrack.cost.variants import VARIANTS, Variant
+from deepfrack.errors import InputError
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+# --------------------------------------------------------------------------------------------- #
+# YAML that tolerates Timeloop v0.4 tags (!Component, !Container, ...)
+# --------------------------------------------------------------------------------------------- #
+class _TaggedLoader(yaml.SafeLoader):
+    """SafeLoader that reads any ``!Tag`` node as plain data; a tagged mapping gets a ``"!"`` key with
+    the tag name so that the content hash still sees it."""
+
+
+def _construct_tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        data = loader.construct_mapping(node, deep=True)
+        return {"!": suffix, **data}
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    return loader.construct_scalar(node)  # type: ignore[arg-type]
+
+
+_TaggedLoader.add_multi_constructor("!", _construct_tagged)
+
+
+def read_yaml_tagged(path: str | Path) -> Any:
+    """Parse a YAML file (v0.4 tags allowed); InputError naming the file (and line) otherwise."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise InputError(p, None, "file not found") from None
+    except IsADirectoryError:
+        raise InputError(p, None, "is a folder, expected a YAML file") from None
+    except UnicodeDecodeError:
+        raise InputError(p, None, "not a text file") from None
+    try:
+        return yaml.load(text, Loader=_TaggedLoader)  # a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise InputError(p, where, f"malformed YAML: {problem}") from None
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    """A parsed input file. ``digest`` hashes its content (parsed, so comments and layout do not count)."""
+
+    path: str
+    doc: Any
+
+    @property
+    def name(self) -> str:
+        return Path(self.path).name
+
+    @property
+    def digest(self) -> str:
+        return content_hash(self.doc)
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in YAML_SUFFIXES)
+
+
+def _variant_file_map(files: Iterable[Path]) -> tuple[dict[Variant, Path], list[Path]]:
+    by_name = {v.value.lower(): v for v in VARIANTS}
+    variant_files: dict[Variant, Path] = {}
+    others: list[Path] = []
+    for f in files:
+        v = by_name.get(f.stem.lower())
+        if v is None:
+            others.append(f)
+        else:
+            variant_files[v] = f
+    return variant_files, others
+
+
+# --------------------------------------------------------------------------------------------- #
+# the inputs
+# --------------------------------------------------------------------------------------------- #
+@dataclass(frozen=True)
+class BenchmarkInputs:
+    """Everything besides the workload that a benchmark reads, parsed.
+
+    architecture: the parsed architecture (``deepfrack.arch``). arch: its file. components: Accelergy
+    compound-component classes. constraints: files applied to every variant. variant_files: a file per
+    variant (the original's seven), when given. mapper: mapper settings (from ``mapper_file`` or
+    defaults). ert: an Accelergy ERT, when given, and energy_table: it parsed. variants: the variants
+    to benchmark.
+    """
+
+    architecture: Architecture
+    arch: SourceFile
+    components: tuple[SourceFile, ...] = ()
+    constraints: tuple[SourceFile, ...] = ()
+    variant_files: Mapping[Variant, SourceFile] = field(default_factory=dict)
+    mapper: MapperSettings = field(default_factory=MapperSettings)
+    mapper_file: SourceFile | None = None
+    ert: SourceFile | None = None
+    energy_table: EnergyTable | None = None
+    variants: tuple[Variant, ...] = VARIANTS
+
+    @property
+    def dram(self) -> str:
+        """Name of the outermost storage level (the one whose keep/bypass makes the variants)."""
+        return self.architecture.levels[0].name
+
+    def files(self) -> Iterator[SourceFile]:
+        yield self.arch
+        yield from self.components
+        yield from self.constraints
+        yield from self.variant_files.values()
+        if self.mapper_file is not None:
+            yield self.mapper_file
+        if self.ert is not None:
+            yield self.ert
+
+    def content(self, variant: Variant) -> dict[str, Any]:
+        """What a result for ``variant`` depends on among these inputs, as digests (for cache keys)."""
+        vf = self.variant_files.get(variant)
+        return {
+            "arch": self.arch.digest,
+            "components": sorted(c.digest for c in self.components),
+            "constraints": sorted(c.digest for c in self.constraints),
+            "variant_file": vf.digest if vf is not None else None,
+            "variant": variant.value,
+            "mapper": to_plain(self.mapper.optimization_metrics),
+            "mapper_file": self.mapper_file.digest if self.mapper_file is not None else None,
+            "ert": self.ert.digest if self.ert is not None else None,
+        }
+
+
+def load_inputs(
+    arch: str | Path,
+    components: str | Path | None = None,
+    constraints: str | Path | None = None,
+    mapper: str | Path | None = None,
+    ert: str | Path | None = None,
+    variants: Iterable[Variant] = VARIANTS,
+) -> BenchmarkInputs:
+    """Read and check the benchmark's inputs (module docstring); InputError naming the file and field
+    on the first problem, before anything is computed or written.
+
+    ``components``: a folder of component-class YAMLs; when None, ``<arch folder>/components`` is used
+    if it exists (the original's layout).
+    """
+    arch_p = Path(arch)
+    if arch_p.is_dir():
+        raise InputError(arch_p, None, "is a folder; give the architecture YAML file")
+    comp_dir = Path(components) if components is not None else arch_p.parent / "components"
+    if components is not None and not comp_dir.is_dir():
+        raise InputError(comp_dir, None, "components folder not found")
+    arch_src = SourceFile(str(arch_p), read_yaml_tagged(arch_p))
+    architecture = load_architecture(arch_p, *([comp_dir] if comp_dir.is_dir() else []))
+    comp_srcs = [SourceFile(str(f), read_yaml_tagged(f)) for f in _yaml_files(comp_dir)] if comp_dir.is_dir() else []
+
+    vs = tuple(v for v in VARIANTS if v in set(variants))
+    shared: list[SourceFile] = []
+    per_variant: dict[Variant, SourceFile] = {}
+    if constraints is not None:
+        cp = Path(constraints)
+        if cp.is_dir():
+            files = _yaml_files(cp)
+            if not files:
+                raise InputError(cp, None, "no constraint YAML files in this folder")
+            vfiles, others = _variant_file_map(files)
+            if vfiles:
+                missing = [v.value for v in vs if v not in vfiles]
+                if missing:
+                    raise InputError(
+                        cp, None, f"no constraint file for variant {missing[0]} ({missing[0]}.yaml); the folder has "
+                        f"{', '.join(f.name for f in vfiles.values())}"
+                    )
+                per_variant = {v: SourceFile(str(vfiles[v]), read_yaml_tagged(vfiles[v])) for v in vs}
+            shared = [SourceFile(str(f), read_yaml_tagged(f)) for f in others]
+        elif cp.exists():
+            shared = [SourceFile(str(cp), read_yaml_tagged(cp))]
+        else:
+            raise InputError(cp, None, "constraints not found (give a folder of constraint files or one file)")
+        # every file parses, and every variant's constraints fit the architecture
+        shared_paths = [Path(c.path) for c in shared]
+        for src in per_variant.values():
+            check_constraints(architecture, load_constraints(Path(src.path), *shared_paths))
+        if not per_variant:
+            check_constraints(architecture, load_constraints(*shared_paths))
+
+    settings = load_mapper_settings(mapper)
+    mapper_src = SourceFile(str(mapper), read_yaml_tagged(mapper)) if mapper is not None else None
+
+    ert_src, energy = None, None
+    if ert is not None:
+        ert_src = SourceFile(str(ert), read_yaml_tagged(ert))
+        energy = load_ert(ert, architecture)  # every action the model charges is there
+
+    return BenchmarkInputs(
+        architecture=architecture,
+        arch=arch_src,
+        components=tuple(comp_srcs),
+        constraints=tuple(shared),
+        variant_files=per_variant,
+        mapper=settings,
+        mapper_file=mapper_src,
+        ert=ert_src,
+        energy_table=energy,
+        variants=vs,
+    )

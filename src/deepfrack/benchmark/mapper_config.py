@@ -1,0 +1,116 @@
+"""The original's ``mapper.yaml`` (Timeloop's mapper section), read into settings for a mapper.
+
+Timeloop reads ``optimization-metric`` (one) or ``optimization-metrics`` (a lexicographic list; default
+``[edp]``); the reference runs used ``[delay, energy]``: fewest cycles first, then least energy. The
+other keys steer Timeloop's random search (threads, timeout, victory condition, algorithm, ...). The
+Timeloop backend passes the whole file to ``timeloop-mapper``; the built-in mapper honors the metrics
+and lists the Timeloop-only keys in ``MapperSettings.ignored`` so the CLI can say it ignores them.
+(Key names and defaults from Timeloop's ``src/applications/mapper/mapper.cpp``.)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from deepfrack.errors import InputError
+from deepfrack.workload.loaders import read_yaml
+
+#: metrics Timeloop's mapper knows; deepfrack's mappers accept the same names
+METRICS: tuple[str, ...] = ("delay", "energy", "edp", "last-level-accesses")
+#: when no mapper.yaml is given: energy first (what DeepFrack's tables hold), then cycles
+DEFAULT_METRICS: tuple[str, ...] = ("energy", "delay")
+
+_INT_KEYS = {
+    "num-threads": 1, "timeout": 0, "heartbeat": 0, "victory-condition": 0, "search-size": 0, "search_size": 0,
+    "sync-interval": 0, "max-permutations-per-if-visit": 1,
+}
+_BOOL_KEYS = {
+    "live-status", "log-stats", "log-suboptimal", "log-all", "diagnostics",
+    "penalize-consecutive-bypass-fails", "emit-whoop-nest",
+}
+_STR_KEYS = {"algorithm", "out_prefix"}
+_ALGORITHMS = {"random-pruned", "random", "exhaustive", "linear-pruned", "hybrid"}
+
+
+@dataclass(frozen=True)
+class MapperSettings:
+    """optimization_metrics: lexicographic objective, first metric first. options: every other key of the
+    file, as read (Timeloop search options). source: the file, when one was given."""
+
+    optimization_metrics: tuple[str, ...] = DEFAULT_METRICS
+    options: Mapping[str, Any] = field(default_factory=dict)
+    source: str | None = None
+
+    @property
+    def ignored(self) -> tuple[str, ...]:
+        """Keys a deepfrack mapper does not use (Timeloop search options)."""
+        return tuple(sorted(self.options))
+
+
+def parse_mapper_doc(doc: Any, path: str | Path | None = None) -> MapperSettings:
+    """Settings from a parsed mapper.yaml (``{mapper: {...}}``; a bare mapping is accepted too).
+
+    InputError naming the file and key on a value Timeloop would reject (unknown metric or algorithm, a
+    wrongly typed option). Keys deepfrack does not know are kept in ``options`` (Timeloop versions add
+    options; the Timeloop backend passes them on)."""
+    if isinstance(doc, Mapping) and "mapper" in doc:
+        body = doc["mapper"]
+        prefix = "mapper"
+    else:
+        body = doc
+        prefix = ""
+
+    def where(k: str) -> str:
+        return f"{prefix}.{k}" if prefix else k
+
+    if not isinstance(body, Mapping):
+        raise InputError(path, prefix or None, "expected a mapping of mapper options (e.g. optimization-metrics: [delay, energy])")
+    metrics: tuple[str, ...] = DEFAULT_METRICS
+    if "optimization-metric" in body and "optimization-metrics" in body:
+        raise InputError(path, where("optimization-metric"), "give optimization-metric or optimization-metrics, not both")
+    if "optimization-metric" in body:
+        raw: Any = [body["optimization-metric"]]
+        key = "optimization-metric"
+    elif "optimization-metrics" in body:
+        raw = body["optimization-metrics"]
+        key = "optimization-metrics"
+    else:
+        raw, key = None, ""
+    if raw is not None:
+        if isinstance(raw, str) or not isinstance(raw, list) or not raw:
+            raise InputError(path, where(key), f"must be a non-empty list of metrics ({', '.join(METRICS)}), got {raw!r}")
+        for m in raw:
+            if not isinstance(m, str) or m not in METRICS:
+                raise InputError(path, where(key), f"unknown metric {m!r}; expected one of {', '.join(METRICS)}")
+        if len(set(raw)) != len(raw):
+            raise InputError(path, where(key), f"a metric is listed twice: {raw!r}")
+        metrics = tuple(raw)
+    options: dict[str, Any] = {}
+    for k, v in body.items():
+        if k in ("optimization-metric", "optimization-metrics"):
+            continue
+        if k in _INT_KEYS:
+            if isinstance(v, bool) or not isinstance(v, int) or v < _INT_KEYS[k]:
+                raise InputError(path, where(k), f"must be an integer >= {_INT_KEYS[k]}, got {v!r}")
+        elif k in _BOOL_KEYS:
+            if not isinstance(v, bool):
+                raise InputError(path, where(k), f"must be True or False, got {v!r}")
+        elif k == "algorithm":
+            if v not in _ALGORITHMS:
+                raise InputError(path, where(k), f"unknown algorithm {v!r}; expected one of {', '.join(sorted(_ALGORITHMS))}")
+        elif k in _STR_KEYS and not isinstance(v, str):
+            raise InputError(path, where(k), f"must be a string, got {v!r}")
+        options[str(k)] = v
+    return MapperSettings(metrics, options, str(path) if path is not None else None)
+
+
+def load_mapper_settings(path: str | Path | None) -> MapperSettings:
+    """Settings from a mapper.yaml file, or the defaults when ``path`` is None."""
+    if path is None:
+        return MapperSettings()
+    doc = read_yaml(path)
+    if doc is None:
+        raise InputError(path, None, "empty file; expected mapper: {optimization-metrics: [...], ...}")
+    return parse_mapper_doc(doc, path)

@@ -1,0 +1,120 @@
+"""``deepfrack benchmark``: cost tables for every layer, tile shape and residency variant."""
+
+from __future__ import annotations
+
+import os
+import sys
+import warnings
+from pathlib import Path
+
+import click
+
+from deepfrack.benchmark.backend import resolve_backend
+from deepfrack.benchmark.cache import ResultCache
+from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
+from deepfrack.benchmark.inputs import load_inputs
+from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs, needed_shapes_provider
+from deepfrack.benchmark.runner import run_benchmark
+from deepfrack.cli import main
+from deepfrack.cost.variants import VARIANTS, parse_variant
+from deepfrack.errors import InputError
+from deepfrack.workload.loaders import ChainWarning, load_workload
+
+
+def default_cache_path() -> Path:
+    """``$DEEPFRACK_CACHE``, else ``$XDG_CACHE_HOME/deepfrack/benchmark.sqlite`` (``~/.cache`` by default):
+    one cache shared by every run, so overlapping workloads reuse entries."""
+    env = os.environ.get("DEEPFRACK_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "deepfrack" / "benchmark.sqlite"
+
+
+def _parse_variants(text: str | None):
+    if not text:
+        return VARIANTS
+    out = []
+    for part in text.split(","):
+        try:
+            out.append(parse_variant(part))
+        except ValueError as exc:
+            raise InputError(None, "--variants", str(exc)) from None
+    return tuple(out)
+
+
+@main.command("benchmark")
+@click.option("--workload", "workload", required=True, type=click.Path(path_type=Path),
+              help="Network YAML, or a folder of Timeloop problem YAMLs (layers ordered by the last number in each name).")
+@click.option("--arch", "arch", required=True, type=click.Path(path_type=Path), help="Timeloop architecture YAML.")
+@click.option("--components", type=click.Path(path_type=Path),
+              help="Folder of Accelergy component classes [default: <arch folder>/components when it exists].")
+@click.option("--constraints", type=click.Path(path_type=Path),
+              help="Folder of the seven variant constraint files (+ shared mapspace files), or one constraints file.")
+@click.option("--mapper", "mapper", type=click.Path(path_type=Path),
+              help="Timeloop mapper.yaml (optimization-metrics is honored; search options go to Timeloop).")
+@click.option("--ert", type=click.Path(path_type=Path), help="Accelergy energy reference table (ERT.yaml).")
+@click.option("--shapes", type=click.Choice(SHAPE_SETS), default="square", show_default=True,
+              help="square: t x t tiles (+ the whole plane); all: every rectangle; needed: what the search asks for.")
+@click.option("--variants", "variants", metavar="LIST", help="Comma-separated variants [default: all seven].")
+@click.option("--max-stack-depth", type=click.IntRange(min=1), default=None,
+              help="With --shapes needed: the deepest stack `optimize` will consider [default: unlimited].")
+@click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=None,
+              help="Worker processes [default: all cores].")
+@click.option("--backend", default="builtin", show_default=True,
+              help="builtin, timeloop (timeloop-mapper on PATH), or package.module:factory.")
+@click.option("--cache", "cache_path", type=click.Path(path_type=Path),
+              help="SQLite result cache [default: $DEEPFRACK_CACHE or ~/.cache/deepfrack/benchmark.sqlite].")
+@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Entries per batch [default: automatic].")
+@click.option("--progress/--no-progress", default=None, help="Progress bar [default: when stderr is a terminal].")
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+              help="Output folder: <VARIANT>.json, costs.csv, mappings.jsonl.")
+def benchmark(
+    workload: Path, arch: Path, components: Path | None, constraints: Path | None, mapper: Path | None,
+    ert: Path | None, shapes: str, variants: str | None, max_stack_depth: int | None, n_jobs: int | None, backend: str,
+    cache_path: Path | None, batch_size: int | None, progress: bool | None, out_dir: Path,
+) -> None:
+    """Cost every (layer, residency variant, tile shape): the tables `deepfrack optimize --tables` reads.
+
+    Results are cached by content (architecture, energy table, constraints, layer, variant, shape,
+    mapper settings): a re-run, or an interrupted run started again, reuses every finished entry.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(out_dir, None, "--out must be a folder")
+    with warnings.catch_warnings():
+        if shapes != "needed":  # unchained layers matter to fusion, not to per-layer costs
+            warnings.simplefilter("ignore", ChainWarning)
+        network = load_workload(workload)
+    vs = _parse_variants(variants)
+    inputs = load_inputs(arch, components, constraints, mapper, ert, vs)
+    be = resolve_backend(backend, inputs)
+    if be.name != "timeloop" and inputs.mapper.ignored:  # Timeloop gets every option; other mappers the metrics
+        click.echo(
+            f"deepfrack: note: {inputs.mapper.source}: the {be.name} backend uses optimization-metrics "
+            f"({', '.join(inputs.mapper.optimization_metrics)}) and ignores the Timeloop search options "
+            f"{', '.join(inputs.mapper.ignored)}", err=True,
+        )
+    needed = None
+    if shapes == "needed":
+        provider = needed_shapes_provider()
+        needed = provider(network, max_stack_depth) if provider is not None else None
+    jobs = enumerate_jobs(network, shapes, vs, needed)
+    executor = SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
+    cache_file = cache_path or default_cache_path()
+    show = sys.stderr.isatty() if progress is None else progress
+    with ResultCache(cache_file) as cache:
+        try:
+            result = run_benchmark(jobs, be, cache, executor, out_dir, batch_size=batch_size, progress=show)
+        except KeyboardInterrupt:
+            click.echo(
+                f"deepfrack: interrupted; {out_dir} was not written. Finished entries are saved in {cache_file}: "
+                "run the same command again to resume.", err=True,
+            )
+            sys.exit(130)
+    s = result.summary
+    click.echo(s.text(), err=True)
+    tables = [p.name for p in s.outputs if p.suffix == ".json"]
+    click.echo(f"wrote {out_dir}: costs.csv, mappings.jsonl and {len(tables)} variant tables ({', '.join(tables)})", err=True)
+    if s.failed:
+        click.echo(f"deepfrack: {s.failed} entries failed (not cached); run the same command again to retry them", err=True)
+        sys.exit(1)

@@ -1,0 +1,97 @@
+"""A test double for the benchmark's backend seam: deterministic made-up costs, never shipped.
+
+Selected with ``--backend tests.benchmark.fake_backend:make`` (or built directly). Its behaviour comes
+from environment variables read when the backend is made (so spawned workers see the same values):
+
+* ``FAKE_DELAY``: seconds to sleep per job (to interrupt a run mid-way);
+* ``FAKE_WEIGHT_CAPACITY``: the weight-cached variants (OutWCC, WCC, EWCC) are infeasible for layers with
+  more weights than this;
+* ``FAKE_FAIL``: jobs whose ``describe()`` contains this text raise (an evaluator crash);
+* ``FAKE_PID_LOG``: a file to which every evaluator appends its process id (to check workers are gone).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from typing import Sequence
+
+from deepfrack.benchmark.cache import content_hash
+from deepfrack.benchmark.inputs import BenchmarkInputs
+from deepfrack.benchmark.jobs import Job
+from deepfrack.benchmark.outcome import Outcome
+from deepfrack.cost.table import CostRecord
+from deepfrack.cost.variants import VARIANTS, Variant
+
+FAKE_VERSION = 1
+
+
+def fake_energy_pJ(job: Job) -> float:
+    """Made-up but deterministic: MACs x (2 + variant index / 10) pJ + 1.5 pJ per output word."""
+    v = VARIANTS.index(job.variant)
+    return job.layer.macs_for(job.tile_h, job.tile_w) * (2.0 + v / 10) + 1.5 * job.layer.output_words(job.tile_h, job.tile_w)
+
+
+@dataclass(frozen=True)
+class FakeBackend:
+    inputs_digest: dict
+    delay_s: float = 0.0
+    weight_capacity: int | None = None
+    fail: str | None = None
+    pid_log: str | None = None
+    name: str = "fake"
+    batch_size: int | None = None
+
+    def fingerprint(self, variant: Variant) -> str:
+        return content_hash({"fake": FAKE_VERSION, "inputs": self.inputs_digest[variant.value], "cap": self.weight_capacity})
+
+    def evaluator(self) -> "FakeEvaluator":
+        if self.pid_log:
+            with open(self.pid_log, "a") as f:
+                f.write(f"{os.getpid()}\n")
+        return FakeEvaluator(self)
+
+
+class FakeEvaluator:
+    def __init__(self, backend: FakeBackend):
+        self.backend = backend
+        self.calls = 0
+
+    def evaluate(self, jobs: Sequence[Job]) -> list[Outcome]:
+        self.calls += 1
+        out = []
+        for job in jobs:
+            if self.backend.delay_s:
+                time.sleep(self.backend.delay_s)
+            if self.backend.fail and self.backend.fail in job.describe():
+                raise RuntimeError(f"fake crash on {job.describe()}")
+            cap = self.backend.weight_capacity
+            if cap is not None and job.variant.on_chip[0] and job.layer.weights > cap:
+                out.append(Outcome.infeasible(f"{job.layer.weights} weight words do not fit {cap} on chip"))
+                continue
+            e = fake_energy_pJ(job)
+            macs = job.layer.macs_for(job.tile_h, job.tile_w)
+            out.append(
+                Outcome.ok(
+                    CostRecord(
+                        energy_pJ=e,
+                        cycles=float(macs // 64 + 1),
+                        macs=macs,
+                        level_energy_pJ={"MAC": e * 0.75, "DRAM": e * 0.25},
+                        mapping=[{"target": "DRAM", "type": "temporal", "factors": {"P": job.tile_w, "Q": job.tile_h}}],
+                    )
+                )
+            )
+        return out
+
+
+def make(inputs: BenchmarkInputs) -> FakeBackend:
+    cap = os.environ.get("FAKE_WEIGHT_CAPACITY")
+    return FakeBackend(
+        inputs_digest={v.value: inputs.content(v) for v in VARIANTS},
+        delay_s=float(os.environ.get("FAKE_DELAY", "0") or 0),
+        weight_capacity=int(cap) if cap else None,
+        fail=os.environ.get("FAKE_FAIL") or None,
+        pid_log=os.environ.get("FAKE_PID_LOG") or None,
+    )
