@@ -137,21 +137,27 @@ class MapperOptions:
     first local optimum; ``max_rounds``: local-search rounds per descent; ``shortlist``: candidates
     per variant re-scored by the full model; ``rules``: the Timeloop version reproduced (None: by the
     architecture's format, as ``deepfrack.cost.model_io.default_rules``); ``anchor``: warm-start
-    every shape from the whole layer's best mappings."""
+    every shape from the whole layer's and the ladder's best mappings; ``sweep``: dimensions whose
+    table has at most this many rows are re-optimized whole in one move; ``pair_moves``: also try
+    two dimensions changed at once (True, False, or "anchors": only in the searches of the whole
+    layer and the ladder rungs); ``ladder_step``: spacing of the ladder of square tiles that warm-
+    start the other shapes (None: max(4, side // 16)); ``batch``: candidates per model call. The
+    whole layer and the ladder rungs get twice the random samples, two more restarts and pair
+    moves."""
 
     objective: Objective = Objective()
     seed: int = 0
     enumerate_limit: int = 3000
-    random_samples: int = 200
-    restarts: int = 2
+    random_samples: int = 64
+    restarts: int = 0
     max_rounds: int = 60
     shortlist: int = 1
     rules: TimeloopRules | None = None
     anchor: bool = True
     batch: int = 4096
     sweep: int = 256
-    pair_moves: bool | str = True
-    ladder_step: int = 8
+    pair_moves: bool | str = "anchors"
+    ladder_step: int | None = None
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -680,7 +686,7 @@ class LayerMapper:
         self._rungs: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self._memo_group: dict[tuple[int, int, int], dict[str, MapResult]] = {}
         side = min(layer.P, layer.Q)
-        step = max(1, self.options.ladder_step)
+        step = self.options.ladder_step or max(4, side // 16)
         self._ladder: list[int] = list(range(side, 0, -step))
         self._templates: dict[int, SpaceTemplate] = {}
         for gi, g in enumerate(self.groups):
