@@ -172,6 +172,8 @@ class FastModel:
             for t in range(3):
                 k = nxt[t][:, start]
                 acc[:, s, t] = size[:, s, t] * SP[rows[:, 0], k]
+            if J == 0:
+                continue
             # Inputs: sliding-window overlap credit (see module docstring)
             l1 = nxt_any[:, start]
             has = l1 < J

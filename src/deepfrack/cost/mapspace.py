@@ -438,6 +438,8 @@ def space_template(
         tperm = next((t.permutation for t in temporal if t.permutation), None)
         sperm = next((t.permutation for t in spatial if t.permutation), None)
         split = next((t.split for t in spatial if t.split is not None), None)
+        if split is not None:
+            split = min(split, 7)  # Timeloop: a split past the last dimension puts them all on X
         tpre, tsuf = _parse_perm(tperm)
         spre, ssuf = _parse_perm(sperm)
         fx, fy = fan[l]
