@@ -169,12 +169,13 @@ def _brute_force(arch, ert, layer, variants, objective):
 
 
 @pytest.mark.parametrize("objective", [DELAY_ENERGY, Objective.parse("energy"), Objective.parse("edp")])
-def test_equals_exhaustive_enumeration_on_small_layers(simba, objective):
+@pytest.mark.parametrize("C, M, R", [(16, 8, 1), (16, 16, 1), (8, 16, 3)])
+def test_equals_exhaustive_enumeration_on_small_layers(simba, objective, C, M, R):
     arch, ert, variants = simba
-    layer = Layer("small", C=16, M=16, P=2, Q=2, R=1, S=1)
+    layer = Layer("small", C=C, M=M, P=2, Q=2, R=R, S=R)
     space, best = _brute_force(arch, ert, layer, variants, objective)
-    assert space.size <= MapperOptions().enumerate_limit  # the mapper enumerates it
-    got = map_tile(arch, ert, layer, variants, objective)
+    assert space.size <= 2000
+    got = map_tile(arch, ert, layer, variants, objective)  # enumerates the space, or searches it
     for v, (e, cyc) in best.items():
         assert got[v].cycles == cyc
         assert got[v].energy_pJ == pytest.approx(e, rel=1e-12)

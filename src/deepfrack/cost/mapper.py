@@ -147,7 +147,7 @@ class MapperOptions:
 
     objective: Objective = Objective()
     seed: int = 0
-    enumerate_limit: int = 3000
+    enumerate_limit: int = 1000
     random_samples: int = 64
     restarts: int = 0
     max_rounds: int = 60
