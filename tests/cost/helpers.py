@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from deepfrack.arch import load_architecture
@@ -24,17 +24,17 @@ GOLDEN = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden_arch(example: str):
     return load_architecture(GOLDEN[example][0])
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden_ert(example: str):
     return load_ert(GOLDEN[example][1], golden_arch(example))
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden_lines(example: str) -> tuple[dict, ...]:
     path = EXAMPLES / example / "timeloop-mappings.jsonl"
     return tuple(json.loads(line) for line in path.read_text().splitlines() if line.strip())
@@ -135,10 +135,10 @@ def random_case(rng):
         mx *= fans[i][0]
         my *= fans[i][1]
     arch = Architecture("random", tuple(levels), ArithmeticLevel("mac", "intmac", mx * my, mx, my))
-    dims = dict(
-        C=int(rng.integers(1, 7)), M=int(rng.integers(1, 7)), R=int(rng.integers(1, 4)), S=int(rng.integers(1, 4)),
-        N=int(rng.choice([1, 1, 2])), P=int(rng.integers(1, 8)), Q=int(rng.integers(1, 8)),
-    )
+    dims = {
+        "C": int(rng.integers(1, 7)), "M": int(rng.integers(1, 7)), "R": int(rng.integers(1, 4)), "S": int(rng.integers(1, 4)),
+        "N": int(rng.choice([1, 1, 2])), "P": int(rng.integers(1, 8)), "Q": int(rng.integers(1, 8)),
+    }
     layer = Layer("random", **dims, Wstride=int(rng.choice([1, 2])), Hstride=int(rng.choice([1, 2])),
                   Wdilation=int(rng.choice([1, 1, 2])), Hdilation=int(rng.choice([1, 2])))
     tf = [[1] * 7 for _ in range(L)]

@@ -7,7 +7,13 @@ import copy
 import numpy as np
 import pytest
 
-from deepfrack.cost.mapping import DIMS, MappingBatch, load_map_yaml, mapping_from_directives, mapping_from_doc
+from deepfrack.cost.mapping import (
+    DIMS,
+    MappingBatch,
+    load_map_yaml,
+    mapping_from_directives,
+    mapping_from_doc,
+)
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 from tests.cost.helpers import golden_arch, golden_lines, layer_of

@@ -24,9 +24,11 @@ reported as :class:`~deepfrack.errors.InputError` naming the file and the field.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from collections.abc import Mapping as TMapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping as TMapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -387,7 +389,7 @@ class MappingBatch:
         return int(self.temporal.shape[0])
 
     @classmethod
-    def from_mappings(cls, mappings: Sequence[Mapping]) -> "MappingBatch":
+    def from_mappings(cls, mappings: Sequence[Mapping]) -> MappingBatch:
         if not mappings:
             raise ValueError("empty list of mappings")
         names = tuple(lv.target for lv in mappings[0].levels)
@@ -419,7 +421,7 @@ class MappingBatch:
         )
         return Mapping(levels)
 
-    def take(self, idx: Iterable[int] | np.ndarray) -> "MappingBatch":
+    def take(self, idx: Iterable[int] | np.ndarray) -> MappingBatch:
         idx = np.asarray(list(idx) if not isinstance(idx, np.ndarray) else idx)
         return MappingBatch(
             self.temporal[idx],
