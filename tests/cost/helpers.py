@@ -121,12 +121,12 @@ def prime_factors(n: int) -> list[int]:
 
 
 def random_case(rng):
-    """(Architecture, Layer, Mapping) with 2-4 levels, random fan-outs (X and Y, also to the MACs),
+    """(Architecture, Layer, Mapping) with 1-4 levels, random fan-outs (X and Y, also to the MACs),
     a small layer with strides and dilations, and a random mapping (factors, orders, splits)."""
     from deepfrack.arch.spec import Architecture, ArithmeticLevel, StorageLevel
     from deepfrack.cost.mapping import LevelMapping, Mapping
 
-    L = int(rng.integers(2, 5))
+    L = int(rng.integers(1, 5))
     fans = [(int(rng.choice([1, 1, 2])), 1)] + [(int(rng.choice([1, 1, 2, 3, 4])), int(rng.choice([1, 1, 2, 3]))) for _ in range(L - 1)]
     levels = []
     mx = my = 1

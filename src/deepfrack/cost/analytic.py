@@ -161,7 +161,9 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
     outer = np.ones_like(kn)
     outer[1:] = np.cumprod(kn[:-1], axis=0)
     kw = (kn - 1) * outer  # [K, B] weight of the visits carrying into each loop
-    big = int(size.max()) >= 2**31 or int(ks.max(initial=0)) * 8 >= 2**31
+    # translations are sums of strides times projection coefficients: int32 while that is safe
+    coef = max(1, int(A.max()))
+    big = int(size.max()) >= 2**31 or int(ext_tile.max()) * coef * 8 >= 2**31
     it = np.int64 if big else np.int32
     steps = [((kd == d) * ks).astype(it) for d in range(7)]  # op-space step of each loop
     pre = [np.concatenate([np.zeros((1, B), it), np.cumsum(st, axis=0, dtype=it)]) for st in steps]  # [K+1, B]
@@ -307,7 +309,7 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
 
 def _data_extents(ext: np.ndarray, A: np.ndarray) -> np.ndarray:
     """Data-space extents [3, 4, ...] of op-space boxes with extents ``ext`` [L, 7, B]."""
-    dt = np.int32 if int(ext.max(initial=0)) * 8 < 2**31 else np.int64
+    dt = np.int32 if int(ext.max(initial=0)) * max(1, int(A.max())) * 8 < 2**31 else np.int64
     e = (ext - 1).astype(dt)
     out = np.empty((NT, 4) + (ext.shape[0], ext.shape[2]), dt)
     for t in range(NT):

@@ -267,6 +267,10 @@ def mapping_from_directives(
                 raise InputError(path, f"{where}.target", f"{target!r} is not a storage level of the architecture ({', '.join(names)})")
             li = index[target]
         typ = d.get("type")
+        for key in ("no_link_transfer", "no_multicast_no_reduction", "no_temporal_reuse", "no-link-transfer",
+                    "no-multicast-no-reduction", "no-temporal-reuse"):
+            if d.get(key):
+                raise InputError(path, f"{where}.{key}", "this Timeloop directive is not supported by deepfrack's model")
         if typ in ("temporal", "spatial"):
             facs = _parse_factors(d.get("factors"), bounds, where, path)
             perm = _parse_permutation(d.get("permutation"), where, path)
