@@ -2,7 +2,7 @@
 
 One layer (AlexNet conv2: C=96 M=256 R=S=5 P=Q=27) on the reference Simba architecture with its
 Accelergy ERT; 10,000 random candidate mappings, evaluated as one batch by
-``Evaluator.evaluate_batch``. Two candidate spaces:
+``LayerModel.evaluate_batch``. Two candidate spaces:
 
 * ``mapspace``: what a mapper searches, the reference Simba mapspace and architecture constraints
   (examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like/constraints: C=8 across
@@ -35,11 +35,11 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from deepfrack.arch import load_architecture  # noqa: E402
-from deepfrack.arch.ert import load_ert  # noqa: E402
-from deepfrack.cost.mapping import DIMS, MappingBatch  # noqa: E402
-from deepfrack.cost.model import TIMELOOP_2023, Evaluator  # noqa: E402
-from deepfrack.workload.layer import Layer  # noqa: E402
+from deepfrack.arch import load_architecture
+from deepfrack.arch.ert import load_ert
+from deepfrack.cost.mapping import DIMS, MappingBatch
+from deepfrack.cost.model import TIMELOOP_2023, LayerModel
+from deepfrack.workload.layer import Layer
 
 EX = ROOT / "examples/reference/deepfrack-examples"
 ARCH = EX / "AlexNet_Simba/inputs/simba_like/arch"
@@ -165,7 +165,7 @@ def main() -> None:
 
     arch = load_architecture(ARCH)
     ert = load_ert(ERT, arch)
-    ev = Evaluator(arch, ert, LAYER, TIMELOOP_2023)
+    ev = LayerModel(arch, ert, LAYER, TIMELOOP_2023)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}")
     print(f"layer {LAYER.name} (C=96 M=256 R=S=5 P=Q=27) on Simba ({len(arch.levels)} storage levels), one process")
     rng = np.random.default_rng(args.seed)

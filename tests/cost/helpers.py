@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from deepfrack.arch import load_architecture
@@ -24,17 +24,17 @@ GOLDEN = {
 }
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden_arch(example: str):
     return load_architecture(GOLDEN[example][0])
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden_ert(example: str):
     return load_ert(GOLDEN[example][1], golden_arch(example))
 
 
-@lru_cache(maxsize=None)
+@cache
 def golden_lines(example: str) -> tuple[dict, ...]:
     path = EXAMPLES / example / "timeloop-mappings.jsonl"
     return tuple(json.loads(line) for line in path.read_text().splitlines() if line.strip())
@@ -121,12 +121,12 @@ def prime_factors(n: int) -> list[int]:
 
 
 def random_case(rng):
-    """(Architecture, Layer, Mapping) with 2-4 levels, random fan-outs (X and Y, also to the MACs),
+    """(Architecture, Layer, Mapping) with 1-4 levels, random fan-outs (X and Y, also to the MACs),
     a small layer with strides and dilations, and a random mapping (factors, orders, splits)."""
     from deepfrack.arch.spec import Architecture, ArithmeticLevel, StorageLevel
     from deepfrack.cost.mapping import LevelMapping, Mapping
 
-    L = int(rng.integers(2, 5))
+    L = int(rng.integers(1, 5))
     fans = [(int(rng.choice([1, 1, 2])), 1)] + [(int(rng.choice([1, 1, 2, 3, 4])), int(rng.choice([1, 1, 2, 3]))) for _ in range(L - 1)]
     levels = []
     mx = my = 1
@@ -135,10 +135,10 @@ def random_case(rng):
         mx *= fans[i][0]
         my *= fans[i][1]
     arch = Architecture("random", tuple(levels), ArithmeticLevel("mac", "intmac", mx * my, mx, my))
-    dims = dict(
-        C=int(rng.integers(1, 7)), M=int(rng.integers(1, 7)), R=int(rng.integers(1, 4)), S=int(rng.integers(1, 4)),
-        N=int(rng.choice([1, 1, 2])), P=int(rng.integers(1, 8)), Q=int(rng.integers(1, 8)),
-    )
+    dims = {
+        "C": int(rng.integers(1, 7)), "M": int(rng.integers(1, 7)), "R": int(rng.integers(1, 4)), "S": int(rng.integers(1, 4)),
+        "N": int(rng.choice([1, 1, 2])), "P": int(rng.integers(1, 8)), "Q": int(rng.integers(1, 8)),
+    }
     layer = Layer("random", **dims, Wstride=int(rng.choice([1, 2])), Hstride=int(rng.choice([1, 2])),
                   Wdilation=int(rng.choice([1, 1, 2])), Hdilation=int(rng.choice([1, 2])))
     tf = [[1] * 7 for _ in range(L)]

@@ -8,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from deepfrack.cli import main
-from tests.cost.helpers import EXERCISES, exercise_files
+from tests.cost.helpers import exercise_files
 
 
 def _invoke(*args):

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from deepfrack.cli import main
-from tests.cost.helpers import TENSORS, V04_DESIGNS, EXERCISES, SIMBA_DIR, exercise_files, read_stats
+from tests.cost.helpers import EXERCISES, SIMBA_DIR, V04_DESIGNS, exercise_files, read_stats
 from tests.paths import EXAMPLES
 
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from deepfrack.cost.mapping import MappingBatch, mapping_from_directives
-from deepfrack.cost.model import TIMELOOP_2023, Evaluator
+from deepfrack.cost.model import TIMELOOP_2023, LayerModel
 from tests.cost.helpers import TENSORS, golden_arch, golden_ert, golden_lines, group_by_problem, layer_of
 
 EXAMPLES_ = ("AlexNet_Simba", "AlexNet_SystolicSimba")
@@ -22,10 +22,10 @@ def _evaluate_example(example: str):
     arch, ert = golden_arch(example), golden_ert(example)
     names = list(arch.level_names)
     rows = []  # (line, result arrays at index b)
-    for _, lines in group_by_problem(golden_lines(example)).items():
+    for lines in group_by_problem(golden_lines(example)).values():
         layer = layer_of(lines[0]["problem"])
         maps = [mapping_from_directives(d["mapping"], arch, layer, source=d["path"]) for d in lines]
-        res = Evaluator(arch, ert, layer, TIMELOOP_2023).evaluate_batch(MappingBatch.from_mappings(maps))
+        res = LayerModel(arch, ert, layer, TIMELOOP_2023).evaluate_batch(MappingBatch.from_mappings(maps))
         for b, d in enumerate(lines):
             rows.append((d, res, b))
     return names, rows
@@ -98,7 +98,7 @@ def test_energy(evaluated, capsys):
 
 
 def test_utilization(evaluated):
-    example, names, rows = evaluated
+    _example, _names, rows = evaluated
     for d, res, b in rows:
         # stats.txt prints utilization to 2 decimals
         assert abs(res.utilization[b] - d["timeloop"]["utilization"]) <= 0.005 + 1e-12

@@ -7,7 +7,13 @@ import copy
 import numpy as np
 import pytest
 
-from deepfrack.cost.mapping import DIMS, MappingBatch, load_map_yaml, mapping_from_directives, mapping_from_doc
+from deepfrack.cost.mapping import (
+    DIMS,
+    MappingBatch,
+    load_map_yaml,
+    mapping_from_directives,
+    mapping_from_doc,
+)
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 from tests.cost.helpers import golden_arch, golden_lines, layer_of
@@ -86,6 +92,8 @@ def test_missing_datatype_keeps(arch):
         (lambda ds: ds[-1].update(factors="C2,1 M2"), "factors", "imperfect"),
         (lambda ds: ds.append({"target": "PEWeightBuffer", "type": "spatial", "factors": "C1", "permutation": "C"}), "target", "no spatial fan-out"),
         (lambda ds: ds[-1].update(factors={"C": -1}), "factors.C", "positive integer"),
+        (lambda ds: ds[-1].update(no_temporal_reuse=["Inputs"]), "no_temporal_reuse", "not supported"),
+        (lambda ds: ds[-1].update(type="skew"), "type", "unknown directive type"),
     ],
 )
 def test_bad_mappings(arch, mutate, field, text):

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
-import numpy as np
 import pytest
 
-from deepfrack.arch.spec import ActionEnergy, EnergyTable
-from deepfrack.cost.mapping import DIMS, LevelMapping, Mapping, MappingBatch, mapping_from_directives
-from deepfrack.cost.model import TIMELOOP_2023, TIMELOOP_2024, Evaluator, evaluate, evaluate_batch, get_rules
+from deepfrack.arch.spec import EnergyTable
+from deepfrack.cost.mapping import DIMS, Mapping, MappingBatch, mapping_from_directives
+from deepfrack.cost.model import TIMELOOP_2023, TIMELOOP_2024, LayerModel, evaluate, evaluate_batch, get_rules
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 from tests.cost.helpers import TENSORS, golden_arch, golden_ert, golden_lines, layer_of
@@ -40,7 +39,7 @@ def test_evaluate_matches_reference_and_simulator(setup):
 
 
 def test_to_json(setup):
-    arch, ert, layer, m, d = setup
+    arch, ert, layer, m, _d = setup
     j = evaluate(arch, ert, layer, m).to_json()
     assert set(j) >= {"energy_pJ", "cycles", "macs", "utilization", "valid", "violations", "levels"}
     assert [lv["name"] for lv in j["levels"]] == list(arch.level_names)
@@ -132,10 +131,10 @@ def test_rules():
 
 
 def test_missing_compute_energy(setup):
-    arch, ert, layer, m, _ = setup
+    arch, ert, layer, _m, _ = setup
     acts = {k: v for k, v in ert.actions.items() if k != arch.arithmetic.name}
     with pytest.raises(InputError, match="no compute energy"):
-        Evaluator(arch, EnergyTable(acts), layer)
+        LayerModel(arch, EnergyTable(acts), layer)
 
 
 def test_missing_storage_action(setup):
@@ -149,7 +148,7 @@ def test_missing_storage_action(setup):
 def test_non_conv_layer_rejected(setup):
     arch, ert, _, _, _ = setup
     with pytest.raises(InputError, match="conv and fc"):
-        Evaluator(arch, ert, Layer("pool1", C=8, M=8, P=4, Q=4, R=2, S=2, kind="pool", pool="max"))
+        LayerModel(arch, ert, Layer("pool1", C=8, M=8, P=4, Q=4, R=2, S=2, kind="pool", pool="max"))
 
 
 def test_2024_rules_elide_first_fill(setup):

@@ -10,7 +10,7 @@ import click
 
 from deepfrack.cli import main
 from deepfrack.cost.mapping import TENSORS
-from deepfrack.cost.model import Evaluator, ModelResult, get_rules
+from deepfrack.cost.model import LayerModel, ModelResult, get_rules
 from deepfrack.cost.model_io import load_model_inputs
 
 
@@ -84,7 +84,7 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
       deepfrack model arch.yaml components/ problem.yaml map.yaml ERT.yaml --json
     """
     inputs = load_model_inputs(*files, rules=None if rules == "auto" else get_rules(rules))
-    ev = Evaluator(inputs.arch, inputs.energy, inputs.layer, inputs.rules, source=inputs.sources.get("energy"))
+    ev = LayerModel(inputs.arch, inputs.energy, inputs.layer, inputs.rules, source=inputs.sources.get("energy"))
     res = ev.evaluate(inputs.mapping)
     if as_json:
         doc = res.to_json()

@@ -161,7 +161,9 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
     outer = np.ones_like(kn)
     outer[1:] = np.cumprod(kn[:-1], axis=0)
     kw = (kn - 1) * outer  # [K, B] weight of the visits carrying into each loop
-    big = int(size.max()) >= 2**31 or int(ks.max(initial=0)) * 8 >= 2**31
+    # translations are sums of strides times projection coefficients: int32 while that is safe
+    coef = max(1, int(A.max()))
+    big = int(size.max()) >= 2**31 or int(ext_tile.max()) * coef * 8 >= 2**31
     it = np.int64 if big else np.int32
     steps = [((kd == d) * ks).astype(it) for d in range(7)]  # op-space step of each loop
     pre = [np.concatenate([np.zeros((1, B), it), np.cumsum(st, axis=0, dtype=it)]) for st in steps]  # [K+1, B]
@@ -248,7 +250,6 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
     # level 0 fan-out to the MACs: deltas are single points, one per visit
     if has_fan[0]:
         P0 = cnt
-        u = [(2 * st - pr[:K] + 0) for st, pr in zip(steps, pre)]
         u = [(2 * st + pr[:K] - pr[P0, rows]) * kact for st, pr in zip(steps, pre)]
         Up = _project(u, layer)
         lf_t = np.zeros((NT, B), bool)
@@ -308,7 +309,7 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
 
 def _data_extents(ext: np.ndarray, A: np.ndarray) -> np.ndarray:
     """Data-space extents [3, 4, ...] of op-space boxes with extents ``ext`` [L, 7, B]."""
-    dt = np.int32 if int(ext.max(initial=0)) * 8 < 2**31 else np.int64
+    dt = np.int32 if int(ext.max(initial=0)) * max(1, int(A.max())) * 8 < 2**31 else np.int64
     e = (ext - 1).astype(dt)
     out = np.empty((NT, 4) + (ext.shape[0], ext.shape[2]), dt)
     for t in range(NT):
@@ -578,7 +579,20 @@ def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
 
 def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout, tensors=None):
     """Per tensor: (extra histogram {(mc, sc): accesses}, accesses moved out of the plain histogram,
-    link transfers) for the visits of one fan-out that Timeloop serves over links.
+    link transfers) for the visits of one fan-out that Timeloop serves over links (see
+    :func:`_links_one_tensor`); ``tensors`` selects the tensors to account (others get nothing)."""
+    idx = [int(i) for i in np.nonzero(act)[0]]
+    out = []
+    for t in range(NT):
+        if idx and (tensors is None or tensors[t]):
+            out.append(_links_one_tensor(t, U, idx, wt, n, D, Bsz, ref, stationary, points, lay))
+        else:
+            out.append(({}, 0.0, 0.0))
+    return out
+
+
+def _links_one_tensor(t, U, idx, wt, n, D, Bsz, ref, stationary, points, lay: _Layout):
+    """Link-transfer accounting of tensor t at one fan-out.
 
     Visits (see the module docstring): the first (no predecessor), u_1 visits after the first or
     after a carry into m, and carries into m (after a u_1 visit). A child can take its delta over a
@@ -587,89 +601,79 @@ def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout, t
     translation, or single points at the MACs) and a mesh neighbour's offset differs from its own by
     the visit's translation. Timeloop then uses the links if that leaves fewer distinct deltas to
     fetch from the parent than multicast alone."""
-    out = []
-    idx = [int(i) for i in np.nonzero(act)[0]]
-    F = lay.F
-    for t in range(NT):
-        extra: dict[tuple[int, int], float] = {}
-        moved = 0.0
-        links = 0.0
-        if idx and (tensors is None or tensors[t]):
-            Ut = [tuple(int(x) for x in U[t, i]) for i in range(U.shape[1])]
-            Dt = [int(x) for x in D[t]]
-            full = int(Bsz[t])
-            i1 = idx[0]
-            r_legacy = Ut[i1]
-            r_stat = tuple(int(x) for x in ref[t]) if ref is not None else None
-            zero_vec = (0, 0, 0, 0)
-            keys = lay.keys[t]
-            G = len(set(keys.tolist()))
-            memo: dict[tuple[int, ...], tuple[int, dict[int, int]] | None] = {}
+    extra: dict[tuple[int, int], float] = {}
+    moved = 0.0
+    links = 0.0
+    Ut = [tuple(int(x) for x in U[t, i]) for i in range(U.shape[1])]
+    Dt = [int(x) for x in D[t]]
+    full = int(Bsz[t])
+    i1 = idx[0]
+    r_legacy = Ut[i1]
+    r_stat = tuple(int(x) for x in ref[t]) if ref is not None else None
+    zero_vec = (0, 0, 0, 0)
+    keys = lay.keys[t]
+    G = len(set(keys.tolist()))
+    memo: dict[tuple[int, ...], tuple[int, dict[int, int]] | None] = {}
 
-            def shape(i):
-                """(kind, size) of the delta of a visit whose translation is U[i]."""
-                if points:
-                    return ("pt", 1)
-                u = Ut[i]
-                if stationary:
-                    if u == zero_vec:
-                        return ("empty", 0)
-                    same = r_stat != zero_vec and u == r_stat
-                else:
-                    same = u == r_legacy
-                    if same and u == zero_vec:
-                        return ("empty", 0)
-                if same:
-                    return ("full", full) if Dt[i] == full else ("slab", Dt[i])
-                return ("full", full)
+    def shape(i):
+        """(kind, size) of the delta of a visit whose translation is U[i]."""
+        if points:
+            return ("pt", 1)
+        u = Ut[i]
+        if stationary:
+            if u == zero_vec:
+                return ("empty", 0)
+            same = r_stat != zero_vec and u == r_stat
+        else:
+            same = u == r_legacy
+            if same and u == zero_vec:
+                return ("empty", 0)
+        if same:
+            return ("full", full) if Dt[i] == full else ("slab", Dt[i])
+        return ("full", full)
 
-            def linked_groups(u):
-                """(number of linked children, {multicast: groups} of the others) or None when the
-                links do not pay (as many distinct deltas left as without them)."""
-                if u not in memo:
-                    match = (lay.nbr_diff[t] == np.array(u)[None, None, :]).all(axis=2) & lay.nbr_ok
-                    linked = match.any(axis=1)
-                    nl = int(linked.sum())
-                    if nl == 0:
-                        memo[u] = None
-                    else:
-                        _, counts = np.unique(keys[~linked], return_counts=True)
-                        if len(counts) >= G:
-                            memo[u] = None
-                        else:
-                            g: dict[int, int] = {}
-                            for c in counts.tolist():
-                                g[c] = g.get(c, 0) + 1
-                            memo[u] = (nl, g)
-                return memo[u]
+    def linked_groups(u):
+        """(number of linked children, {multicast: groups} of the others), or None when the links
+        do not pay (as many distinct deltas left as without them)."""
+        if u not in memo:
+            match = (lay.nbr_diff[t] == np.array(u)[None, None, :]).all(axis=2) & lay.nbr_ok
+            linked = match.any(axis=1)
+            nl = int(linked.sum())
+            memo[u] = None
+            if nl:
+                _, counts = np.unique(keys[~linked], return_counts=True)
+                if len(counts) < G:
+                    g: dict[int, int] = {}
+                    for c in counts.tolist():
+                        g[c] = g.get(c, 0) + 1
+                    memo[u] = (nl, g)
+        return memo[u]
 
-            def visit(i, pred_shape, weight):
-                nonlocal moved, links
-                if weight == 0:
-                    return
-                sh = shape(i)
-                if sh[1] == 0 or sh[0] != pred_shape[0]:
-                    return
-                lg = linked_groups(Ut[i])
-                if lg is None:
-                    return
-                nl, g = lg
-                amount = float(sh[1]) * float(weight)
-                moved += amount
-                links += float(nl) * amount
-                for m_, c_ in g.items():
-                    extra[(m_, c_)] = extra.get((m_, c_), 0.0) + c_ * amount
+    def visit(i, pred_shape, weight):
+        nonlocal moved, links
+        if weight == 0:
+            return
+        sh = shape(i)
+        if sh[1] == 0 or sh[0] != pred_shape[0]:
+            return
+        lg = linked_groups(Ut[i])
+        if lg is None:
+            return
+        nl, g = lg
+        amount = float(sh[1]) * float(weight)
+        moved += amount
+        links += float(nl) * amount
+        for m_, c_ in g.items():
+            extra[(m_, c_)] = extra.get((m_, c_), 0.0) + c_ * amount
 
-            first_shape = ("pt", 1) if points else ("full", full)
-            u1_shape = shape(i1)
-            n1 = int(n[i1])
-            visit(i1, first_shape, n1 - 1)  # u_1 visit right after the first
-            for i in idx[1:]:
-                w = int(wt[i])
-                visit(i, u1_shape, w)  # carry into i
-                visit(i1, shape(i), (n1 - 1) * w)  # u_1 visit after that carry
-        out.append((extra, moved, links))
-    return out
+    first_shape = ("pt", 1) if points else ("full", full)
+    n1 = int(n[i1])
+    visit(i1, first_shape, n1 - 1)  # u_1 visit right after the first
+    for i in idx[1:]:
+        w = int(wt[i])
+        visit(i, shape(i1), w)  # carry into i (after a u_1 visit)
+        visit(i1, shape(i), (n1 - 1) * w)  # u_1 visit after that carry
+    return extra, moved, links
 
 
 def _apply_link_patches(acc, mc, hist_mc, hist_sc, child_acc, patches):

@@ -24,9 +24,11 @@ reported as :class:`~deepfrack.errors.InputError` naming the file and the field.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Sequence
+from collections.abc import Mapping as TMapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Mapping as TMapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -265,6 +267,10 @@ def mapping_from_directives(
                 raise InputError(path, f"{where}.target", f"{target!r} is not a storage level of the architecture ({', '.join(names)})")
             li = index[target]
         typ = d.get("type")
+        for key in ("no_link_transfer", "no_multicast_no_reduction", "no_temporal_reuse", "no-link-transfer",
+                    "no-multicast-no-reduction", "no-temporal-reuse"):
+            if d.get(key):
+                raise InputError(path, f"{where}.{key}", "this Timeloop directive is not supported by deepfrack's model")
         if typ in ("temporal", "spatial"):
             facs = _parse_factors(d.get("factors"), bounds, where, path)
             perm = _parse_permutation(d.get("permutation"), where, path)
@@ -387,7 +393,7 @@ class MappingBatch:
         return int(self.temporal.shape[0])
 
     @classmethod
-    def from_mappings(cls, mappings: Sequence[Mapping]) -> "MappingBatch":
+    def from_mappings(cls, mappings: Sequence[Mapping]) -> MappingBatch:
         if not mappings:
             raise ValueError("empty list of mappings")
         names = tuple(lv.target for lv in mappings[0].levels)
@@ -419,7 +425,7 @@ class MappingBatch:
         )
         return Mapping(levels)
 
-    def take(self, idx: Iterable[int] | np.ndarray) -> "MappingBatch":
+    def take(self, idx: Iterable[int] | np.ndarray) -> MappingBatch:
         idx = np.asarray(list(idx) if not isinstance(idx, np.ndarray) else idx)
         return MappingBatch(
             self.temporal[idx],

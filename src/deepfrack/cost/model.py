@@ -4,7 +4,7 @@ Public API::
 
     evaluate(arch, energy, layer, mapping, rules=TIMELOOP_2023) -> ModelResult
     evaluate_batch(arch, energy, layer, batch, rules=TIMELOOP_2023) -> BatchResult
-    Evaluator(arch, energy, layer, rules)      # the same, with the per-architecture tables cached
+    LayerModel(arch, energy, layer, rules)      # the same, with the per-architecture tables cached
 
 ``arch`` is a :class:`~deepfrack.arch.spec.Architecture`, ``energy`` an
 :class:`~deepfrack.arch.spec.EnergyTable` (an Accelergy ERT or the built-in table), ``layer`` a
@@ -27,8 +27,9 @@ size / multiple buffering, instances and mesh X/Y vs the spatial fan-out used).
 
 from __future__ import annotations
 
+from collections.abc import Mapping as TMapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping as TMapping
+from typing import Any
 
 import numpy as np
 
@@ -52,13 +53,13 @@ from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 
 __all__ = [
-    "BatchResult",
-    "Evaluator",
-    "LevelResult",
-    "ModelResult",
     "RULES",
     "TIMELOOP_2023",
     "TIMELOOP_2024",
+    "BatchResult",
+    "LayerModel",
+    "LevelResult",
+    "ModelResult",
     "TensorStats",
     "TimeloopRules",
     "evaluate",
@@ -237,7 +238,7 @@ class BatchResult:
 # --------------------------------------------------------------------------------------------- #
 # the evaluator
 # --------------------------------------------------------------------------------------------- #
-class Evaluator:
+class LayerModel:
     """Model of one layer on one architecture with one energy table. Construct once, evaluate many
     mappings (:meth:`evaluate`, :meth:`evaluate_batch`)."""
 
@@ -317,14 +318,14 @@ def evaluate(
 ) -> ModelResult:
     """Energy, cycles, counts and validity of ``mapping`` for ``layer`` on ``arch`` (see the
     module docstring)."""
-    return Evaluator(arch, energy, layer, rules).evaluate(mapping, method)
+    return LayerModel(arch, energy, layer, rules).evaluate(mapping, method)
 
 
 def evaluate_batch(
     arch: Architecture, energy: EnergyTable, layer: Layer, batch: MappingBatch, rules: TimeloopRules | str = TIMELOOP_2023
 ) -> BatchResult:
-    """:meth:`Evaluator.evaluate_batch` without keeping the evaluator."""
-    return Evaluator(arch, energy, layer, rules).evaluate_batch(batch)
+    """:meth:`LayerModel.evaluate_batch` without keeping the evaluator."""
+    return LayerModel(arch, energy, layer, rules).evaluate_batch(batch)
 
 
 # --------------------------------------------------------------------------------------------- #

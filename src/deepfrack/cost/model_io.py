@@ -111,7 +111,7 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
         if unknown:
             if "sparse_optimizations" in unknown:
                 raise InputError(d.path, "sparse_optimizations", "sparse optimizations are not supported")
-            raise InputError(d.path, str(unknown[0]), f"unknown top-level key; expected one of architecture, problem, mapping, ERT, compound_components, constraints, mapper")
+            raise InputError(d.path, str(unknown[0]), "unknown top-level key; expected one of architecture, problem, mapping, ERT, compound_components, constraints, mapper")
         classes.update(component_classes(d.data, d.path))
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
     if not arch_docs:

@@ -470,14 +470,14 @@ class NestSimulator:
                 for vv in range(1, v):
                     compare(vv * h + hh, (vv - 1) * h + hh)
             for hh in range(h):
-                for vv in range(0, v - 1):
+                for vv in range(v - 1):
                     compare(vv * h + hh, (vv + 1) * h + hh)
         if h > 1:
             for vv in range(v):
                 for hh in range(1, h):
                     compare(vv * h + hh, vv * h + hh - 1)
             for vv in range(v):
-                for hh in range(0, h - 1):
+                for hh in range(h - 1):
                     compare(vv * h + hh, vv * h + hh + 1)
         links = [0] * NT
         for k in deltas:

@@ -29,8 +29,8 @@ truncations and roundings of counts agree bit for bit.
 
 from __future__ import annotations
 
+from collections.abc import Mapping as TMapping
 from dataclasses import dataclass, field
-from typing import Mapping as TMapping
 
 import numpy as np
 
