@@ -54,10 +54,12 @@ def _setup(example: str) -> tuple:
     return got
 
 
-def _work(task: tuple[str, int, list[int], int]) -> tuple[str, int, list[tuple[int, str, float, float]], float]:
-    example, li, tiles, seed = task
+def _work(task: tuple) -> tuple[str, int, list[tuple[int, str, float, float]], float]:
+    example, li, tiles, seed, metrics = task
     t0 = time.process_time()
     arch, ert, variants, objective, net, mappers = _setup(example)
+    if metrics:
+        objective = Objective.parse(metrics)
     lm = mappers.get(li)
     if lm is None:
         lm = mappers[li] = LayerMapper(arch, ert, net.layers[li], variants, MapperOptions(objective=objective, seed=seed))
@@ -68,15 +70,31 @@ def _work(task: tuple[str, int, list[int], int]) -> tuple[str, int, list[tuple[i
     return example, li, out, time.process_time() - t0
 
 
-def non_monotone(table: dict[tuple[int, str], dict[int, float]]) -> tuple[int, int]:
-    """(pairs where the smaller tile costs more, pairs compared)."""
+def non_monotone(table: dict[tuple[int, str], dict[int, float]], margin: float = 0.0) -> tuple[int, int]:
+    """(pairs where the smaller tile costs more than (1 + margin) x the larger one, pairs compared)."""
     bad = total = 0
     for series in table.values():
         for t in sorted(series):
             if t + 1 in series:
                 total += 1
-                bad += series[t] > series[t + 1]
+                bad += series[t] > series[t + 1] * (1 + margin)
     return bad, total
+
+
+def _ndiv(n: int) -> int:
+    return sum(1 for d in range(1, n + 1) if n % d == 0)
+
+
+def fewer_divisors_share(table: dict[tuple[int, str], dict[int, float]]) -> tuple[int, int]:
+    """(non-monotone pairs whose smaller tile has fewer divisors than the larger one, all
+    non-monotone pairs): perfect factorization makes tiles like 223 (prime) map worse than 224."""
+    n = k = 0
+    for series in table.values():
+        for t in sorted(series):
+            if t + 1 in series and series[t] > series[t + 1]:
+                n += 1
+                k += _ndiv(t) < _ndiv(t + 1)
+    return k, n
 
 
 def original_tables(example: str) -> dict[tuple[int, str], dict[int, float]]:
@@ -94,6 +112,8 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--examples", nargs="+", default=["AlexNet_Simba", "VGG_Simba"])
+    ap.add_argument("--objective", nargs="+", default=None,
+                    help="metrics instead of mapper.yaml's (e.g. energy)")
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} CPUs visible; {args.jobs} worker processes")
     for example in args.examples:
@@ -102,7 +122,7 @@ def main() -> None:
         for li, layer in enumerate(net.layers):
             tiles = list(range(layer.P, 0, -1))
             for i in range(0, len(tiles), CHUNK):
-                tasks.append((example, li, tiles[i : i + CHUNK], args.seed))
+                tasks.append((example, li, tiles[i : i + CHUNK], args.seed, tuple(args.objective or ())))
         tasks.sort(key=lambda t: -sum(x * x for x in t[2]) * net.layers[t[1]].C)  # big work first
         t0 = time.perf_counter()
         table: dict[tuple[int, str], dict[int, float]] = {}
@@ -117,10 +137,15 @@ def main() -> None:
         wall = time.perf_counter() - t0
         bad, total = non_monotone(table)
         obad, ototal = non_monotone(original_tables(example))
+        bad1, _ = non_monotone(table, 0.01)
+        obad1, _ = non_monotone(original_tables(example), 0.01)
         print(f"{example}: {n} entries (7 variants x every square tile) in {wall:.1f} s wall, {cpu:.1f} s CPU "
               f"({cpu / n * 1e3:.1f} ms CPU per entry) on {args.jobs} processes")
         print(f"  non-monotone adjacent pairs (energy rises as the tile shrinks): {bad} of {total}; "
               f"the original's tables (Timeloop): {obad} of {ototal}")
+        print(f"  ... by more than 1%: {bad1} (original: {obad1})")
+        k, nn = fewer_divisors_share(table)
+        print(f"  of ours, {k} of {nn} have a smaller tile with fewer divisors (fewer factorizations) than the larger one")
 
 
 if __name__ == "__main__":

@@ -19,15 +19,17 @@ The search (per tile shape, all variants together):
    orders per level, free keep/bypass bits. Constraints no mapping can meet -> infeasible, with the
    reason; so is a tile whose smallest possible tiles overflow a level;
 2. when the space has at most ``enumerate_limit`` candidates it is enumerated; otherwise a seeded
-   local search: starts from the layer's anchor mappings (the best mappings of the whole layer,
-   adapted to the shape: warm starts shared by every tile of the layer, so the result of a shape does
-   not depend on which shapes were mapped before), the smallest-tiles mapping and random samples;
+   local search: starts from warm starts (the best mappings of the nearest square tiles of a fixed
+   ladder, ``LADDER``, each rung warm-started from the rung below, adapted to the shape: for P and Q
+   every pair of their factorizations, and seeds that no longer fit pushed outward until they do),
+   the smallest-tiles mapping and random samples. The result of a tile therefore depends only on the
+   tile problem, the constraints and the seed, not on the layer's plane or on what was mapped before;
    moves = one prime factor of one dimension to another slot (or a whole slot's factor), another loop
    order at one level, a keep/bypass flip; best improvement per variant, over the union of all
    incumbents' neighbourhoods, until no variant improves; then perturbed restarts;
 3. candidates are scored by :class:`~deepfrack.cost.fastmodel.FastModel` (Timeloop's model in closed
    form, every variant at once); the best few per variant are re-scored by the full model
-   (:class:`deepfrack.cost.model.Evaluator`, link transfers included), which gives the reported
+   (:class:`deepfrack.cost.model.LayerModel`, link transfers included), which gives the reported
    numbers.
 
 Objective: a lexicographic list of metrics, compared exactly (Timeloop's mapper compares with a 0.1%
@@ -43,6 +45,7 @@ two-operand reduction (C=2 -> M=1, 1x1), likewise without weights and MACs.
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
 from dataclasses import dataclass, field
@@ -70,6 +73,13 @@ from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 
 METRICS: tuple[str, ...] = ("energy", "delay", "edp", "last-level-accesses")
+#: square tile sides whose best mappings warm-start the other shapes (every 4 up to 32, every 8 up to
+#: 64, every 16 up to 128, every 32 up to 512, every 128 beyond): fixed, so that the result of a
+#: tile depends on the tile problem only, not on the layer's plane or the order of the work
+LADDER: tuple[int, ...] = tuple(
+    list(range(4, 33, 4)) + list(range(40, 65, 8)) + list(range(80, 129, 16)) + list(range(160, 513, 32))
+    + list(range(640, 8193, 128))
+)
 _ALIASES = {"cycles": "delay", "latency": "delay", "last_level_accesses": "last-level-accesses"}
 
 
@@ -137,13 +147,12 @@ class MapperOptions:
     first local optimum; ``max_rounds``: local-search rounds per descent; ``shortlist``: candidates
     per variant re-scored by the full model; ``rules``: the Timeloop version reproduced (None: by the
     architecture's format, as ``deepfrack.cost.model_io.default_rules``); ``anchor``: warm-start
-    every shape from the whole layer's and the ladder's best mappings; ``sweep``: dimensions whose
-    table has at most this many rows are re-optimized whole in one move; ``pair_moves``: also try
-    two dimensions changed at once (True, False, or "anchors": only in the searches of the whole
-    layer and the ladder rungs); ``ladder_step``: spacing of the ladder of square tiles that warm-
-    start the other shapes (None: max(4, side // 16)); ``batch``: candidates per model call. The
-    whole layer and the ladder rungs get twice the random samples, two more restarts and pair
-    moves."""
+    every shape from the best mappings of the nearest rungs of ``LADDER`` (square tiles, each
+    warm-started from the rung below); ``sweep``: dimensions whose table has at most this many
+    rows are re-optimized whole in one move; ``pair_moves``: also try two dimensions changed at
+    once (True, False, or "anchors": only in the searches of the ladder rungs); ``batch``:
+    candidates per model call. Ladder rungs get twice the random samples, two more restarts and
+    pair moves."""
 
     objective: Objective = Objective()
     seed: int = 0
@@ -157,7 +166,12 @@ class MapperOptions:
     batch: int = 4096
     sweep: int = 256
     pair_moves: bool | str = "anchors"
-    ladder_step: int | None = None
+    beam: int = 1
+    repair_keep: int = 32
+    repair_keep_rungs_only: bool = True
+    rung_samples: int = 1024
+    rung_restarts: int = 0
+    rung_beam: int = 1
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -431,7 +445,7 @@ class _Search:
     def _record(self, c: Candidates, r: FastResult) -> None:
         capm = r.cap_used.min(axis=1)  # [V, L]
         self.cap_min = capm if self.cap_min is None else np.minimum(self.cap_min, capm)
-        K = max(1, self.opt.shortlist)
+        K = max(1, self.opt.shortlist, self.opt.beam)
         for v in range(self.V):
             valid = r.valid[v]
             if not valid.any():
@@ -457,7 +471,8 @@ class _Search:
             self.best[v] = self.short[v][0]
 
     def incumbents(self) -> Candidates:
-        rows = [b for b in self.best if b is not None]
+        """The current best candidates: per variant its ``beam`` best (distinct)."""
+        rows = [e for v in range(self.V) for e in self.short[v][: self.opt.beam]]
         if not rows:
             return Candidates(np.zeros((0, 7), np.int64), np.zeros((0, self.space.n_levels), np.int64), np.zeros(0, np.int64))
         return Candidates(np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]), np.array([r[3] for r in rows], np.int64)).unique()
@@ -594,22 +609,33 @@ class _Search:
 
     def descend(self, max_rounds: int) -> None:
         """Best-improvement local search from the current incumbents (every variant at once):
-        single moves until none improves any variant, then pair moves; back to single moves after
-        a pair move improves."""
-        pairs = False
+        single moves until none improves any variant; then single moves that overflow a buffer,
+        repaired by pushing factors outward (a move that needs room made elsewhere); then, when
+        enabled, pair moves; back to single moves whenever something improves."""
+        stage = 0  # 0 single moves, 1 repaired moves, 2 pair moves
         for _ in range(max_rounds):
-            before = [b[0] if b is not None else None for b in self.best]
+            before = [tuple(e[0] for e in sh[: self.opt.beam]) for sh in self.short]
             inc = self.incumbents()
             if len(inc) == 0:
                 return
-            self.evaluate(self.pair_neighbours(inc) if pairs else self.neighbours(inc))
-            after = [b[0] if b is not None else None for b in self.best]
-            if after != before:
-                pairs = False
-            elif pairs or not self.opt.pair_moves:
-                return
+            if stage == 0:
+                self.evaluate(self.neighbours(inc))
+            elif stage == 1:
+                nb = self.neighbours(inc)
+                if len(nb):
+                    r = self.fm.evaluate(nb)  # validity of the (already seen) single moves
+                    self.repair(nb, r, rounds=1, keep=self.opt.repair_keep)
             else:
-                pairs = True
+                self.evaluate(self.pair_neighbours(inc))
+            after = [tuple(e[0] for e in sh[: self.opt.beam]) for sh in self.short]
+            if after != before:
+                stage = 0
+            elif stage == 0 and self.opt.repair_keep > 0:
+                stage = 1
+            elif stage <= 1 and self.opt.pair_moves is True:
+                stage = 2
+            else:
+                return
 
     def run(self, seeds: Candidates | None) -> None:
         sp = self.space
@@ -660,7 +686,8 @@ def _groups_by_shared(arch: Architecture, sets: dict[str, Constraints]) -> list[
 class LayerMapper:
     """Maps the tiles of one layer under one or more constraint sets (variants), sharing work: one
     search per shape for all variants that differ only in DRAM's keep/bypass, warm starts from the
-    whole layer's best mappings, and a memo of shapes already mapped."""
+    ladder's best mappings, and a memo of shapes already mapped. The layer's P and Q only give the
+    default tile of :meth:`map`."""
 
     def __init__(
         self,
@@ -681,13 +708,8 @@ class LayerMapper:
         self.groups = _groups_by_shared(arch, self.sets)
         self.tables = arch_tables(arch, energy, self.rules, energy.origin or None)
         self._memo: dict[tuple[int, int], dict[str, MapResult]] = {}
-        self._anchor: dict[int, list[dict[str, Any]]] = {}
-        self._full_results: dict[int, dict[str, MapResult]] = {}
         self._rungs: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self._memo_group: dict[tuple[int, int, int], dict[str, MapResult]] = {}
-        side = min(layer.P, layer.Q)
-        step = self.options.ladder_step or max(4, side // 16)
-        self._ladder: list[int] = list(range(side, 0, -step))
         self._templates: dict[int, SpaceTemplate] = {}
         for gi, g in enumerate(self.groups):
             try:
@@ -715,64 +737,41 @@ class LayerMapper:
         return out
 
     # ---- one group of variants ------------------------------------------------------------------
-    def _anchor_seeds(self, gi: int, g: dict[str, Constraints]) -> list[dict[str, Any]]:
-        if not self.options.anchor:
-            return []
-        self._full(gi, g)
-        return self._anchor[gi]
-
-    def _full(self, gi: int, g: dict[str, Constraints]) -> dict[str, MapResult]:
-        """The whole layer's results (searched with extra effort; its best mappings are the anchor)."""
-        got = self._full_results.get(gi)
-        if got is None:
-            got, portable = self._search(gi, g, self.layer.Q, self.layer.P, [], extra_effort=True)
-            self._full_results[gi] = got
-            self._anchor[gi] = portable
-        return got
-
     def _rung(self, gi: int, g: dict[str, Constraints], i: int) -> list[dict[str, Any]]:
-        """Best mappings of rung i of the layer's ladder of square tiles (side ``tops[i]``), each
-        rung warm-started from the rung above (rung 0 from the whole layer)."""
+        """Best mappings of the square tile ``LADDER[i]``, searched with extra effort and warm-
+        started from the rung below (so a rung depends only on the layer's C, M, R, S, N, strides
+        and the constraints: never on the layer's plane nor on what else was mapped)."""
         key = (gi, i)
         got = self._rungs.get(key)
         if got is not None:
             return got
-        t = self._ladder[i]
-        above = self._anchor_seeds(gi, g) if i == 0 else self._rung(gi, g, i - 1)
-        if (t, t) == (self.layer.Q, self.layer.P):
-            self._rungs[key] = self._anchor[gi]
-            return self._anchor[gi]
-        results, portable = self._search(gi, g, t, t, above + (self._anchor[gi] if i else []), extra_effort=True)
+        t = LADDER[i]
+        below = self._rung(gi, g, i - 1) if i > 0 else []
+        results, portable = self._search(gi, g, t, t, below, extra_effort=True)
         self._memo_group[(gi, t, t)] = results
         self._rungs[key] = portable
         return portable
 
     def _seeds_for(self, gi: int, g: dict[str, Constraints], h: int, w: int) -> list[dict[str, Any]]:
-        """Warm starts of a tile h x w: the whole layer's best mappings and those of the ladder
-        rungs nearest above and below h and w (deterministic: they depend on the layer only)."""
+        """Warm starts of a tile h x w: the best mappings of the ladder rungs nearest below and
+        above h and w."""
         if not self.options.anchor:
             return []
-        seeds = list(self._anchor_seeds(gi, g))
-        lad = self._ladder
+        seeds: list[dict[str, Any]] = []
         picked: set[int] = set()
         for side in {h, w}:
-            above = [i for i, t in enumerate(lad) if t >= side]
-            below = [i for i, t in enumerate(lad) if t < side]
-            if above:
-                picked.add(above[-1])
-            if below:
-                picked.add(below[0])
+            i = bisect.bisect_left(LADDER, side)  # LADDER[i] >= side
+            picked.update(j for j in (i - 1, i) if 0 <= j < len(LADDER))
         for i in sorted(picked):
-            if (lad[i], lad[i]) != (h, w):
-                seeds += self._rung(gi, g, i)
+            seeds += self._rung(gi, g, i)
         return seeds
 
     def _map_group(self, gi: int, g: dict[str, Constraints], h: int, w: int) -> dict[str, MapResult]:
-        if (h, w) == (self.layer.Q, self.layer.P):
-            return self._full(gi, g)
-        if h == w and h in self._ladder and self.options.anchor:
-            self._rung(gi, g, self._ladder.index(h))
-            return self._memo_group[(gi, h, w)]
+        if h == w and self.options.anchor:
+            i = bisect.bisect_left(LADDER, h)
+            if i < len(LADDER) and LADDER[i] == h:
+                self._rung(gi, g, i)
+                return self._memo_group[(gi, h, w)]
         results, _ = self._search(gi, g, h, w, self._seeds_for(gi, g, h, w), extra_effort=False)
         return results
 
@@ -787,9 +786,9 @@ class LayerMapper:
         notes.extend(space.notes)
         opt = self.options
         if extra_effort:
-            opt = dataclasses.replace(opt, random_samples=opt.random_samples * 2, restarts=opt.restarts + 2, pair_moves=True)
+            opt = dataclasses.replace(opt, random_samples=opt.rung_samples, restarts=opt.rung_restarts, pair_moves=True, beam=opt.rung_beam)
         elif opt.pair_moves == "anchors":
-            opt = dataclasses.replace(opt, pair_moves=False)
+            opt = dataclasses.replace(opt, pair_moves=False, repair_keep=0 if opt.repair_keep_rungs_only else opt.repair_keep)
         fm = FastModel(space, self.tables, self.rules)
         seed = (opt.seed * 1_000_003 + h * 10_007 + w) & 0xFFFFFFFF
         search = _Search(space, fm, opt.objective, np.random.default_rng(seed), opt)
@@ -809,7 +808,7 @@ class LayerMapper:
         return results, portable
 
     def _finalize(self, space: MapSpace, search: _Search, prob: Problem, notes: list[str]) -> list[MapResult]:
-        from deepfrack.cost.model import Evaluator
+        from deepfrack.cost.model import LayerModel
 
         names = space.variant_names
         pairs: list[tuple[int, tuple]] = []
@@ -822,7 +821,7 @@ class LayerMapper:
             return [MapResult(n, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated) for n in names]
         cands = Candidates(np.stack([e[1] for _, e in pairs]), np.stack([e[2] for _, e in pairs]), np.array([e[3] for _, e in pairs], np.int64))
         batch = space.mapping_batch(cands, [v for v, _ in pairs])
-        ev = Evaluator(self.arch, self.energy, prob.layer, self.rules)
+        ev = LayerModel(self.arch, self.energy, prob.layer, self.rules)
         res = ev.evaluate_batch(batch)
         energy = np.array(res.energy_pJ, np.float64)
         if prob.drop_weights:
