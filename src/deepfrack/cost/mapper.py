@@ -181,8 +181,9 @@ class MapperOptions:
 class MapResult:
     """The mapper's answer for one (tile, variant).
 
-    status "ok": energy_pJ, cycles, macs, utilization, level_energy_pJ ({level: pJ}), accesses
-    ({level: {"reads"|"fills"|"updates": {tensor: words, summed over instances}}}) and the mapping
+    status "ok": energy_pJ, cycles, macs, utilization, level_energy_pJ ({level: pJ}, the arithmetic
+    level included), accesses ({level: {"reads"|"fills"|"updates": {tensor: words per instance},
+    "utilized_instances": {tensor: n}}}, the tensors the level keeps, as Timeloop prints them) and the mapping
     (Timeloop map.yaml terms, of the problem actually mapped: the per-group / per-channel problem for
     depthwise, pool and add layers, whose counts are multiplied by ``repeats``).
     status "infeasible": ``reason``. ``notes``: adjustments (lowered constraint factors, how a
@@ -207,20 +208,40 @@ class MapResult:
         return self.status == "ok"
 
     def to_record(self) -> CostRecord:
-        """The CostRecord of an ok result (ValueError otherwise); the mapping as a map.yaml document."""
+        """The CostRecord of an ok result (ValueError otherwise): per-level energy (the arithmetic
+        level included), per-level counts as the Timeloop backend records them (per instance, with
+        the utilized instances) and the mapping as map.yaml directives."""
         if not self.ok:
             raise ValueError(f"no cost: {self.reason}")
-        doc = self.mapping.to_yaml_doc() if self.mapping is not None else None
-        if doc is not None and self.repeats != 1:
-            doc = dict(doc, repeats=self.repeats)
         return CostRecord(
             energy_pJ=self.energy_pJ,
             cycles=self.cycles,
             macs=self.macs,
             level_energy_pJ=dict(self.level_energy_pJ),
-            accesses=dict(self.accesses),
-            mapping=doc,
+            accesses={k: {kk: dict(vv) for kk, vv in v.items()} for k, v in self.accesses.items()},
+            mapping=mapping_directives(self.mapping, self.repeats) if self.mapping is not None else None,
         )
+
+
+def mapping_directives(mapping: Mapping, repeats: int = 1) -> list[dict[str, Any]]:
+    """A mapping as Timeloop map.yaml directives, in the order Timeloop writes them (datatype
+    directives inner to outer, then each level's spatial and temporal directives inner to outer):
+    ``{target, type: datatype, keep, bypass}`` / ``{target, type: temporal|spatial, factors: {dim: n},
+    permutation (innermost first)[, split]}``. ``repeats`` > 1 (a depthwise, pool or add layer run as
+    that many copies of the mapped problem) is recorded in a last ``{type: repeats, count}`` entry."""
+    out: list[dict[str, Any]] = []
+    for lv in reversed(mapping.levels):
+        out.append({"target": lv.target, "type": "datatype", "keep": [t for t, k in zip(TENSORS, lv.keep) if k],
+                    "bypass": [t for t, k in zip(TENSORS, lv.keep) if not k]})
+    for lv in reversed(mapping.levels):
+        if any(f != 1 for f in lv.spatial):
+            out.append({"target": lv.target, "type": "spatial", "factors": {d: int(lv.spatial[i]) for i, d in enumerate(DIMS)},
+                        "permutation": lv.spatial_permutation, "split": int(lv.split)})
+        out.append({"target": lv.target, "type": "temporal", "factors": {d: int(lv.temporal[i]) for i, d in enumerate(DIMS)},
+                    "permutation": lv.temporal_permutation})
+    if repeats != 1:
+        out.append({"type": "repeats", "count": int(repeats)})
+    return out
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -854,10 +875,12 @@ class LayerMapper:
                 e -= float(res.energy_ds_pJ[b, l, 0])
             lvl_e[lname] = e * k
             inst = res.utilized_instances[b, l]
+            kept = [ti for ti in range(3) if batch.keep[b, l, ti] and not (prob.drop_weights and ti == 0)]
             acc[lname] = {
-                kind: {t: int(getattr(res, kind)[b, l, ti] * inst[ti]) * k for ti, t in enumerate(TENSORS) if not (prob.drop_weights and ti == 0)}
+                kind: {TENSORS[ti]: int(getattr(res, kind)[b, l, ti]) * k for ti in kept}
                 for kind in ("reads", "fills", "updates")
             }
+            acc[lname]["utilized_instances"] = {TENSORS[ti]: int(inst[ti]) for ti in kept}
         mac_e = float(res.post.mac_energy[b]) if not prob.drop_weights else 0.0
         lvl_e[self.arch.arithmetic.name] = mac_e * k
         mapping = dataclasses.replace(batch.mapping(b), source=f"deepfrack mapper, {prob.layer.name} {prob.layer.Q}x{prob.layer.P}")

@@ -1,0 +1,124 @@
+"""The built-in backend (``deepfrack benchmark --backend builtin``): deepfrack's mapper over the
+Timeloop-equivalent model, no binary needed.
+
+Per worker process, one :class:`~deepfrack.cost.mapper.LayerMapper` per layer problem maps every
+job: all residency variants of a tile in one search (their constraint sets differ only in what DRAM
+keeps), warm-started from a fixed ladder of square tiles, memoized, so the other variants' jobs of a
+tile cost nothing more. Energy per action from ``--ert`` (an Accelergy ERT) or, without one, the
+built-in 45 nm table (``deepfrack.arch.builtin_energy_table``). The objective is ``--mapper``'s
+``optimization-metrics`` (default [energy, delay]); the CLI notes the Timeloop-only options it ignores.
+
+Variants: the original's folder of seven constraint files (plus shared mapspace files), or the
+variants made from one constraint set (or the architecture's own) by changing only DRAM's keep
+(``deepfrack.arch.variant_constraints``). A variant that cannot exist on the architecture (it keeps a
+tensor on chip that no on-chip level keeps) is infeasible for every entry, with the reason.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Sequence
+
+from deepfrack.arch import builtin_energy_table, load_constraints, variant_constraints
+from deepfrack.arch.spec import Constraints
+from deepfrack.benchmark.cache import content_hash
+from deepfrack.benchmark.inputs import BenchmarkInputs
+from deepfrack.benchmark.jobs import Job
+from deepfrack.benchmark.outcome import Outcome
+from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
+from deepfrack.cost.variants import Variant
+from deepfrack.errors import DeepfrackError
+from deepfrack.workload.layer import Layer
+
+#: bump when the mapper's results change, so that cached entries are recomputed
+MAPPER_VERSION = "1"
+
+
+@dataclass(frozen=True)
+class BuiltinBackend:
+    """Picklable recipe of the built-in backend (see the module docstring)."""
+
+    inputs: BenchmarkInputs
+    seed: int = 0
+    name: str = "builtin"
+    batch_size: int | None = None
+
+    def fingerprint(self, variant: Variant) -> str:
+        return content_hash(
+            {
+                "backend": "builtin",
+                "mapper_version": MAPPER_VERSION,
+                "seed": self.seed,
+                "inputs": self.inputs.content(variant),
+                "energy": "ert" if self.inputs.energy_table is not None else "builtin-45nm",
+            }
+        )
+
+    def evaluator(self) -> "BuiltinEvaluator":
+        return BuiltinEvaluator(self)
+
+
+def make_builtin_backend(inputs: BenchmarkInputs, seed: int = 0) -> BuiltinBackend:
+    """The built-in backend for these inputs (they are checked when read)."""
+    Objective.parse(inputs.mapper.optimization_metrics)  # every metric known
+    return BuiltinBackend(inputs=inputs, seed=seed)
+
+
+@dataclass
+class BuiltinEvaluator:
+    """Maps jobs with one LayerMapper per layer problem (kept between batches: warm starts)."""
+
+    backend: BuiltinBackend
+    mappers: dict[Layer, LayerMapper] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        inputs = self.backend.inputs
+        arch = inputs.architecture
+        self.energy = inputs.energy_table if inputs.energy_table is not None else builtin_energy_table(arch)
+        shared = [Path(c.path) for c in inputs.constraints]
+        self.sets: dict[str, Constraints] = {}
+        self.unavailable: dict[str, str] = {}
+        if inputs.variant_files:
+            for v, f in inputs.variant_files.items():
+                self.sets[v.value] = load_constraints(Path(f.path), *shared)
+        else:
+            base = load_constraints(*shared) if shared else Constraints()
+            for v in inputs.variants:
+                try:
+                    self.sets[v.value] = variant_constraints(base, arch, v)
+                except DeepfrackError as exc:
+                    self.unavailable[v.value] = str(exc)
+        self.options = MapperOptions(objective=Objective.parse(inputs.mapper.optimization_metrics), seed=self.backend.seed)
+
+    def _mapper(self, layer: Layer) -> LayerMapper:
+        key = dataclasses.replace(layer, name="", P=1, Q=1, pad=(0, 0, 0, 0))
+        lm = self.mappers.get(key)
+        if lm is None:
+            lm = self.mappers[key] = LayerMapper(self.backend.inputs.architecture, self.energy, key, self.sets, self.options)
+        return lm
+
+    def evaluate(self, jobs: Sequence[Job]) -> list[Outcome]:
+        out: list[Outcome] = []
+        for job in jobs:
+            v = job.variant.value
+            if v in self.unavailable:
+                out.append(Outcome.infeasible(self.unavailable[v]))
+                continue
+            if not self.sets:
+                out.append(Outcome.infeasible("no variant can exist on this architecture"))
+                continue
+            try:
+                res = self._mapper(job.layer).map(job.tile_h, job.tile_w)[v]
+            except DeepfrackError as exc:  # e.g. a missing ERT action: this entry, not the run
+                out.append(Outcome.infeasible(f"{job.describe()}: {exc}"))
+                continue
+            if res.ok:
+                out.append(Outcome.ok(res.to_record()))
+            else:
+                out.append(Outcome.infeasible(res.reason))
+        return out
+
+
+__all__ = ["BuiltinBackend", "BuiltinEvaluator", "MAPPER_VERSION", "make_builtin_backend"]
