@@ -98,12 +98,6 @@ def test_unknown_variant_and_backend(tmp_path: Path):
     _assert_one_line_error(_invoke(tmp_path, backend="no.such.module:make"), "--backend", "cannot import")
 
 
-def test_builtin_backend_is_not_faked(tmp_path: Path):
-    line = _assert_one_line_error(_invoke(tmp_path, backend="builtin"))
-    assert "the built-in mapper is not available yet" in line
-    assert not (tmp_path / "out").exists()
-
-
 def test_needed_shapes_use_the_search_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr("deepfrack.cli.benchmark_cmd.needed_shapes_provider", lambda: None)
     _assert_one_line_error(_invoke(tmp_path, "--shapes", "needed"), "--shapes needed", "not available")

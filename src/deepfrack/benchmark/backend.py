@@ -10,7 +10,7 @@ the cache recomputes; keep it all and the cache reuses.
 
 Backends by name (``--backend``):
 
-* ``builtin``: deepfrack's own mapper over the Timeloop-equivalent model (wired when it lands).
+* ``builtin``: deepfrack's own mapper over the Timeloop-equivalent model (``deepfrack.benchmark.builtin``).
 * ``timeloop``: ``timeloop-mapper`` run per entry (``deepfrack.benchmark.timeloop``).
 * ``package.module:factory``: any importable callable ``factory(inputs: BenchmarkInputs) -> Backend``
   (custom evaluators, test doubles).
@@ -63,12 +63,9 @@ class BackendUnavailable(DeepfrackError):
 
 
 def _builtin(inputs: BenchmarkInputs) -> Backend:
-    # The built-in mapper (issue 4 item 1) turns (layer, variant, tile) into a CostRecord with the
-    # Timeloop-equivalent model; it is wired here when it lands. Until then: say so, never fake numbers.
-    raise BackendUnavailable(
-        "--backend builtin: the built-in mapper is not available yet; use --backend timeloop "
-        "(needs timeloop-mapper on PATH) or a custom backend (--backend package.module:factory)"
-    )
+    from deepfrack.benchmark.builtin import make_builtin_backend
+
+    return make_builtin_backend(inputs)
 
 
 def _timeloop(inputs: BenchmarkInputs) -> Backend:
