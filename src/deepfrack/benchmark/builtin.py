@@ -43,7 +43,7 @@ class BuiltinBackend:
     inputs: BenchmarkInputs
     seed: int = 0
     name: str = "builtin"
-    batch_size: int | None = None
+    batch_size: int | None = 224  # ~32 tile shapes x 7 variants: a worker maps runs of shapes of one layer
 
     def fingerprint(self, variant: Variant) -> str:
         return content_hash(

@@ -78,6 +78,7 @@ class FastModel:
         self.coef = np.array([1, 0, lay.Wdilation, lay.Hdilation, 1, lay.Wstride, lay.Hstride], np.int64)
         self.L = space.n_levels
         self.eff = tables.eff_size
+        self.er, self.ef, self.eu = (np.nan_to_num(a) for a in (tables.e_read, tables.e_fill, tables.e_update))
         bw = np.stack([tables.read_bw, tables.write_bw, tables.shared_bw])
         self.bw_levels = tuple(int(l) for l in np.nonzero(~np.isnan(bw).all(axis=0))[0])
         self.min_util = tables.min_util
@@ -160,19 +161,21 @@ class FastModel:
             out[:, J] = J
             return out
 
-        nxt = [next_index(active & RELEVANT[t][dimj]) for t in range(3)]
+        nxt = [next_index(active & RELEVANT[t][dimj]) if keep[0, :, : L - 1, t].any() else None for t in range(3)]
         nxt_any = next_index(active)
         coord = _COORD[dimj]
         tau = self.coef[dimj] * sig
         w_slot = (n - 1) * SP[:, 1:]
 
         acc = np.zeros((B, L, 3), np.int64)  # accesses of level s's tile to its parent
+        # only the levels that keep a tensor (in some candidate) need its accesses
+        need = keep[0, :, : L - 1, :].any(axis=0)  # [L-1, 3]
         for s in range(L - 1):
             start = int(starts[s + 1])
             for t in range(3):
-                k = nxt[t][:, start]
-                acc[:, s, t] = size[:, s, t] * SP[rows[:, 0], k]
-            if J == 0:
+                if need[s, t]:
+                    acc[:, s, t] = size[:, s, t] * SP[rows[:, 0], nxt[t][:, start]]
+            if J == 0 or not need[s, 1]:
                 continue
             # Inputs: sliding-window overlap credit (see module docstring)
             l1 = nxt_any[:, start]
@@ -267,7 +270,7 @@ class FastModel:
 
         tb = self.tables
         blk = tb.block.astype(np.int64)
-        er, ef, eu = (np.nan_to_num(a) for a in (tb.e_read, tb.e_fill, tb.e_update))
+        er, ef, eu = self.er, self.ef, self.eu
         bi = blk[None, :top, None]
         rep_in = repl[:, :top, None].astype(np.float64)
         e_in = ((-(-reads // bi)) * er[None, :top, None] + (-(-fills // bi)) * ef[None, :top, None]

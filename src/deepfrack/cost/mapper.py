@@ -928,7 +928,7 @@ def _portable(space: MapSpace, e: tuple) -> dict[str, Any]:
     }
 
 
-def _adapt_seeds(space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, Any]], pq_limit: int = 64) -> Candidates | None:
+def _adapt_seeds(space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, Any]], pq_limit: int = 25) -> Candidates | None:
     """Portable candidates mapped into ``space``: the same factorization where a dimension's table
     has it; for the output-plane dimensions P and Q (the ones a tile shape changes) every pair of
     their factorizations (the ``pq_limit`` pairs closest to the seed's when there are more); the same
