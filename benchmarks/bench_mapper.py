@@ -27,11 +27,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-import yaml  # noqa: E402
+import yaml
 
-from deepfrack.arch import load_architecture, load_ert, load_variant_folder  # noqa: E402
-from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective  # noqa: E402
-from deepfrack.workload.loaders import load_problem_folder  # noqa: E402
+from deepfrack.arch import load_architecture, load_ert, load_variant_folder
+from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
+from deepfrack.workload.loaders import load_problem_folder
 
 EX = ROOT / "examples/reference/deepfrack-examples"
 ERT = EX / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27/timeloop-mapper.ERT.yaml"

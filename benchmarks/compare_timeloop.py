@@ -29,12 +29,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from deepfrack.arch import load_architecture, load_ert, load_variant_folder  # noqa: E402
-from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective  # noqa: E402
-from deepfrack.cost.mapping import mapping_from_directives  # noqa: E402
-from deepfrack.cost.model import LayerModel as Evaluator  # noqa: E402
-from deepfrack.workload.layer import Layer  # noqa: E402
-from deepfrack.workload.loaders import load_problem  # noqa: E402
+from deepfrack.arch import load_architecture, load_ert, load_variant_folder
+from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
+from deepfrack.cost.mapping import mapping_from_directives
+from deepfrack.cost.model import LayerModel as Evaluator
+from deepfrack.workload.layer import Layer
+from deepfrack.workload.loaders import load_problem
 
 EX = ROOT / "examples/reference/deepfrack-examples/AlexNet_Simba"
 TOL = 0.005

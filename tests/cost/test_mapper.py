@@ -276,7 +276,7 @@ def test_seven_variants_share_one_search(simba):
         for lvl in res.mapping.levels[1:]:
             assert lvl.keep == out["SLC"].mapping.level(lvl.target).keep
     # the mapspace refuses sets that differ elsewhere
-    other = dict((k.value, c) for k, c in variants.items())
+    other = {k.value: c for k, c in variants.items()}
     other["SLC"] = Constraints(other["SLC"].targets + (TargetConstraint("GlobalBuffer", "temporal", factors={"Q": FactorBound("=", 1)}),))
     with pytest.raises(ValueError):
         space_template(arch, other)

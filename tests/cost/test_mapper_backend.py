@@ -10,8 +10,8 @@ from click.testing import CliRunner
 
 from deepfrack.benchmark.builtin import BuiltinBackend, make_builtin_backend
 from deepfrack.benchmark.inputs import load_inputs
-from deepfrack.benchmark.jobs import enumerate_jobs, make_job
-from deepfrack.benchmark.tables_io import read_json_tables, read_tables
+from deepfrack.benchmark.jobs import make_job
+from deepfrack.benchmark.tables_io import read_tables
 from deepfrack.cli import main
 from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
 from deepfrack.cost.mapping import mapping_from_directives
@@ -19,7 +19,6 @@ from deepfrack.cost.model import LayerModel
 from deepfrack.cost.variants import Variant
 from deepfrack.workload.layer import Layer, Network
 from tests.benchmark.conftest import ARCH, CONSTRAINTS, ERT, MAPPER, TINY_NET
-from tests.paths import EXAMPLES
 
 
 def test_cli_builtin_end_to_end(tmp_path: Path):

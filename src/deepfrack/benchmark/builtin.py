@@ -17,9 +17,9 @@ tensor on chip that no on-chip level keeps) is infeasible for every entry, with 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
 
 from deepfrack.arch import builtin_energy_table, load_constraints, variant_constraints
 from deepfrack.arch.spec import Constraints
@@ -56,7 +56,7 @@ class BuiltinBackend:
             }
         )
 
-    def evaluator(self) -> "BuiltinEvaluator":
+    def evaluator(self) -> BuiltinEvaluator:
         return BuiltinEvaluator(self)
 
 
@@ -121,4 +121,4 @@ class BuiltinEvaluator:
         return out
 
 
-__all__ = ["BuiltinBackend", "BuiltinEvaluator", "MAPPER_VERSION", "make_builtin_backend"]
+__all__ = ["MAPPER_VERSION", "BuiltinBackend", "BuiltinEvaluator", "make_builtin_backend"]

@@ -254,7 +254,6 @@ class FastModel:
         for s in range(top - 1, -1, -1):
             kept_above[:, s, :] = seen
             seen = seen | keep_in[:, s, :]
-        any_inner = seen
         is_top_inner = keep_in & ~kept_above
         acc_in = acc[:, :top, :]
         part_in = part[:, :top, 2]

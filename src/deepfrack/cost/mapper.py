@@ -48,8 +48,10 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
+from collections.abc import Mapping as TMapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Mapping as TMapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -95,7 +97,7 @@ class Objective:
     metrics: tuple[str, ...] = ("energy",)
 
     @classmethod
-    def parse(cls, spec: "Objective | str | Sequence[str] | Any") -> "Objective":
+    def parse(cls, spec: Objective | str | Sequence[str] | Any) -> Objective:
         """From a metric name, a list of names, an Objective, or anything with an
         ``optimization_metrics`` attribute (the benchmark's MapperSettings). ValueError on an
         unknown metric."""
@@ -304,10 +306,10 @@ def _prime_factors(n: int) -> list[int]:
     return out
 
 
-_INDEX_CACHE: dict[int, "_TableIndex"] = {}
+_INDEX_CACHE: dict[int, _TableIndex] = {}
 
 
-def _table_index(tab: DimTable) -> "_TableIndex":
+def _table_index(tab: DimTable) -> _TableIndex:
     """The (cached) index of a dimension table; tables are shared between tile shapes (they are
     cached by bound and constraints in deepfrack.cost.mapspace), so is their index."""
     key = id(tab.factors)
@@ -986,10 +988,10 @@ def map_tile(
 
 
 __all__ = [
+    "METRICS",
     "LayerMapper",
     "MapResult",
     "MapperOptions",
-    "METRICS",
     "Objective",
     "Problem",
     "map_tile",

@@ -39,12 +39,13 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Mapping as TMapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Mapping as TMapping, Sequence
 
 import numpy as np
 
-from deepfrack.arch.spec import Architecture, Constraints, FactorBound, TargetConstraint
+from deepfrack.arch.spec import Architecture, Constraints
 from deepfrack.cost.mapping import DIM_INDEX, DIMS, TENSORS, LevelMapping, Mapping, MappingBatch, layer_dims
 from deepfrack.workload.layer import Layer
 
@@ -122,12 +123,12 @@ class Candidates:
     def __len__(self) -> int:
         return int(self.fidx.shape[0])
 
-    def take(self, idx: np.ndarray | Sequence[int]) -> "Candidates":
+    def take(self, idx: np.ndarray | Sequence[int]) -> Candidates:
         idx = np.asarray(idx, dtype=np.int64)
         return Candidates(self.fidx[idx], self.oidx[idx], self.kbits[idx])
 
     @staticmethod
-    def concat(parts: Sequence["Candidates"]) -> "Candidates":
+    def concat(parts: Sequence[Candidates]) -> Candidates:
         return Candidates(
             np.concatenate([p.fidx for p in parts]),
             np.concatenate([p.oidx for p in parts]),
@@ -138,7 +139,7 @@ class Candidates:
         """One row per candidate, for deduplication (int64 [B, 7 + L + 1])."""
         return np.concatenate([self.fidx, self.oidx, self.kbits[:, None]], axis=1)
 
-    def unique(self) -> "Candidates":
+    def unique(self) -> Candidates:
         """Distinct candidates, in order of first appearance."""
         if len(self) == 0:
             return self
@@ -649,15 +650,15 @@ def minimal_candidate(space: MapSpace) -> Candidates:
 
 
 __all__ = [
-    "SpaceTemplate",
-    "space_template",
+    "RELEVANT",
     "Candidates",
     "DimTable",
     "Infeasible",
     "LevelInfo",
     "MapSpace",
-    "RELEVANT",
+    "SpaceTemplate",
     "build_mapspace",
     "minimal_candidate",
+    "space_template",
     "spatial_arrangement",
 ]
