@@ -22,6 +22,7 @@ from typing import Any, Iterable
 import yaml
 
 from deepfrack.errors import InputError
+from deepfrack.yamlio import read_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -86,22 +87,7 @@ def _us(key: Any) -> Any:
 def load_yaml(path: str | Path) -> Any:
     """Parse one YAML file (v0.4 tags allowed); InputError naming the file on a missing file or a
     syntax error."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError(p, None, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(p, None, "is a folder, expected a YAML file") from None
-    except UnicodeDecodeError:
-        raise InputError(p, None, "not a text file") from None
-    try:
-        return yaml.load(text, Loader=_Loader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise InputError(p, where, f"malformed YAML: {problem}") from None
+    return read_yaml(path, _Loader)
 
 
 def expand_paths(paths: Iterable[str | Path]) -> list[Path]:

@@ -35,6 +35,7 @@ from deepfrack.benchmark.cache import content_hash, to_plain
 from deepfrack.benchmark.mapper_config import MapperSettings, load_mapper_settings
 from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
+from deepfrack.yamlio import read_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -61,22 +62,7 @@ _TaggedLoader.add_multi_constructor("!", _construct_tagged)
 
 def read_yaml_tagged(path: str | Path) -> Any:
     """Parse a YAML file (v0.4 tags allowed); InputError naming the file (and line) otherwise."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError(p, None, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(p, None, "is a folder, expected a YAML file") from None
-    except UnicodeDecodeError:
-        raise InputError(p, None, "not a text file") from None
-    try:
-        return yaml.load(text, Loader=_TaggedLoader)  # a SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise InputError(p, where, f"malformed YAML: {problem}") from None
+    return read_yaml(path, _TaggedLoader)
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,9 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
+from deepfrack.yamlio import read_yaml as _read_yaml
 
 _DIMS = ("C", "M", "R", "S", "N", "P", "Q")
 _COEFFS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
@@ -23,22 +22,7 @@ class ChainWarning(UserWarning):
 
 def read_yaml(path: str | Path) -> Any:
     """Parse a YAML file; InputError naming the file on a syntax error or a missing file."""
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except FileNotFoundError:
-        raise InputError(p, None, "file not found") from None
-    except IsADirectoryError:
-        raise InputError(p, None, "is a folder, expected a YAML file") from None
-    except UnicodeDecodeError:
-        raise InputError(p, None, "not a text file") from None
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}" if mark is not None else None
-        problem = getattr(exc, "problem", None) or "malformed YAML"
-        raise InputError(p, where, f"malformed YAML: {problem}") from None
+    return _read_yaml(path)
 
 
 def _positive_int(value: Any, path: Path, field: str, allow_zero: bool = False) -> int:
