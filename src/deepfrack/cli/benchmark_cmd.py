@@ -12,12 +12,13 @@ import click
 from deepfrack.benchmark.backend import resolve_backend
 from deepfrack.benchmark.cache import ResultCache
 from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
-from deepfrack.benchmark.inputs import load_inputs
+from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs, needed_shapes_provider
-from deepfrack.benchmark.runner import run_benchmark
+from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
 from deepfrack.cli import main
 from deepfrack.cost.variants import VARIANTS, parse_variant
 from deepfrack.errors import InputError
+from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, load_workload
 
 
@@ -87,6 +88,18 @@ def benchmark(
         network = load_workload(workload)
     vs = _parse_variants(variants)
     inputs = load_inputs(arch, components, constraints, mapper, ert, vs)
+    result = benchmark_tables(network, inputs, backend, shapes, max_stack_depth, n_jobs, cache_path, batch_size,
+                              progress, out_dir)
+    if result.summary.failed:
+        sys.exit(1)
+
+
+def benchmark_tables(network: Network, inputs: BenchmarkInputs, backend: str, shapes: str,
+                     max_stack_depth: int | None, n_jobs: int | None, cache_path: Path | None,
+                     batch_size: int | None, progress: bool | None, out_dir: Path) -> BenchmarkResult:
+    """Benchmark ``network`` (the shared core of `deepfrack benchmark` and `deepfrack run`): cost every
+    entry the shape set asks for, from the cache where possible, write the tables to ``out_dir`` and print
+    the summary. Exits 130 on Ctrl-C (finished entries stay in the cache)."""
     be = resolve_backend(backend, inputs)
     if be.name != "timeloop" and inputs.mapper.ignored:  # Timeloop gets every option; other mappers the metrics
         click.echo(
@@ -98,7 +111,7 @@ def benchmark(
     if shapes == "needed":
         provider = needed_shapes_provider()
         needed = provider(network, max_stack_depth) if provider is not None else None
-    jobs = enumerate_jobs(network, shapes, vs, needed)
+    jobs = enumerate_jobs(network, shapes, inputs.variants, needed)
     executor = SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
     cache_file = cache_path or default_cache_path()
     show = sys.stderr.isatty() if progress is None else progress
@@ -117,4 +130,4 @@ def benchmark(
     click.echo(f"wrote {out_dir}: costs.csv, mappings.jsonl and {len(tables)} variant tables ({', '.join(tables)})", err=True)
     if s.failed:
         click.echo(f"deepfrack: {s.failed} entries failed (not cached); run the same command again to retry them", err=True)
-        sys.exit(1)
+    return result

@@ -56,27 +56,49 @@ def _common_options(f: Callable[..., Any]) -> Callable[..., Any]:
     return f
 
 
-def _capacity(arch: tuple[Path, ...], components: Path | None, constraints: tuple[Path, ...],
-              capacity: str) -> CapacitySpec | None:
+def constraint_files(constraints: tuple[Path, ...]) -> list[Path]:
+    """The files that give on-chip keep/bypass: a folder of the seven variant files stands for its
+    SLC file plus its other YAMLs (mapspace constraints); any other folder for all its YAML files."""
+    files: list[Path] = []
+    for c in constraints:
+        if not c.is_dir():
+            files.append(c)
+            continue
+        yamls = sorted(f for f in c.iterdir() if f.is_file() and f.suffix.lower() in (".yaml", ".yml"))
+        variant_names = {v.value.lower() for v in Variant}
+        variant_files = [f for f in yamls if f.stem.lower() in variant_names]
+        if variant_files:
+            slc = [f for f in variant_files if f.stem.lower() == "slc"]
+            if not slc:
+                raise InputError(c, None, "a folder of variant constraint files must hold SLC.yaml")
+            files.extend(slc + [f for f in yamls if f not in variant_files])
+        elif yamls:
+            files.extend(yamls)
+        else:
+            raise InputError(c, None, "folder holds no constraint YAML files")
+    return files
+
+
+def capacity_from_files(arch: tuple[Path, ...], components: Path | None, constraints: tuple[Path, ...],
+                        capacity: str) -> CapacitySpec | None:
+    """The on-chip capacities (None for --capacity unlimited) from the architecture and its constraints
+    (or the constraints the architecture file itself carries)."""
     if capacity == "unlimited":
         return None
-    if not arch or not constraints:
-        raise InputError(None, "--arch/--constraints",
-                         "give the architecture and its constraints for the capacity check, or --capacity unlimited")
+    if not arch:
+        raise InputError(None, "--arch", "give the architecture (and its constraints) for the capacity check, "
+                                         "or --capacity unlimited")
     from deepfrack.arch import capacity_spec, load_architecture, load_constraints
 
-    paths = list(arch) + ([components] if components else [])
-    architecture = load_architecture(*paths)
-    cons = []
-    for c in constraints:
-        if c.is_dir():
-            slc = [f for f in c.iterdir() if f.stem.lower() == "slc" and f.suffix in (".yaml", ".yml")]
-            if not slc:
-                raise InputError(c, None, "a constraints folder must hold SLC.yaml (the seven variant files)")
-            cons.append(slc[0])
-        else:
-            cons.append(c)
-    return capacity_spec(architecture, load_constraints(*cons))
+    architecture = load_architecture(*arch, *([components] if components else []))
+    if constraints:
+        cons = load_constraints(*constraint_files(constraints))
+    elif architecture.constraints.targets:
+        cons = architecture.constraints
+    else:
+        raise InputError(arch[0], None, "the architecture carries no constraints: give --constraints (keep/bypass "
+                                        "per level) or --capacity unlimited")
+    return capacity_spec(architecture, cons)
 
 
 def _inputs_record(workload: Path, tables: Path, arch: tuple[Path, ...], constraints: tuple[Path, ...],
@@ -92,7 +114,7 @@ def _inputs_record(workload: Path, tables: Path, arch: tuple[Path, ...], constra
     return rec
 
 
-def _load(workload: Path, tables: Path) -> tuple[Network, CostTable, list[str]]:
+def load_network_and_tables(workload: Path, tables: Path) -> tuple[Network, CostTable, list[str]]:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         network = load_workload(workload)
@@ -132,6 +154,27 @@ def _write_outputs(out: Path, schedule: Schedule, network: Network, inputs: dict
     click.echo(f"wrote {out / 'schedule.json'}, {out / 'deepfrack.log'}, {out / 'energy.png'}")
 
 
+def optimize_and_write(network: Network, table: CostTable, cap: CapacitySpec | None, rule: str,
+                       max_stack_depth: int | None, inputs: dict[str, Any], out: Path, warn_msgs: list[str],
+                       start: float) -> Schedule:
+    """Search (with a progress bar) and write schedule.json, deepfrack.log and energy.png to ``out``."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from deepfrack.search import optimize as run_search
+
+    with Progress(TextColumn("searching stacks"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                  TimeElapsedColumn(), transient=True, disable=None) as progress:
+        task = progress.add_task("search", total=None)
+
+        def report(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        schedule, stats = run_search(network, table, capacity=cap, rule=rule, max_stack_depth=max_stack_depth,
+                                     progress=report)
+    _write_outputs(out, schedule, network, inputs, stats, time.perf_counter() - start, table, warn_msgs)
+    return schedule
+
+
 @main.command()
 @_common_options
 def optimize(workload: Path, tables: Path, arch: tuple[Path, ...], components: Path | None,
@@ -145,26 +188,12 @@ def optimize(workload: Path, tables: Path, arch: tuple[Path, ...], components: P
         -t examples/reference/deepfrack-examples/AlexNet_Simba/cost-tables \\
         --receptive-field legacy --capacity unlimited -o out/alexnet
     """
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-
-    from deepfrack.search import optimize as run_search
-
     start = time.perf_counter()
-    network, table, warn_msgs = _load(workload, tables)
-    cap = _capacity(arch, components, constraints, capacity)
-    with Progress(TextColumn("searching stacks"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), transient=True, disable=None) as progress:
-        task = progress.add_task("search", total=None)
-
-        def report(done: int, total: int) -> None:
-            progress.update(task, completed=done, total=total)
-
-        schedule, stats = run_search(network, table, capacity=cap, rule=rule, max_stack_depth=max_stack_depth,
-                                     progress=report)
-    elapsed = time.perf_counter() - start
+    network, table, warn_msgs = load_network_and_tables(workload, tables)
+    cap = capacity_from_files(arch, components, constraints, capacity)
     extra = {"max_stack_depth": max_stack_depth} if max_stack_depth else None
     inputs = _inputs_record(workload, tables, arch, constraints, cap, extra)
-    _write_outputs(out, schedule, network, inputs, stats, elapsed, table, warn_msgs)
+    optimize_and_write(network, table, cap, rule, max_stack_depth, inputs, out, warn_msgs, start)
 
 
 @main.command()
@@ -179,8 +208,8 @@ def evaluate(workload: Path, tables: Path, arch: tuple[Path, ...], components: P
     from deepfrack.search import evaluate as run_evaluate
 
     start = time.perf_counter()
-    network, table, warn_msgs = _load(workload, tables)
-    cap = _capacity(arch, components, constraints, capacity)
+    network, table, warn_msgs = load_network_and_tables(workload, tables)
+    cap = capacity_from_files(arch, components, constraints, capacity)
     specs = read_stack_specs(schedule_path)
     if max_stack_depth is not None:
         for k, sp in enumerate(specs):

@@ -68,8 +68,9 @@ def render_log(
     out.append(f"Layer by layer:  {base.energy_pJ * 1e-6:.2f} uJ")
     out.append(f"Energy reduction: {100 * schedule.reduction:.2f}%")
     if tot.cycles is not None and base.cycles is not None:
-        red = 0.0 if not base.cycles else 100 * (1 - tot.cycles / base.cycles)
-        out.append(f"Cycles: {tot.cycles:,.0f} fused vs {base.cycles:,.0f} layer by layer ({red:.2f}% fewer)")
+        change = 0.0 if not base.cycles else 100 * (tot.cycles / base.cycles - 1)
+        word = "more" if change > 0 else "fewer"
+        out.append(f"Cycles: {tot.cycles:,.0f} fused vs {base.cycles:,.0f} layer by layer ({abs(change):.2f}% {word})")
     out.append(f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer (recompute {100 * schedule.recompute:.2f}%)")
     if tot.macs < base.macs:
         out.append(
