@@ -22,7 +22,7 @@ from typing import Any, Iterable
 import yaml
 
 from deepfrack.errors import InputError
-from deepfrack.yamlio import read_yaml
+from deepfrack.files import read_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 

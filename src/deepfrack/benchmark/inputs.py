@@ -35,7 +35,7 @@ from deepfrack.benchmark.cache import content_hash, to_plain
 from deepfrack.benchmark.mapper_config import MapperSettings, load_mapper_settings
 from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
-from deepfrack.yamlio import read_yaml
+from deepfrack.files import read_yaml
 
 YAML_SUFFIXES = (".yaml", ".yml")
 

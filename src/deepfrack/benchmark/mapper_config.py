@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from deepfrack.errors import InputError
-from deepfrack.workload.loaders import read_yaml
+from deepfrack.files import read_yaml
 
 #: metrics Timeloop's mapper knows; deepfrack's mappers accept the same names
 METRICS: tuple[str, ...] = ("delay", "energy", "edp", "last-level-accesses")

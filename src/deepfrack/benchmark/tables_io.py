@@ -25,6 +25,7 @@ from typing import Any, Iterable
 from deepfrack.cost.table import CostRecord, CostTable
 from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
 from deepfrack.errors import InputError
+from deepfrack.files import read_json, read_text
 
 CSV_BASE_COLUMNS = ("layer", "variant", "tile_h", "tile_w", "status", "energy_uJ", "cycles", "macs")
 LEVEL_PREFIX = "energy_pJ_"
@@ -52,13 +53,6 @@ def write_text_atomic(path: str | Path, text: str) -> None:
 # --------------------------------------------------------------------------------------------- #
 # readers
 # --------------------------------------------------------------------------------------------- #
-def _load_json(path: Path) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"line {exc.lineno}", f"malformed JSON: {exc.msg}") from None
-
-
 def _number(value: Any, path: Path, field: str) -> float:
     if isinstance(value, bool):
         raise InputError(path, field, f"must be a number, got {value!r}")
@@ -82,7 +76,7 @@ def _key_int(key: Any, path: Path, field: str) -> int:
 
 
 def _read_json_variant(path: Path) -> dict[tuple[int, int], float]:
-    doc = _load_json(path)
+    doc = read_json(path)
     if not isinstance(doc, dict):
         raise InputError(path, None, 'expected {"<layer>": {"<tile>": value}}')
     out: dict[tuple[int, int], float] = {}
@@ -124,47 +118,43 @@ def read_csv_table(path: str | Path) -> CostTable:
     """Read deepfrack's cost CSV (1-based layers, any rectangle)."""
     path = Path(path)
     table = CostTable(source=str(path))
-    try:
-        fh = path.open(newline="")
-    except FileNotFoundError:
-        raise InputError(path, None, "file not found") from None
-    with fh:
-        reader = csv.DictReader(fh)
-        header = reader.fieldnames or []
-        missing = [c for c in ("layer", "variant", "tile_h", "tile_w", "energy_uJ") if c not in header]
-        if missing:
-            raise InputError(path, "header", f"missing column {missing[0]!r}; need layer,variant,tile_h,tile_w,energy_uJ")
-        level_cols = [c for c in header if c.startswith(LEVEL_PREFIX)]
-        for lineno, row in enumerate(reader, start=2):
-            where = f"line {lineno}"
-            if None in row or any(v is None for v in row.values()):
-                raise InputError(path, where, "wrong number of fields")
-            layer = _key_int(row["layer"], path, f"{where}.layer")
-            try:
-                variant = parse_variant(row["variant"])
-            except ValueError as exc:
-                raise InputError(path, f"{where}.variant", str(exc)) from None
-            h = _key_int(row["tile_h"], path, f"{where}.tile_h")
-            w = _key_int(row["tile_w"], path, f"{where}.tile_w")
-            status = (row.get("status") or "ok").strip().lower()
-            if status not in ("ok", "infeasible"):
-                raise InputError(path, f"{where}.status", f"must be 'ok' or 'infeasible', got {row['status']!r}")
-            key = (layer - 1, variant, h, w)
-            if status == "infeasible":
-                table.infeasible.add(key)
-                continue
-            energy = _number(row["energy_uJ"], path, f"{where}.energy_uJ")
-            cyc = row.get("cycles")
-            macs = row.get("macs")
-            levels = {
-                c[len(LEVEL_PREFIX):]: _number(row[c], path, f"{where}.{c}") for c in level_cols if row[c] not in ("", None)
-            }
-            table.records[key] = CostRecord(
-                energy_pJ=energy * 1e6,
-                cycles=_number(cyc, path, f"{where}.cycles") if cyc not in (None, "") else None,
-                macs=int(_number(macs, path, f"{where}.macs")) if macs not in (None, "") else None,
-                level_energy_pJ=levels,
-            )
+    text = read_text(path, "CSV file")
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = reader.fieldnames or []
+    missing = [c for c in ("layer", "variant", "tile_h", "tile_w", "energy_uJ") if c not in header]
+    if missing:
+        raise InputError(path, "header", f"missing column {missing[0]!r}; need layer,variant,tile_h,tile_w,energy_uJ")
+    level_cols = [c for c in header if c.startswith(LEVEL_PREFIX)]
+    for lineno, row in enumerate(reader, start=2):
+        where = f"line {lineno}"
+        if None in row or any(v is None for v in row.values()):
+            raise InputError(path, where, "wrong number of fields")
+        layer = _key_int(row["layer"], path, f"{where}.layer")
+        try:
+            variant = parse_variant(row["variant"])
+        except ValueError as exc:
+            raise InputError(path, f"{where}.variant", str(exc)) from None
+        h = _key_int(row["tile_h"], path, f"{where}.tile_h")
+        w = _key_int(row["tile_w"], path, f"{where}.tile_w")
+        status = (row.get("status") or "ok").strip().lower()
+        if status not in ("ok", "infeasible"):
+            raise InputError(path, f"{where}.status", f"must be 'ok' or 'infeasible', got {row['status']!r}")
+        key = (layer - 1, variant, h, w)
+        if status == "infeasible":
+            table.infeasible.add(key)
+            continue
+        energy = _number(row["energy_uJ"], path, f"{where}.energy_uJ")
+        cyc = row.get("cycles")
+        macs = row.get("macs")
+        levels = {
+            c[len(LEVEL_PREFIX):]: _number(row[c], path, f"{where}.{c}") for c in level_cols if row[c] not in ("", None)
+        }
+        table.records[key] = CostRecord(
+            energy_pJ=energy * 1e6,
+            cycles=_number(cyc, path, f"{where}.cycles") if cyc not in (None, "") else None,
+            macs=int(_number(macs, path, f"{where}.macs")) if macs not in (None, "") else None,
+            level_energy_pJ=levels,
+        )
     if not table.records and not table.infeasible:
         raise InputError(path, None, "no cost rows")
     return table

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, Mapping, Sequence
 
 from deepfrack.errors import InputError
+from deepfrack.files import read_json
 from deepfrack.search.schedule import Schedule, StackSpec, Totals
 from deepfrack.workload.layer import Network
 
@@ -74,12 +75,7 @@ def read_stack_specs(path: str | Path) -> list[StackSpec]:
     """The stacks of a schedule file. Per stack only ``first``, ``last``, ``tile_shape`` and
     ``cached_layers`` are read (a full schedule.json written by deepfrack also works)."""
     p = Path(path)
-    try:
-        doc = json.loads(p.read_text())
-    except FileNotFoundError:
-        raise InputError(p, None, "file not found") from None
-    except json.JSONDecodeError as exc:
-        raise InputError(p, f"line {exc.lineno}", f"malformed JSON: {exc.msg}") from None
+    doc = read_json(p)
     if not isinstance(doc, dict) or not isinstance(doc.get("stacks"), list) or not doc["stacks"]:
         raise InputError(p, "stacks", "missing or empty; expected a list of {first, last, tile_shape, cached_layers}")
     specs = []

@@ -10,7 +10,7 @@ from typing import Any
 
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
-from deepfrack.yamlio import read_yaml as _read_yaml
+from deepfrack.files import read_yaml
 
 _DIMS = ("C", "M", "R", "S", "N", "P", "Q")
 _COEFFS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
@@ -18,11 +18,6 @@ _COEFFS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
 
 class ChainWarning(UserWarning):
     """Two consecutive layers whose planes or channels do not agree."""
-
-
-def read_yaml(path: str | Path) -> Any:
-    """Parse a YAML file; InputError naming the file on a syntax error or a missing file."""
-    return _read_yaml(path)
 
 
 def _positive_int(value: Any, path: Path, field: str, allow_zero: bool = False) -> int:

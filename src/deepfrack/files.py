@@ -1,0 +1,57 @@
+"""Reading input files with errors that name the file (and the line of a syntax error): every reader of
+user input goes through these, so a missing file, a folder, binary content or bad syntax is always one
+InputError, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from deepfrack.errors import InputError
+
+YAML_SUFFIXES: tuple[str, ...] = (".yaml", ".yml")
+
+
+def read_text(path: str | Path, what: str = "file") -> str:
+    """The text of ``path``; InputError naming it when it is missing, a folder, unreadable or not text."""
+    p = Path(path)
+    try:
+        return p.read_text()
+    except FileNotFoundError:
+        raise InputError(p, None, f"{what} not found") from None
+    except IsADirectoryError:
+        raise InputError(p, None, f"is a folder, expected a {what}") from None
+    except UnicodeDecodeError:
+        raise InputError(p, None, "not a text file") from None
+    except OSError as exc:
+        raise InputError(p, None, f"cannot read: {exc.strerror or exc}") from None
+
+
+def read_yaml(path: str | Path, loader: type[yaml.SafeLoader] = yaml.SafeLoader) -> Any:
+    """Parse one YAML file with ``loader`` (a SafeLoader or a subclass of it, e.g. one that reads
+    Timeloop v0.4 tags)."""
+    text = read_text(path, "YAML file")
+    try:
+        return yaml.load(text, Loader=loader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else None
+        problem = getattr(exc, "problem", None) or "malformed YAML"
+        raise InputError(Path(path), where, f"malformed YAML: {problem}") from None
+
+
+def read_json(path: str | Path) -> Any:
+    """Parse one JSON file."""
+    text = read_text(path, "JSON file")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise InputError(Path(path), f"line {exc.lineno}", f"malformed JSON: {exc.msg}") from None
+
+
+def yaml_files(folder: str | Path) -> list[Path]:
+    """The YAML files directly in ``folder``, sorted by name."""
+    return sorted(f for f in Path(folder).iterdir() if f.is_file() and f.suffix.lower() in YAML_SUFFIXES)
