@@ -150,17 +150,30 @@ def test_ctrl_c_then_resume(tmp_path: Path, reference: dict[str, bytes]):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers follow a killed parent on Linux only")
 def test_workers_follow_a_killed_parent(tmp_path: Path):
     out, cache, pids = tmp_path / "out", tmp_path / "cache.sqlite", tmp_path / "workers.txt"
-    # batches of 3 entries x 1 s: a worker would run on for up to 3 s after its parent died
-    proc = _start(out, cache, delay=1.0, pid_log=pids, batch_size=3)
+    # batches of 3 entries x 20 s: a worker that did not follow its parent would run on for up to a
+    # minute, well past the 15 s we give the workers to die (the property is "eventually dies", not
+    # "dies within a deadline": a loaded machine may be slow to deliver and handle the signal)
+    proc = _start(out, cache, delay=20.0, pid_log=pids, batch_size=3)
     try:
-        _wait_rows(proc, cache, 3)
+        workers = _wait_workers(proc, pids, 2)
+        time.sleep(0.5)  # let them pick up their first batch
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=10)
-        workers = [int(x) for x in pids.read_text().split()]
-        assert len(workers) == 2
-        deadline = time.monotonic() + 1.0
+        deadline = time.monotonic() + 15.0
         while any(_alive(w) for w in workers) and time.monotonic() < deadline:
-            time.sleep(0.02)
+            time.sleep(0.05)
         assert not any(_alive(w) for w in workers)
     finally:
         _cleanup(proc)
+
+
+def _wait_workers(proc: subprocess.Popen, pid_log: Path, n: int, limit_s: float = 60.0) -> list[int]:
+    """The process ids of the first ``n`` workers, once they have built their evaluators."""
+    deadline = time.monotonic() + limit_s
+    while time.monotonic() < deadline:
+        found = [int(x) for x in pid_log.read_text().split()] if pid_log.exists() else []
+        if len(found) >= n:
+            return found[:n]
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.02)
+    raise AssertionError("the workers did not start in time")
