@@ -74,3 +74,29 @@ def test_a_benchmark_output_folder_is_read_from_its_csv(tmp_path: Path):
     back = read_tables(tmp_path)
     assert back.get(0, Variant.Start, 3, 5) is not None  # a rectangle: only the CSV has it
     assert back.get(0, Variant.Start, 4, 4).cycles == 120.0 and back.infeasible == {(0, Variant.WCC, 4, 4)}
+
+
+def test_square_only_is_derived_from_the_keys_whatever_the_format(tmp_path: Path):
+    # a costs.csv of `benchmark --shapes square` on square layers holds square tiles only: the search
+    # must get the same hint as for the original's JSON tables
+    from deepfrack.errors import MissingCostError
+    from deepfrack.search import StackSpec, evaluate
+    from deepfrack.search.synthetic import synthetic_table
+    from deepfrack.workload.layer import Layer, Network
+
+    net = Network.chain("two", [Layer("a", C=3, M=8, P=6, Q=6, R=3, S=3, pad=(1, 1, 1, 1)),
+                                Layer("b", C=8, M=8, P=6, Q=6, R=3, S=3, pad=(1, 1, 1, 1))])
+    full = synthetic_table(net, seed=1)
+    square = CostTable(records={k: r for k, r in full.records.items() if k[2] == k[3]})
+    square.infeasible.add((0, Variant.WCC, 2, 2))
+    write_csv_table(square, tmp_path / "costs.csv")
+    back = read_csv_table(tmp_path / "costs.csv")
+    assert back.square_only
+    with pytest.raises(MissingCostError, match="those tables hold only square tiles"):
+        evaluate(net, back, [StackSpec(0, 1, (3, 6))])
+    assert not full.square_only and not CostTable().square_only
+    back.infeasible.add((1, Variant.SLC, 2, 3))  # an infeasible rectangle was benchmarked: not square-only
+    assert not back.square_only
+    back.add(0, Variant.SLC, 6, 6, full.get(0, Variant.SLC, 6, 6))
+    back.infeasible.discard((1, Variant.SLC, 2, 3))
+    assert back.square_only  # follows the keys as the table changes

@@ -142,7 +142,6 @@ def test_square_only_tables_hint_under_the_exact_rule():
     network = Network.chain("two", layers)
     table = synthetic_table(network, seed=3)
     table.records = {k: r for k, r in table.records.items() if k[2] == k[3]}
-    table.square_only = True
     with pytest.raises(MissingCostError) as e:
         evaluate(network, table, [StackSpec(0, 1, (5, 13))])
     assert "those tables hold only square tiles; use --receptive-field legacy or deepfrack benchmark" in _err(e)

@@ -94,7 +94,7 @@ def read_json_tables(folder: str | Path) -> CostTable:
     """Read the original's folder of ``<VARIANT>.json`` tables (energy in uJ, 1-based layers,
     square tiles) and the ``<VARIANT>_cycles.json`` files when present."""
     folder = Path(folder)
-    table = CostTable(source=str(folder), square_only=True)
+    table = CostTable(source=str(folder))
     found = False
     names = {f.name.lower(): f for f in folder.iterdir() if f.is_file()}
     for v in VARIANTS:

@@ -39,14 +39,14 @@ class CostTable:
     """(layer, variant, tile_h, tile_w) -> CostRecord, layers 0-based in network order.
 
     ``infeasible`` holds keys that were benchmarked and found to have no valid mapping (kept apart
-    from keys that were never benchmarked, so messages can tell the two apart). ``square_only`` is
-    True for tables read from the original's JSON format, which hold only square tiles.
+    from keys that were never benchmarked, so messages can tell the two apart). ``square_only``
+    says whether every entry is a square tile (the original's JSON tables, ``benchmark --shapes
+    square`` on square layers), derived from the keys whatever format the table came from.
     """
 
     records: dict[CostKey, CostRecord] = field(default_factory=dict)
     infeasible: set[CostKey] = field(default_factory=set)
     source: str | None = None
-    square_only: bool = False
 
     def __len__(self) -> int:
         return len(self.records)
@@ -73,6 +73,13 @@ class CostTable:
     def shapes(self, layer: int, variant: Variant) -> set[tuple[int, int]]:
         """Every (h, w) the table has for this layer and variant."""
         return {(h, w) for (l, v, h, w) in self.records if l == layer and v == variant}
+
+    @property
+    def square_only(self) -> bool:
+        """True when the table has entries and every one (infeasible ones included) is a square
+        tile h == w: the search then says why a rectangle is missing."""
+        keys = [*self.records, *self.infeasible]
+        return bool(keys) and all(h == w for (_, _, h, w) in keys)
 
     @property
     def has_cycles(self) -> bool:
