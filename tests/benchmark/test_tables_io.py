@@ -100,3 +100,43 @@ def test_square_only_is_derived_from_the_keys_whatever_the_format(tmp_path: Path
     back.add(0, Variant.SLC, 6, 6, full.get(0, Variant.SLC, 6, 6))
     back.infeasible.discard((1, Variant.SLC, 2, 3))
     assert back.square_only  # follows the keys as the table changes
+
+
+@pytest.mark.parametrize(
+    "rows, field, words",
+    [
+        (["1,SLC,2,3,ok,0.5", "1,SLC,2,3,ok,0.7"], "line 3", "layer 1, variant SLC, tile 2x3 is given twice, on lines 2 and 3"),
+        (["1,WCC,2,2,infeasible,", "2,SLC,1,1,ok,1", "1,WCC,2,2,infeasible,"], "line 4", "given twice, on lines 2 and 4"),
+        (["1,WCC,2,2,ok,0.5", "1,wcc,2,2,infeasible,"], "line 3", "layer 1, variant WCC, tile 2x2 is ok on line 2 and infeasible on line 3"),
+        (["1,WCC,2,2,infeasible,", "1,WCC,2,2,ok,0.5"], "line 3", "is infeasible on line 2 and ok on line 3"),
+    ],
+)
+def test_csv_entry_given_twice(tmp_path: Path, rows: list[str], field: str, words: str):
+    p = tmp_path / "costs.csv"
+    p.write_text("layer,variant,tile_h,tile_w,status,energy_uJ\n" + "\n".join(rows) + "\n")
+    with pytest.raises(InputError) as err:
+        read_csv_table(p)
+    assert err.value.field == field and words in err.value.message and str(err.value).startswith(str(p))
+
+
+def test_check_table_against_the_network(tmp_path: Path):
+    from deepfrack.benchmark.tables_io import check_table
+    from deepfrack.workload.layer import Layer, Network
+
+    net = Network.chain("n", [Layer("a", C=3, M=8, P=8, Q=6, R=3, S=3), Layer("b", C=8, M=8, P=6, Q=4, R=3, S=3)])
+    t = CostTable(source=str(tmp_path / "costs.csv"))
+    t.add(0, Variant.SLC, 6, 8, CostRecord(energy_pJ=1.0))
+    t.add(1, Variant.SLC, 4, 6, CostRecord(energy_pJ=1.0))
+    check_table(t, net)  # every shape fits its layer
+    t.infeasible.add((1, Variant.WCC, 4, 7))  # 7 columns > layer 2's 6
+    with pytest.raises(InputError) as err:
+        check_table(t, net)
+    assert err.value.field == "layer 2" and str(err.value).startswith(str(tmp_path / "costs.csv"))
+    assert "variant WCC has a 4x7 tile (h x w), larger than the output plane of layer 2 (b), 4x6" in err.value.message
+    t.infeasible.clear()
+    t.add(0, Variant.Start, 8, 6, CostRecord(energy_pJ=1.0))  # h and w swapped: 8 rows > 6
+    with pytest.raises(InputError, match="Start has a 8x6 tile"):
+        check_table(t, net)
+    t.add(2, Variant.SLC, 1, 1, CostRecord(energy_pJ=1.0))
+    with pytest.raises(InputError, match="the workload has only 2 layers"):
+        check_table(t, net)

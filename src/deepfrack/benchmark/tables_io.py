@@ -22,10 +22,11 @@ import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
-from deepfrack.cost.table import CostRecord, CostTable
+from deepfrack.cost.table import CostKey, CostRecord, CostTable
 from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
 from deepfrack.errors import InputError
 from deepfrack.files import read_json, read_text
+from deepfrack.workload.layer import Network
 
 CSV_BASE_COLUMNS = ("layer", "variant", "tile_h", "tile_w", "status", "energy_uJ", "cycles", "macs")
 LEVEL_PREFIX = "energy_pJ_"
@@ -115,7 +116,8 @@ def read_json_tables(folder: str | Path) -> CostTable:
 
 
 def read_csv_table(path: str | Path) -> CostTable:
-    """Read deepfrack's cost CSV (1-based layers, any rectangle)."""
+    """Read deepfrack's cost CSV (1-based layers, any rectangle). One row per (layer, variant, tile_h,
+    tile_w): a repeated entry (twice ok, or ok and infeasible) is an InputError naming both lines."""
     path = Path(path)
     table = CostTable(source=str(path))
     text = read_text(path, "CSV file")
@@ -125,6 +127,7 @@ def read_csv_table(path: str | Path) -> CostTable:
     if missing:
         raise InputError(path, "header", f"missing column {missing[0]!r}; need layer,variant,tile_h,tile_w,energy_uJ")
     level_cols = [c for c in header if c.startswith(LEVEL_PREFIX)]
+    seen: dict[CostKey, tuple[int, str]] = {}  # key -> (line, status) of its first row
     for lineno, row in enumerate(reader, start=2):
         where = f"line {lineno}"
         if None in row or any(v is None for v in row.values()):
@@ -140,6 +143,13 @@ def read_csv_table(path: str | Path) -> CostTable:
         if status not in ("ok", "infeasible"):
             raise InputError(path, f"{where}.status", f"must be 'ok' or 'infeasible', got {row['status']!r}")
         key = (layer - 1, variant, h, w)
+        if key in seen:
+            first, first_status = seen[key]
+            entry = f"layer {layer}, variant {variant.value}, tile {h}x{w}"
+            if first_status != status:
+                raise InputError(path, where, f"{entry} is {first_status} on line {first} and {status} on line {lineno}")
+            raise InputError(path, where, f"{entry} is given twice, on lines {first} and {lineno}")
+        seen[key] = (lineno, status)
         if status == "infeasible":
             table.infeasible.add(key)
             continue
@@ -182,6 +192,25 @@ def check_table_layers(table: CostTable, n_layers: int) -> None:
     if extra:
         raise InputError(
             table.source, f"layer {extra[0] + 1}", f"the workload has only {n_layers} layers (table layers are 1-based)"
+        )
+
+
+def check_table(table: CostTable, network: Network) -> None:
+    """InputError (naming the table file, the layer and the shape) when the table does not fit the
+    network: a layer the network does not have, or a tile larger than its layer's output plane (the
+    table was made for another network). Infeasible entries are checked too. Layers 1-based in the
+    message, as in the files."""
+    check_table_layers(table, len(network))
+    planes = [lay.out_plane for lay in network.layers]
+    bad = [k for k in (*table.records, *table.infeasible) if k[2] > planes[k[0]][0] or k[3] > planes[k[0]][1]]
+    if bad:
+        order = {v: i for i, v in enumerate(VARIANTS)}
+        layer, variant, h, w = min(bad, key=lambda k: (k[0], order[k[1]], k[2], k[3]))
+        lay = network.layers[layer]
+        raise InputError(
+            table.source, f"layer {layer + 1}",
+            f"variant {variant.value} has a {h}x{w} tile (h x w), larger than the output plane of layer "
+            f"{layer + 1} ({lay.name}), {lay.Q}x{lay.P}: were these tables made for another network?",
         )
 
 
