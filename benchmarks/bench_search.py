@@ -27,7 +27,8 @@ from pathlib import Path
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.benchmark.tables_io import read_tables
 from deepfrack.search import optimize
-from deepfrack.search.synthetic import required_shapes, synthetic_table
+from deepfrack.search.required import required_shapes
+from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.layer import Layer, Network
 from deepfrack.workload.loaders import load_workload
 

@@ -6,9 +6,14 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
+from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.benchmark.tables_io import read_json_tables, read_tables
 from deepfrack.cli import main
+from deepfrack.cost.table import CostTable
 from deepfrack.cost.variants import Variant
+from deepfrack.search import optimize, required_shapes
+from deepfrack.search.synthetic import synthetic_table
+from deepfrack.workload.loaders import load_workload
 
 from tests.benchmark.conftest import ARCH, CONSTRAINTS, ERT, FAKE, MAPPER, WORKLOAD
 
@@ -98,13 +103,13 @@ def test_unknown_variant_and_backend(tmp_path: Path):
     _assert_one_line_error(_invoke(tmp_path, backend="no.such.module:make"), "--backend", "cannot import")
 
 
-def test_needed_shapes_use_the_search_hook(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    monkeypatch.setattr("deepfrack.cli.benchmark_cmd.needed_shapes_provider", lambda: None)
-    _assert_one_line_error(_invoke(tmp_path, "--shapes", "needed"), "--shapes needed", "not available")
+def test_needed_shapes_come_from_the_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     asked = {(0, Variant.Start): {(11, 11), (19, 19)}, (1, Variant.LBLC): {(8, 9)}, (3, Variant.EWCC): {(13, 13)}}
-    monkeypatch.setattr("deepfrack.cli.benchmark_cmd.needed_shapes_provider", lambda: (lambda network, depth: asked))
-    r = _invoke(tmp_path, "--shapes", "needed")
+    seen = []
+    monkeypatch.setattr("deepfrack.cli.benchmark_cmd.needed_shapes", lambda network, depth: seen.append(depth) or asked)
+    r = _invoke(tmp_path, "--shapes", "needed", "--max-stack-depth", "3")
     assert r.exit_code == 0, r.output
+    assert seen == [3]
     table = read_tables(tmp_path / "out" / "costs.csv")
     assert set(table) == {(0, Variant.Start, 11, 11), (0, Variant.Start, 19, 19), (1, Variant.LBLC, 8, 9), (3, Variant.EWCC, 13, 13)}
 
@@ -119,18 +124,54 @@ def test_failed_entries_exit_1_and_say_so(tmp_path: Path, monkeypatch: pytest.Mo
     assert (3, Variant.SLC, 13, 13) in table.infeasible and len(table) == 107
 
 
-def test_needed_shapes_feed_optimize(tmp_path: Path, tiny_net: Path):
-    # benchmark exactly what the search asks for, then optimize from those tables: no entry is missing
-    r = _invoke(tmp_path, "--shapes", "needed", "--max-stack-depth", "2", workload=tiny_net)
+# Padding (symmetric and not), a stride-2 conv, a pooling layer without weights, planes that are not square.
+SMALL_NET = """\
+network: small
+input: [19, 23]
+layers:
+  - {name: c1, type: conv, C: 3, M: 4, R: 3, S: 3, P: 12, Q: 10, stride: 2, pad: [1, 1, 1, 1]}
+  - {name: p1, type: pool, C: 4, R: 3, S: 3, P: 5, Q: 4, stride: 2}
+  - {name: c2, type: conv, C: 4, M: 8, R: 3, S: 3, P: 5, Q: 4, pad: [1, 1, 1, 1]}
+  - {name: c3, type: conv, C: 8, M: 6, R: 3, S: 3, P: 4, Q: 3, pad: [1, 0, 1, 0]}
+"""
+
+
+@pytest.mark.parametrize("depth", [None, 2])
+def test_needed_shapes_feed_optimize(tmp_path: Path, depth: int | None):
+    # benchmark exactly what the search asks for, then optimize from those tables: no entry is missing,
+    # and the optimum is the one a table of every rectangle gives
+    net_file = _bad_file(tmp_path, "small.yaml", SMALL_NET)
+    network = load_workload(net_file)
+    depth_args = ["--max-stack-depth", str(depth)] if depth else []
+    r = _invoke(tmp_path, "--shapes", "needed", *depth_args, workload=net_file)
     assert r.exit_code == 0, r.output
     table = read_tables(tmp_path / "out")
-    for i, (q, p) in enumerate([(6, 8)] * 3):
-        assert (i, Variant.SLC, q, p) in table  # the layer-by-layer baseline
+    keys = set(table) | table.infeasible
+    assert keys == required_shapes(network, depth)
+    for i, layer in enumerate(network.layers):
+        assert (i, Variant.SLC, layer.Q, layer.P) in table  # the layer-by-layer baseline
     assert any(h != w for (_, _, h, w) in table)  # regions are rectangles, not only squares
-    assert (2, Variant.Start, 6, 8) not in table  # the last layer is never a stack's first
+    assert (3, Variant.Start, 3, 4) not in table  # the last layer is never a stack's first
+    assert not any(v.on_chip[0] for (l, v, _, _) in table if l == 1)  # the pooling layer has no weights to cache
+
+    full = synthetic_table(network, seed=5)  # every variant, every rectangle
+    needed = CostTable({k: full.records[k] for k in keys}, source="needed")
+    # unlimited capacity (one tile per stack is best here) and a capacity that makes the optimum tile
+    # and cache: stacks 0-1 and 2-3 in rectangles, with cached weights
+    small = CapacitySpec(home={"Weights": "WB", "Inputs": "GB", "Outputs": "GB"}, words={"WB": 1000, "GB": 150})
+    for capacity in (None, small):
+        best, _ = optimize(network, full, capacity, max_stack_depth=depth)
+        got, stats = optimize(network, needed, capacity, max_stack_depth=depth)
+        assert stats.tilings_skipped_missing == 0 and stats.tilings_considered > 0
+        assert got.total == best.total
+        assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == \
+            [(s.first, s.last, s.tile_shape, s.cached_layers) for s in best.stacks]
+        assert any(s.first < s.last for s in got.stacks)  # the search fused something
+    assert any(s.cached_layers and s.tile_shape[0] != s.tile_shape[1] for s in got.stacks)
+
     opt = CliRunner().invoke(main, [
-        "optimize", "-w", str(tiny_net), "-t", str(tmp_path / "out"), "--capacity", "unlimited",
-        "--max-stack-depth", "2", "-o", str(tmp_path / "opt"),
+        "optimize", "-w", str(net_file), "-t", str(tmp_path / "out"), "--capacity", "unlimited",
+        *depth_args, "-o", str(tmp_path / "opt"),
     ])
     assert opt.exit_code == 0, opt.output
     assert (tmp_path / "opt" / "schedule.json").is_file()

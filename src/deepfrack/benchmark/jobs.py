@@ -10,27 +10,24 @@ Shape sets (``enumerate_jobs(shapes=...)``):
   On square layers this is exactly what the original benchmarked (AlexNet_Simba: 7 x 108 = 756 runs).
 * ``all``: every rectangle h x w with 1 <= h <= Q and 1 <= w <= P.
 * ``needed``: the shapes the search will ask for, given as a mapping {(layer, variant): {(h, w), ...}}
-  computed by the search's receptive-field and tiling code (see ``NeededShapesFn``).
+  (``needed_shapes``: from the search's ``required_shapes``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import Callable, Iterable, Mapping, Sequence
+from typing import Iterable, Mapping, Sequence
 
 from deepfrack.cost.table import CostKey
 from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
-from deepfrack.errors import DeepfrackError
+from deepfrack.search.required import required_shapes
 from deepfrack.workload.layer import Layer, Network
 
 SHAPE_SETS: tuple[str, ...] = ("square", "needed", "all")
 
 #: {(layer index 0-based, variant): shapes (h, w)} -- what ``--shapes needed`` benchmarks
 NeededShapes = Mapping[tuple[int, Variant], Iterable[tuple[int, int]]]
-#: The search's hook: the shapes its receptive-field walk and tilings will look up, per layer and
-#: variant, for a network and a maximum stack depth (None: unlimited).
-NeededShapesFn = Callable[[Network, "int | None"], NeededShapes]
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,8 +101,9 @@ def enumerate_jobs(
     """Every job of a benchmark, ordered by (layer, variant, tile_h, tile_w).
 
     ``shapes`` is "square", "all" or "needed" (module docstring). For "needed", ``needed`` maps
-    (layer, variant) to the shapes to cost; pairs whose variant is not in ``variants`` are skipped, and
-    a shape outside the layer's plane is a ValueError (a bug in the caller, not bad user input).
+    (layer, variant) to the shapes to cost (``needed_shapes``); pairs whose variant is not in
+    ``variants`` are skipped. A shape outside the layer's plane, or "needed" without ``needed``, is a
+    ValueError (a bug in the caller, not bad user input).
     """
     if shapes not in SHAPE_SETS:
         raise ValueError(f"unknown shape set {shapes!r}; expected one of {', '.join(SHAPE_SETS)}")
@@ -113,10 +111,7 @@ def enumerate_jobs(
     jobs: list[Job] = []
     if shapes == "needed":
         if needed is None:
-            raise DeepfrackError(
-                "--shapes needed: the shapes the search will ask for are not available (the search's "
-                "receptive-field code provides them); use --shapes square or --shapes all"
-            )
+            raise ValueError('shapes="needed" takes the shapes to cost: needed=needed_shapes(network, max_stack_depth)')
         wanted = set(vs)
         for (layer_index, variant), shape_set in sorted(
             needed.items(), key=lambda kv: (kv[0][0], VARIANTS.index(Variant(kv[0][1])))
@@ -140,18 +135,11 @@ def needed_shapes(network: Network, max_stack_depth: int | None = None) -> dict[
     """The shapes ``deepfrack optimize`` (exact receptive-field rule) may look up, per (layer, variant):
     SLC on each whole plane, and for every stack (up to ``max_stack_depth`` layers) and every candidate
     grid tiling of its last layer the region shapes of each layer, under the variants its position in
-    the stack allows. Computed by the search (``deepfrack.search.synthetic.required_shapes``)."""
-    from deepfrack.search.synthetic import required_shapes
-
+    the stack allows. Computed by the search (``deepfrack.search.required.required_shapes``)."""
     out: dict[tuple[int, Variant], set[tuple[int, int]]] = {}
     for layer, variant, h, w in required_shapes(network, max_stack_depth):
         out.setdefault((layer, variant), set()).add((h, w))
     return out
-
-
-def needed_shapes_provider() -> NeededShapesFn | None:
-    """The hook ``--shapes needed`` calls: ``fn(network, max_stack_depth) -> {(layer, variant): shapes}``."""
-    return needed_shapes
 
 
 def batches_of(jobs: Sequence[Job], size: int) -> list[list[Job]]:

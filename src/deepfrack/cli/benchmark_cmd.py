@@ -13,7 +13,7 @@ from deepfrack.benchmark.backend import resolve_backend
 from deepfrack.benchmark.cache import ResultCache
 from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
-from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs, needed_shapes_provider
+from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs, needed_shapes
 from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
 from deepfrack.cli import main
 from deepfrack.cost.variants import VARIANTS, parse_variant
@@ -107,10 +107,7 @@ def benchmark_tables(network: Network, inputs: BenchmarkInputs, backend: str, sh
             f"({', '.join(inputs.mapper.optimization_metrics)}) and ignores the Timeloop search options "
             f"{', '.join(inputs.mapper.ignored)}", err=True,
         )
-    needed = None
-    if shapes == "needed":
-        provider = needed_shapes_provider()
-        needed = provider(network, max_stack_depth) if provider is not None else None
+    needed = needed_shapes(network, max_stack_depth) if shapes == "needed" else None
     jobs = enumerate_jobs(network, shapes, inputs.variants, needed)
     executor = SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
     cache_file = cache_path or default_cache_path()

@@ -8,17 +8,20 @@ Public API:
 * ``layer_by_layer(network, table) -> Totals``
 * receptive fields: ``receptive_field``, ``stack_regions``; tilings: ``grid``, ``tile_size_candidates``;
   caching: ``solve_knapsack``.
+* ``required_shapes(network, max_stack_depth=None)``: the (layer, variant, h, w) entries ``optimize``
+  may look up under the exact rule (what ``deepfrack benchmark --shapes needed`` costs).
 """
 
 from deepfrack.search.evaluate import evaluate, layer_by_layer
 from deepfrack.search.knapsack import solve_knapsack
 from deepfrack.search.optimize import optimize
 from deepfrack.search.receptive import RULES, receptive_field, stack_regions
+from deepfrack.search.required import required_shapes
 from deepfrack.search.schedule import Schedule, SearchStats, Stack, StackLayer, StackSpec, Totals
 from deepfrack.search.tiling import grid, square_candidates, tile_size_candidates
 
 __all__ = [
     "RULES", "Schedule", "SearchStats", "Stack", "StackLayer", "StackSpec", "Totals", "evaluate", "grid",
-    "layer_by_layer", "optimize", "receptive_field", "solve_knapsack", "square_candidates", "stack_regions",
+    "layer_by_layer", "optimize", "receptive_field", "required_shapes", "solve_knapsack", "square_candidates", "stack_regions",
     "tile_size_candidates",
 ]

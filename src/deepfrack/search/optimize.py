@@ -23,7 +23,7 @@ import numpy as np
 
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostTable
-from deepfrack.cost.variants import variant_for
+from deepfrack.cost.variants import Variant, variant_for
 from deepfrack.errors import InputError
 from deepfrack.search.costs import OBJECTIVES, SQUARE_ONLY_HINT, CostGrids, LevelUse, Metric, capacity_levels
 from deepfrack.search.evaluate import _check_rule, _slc_record, assemble, build_stack
@@ -32,7 +32,7 @@ from deepfrack.search.plan import LayerTerm, Plan
 from deepfrack.search.receptive import Rule, legacy_lookup
 from deepfrack.search.schedule import Schedule, SearchStats, StackSpec
 from deepfrack.search.tiling import square_candidates, tile_size_candidates
-from deepfrack.workload.layer import Network
+from deepfrack.workload.layer import Layer, Network
 
 Progress = Callable[[int, int], None]
 MAX_EXAMPLES = 3  # per kind of skip
@@ -80,7 +80,7 @@ def lowest_first_layer(network: Network, last: int, rule: Rule, max_stack_depth:
     return lo
 
 
-def _candidate_sizes(network: Network, last: int, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def candidate_sizes(network: Network, last: int, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Candidate tile heights, widths, and the mask of allowed (height, width) pairs (square under legacy)."""
     q, p = network.layers[last].out_plane
     if rule == "legacy":
@@ -90,10 +90,16 @@ def _candidate_sizes(network: Network, last: int, rule: Rule) -> tuple[np.ndarra
     return hs, ws, np.ones((hs.size, ws.size), dtype=bool)
 
 
+def position_variants(layer: Layer, position: str) -> tuple[Variant, Variant | None]:
+    """The variants a layer is looked up under at a stack position ("first", "middle", "last"):
+    uncached, and cached (None when the layer has no weights to cache)."""
+    return variant_for(position, False), (variant_for(position, True) if layer.weights > 0 else None)
+
+
 def _term(ctx: _Context, plan: Plan, layer: int, position: str) -> LayerTerm:
-    lay = ctx.network.layers[layer]
-    unc = ctx.grids.grid(layer, variant_for(position, False), ctx.metric)
-    cac = ctx.grids.grid(layer, variant_for(position, True), ctx.metric) if lay.weights > 0 else None
+    unc_v, cac_v = position_variants(ctx.network.layers[layer], position)
+    unc = ctx.grids.grid(layer, unc_v, ctx.metric)
+    cac = ctx.grids.grid(layer, cac_v, ctx.metric) if cac_v is not None else None
     return plan.term(layer, unc, cac)
 
 
@@ -126,7 +132,7 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
     """The best tiling and caching of every multi-layer stack [j..last], lowest <= j < last (the
     feasible ones only)."""
     net = ctx.network
-    hs, ws, allowed = _candidate_sizes(net, last, ctx.rule)
+    hs, ws, allowed = candidate_sizes(net, last, ctx.rule)
     plan = Plan(net, last, lowest, hs, ws, ctx.rule, ctx.available if ctx.rule == "legacy" else None)
     shape = plan.shape
     wl = ctx.weight_level

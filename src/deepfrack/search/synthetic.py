@@ -6,8 +6,8 @@ on-chip traffic for every tensor, and DRAM traffic for each tensor the variant k
 fused variants are cheaper per tile than SLC, and cached variants cheaper than uncached ones), plus
 multiplicative noise so that costs are not monotone in tile size, like real mapper output.
 
-``required_shapes`` lists the entries ``optimize`` may ask for under the exact rule, which is
-what a benchmark needs to produce for it.
+(The entries ``optimize`` may ask for, what a benchmark produces for it, are
+``deepfrack.search.required.required_shapes``.)
 """
 
 from __future__ import annotations
@@ -18,38 +18,9 @@ import numpy as np
 
 from deepfrack.cost.table import CostRecord, CostTable
 from deepfrack.cost.variants import VARIANTS, Variant
-from deepfrack.search.plan import walk_axis
-from deepfrack.search.tiling import tile_size_candidates
 from deepfrack.workload.layer import Network
 
 _EMPTY: dict = {}
-
-
-def required_shapes(network: Network, max_stack_depth: int | None = None) -> set[tuple[int, Variant, int, int]]:
-    """Every (layer, variant, h, w) that ``optimize(..., rule="exact")`` may look up: SLC on each whole
-    plane, and for every stack and candidate tiling the region shapes of each layer under the variants
-    of its possible positions (cached variants only for layers with weights)."""
-    from deepfrack.search.optimize import lowest_first_layer  # no import cycle at module load
-
-    keys: set[tuple[int, Variant, int, int]] = set()
-    for i, layer in enumerate(network.layers):
-        keys.add((i, Variant.SLC, layer.Q, layer.P))
-        lo = lowest_first_layer(network, i, "exact", max_stack_depth)
-        if lo == i:
-            continue
-        walks = [walk_axis(network, i, lo, axis, np.array(tile_size_candidates(layer.out_plane[axis])), "exact")
-                 for axis in (0, 1)]
-        for l in range(lo, i + 1):
-            hs = np.unique(walks[0].spans(l)[1]).tolist()
-            ws = np.unique(walks[1].spans(l)[1]).tolist()
-            if l == i:
-                variants = [Variant.ELBLC, Variant.EWCC]
-            else:
-                variants = [Variant.Start, Variant.OutWCC] + ([Variant.LBLC, Variant.WCC] if l > lo else [])
-            if not network.layers[l].has_weights:
-                variants = [v for v in variants if not v.on_chip[0]]
-            keys.update((l, v, h, w) for v in variants for h in hs for w in ws)
-    return keys
 
 
 def synthetic_table(
