@@ -67,9 +67,10 @@ def test_round_trip_and_persistence(tmp_path: Path):
         assert len(cache) == 2
         got = cache.get_many(["k1", "k2", "k3", "missing"])
         assert got == {"k1": Outcome.ok(rec), "k2": Outcome.infeasible("no mapping fits")}
-        assert cache.integrity_ok()
-    mode = sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0]
-    assert mode == "wal"
+    con = sqlite3.connect(path)
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    con.close()
 
 
 def test_many_keys_are_fetched_in_chunks(tmp_path: Path):

@@ -4,7 +4,8 @@ import pytest
 import yaml
 
 from deepfrack.arch.ert import component_name
-from deepfrack.benchmark.inputs import load_inputs, read_yaml_tagged
+from deepfrack.arch.yamlio import Tagged, load_yaml
+from deepfrack.benchmark.inputs import SourceFile, load_inputs
 from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
 
@@ -51,11 +52,28 @@ def test_constraints_forms(tmp_path: Path):
         load_inputs(ARCH, constraints=folder)
 
 
-def test_v04_architecture_reads_with_its_tags():
-    doc = read_yaml_tagged(EXERCISES / "simba_like" / "arch.yaml")
+def test_v04_architecture_reads_with_its_tags(tmp_path: Path):
+    arch = EXERCISES / "simba_like" / "arch.yaml"
+    doc = load_yaml(arch)
     assert "nodes" in doc["architecture"]
-    inp = load_inputs(EXERCISES / "simba_like" / "arch.yaml", components=EXERCISES / "_components")
+    inp = load_inputs(arch, components=EXERCISES / "_components")
     assert inp.arch.doc == doc and str(inp.architecture.version) == "0.4"
+    # the tags are content: the same file with one !Component turned into a !Container hashes differently
+    text = arch.read_text()
+    assert "!Component" in text
+    changed = tmp_path / "arch.yaml"
+    changed.write_text(text.replace("!Component", "!Container", 1))
+    assert load_yaml(changed) == doc  # equal as dicts ...
+    assert SourceFile(str(changed), load_yaml(changed)).digest != inp.arch.digest  # ... not as content
+
+
+def test_tagged_documents_are_written_back_with_their_tags(tmp_path: Path):
+    from deepfrack.benchmark.timeloop import _deep_copy, _dump
+
+    doc = load_yaml(EXERCISES / "simba_like" / "arch.yaml")
+    back = load_yaml(_dump(tmp_path / "out.yaml", _deep_copy(doc)))
+    assert back == doc and SourceFile("x", back).digest == SourceFile("y", doc).digest
+    assert isinstance(back["architecture"]["nodes"][0], Tagged)
 
 
 def _ert_without(tmp_path: Path, component: str, action: str | None) -> Path:

@@ -25,8 +25,9 @@ import math
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any, Iterable, Mapping
 
+from deepfrack.arch.yamlio import Tagged
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
@@ -59,13 +60,15 @@ CREATE TABLE IF NOT EXISTS entries (
 # --------------------------------------------------------------------------------------------- #
 def to_plain(obj: Any) -> Any:
     """Plain JSON data from dataclasses, enums, mappings, sequences, sets and paths (deterministic:
-    sets are sorted, mapping keys become strings)."""
+    sets are sorted, mapping keys become strings; a YAML ``Tagged`` mapping keeps its tag under "!")."""
     if obj is None or isinstance(obj, (str, bool, int)):
         return obj.value if isinstance(obj, enum.Enum) else obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else repr(obj)
     if isinstance(obj, (list, tuple)):
         return [to_plain(v) for v in obj]
+    if isinstance(obj, Tagged):  # a v0.4 !Tag mapping: the tag is content too
+        return {"!": obj.tag, **{str(k): to_plain(v) for k, v in obj.items()}}
     if isinstance(obj, dict):
         return {str(k): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, enum.Enum):
@@ -105,11 +108,6 @@ def _problem_json(values: tuple[Any, ...]) -> str:
 def problem_json(job: Job) -> str:
     """Canonical JSON of the job's layer dimensions other than the tile (P, Q), name and padding."""
     return _problem_json(tuple(getattr(job.layer, f) for f in _PROBLEM_FIELDS))
-
-
-def problem_signature(job: Job) -> dict[str, Any]:
-    """The tile problem a job's cost depends on: layer dims with P/Q = the tile (no name, no padding)."""
-    return {**json.loads(problem_json(job)), "P": job.tile_w, "Q": job.tile_h}
 
 
 @functools.lru_cache(maxsize=4096)
@@ -211,10 +209,6 @@ class ResultCache:
                     found[key] = Outcome.infeasible(reason)
         return found
 
-    def iter_keys(self) -> Iterator[str]:
-        for (key,) in self._db.execute("SELECT key FROM entries"):
-            yield key
-
     # -- writes
     def put_many(self, items: Iterable[tuple[str, Job, Outcome]], backend: str = "") -> int:
         """Store outcomes in one transaction (all or nothing); returns how many were stored."""
@@ -245,9 +239,6 @@ class ResultCache:
 
     def _transaction(self) -> "_Tx":
         return _Tx(self._db)
-
-    def integrity_ok(self) -> bool:
-        return self._db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 class _Tx:

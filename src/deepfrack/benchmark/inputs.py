@@ -21,8 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
 
-import yaml
-
 from deepfrack.arch import (
     Architecture,
     EnergyTable,
@@ -31,43 +29,19 @@ from deepfrack.arch import (
     load_constraints,
     load_ert,
 )
+from deepfrack.arch.yamlio import load_yaml
 from deepfrack.benchmark.cache import content_hash, to_plain
 from deepfrack.benchmark.mapper_config import MapperSettings, load_mapper_settings
 from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
-from deepfrack.files import read_yaml
-
-YAML_SUFFIXES = (".yaml", ".yml")
-
-
-# --------------------------------------------------------------------------------------------- #
-# YAML that tolerates Timeloop v0.4 tags (!Component, !Container, ...)
-# --------------------------------------------------------------------------------------------- #
-class _TaggedLoader(yaml.SafeLoader):
-    """SafeLoader that reads any ``!Tag`` node as plain data; a tagged mapping gets a ``"!"`` key with
-    the tag name so that the content hash still sees it."""
-
-
-def _construct_tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> Any:
-    if isinstance(node, yaml.MappingNode):
-        data = loader.construct_mapping(node, deep=True)
-        return {"!": suffix, **data}
-    if isinstance(node, yaml.SequenceNode):
-        return loader.construct_sequence(node, deep=True)
-    return loader.construct_scalar(node)  # type: ignore[arg-type]
-
-
-_TaggedLoader.add_multi_constructor("!", _construct_tagged)
-
-
-def read_yaml_tagged(path: str | Path) -> Any:
-    """Parse a YAML file (v0.4 tags allowed); InputError naming the file (and line) otherwise."""
-    return read_yaml(path, _TaggedLoader)
+from deepfrack.files import yaml_files
 
 
 @dataclass(frozen=True)
 class SourceFile:
-    """A parsed input file. ``digest`` hashes its content (parsed, so comments and layout do not count)."""
+    """A parsed input file (``deepfrack.arch.yamlio.load_yaml``: Timeloop v0.4 ``!Tags`` read as
+    ``Tagged`` mappings). ``digest`` hashes its content (parsed, so comments and layout do not count;
+    tags do)."""
 
     path: str
     doc: Any
@@ -79,10 +53,6 @@ class SourceFile:
     @property
     def digest(self) -> str:
         return content_hash(self.doc)
-
-
-def _yaml_files(folder: Path) -> list[Path]:
-    return sorted(f for f in folder.iterdir() if f.is_file() and f.suffix.lower() in YAML_SUFFIXES)
 
 
 def _variant_file_map(files: Iterable[Path]) -> tuple[dict[Variant, Path], list[Path]]:
@@ -173,9 +143,9 @@ def load_inputs(
     comp_dir = Path(components) if components is not None else arch_p.parent / "components"
     if components is not None and not comp_dir.is_dir():
         raise InputError(comp_dir, None, "components folder not found")
-    arch_src = SourceFile(str(arch_p), read_yaml_tagged(arch_p))
+    arch_src = SourceFile(str(arch_p), load_yaml(arch_p))
     architecture = load_architecture(arch_p, *([comp_dir] if comp_dir.is_dir() else []))
-    comp_srcs = [SourceFile(str(f), read_yaml_tagged(f)) for f in _yaml_files(comp_dir)] if comp_dir.is_dir() else []
+    comp_srcs = [SourceFile(str(f), load_yaml(f)) for f in yaml_files(comp_dir)] if comp_dir.is_dir() else []
 
     vs = tuple(v for v in VARIANTS if v in set(variants))
     shared: list[SourceFile] = []
@@ -183,7 +153,7 @@ def load_inputs(
     if constraints is not None:
         cp = Path(constraints)
         if cp.is_dir():
-            files = _yaml_files(cp)
+            files = yaml_files(cp)
             if not files:
                 raise InputError(cp, None, "no constraint YAML files in this folder")
             vfiles, others = _variant_file_map(files)
@@ -194,10 +164,10 @@ def load_inputs(
                         cp, None, f"no constraint file for variant {missing[0]} ({missing[0]}.yaml); the folder has "
                         f"{', '.join(f.name for f in vfiles.values())}"
                     )
-                per_variant = {v: SourceFile(str(vfiles[v]), read_yaml_tagged(vfiles[v])) for v in vs}
-            shared = [SourceFile(str(f), read_yaml_tagged(f)) for f in others]
+                per_variant = {v: SourceFile(str(vfiles[v]), load_yaml(vfiles[v])) for v in vs}
+            shared = [SourceFile(str(f), load_yaml(f)) for f in others]
         elif cp.exists():
-            shared = [SourceFile(str(cp), read_yaml_tagged(cp))]
+            shared = [SourceFile(str(cp), load_yaml(cp))]
         else:
             raise InputError(cp, None, "constraints not found (give a folder of constraint files or one file)")
         # every file parses, and every variant's constraints fit the architecture
@@ -208,11 +178,11 @@ def load_inputs(
             check_constraints(architecture, load_constraints(*shared_paths))
 
     settings = load_mapper_settings(mapper)
-    mapper_src = SourceFile(str(mapper), read_yaml_tagged(mapper)) if mapper is not None else None
+    mapper_src = SourceFile(str(mapper), load_yaml(mapper)) if mapper is not None else None
 
     ert_src, energy = None, None
     if ert is not None:
-        ert_src = SourceFile(str(ert), read_yaml_tagged(ert))
+        ert_src = SourceFile(str(ert), load_yaml(ert))
         energy = load_ert(ert, architecture)  # every action the model charges is there
 
     return BenchmarkInputs(

@@ -29,6 +29,7 @@ from typing import Any, Mapping, Sequence
 
 import yaml
 
+from deepfrack.arch.yamlio import Tagged
 from deepfrack.benchmark.backend import BackendUnavailable
 from deepfrack.benchmark.cache import content_hash
 from deepfrack.benchmark.inputs import BenchmarkInputs
@@ -484,6 +485,8 @@ def variant_constraint_docs(inputs: BenchmarkInputs, variant: Variant, dram: str
 
 
 def _deep_copy(doc: Any) -> Any:
+    if isinstance(doc, Tagged):
+        return Tagged(doc.tag, {k: _deep_copy(v) for k, v in doc.items()})
     if isinstance(doc, Mapping):
         return {k: _deep_copy(v) for k, v in doc.items()}
     if isinstance(doc, list):
@@ -504,8 +507,24 @@ def mapper_doc(inputs: BenchmarkInputs) -> dict[str, Any]:
     return {"mapper": body}
 
 
+class _Dumper(yaml.SafeDumper):
+    """SafeDumper that writes ``Tagged`` mappings back with their ``!Tag`` (as ``load_yaml`` read them)."""
+
+
+def _represent_tagged(dumper: yaml.SafeDumper, data: Tagged) -> yaml.Node:
+    tag = f"!{data.tag}"
+    if set(data) == {"_items"}:
+        return dumper.represent_sequence(tag, data["_items"])
+    if set(data) == {"_value"}:
+        return dumper.represent_scalar(tag, str(data["_value"]))
+    return dumper.represent_mapping(tag, dict(data))
+
+
+_Dumper.add_representer(Tagged, _represent_tagged)
+
+
 def _dump(path: Path, doc: Any) -> Path:
-    path.write_text(yaml.safe_dump(doc, sort_keys=False, default_flow_style=False))
+    path.write_text(yaml.dump(doc, Dumper=_Dumper, sort_keys=False, default_flow_style=False))
     return path
 
 
