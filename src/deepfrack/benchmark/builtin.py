@@ -27,29 +27,43 @@ from deepfrack.benchmark.cache import content_hash
 from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
+from deepfrack.benchmark.provenance import code_digest
 from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
 from deepfrack.cost.variants import Variant
 from deepfrack.errors import DeepfrackError
 from deepfrack.workload.layer import Layer
 
-#: bump when the mapper's results change, so that cached entries are recomputed
-MAPPER_VERSION = "1"
+#: the modules whose code determines the built-in backend's results (with what they import from the
+#: model packages: the mapper, mapspace, fast and full models, analytic and nest analyses, Timeloop's
+#: post-processing, the architecture, constraint and energy parsers; see ``provenance``)
+CODE_ROOTS: tuple[str, ...] = (
+    "deepfrack.benchmark.builtin", "deepfrack.benchmark.inputs", "deepfrack.benchmark.mapper_config",
+    "deepfrack.cost.mapper", "deepfrack.arch.energy",
+)
+
+
+def builtin_code_digest() -> str:
+    """The package version and a hash of the code that computes the built-in backend's results."""
+    return code_digest(CODE_ROOTS)
 
 
 @dataclass(frozen=True)
 class BuiltinBackend:
-    """Picklable recipe of the built-in backend (see the module docstring)."""
+    """Picklable recipe of the built-in backend (see the module docstring). ``code``: the digest of the
+    code that computes its results (``builtin_code_digest``), part of every fingerprint, so that the
+    shared cache never returns what other code computed."""
 
     inputs: BenchmarkInputs
     seed: int = 0
     name: str = "builtin"
     batch_size: int | None = 224  # ~32 tile shapes x 7 variants: a worker maps runs of shapes of one layer
+    code: str = field(default_factory=builtin_code_digest)
 
     def fingerprint(self, variant: Variant) -> str:
         return content_hash(
             {
                 "backend": "builtin",
-                "mapper_version": MAPPER_VERSION,
+                "code": self.code,
                 "seed": self.seed,
                 "inputs": self.inputs.content(variant),
                 "energy": "ert" if self.inputs.energy_table is not None else "builtin-45nm",
@@ -121,4 +135,4 @@ class BuiltinEvaluator:
         return out
 
 
-__all__ = ["MAPPER_VERSION", "BuiltinBackend", "BuiltinEvaluator", "make_builtin_backend"]
+__all__ = ["CODE_ROOTS", "BuiltinBackend", "BuiltinEvaluator", "builtin_code_digest", "make_builtin_backend"]

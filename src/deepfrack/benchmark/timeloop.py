@@ -35,6 +35,7 @@ from deepfrack.benchmark.cache import content_hash
 from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
+from deepfrack.benchmark.provenance import code_digest
 from deepfrack.cost.table import CostRecord
 from deepfrack.cost.variants import TENSORS, Variant
 from deepfrack.errors import InputError
@@ -564,9 +565,21 @@ def find_binary(name: str = BINARY) -> str:
     return found
 
 
+#: the code that turns a job into Timeloop's inputs and its outputs into a record (input writer and
+#: parsers, with what they import from the model packages; see ``provenance``)
+CODE_ROOTS: tuple[str, ...] = ("deepfrack.benchmark.timeloop",)
+
+
+def timeloop_code_digest() -> str:
+    """The package version and a hash of the code that writes Timeloop's inputs and parses its outputs."""
+    return code_digest(CODE_ROOTS)
+
+
 @dataclass(frozen=True)
 class TimeloopBackend:
-    """Runs ``binary`` per job. ``timeout_s``: per run (None: no limit); a run that exceeds it fails."""
+    """Runs ``binary`` per job. ``timeout_s``: per run (None: no limit); a run that exceeds it fails.
+    ``code``: the digest of deepfrack's code that writes the inputs and parses the outputs (part of the
+    fingerprint with the binary's hash: a parser fix recomputes the entries it read)."""
 
     inputs: BenchmarkInputs
     binary: str
@@ -576,12 +589,14 @@ class TimeloopBackend:
     name: str = "timeloop"
     batch_size: int | None = 1
     keep_dirs: str | None = field(default=None, compare=False)
+    code: str = field(default_factory=timeloop_code_digest)
 
     def fingerprint(self, variant: Variant) -> str:
         return content_hash(
             {
                 "backend": "timeloop",
                 "binary": self.binary_sha256,
+                "code": self.code,
                 "inputs": self.inputs.content(variant),
                 "mapper_doc": mapper_doc(self.inputs),
             }
