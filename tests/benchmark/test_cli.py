@@ -1,5 +1,6 @@
 """`deepfrack benchmark` on the command line: bad input is one line and exit 2 with nothing written."""
 
+import json
 from pathlib import Path
 
 import pytest
@@ -65,21 +66,97 @@ def test_broken_arch_yaml(tmp_path: Path):
     assert not (tmp_path / "out").exists() and not (tmp_path / "c.sqlite").exists()
 
 
-def test_missing_ert_action(tmp_path: Path):
+def _ert_without(tmp_path: Path, name: str, component: str, action: str | None = None) -> Path:
+    """The reference ERT without one action of a component (or without the component's table)."""
     doc = yaml.safe_load(ERT.read_text())
-    for t in doc["ERT"]["tables"]:
-        if t["name"].endswith("GlobalBuffer"):
-            t["actions"] = [a for a in t["actions"] if a["name"] != "read"]
-    ert = _bad_file(tmp_path, "ERT.yaml", yaml.safe_dump(doc))
-    r = _invoke(tmp_path, "--ert", str(ert))
-    _assert_one_line_error(r, f"{ert}: ERT.tables[System.ws.GlobalBuffer].actions: no read action for storage level GlobalBuffer")
-    assert not (tmp_path / "out").exists()
+    tables = doc["ERT"]["tables"]
+    if action is None:
+        doc["ERT"]["tables"] = [t for t in tables if not t["name"].endswith(component)]
+    else:
+        for t in tables:
+            if t["name"].endswith(component):
+                t["actions"] = [a for a in t["actions"] if a["name"] != action]
+    return _bad_file(tmp_path, name, yaml.safe_dump(doc))
 
 
-def test_broken_mapper_yaml(tmp_path: Path):
+def _run_builtin(tmp_path: Path, net: Path, out: str, *extra: str):
+    return CliRunner().invoke(main, [
+        "benchmark", "--workload", str(net), "--arch", str(ARCH), "--constraints", str(CONSTRAINTS), "--jobs", "1",
+        "--cache", str(tmp_path / f"{out}.sqlite"), "--out", str(tmp_path / out), *extra,
+    ])
+
+
+def test_an_ert_without_dram_still_serves_wcc(tmp_path: Path, tiny_net: Path):
+    # WCC keeps nothing in DRAM: its entries need no DRAM energy; every other variant's mapping uses DRAM
+    ert = _ert_without(tmp_path, "ERT.yaml", "System.DRAM")
+    r = _run_builtin(tmp_path, tiny_net, "out", "--ert", str(ert))
+    assert r.exit_code == 0, r.output
+    table = read_tables(tmp_path / "out")
+    assert {v for (_, v, _, _) in table} == {Variant.WCC} and len(table) == 3 * 7
+    assert {v for (_, v, _, _) in table.infeasible} == set(Variant) - {Variant.WCC}
+    cause = f"{ert}: ERT.tables[System.DRAM]: no entry for storage level DRAM"
+    lines = r.stderr.splitlines()
+    assert f"  infeasible, 126 entries: its mapping needs an action the energy table lacks: {cause}" in lines
+    assert sum(line.startswith("  infeasible,") for line in lines) == 1  # one cause, printed once
+    assert all(cause in json.loads(x).get("reason", cause) for x in (tmp_path / "out" / "mappings.jsonl").open())
+    # the WCC entries are what the complete ERT gives: DRAM's energies do not enter them
+    full = _run_builtin(tmp_path, tiny_net, "full", "--ert", str(ERT), "--variants", "WCC")
+    assert full.exit_code == 0, full.output
+    assert read_tables(tmp_path / "full").records == table.records
+
+
+def test_a_missing_action_makes_infeasible_only_what_needs_it(tmp_path: Path, tiny_net: Path):
+    # no read energy for the weights' PE buffer: every mapping of a conv reads its weights there
+    ert = _ert_without(tmp_path, "ERT.yaml", "PEWeightBuffer[0..7]", "read")
+    r = _run_builtin(tmp_path, tiny_net, "out", "--ert", str(ert), "--variants", "SLC,WCC")
+    assert r.exit_code == 0, r.output
+    cause = (f"{ert}: ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions: no read action (random_read or "
+             "read) for storage level PEWeightBuffer (have: idle, write)")
+    assert f"  infeasible, 42 entries: its mapping needs an action the energy table lacks: {cause}" in r.stderr.splitlines()
+    assert len(read_tables(tmp_path / "out")) == 0
+
+
+def test_an_ert_without_mac_energy_still_serves_pooling(tmp_path: Path):
+    # a pooling layer is costed without MACs: it needs no compute energy, the convolutions do
+    net = _bad_file(tmp_path, "small.yaml", SMALL_NET)
+    ert = _ert_without(tmp_path, "ERT.yaml", "LMAC[0..63]", "compute")
+    r = _run_builtin(tmp_path, net, "out", "--ert", str(ert), "--variants", "SLC")
+    assert r.exit_code == 0, r.output
+    table = read_tables(tmp_path / "out")
+    assert {l for (l, _, _, _) in table} == {1} and {l for (l, _, _, _) in table.infeasible} == {0, 2, 3}
+    assert "no compute action (mac_random or mult_random or mac or mult or compute) for LMAC" in r.stderr
+
+
+def test_broken_mapper_yaml(tmp_path: Path, tiny_net: Path):
+    # it parses, but its settings are unusable: every entry is infeasible with the cause, once in the summary
     mapper = _bad_file(tmp_path, "mapper.yaml", "mapper:\n  optimization-metrics: [delay, speed]\n")
-    r = _invoke(tmp_path, "--mapper", str(mapper))
-    _assert_one_line_error(r, f"{mapper}: mapper.optimization-metrics: unknown metric 'speed'")
+    r = _run_builtin(tmp_path, tiny_net, "out", "--mapper", str(mapper))
+    assert r.exit_code == 0, r.output
+    cause = f"unusable mapper settings: {mapper}: mapper.optimization-metrics: unknown metric 'speed'"
+    infeasible = [line for line in r.stderr.splitlines() if line.startswith("  infeasible,")]
+    assert len(infeasible) == 1 and infeasible[0].startswith(f"  infeasible, 147 entries: {cause}")
+    table = read_tables(tmp_path / "out")
+    assert len(table) == 0 and len(table.infeasible) == 147
+    # the same with the Timeloop-only options wrongly typed, and an empty file
+    for text, words in [("mapper:\n  timeout: soon\n", "mapper.timeout: must be an integer"), ("", "empty file")]:
+        mapper.write_text(text)
+        r = _run_builtin(tmp_path, tiny_net, "out", "--mapper", str(mapper), "--variants", "SLC")
+        assert r.exit_code == 0 and f"infeasible, 21 entries: unusable mapper settings: {mapper}" in r.stderr, r.output
+        assert words in r.stderr
+
+
+def test_a_mapper_yaml_that_does_not_parse_stops_the_run(tmp_path: Path):
+    mapper = _bad_file(tmp_path, "mapper.yaml", "mapper:\n  optimization-metrics: [delay\n")
+    _assert_one_line_error(_invoke(tmp_path, "--mapper", str(mapper)), f"{mapper}: line 3: malformed YAML")
+    assert not (tmp_path / "out").exists()
+    _assert_one_line_error(_invoke(tmp_path, "--mapper", str(tmp_path / "none.yaml")), "none.yaml", "not found")
+
+
+def test_an_ert_that_is_not_an_ert_stops_the_run(tmp_path: Path):
+    ert = _bad_file(tmp_path, "ERT.yaml", "ERT:\n  version: 0.3\n  tables:\n    - name: System.DRAM\n      actions:\n"
+                                          "        - {name: read, energy: fast}\n")
+    _assert_one_line_error(_invoke(tmp_path, "--ert", str(ert)), f"{ert}: ERT.tables[0].actions[0].energy")
+    assert not (tmp_path / "out").exists()
 
 
 def test_non_positive_layer_dimension(tmp_path: Path):
@@ -119,7 +196,8 @@ def test_failed_entries_exit_1_and_say_so(tmp_path: Path, monkeypatch: pytest.Mo
     r = _invoke(tmp_path, "--variants", "SLC")
     assert r.exit_code == 1
     assert "1 failed" in r.stderr and "run the same command again to retry them" in r.stderr
-    assert "layer 4 (AlexNet_layer04), variant SLC, tile 13x13: failed: evaluator failed: RuntimeError" in r.stderr
+    assert "  failed, 1 entry: evaluator failed: RuntimeError" in r.stderr
+    assert "\n    layer 4 (AlexNet_layer04), variant SLC, tile 13x13\n" in r.stderr
     table = read_tables(tmp_path / "out" / "costs.csv")
     assert (3, Variant.SLC, 13, 13) in table.infeasible and len(table) == 107
 

@@ -76,37 +76,6 @@ def test_tagged_documents_are_written_back_with_their_tags(tmp_path: Path):
     assert isinstance(back["architecture"]["nodes"][0], Tagged)
 
 
-def _ert_without(tmp_path: Path, component: str, action: str | None) -> Path:
-    doc = yaml.safe_load(ERT.read_text())
-    tables = doc["ERT"]["tables"]
-    if action is None:
-        doc["ERT"]["tables"] = [t for t in tables if component_name(t["name"]) != component]
-    else:
-        for t in tables:
-            if component_name(t["name"]) == component:
-                t["actions"] = [a for a in t["actions"] if a["name"] != action]
-    p = tmp_path / "ERT.yaml"
-    p.write_text(yaml.safe_dump(doc))
-    return p
-
-
-@pytest.mark.parametrize(
-    "component, action, field, words",
-    [
-        ("GlobalBuffer", "write", "ERT.tables[System.ws.GlobalBuffer].actions", "no fill action for storage level GlobalBuffer"),
-        ("PEWeightBuffer", "read", "ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions", "no read action"),
-        ("LMAC", "compute", "ERT.tables[System.ws.PE[0..15].LMAC[0..63]].actions", "no compute action"),
-        ("GlobalBuffer", None, "ERT.tables[System.ws.GlobalBuffer]", "no entry for storage level GlobalBuffer"),
-    ],
-)
-def test_missing_ert_action_is_an_input_error(tmp_path: Path, component, action, field, words):
-    ert = _ert_without(tmp_path, component, action)
-    with pytest.raises(InputError) as err:
-        load_inputs(ARCH, ert=ert)
-    assert err.value.field == field and words in err.value.message
-    assert str(err.value).startswith(str(ert))
-
-
 @pytest.mark.parametrize(
     "which, text, field",
     [

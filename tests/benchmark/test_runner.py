@@ -114,8 +114,18 @@ def test_infeasible_and_failed_entries(setup, monkeypatch: pytest.MonkeyPatch):
         res = run_benchmark(jobs, make(inputs), cache, out_dir=tmp / "out", batch_size=5)
     s = res.summary
     assert s.infeasible == 2 * 3 * 7 and s.failed == 1
-    assert "layer 2 (c2), variant WCC, tile 1x1: infeasible: 576 weight words do not fit 300 on chip" in s.messages
-    assert any(m.startswith("layer 1 (c1), variant LBLC, tile 2x2: failed: evaluator failed: RuntimeError: fake crash") for m in s.messages)
+    # grouped by cause: c2 and c3 share their dimensions (and so their entries), c1 fits
+    assert len(s.causes[("infeasible", "576 weight words do not fit 300 on chip")]) == 42
+    assert "layer 2 (c2), variant WCC, tile 1x1" in s.causes[("infeasible", "576 weight words do not fit 300 on chip")]
+    ((status, reason), entries), = [(k, e) for k, e in s.causes.items() if k[0] == "failed"]
+    assert reason.startswith("evaluator failed: RuntimeError: fake crash") and entries == ["layer 1 (c1), variant LBLC, tile 2x2"]
+    text = s.text().splitlines()
+    assert len(text) == 5  # counts, then the failed cause and the infeasible one, each with its entries
+    assert text[1].startswith("  failed, 1 entry: evaluator failed: RuntimeError: fake crash")
+    assert text[2] == "    layer 1 (c1), variant LBLC, tile 2x2"
+    assert text[3] == "  infeasible, 42 entries: 576 weight words do not fit 300 on chip"
+    assert text[4] == ("    e.g. layer 2 (c2), variant WCC, tile 1x1; layer 2 (c2), variant WCC, tile 2x2; "
+                       "layer 2 (c2), variant WCC, tile 3x3; ... (39 more)")
     # the rest of the crashing job's batch was still computed
     assert res.outcomes[(0, Variant.LBLC, 3, 3)].status == "ok"
     rows = list(csv.DictReader((tmp / "out" / "costs.csv").open()))
@@ -150,14 +160,14 @@ def test_closing_the_stream_terminates_the_workers(setup):
     net, inputs, _ = setup
     jobs = enumerate_jobs(net, "square", variants=["SLC"])
     backend = FakeBackend(inputs_digest={v.value: inputs.content(v) for v in VARIANTS}, delay_s=1.0)
-    # worker A: one job (1 s); worker B: three jobs (3 s), still busy when A's result arrives
-    stream = LocalExecutor(2).run(backend, [jobs[:1], jobs[1:4]])
+    # worker A: one job (1 s); worker B: twenty jobs (20 s), still busy when A's result arrives
+    stream = LocalExecutor(2).run(backend, [jobs[:1], jobs[1:21]])
     index, outcomes = next(stream)
     assert index == 0 and outcomes[0].status == "ok" and len(multiprocessing.active_children()) == 2
     stream.close()  # what an exception or Ctrl-C in the consumer does
-    # B is gone long before its batch could have finished (the pool's own thread may reap it first, so
-    # the state can lag for a moment)
-    deadline = time.monotonic() + 1.0
+    # B is gone long before its batch (20 jobs x 1 s) could have finished (the pool's own thread may
+    # reap it first, so the state can lag; a loaded machine may take a while: poll up to 15 s)
+    deadline = time.monotonic() + 15.0
     while multiprocessing.active_children() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert multiprocessing.active_children() == []

@@ -258,3 +258,25 @@ def test_cli_with_the_timeloop_backend(stand_in: Path, tmp_path: Path):
     assert table.get(0, Variant.WCC, 2, 2).energy_uJ == pytest.approx(1359.28627934)  # the replayed run
     r = CliRunner().invoke(main, args)
     assert "0 computed, 4 from cache" in r.stderr and len(_calls(stand_in)) == 4
+
+
+def test_missing_ert_actions_and_unusable_mapper_settings(stand_in: Path, tmp_path: Path):
+    net = load_problem_folder(WORKLOAD)
+    job = make_job(net, 1, Variant.SLC, 27, 27)
+    doc = yaml.safe_load(ERT.read_text())
+    # the replayed SLC mapping reads and updates DRAM: an ERT without DRAM makes it infeasible, with the cause
+    doc["ERT"]["tables"] = [t for t in doc["ERT"]["tables"] if t["name"] != "System.DRAM"]
+    ert = tmp_path / "ERT.yaml"
+    ert.write_text(yaml.safe_dump(doc))
+    (outcome,) = make_timeloop_backend(load_inputs(ARCH, constraints=CONSTRAINTS, ert=ert)).evaluator().evaluate([job])
+    assert outcome.status == "infeasible"
+    assert outcome.reason == f"its mapping needs an action the energy table lacks: {ert}: ERT.tables[System.DRAM]: no entry for storage level DRAM"
+    assert len(_calls(stand_in)) == 1  # Timeloop ran; its mapping is what needs DRAM
+
+    mapper = tmp_path / "mapper.yaml"
+    mapper.write_text("mapper:\n  optimization-metrics: [cycles]\n")
+    backend = make_timeloop_backend(load_inputs(ARCH, constraints=CONSTRAINTS, mapper=mapper))
+    assert backend.fingerprint(Variant.SLC)
+    (outcome,) = backend.evaluator().evaluate([job])
+    assert outcome.status == "infeasible" and outcome.reason.startswith(f"unusable mapper settings: {mapper}: mapper.optimization-metrics")
+    assert len(_calls(stand_in)) == 1  # not run: Timeloop would reject the file

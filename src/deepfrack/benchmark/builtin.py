@@ -5,8 +5,10 @@ Per worker process, one :class:`~deepfrack.cost.mapper.LayerMapper` per layer pr
 job: all residency variants of a tile in one search (their constraint sets differ only in what DRAM
 keeps), warm-started from a fixed ladder of square tiles, memoized, so the other variants' jobs of a
 tile cost nothing more. Energy per action from ``--ert`` (an Accelergy ERT) or, without one, the
-built-in 45 nm table (``deepfrack.arch.builtin_energy_table``). The objective is ``--mapper``'s
-``optimization-metrics`` (default [energy, delay]); the CLI notes the Timeloop-only options it ignores.
+built-in 45 nm table (``deepfrack.arch.builtin_energy_table``); actions the table lacks make infeasible
+exactly the entries whose mapping performs one (``energy_gaps``). The objective is ``--mapper``'s
+``optimization-metrics`` (default [energy, delay]); the CLI notes the Timeloop-only options it ignores;
+a mapper.yaml whose settings are unusable makes every entry infeasible, with the cause.
 
 Variants: the original's folder of seven constraint files (plus shared mapspace files), or the
 variants made from one constraint set (or the architecture's own) by changing only DRAM's keep
@@ -23,12 +25,15 @@ from pathlib import Path
 
 from deepfrack.arch import builtin_energy_table, load_constraints, variant_constraints
 from deepfrack.arch.spec import Constraints
+from deepfrack.benchmark import energy_gaps
 from deepfrack.benchmark.cache import content_hash
 from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
+from deepfrack.benchmark.mapper_config import DEFAULT_METRICS
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.provenance import code_digest
 from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
+from deepfrack.cost.model_io import default_rules
 from deepfrack.cost.variants import Variant
 from deepfrack.errors import DeepfrackError
 from deepfrack.workload.layer import Layer
@@ -76,7 +81,8 @@ class BuiltinBackend:
 
 def make_builtin_backend(inputs: BenchmarkInputs, seed: int = 0) -> BuiltinBackend:
     """The built-in backend for these inputs (they are checked when read)."""
-    Objective.parse(inputs.mapper.optimization_metrics)  # every metric known
+    if inputs.mapper.error is None:
+        Objective.parse(inputs.mapper.optimization_metrics)  # every metric known
     return BuiltinBackend(inputs=inputs, seed=seed)
 
 
@@ -90,7 +96,13 @@ class BuiltinEvaluator:
     def __post_init__(self) -> None:
         inputs = self.backend.inputs
         arch = inputs.architecture
-        self.energy = inputs.energy_table if inputs.energy_table is not None else builtin_energy_table(arch)
+        energy = inputs.energy_table if inputs.energy_table is not None else builtin_energy_table(arch)
+        rules = default_rules(arch)
+        # actions the table lacks: 0 pJ placeholders for the search, then the entries whose mapping
+        # performs one are infeasible (energy_gaps)
+        self.gaps = energy_gaps.missing_actions(energy, arch, rules, inputs.ert.path if inputs.ert is not None else None)
+        self.energy = energy_gaps.complete(energy, self.gaps, rules)
+        self.broken = f"unusable mapper settings: {inputs.mapper.error}" if inputs.mapper.error else None
         shared = [Path(c.path) for c in inputs.constraints]
         self.sets: dict[str, Constraints] = {}
         self.unavailable: dict[str, str] = {}
@@ -104,7 +116,8 @@ class BuiltinEvaluator:
                     self.sets[v.value] = variant_constraints(base, arch, v)
                 except DeepfrackError as exc:
                     self.unavailable[v.value] = str(exc)
-        self.options = MapperOptions(objective=Objective.parse(inputs.mapper.optimization_metrics), seed=self.backend.seed)
+        metrics = inputs.mapper.optimization_metrics if self.broken is None else DEFAULT_METRICS
+        self.options = MapperOptions(objective=Objective.parse(metrics), seed=self.backend.seed, rules=rules)
 
     def _mapper(self, layer: Layer) -> LayerMapper:
         key = dataclasses.replace(layer, name="", P=1, Q=1, pad=(0, 0, 0, 0))
@@ -117,6 +130,9 @@ class BuiltinEvaluator:
         out: list[Outcome] = []
         for job in jobs:
             v = job.variant.value
+            if self.broken is not None:
+                out.append(Outcome.infeasible(self.broken))
+                continue
             if v in self.unavailable:
                 out.append(Outcome.infeasible(self.unavailable[v]))
                 continue
@@ -125,13 +141,15 @@ class BuiltinEvaluator:
                 continue
             try:
                 res = self._mapper(job.layer).map(job.tile_h, job.tile_w)[v]
-            except DeepfrackError as exc:  # e.g. a missing ERT action: this entry, not the run
-                out.append(Outcome.infeasible(f"{job.describe()}: {exc}"))
+            except DeepfrackError as exc:  # bad input that concerns this entry (e.g. a layer kind): not the run
+                out.append(Outcome.infeasible(str(exc)))
                 continue
-            if res.ok:
-                out.append(Outcome.ok(res.to_record()))
-            else:
+            if not res.ok:
                 out.append(Outcome.infeasible(res.reason))
+                continue
+            record = res.to_record()
+            used = energy_gaps.needed(record, self.gaps)
+            out.append(Outcome.infeasible(energy_gaps.reason(used)) if used else Outcome.ok(record))
         return out
 
 

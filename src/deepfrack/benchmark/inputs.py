@@ -1,9 +1,11 @@
 """The files a benchmark reads besides the workload, read and checked once, before any work starts.
 
-Every file is checked with ``deepfrack.arch``'s parsers (architecture, constraints against it, ERT actions)
-and kept twice: parsed into deepfrack's dataclasses (``architecture``, ``energy_table``) for the built-in
-mapper, and as parsed YAML (``SourceFile``) for the Timeloop backend, which writes it back out for
-``timeloop-mapper``; cache keys hash content (not paths or formatting).
+Every file is checked with ``deepfrack.arch``'s parsers (architecture, constraints against it, the
+ERT's format) and kept twice: parsed into deepfrack's dataclasses (``architecture``, ``energy_table``)
+for the built-in mapper, and as parsed YAML (``SourceFile``) for the Timeloop backend, which writes it
+back out for ``timeloop-mapper``; cache keys hash content (not paths or formatting). The actions an
+ERT lacks and a mapper.yaml's unusable settings are not errors here: the backends record the entries
+they make uncostable as infeasible, with the cause (docs/benchmark.md, "Bad input").
 
 Constraints (``--constraints DIR-or-FILE``):
 
@@ -31,7 +33,7 @@ from deepfrack.arch import (
 )
 from deepfrack.arch.yamlio import load_yaml
 from deepfrack.benchmark.cache import content_hash, to_plain
-from deepfrack.benchmark.mapper_config import MapperSettings, load_mapper_settings
+from deepfrack.benchmark.mapper_config import MapperSettings, settings_from_doc
 from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
 from deepfrack.files import yaml_files
@@ -132,7 +134,11 @@ def load_inputs(
     variants: Iterable[Variant] = VARIANTS,
 ) -> BenchmarkInputs:
     """Read and check the benchmark's inputs (module docstring); InputError naming the file and field
-    on the first problem, before anything is computed or written.
+    on the first file that cannot be read or parsed (missing, bad YAML, not an architecture / ERT,
+    constraints that do not fit the architecture), before anything is computed or written. A
+    mapper.yaml whose settings are unusable is kept with ``mapper.error`` set, and an ERT that lacks
+    actions as it is (``deepfrack.benchmark.energy_gaps``): the backends record the entries they make
+    uncostable as infeasible, with the cause.
 
     ``components``: a folder of component-class YAMLs; when None, ``<arch folder>/components`` is used
     if it exists (the original's layout).
@@ -177,13 +183,17 @@ def load_inputs(
         if not per_variant:
             check_constraints(architecture, load_constraints(*shared_paths))
 
-    settings = load_mapper_settings(mapper)
-    mapper_src = SourceFile(str(mapper), load_yaml(mapper)) if mapper is not None else None
+    # a mapper.yaml or ERT that parses is taken as it is: unusable settings, and actions the ERT lacks,
+    # make entries infeasible (every entry, or those whose mapping needs the action), with the cause
+    settings, mapper_src = MapperSettings(), None
+    if mapper is not None:
+        mapper_src = SourceFile(str(mapper), load_yaml(mapper))
+        settings = settings_from_doc(mapper_src.doc, mapper)
 
     ert_src, energy = None, None
     if ert is not None:
         ert_src = SourceFile(str(ert), load_yaml(ert))
-        energy = load_ert(ert, architecture)  # every action the model charges is there
+        energy = load_ert(ert)  # InputError when it is not an ERT or an energy is not a number
 
     return BenchmarkInputs(
         architecture=architecture,

@@ -37,11 +37,15 @@ _ALGORITHMS = {"random-pruned", "random", "exhaustive", "linear-pruned", "hybrid
 @dataclass(frozen=True)
 class MapperSettings:
     """optimization_metrics: lexicographic objective, first metric first. options: every other key of the
-    file, as read (Timeloop search options). source: the file, when one was given."""
+    file, as read (Timeloop search options). source: the file, when one was given. error: when the file
+    parsed as YAML but its settings are unusable (``settings_from_doc``), why -- one line naming the file
+    and key; a benchmark then records every entry as infeasible with it (the metrics and options are the
+    defaults then, and mean nothing)."""
 
     optimization_metrics: tuple[str, ...] = DEFAULT_METRICS
     options: Mapping[str, Any] = field(default_factory=dict)
     source: str | None = None
+    error: str | None = None
 
     @property
     def ignored(self) -> tuple[str, ...]:
@@ -106,11 +110,25 @@ def parse_mapper_doc(doc: Any, path: str | Path | None = None) -> MapperSettings
     return MapperSettings(metrics, options, str(path) if path is not None else None)
 
 
-def load_mapper_settings(path: str | Path | None) -> MapperSettings:
-    """Settings from a mapper.yaml file, or the defaults when ``path`` is None."""
-    if path is None:
-        return MapperSettings()
-    doc = read_yaml(path)
+def _parse_file_doc(doc: Any, path: str | Path) -> MapperSettings:
     if doc is None:
         raise InputError(path, None, "empty file; expected mapper: {optimization-metrics: [...], ...}")
     return parse_mapper_doc(doc, path)
+
+
+def load_mapper_settings(path: str | Path | None) -> MapperSettings:
+    """Settings from a mapper.yaml file, or the defaults when ``path`` is None. InputError on a file
+    that cannot be read or parsed, and on unusable settings."""
+    if path is None:
+        return MapperSettings()
+    return _parse_file_doc(read_yaml(path), path)
+
+
+def settings_from_doc(doc: Any, path: str | Path) -> MapperSettings:
+    """Settings from a mapper.yaml already parsed as YAML; unusable settings (an unknown metric, a
+    wrongly typed option, an empty file) give ``MapperSettings(error=...)`` instead of an InputError,
+    so that a benchmark records its entries as infeasible with the cause rather than stopping."""
+    try:
+        return _parse_file_doc(doc, path)
+    except InputError as exc:
+        return MapperSettings(source=str(path), error=str(exc))

@@ -53,8 +53,9 @@ MAX_AUTO_BATCH = 64
 class BenchmarkSummary:
     """entries: jobs asked for. unique: distinct cache keys among them. computed / from_cache: keys
     computed in this run / found in the cache. infeasible: entries with no valid mapping. failed: entries
-    whose evaluator failed (not cached; a re-run retries them). messages: one line per infeasible or
-    failed entry, naming it and the cause."""
+    whose evaluator failed (not cached; a re-run retries them). causes: the infeasible and failed entries
+    grouped by cause, ``{(status, reason): [entry, ...]}`` with each entry named as ``Job.describe`` does
+    (``layer 2 (conv2), variant WCC, tile 27x27``), in job order."""
 
     entries: int = 0
     unique: int = 0
@@ -65,19 +66,28 @@ class BenchmarkSummary:
     elapsed_s: float = 0.0
     backend: str = ""
     workers: int = 1
-    messages: list[str] = field(default_factory=list)
+    causes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     outputs: list[Path] = field(default_factory=list)
 
-    def text(self, max_messages: int = 10) -> str:
+    def text(self, max_causes: int = 10, examples: int = 3) -> str:
+        """The counts, then each cause once with how many entries it concerns and a few of them (failed
+        causes first, then by number of entries): a run with thousands of infeasible entries stays a
+        few lines. mappings.jsonl has every entry's reason."""
         lines = [
             f"benchmark ({self.backend}, {self.workers} worker{'s' if self.workers != 1 else ''}): "
             f"{self.entries} entries ({self.unique} distinct): {self.computed} computed, {self.from_cache} from cache, "
             f"{self.infeasible} infeasible, {self.failed} failed; {self.elapsed_s:.1f} s"
         ]
-        for m in self.messages[:max_messages]:
-            lines.append(f"  {m}")
-        if len(self.messages) > max_messages:
-            lines.append(f"  ... and {len(self.messages) - max_messages} more (see mappings.jsonl)")
+        ranked = sorted(self.causes.items(), key=lambda kv: (kv[0][0] != "failed", -len(kv[1])))
+        for (status, reason), entries in ranked[:max_causes]:
+            n = len(entries)
+            lines.append(f"  {status}, {n} entr{'y' if n == 1 else 'ies'}: {reason}")
+            more = f"; ... ({n - examples} more)" if n > examples else ""
+            lines.append(f"    {'e.g. ' if n > examples else ''}{'; '.join(entries[:examples])}{more}")
+        if len(ranked) > max_causes:
+            rest = ranked[max_causes:]
+            n = sum(len(e) for _, e in rest)
+            lines.append(f"  ... and {len(rest)} more causes ({n} entries): see the reasons in mappings.jsonl")
         return "\n".join(lines)
 
 
@@ -166,10 +176,10 @@ def run_benchmark(
         outcomes[job.key] = o
         if o.status == "infeasible":
             summary.infeasible += 1
-            summary.messages.append(f"{job.describe()}: infeasible: {o.reason}")
+            summary.causes.setdefault(("infeasible", o.reason), []).append(job.describe())
         elif o.status == "error":
             summary.failed += 1
-            summary.messages.append(f"{job.describe()}: failed: {o.reason}")
+            summary.causes.setdefault(("failed", o.reason), []).append(job.describe())
     table = table_from_outcomes(jobs, outcomes)
     if out_dir is not None:
         summary.outputs = write_outputs(out_dir, jobs, outcomes, table)

@@ -30,12 +30,14 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 from deepfrack.arch.yamlio import Tagged
+from deepfrack.benchmark import energy_gaps
 from deepfrack.benchmark.backend import BackendUnavailable
 from deepfrack.benchmark.cache import content_hash
 from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.provenance import code_digest
+from deepfrack.cost.model_io import default_rules
 from deepfrack.cost.table import CostRecord
 from deepfrack.cost.variants import TENSORS, Variant
 from deepfrack.errors import InputError
@@ -598,7 +600,7 @@ class TimeloopBackend:
                 "binary": self.binary_sha256,
                 "code": self.code,
                 "inputs": self.inputs.content(variant),
-                "mapper_doc": mapper_doc(self.inputs),
+                "mapper_doc": mapper_doc(self.inputs) if self.inputs.mapper.error is None else None,
             }
         )
 
@@ -630,11 +632,27 @@ class TimeloopEvaluator:
 
     def __init__(self, backend: TimeloopBackend):
         self.backend = backend
+        inputs = backend.inputs
+        self.broken = f"unusable mapper settings: {inputs.mapper.error}" if inputs.mapper.error else None
+        self.gaps: tuple[energy_gaps.MissingAction, ...] = ()
+        if inputs.energy_table is not None and inputs.ert is not None:
+            rules = default_rules(inputs.architecture)
+            self.gaps = energy_gaps.missing_actions(inputs.energy_table, inputs.architecture, rules, inputs.ert.path)
 
     def evaluate(self, jobs: Sequence[Job]) -> list[Outcome]:
         return [self._one(job) for job in jobs]
 
     def _one(self, job: Job) -> Outcome:
+        if self.broken is not None:
+            return Outcome.infeasible(self.broken)
+        outcome = self._run(job)
+        if outcome.record is not None:  # the ERT lacks an action that Timeloop's mapping performs
+            used = energy_gaps.needed(outcome.record, self.gaps)
+            if used:
+                return Outcome.infeasible(energy_gaps.reason(used))
+        return outcome
+
+    def _run(self, job: Job) -> Outcome:
         if job.layer.kind not in ("conv", "fc") or job.layer.groups != 1:
             return Outcome.infeasible(
                 f"the Timeloop backend models conv and fc layers (Timeloop's CNN-layer problem); this is a "
