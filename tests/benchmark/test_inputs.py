@@ -3,7 +3,6 @@ from pathlib import Path
 import pytest
 import yaml
 
-from deepfrack.arch.ert import component_name
 from deepfrack.arch.yamlio import Tagged, load_yaml
 from deepfrack.benchmark.inputs import SourceFile, load_inputs
 from deepfrack.cost.variants import VARIANTS, Variant

@@ -117,7 +117,7 @@ def test_infeasible_and_failed_entries(setup, monkeypatch: pytest.MonkeyPatch):
     # grouped by cause: c2 and c3 share their dimensions (and so their entries), c1 fits
     assert len(s.causes[("infeasible", "576 weight words do not fit 300 on chip")]) == 42
     assert "layer 2 (c2), variant WCC, tile 1x1" in s.causes[("infeasible", "576 weight words do not fit 300 on chip")]
-    ((status, reason), entries), = [(k, e) for k, e in s.causes.items() if k[0] == "failed"]
+    ((_, reason), entries), = [(k, e) for k, e in s.causes.items() if k[0] == "failed"]
     assert reason.startswith("evaluator failed: RuntimeError: fake crash") and entries == ["layer 1 (c1), variant LBLC, tile 2x2"]
     text = s.text().splitlines()
     assert len(text) == 5  # counts, then the failed cause and the infeasible one, each with its entries

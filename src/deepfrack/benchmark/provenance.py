@@ -100,7 +100,7 @@ def _closure(roots: Iterable[str]) -> dict[str, types.CodeType]:
     return codes
 
 
-def _hash_code(h: "hashlib._Hash", code: types.CodeType) -> None:
+def _hash_code(h: hashlib._Hash, code: types.CodeType) -> None:
     """What a code object does: its bytecode, names and constants (nested code recursively); not its
     line numbers, so comments and layout do not count."""
     h.update(code.co_code)
