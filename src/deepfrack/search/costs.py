@@ -68,14 +68,14 @@ class CostGrids:
 
 
 def missing_error(network: Network, table: CostTable, layer: int, variant: Variant, shape: tuple[int, int],
-                  rule: str) -> MissingCostError:
+                  rule: str | None) -> MissingCostError:
     """The MissingCostError for one absent entry, with a hint for square-only tables and infeasible shapes."""
     hint = ""
     if (layer, variant, shape[0], shape[1]) in table.infeasible:
         hint = INFEASIBLE_HINT
     elif table.square_only and shape[0] != shape[1] and rule == "exact":
         hint = SQUARE_ONLY_HINT
-    return MissingCostError(layer, network.layers[layer].name, variant.value, shape, hint)
+    return MissingCostError(layer, network.layers[layer].name, variant.value, shape, hint, table.source)
 
 
 @dataclass(frozen=True)

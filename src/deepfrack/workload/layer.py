@@ -100,8 +100,8 @@ class Layer:
         nh, nw = self.min_input_plane
         return nh <= h < nh + self.Hstride and nw <= w < nw + self.Wstride
 
-    def summary(self) -> dict[str, int | str]:
-        """The fields listed for each layer in schedule.json."""
+    def summary(self) -> dict[str, object]:
+        """Every field of the layer, as listed for each layer in schedule.json."""
         return {
             "name": self.name,
             "type": self.kind,
@@ -111,9 +111,14 @@ class Layer:
             "S": self.S,
             "P": self.P,
             "Q": self.Q,
+            "N": self.N,
             "Wstride": self.Wstride,
             "Hstride": self.Hstride,
+            "Wdilation": self.Wdilation,
+            "Hdilation": self.Hdilation,
             "pad": list(self.pad),
+            "groups": self.groups,
+            "pool": self.pool,
         }
 
 
