@@ -37,8 +37,8 @@ from typing import Any, Callable, Mapping
 
 from deepfrack.arch.constraints import DIMS, TENSORS, parse_target
 from deepfrack.arch.spec import (
-    ArithmeticLevel,
     Architecture,
+    ArithmeticLevel,
     ComponentClass,
     Constraints,
     FactorBound,

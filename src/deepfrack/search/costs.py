@@ -9,23 +9,16 @@ from typing import Literal
 import numpy as np
 
 from deepfrack.arch.capacity import CapacitySpec
-from deepfrack.cost.table import CostRecord, CostTable
+from deepfrack.cost.table import CostTable
 from deepfrack.cost.variants import Variant
 from deepfrack.errors import MissingCostError
-from deepfrack.workload.layer import Network
+from deepfrack.workload.layer import TENSORS, Network
 
 Metric = Literal["energy", "cycles"]
 OBJECTIVES: tuple[str, ...] = ("energy", "cycles")
 
 SQUARE_ONLY_HINT = "those tables hold only square tiles; use --receptive-field legacy or deepfrack benchmark"
 INFEASIBLE_HINT = "the benchmark found no valid mapping for it"
-
-
-def record_value(record: CostRecord, metric: Metric) -> float:
-    """Energy in pJ or cycles of a record (NaN when the record has no cycles)."""
-    if metric == "energy":
-        return record.energy_pJ
-    return math.nan if record.cycles is None else float(record.cycles)
 
 
 class CostGrids:
@@ -94,7 +87,6 @@ class LevelUse:
         return (lay.N * lay.C if self.inputs else 0, lay.N * lay.M if self.outputs else 0)
 
 
-TENSOR_NAMES: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
 
 
 def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
@@ -113,7 +105,7 @@ def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
             name, float(words),
             homes.get("Weights") == name, homes.get("Inputs") == name, homes.get("Outputs") == name,
         ))
-    for tensor in TENSOR_NAMES:
+    for tensor in TENSORS:
         if homes.get(tensor) is None:
             out.append(LevelUse(f"(no on-chip level keeps {tensor})", 0.0,
                                 tensor == "Weights", tensor == "Inputs", tensor == "Outputs"))

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from deepfrack.errors import InputError
-from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
 from deepfrack.files import read_yaml
+from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
 
 _DIMS = ("C", "M", "R", "S", "N", "P", "Q")
 _COEFFS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
