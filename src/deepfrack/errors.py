@@ -36,16 +36,20 @@ class ScheduleError(DeepfrackError):
 
 
 class MissingCostError(DeepfrackError):
-    """A cost table lacks the entry (layer, variant, shape) that a computation needs."""
+    """A cost table lacks the entry (layer, variant, shape) that a computation needs. ``source`` names the
+    table's file when known."""
 
-    def __init__(self, layer: int, layer_name: str, variant: str, shape: tuple[int, int], hint: str = ""):
+    def __init__(self, layer: int, layer_name: str, variant: str, shape: tuple[int, int], hint: str = "",
+                 source: str | None = None):
         self.layer = layer
         self.variant = variant
         self.shape = shape
         msg = (
-            f"cost table has no entry for layer {layer} ({layer_name}), variant {variant}, "
-            f"tile {shape[0]}x{shape[1]} (h x w)"
+            f"no cost entry for layer {layer} ({layer_name}), variant {variant}, tile {shape[0]}x{shape[1]} (h x w) "
+            f"[layer {layer + 1} in the table files' 1-based numbering]"
         )
+        if source:
+            msg = f"{source}: {msg}"
         if hint:
             msg += f"; {hint}"
         super().__init__(msg)

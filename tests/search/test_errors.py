@@ -104,7 +104,8 @@ def test_missing_entry_names_layer_variant_and_shape(net, table):
     evaluate(net, table, [StackSpec(0, 2, (2, 3), (0,))])  # conv2 not cached: EWCC not needed
     with pytest.raises(MissingCostError) as e:
         evaluate(net, table, [StackSpec(0, 2, (2, 3), (0, 2))])
-    assert "layer 2 (conv2), variant EWCC, tile 2x3 (h x w)" in _err(e)
+    assert _err(e).startswith(f"{table.source}: no cost entry for layer 2 (conv2), variant EWCC, tile 2x3 (h x w) "
+                              "[layer 3 in the table files' 1-based numbering]")
     assert (e.value.layer, e.value.variant, e.value.shape) == (2, "EWCC", (2, 3))
 
 

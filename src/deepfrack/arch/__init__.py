@@ -20,8 +20,8 @@ from deepfrack.arch.parse import architecture_from_data, load_architecture
 from deepfrack.arch.residency import all_variant_constraints, load_variant_folder, variant_constraints
 from deepfrack.arch.spec import (
     ActionEnergy,
-    ArithmeticLevel,
     Architecture,
+    ArithmeticLevel,
     ComponentClass,
     Constraints,
     EnergyTable,

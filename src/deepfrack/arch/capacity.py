@@ -22,9 +22,6 @@ class CapacitySpec:
     home: Mapping[str, str]
     words: Mapping[str, int]
 
-    def as_dict(self) -> dict[str, int]:
-        return dict(self.words)
-
     def capacity_of(self, tensor: str) -> int:
         """Words available to ``tensor`` at its home level (0 when it has none)."""
         level = self.home.get(tensor)

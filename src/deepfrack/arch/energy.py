@@ -38,7 +38,7 @@ import math
 import re
 from typing import Any, Mapping
 
-from deepfrack.arch.spec import ActionEnergy, ArithmeticLevel, Architecture, EnergyTable, StorageLevel
+from deepfrack.arch.spec import ActionEnergy, Architecture, ArithmeticLevel, EnergyTable, StorageLevel
 from deepfrack.errors import InputError
 
 #: Horowitz ISSCC 2014, 45 nm: SRAM capacity in bytes -> pJ per 64-bit access

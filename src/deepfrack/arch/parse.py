@@ -37,8 +37,8 @@ from typing import Any, Callable, Mapping
 
 from deepfrack.arch.constraints import DIMS, TENSORS, parse_target
 from deepfrack.arch.spec import (
-    ArithmeticLevel,
     Architecture,
+    ArithmeticLevel,
     ComponentClass,
     Constraints,
     FactorBound,
@@ -173,6 +173,8 @@ class _Attrs:
             x = _number(v, self.symbols)
         except (ValueError, TypeError, ZeroDivisionError, SyntaxError):
             raise InputError(self.path, f"{self.field}.attributes.{k}", f"expected a number, got {v!r}") from None
+        if not math.isfinite(x):
+            raise InputError(self.path, f"{self.field}.attributes.{k}", f"expected a finite number, got {v!r}")
         if integer:
             if int(x) != x:
                 raise InputError(self.path, f"{self.field}.attributes.{k}", f"expected an integer, got {v!r}")

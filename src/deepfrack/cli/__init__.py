@@ -6,6 +6,7 @@ files. Every DeepfrackError becomes one line on stderr and exit code 2 (no trace
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 
@@ -16,18 +17,32 @@ from deepfrack.errors import DeepfrackError
 
 
 class _Group(click.Group):
-    """Turns DeepfrackError into a one-line message and exit code 2."""
+    """Runs a command with warnings shown as one line each, and turns a usage error, a DeepfrackError (bad
+    input) or an OSError (a file that cannot be read or written) into a one-line message and exit code 2."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
-        try:
-            return super().invoke(ctx)
-        except DeepfrackError as exc:
-            click.echo(f"deepfrack: error: {exc}", err=True)
-            ctx.exit(2)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            try:
+                return super().invoke(ctx)
+            except click.UsageError as exc:  # a sub-command's options: one line too, with where to look
+                path = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+                click.echo(f"deepfrack: error: {exc.format_message()} (see '{path} --help')", err=True)
+                ctx.exit(2)
+            except DeepfrackError as exc:
+                click.echo(f"deepfrack: error: {exc}", err=True)
+                ctx.exit(2)
+            except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: end quietly
+                sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the exit flush does not fail again
+                ctx.exit(1)
+            except OSError as exc:
+                where = f"{exc.filename}: " if exc.filename else ""
+                click.echo(f"deepfrack: error: {where}{exc.strerror or exc}", err=True)
+                ctx.exit(2)
 
 
-def _format_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
-    return f"deepfrack: warning: {message}\n"
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    click.echo(f"deepfrack: warning: {message}", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -38,12 +53,12 @@ def main() -> None:
 
     \b
     Typical flow:
+      deepfrack run ...         all of it: benchmark what the search needs, then search
       deepfrack benchmark ...   cost tables for every layer, tile shape and residency variant
       deepfrack optimize ...    the best fused schedule from those tables
       deepfrack evaluate ...    cost and check a given schedule
       deepfrack model ...       Timeloop-equivalent energy and cycles of one mapping
     """
-    warnings.formatwarning = _format_warning
 
 
 def _register() -> None:

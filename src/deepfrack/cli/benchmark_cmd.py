@@ -16,6 +16,21 @@ from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs, needed_shapes
 from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
 from deepfrack.cli import main
+from deepfrack.cli.common import (
+    ARCH_REQUIRED,
+    BACKEND,
+    CACHE,
+    COMPONENTS,
+    CONSTRAINTS,
+    ERT,
+    JOBS,
+    MAPPER,
+    PROGRESS,
+    WORKLOAD,
+    check_out,
+    options,
+    out_option,
+)
 from deepfrack.cost.variants import VARIANTS, parse_variant
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Network
@@ -45,43 +60,26 @@ def _parse_variants(text: str | None):
 
 
 @main.command("benchmark")
-@click.option("--workload", "workload", required=True, type=click.Path(path_type=Path),
-              help="Network YAML, or a folder of Timeloop problem YAMLs (layers ordered by the last number in each name).")
-@click.option("--arch", "arch", required=True, type=click.Path(path_type=Path), help="Timeloop architecture YAML.")
-@click.option("--components", type=click.Path(path_type=Path),
-              help="Folder of Accelergy component classes [default: <arch folder>/components when it exists].")
-@click.option("--constraints", type=click.Path(path_type=Path),
-              help="Folder of the seven variant constraint files (+ shared mapspace files), or one constraints file.")
-@click.option("--mapper", "mapper", type=click.Path(path_type=Path),
-              help="Timeloop mapper.yaml (optimization-metrics is honored; search options go to Timeloop).")
-@click.option("--ert", type=click.Path(path_type=Path), help="Accelergy energy reference table (ERT.yaml).")
+@options(WORKLOAD, ARCH_REQUIRED, COMPONENTS, CONSTRAINTS, MAPPER, ERT)
 @click.option("--shapes", type=click.Choice(SHAPE_SETS), default="square", show_default=True,
               help="square: t x t tiles (+ the whole plane); all: every rectangle; needed: what the search asks for.")
 @click.option("--variants", "variants", metavar="LIST", help="Comma-separated variants [default: all seven].")
 @click.option("--max-stack-depth", type=click.IntRange(min=1), default=None,
               help="With --shapes needed: the deepest stack `optimize` will consider [default: unlimited].")
-@click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=None,
-              help="Worker processes [default: all cores].")
-@click.option("--backend", default="builtin", show_default=True,
-              help="builtin, timeloop (timeloop-mapper on PATH), or package.module:factory.")
-@click.option("--cache", "cache_path", type=click.Path(path_type=Path),
-              help="SQLite result cache [default: $DEEPFRACK_CACHE or ~/.cache/deepfrack/benchmark.sqlite].")
+@options(JOBS, BACKEND, CACHE)
 @click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Entries per batch [default: automatic].")
-@click.option("--progress/--no-progress", default=None, help="Progress bar [default: when stderr is a terminal].")
-@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
-              help="Output folder: <VARIANT>.json, costs.csv, mappings.jsonl.")
+@options(PROGRESS, out_option("<VARIANT>.json, costs.csv, mappings.jsonl"))
 def benchmark(
     workload: Path, arch: Path, components: Path | None, constraints: Path | None, mapper: Path | None,
     ert: Path | None, shapes: str, variants: str | None, max_stack_depth: int | None, n_jobs: int | None, backend: str,
-    cache_path: Path | None, batch_size: int | None, progress: bool | None, out_dir: Path,
+    cache_path: Path | None, batch_size: int | None, progress: bool | None, out: Path,
 ) -> None:
     """Cost every (layer, residency variant, tile shape): the tables `deepfrack optimize --tables` reads.
 
     Results are cached by content (architecture, energy table, constraints, layer, variant, shape,
     mapper settings): a re-run, or an interrupted run started again, reuses every finished entry.
     """
-    if out_dir.exists() and not out_dir.is_dir():
-        raise InputError(out_dir, None, "--out must be a folder")
+    check_out(out)
     with warnings.catch_warnings():
         if shapes != "needed":  # unchained layers matter to fusion, not to per-layer costs
             warnings.simplefilter("ignore", ChainWarning)
@@ -89,7 +87,7 @@ def benchmark(
     vs = _parse_variants(variants)
     inputs = load_inputs(arch, components, constraints, mapper, ert, vs)
     result = benchmark_tables(network, inputs, backend, shapes, max_stack_depth, n_jobs, cache_path, batch_size,
-                              progress, out_dir)
+                              progress, out)
     if result.summary.failed:
         sys.exit(1)
 

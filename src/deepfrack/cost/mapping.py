@@ -34,13 +34,12 @@ import numpy as np
 
 from deepfrack.arch.spec import Architecture
 from deepfrack.errors import InputError
-from deepfrack.workload.layer import Layer
+from deepfrack.workload.layer import TENSORS, Layer
 
 #: Timeloop's CNN-layer dimensions, in its dimension-ID order.
 DIMS: tuple[str, ...] = ("C", "M", "R", "S", "N", "P", "Q")
 DIM_INDEX: dict[str, int] = {d: i for i, d in enumerate(DIMS)}
 #: Timeloop's data-space order.
-TENSORS: tuple[str, str, str] = ("Weights", "Inputs", "Outputs")
 _TENSOR_ALIASES = {t.lower(): t for t in TENSORS}
 
 

@@ -115,7 +115,7 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
         classes.update(component_classes(d.data, d.path))
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
     if not arch_docs:
-        raise InputError(", ".join(map(str, paths)), "architecture", "no file defines an architecture")
+        raise InputError(None, "architecture", f"none of the {len(paths)} files given defines an architecture (a top-level 'architecture:' key)")
     if len(arch_docs) > 1:
         raise InputError(arch_docs[1].path, "architecture", f"a second architecture (the first is in {arch_docs[0].path})")
     ad = arch_docs[0]
@@ -126,11 +126,11 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
     arch = architecture_from_data(data, ad.path, classes)
     pd = _one(docs, "problem", "problem")
     if pd is None:
-        raise InputError(", ".join(map(str, paths)), "problem", "no file defines a problem")
+        raise InputError(None, "problem", f"none of the {len(paths)} files given defines a problem (a top-level 'problem:' key)")
     layer = layer_from_problem(pd.data, pd.path)
     md = _one(docs, "mapping", "mapping")
     if md is None:
-        raise InputError(", ".join(map(str, paths)), "mapping", "no file defines a mapping")
+        raise InputError(None, "mapping", f"none of the {len(paths)} files given defines a mapping (a top-level 'mapping:' key)")
     mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path)
     ed = _one(docs, "ERT", "ERT")
     if ed is not None:

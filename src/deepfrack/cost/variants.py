@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from enum import Enum
 
-TENSORS: tuple[str, str, str] = ("Weights", "Inputs", "Outputs")
+from deepfrack.workload.layer import TENSORS  # re-exported: deepfrack.cost.TENSORS
 
 
 class Variant(str, Enum):

@@ -5,14 +5,14 @@ Public API:
 * ``optimize(network, table, capacity=None, rule="exact", max_stack_depth=None, objective="energy",
   progress=None) -> (Schedule, SearchStats)``
 * ``evaluate(network, table, specs, capacity=None, rule="exact") -> Schedule``
-* ``layer_by_layer(network, table) -> Totals``
+* ``layer_by_layer(network, table) -> Totals``; ``layer_by_layer_records(network, table)`` (SLC per layer)
 * receptive fields: ``receptive_field``, ``stack_regions``; tilings: ``grid``, ``tile_size_candidates``;
   caching: ``solve_knapsack``.
 * ``required_shapes(network, max_stack_depth=None)``: the (layer, variant, h, w) entries ``optimize``
   may look up under the exact rule (what ``deepfrack benchmark --shapes needed`` costs).
 """
 
-from deepfrack.search.evaluate import evaluate, layer_by_layer
+from deepfrack.search.evaluate import evaluate, layer_by_layer, layer_by_layer_records
 from deepfrack.search.knapsack import solve_knapsack
 from deepfrack.search.optimize import optimize
 from deepfrack.search.receptive import RULES, receptive_field, stack_regions
@@ -22,6 +22,7 @@ from deepfrack.search.tiling import grid, square_candidates, tile_size_candidate
 
 __all__ = [
     "RULES", "Schedule", "SearchStats", "Stack", "StackLayer", "StackSpec", "Totals", "evaluate", "grid",
-    "layer_by_layer", "optimize", "receptive_field", "required_shapes", "solve_knapsack", "square_candidates", "stack_regions",
+    "layer_by_layer", "layer_by_layer_records", "optimize", "receptive_field", "required_shapes", "solve_knapsack",
+    "square_candidates", "stack_regions",
     "tile_size_candidates",
 ]

@@ -9,23 +9,16 @@ from typing import Literal
 import numpy as np
 
 from deepfrack.arch.capacity import CapacitySpec
-from deepfrack.cost.table import CostRecord, CostTable
+from deepfrack.cost.table import CostTable
 from deepfrack.cost.variants import Variant
 from deepfrack.errors import MissingCostError
-from deepfrack.workload.layer import Network
+from deepfrack.workload.layer import TENSORS, Network
 
 Metric = Literal["energy", "cycles"]
 OBJECTIVES: tuple[str, ...] = ("energy", "cycles")
 
 SQUARE_ONLY_HINT = "those tables hold only square tiles; use --receptive-field legacy or deepfrack benchmark"
 INFEASIBLE_HINT = "the benchmark found no valid mapping for it"
-
-
-def record_value(record: CostRecord, metric: Metric) -> float:
-    """Energy in pJ or cycles of a record (NaN when the record has no cycles)."""
-    if metric == "energy":
-        return record.energy_pJ
-    return math.nan if record.cycles is None else float(record.cycles)
 
 
 class CostGrids:
@@ -68,14 +61,14 @@ class CostGrids:
 
 
 def missing_error(network: Network, table: CostTable, layer: int, variant: Variant, shape: tuple[int, int],
-                  rule: str) -> MissingCostError:
+                  rule: str | None) -> MissingCostError:
     """The MissingCostError for one absent entry, with a hint for square-only tables and infeasible shapes."""
     hint = ""
     if (layer, variant, shape[0], shape[1]) in table.infeasible:
         hint = INFEASIBLE_HINT
     elif table.square_only and shape[0] != shape[1] and rule == "exact":
         hint = SQUARE_ONLY_HINT
-    return MissingCostError(layer, network.layers[layer].name, variant.value, shape, hint)
+    return MissingCostError(layer, network.layers[layer].name, variant.value, shape, hint, table.source)
 
 
 @dataclass(frozen=True)
@@ -94,7 +87,6 @@ class LevelUse:
         return (lay.N * lay.C if self.inputs else 0, lay.N * lay.M if self.outputs else 0)
 
 
-TENSOR_NAMES: tuple[str, ...] = ("Weights", "Inputs", "Outputs")
 
 
 def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
@@ -113,7 +105,7 @@ def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
             name, float(words),
             homes.get("Weights") == name, homes.get("Inputs") == name, homes.get("Outputs") == name,
         ))
-    for tensor in TENSOR_NAMES:
+    for tensor in TENSORS:
         if homes.get(tensor) is None:
             out.append(LevelUse(f"(no on-chip level keeps {tensor})", 0.0,
                                 tensor == "Weights", tensor == "Inputs", tensor == "Outputs"))

@@ -23,23 +23,28 @@ from deepfrack.search.schedule import Schedule, Stack, StackLayer, StackSpec, To
 from deepfrack.workload.layer import Network
 
 
-def layer_by_layer(network: Network, table: CostTable) -> Totals:
-    """Every layer alone, SLC on its whole plane (DESIGN.md 3.8). MissingCostError when an SLC entry is absent."""
-    energy, cycles, macs = 0.0, 0.0, 0
-    for i, layer in enumerate(network.layers):
-        rec = _slc_record(network, table, i)
-        energy += rec.energy_pJ
-        cycles = None if cycles is None or rec.cycles is None else cycles + rec.cycles
-        macs += layer.macs
-    return Totals(energy, cycles, macs)
+def layer_by_layer_records(network: Network, table: CostTable) -> list[CostRecord]:
+    """The SLC record of every layer on its whole plane (DESIGN.md 3.8), in network order.
+    MissingCostError naming the table when an SLC entry is absent."""
+    return [_slc_record(network, table, i) for i in range(len(network))]
 
 
 def _slc_record(network: Network, table: CostTable, i: int) -> CostRecord:
     q, p = network.layers[i].out_plane
     rec = table.get(i, Variant.SLC, q, p)
     if rec is None:
-        raise missing_error(network, table, i, Variant.SLC, (q, p), "legacy")
+        raise missing_error(network, table, i, Variant.SLC, (q, p), None)
     return rec
+
+
+def layer_by_layer(network: Network, table: CostTable) -> Totals:
+    """Every layer alone, SLC on its whole plane (DESIGN.md 3.8). MissingCostError when an SLC entry is absent."""
+    energy, cycles, macs = 0.0, 0.0, 0
+    for layer, rec in zip(network.layers, layer_by_layer_records(network, table)):
+        energy += rec.energy_pJ
+        cycles = None if cycles is None or rec.cycles is None else cycles + rec.cycles
+        macs += layer.macs
+    return Totals(energy, cycles, macs)
 
 
 def _check_rule(rule: str) -> None:

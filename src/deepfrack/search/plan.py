@@ -152,9 +152,6 @@ class AxisSummary:
     def max_len(self, layer: int) -> np.ndarray:
         return np.maximum.reduceat(self.lengths(layer), self.walk.first_band)
 
-    def sum_len(self, layer: int) -> np.ndarray:
-        return np.add.reduceat(self.lengths(layer), self.walk.first_band)
-
     def pairs(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
         """Per candidate, the Pareto-maximal (producer length, layer length) pairs over its bands (no
         other band is at least as long in both), padded with zeros: two (nT, K) integer arrays. Live

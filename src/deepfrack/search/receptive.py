@@ -30,20 +30,16 @@ from deepfrack.workload.layer import Layer, Network
 
 Rule = Literal["exact", "legacy"]
 RULES: tuple[str, ...] = ("exact", "legacy")
-#: axis 0 = height (rows, Q), axis 1 = width (columns, P)
-AXES = (0, 1)
 
 
 @dataclass(frozen=True)
 class AxisGeometry:
-    """One axis of a layer: stride, dilation, kernel extent (dilated, in input rows/columns),
-    padding before (top or left), output extent."""
+    """One axis of a layer (axis 0 = height: rows, Q; axis 1 = width: columns, P): stride, kernel extent
+    (dilated, in input rows/columns), padding before (top or left)."""
 
     stride: int
-    dilation: int
     kernel_extent: int
     pad_before: int
-    out_extent: int
 
 
 def axis_geometry(layer: Layer, axis: int) -> AxisGeometry:
@@ -51,8 +47,8 @@ def axis_geometry(layer: Layer, axis: int) -> AxisGeometry:
     kh, kw = layer.kernel_extent
     left, _right, top, _bottom = layer.pad
     if axis == 0:
-        return AxisGeometry(layer.Hstride, layer.Hdilation, kh, top, layer.Q)
-    return AxisGeometry(layer.Wstride, layer.Wdilation, kw, left, layer.P)
+        return AxisGeometry(layer.Hstride, kh, top)
+    return AxisGeometry(layer.Wstride, kw, left)
 
 
 def exact_input_span(start, end, geom: AxisGeometry, in_extent: int):

@@ -19,8 +19,13 @@ def _uJ(pj: float) -> float:
     return round(pj * 1e-6, 6)
 
 
+def _cycles(c: float | None) -> float | int | None:
+    """Cycles as an integer when whole (they are counts), else as given."""
+    return int(c) if c is not None and float(c).is_integer() else c
+
+
 def _totals(t: Totals) -> dict[str, Any]:
-    return {"energy_uJ": _uJ(t.energy_pJ), "cycles": t.cycles, "macs": t.macs}
+    return {"energy_uJ": _uJ(t.energy_pJ), "cycles": _cycles(t.cycles), "macs": t.macs}
 
 
 def schedule_to_dict(schedule: Schedule, network: Network, inputs: Mapping[str, Any]) -> dict[str, Any]:
@@ -36,7 +41,7 @@ def schedule_to_dict(schedule: Schedule, network: Network, inputs: Mapping[str, 
                 "tiles": [{"row": r.row, "col": r.col, "h": r.h, "w": r.w} for r in st.tiles],
                 "cached_layers": list(st.cached_layers),
                 "energy_uJ": _uJ(st.energy_pJ),
-                "cycles": st.cycles,
+                "cycles": _cycles(st.cycles),
                 "macs": st.macs,
                 "layers": [
                     {

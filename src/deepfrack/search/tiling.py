@@ -60,7 +60,3 @@ def grid(plane: tuple[int, int], tile_shape: tuple[int, int]) -> tuple[Rect, ...
     rows = band_bounds(plane[0], tile_shape[0])
     cols = band_bounds(plane[1], tile_shape[1])
     return tuple(Rect(r0, c0, r1 - r0, c1 - c0) for r0, r1 in rows for c0, c1 in cols)
-
-
-def n_tiles(plane: tuple[int, int], tile_shape: tuple[int, int]) -> int:
-    return -(-plane[0] // tile_shape[0]) * -(-plane[1] // tile_shape[1])

@@ -36,7 +36,7 @@ def render_log(
     stats: SearchStats | None,
     elapsed_s: float,
     per_layer_baseline_pJ: Sequence[float] | None = None,
-    warnings: Sequence[str] = (),
+    notes: Sequence[str] = (),
 ) -> str:
     """The text of deepfrack.log: inputs, stacks (tiles, cached layers, energy), totals, reduction,
     recompute, search statistics and elapsed time."""
@@ -45,9 +45,13 @@ def render_log(
     out.append(f"deepfrack schedule for {network.name} ({len(network)} layers)")
     out.append(f"receptive field: {schedule.receptive_field}; objective: {schedule.objective}")
     for key, value in inputs.items():
+        if value is None:
+            continue
         if key == "capacity" and isinstance(value, Mapping):
             value = ", ".join(f"{lvl} {words:,} words" for lvl, words in value.items())
         out.append(f"{key}: {value}")
+    for note in notes:
+        out.append(f"note: {note}")
     out.append("")
     for k, st in enumerate(schedule.stacks, start=1):
         span = f"layer {st.first}" if st.first == st.last else f"layers {st.first}-{st.last}"
@@ -71,12 +75,15 @@ def render_log(
         change = 0.0 if not base.cycles else 100 * (tot.cycles / base.cycles - 1)
         word = "more" if change > 0 else "fewer"
         out.append(f"Cycles: {tot.cycles:,.0f} fused vs {base.cycles:,.0f} layer by layer ({abs(change):.2f}% {word})")
-    out.append(f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer (recompute {100 * schedule.recompute:.2f}%)")
-    if tot.macs < base.macs:
+    if tot.macs >= base.macs:
+        out.append(f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer "
+                   f"(halo recompute {100 * schedule.recompute:.2f}%)")
+    else:
+        out.append(f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: the fused tiles compute only "
+                   f"{100 * tot.macs / base.macs:.2f}% of the network's MACs")
         out.append(
-            f"note: the fused schedule computes {100 * -schedule.recompute:.2f}% fewer MACs than the network has: "
-            "its tiles do not cover every layer's output (the legacy rule ignores padding and pooling), so its "
-            "saving is not a like-for-like comparison"
+            "note: the fused tiles do not cover every layer's output (the legacy rule ignores padding and "
+            "pooling), so this saving is not a like-for-like comparison"
         )
     if stats is not None:
         out.append("")
@@ -87,8 +94,6 @@ def render_log(
         )
         for ex in stats.skipped_examples:
             out.append(f"  e.g. {ex}")
-    for w in warnings:
-        out.append(f"warning: {w}")
     out.append(f"Elapsed time: {elapsed_s:.3f} s")
     return "\n".join(out) + "\n"
 
@@ -97,10 +102,8 @@ def plot_energy(
     schedule: Schedule, network: Network, per_layer_baseline_pJ: Sequence[float], path: str | Path
 ) -> None:
     """Bar chart: for each stack and in total, fused energy vs the same layers run layer by layer (uJ)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     labels, fused, lbl = [], [], []
     for st in schedule.stacks:
@@ -111,16 +114,17 @@ def plot_energy(
     fused.append(schedule.total.energy_pJ * 1e-6)
     lbl.append(schedule.layer_by_layer.energy_pJ * 1e-6)
 
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.7 * len(labels) + 2), 4))
+    fig = Figure(figsize=(max(5.0, 0.7 * len(labels) + 2), 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     xs = range(len(labels))
     width = 0.4
     ax.bar([x - width / 2 for x in xs], lbl, width, label="layer by layer", color="#9e9e9e")
     ax.bar([x + width / 2 for x in xs], fused, width, label="fused schedule", color="#1f77b4")
     ax.set_xticks(list(xs), labels)
     ax.set_xlabel("stack (layers)")
-    ax.set_ylabel("energy (uJ)")
+    ax.set_ylabel("energy (µJ)")
     ax.set_title(f"{network.name}: {100 * schedule.reduction:.1f}% less energy than layer by layer")
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    fig.savefig(path, dpi=120, format="png")

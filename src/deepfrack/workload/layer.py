@@ -8,9 +8,9 @@ input width = R * Wdilation + P * Wstride). Planes and tiles are written (height
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
 
-LayerKind = Literal["conv", "depthwise", "fc", "pool", "add"]
+#: the three tensors (Timeloop's data spaces) of a layer, in Timeloop's order
+TENSORS: tuple[str, str, str] = ("Weights", "Inputs", "Outputs")
 LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise", "fc", "pool", "add")
 #: kinds that carry weights and multiply-accumulate (DESIGN.md 3.9)
 MAC_KINDS: frozenset[str] = frozenset({"conv", "depthwise", "fc"})
@@ -100,8 +100,8 @@ class Layer:
         nh, nw = self.min_input_plane
         return nh <= h < nh + self.Hstride and nw <= w < nw + self.Wstride
 
-    def summary(self) -> dict[str, int | str]:
-        """The fields listed for each layer in schedule.json."""
+    def summary(self) -> dict[str, object]:
+        """Every field of the layer, as listed for each layer in schedule.json."""
         return {
             "name": self.name,
             "type": self.kind,
@@ -111,9 +111,14 @@ class Layer:
             "S": self.S,
             "P": self.P,
             "Q": self.Q,
+            "N": self.N,
             "Wstride": self.Wstride,
             "Hstride": self.Hstride,
+            "Wdilation": self.Wdilation,
+            "Hdilation": self.Hdilation,
             "pad": list(self.pad),
+            "groups": self.groups,
+            "pool": self.pool,
         }
 
 

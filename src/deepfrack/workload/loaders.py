@@ -3,14 +3,15 @@ problem file, and deepfrack's network YAML (which also carries padding and pooli
 
 from __future__ import annotations
 
+import math
 import re
 import warnings
 from pathlib import Path
 from typing import Any
 
 from deepfrack.errors import InputError
-from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
 from deepfrack.files import read_yaml
+from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
 
 _DIMS = ("C", "M", "R", "S", "N", "P", "Q")
 _COEFFS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
@@ -21,7 +22,8 @@ class ChainWarning(UserWarning):
 
 
 def _positive_int(value: Any, path: Path, field: str, allow_zero: bool = False) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value:
+    if (isinstance(value, bool) or not isinstance(value, (int, float))
+            or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value):
         raise InputError(path, field, f"must be an integer, got {value!r}")
     v = int(value)
     if v < 0 or (v == 0 and not allow_zero):
@@ -88,9 +90,8 @@ def load_problem_folder(folder: str | Path) -> Network:
     if unchained:
         warnings.warn(
             f"{folder}: {len(unchained)} of {len(layers) - 1} consecutive layer pairs do not chain "
-            f"({'; '.join(details[:3])}{'; ...' if len(details) > 3 else ''}). Timeloop problem files carry no "
-            "padding or pooling: the exact receptive-field rule will not fuse across these pairs. Give a network "
-            "YAML with padding and pooling, or use --receptive-field legacy to fuse them as the original did.",
+            f"({'; '.join(details[:3])}{'; ...' if len(details) > 3 else ''}): Timeloop problem files carry no "
+            "padding or pooling, so how these layers' planes relate is unknown;",
             ChainWarning,
             stacklevel=2,
         )
@@ -198,11 +199,19 @@ def load_network_yaml(path: str | Path) -> Network:
                 p, "input", f"a {input_plane[0]}x{input_plane[1]} input does not give layer {layers[0].name}'s "
                 f"{layers[0].Q}x{layers[0].P} output (it needs {nh}..{nh + layers[0].Hstride - 1} rows and "
                 f"{nw}..{nw + layers[0].Wstride - 1} columns)")
+    for i, layer in enumerate(layers):
+        if layer.kind == "add":
+            raise InputError(p, f"layers[{i}].type", "an add layer joins two inputs; a network YAML is a chain, so "
+                             "residual networks are not supported yet")
     for i in range(1, len(layers)):
         prev, cur = layers[i - 1], layers[i]
         where = f"layers[{i}]"
         if cur.C != prev.M:
-            raise InputError(p, f"{where}.C", f"{cur.name} takes {cur.C} channels but {prev.name} gives {prev.M}")
+            hint = ""
+            if cur.kind == "fc" and cur.C == prev.M * prev.P * prev.Q:
+                hint = (f" (an fc layer reads a 1x1 plane: write the first fc after a {prev.Q}x{prev.P} plane as a "
+                        f"conv with C={prev.M}, R={prev.P}, S={prev.Q}, P=Q=1)")
+            raise InputError(p, f"{where}.C", f"{cur.name} takes {cur.C} channels but {prev.name} gives {prev.M}{hint}")
         nh, nw = cur.min_input_plane
         if not nw <= prev.P < nw + cur.Wstride:
             raise InputError(
