@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from deepfrack.arch.constraints import TENSORS, check_constraints, load_constraints
 from deepfrack.arch.spec import Architecture, Constraints, TargetConstraint
-from deepfrack.arch.yamlio import YAML_SUFFIXES
+from deepfrack.files import YAML_SUFFIXES
 from deepfrack.errors import InputError
 
 if TYPE_CHECKING:

@@ -22,9 +22,8 @@ from typing import Any, Iterable
 import yaml
 
 from deepfrack.errors import InputError
-from deepfrack.files import read_yaml
+from deepfrack.files import YAML_SUFFIXES, read_yaml
 
-YAML_SUFFIXES = (".yaml", ".yml")
 
 
 class Tagged(dict):

@@ -99,6 +99,8 @@ def benchmark_tables(network: Network, inputs: BenchmarkInputs, backend: str, sh
     entry the shape set asks for, from the cache where possible, write the tables to ``out_dir`` and print
     the summary. Exits 130 on Ctrl-C (finished entries stay in the cache)."""
     be = resolve_backend(backend, inputs)
+    if inputs.mapper.error:  # issue 4: every entry is recorded as infeasible with this cause; say it up front
+        click.echo(f"deepfrack: warning: {inputs.mapper.error}: every entry will be infeasible", err=True)
     if be.name != "timeloop" and inputs.mapper.ignored:  # Timeloop gets every option; other mappers the metrics
         click.echo(
             f"deepfrack: note: {inputs.mapper.source}: the {be.name} backend uses optimization-metrics "

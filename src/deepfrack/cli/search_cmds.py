@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from deepfrack.arch import CapacitySpec
-from deepfrack.benchmark.tables_io import check_table_layers, read_tables
+from deepfrack.benchmark.tables_io import check_table, read_tables
 from deepfrack.cli import main
 from deepfrack.cli.common import (
     ARCH_OPTIONAL,
@@ -59,7 +59,7 @@ def chain_notes(chain_warnings: list[str], rule: str) -> list[str]:
 def load_network_and_tables(workload: Path, tables: Path) -> tuple[Network, CostTable, list[str]]:
     network, chain = load_workload_noting_chains(workload)
     table = read_tables(tables)
-    check_table_layers(table, len(network))
+    check_table(table, network)
     return network, table, chain
 
 
