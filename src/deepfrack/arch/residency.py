@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 from deepfrack.arch.constraints import TENSORS, check_constraints, load_constraints
 from deepfrack.arch.spec import Architecture, Constraints, TargetConstraint
-from deepfrack.files import YAML_SUFFIXES
 from deepfrack.errors import InputError
+from deepfrack.files import YAML_SUFFIXES
 
 if TYPE_CHECKING:
     from deepfrack.cost.variants import Variant

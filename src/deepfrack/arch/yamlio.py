@@ -25,7 +25,6 @@ from deepfrack.errors import InputError
 from deepfrack.files import YAML_SUFFIXES, read_yaml
 
 
-
 class Tagged(dict):
     """A YAML mapping that carried a local tag such as ``!Container``; ``tag`` is the name without
     the ``!``."""
