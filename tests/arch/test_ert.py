@@ -5,13 +5,13 @@ from __future__ import annotations
 import csv
 
 import pytest
-import yaml
 
 from deepfrack.arch import load_architecture, load_ert
 from deepfrack.arch.ert import component_name
 from deepfrack.errors import InputError
 from tests.arch.conftest import SIMBA, SYSTOLIC, V04_DESIGNS, v04_paths
 from tests.arch.timeloop_stats import read_level_specs
+from tests.ert_edit import ert_without
 from tests.paths import EXAMPLES, EXERCISES
 
 SAMPLES = {
@@ -87,16 +87,7 @@ def test_update_and_fill_fall_back_to_write_as_in_timeloop():
 
 def _ert_without(tmp_path, component: str, action: str | None):
     arch_dir, sample = SAMPLES["simba_like"]
-    doc = yaml.safe_load((sample / "timeloop-mapper.ERT.yaml").read_text())
-    tables = doc["ERT"]["tables"]
-    if action is None:
-        doc["ERT"]["tables"] = [t for t in tables if component_name(t["name"]) != component]
-    else:
-        for t in tables:
-            if component_name(t["name"]) == component:
-                t["actions"] = [a for a in t["actions"] if a["name"] != action]
-    f = tmp_path / "ert.yaml"
-    f.write_text(yaml.safe_dump(doc))
+    f = ert_without(sample / "timeloop-mapper.ERT.yaml", tmp_path / "ert.yaml", component, action)
     return load_architecture(arch_dir), f
 
 

@@ -7,17 +7,15 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 
 from deepfrack.arch import load_architecture, load_ert
-from deepfrack.arch.ert import component_name
 from deepfrack.benchmark import energy_gaps
 from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.cost.model_io import default_rules
 from deepfrack.cost.table import CostRecord
 from deepfrack.cost.timeloop_post import arch_tables
-
 from tests.benchmark.conftest import ARCH, COMPONENTS, ERT
+from tests.ert_edit import ert_without
 
 
 @pytest.fixture(scope="module")
@@ -26,17 +24,7 @@ def arch():
 
 
 def _ert_without(tmp_path: Path, component: str, action: str | None) -> Path:
-    doc = yaml.safe_load(ERT.read_text())
-    tables = doc["ERT"]["tables"]
-    if action is None:
-        doc["ERT"]["tables"] = [t for t in tables if component_name(t["name"]) != component]
-    else:
-        for t in tables:
-            if component_name(t["name"]) == component:
-                t["actions"] = [a for a in t["actions"] if a["name"] != action]
-    p = tmp_path / "ERT.yaml"
-    p.write_text(yaml.safe_dump(doc))
-    return p
+    return ert_without(ERT, tmp_path / "ERT.yaml", component, action)
 
 
 def test_the_reference_ert_is_complete(arch):

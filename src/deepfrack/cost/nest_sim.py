@@ -295,27 +295,16 @@ class NestSimulator:
         for t in range(NT):
             cur, prev, pt = ps[t], state.last[t], state.last_t[t]
             tr = ps_translation(prev, cur) if ps_size(prev) > 0 else None
-            if self.rule == "legacy":
-                if pt is None:
-                    out.append(ps_minus(cur, prev))
-                    state.last_t[t] = tr
-                elif tr == pt:
-                    out.append(ps_minus(cur, prev))
-                else:
-                    out.append(cur)
-                    state.last_t[t] = None
+            if self.rule != "legacy" and (tr is None or not any(tr)):
+                out.append(ps_minus(cur, prev))  # "stationary": a tile that did not move keeps its data
+            elif pt is None:
+                out.append(ps_minus(cur, prev))
+                state.last_t[t] = tr
+            elif tr == pt:
+                out.append(ps_minus(cur, prev))
             else:
-                zero = tr is None or not any(tr)
-                if zero:
-                    out.append(ps_minus(cur, prev))
-                elif pt is None:
-                    out.append(ps_minus(cur, prev))
-                    state.last_t[t] = tr
-                elif tr == pt:
-                    out.append(ps_minus(cur, prev))
-                else:
-                    out.append(cur)
-                    state.last_t[t] = None
+                out.append(cur)
+                state.last_t[t] = None
             state.last[t] = cur
         return out
 
