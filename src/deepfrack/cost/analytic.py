@@ -87,49 +87,117 @@ def _project(u: list[np.ndarray], layer: Layer) -> list[list[np.ndarray]]:
     ]
 
 
-def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], layer: Layer, translation: str = "legacy") -> AnalyticResult:
+#: the nine data coordinates the three tensors use, as combinations of op dims: C M R S N P Q, then
+#: the Inputs width (Wdilation R + Wstride P) and height (Hdilation S + Hstride Q)
+_C9 = 9
+#: per tensor, its four data coordinates (in proj_matrix order) among the nine
+_COORDS = ((C, M, R, S), (N, C, 7, 8), (N, M, Q, P))
+
+
+@dataclass(frozen=True)
+class AnalyticSetup:
+    """What :func:`analyze` derives from the layer, the architecture's fan-outs and the stride
+    rule alone (build it once per layer with :func:`analytic_setup`)."""
+
+    A: np.ndarray  # int64 [3, 4, 7] (proj_matrix)
+    fanouts: tuple[tuple[int, int], ...]  # (X, Y) per storage level, innermost first
+    has_fan: np.ndarray  # bool [L], innermost first
+    fan_levels: tuple[int, ...]  # levels with a fan-out, innermost first
+    stationary: bool
+    P9: np.ndarray  # int64 [9, 7]: the nine coordinates of an op-space vector
+    cmap: np.ndarray  # int64 [3, 8]: per tensor, the coordinate (of the nine; 9 = none) a dim moves (dim 7: none)
+    ccoef: np.ndarray  # int64 [3, 8]: and by how much per unit
+
+
+def analytic_setup(fanouts_inner_first, layer: Layer, translation: str = "legacy") -> AnalyticSetup:
+    A = proj_matrix(layer)
+    fan = tuple((int(x), int(y)) for x, y in fanouts_inner_first)
+    has_fan = np.array([fx * fy > 1 for fx, fy in fan], bool)
+    P9 = np.zeros((_C9, 7), np.int64)
+    for d in range(7):
+        P9[d, d] = 1
+    P9[7] = A[1, 2]
+    P9[8] = A[1, 3]
+    cmap = np.full((NT, 8), _C9, np.int64)
+    ccoef = np.zeros((NT, 8), np.int64)
+    for t in range(NT):
+        for c, c9 in enumerate(_COORDS[t]):
+            for d in np.nonzero(A[t, c])[0]:
+                cmap[t, d] = c9
+                ccoef[t, d] = A[t, c, d]
+    return AnalyticSetup(A, fan, has_fan, tuple(int(i) for i in np.nonzero(has_fan)[0]), translation == "stationary", P9, cmap, ccoef)
+
+
+def analyze(
+    batch: MappingBatch,
+    fanouts_inner_first: list[tuple[int, int]],
+    layer: Layer,
+    translation: str = "legacy",
+    setup: AnalyticSetup | None = None,
+) -> AnalyticResult:
     """Closed-form nest analysis of every candidate in ``batch`` (levels outer to inner, as the
     architecture lists them). ``fanouts_inner_first``: (X, Y) fan-out per storage level, innermost
-    first. Arrays below are candidate-last: [levels, dims or slots, B]."""
-    stationary = translation == "stationary"
+    first; ``setup``: :func:`analytic_setup` of these (built here when not given). Arrays below
+    are candidate-last: [levels, dims or rows, B], levels in Timeloop order (innermost first)."""
+    su = setup if setup is not None else analytic_setup(fanouts_inner_first, layer, translation)
+    stationary = su.stationary
+    A = su.A
     B, L, _ = batch.temporal.shape
-    A = proj_matrix(layer)
     rows = np.arange(B)
-    # Timeloop level order (innermost first), candidate axis last
-    tf = np.ascontiguousarray(batch.temporal[:, ::-1, :].transpose(1, 2, 0))  # [L, 7, B] factor per dim
-    to = np.ascontiguousarray(batch.temporal_order[:, ::-1, :].transpose(1, 2, 0))  # [L, 7, B] dim per position
-    sf = np.ascontiguousarray(batch.spatial[:, ::-1, :].transpose(1, 2, 0))
-    so = np.ascontiguousarray(batch.spatial_order[:, ::-1, :].transpose(1, 2, 0))
-    split = np.ascontiguousarray(batch.split[:, ::-1].T)  # [L, B]
-    has_fan = np.array([fx * fy > 1 for fx, fy in fanouts_inner_first], bool)
-    bad_spatial = ((sf[~has_fan] > 1).any(axis=(0, 1))) if (~has_fan).any() else np.zeros(B, bool)
-    sf[~has_fan] = 1
-    flat0 = (np.arange(L)[:, None, None] * 7) * B + rows[None, None, :]  # flat index of (l, 0, b)
+    fan_lv = su.fan_levels
+    has_fan = su.has_fan
 
-    # ---- strides: every dimension appears once per (level, spatial|temporal) group -------------
-    # the stride of a level's spatial (temporal) loop on dim d is the extent of d below it
-    ext_tile = np.empty((L, 7, B), np.int64)
-    ext_sp = np.empty((L, 7, B), np.int64)
-    sig_t = np.empty((L, 7, B), np.int64)
-    e = np.ones((7, B), np.int64)
-    for lv in range(L):
-        e = e * sf[lv]
-        ext_sp[lv] = e
-        sig_t[lv] = e
-        e = e * tf[lv]
-        ext_tile[lv] = e
-    sig_s = np.empty_like(ext_sp)  # per dim
-    sig_s[0] = 1
-    sig_s[1:] = ext_tile[:-1]
-    xpos = np.arange(7)[None, :, None] < split[:, None, :]  # positions on X
-    s_ends = sf.ravel().take(flat0 + so * B)  # [L, 7 positions, B]
-    fx = np.where(xpos, s_ends, 1).prod(axis=1)  # [L, B]
-    fan = sf.prod(axis=1)
+    # ---- factors, Timeloop level order, candidate axis last ---------------------------------
+    # int32 while every product of factors of a dimension fits (extents, strides)
+    tmax = np.maximum(batch.temporal.max(axis=0), 1)
+    smax = np.maximum(batch.spatial.max(axis=0), 1)
+    bound = max(int(np.prod(tmax[:, d], dtype=object) * np.prod(smax[:, d], dtype=object)) for d in range(7))
+    ft = np.int32 if bound < 2**31 else np.int64
+    buf = np.empty((L, 2, 7, B), ft)  # [l, 0] spatial, [l, 1] temporal factors
+    buf[:, 1] = batch.temporal[:, ::-1, :].transpose(1, 2, 0)
+    nofan = [L - 1 - l for l in range(L) if not has_fan[l]]  # architecture order
+    if nofan:
+        bad_spatial = (batch.spatial[:, nofan, :] > 1).any(axis=(1, 2))
+    else:
+        bad_spatial = np.zeros(B, bool)
+    buf[:, 0] = 1
+    for l in fan_lv:
+        buf[l, 0] = batch.spatial[:, L - 1 - l, :].T
+    tf = buf[:, 1]
+    sf = buf[:, 0]
+    # extents: ext_sp[l] = product of the factors below level l's temporal loops (their strides),
+    # ext_tile[l] = the extent of level l's tile
+    cp = np.cumprod(buf.reshape(2 * L, 7, B), axis=0, dtype=ft)
+    ext_sp = cp[0::2]
+    ext_tile = cp[1::2]
+
+    def sig_s(l: int) -> np.ndarray:  # stride of level l's spatial loops, per dim [7, B]
+        return ext_tile[l - 1] if l > 0 else np.ones((7, B), ft)
+
+    fan = np.ones((L, B), np.int64)
+    fx = np.ones((L, B), np.int64)
+    so = {}
+    split = {}
+    for l in fan_lv:
+        fan[l] = sf[l].prod(axis=0, dtype=np.int64)
+        so[l] = batch.spatial_order[:, L - 1 - l, :].T
+        split[l] = batch.split[:, L - 1 - l]
+        xpos = np.arange(7)[:, None] < split[l][None, :]
+        fx[l] = np.where(xpos, np.take_along_axis(sf[l], so[l], axis=0), 1).prod(axis=0, dtype=np.int64)
     fy = fan // fx
     sp_active = fan > 1
 
-    dext_tile = _data_extents(ext_tile, A)  # [3, 4, L, B]
-    size = _sizes(dext_tile)  # [3, L, B]
+    # data extents of the nine coordinates and tile sizes [3, L, B]
+    ext64 = ext_tile.astype(np.int64)
+    CE = np.empty((_C9 + 1, L, B), np.int64)
+    CE[:7] = ext64.transpose(1, 0, 2)
+    CE[7] = A[1, 2, R] * (CE[R] - 1) + A[1, 2, P] * (CE[P] - 1) + 1
+    CE[8] = A[1, 3, S] * (CE[S] - 1) + A[1, 3, Q] * (CE[Q] - 1) + 1
+    CE[9] = 1
+    size = np.empty((NT, L, B), np.int64)
+    for t in range(NT):
+        c0, c1, c2, c3 = _COORDS[t]
+        size[t] = CE[c0] * CE[c1] * CE[c2] * CE[c3]
 
     def above(a: np.ndarray) -> np.ndarray:  # product over levels strictly outside
         out = np.ones_like(a)
@@ -139,142 +207,141 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
     replication = above(fan)
     x_exp = above(fx)
     y_exp = above(fy)
-    compute_acc = ext_tile[-1].prod(axis=0) // fan.prod(axis=0)
+    compute_acc = ext64[-1].prod(axis=0) // fan.prod(axis=0)
 
-    # ---- active temporal loops, compacted outermost first: [K, B] ---------------------------------
-    tidx = (flat0 + to * B)[::-1, ::-1].reshape(7 * L, B)  # nest positions, outermost first
-    tends = tf.ravel().take(tidx)
-    active = tends > 1
-    cnt = active.sum(axis=0)
-    K = max(1, int(cnt.max()))
-    # compact the active loops to the top rows, keeping their order (a scatter by running count)
-    slot = np.cumsum(active, axis=0) - 1
-    slot[~active] = K  # a dump row
-    fidx = np.zeros((K + 1, B), np.int64)
-    fidx[slot, rows[None, :]] = tidx
-    fidx = fidx[:K]
-    kact = np.arange(K)[:, None] < cnt[None, :]
-    kd = (fidx // B) % 7
-    klev = np.where(kact, fidx // (7 * B), -1)
-    kn = np.where(kact, tf.ravel().take(fidx), 1)
-    ks = sig_t.ravel().take(fidx) * kact
-    outer = np.ones_like(kn)
-    outer[1:] = np.cumprod(kn[:-1], axis=0)
-    kw = (kn - 1) * outer  # [K, B] weight of the visits carrying into each loop
-    # translations are sums of strides times projection coefficients: int32 while that is safe
-    coef = max(1, int(A.max()))
-    big = int(size.max()) >= 2**31 or int(ext_tile.max()) * coef * 8 >= 2**31
-    it = np.int64 if big else np.int32
-    steps = [((kd == d) * ks).astype(it) for d in range(7)]  # op-space step of each loop
-    pre = [np.concatenate([np.zeros((1, B), it), np.cumsum(st, axis=0, dtype=it)]) for st in steps]  # [K+1, B]
+    # ---- active temporal loops, per level compacted, outermost first: rows [R, B] -------------
+    # row order: level L-1 first, each level's loops outermost first; a level gets as many rows as
+    # its most active candidate (padding rows: bound 1, no dim)
+    to = batch.temporal_order[:, ::-1, :].transpose(1, 2, 0)  # [L, 7 positions, B] (a view)
+    nb = np.take_along_axis(tf, to, axis=1)  # bound at each position
+    active = nb > 1
+    cnt = active.sum(axis=1, dtype=np.int32)  # [L, B]
+    Kl = [int(x) for x in cnt.max(axis=1)]
+    R_ = sum(Kl)
+    off = [0] * L
+    o = 0
+    for l in range(L - 1, -1, -1):
+        off[l] = o
+        o += Kl[l]
+    Rabove = [off[s] for s in range(L)]  # rows of the loops above level s = the first off[s]
+    code = np.full((R_ + 1, B), 8 + 7, np.int32 if bound < 2**28 else np.int64)  # 8 x bound + dim; 15: bound 1, dim 7 (none)
+    if R_:
+        arev = active[::-1, ::-1]
+        slot = np.cumsum(arev, axis=1, dtype=np.int32)
+        offs = np.array([off[l] for l in range(L - 1, -1, -1)], np.int32)[:, None, None] - 1
+        tgt = np.where(arev, slot + offs, R_)
+        code[tgt, rows] = (nb[::-1, ::-1].astype(code.dtype) << 3) | to[::-1, ::-1]
+        code[R_] = 15
+    Nr = code >> 3  # [R + 1, B] loop bounds (1: padding)
+    Dr = code & 7  # dims (7: none)
+    act_r = Nr > 1
+    row_lev = np.repeat(np.arange(L - 1, -1, -1), Kl[::-1])  # level of each row
+    # stride of each row: ext_sp[level, dim] (0 for padding rows)
+    KS = np.zeros((R_ + 1, B), np.int64)
+    if R_:
+        fidx = ((2 * 7) * row_lev[:, None] + np.minimum(Dr[:R_], 6)) * B + rows[None, :]
+        KS[:R_] = cp.reshape(-1).take(fidx) * act_r[:R_]
+    cpn = np.cumprod(Nr, axis=0, dtype=np.int64)  # product of the bounds down to each row
+    kw = np.empty_like(cpn)  # weight of the visits carrying into each row: (n - 1) x outer bounds
+    kw[0] = cpn[0] - 1
+    kw[1:] = cpn[1:] - cpn[:-1]
+    outer_s = np.ones((L, B), np.int64)  # product of the temporal bounds above level s
+    for s in range(L):
+        if Rabove[s]:
+            outer_s[s] = cpn[Rabove[s] - 1]
+    # the innermost active loop above each level (R: none)
+    lastact = np.maximum.accumulate(np.where(act_r, np.arange(R_ + 1)[:, None], -1), axis=0)
+    ref = np.full((L, B), R_, np.int64)
+    for s in range(L):
+        if Rabove[s]:
+            la = lastact[Rabove[s] - 1]
+            ref[s] = np.where(la >= 0, la, R_)
+    has_rows = ref != R_
 
-    Acc = np.empty((NT, L, B), np.int64)  # accesses the child tile of each level costs its parent
+    # ---- accesses of each level's tile to its parent ------------------------------------------
+    # The translation of the visit carrying into row m (above level s) is u_m = V_m - pre(s) with
+    # V_m = 2 t_m + sum(t_j, j outside m) and pre(s) = sum(t_j, j above s); two translations are
+    # equal iff their V are, and V's projection onto a tensor is a non-negative vector bounded by
+    # twice the layer's extent, so an integer key (mixed radix over the four data coordinates)
+    # identifies it: accesses = |B| x prod(bounds above) - overlap(u_ref) x sum(weights of the
+    # visits whose u equals u_ref) (module docstring; stationary: zero translations cost nothing).
+    dtot = ext64[-1].max(axis=1) if B else np.ones(7, np.int64)  # [7] largest extent per dim
+    keys = []
+    for t in range(NT):
+        keys.append(_tensor_keys(t, A, dtot, Dr, KS))
+    Acc = np.zeros((NT, L, B), np.int64)
+    S_same = np.zeros((NT, L, B), np.int64)
+    S_zero = np.zeros((NT, L, B), np.int64) if stationary else None
+    ov_ref = np.empty((NT, L, B), np.int64)
+    refz = np.empty((NT, L, B), bool)
+    if not stationary:
+        d_ref = Dr.reshape(-1).take(ref * B + rows)  # [L, B]
+        ks_ref = KS.reshape(-1).take(ref * B + rows)
+        lidx = np.arange(L)[:, None] * B + rows[None, :]
+        for t in range(NT):
+            c9 = su.cmap[t][d_ref]  # [L, B]
+            e = CE.reshape(-1).take(c9 * (L * B) + lidx)
+            ov = (size[t] // e) * np.maximum(e - su.ccoef[t][d_ref] * ks_ref, 0)
+            ov_ref[t] = ov
+            refz[t] = ov == size[t]
+        for s in range(L - 1):
+            Rs = Rabove[s]
+            if not Rs:
+                continue
+            kws = kw[:Rs]
+            rs = ref[s]
+            for t in range(NT):
+                eq = None
+                for k_, _ in keys[t]:
+                    e_ = k_[:Rs] == k_.reshape(-1).take(rs * B + rows)
+                    eq = e_ if eq is None else eq & e_
+                S_same[t, s] = (kws * eq).sum(axis=0)
+    else:
+        _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, keys, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz)
+    Acc[:, : L - 1] = size[:, : L - 1] * outer_s[None, : L - 1] - ov_ref[:, : L - 1] * S_same[:, : L - 1]
+    if stationary:
+        Acc[:, : L - 1] -= size[:, : L - 1] * S_zero[:, : L - 1]
+    Acc[:, L - 1] = 0
+
+    # ---- link transfers -------------------------------------------------------------------
+    # A fan-out's children can share deltas over links only if the tensor has a spatial loop it
+    # ignores (equal children: zero translations only) or a coordinate mixing P/R or Q/S (see
+    # _linkable); the exact tests run on the few candidates these cheap conditions leave.
     link_flag = np.zeros(B, bool)
     patches: dict[tuple[int, int], list] = {}
-    lat = [[_lattice_data(t, sf[lv], sig_s[lv], A) for t in range(NT)] if has_fan[lv] else None for lv in range(L)]
-    linkable = [[_linkable(t, sf[lv]) for t in range(NT)] if has_fan[lv] else None for lv in range(L)]
-    n_above = [(klev > s).sum(axis=0) for s in range(L)]
+    ctx = _LinkCtx(su, layer, Dr, KS, Nr, kw, keys, CE, size, sf, so, split, sig_s, ref, Rabove, R_)
     for s in range(L - 1):
-        P_s = n_above[s]  # the loops above level s are the first P_s (outermost first)
-        W = int(P_s.max())
-        bs_all = size[:, s, :]
-        if W == 0:
-            Acc[:, s, :] = bs_all
-            continue
-        rel = np.arange(W)[:, None] < P_s[None, :]
-        innermost = np.maximum(P_s - 1, 0)
-        # translation of visit m: its step minus the steps of the relevant loops inside it
-        # = 2 step_m + prefix_m - prefix_P
-        u = [(2 * st[:W] + pr[:W] - pr[P_s, rows]) * rel for st, pr in zip(steps, pre)]
-        wt = kw[:W] * rel
-        wsum = wt.sum(axis=0)
-        Up = _project(u, layer)
-        lf_t = np.zeros((NT, B), bool)
-        for t in range(NT):
-            Ut = Up[t]
-            ext = dext_tile[t, :, s, :].astype(it)  # [4, B]
-            bs_t = bs_all[t]
-            ov = np.maximum(ext[0] - np.abs(Ut[0]), 0)
-            for c in range(1, 4):
-                ov *= np.maximum(ext[c] - np.abs(Ut[c]), 0)
-            zero = ov == bs_t.astype(it)
-            if stationary:
-                nzr = ~zero & rel
-                ridx = W - 1 - np.argmax(nzr[::-1], axis=0)  # innermost non-zero translation
-            else:
-                ridx = innermost
-            ref = [Ut[c][ridx, rows] for c in range(4)]
-            eq = (Ut[0] == ref[0]) & (Ut[1] == ref[1]) & (Ut[2] == ref[2]) & (Ut[3] == ref[3])
-            if stationary:
-                eq |= zero
-            # delta = |B| - eq * overlap  (D(u) = |B| - overlap when the translation repeats)
-            Acc[t, s] = bs_t * (1 + wsum) - (wt * (eq * ov)).sum(axis=0)
-            if has_fan[s + 1] and linkable[s + 1][t][2]:
-                mixed, ignored, _ = linkable[s + 1][t]
-                refz = zero[ridx, rows]
-                if mixed.any():
-                    cand = _link_candidates(rel, ov, zero, eq, ridx, rows, stationary) & _lattice_ok(Ut, lat[s + 1][t])
-                    cand &= mixed[None, :] | zero
-                elif stationary:
-                    cand = np.zeros((1, B), bool)  # zero translations cost nothing: no delta to share
-                else:
-                    # only a zero translation can match (two children with equal data): a refetch
-                    # of a tile the previous visit also fetched whole
-                    noov = ov[ridx, rows] == 0
-                    cand = rel & zero & (~refz & noov & ignored)[None, :]
-                if cand.any():
-                    lf_t[t] = _neighbour_rows(cand, Ut, t, so[s + 1], sf[s + 1], split[s + 1], sig_s[s + 1], A, fanouts_inner_first[s + 1])
-        lf_p = lf_t.any(axis=0)
-        link_flag |= lf_p
-        # exact accounting of the fan-out at s + 1 for the flagged candidates
         p = s + 1
-        for b in np.nonzero(lf_p)[0]:
-            js = np.arange(int(P_s[b]))[::-1]  # relevant loops, innermost first
-            Ub = np.stack([np.stack([Up[t][c][js, b] for c in range(4)], axis=1) for t in range(NT)]).astype(np.int64)  # [3, W, 4]
-            Db = np.stack([size[t, s, b] - np.prod(np.maximum(0, dext_tile[t, :, s, b][None, :] - np.abs(Ub[t])), axis=1) for t in range(NT)])
-            if stationary:
-                refb = []
-                for t in range(NT):
-                    nzr_ = [j for j in range(len(js)) if Ub[t, j].any()]
-                    refb.append(Ub[t, nzr_[0]] if nzr_ else np.zeros(4, np.int64))
-                refb = np.stack(refb)
-            else:
-                refb = Ub[:, 0, :]
-            patches[(int(b), p)] = _exact_links(
-                Ub, np.ones(len(js), bool), kw[js, b], kn[js, b], Db, size[:, s, b], refb, stationary, False,
-                _layout(so[p, :, b], sf[p, :, b], split[p, b], sig_s[p, :, b], A, fanouts_inner_first[p]),
-                tensors=lf_t[:, b],
-            )
-    Acc[:, L - 1, :] = 0
-
-    # level 0 fan-out to the MACs: deltas are single points, one per visit
+        if not has_fan[p]:
+            continue
+        lk = [_linkable(t, sf[p]) for t in range(NT)]
+        need = []
+        for t, (mixed, ignored, anyl) in enumerate(lk):
+            mixed_any = bool(mixed.any())
+            if not anyl or (stationary and not mixed_any):
+                need.append(None)
+                continue
+            # _link_candidates: the remembered translation is not zero; unless a coordinate is
+            # mixed, only zero translations can match, after one that moved the tile off itself
+            nd = has_rows[s] & ~refz[t, s] & (mixed | (ignored & (ov_ref[t, s] == 0)))
+            need.append((nd, mixed) if nd.any() else None)
+        if any(x is not None for x in need):
+            link_flag |= ctx.level(s, p, Rabove[s], need, patches)
+    # level 0 fan-out to the MACs: deltas are single points, one per visit (all loops are above it)
     if has_fan[0]:
-        P0 = cnt
-        u = [(2 * st + pr[:K] - pr[P0, rows]) * kact for st, pr in zip(steps, pre)]
-        Up = _project(u, layer)
-        lf_t = np.zeros((NT, B), bool)
+        need = []
         for t in range(NT):
-            Ut = Up[t]
-            cand = kact & _lattice_ok(Ut, lat[0][t]) if linkable[0][t][2] else np.zeros((1, B), bool)
-            if cand.any():
-                lf_t[t] = _neighbour_rows(cand, Ut, t, so[0], sf[0], split[0], sig_s[0], A, fanouts_inner_first[0])
-        lf0 = lf_t.any(axis=0)
-        link_flag |= lf0
-        for b in np.nonzero(lf0)[0]:
-            js = np.arange(int(P0[b]))[::-1]
-            Ub = np.stack([np.stack([Up[t][c][js, b] for c in range(4)], axis=1) for t in range(NT)]).astype(np.int64)
-            ones = np.ones(NT, np.int64)
-            patches[(int(b), 0)] = _exact_links(
-                Ub, np.ones(len(js), bool), kw[js, b], kn[js, b], np.ones((NT, len(js)), np.int64), ones, None, stationary, True,
-                _layout(so[0, :, b], sf[0, :, b], split[0, b], sig_s[0, :, b], A, fanouts_inner_first[0]),
-                tensors=lf_t[:, b],
-            )
+            mixed, ignored, anyl = _linkable(t, sf[0])
+            nd = mixed | ignored
+            need.append((nd, mixed) if anyl and nd.any() else None)
+        if any(x is not None for x in need):
+            link_flag |= ctx.level(-1, 0, R_, need, patches)
 
     # ---- access histograms per level ----------------------------------------------------------
     child_acc = np.empty((L, NT, B), np.int64)  # what a level receives from one child
     child_acc[0] = compute_acc
     child_acc[1:] = Acc[:, : L - 1, :].transpose(1, 0, 2)
-    hist_mc, hist_sc = _spatial_histograms(sf, sig_s, A, L)  # [L, 3, H, B]
+    hist_mc, hist_sc = _spatial_histograms_fan(sf, fan, sig_s, A, L, fan_lv)  # [L, 3, H, B]
     acc = hist_sc * child_acc[:, :, None, :].astype(np.float64)
     mc = np.where(hist_sc > 0, hist_mc, 1)
     link = np.zeros((L, NT, B))
@@ -283,11 +350,13 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
 
     size_l = size.transpose(1, 0, 2)  # [L, 3, B]
     pfd = np.zeros((L, NT, B), np.int64)
-    if sp_active[1:].any():
-        size_sp = _sizes(_data_extents(ext_sp, A)).transpose(1, 0, 2)
-        pfd[: L - 1] = np.where(sp_active[1:, None, :], size_sp[1:], size_l[: L - 1])
-    else:
-        pfd[: L - 1] = size_l[: L - 1]
+    pfd[: L - 1] = size_l[: L - 1]
+    for l in fan_lv:
+        if l == 0 or not sp_active[l].any():
+            continue
+        e = ext_sp[l].astype(np.int64)
+        ssp = _sizes9(e, A)
+        pfd[l - 1] = np.where(sp_active[l][None, :], ssp, size_l[l - 1])
 
     stats = NestStats(
         size=np.ascontiguousarray(size_l),
@@ -307,54 +376,166 @@ def analyze(batch: MappingBatch, fanouts_inner_first: list[tuple[int, int]], lay
     return AnalyticResult(stats, link_flag, bad_spatial)
 
 
-def _data_extents(ext: np.ndarray, A: np.ndarray) -> np.ndarray:
-    """Data-space extents [3, 4, ...] of op-space boxes with extents ``ext`` [L, 7, B]."""
-    dt = np.int32 if int(ext.max(initial=0)) * max(1, int(A.max())) * 8 < 2**31 else np.int64
-    e = (ext - 1).astype(dt)
-    out = np.empty((NT, 4) + (ext.shape[0], ext.shape[2]), dt)
-    for t in range(NT):
-        for c in range(4):
-            ds = np.nonzero(A[t, c])[0]
-            acc = int(A[t, c, ds[0]]) * e[:, ds[0], :] + 1
-            for d in ds[1:]:
-                acc = acc + int(A[t, c, d]) * e[:, d, :]
-            out[t, c] = acc
-    return out
+class _LinkCtx:
+    """Link-transfer detection and exact accounting on subsets of candidates (columns): the
+    candidates the cheap conditions of :func:`analyze` could not exclude. Follows the rules of
+    _link_candidates / _lattice_ok / _neighbour_rows / _exact_links."""
+
+    def __init__(self, su, layer, Dr, KS, Nr, kw, keys, CE, size, sf, so, split, sig_s, ref, Rabove, R_):
+        self.su, self.layer = su, layer
+        self.Dr, self.KS, self.Nr, self.kw, self.keys = Dr, KS, Nr, kw, keys
+        self.CE, self.size, self.sf, self.so, self.split, self.sig_s = CE, size, sf, so, split, sig_s
+        self.ref, self.Rabove, self.R_ = ref, Rabove, R_
+
+    def _u(self, Rs: int, cols: np.ndarray):
+        """Translations of the visits carrying into the first Rs rows (0 on padding rows), per op
+        dim [Rs, n], and the rows' activity."""
+        d = self.Dr[:Rs, cols]
+        k = self.KS[:Rs, cols]
+        act = self.Nr[:Rs, cols] > 1
+        u = []
+        for dd in range(7):
+            st = np.where(d == dd, k, 0)
+            cs = np.cumsum(st, axis=0)
+            u.append((cs + st - cs[-1]) * act)
+        return u, act
+
+    def _fan(self, p: int, cols: np.ndarray):
+        fac = self.sf[p][:, cols].astype(np.int64)
+        sig = self.sig_s(p)[:, cols].astype(np.int64)
+        return fac, sig, self.so[p][:, cols].astype(np.int64), self.split[p][cols].astype(np.int64)
+
+    def _layout_of(self, p: int, b: int) -> _Layout:
+        su = self.su
+        return _layout(self.so[p][:, b].astype(np.int64), self.sf[p][:, b].astype(np.int64), int(self.split[p][b]),
+                       self.sig_s(p)[:, b].astype(np.int64), su.A, su.fanouts[p])
+
+    def level(self, s: int, p: int, Rs: int, need: list, patches: dict) -> np.ndarray:
+        """Link flags [B] of the fan-out of level p, whose children are level s's tiles (s = -1: the
+        MACs, single-point deltas), over the first Rs rows (the loops above that fan-out); patches
+        for the flagged candidates. ``need[t]``: None, or (candidates to test, mixed coordinate) [B]."""
+        su, A, stationary = self.su, self.su.A, self.su.stationary
+        macs = s < 0
+        B = self.size.shape[2]
+        lf = np.zeros((NT, B), bool)
+        for t in range(NT):
+            if need[t] is None:
+                continue
+            nd, mixed = need[t]
+            # columns without a mixed coordinate: only zero translations can be candidates
+            # (_link_candidates with same = False; _lattice_ok needs a spatial loop t ignores), and
+            # for U = 0 every candidate visit asks the same question: do two neighbouring
+            # children hold equal data
+            nm = np.nonzero(nd & ~mixed)[0]
+            if len(nm):
+                z = self.Nr[:Rs, nm] > 1
+                for k_, cs_ in self.keys[t]:
+                    z &= k_[:Rs, nm] == cs_[Rs - 1, nm]
+                hit = nm[z.any(axis=0)]
+                if len(hit):
+                    fac, sig, order, spl = self._fan(p, hit)
+                    U0 = [np.zeros((1, len(hit)), np.int64)] * 4
+                    lf[t, hit] = _neighbour_rows(np.ones((1, len(hit)), bool), U0, t, order, fac, spl, sig, A, su.fanouts[p])
+            mx = np.nonzero(nd & mixed)[0]
+            if len(mx):
+                lf[t, mx] = self._mixed(s, p, Rs, t, mx, stationary, macs)
+        flagged = np.nonzero(lf.any(axis=0))[0]
+        if len(flagged) == 0:
+            return np.zeros(B, bool)
+        u, rel = self._u(Rs, flagged)
+        Up = _project(u, self.layer)
+        for j, b in enumerate(flagged.tolist()):
+            js = np.nonzero(rel[:, j])[0][::-1]  # relevant loops, innermost first
+            Ub = np.stack([np.stack([Up[t][c][js, j] for c in range(4)], axis=1) for t in range(NT)]).astype(np.int64)  # [3, W, 4]
+            kw_b = self.kw[js, b]
+            kn_b = self.Nr[js, b].astype(np.int64)
+            if macs:
+                patches[(b, 0)] = _exact_links(
+                    Ub, np.ones(len(js), bool), kw_b, kn_b, np.ones((NT, len(js)), np.int64), np.ones(NT, np.int64), None,
+                    stationary, True, self._layout_of(0, b), tensors=lf[:, b],
+                )
+                continue
+            Db = np.stack([
+                self.size[t, s, b] - np.prod(np.maximum(0, self.CE[list(_COORDS[t]), s, b][None, :] - np.abs(Ub[t])), axis=1)
+                for t in range(NT)
+            ])
+            if stationary:
+                refb = []
+                for t in range(NT):
+                    nzr_ = [i for i in range(len(js)) if Ub[t, i].any()]
+                    refb.append(Ub[t, nzr_[0]] if nzr_ else np.zeros(4, np.int64))
+                refb = np.stack(refb)
+            else:
+                refb = Ub[:, 0, :]
+            patches[(b, p)] = _exact_links(
+                Ub, np.ones(len(js), bool), kw_b, kn_b, Db, self.size[:, s, b], refb, stationary, False, self._layout_of(p, b),
+                tensors=lf[:, b],
+            )
+        return lf.any(axis=0)
+
+    def _mixed(self, s, p, Rs, t, cols, stationary, macs) -> np.ndarray:
+        """Link flags of tensor t for candidates with a mixed coordinate (the full tests)."""
+        A = self.su.A
+        u, rel = self._u(Rs, cols)
+        n = len(cols)
+        r = np.arange(n)
+        Ut = _project(u, self.layer)[t]
+        fac, sig, order, spl = self._fan(p, cols)
+        lat = _lattice_data(t, fac, sig, A)
+        if macs:
+            cand = rel & _lattice_ok(Ut, lat)
+        else:
+            bs_t = self.size[t, s, cols]
+            ov = None
+            for c, c9 in enumerate(_COORDS[t]):
+                o_ = np.maximum(self.CE[c9, s, cols] - np.abs(Ut[c]), 0)
+                ov = o_ if ov is None else ov * o_
+            zero = ov == bs_t
+            if stationary:
+                nzr = ~zero & rel
+                ridx = Rs - 1 - np.argmax(nzr[::-1], axis=0)  # innermost non-zero translation
+            else:
+                ridx = np.where(self.ref[s, cols] == self.R_, 0, self.ref[s, cols])  # innermost loop
+            refv = [Ut[c][ridx, r] for c in range(4)]
+            eq = (Ut[0] == refv[0]) & (Ut[1] == refv[1]) & (Ut[2] == refv[2]) & (Ut[3] == refv[3])
+            if stationary:
+                eq |= zero
+            cand = _link_candidates(rel, ov, zero, eq, ridx, r, stationary) & _lattice_ok(Ut, lat)
+        if not cand.any():
+            return np.zeros(n, bool)
+        return _neighbour_rows(cand, Ut, t, order, fac, spl, sig, A, self.su.fanouts[p])
 
 
-def _sizes(dext: np.ndarray) -> np.ndarray:
-    """Words of boxes with data extents [3, 4, ...] -> [3, ...] (int64)."""
-    return dext[:, 0].astype(np.int64) * dext[:, 1] * dext[:, 2] * dext[:, 3]
-
-
-# --------------------------------------------------------------------------------------------- #
-# spatial multicast histograms
-# --------------------------------------------------------------------------------------------- #
-def _spatial_histograms(sf, sig_s, A, L):
+def _spatial_histograms_fan(sf, fan, sig_s, A, L, fan_lv):
     """Per level and tensor, the (multicast factor, number of groups) pairs of the children, sorted by
-    multicast factor: [L, 3, H, B] each (sc = 0 pads). ``sf``, ``sig_s``: spatial factor and stride
-    per dimension [L, 7, B]."""
+    multicast factor: [L, 3, H, B] each (sc = 0 pads). ``sf`` spatial factors [L, 7, B] (1 at
+    levels without fan-out), ``fan`` their products [L, B], ``sig_s(l)`` the spatial strides."""
     B = sf.shape[2]
-    Fl = sf.prod(axis=1)  # [L, B]
     mc = np.ones((L, NT, 1, B), np.int64)
-    sc = np.zeros((L, NT, 1, B), np.int64)
-    for t in range(NT):
-        G = sf[:, RELEVANT[t], :].prod(axis=1)  # distinct groups when uniform
-        mc[:, t, 0, :] = Fl // G
-        sc[:, t, 0, :] = G
-    # Inputs with P and R (or Q and S) both spread at one level: offsets may coincide unevenly
-    cplx = ((sf[:, P] > 1) & (sf[:, R] > 1)) | ((sf[:, Q] > 1) & (sf[:, S] > 1))  # [L, B]
-    if cplx.any():
-        extra = {}
-        H = 1
-        for lv, b in zip(*np.nonzero(cplx)):
-            hist = _input_histogram(sf[lv, :, b], sig_s[lv, :, b], A)
-            extra[(int(lv), int(b))] = hist
-            H = max(H, len(hist))
+    sc = np.ones((L, NT, 1, B), np.int64)
+    extra = {}
+    H = 1
+    for l in fan_lv:
+        for t in range(NT):
+            ds = np.nonzero(RELEVANT[t])[0]
+            G = sf[l, ds[0]].astype(np.int64)
+            for d in ds[1:]:
+                G = G * sf[l, d]
+            mc[l, t, 0] = fan[l] // G  # distinct groups when uniform
+            sc[l, t, 0] = G
+        # Inputs with P and R (or Q and S) both spread at one level: offsets may coincide unevenly
+        cplx = ((sf[l, P] > 1) & (sf[l, R] > 1)) | ((sf[l, Q] > 1) & (sf[l, S] > 1))
+        if cplx.any():
+            sg = sig_s(l)
+            for b in np.nonzero(cplx)[0]:
+                hist = _input_histogram(sf[l, :, b], sg[:, b], A)
+                extra[(l, int(b))] = hist
+                H = max(H, len(hist))
+    if extra:
         if H > 1:
             mc = np.concatenate([mc, np.ones((L, NT, H - 1, B), np.int64)], axis=2)
             sc = np.concatenate([sc, np.zeros((L, NT, H - 1, B), np.int64)], axis=2)
-        for (lv, b), hist in extra.items():
+        for (lv, b), hist in sorted(extra.items()):
             mc[lv, 1, :, b] = 1
             sc[lv, 1, :, b] = 0
             for h, (m, c) in enumerate(hist):
@@ -363,6 +544,92 @@ def _spatial_histograms(sf, sig_s, A, L):
     return mc, sc
 
 
+def _sizes9(e: np.ndarray, A: np.ndarray) -> np.ndarray:
+    """Words per tensor [3, B] of op-space boxes with extents ``e`` [7, B] (int64)."""
+    iw = A[1, 2, R] * (e[R] - 1) + A[1, 2, P] * (e[P] - 1) + 1
+    ih = A[1, 3, S] * (e[S] - 1) + A[1, 3, Q] * (e[Q] - 1) + 1
+    return np.stack([e[C] * e[M] * e[R] * e[S], e[N] * e[C] * iw * ih, e[N] * e[M] * e[Q] * e[P]])
+
+
+def _tensor_keys(t: int, A: np.ndarray, dtot: np.ndarray, Dr: np.ndarray, KS: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(keys, prefix keys) [R + 1, B] of V_m = 2 t_m + sum(t_j, j outside m) (rows outermost first) projected onto
+    tensor t, and of sum(t_j, j down to m): one integer per group of data coordinates (mixed
+    radix; usually a single group).
+    Coordinate c of V lies in [0, 2 x sum_d A[t, c, d] dtot_d] (the strides of the loops on one dim
+    at least double outward, so they sum to less than the dim's extent)."""
+    radix = [2 * int((A[t, c] * dtot).sum()) + 1 for c in range(4)]
+    groups: list[list[int]] = [[]]
+    prod = 1
+    for c in range(4):
+        if groups[-1] and prod * radix[c] >= 2**62:
+            groups.append([])
+            prod = 1
+        groups[-1].append(c)
+        prod *= radix[c]
+    out = []
+    for g in groups:
+        w = np.zeros(8, np.int64)
+        m = 1
+        total = 1
+        for c in g:
+            w[:7] += m * A[t, c]
+            m *= radix[c]
+            total *= radix[c]
+        kt = np.int32 if total < 2**31 else np.int64
+        a = w.astype(kt)[Dr] * KS.astype(kt, copy=False)
+        cs = np.cumsum(a, axis=0, dtype=kt)  # key of sum(t_j, j down to m)
+        out.append((cs + a, cs))
+    return out
+
+
+def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, keys, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz):
+    """The "stationary" rule (timeloop a12fff5): zero translations cost nothing and are not
+    remembered; the remembered translation is the innermost non-zero one."""
+    R1 = Dr.shape[0]
+    # the nine coordinates of V per row, for the overlap of the remembered translation
+    st9 = np.zeros((_C9, R1, B), np.int64)
+    for d in range(7):
+        sd = np.where(Dr == d, KS, 0)
+        for c9 in range(_C9):
+            if su.P9[c9, d]:
+                st9[c9] += su.P9[c9, d] * sd
+    cs9 = np.cumsum(st9, axis=1)
+    V9 = cs9 + st9
+    for s in range(L - 1):
+        Rs = Rabove[s]
+        if not Rs:
+            ov_ref[:, s] = size[:, s]
+            refz[:, s] = True
+            continue
+        kws = kw[:Rs]
+        act = act_r[:Rs]
+        for t in range(NT):
+            kt = keys[t]
+            zero = None
+            for k_, cs_ in kt:
+                z_ = k_[:Rs] == cs_[Rs - 1]  # V_m = pre(s): a zero translation
+                zero = z_ if zero is None else zero & z_
+            nzr = ~zero & act
+            anynz = nzr.any(axis=0)
+            ridx = Rs - 1 - np.argmax(nzr[::-1], axis=0)
+            same = None
+            for k_, _ in kt:
+                e_ = k_[:Rs] == k_[ridx, rows]
+                same = e_ if same is None else same & e_
+            S_zero[t, s] = (kws * zero).sum(axis=0)
+            S_same[t, s] = (kws * (same & ~zero)).sum(axis=0)
+            ov = np.ones(B, np.int64)
+            for c9 in _COORDS[t]:
+                u = V9[c9, ridx, rows] - cs9[c9, Rs - 1]
+                ov *= np.maximum(CE[c9, s] - np.abs(u), 0)
+            ov = np.where(anynz, ov, size[t, s])
+            ov_ref[t, s] = ov
+            refz[t, s] = ~anynz
+
+
+# --------------------------------------------------------------------------------------------- #
+# spatial multicast histograms
+# --------------------------------------------------------------------------------------------- #
 def _input_histogram(fac, sig, A) -> list[tuple[int, int]]:
     """Exact (multicast, count) histogram of the children's Inputs offsets at one level
     (``fac``, ``sig``: spatial factor and stride per dimension)."""

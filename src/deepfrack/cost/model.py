@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from deepfrack.arch.spec import Architecture, EnergyTable
-from deepfrack.cost.analytic import analyze
+from deepfrack.cost.analytic import analytic_setup, analyze
 from deepfrack.cost.mapping import TENSORS, Mapping, MappingBatch, validate_mapping
 from deepfrack.cost.nest import arch_fanouts_inner_first, build_nest
 from deepfrack.cost.timeloop_post import (
@@ -251,6 +251,7 @@ class LayerModel:
         self.tables: ArchTables = arch_tables(arch, energy, self.rules, source)
         self.fanouts = arch_fanouts_inner_first(arch)
         self.level_names = arch.level_names
+        self._setup = analytic_setup(self.fanouts, self.layer, self.rules.translation)
 
     # ---- batch ------------------------------------------------------------------------------
     def evaluate_batch(self, batch: MappingBatch) -> BatchResult:
@@ -259,7 +260,7 @@ class LayerModel:
             raise ValueError(f"batch has {batch.temporal.shape[1]} levels, the architecture {len(self.level_names)}")
         keep_tl = np.ascontiguousarray(batch.keep[:, ::-1, :].transpose(1, 2, 0))  # [L, 3, B]
         check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
-        ar = analyze(batch, self.fanouts, self.layer, self.rules.translation)
+        ar = analyze(batch, self.fanouts, self.layer, self.rules.translation, self._setup)
         stats = ar.stats
         post = postprocess(stats, keep_tl, self.tables, self.rules)
         valid = post.valid & ~ar.bad_spatial

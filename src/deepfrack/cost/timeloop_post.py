@@ -367,16 +367,20 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     for cur in range(L - 2, -1, -1):
         d = ns.pfd[cur]
         nz = d != 0
-        p = np.where(nz, (p * size[cur]) // np.where(nz, d, 1), p)
+        if nz.all():
+            p = (p * size[cur]) // d
+        else:
+            p = np.where(nz, (p * size[cur]) // np.where(nz, d, 1), p)
         part[cur] = p
 
     # parent access share (before masking): the next level out serves this one
     share = np.zeros((L, NT, B))
-    for cur in range(L - 1):
-        sh = (acc[cur + 1, :, 0, :] * mc[cur + 1, :, 0, :]) / fan[cur + 1]
+    if L > 1:
+        f = fan[1:, None, :]
+        sh = (acc[1:, :, 0, :] * mc[1:, :, 0, :]) / f
         for h in range(1, H):
-            sh = sh + (acc[cur + 1, :, h, :] * mc[cur + 1, :, h, :]) / fan[cur + 1]
-        share[cur] = sh
+            sh = sh + (acc[1:, :, h, :] * mc[1:, :, h, :]) / f
+        share[: L - 1] = sh
 
     # MaskTiles: a bypassed level hands its children to the next level out
     for cur in range(L):
@@ -402,10 +406,11 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
                 tot = a if tot is None else tot + a
             link[outer] = np.where(any_nz, 0.0, link[outer])
             content[outer] = np.where(m, tot, content[outer])
-        size[cur][m] = 0
-        part[cur][m] = 0
-        content[cur][m] = 0.0
-        share[cur][m] = 0.0
+        keep_m = ~m
+        size[cur] *= keep_m
+        part[cur] *= keep_m
+        content[cur] = np.where(m, 0.0, content[cur])
+        share[cur] = np.where(m, 0.0, share[cur])
 
     # ProcessOuterMaskedLevels: reset bypassed levels above the outermost kept one
     kept_any = keep.any(axis=0)  # [3, B]
@@ -414,61 +419,71 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     for cur in range(L - 1, -1, -1):
         k = keep[cur]
         above_top[cur] = ~seen & ~k
-        share[cur][~seen & k] = 0.0
+        top = ~seen & k
+        if top.any():
+            share[cur] = np.where(top, 0.0, share[cur])
         seen |= k
     if above_top.any():
         for arr, val in ((size, 0), (part, 0), (content, 0.0), (share, 0.0), (link, 0.0), (repl, 0)):
-            arr[above_top] = val
-        acc[np.broadcast_to(above_top[:, :, None, :], acc.shape)] = 0.0
+            np.copyto(arr, val, where=above_top)
+        np.copyto(acc, 0.0, where=above_top[:, :, None, :])
 
     # peer accesses from link transfers (the child of a linked level, cur-1, is kept)
+    has_peer = bool(link.any())
     peer = np.zeros((L, NT, B))
-    if link.any():
+    if has_peer:
         for cur in range(L - 1, 0, -1):
             lt = link[cur]
             nz = lt != 0
             if nz.any():
                 peer[cur - 1] += np.where(nz, lt / np.maximum(repl[cur - 1], 1), 0.0)
 
-    # reads / fills / updates
+    # reads / fills / updates (C round() for reads and updates, truncation for fills)
     alive = size != 0
-    reads = np.zeros((L, NT, B), np.int64)
-    fills = np.zeros((L, NT, B), np.int64)
+    cpa = content + peer if has_peer else content
+    spa = share + peer if has_peer else share
+    reads = np.empty((L, NT, B), np.int64)
     updates = np.zeros((L, NT, B), np.int64)
+    fills = spa.astype(np.int64)
     for t in range(NT):
-        c = content[:, t, :]
-        pa = peer[:, t, :]
-        sh = share[:, t, :]
-        pt = part[:, t, :].astype(np.float64)
         if RW[t]:
-            updates[:, t, :] = _cround(c)
-            reads[:, t, :] = _cround(np.maximum(c + pa - pt, 0.0))
+            pt = part[:, t, :].astype(np.float64)
+            updates[:, t, :] = _cround(content[:, t, :])
+            reads[:, t, :] = _cround(np.maximum(cpa[:, t, :] - pt, 0.0))
             if rules.fill_elision:
                 kept_above = np.zeros((L, B), bool)
                 acc_above = np.zeros(B, bool)
                 for cur in range(L - 1, -1, -1):
                     kept_above[cur] = acc_above
                     acc_above |= alive[cur, t, :]
-                f = np.where(kept_above, sh + pa - pt, sh + pa)
+                sp = spa[:, t, :]
+                f = np.where(kept_above, sp - pt, sp)
                 fills[:, t, :] = _cround(np.maximum(f, 0.0))
-            else:
-                fills[:, t, :] = np.trunc(sh + pa).astype(np.int64)
-        else:
-            reads[:, t, :] = _cround(c + pa)
-            fills[:, t, :] = np.trunc(sh + pa).astype(np.int64)
-    reads *= alive
-    fills *= alive
-    updates *= alive
+    nrw = [t for t in range(NT) if not RW[t]]
+    if nrw == [0, 1]:
+        reads[:, :2, :] = _cround(cpa[:, :2, :])
+    else:
+        for t in nrw:
+            reads[:, t, :] = _cround(cpa[:, t, :])
+    dead = ~alive
+    if dead.any():
+        for arr in (reads, fills, updates):
+            np.copyto(arr, 0, where=dead)
 
     # ---- buffer model ------------------------------------------------------------------------
     util_inst = repl * alive
     inst_for_check = repl.max(axis=1)  # [L, B]
-    cap_used = (size * alive).sum(axis=1)  # [L, B]
-    blk = tables.block[:, None, None]
-    er = np.nan_to_num(tables.e_read)[:, None, None]
-    ef = np.nan_to_num(tables.e_fill)[:, None, None]
-    eu = np.nan_to_num(tables.e_update)[:, None, None]
-    cluster_e = ((0.0 + _ceil_div(reads, blk) * er) + _ceil_div(fills, blk) * ef) + _ceil_div(updates, blk) * eu
+    cap_used = size.sum(axis=1)  # [L, B] (size is 0 where nothing is kept)
+    er = np.nan_to_num(tables.e_read)
+    ef = np.nan_to_num(tables.e_fill)
+    eu = np.nan_to_num(tables.e_update)
+    cluster_e = np.empty((L, NT, B))
+    for l in range(L):
+        blk = int(tables.block[l])
+        r_, f_, u_ = reads[l], fills[l], updates[l]
+        if blk != 1:
+            r_, f_, u_ = (r_ + (blk - 1)) // blk, (f_ + (blk - 1)) // blk, (u_ + (blk - 1)) // blk
+        cluster_e[l] = ((0.0 + r_ * er[l]) + f_ * ef[l]) + u_ * eu[l]
     # the access energy of a cluster is shared by its utilized instances (buffer.cpp
     # FinalizeBufferEnergy): utilized clusters = min(X x Y expansion, instances / cluster size)
     xy = (ns.x_exp * ns.y_exp).astype(np.float64)  # [L, B]
@@ -490,34 +505,44 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     mac_energy = macs * tables.e_mac
     mac_utilized = (ns.mac_x * ns.mac_y).astype(np.int64)
 
-    # bandwidth and cycles
+    # bandwidth and cycles (levels without a bandwidth limit run at compute speed)
     cc = mac_cycles.astype(np.float64)
-    rd = np.zeros((L, B))
-    wr = np.zeros((L, B))
+    level_cycles = np.empty((L, B), np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for t in range(NT):
-            ratio = xy / repl[:, t, :]
-            tr = np.nan_to_num(np.ceil(reads[:, t, :] / ratio))
-            tw = np.nan_to_num(np.ceil((fills[:, t, :] + updates[:, t, :]) / ratio))
-            rd = rd + tr / cc
-            wr = wr + tw / cc
-        slow = np.ones((L, B))
         for l in range(L):
             rb, wb, sb = tables.read_bw[l], tables.write_bw[l], tables.shared_bw[l]
+            if np.isnan(rb) and np.isnan(wb) and np.isnan(sb):
+                level_cycles[l] = np.ceil(cc / 1.0).astype(np.int64)
+                continue
+            ratio = xy[l][None, :] / repl[l]  # [3, B]
+            tr = np.ceil(reads[l] / ratio)
+            tw = np.ceil((fills[l] + updates[l]) / ratio)
+            if not (np.isfinite(tr).all() and np.isfinite(tw).all()):
+                tr = np.nan_to_num(tr)
+                tw = np.nan_to_num(tw)
+            rd = np.zeros(B)
+            wr = np.zeros(B)
+            for t in range(NT):
+                rd = rd + tr[t] / cc
+                wr = wr + tw[t] / cc
+            slow = np.ones(B)
             if not np.isnan(rb):
-                slow[l] = np.where(rb < rd[l], np.minimum(slow[l], rb / rd[l]), slow[l])
+                slow = np.where(rb < rd, np.minimum(slow, rb / rd), slow)
             if not np.isnan(wb):
-                slow[l] = np.where(wb < wr[l], np.minimum(slow[l], wb / wr[l]), slow[l])
+                slow = np.where(wb < wr, np.minimum(slow, wb / wr), slow)
             if not np.isnan(sb):
-                tot = wr[l] + rd[l]
-                slow[l] = np.where(sb < tot, np.minimum(slow[l], sb / tot), slow[l])
-        level_cycles = np.ceil(cc / slow).astype(np.int64)
+                tot = wr + rd
+                slow = np.where(sb < tot, np.minimum(slow, sb / tot), slow)
+            level_cycles[l] = np.ceil(cc / slow).astype(np.int64)
     cycles = np.maximum(mac_cycles, level_cycles.max(axis=0))
 
     # leakage and level energy
     # Timeloop >= 2023-09 keeps the replication of reset levels; all tensors share it
-    leaks_per_cycle = np.maximum(1.0, ns.replication.astype(np.float64))
-    leak = tables.e_leak[:, None] * cycles.astype(np.float64)[None, :] * leaks_per_cycle
+    if np.any(tables.e_leak != 0):
+        leaks_per_cycle = np.maximum(1.0, ns.replication.astype(np.float64))
+        leak = tables.e_leak[:, None] * cycles.astype(np.float64)[None, :] * leaks_per_cycle
+    else:
+        leak = np.zeros((L, B))
     level_energy = energy_ds.sum(axis=1) + leak
     energy = mac_energy + level_energy.sum(axis=0)
     utilization = (macs / tables.mac_instances) / cycles
@@ -536,7 +561,7 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
         fills=fills,
         updates=updates,
         partition=part,
-        utilized_capacity=size * alive,
+        utilized_capacity=size,
         utilized_instances=util_inst,
         energy_ds=energy_ds,
         leak=leak,
