@@ -109,6 +109,25 @@ class AnalyticSetup:
     ccoef: np.ndarray  # int64 [3, 8]: and by how much per unit
 
 
+def _accumulate(op, a: np.ndarray, dtype=None) -> np.ndarray:
+    """``op.accumulate(a, axis=0)`` row by row (numpy's accumulate along the first axis is many
+    times slower than whole-row operations)."""
+    out = np.empty(a.shape, dtype or a.dtype)
+    if len(a):
+        out[0] = a[0]
+        for i in range(1, len(a)):
+            op(out[i - 1], a[i], out=out[i])
+    return out
+
+
+#: bits set in 0..127; and per 7-bit mask the j-th set bit counted from bit 6 down (7: none)
+_POPCOUNT = np.array([m.bit_count() for m in range(256)], np.int32)
+_NTH_ACTIVE = np.full((256, 7), 7, np.int64)
+for _m in range(128):
+    for _j, _p in enumerate([p for p in range(6, -1, -1) if _m >> p & 1]):
+        _NTH_ACTIVE[_m, _j] = _p
+
+
 def analytic_setup(fanouts_inner_first, layer: Layer, translation: str = "legacy") -> AnalyticSetup:
     A = proj_matrix(layer)
     fan = tuple((int(x), int(y)) for x, y in fanouts_inner_first)
@@ -148,26 +167,21 @@ def analyze(
     has_fan = su.has_fan
 
     # ---- factors, Timeloop level order, candidate axis last ---------------------------------
-    # int32 while every product of factors of a dimension fits (extents, strides)
-    tmax = np.maximum(batch.temporal.max(axis=0), 1)
-    smax = np.maximum(batch.spatial.max(axis=0), 1)
-    bound = max(int(np.prod(tmax[:, d], dtype=object) * np.prod(smax[:, d], dtype=object)) for d in range(7))
-    ft = np.int32 if bound < 2**31 else np.int64
+    ft = np.int64
     buf = np.empty((L, 2, 7, B), ft)  # [l, 0] spatial, [l, 1] temporal factors
     buf[:, 1] = batch.temporal[:, ::-1, :].transpose(1, 2, 0)
-    nofan = [L - 1 - l for l in range(L) if not has_fan[l]]  # architecture order
+    buf[:, 0] = batch.spatial[:, ::-1, :].transpose(1, 2, 0)
+    nofan = [l for l in range(L) if not has_fan[l]]
     if nofan:
-        bad_spatial = (batch.spatial[:, nofan, :] > 1).any(axis=(1, 2))
+        sp_nf = buf[nofan, 0]
+        bad_spatial = (sp_nf > 1).any(axis=(0, 1))
+        buf[nofan, 0] = 1
     else:
         bad_spatial = np.zeros(B, bool)
-    buf[:, 0] = 1
-    for l in fan_lv:
-        buf[l, 0] = batch.spatial[:, L - 1 - l, :].T
-    tf = buf[:, 1]
     sf = buf[:, 0]
     # extents: ext_sp[l] = product of the factors below level l's temporal loops (their strides),
     # ext_tile[l] = the extent of level l's tile
-    cp = np.cumprod(buf.reshape(2 * L, 7, B), axis=0, dtype=ft)
+    cp = _accumulate(np.multiply, buf.reshape(2 * L, 7, B))
     ext_sp = cp[0::2]
     ext_tile = cp[1::2]
 
@@ -178,19 +192,22 @@ def analyze(
     fx = np.ones((L, B), np.int64)
     so = {}
     split = {}
-    for l in fan_lv:
-        fan[l] = sf[l].prod(axis=0, dtype=np.int64)
-        so[l] = batch.spatial_order[:, L - 1 - l, :].T
+    if fan_lv:
+        so_all = np.empty((len(fan_lv), 7, B), np.int8)  # spatial order of the fan-out levels
+        so_all[...] = batch.spatial_order[:, [L - 1 - l for l in fan_lv], :].transpose(1, 2, 0)
+    for i, l in enumerate(fan_lv):
+        fan[l] = sf[l].prod(axis=0)
+        so[l] = so_all[i]
         split[l] = batch.split[:, L - 1 - l]
-        xpos = np.arange(7)[:, None] < split[l][None, :]
-        fx[l] = np.where(xpos, np.take_along_axis(sf[l], so[l], axis=0), 1).prod(axis=0, dtype=np.int64)
+        # the factors of the loops on X (positions before the split)
+        s_ends = sf[l].reshape(-1).take(so[l].astype(np.int64) * B + rows)  # [7 positions, B]
+        fx[l] = np.where(np.arange(7)[:, None] < split[l][None, :], s_ends, 1).prod(axis=0)
     fy = fan // fx
     sp_active = fan > 1
 
     # data extents of the nine coordinates and tile sizes [3, L, B]
-    ext64 = ext_tile.astype(np.int64)
     CE = np.empty((_C9 + 1, L, B), np.int64)
-    CE[:7] = ext64.transpose(1, 0, 2)
+    CE[:7] = ext_tile.transpose(1, 0, 2)
     CE[7] = A[1, 2, R] * (CE[R] - 1) + A[1, 2, P] * (CE[P] - 1) + 1
     CE[8] = A[1, 3, S] * (CE[S] - 1) + A[1, 3, Q] * (CE[Q] - 1) + 1
     CE[9] = 1
@@ -201,21 +218,30 @@ def analyze(
 
     def above(a: np.ndarray) -> np.ndarray:  # product over levels strictly outside
         out = np.ones_like(a)
-        out[:-1] = np.cumprod(a[::-1], axis=0)[::-1][1:]
+        for l in range(L - 2, -1, -1):
+            out[l] = out[l + 1] * a[l + 1]
         return out
 
     replication = above(fan)
     x_exp = above(fx)
     y_exp = above(fy)
-    compute_acc = ext64[-1].prod(axis=0) // fan.prod(axis=0)
+    compute_acc = CE[:7, L - 1].prod(axis=0) // fan.prod(axis=0)
 
     # ---- active temporal loops, per level compacted, outermost first: rows [R, B] -------------
     # row order: level L-1 first, each level's loops outermost first; a level gets as many rows as
-    # its most active candidate (padding rows: bound 1, no dim)
-    to = batch.temporal_order[:, ::-1, :].transpose(1, 2, 0)  # [L, 7 positions, B] (a view)
-    nb = np.take_along_axis(tf, to, axis=1)  # bound at each position
+    # its most active candidate (padding rows: bound 1, dim 7 = none)
+    to = np.empty((L, 7, B), np.int8)  # dim at each position, innermost first
+    to[...] = batch.temporal_order[:, ::-1, :].transpose(1, 2, 0)
+    it = np.int32 if 2 * 7 * L * B < 2**31 else np.int64
+    tbase = ((np.arange(L, dtype=it) * 14 + 7) * B)[:, None, None] + rows.astype(it)[None, None, :]  # temporal plane of buf
+    nb = buf.reshape(-1).take(to * it(B) + tbase)  # bound at each position [L, 7, B]
     active = nb > 1
-    cnt = active.sum(axis=1, dtype=np.int32)  # [L, B]
+    # active positions as a bit mask per level (bit p: position p), then a table gives the j-th
+    # active position from the outermost
+    amask = active[:, 0].astype(np.uint8)
+    for pos in range(1, 7):
+        amask |= active[:, pos].astype(np.uint8) << pos
+    cnt = _POPCOUNT[amask]
     Kl = [int(x) for x in cnt.max(axis=1)]
     R_ = sum(Kl)
     off = [0] * L
@@ -224,38 +250,39 @@ def analyze(
         off[l] = o
         o += Kl[l]
     Rabove = [off[s] for s in range(L)]  # rows of the loops above level s = the first off[s]
-    code = np.full((R_ + 1, B), 8 + 7, np.int32 if bound < 2**28 else np.int64)  # 8 x bound + dim; 15: bound 1, dim 7 (none)
-    if R_:
-        arev = active[::-1, ::-1]
-        slot = np.cumsum(arev, axis=1, dtype=np.int32)
-        offs = np.array([off[l] for l in range(L - 1, -1, -1)], np.int32)[:, None, None] - 1
-        tgt = np.where(arev, slot + offs, R_)
-        code[tgt, rows] = (nb[::-1, ::-1].astype(code.dtype) << 3) | to[::-1, ::-1]
-        code[R_] = 15
-    Nr = code >> 3  # [R + 1, B] loop bounds (1: padding)
-    Dr = code & 7  # dims (7: none)
-    act_r = Nr > 1
     row_lev = np.repeat(np.arange(L - 1, -1, -1), Kl[::-1])  # level of each row
-    # stride of each row: ext_sp[level, dim] (0 for padding rows)
-    KS = np.zeros((R_ + 1, B), np.int64)
+    row_j = np.concatenate([np.arange(k) for k in Kl[::-1]]).astype(np.int64) if R_ else np.zeros(0, np.int64)
+    Nr = np.ones((R_ + 1, B), ft)  # [R + 1, B] loop bounds (1: padding; the last row is padding)
+    Dr = np.full((R_ + 1, B), 7, np.int8)  # dims (7: none)
     if R_:
-        fidx = ((2 * 7) * row_lev[:, None] + np.minimum(Dr[:R_], 6)) * B + rows[None, :]
+        posr = _NTH_ACTIVE.reshape(-1).take(amask[row_lev].astype(np.int64) * 7 + row_j[:, None])  # [R, B], 7: none
+        valid = posr < 7
+        fidx = (row_lev[:, None] * 7 + np.minimum(posr, 6)).astype(it) * it(B) + rows.astype(it)[None, :]
+        Dr[:R_] = np.where(valid, to.reshape(-1).take(fidx), 7)
+        Nr[:R_] = np.where(valid, nb.reshape(-1).take(fidx), 1)
+    act_r = Nr > 1
+    # stride of each row: ext_sp[level, dim] (0 for padding rows)
+    KS = np.zeros((R_ + 1, B), ft)
+    if R_:
+        fidx = ((14 * row_lev[:, None] + np.minimum(Dr[:R_], 6)).astype(it)) * it(B) + rows.astype(it)[None, :]
         KS[:R_] = cp.reshape(-1).take(fidx) * act_r[:R_]
-    cpn = np.cumprod(Nr, axis=0, dtype=np.int64)  # product of the bounds down to each row
+    cpn = _accumulate(np.multiply, Nr, np.int64)  # product of the bounds down to each row
     kw = np.empty_like(cpn)  # weight of the visits carrying into each row: (n - 1) x outer bounds
     kw[0] = cpn[0] - 1
-    kw[1:] = cpn[1:] - cpn[:-1]
+    np.subtract(cpn[1:], cpn[:-1], out=kw[1:])
     outer_s = np.ones((L, B), np.int64)  # product of the temporal bounds above level s
     for s in range(L):
         if Rabove[s]:
             outer_s[s] = cpn[Rabove[s] - 1]
     # the innermost active loop above each level (R: none)
-    lastact = np.maximum.accumulate(np.where(act_r, np.arange(R_ + 1)[:, None], -1), axis=0)
     ref = np.full((L, B), R_, np.int64)
-    for s in range(L):
-        if Rabove[s]:
-            la = lastact[Rabove[s] - 1]
-            ref[s] = np.where(la >= 0, la, R_)
+    la = np.full(B, R_, np.int64)
+    r0 = 0
+    for s in range(L - 2, -1, -1):
+        for r in range(r0, Rabove[s]):
+            la = np.where(act_r[r], r, la)
+        r0 = Rabove[s]
+        ref[s] = la
     has_rows = ref != R_
 
     # ---- accesses of each level's tile to its parent ------------------------------------------
@@ -265,39 +292,41 @@ def analyze(
     # twice the layer's extent, so an integer key (mixed radix over the four data coordinates)
     # identifies it: accesses = |B| x prod(bounds above) - overlap(u_ref) x sum(weights of the
     # visits whose u equals u_ref) (module docstring; stationary: zero translations cost nothing).
-    dtot = ext64[-1].max(axis=1) if B else np.ones(7, np.int64)  # [7] largest extent per dim
-    keys = []
-    for t in range(NT):
-        keys.append(_tensor_keys(t, A, dtot, Dr, KS))
+    dtot = CE[:7, L - 1].max(axis=1) if B else np.ones(7, np.int64)  # [7] largest extent per dim
+    # rows whose keys are needed: those above level 0, and level 0's own for a fan-out to the MACs
+    Rk = R_ if has_fan[0] else Rabove[0]
+    keys = [_tensor_keys(t, A, dtot, Dr[: Rk + 1], KS[: Rk + 1]) for t in range(NT)]
     Acc = np.zeros((NT, L, B), np.int64)
     S_same = np.zeros((NT, L, B), np.int64)
     S_zero = np.zeros((NT, L, B), np.int64) if stationary else None
     ov_ref = np.empty((NT, L, B), np.int64)
     refz = np.empty((NT, L, B), bool)
+    # the weighted sums over rows run in float64 when every partial sum is an exact integer there
+    kwf = kw.astype(np.float64) if (R_ and int(cpn[R_ - 1].max()) < 2**53) else None
     if not stationary:
-        d_ref = Dr.reshape(-1).take(ref * B + rows)  # [L, B]
-        ks_ref = KS.reshape(-1).take(ref * B + rows)
-        lidx = np.arange(L)[:, None] * B + rows[None, :]
+        Ls = L - 1
+        d_ref = Dr.reshape(-1).take(ref[:Ls] * B + rows)  # [L - 1, B]
+        ks_ref = KS.reshape(-1).take(ref[:Ls] * B + rows)
+        lidx = np.arange(Ls)[:, None] * B + rows[None, :]
         for t in range(NT):
-            c9 = su.cmap[t][d_ref]  # [L, B]
+            c9 = su.cmap[t].take(d_ref)  # [L - 1, B]
             e = CE.reshape(-1).take(c9 * (L * B) + lidx)
-            ov = (size[t] // e) * np.maximum(e - su.ccoef[t][d_ref] * ks_ref, 0)
-            ov_ref[t] = ov
-            refz[t] = ov == size[t]
+            ov = (size[t, :Ls] // e) * np.maximum(e - su.ccoef[t].take(d_ref) * ks_ref, 0)
+            ov_ref[t, :Ls] = ov
+            refz[t, :Ls] = ov == size[t, :Ls]
         for s in range(L - 1):
             Rs = Rabove[s]
             if not Rs:
                 continue
-            kws = kw[:Rs]
-            rs = ref[s]
+            rs = np.minimum(ref[s], Rk) * B + rows  # (no loop above: every weight is 0)
             for t in range(NT):
                 eq = None
                 for k_, _ in keys[t]:
-                    e_ = k_[:Rs] == k_.reshape(-1).take(rs * B + rows)
+                    e_ = k_[:Rs] == k_.reshape(-1).take(rs)
                     eq = e_ if eq is None else eq & e_
-                S_same[t, s] = (kws * eq).sum(axis=0)
+                S_same[t, s] = _wsum(kw, kwf, Rs, eq)
     else:
-        _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, keys, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz)
+        _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, kwf, keys, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz)
     Acc[:, : L - 1] = size[:, : L - 1] * outer_s[None, : L - 1] - ov_ref[:, : L - 1] * S_same[:, : L - 1]
     if stationary:
         Acc[:, : L - 1] -= size[:, : L - 1] * S_zero[:, : L - 1]
@@ -396,7 +425,7 @@ class _LinkCtx:
         u = []
         for dd in range(7):
             st = np.where(d == dd, k, 0)
-            cs = np.cumsum(st, axis=0)
+            cs = _accumulate(np.add, st, np.int64)
             u.append((cs + st - cs[-1]) * act)
         return u, act
 
@@ -418,6 +447,8 @@ class _LinkCtx:
         macs = s < 0
         B = self.size.shape[2]
         lf = np.zeros((NT, B), bool)
+        if Rs == 0:  # no loop above: nothing to share
+            return lf[0]
         for t in range(NT):
             if need[t] is None:
                 continue
@@ -576,13 +607,21 @@ def _tensor_keys(t: int, A: np.ndarray, dtot: np.ndarray, Dr: np.ndarray, KS: np
             m *= radix[c]
             total *= radix[c]
         kt = np.int32 if total < 2**31 else np.int64
-        a = w.astype(kt)[Dr] * KS.astype(kt, copy=False)
-        cs = np.cumsum(a, axis=0, dtype=kt)  # key of sum(t_j, j down to m)
+        a = w.astype(kt).take(Dr) * KS.astype(kt, copy=False)
+        cs = _accumulate(np.add, a)  # key of sum(t_j, j down to m)
         out.append((cs + a, cs))
     return out
 
 
-def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, keys, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz):
+def _wsum(kw: np.ndarray, kwf: np.ndarray | None, Rs: int, mask: np.ndarray) -> np.ndarray:
+    """sum(kw[r] for the first Rs rows where mask) per candidate (int64); through float64 (exact:
+    ``kwf`` is given only when every sum is below 2**53) when possible, which is faster."""
+    if kwf is not None:
+        return np.einsum("rb,rb->b", kwf[:Rs], mask).astype(np.int64)
+    return (kw[:Rs] * mask).sum(axis=0)
+
+
+def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, kwf, keys, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz):
     """The "stationary" rule (timeloop a12fff5): zero translations cost nothing and are not
     remembered; the remembered translation is the innermost non-zero one."""
     R1 = Dr.shape[0]
@@ -593,7 +632,7 @@ def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, keys, Dr, KS, su, CE, s
         for c9 in range(_C9):
             if su.P9[c9, d]:
                 st9[c9] += su.P9[c9, d] * sd
-    cs9 = np.cumsum(st9, axis=1)
+    cs9 = np.cumsum(st9, axis=1)  # (the stationary rule only)
     V9 = cs9 + st9
     for s in range(L - 1):
         Rs = Rabove[s]
@@ -601,7 +640,6 @@ def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, keys, Dr, KS, su, CE, s
             ov_ref[:, s] = size[:, s]
             refz[:, s] = True
             continue
-        kws = kw[:Rs]
         act = act_r[:Rs]
         for t in range(NT):
             kt = keys[t]
@@ -616,8 +654,8 @@ def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, keys, Dr, KS, su, CE, s
             for k_, _ in kt:
                 e_ = k_[:Rs] == k_[ridx, rows]
                 same = e_ if same is None else same & e_
-            S_zero[t, s] = (kws * zero).sum(axis=0)
-            S_same[t, s] = (kws * (same & ~zero)).sum(axis=0)
+            S_zero[t, s] = _wsum(kw, kwf, Rs, zero)
+            S_same[t, s] = _wsum(kw, kwf, Rs, same & ~zero)
             ov = np.ones(B, np.int64)
             for c9 in _COORDS[t]:
                 u = V9[c9, ridx, rows] - cs9[c9, Rs - 1]
