@@ -35,7 +35,7 @@ reference runs).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import product as iproduct
 
 import numpy as np
@@ -103,20 +103,28 @@ class AnalyticSetup:
     fanouts: tuple[tuple[int, int], ...]  # (X, Y) per storage level, innermost first
     has_fan: np.ndarray  # bool [L], innermost first
     fan_levels: tuple[int, ...]  # levels with a fan-out, innermost first
+    nofan_levels: tuple[int, ...]  # the others
     stationary: bool
     P9: np.ndarray  # int64 [9, 7]: the nine coordinates of an op-space vector
+    coords: np.ndarray  # int64 [3, 4]: _COORDS
     cmap: np.ndarray  # int64 [3, 8]: per tensor, the coordinate (of the nine; 9 = none) a dim moves (dim 7: none)
     ccoef: np.ndarray  # int64 [3, 8]: and by how much per unit
+    rel: np.ndarray  # bool [3, 7]: RELEVANT
 
 
-def _accumulate(op, a: np.ndarray, dtype=None) -> np.ndarray:
-    """``op.accumulate(a, axis=0)`` row by row (numpy's accumulate along the first axis is many
-    times slower than whole-row operations)."""
+def _accumulate(op, a: np.ndarray, dtype=None, axis: int = 0) -> np.ndarray:
+    """``op.accumulate(a, axis)`` for axis 0 or 1, slice by slice (numpy's accumulate along a
+    leading axis is many times slower than whole-slice operations)."""
     out = np.empty(a.shape, dtype or a.dtype)
-    if len(a):
-        out[0] = a[0]
-        for i in range(1, len(a)):
-            op(out[i - 1], a[i], out=out[i])
+    if a.shape[axis]:
+        if axis == 0:
+            out[0] = a[0]
+            for i in range(1, a.shape[0]):
+                op(out[i - 1], a[i], out=out[i])
+        else:
+            out[:, 0] = a[:, 0]
+            for i in range(1, a.shape[1]):
+                op(out[:, i - 1], a[:, i], out=out[:, i])
     return out
 
 
@@ -144,7 +152,19 @@ def analytic_setup(fanouts_inner_first, layer: Layer, translation: str = "legacy
             for d in np.nonzero(A[t, c])[0]:
                 cmap[t, d] = c9
                 ccoef[t, d] = A[t, c, d]
-    return AnalyticSetup(A, fan, has_fan, tuple(int(i) for i in np.nonzero(has_fan)[0]), translation == "stationary", P9, cmap, ccoef)
+    return AnalyticSetup(
+        A=A,
+        fanouts=fan,
+        has_fan=has_fan,
+        fan_levels=tuple(int(i) for i in np.nonzero(has_fan)[0]),
+        nofan_levels=tuple(int(i) for i in np.nonzero(~has_fan)[0]),
+        stationary=translation == "stationary",
+        P9=P9,
+        coords=np.array(_COORDS, np.int64),
+        cmap=cmap,
+        ccoef=ccoef,
+        rel=np.array(RELEVANT),
+    )
 
 
 def analyze(
@@ -163,18 +183,17 @@ def analyze(
     A = su.A
     B, L, _ = batch.temporal.shape
     rows = np.arange(B)
-    fan_lv = su.fan_levels
+    fan_lv = list(su.fan_levels)
+    nf = len(fan_lv)
     has_fan = su.has_fan
 
     # ---- factors, Timeloop level order, candidate axis last ---------------------------------
-    ft = np.int64
-    buf = np.empty((L, 2, 7, B), ft)  # [l, 0] spatial, [l, 1] temporal factors
+    buf = np.empty((L, 2, 7, B), np.int64)  # [l, 0] spatial, [l, 1] temporal factors
     buf[:, 1] = batch.temporal[:, ::-1, :].transpose(1, 2, 0)
     buf[:, 0] = batch.spatial[:, ::-1, :].transpose(1, 2, 0)
-    nofan = [l for l in range(L) if not has_fan[l]]
-    if nofan:
-        sp_nf = buf[nofan, 0]
-        bad_spatial = (sp_nf > 1).any(axis=(0, 1))
+    if su.nofan_levels:
+        nofan = list(su.nofan_levels)
+        bad_spatial = (buf[nofan, 0] > 1).any(axis=(0, 1))
         buf[nofan, 0] = 1
     else:
         bad_spatial = np.zeros(B, bool)
@@ -186,23 +205,27 @@ def analyze(
     ext_tile = cp[1::2]
 
     def sig_s(l: int) -> np.ndarray:  # stride of level l's spatial loops, per dim [7, B]
-        return ext_tile[l - 1] if l > 0 else np.ones((7, B), ft)
+        return ext_tile[l - 1] if l > 0 else np.ones((7, B), np.int64)
 
-    fan = np.ones((L, B), np.int64)
-    fx = np.ones((L, B), np.int64)
-    so = {}
-    split = {}
-    if fan_lv:
-        so_all = np.empty((len(fan_lv), 7, B), np.int8)  # spatial order of the fan-out levels
-        so_all[...] = batch.spatial_order[:, [L - 1 - l for l in fan_lv], :].transpose(1, 2, 0)
-    for i, l in enumerate(fan_lv):
-        fan[l] = sf[l].prod(axis=0)
-        so[l] = so_all[i]
-        split[l] = batch.split[:, L - 1 - l]
+    # spatial fan-outs: children used (fan), on X (fx) and Y (fy)
+    fxy = np.ones((3, L, B), np.int64)
+    so: dict[int, np.ndarray] = {}
+    split: dict[int, np.ndarray] = {}
+    if nf:
+        sf_f = sf[fan_lv]  # [nf, 7, B]
+        gt1 = sf_f > 1
+        so_f = np.empty((nf, 7, B), np.int8)  # spatial order, innermost first
+        so_f[...] = batch.spatial_order[:, [L - 1 - l for l in fan_lv], :].transpose(1, 2, 0)
+        split_f = batch.split[:, [L - 1 - l for l in fan_lv]].T  # [nf, B]
+        for i, l in enumerate(fan_lv):
+            so[l] = so_f[i]
+            split[l] = split_f[i]
+        fxy[0, fan_lv] = sf_f.prod(axis=1)
         # the factors of the loops on X (positions before the split)
-        s_ends = sf[l].reshape(-1).take(so[l].astype(np.int64) * B + rows)  # [7 positions, B]
-        fx[l] = np.where(np.arange(7)[:, None] < split[l][None, :], s_ends, 1).prod(axis=0)
-    fy = fan // fx
+        s_ends = sf_f.reshape(-1).take(so_f.astype(np.int64) * B + (np.arange(nf) * (7 * B))[:, None, None] + rows)
+        fxy[1, fan_lv] = np.where(np.arange(7)[None, :, None] < split_f[:, None, :], s_ends, 1).prod(axis=1)
+        fxy[2, fan_lv] = fxy[0, fan_lv] // fxy[1, fan_lv]
+    fan, fx, fy = fxy
     sp_active = fan > 1
 
     # data extents of the nine coordinates and tile sizes [3, L, B]
@@ -211,20 +234,14 @@ def analyze(
     CE[7] = A[1, 2, R] * (CE[R] - 1) + A[1, 2, P] * (CE[P] - 1) + 1
     CE[8] = A[1, 3, S] * (CE[S] - 1) + A[1, 3, Q] * (CE[Q] - 1) + 1
     CE[9] = 1
-    size = np.empty((NT, L, B), np.int64)
-    for t in range(NT):
-        c0, c1, c2, c3 = _COORDS[t]
-        size[t] = CE[c0] * CE[c1] * CE[c2] * CE[c3]
+    co = su.coords
+    size = CE[co[:, 0]] * CE[co[:, 1]] * CE[co[:, 2]] * CE[co[:, 3]]
 
-    def above(a: np.ndarray) -> np.ndarray:  # product over levels strictly outside
-        out = np.ones_like(a)
-        for l in range(L - 2, -1, -1):
-            out[l] = out[l + 1] * a[l + 1]
-        return out
-
-    replication = above(fan)
-    x_exp = above(fx)
-    y_exp = above(fy)
+    # products over the levels strictly outside: utilized instances, X and Y expansion
+    abv = np.ones_like(fxy)
+    for l in range(L - 2, -1, -1):
+        np.multiply(abv[:, l + 1], fxy[:, l + 1], out=abv[:, l])
+    replication, x_exp, y_exp = abv
     compute_acc = CE[:7, L - 1].prod(axis=0) // fan.prod(axis=0)
 
     # ---- active temporal loops, per level compacted, outermost first: rows [R, B] -------------
@@ -241,8 +258,7 @@ def analyze(
     amask = active[:, 0].astype(np.uint8)
     for pos in range(1, 7):
         amask |= active[:, pos].astype(np.uint8) << pos
-    cnt = _POPCOUNT[amask]
-    Kl = [int(x) for x in cnt.max(axis=1)]
+    Kl = [int(x) for x in _POPCOUNT[amask].max(axis=1)]  # rows per level
     R_ = sum(Kl)
     off = [0] * L
     o = 0
@@ -250,30 +266,25 @@ def analyze(
         off[l] = o
         o += Kl[l]
     Rabove = [off[s] for s in range(L)]  # rows of the loops above level s = the first off[s]
-    row_lev = np.repeat(np.arange(L - 1, -1, -1), Kl[::-1])  # level of each row
-    row_j = np.concatenate([np.arange(k) for k in Kl[::-1]]).astype(np.int64) if R_ else np.zeros(0, np.int64)
-    Nr = np.ones((R_ + 1, B), ft)  # [R + 1, B] loop bounds (1: padding; the last row is padding)
+    Nr = np.ones((R_ + 1, B), np.int64)  # [R + 1, B] loop bounds (1: padding; the last row is padding)
     Dr = np.full((R_ + 1, B), 7, np.int8)  # dims (7: none)
+    KS = np.zeros((R_ + 1, B), np.int64)  # strides: ext_sp[level, dim] (0 for padding rows)
     if R_:
+        row_lev = np.repeat(np.arange(L - 1, -1, -1), Kl[::-1])  # level of each row
+        row_j = np.concatenate([np.arange(k) for k in Kl[::-1]])
         posr = _NTH_ACTIVE.reshape(-1).take(amask[row_lev].astype(np.int64) * 7 + row_j[:, None])  # [R, B], 7: none
         valid = posr < 7
         fidx = (row_lev[:, None] * 7 + np.minimum(posr, 6)).astype(it) * it(B) + rows.astype(it)[None, :]
         Dr[:R_] = np.where(valid, to.reshape(-1).take(fidx), 7)
         Nr[:R_] = np.where(valid, nb.reshape(-1).take(fidx), 1)
-    act_r = Nr > 1
-    # stride of each row: ext_sp[level, dim] (0 for padding rows)
-    KS = np.zeros((R_ + 1, B), ft)
-    if R_:
         fidx = ((14 * row_lev[:, None] + np.minimum(Dr[:R_], 6)).astype(it)) * it(B) + rows.astype(it)[None, :]
-        KS[:R_] = cp.reshape(-1).take(fidx) * act_r[:R_]
-    cpn = _accumulate(np.multiply, Nr, np.int64)  # product of the bounds down to each row
+        KS[:R_] = np.where(valid, cp.reshape(-1).take(fidx), 0)
+    act_r = Nr > 1
+    cpn = _accumulate(np.multiply, Nr)  # product of the bounds down to each row
     kw = np.empty_like(cpn)  # weight of the visits carrying into each row: (n - 1) x outer bounds
     kw[0] = cpn[0] - 1
     np.subtract(cpn[1:], cpn[:-1], out=kw[1:])
     outer_s = np.ones((L, B), np.int64)  # product of the temporal bounds above level s
-    for s in range(L):
-        if Rabove[s]:
-            outer_s[s] = cpn[Rabove[s] - 1]
     # the innermost active loop above each level (R: none)
     ref = np.full((L, B), R_, np.int64)
     la = np.full(B, R_, np.int64)
@@ -283,6 +294,8 @@ def analyze(
             la = np.where(act_r[r], r, la)
         r0 = Rabove[s]
         ref[s] = la
+        if Rabove[s]:
+            outer_s[s] = cpn[Rabove[s] - 1]
     has_rows = ref != R_
 
     # ---- accesses of each level's tile to its parent ------------------------------------------
@@ -295,42 +308,39 @@ def analyze(
     dtot = CE[:7, L - 1].max(axis=1) if B else np.ones(7, np.int64)  # [7] largest extent per dim
     # rows whose keys are needed: those above level 0, and level 0's own for a fan-out to the MACs
     Rk = R_ if has_fan[0] else Rabove[0]
-    keys = [_tensor_keys(t, A, dtot, Dr[: Rk + 1], KS[: Rk + 1]) for t in range(NT)]
-    Acc = np.zeros((NT, L, B), np.int64)
+    keys, kcs = _keys(A, dtot, Dr[: Rk + 1], KS[: Rk + 1])  # [G, 3, Rk + 1, B]
     S_same = np.zeros((NT, L, B), np.int64)
     S_zero = np.zeros((NT, L, B), np.int64) if stationary else None
     ov_ref = np.empty((NT, L, B), np.int64)
     refz = np.empty((NT, L, B), bool)
     # the weighted sums over rows run in float64 when every partial sum is an exact integer there
     kwf = kw.astype(np.float64) if (R_ and int(cpn[R_ - 1].max()) < 2**53) else None
+    Ls = L - 1
     if not stationary:
-        Ls = L - 1
-        d_ref = Dr.reshape(-1).take(ref[:Ls] * B + rows)  # [L - 1, B]
-        ks_ref = KS.reshape(-1).take(ref[:Ls] * B + rows)
-        lidx = np.arange(Ls)[:, None] * B + rows[None, :]
-        for t in range(NT):
-            c9 = su.cmap[t].take(d_ref)  # [L - 1, B]
-            e = CE.reshape(-1).take(c9 * (L * B) + lidx)
-            ov = (size[t, :Ls] // e) * np.maximum(e - su.ccoef[t].take(d_ref) * ks_ref, 0)
-            ov_ref[t, :Ls] = ov
-            refz[t, :Ls] = ov == size[t, :Ls]
-        for s in range(L - 1):
+        refp = ref[:Ls] * B + rows
+        d_ref = Dr.reshape(-1).take(refp).astype(np.intp)  # [L - 1, B]
+        ks_ref = KS.reshape(-1).take(refp)
+        c9 = su.cmap[:, d_ref]  # [3, L - 1, B]
+        e = CE.reshape(-1).take(c9 * (L * B) + (np.arange(Ls)[:, None] * B + rows[None, :]))
+        ov_ref[:, :Ls] = (size[:, :Ls] // e) * np.maximum(e - su.ccoef[:, d_ref] * ks_ref, 0)
+        refz[:, :Ls] = ov_ref[:, :Ls] == size[:, :Ls]
+        G = keys.shape[0]
+        kflat = keys.reshape(G * NT, -1)
+        for s in range(Ls):
             Rs = Rabove[s]
             if not Rs:
                 continue
-            rs = np.minimum(ref[s], Rk) * B + rows  # (no loop above: every weight is 0)
-            for t in range(NT):
-                eq = None
-                for k_, _ in keys[t]:
-                    e_ = k_[:Rs] == k_.reshape(-1).take(rs)
-                    eq = e_ if eq is None else eq & e_
-                S_same[t, s] = _wsum(kw, kwf, Rs, eq)
+            kref = kflat.take(np.minimum(ref[s], Rk) * B + rows, axis=1).reshape(G, NT, 1, B)  # (no loop above: weights 0)
+            eq = keys[0, :, :Rs] == kref[0]
+            for g in range(1, G):
+                eq &= keys[g, :, :Rs] == kref[g]
+            S_same[:, s] = _wsum(kw, kwf, Rs, eq)
     else:
-        _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, kwf, keys, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz)
-    Acc[:, : L - 1] = size[:, : L - 1] * outer_s[None, : L - 1] - ov_ref[:, : L - 1] * S_same[:, : L - 1]
+        _stationary_sums(L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz)
+    Acc = np.zeros((NT, L, B), np.int64)  # accesses of level s's tile to its parent
+    Acc[:, :Ls] = size[:, :Ls] * outer_s[None, :Ls] - ov_ref[:, :Ls] * S_same[:, :Ls]
     if stationary:
-        Acc[:, : L - 1] -= size[:, : L - 1] * S_zero[:, : L - 1]
-    Acc[:, L - 1] = 0
+        Acc[:, :Ls] -= size[:, :Ls] * S_zero[:, :Ls]
 
     # ---- link transfers -------------------------------------------------------------------
     # A fan-out's children can share deltas over links only if the tensor has a spatial loop it
@@ -338,60 +348,65 @@ def analyze(
     # _linkable); the exact tests run on the few candidates these cheap conditions leave.
     link_flag = np.zeros(B, bool)
     patches: dict[tuple[int, int], list] = {}
-    ctx = _LinkCtx(su, layer, Dr, KS, Nr, kw, keys, CE, size, sf, so, split, sig_s, ref, Rabove, R_)
-    for s in range(L - 1):
-        p = s + 1
-        if not has_fan[p]:
-            continue
-        lk = [_linkable(t, sf[p]) for t in range(NT)]
-        need = []
-        for t, (mixed, ignored, anyl) in enumerate(lk):
-            mixed_any = bool(mixed.any())
-            if not anyl or (stationary and not mixed_any):
-                need.append(None)
+    if nf:
+        # per fan-out level and tensor: a spatial loop the tensor ignores, a mixed coordinate
+        ignored = np.stack([gt1[:, ~su.rel[t]].any(axis=1) for t in range(NT)])  # [3, nf, B]
+        mixed = np.zeros((NT, nf, B), bool)
+        mixed[1] = gt1[:, [P, R, Q, S]].any(axis=1)
+        ctx = _LinkCtx(su, layer, Dr, KS, Nr, kw, keys, kcs, CE, size, sf, so, split, sig_s, ref, Rabove, R_)
+        for i, p in enumerate(fan_lv):
+            if p == 0:
+                # fan-out to the MACs: deltas are single points, one per visit (all loops are above)
+                nd = mixed[:, i] | ignored[:, i]
+                if nd.any():
+                    link_flag |= ctx.level(-1, 0, R_, [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)], patches)
                 continue
+            s = p - 1
             # _link_candidates: the remembered translation is not zero; unless a coordinate is
             # mixed, only zero translations can match, after one that moved the tile off itself
-            nd = has_rows[s] & ~refz[t, s] & (mixed | (ignored & (ov_ref[t, s] == 0)))
-            need.append((nd, mixed) if nd.any() else None)
-        if any(x is not None for x in need):
-            link_flag |= ctx.level(s, p, Rabove[s], need, patches)
-    # level 0 fan-out to the MACs: deltas are single points, one per visit (all loops are above it)
-    if has_fan[0]:
-        need = []
-        for t in range(NT):
-            mixed, ignored, anyl = _linkable(t, sf[0])
-            nd = mixed | ignored
-            need.append((nd, mixed) if anyl and nd.any() else None)
-        if any(x is not None for x in need):
-            link_flag |= ctx.level(-1, 0, R_, need, patches)
+            nd = has_rows[s][None, :] & ~refz[:, s] & (mixed[:, i] | (ignored[:, i] & (ov_ref[:, s] == 0)))
+            if stationary:  # (zero translations cost nothing: only mixed coordinates can link)
+                nd &= mixed[:, i].any(axis=1)[:, None]
+            if nd.any():
+                link_flag |= ctx.level(s, p, Rabove[s], [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)], patches)
 
     # ---- access histograms per level ----------------------------------------------------------
     child_acc = np.empty((L, NT, B), np.int64)  # what a level receives from one child
     child_acc[0] = compute_acc
-    child_acc[1:] = Acc[:, : L - 1, :].transpose(1, 0, 2)
-    hist_mc, hist_sc = _spatial_histograms_fan(sf, fan, sig_s, A, L, fan_lv)  # [L, 3, H, B]
+    child_acc[1:] = Acc[:, :Ls, :].transpose(1, 0, 2)
+    hist_mc = np.ones((L, NT, 1, B), np.int64)
+    hist_sc = np.ones((L, NT, 1, B), np.int64)
+    if nf:
+        # children with equal data share one parent access: groups = product of the spatial
+        # factors the tensor depends on, multicast = the others
+        G3 = np.where(su.rel[:, None, :, None], sf_f[None], 1).prod(axis=2)  # [3, nf, B]
+        hist_sc[fan_lv, :, 0] = G3.transpose(1, 0, 2)
+        hist_mc[fan_lv, :, 0] = (fan[fan_lv][None] // G3).transpose(1, 0, 2)
+        # Inputs with P and R (or Q and S) both spread at one level: offsets may coincide unevenly
+        cplx = (gt1[:, P] & gt1[:, R]) | (gt1[:, Q] & gt1[:, S])  # [nf, B]
+        if cplx.any():
+            hist_mc, hist_sc = _uneven_histograms(hist_mc, hist_sc, cplx, fan_lv, sf, sig_s, A)
     acc = hist_sc * child_acc[:, :, None, :].astype(np.float64)
     mc = np.where(hist_sc > 0, hist_mc, 1)
     link = np.zeros((L, NT, B))
     if patches:
         acc, mc, link = _apply_link_patches(acc, mc, hist_mc, hist_sc, child_acc, patches)
 
+    # partition-fraction denominators: the child's tile, or its spatial partition below a fan-out
     size_l = size.transpose(1, 0, 2)  # [L, 3, B]
     pfd = np.zeros((L, NT, B), np.int64)
-    pfd[: L - 1] = size_l[: L - 1]
-    for l in fan_lv:
-        if l == 0 or not sp_active[l].any():
-            continue
-        e = ext_sp[l].astype(np.int64)
-        ssp = _sizes9(e, A)
-        pfd[l - 1] = np.where(sp_active[l][None, :], ssp, size_l[l - 1])
+    pfd[:Ls] = size_l[:Ls]
+    fl1 = [l for l in fan_lv if l > 0]
+    if fl1 and sp_active[fl1].any():
+        ssp = _sizes9(ext_sp[fl1].transpose(1, 0, 2), A)  # [3, n, B]
+        for i, l in enumerate(fl1):
+            pfd[l - 1] = np.where(sp_active[l][None, :], ssp[:, i], size_l[l - 1])
 
     stats = NestStats(
         size=np.ascontiguousarray(size_l),
         pfd=pfd,
         acc=acc,
-        mc=mc.astype(np.int64),
+        mc=mc,
         link=link,
         fanout=fan,
         replication=replication,
@@ -410,11 +425,12 @@ class _LinkCtx:
     candidates the cheap conditions of :func:`analyze` could not exclude. Follows the rules of
     _link_candidates / _lattice_ok / _neighbour_rows / _exact_links."""
 
-    def __init__(self, su, layer, Dr, KS, Nr, kw, keys, CE, size, sf, so, split, sig_s, ref, Rabove, R_):
+    def __init__(self, su, layer, Dr, KS, Nr, kw, keys, kcs, CE, size, sf, so, split, sig_s, ref, Rabove, R_):
         self.su, self.layer = su, layer
-        self.Dr, self.KS, self.Nr, self.kw, self.keys = Dr, KS, Nr, kw, keys
+        self.Dr, self.KS, self.Nr, self.kw, self.keys, self.kcs = Dr, KS, Nr, kw, keys, kcs
         self.CE, self.size, self.sf, self.so, self.split, self.sig_s = CE, size, sf, so, split, sig_s
         self.ref, self.Rabove, self.R_ = ref, Rabove, R_
+        self.layouts: dict = {}
 
     def _u(self, Rs: int, cols: np.ndarray):
         """Translations of the visits carrying into the first Rs rows (0 on padding rows), per op
@@ -436,8 +452,8 @@ class _LinkCtx:
 
     def _layout_of(self, p: int, b: int) -> _Layout:
         su = self.su
-        return _layout(self.so[p][:, b].astype(np.int64), self.sf[p][:, b].astype(np.int64), int(self.split[p][b]),
-                       self.sig_s(p)[:, b].astype(np.int64), su.A, su.fanouts[p])
+        return _layout_cached(self.layouts, self.so[p][:, b].astype(np.int64), self.sf[p][:, b], int(self.split[p][b]),
+                              self.sig_s(p)[:, b], su.A, su.fanouts[p])
 
     def level(self, s: int, p: int, Rs: int, need: list, patches: dict) -> np.ndarray:
         """Link flags [B] of the fan-out of level p, whose children are level s's tiles (s = -1: the
@@ -460,8 +476,8 @@ class _LinkCtx:
             nm = np.nonzero(nd & ~mixed)[0]
             if len(nm):
                 z = self.Nr[:Rs, nm] > 1
-                for k_, cs_ in self.keys[t]:
-                    z &= k_[:Rs, nm] == cs_[Rs - 1, nm]
+                for g in range(self.keys.shape[0]):  # V_m = pre: a zero translation
+                    z &= self.keys[g, t, :Rs][:, nm] == self.kcs[g, t, Rs - 1][nm]
                 hit = nm[z.any(axis=0)]
                 if len(hit):
                     fac, sig, order, spl = self._fan(p, hit)
@@ -475,9 +491,19 @@ class _LinkCtx:
             return np.zeros(B, bool)
         u, rel = self._u(Rs, flagged)
         Up = _project(u, self.layer)
+        U_all = np.stack([np.stack(Up[t], axis=-1) for t in range(NT)]).astype(np.int64)  # [3, Rs, n, 4]
+        if not macs:
+            # deltas: |B| - overlap of the tile with itself moved by U
+            D_all = np.empty((NT, Rs, len(flagged)), np.int64)
+            for t in range(NT):
+                ov = None
+                for c, c9 in enumerate(_COORDS[t]):
+                    o_ = np.maximum(0, self.CE[c9, s, flagged][None, :] - np.abs(U_all[t, :, :, c]))
+                    ov = o_ if ov is None else ov * o_
+                D_all[t] = self.size[t, s, flagged][None, :] - ov
         for j, b in enumerate(flagged.tolist()):
             js = np.nonzero(rel[:, j])[0][::-1]  # relevant loops, innermost first
-            Ub = np.stack([np.stack([Up[t][c][js, j] for c in range(4)], axis=1) for t in range(NT)]).astype(np.int64)  # [3, W, 4]
+            Ub = U_all[:, js, j, :]  # [3, W, 4]
             kw_b = self.kw[js, b]
             kn_b = self.Nr[js, b].astype(np.int64)
             if macs:
@@ -486,10 +512,7 @@ class _LinkCtx:
                     stationary, True, self._layout_of(0, b), tensors=lf[:, b],
                 )
                 continue
-            Db = np.stack([
-                self.size[t, s, b] - np.prod(np.maximum(0, self.CE[list(_COORDS[t]), s, b][None, :] - np.abs(Ub[t])), axis=1)
-                for t in range(NT)
-            ])
+            Db = D_all[:, js, j]
             if stationary:
                 refb = []
                 for t in range(NT):
@@ -537,42 +560,30 @@ class _LinkCtx:
         return _neighbour_rows(cand, Ut, t, order, fac, spl, sig, A, self.su.fanouts[p])
 
 
-def _spatial_histograms_fan(sf, fan, sig_s, A, L, fan_lv):
-    """Per level and tensor, the (multicast factor, number of groups) pairs of the children, sorted by
-    multicast factor: [L, 3, H, B] each (sc = 0 pads). ``sf`` spatial factors [L, 7, B] (1 at
-    levels without fan-out), ``fan`` their products [L, B], ``sig_s(l)`` the spatial strides."""
-    B = sf.shape[2]
-    mc = np.ones((L, NT, 1, B), np.int64)
-    sc = np.ones((L, NT, 1, B), np.int64)
+def _uneven_histograms(hist_mc, hist_sc, cplx, fan_lv, sf, sig_s, A):
+    """Replace the Inputs histograms [L, 3, H, B] of the fan-outs ``cplx`` [nf, B] flags (P and R,
+    or Q and S, spread at one level) by their enumeration, sorted by multicast factor."""
+    L, _, _, B = hist_mc.shape
     extra = {}
     H = 1
-    for l in fan_lv:
-        for t in range(NT):
-            ds = np.nonzero(RELEVANT[t])[0]
-            G = sf[l, ds[0]].astype(np.int64)
-            for d in ds[1:]:
-                G = G * sf[l, d]
-            mc[l, t, 0] = fan[l] // G  # distinct groups when uniform
-            sc[l, t, 0] = G
-        # Inputs with P and R (or Q and S) both spread at one level: offsets may coincide unevenly
-        cplx = ((sf[l, P] > 1) & (sf[l, R] > 1)) | ((sf[l, Q] > 1) & (sf[l, S] > 1))
-        if cplx.any():
-            sg = sig_s(l)
-            for b in np.nonzero(cplx)[0]:
-                hist = _input_histogram(sf[l, :, b], sg[:, b], A)
-                extra[(l, int(b))] = hist
-                H = max(H, len(hist))
-    if extra:
-        if H > 1:
-            mc = np.concatenate([mc, np.ones((L, NT, H - 1, B), np.int64)], axis=2)
-            sc = np.concatenate([sc, np.zeros((L, NT, H - 1, B), np.int64)], axis=2)
-        for (lv, b), hist in sorted(extra.items()):
-            mc[lv, 1, :, b] = 1
-            sc[lv, 1, :, b] = 0
-            for h, (m, c) in enumerate(hist):
-                mc[lv, 1, h, b] = m
-                sc[lv, 1, h, b] = c
-    return mc, sc
+    for i, l in enumerate(fan_lv):
+        if not cplx[i].any():
+            continue
+        sg = sig_s(l)
+        for b in np.nonzero(cplx[i])[0]:
+            hist = _input_histogram(sf[l, :, b], sg[:, b], A)
+            extra[(l, int(b))] = hist
+            H = max(H, len(hist))
+    if H > 1:
+        hist_mc = np.concatenate([hist_mc, np.ones((L, NT, H - 1, B), np.int64)], axis=2)
+        hist_sc = np.concatenate([hist_sc, np.zeros((L, NT, H - 1, B), np.int64)], axis=2)
+    for (lv, b), hist in extra.items():
+        hist_mc[lv, 1, :, b] = 1
+        hist_sc[lv, 1, :, b] = 0
+        for h, (m, c) in enumerate(hist):
+            hist_mc[lv, 1, h, b] = m
+            hist_sc[lv, 1, h, b] = c
+    return hist_mc, hist_sc
 
 
 def _sizes9(e: np.ndarray, A: np.ndarray) -> np.ndarray:
@@ -582,46 +593,50 @@ def _sizes9(e: np.ndarray, A: np.ndarray) -> np.ndarray:
     return np.stack([e[C] * e[M] * e[R] * e[S], e[N] * e[C] * iw * ih, e[N] * e[M] * e[Q] * e[P]])
 
 
-def _tensor_keys(t: int, A: np.ndarray, dtot: np.ndarray, Dr: np.ndarray, KS: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(keys, prefix keys) [R + 1, B] of V_m = 2 t_m + sum(t_j, j outside m) (rows outermost first) projected onto
-    tensor t, and of sum(t_j, j down to m): one integer per group of data coordinates (mixed
-    radix; usually a single group).
-    Coordinate c of V lies in [0, 2 x sum_d A[t, c, d] dtot_d] (the strides of the loops on one dim
-    at least double outward, so they sum to less than the dim's extent)."""
-    radix = [2 * int((A[t, c] * dtot).sum()) + 1 for c in range(4)]
-    groups: list[list[int]] = [[]]
-    prod = 1
-    for c in range(4):
-        if groups[-1] and prod * radix[c] >= 2**62:
-            groups.append([])
-            prod = 1
-        groups[-1].append(c)
-        prod *= radix[c]
-    out = []
-    for g in groups:
-        w = np.zeros(8, np.int64)
-        m = 1
-        total = 1
-        for c in g:
-            w[:7] += m * A[t, c]
-            m *= radix[c]
-            total *= radix[c]
-        kt = np.int32 if total < 2**31 else np.int64
-        a = w.astype(kt).take(Dr) * KS.astype(kt, copy=False)
-        cs = _accumulate(np.add, a)  # key of sum(t_j, j down to m)
-        out.append((cs + a, cs))
-    return out
+def _keys(A: np.ndarray, dtot: np.ndarray, Dr: np.ndarray, KS: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Keys [G, 3, R, B] of V_m = 2 t_m + sum(t_j, j outside m) (rows outermost first) projected
+    onto each tensor, and of sum(t_j, j down to m): per tensor one integer per group of data
+    coordinates (mixed radix; a single group unless the layer is huge). Coordinate c of V lies in
+    [0, 2 x sum_d A[t, c, d] dtot_d] (the strides of the loops on one dim at least double outward,
+    so they sum to less than the dim's extent)."""
+    radix = [[2 * int((A[t, c] * dtot).sum()) + 1 for c in range(4)] for t in range(NT)]
+    groups: list[list[list[int]]] = []
+    for t in range(NT):
+        gs: list[list[int]] = [[]]
+        prod = 1
+        for c in range(4):
+            if gs[-1] and prod * radix[t][c] >= 2**62:
+                gs.append([])
+                prod = 1
+            gs[-1].append(c)
+            prod *= radix[t][c]
+        groups.append(gs)
+    G = max(len(g) for g in groups)
+    W = np.zeros((G, NT, 8), np.int64)  # key weight of a unit step of each dim (7: none)
+    top = 1
+    for t in range(NT):
+        for g, cs in enumerate(groups[t]):
+            m = 1
+            for c in cs:
+                W[g, t, :7] += m * A[t, c]
+                m *= radix[t][c]
+            top = max(top, m)
+    kt = np.int32 if top < 2**31 else np.int64
+    a = W.astype(kt).take(Dr.astype(np.intp), axis=2) * KS.astype(kt)  # [G, 3, R, B]
+    cs = _accumulate(np.add, a.reshape(G * NT, *Dr.shape), axis=1).reshape(a.shape)  # key of sum(t_j, j down to m)
+    return cs + a, cs
 
 
 def _wsum(kw: np.ndarray, kwf: np.ndarray | None, Rs: int, mask: np.ndarray) -> np.ndarray:
-    """sum(kw[r] for the first Rs rows where mask) per candidate (int64); through float64 (exact:
-    ``kwf`` is given only when every sum is below 2**53) when possible, which is faster."""
+    """sum(kw[r] for the first Rs rows where mask [3, Rs, B]) per tensor and candidate (int64);
+    through float64 when possible (exact: ``kwf`` is given only when every sum is below 2**53),
+    which is faster."""
     if kwf is not None:
-        return np.einsum("rb,rb->b", kwf[:Rs], mask).astype(np.int64)
-    return (kw[:Rs] * mask).sum(axis=0)
+        return np.einsum("trb,rb->tb", mask, kwf[:Rs]).astype(np.int64)
+    return (kw[None, :Rs] * mask).sum(axis=1)
 
 
-def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, kwf, keys, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz):
+def _stationary_sums(L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz):
     """The "stationary" rule (timeloop a12fff5): zero translations cost nothing and are not
     remembered; the remembered translation is the innermost non-zero one."""
     R1 = Dr.shape[0]
@@ -634,6 +649,7 @@ def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, kwf, keys, Dr, KS, su, 
                 st9[c9] += su.P9[c9, d] * sd
     cs9 = np.cumsum(st9, axis=1)  # (the stationary rule only)
     V9 = cs9 + st9
+    G = keys.shape[0]
     for s in range(L - 1):
         Rs = Rabove[s]
         if not Rs:
@@ -641,28 +657,26 @@ def _stationary_sums(L, B, rows, Rabove, ref, act_r, kw, kwf, keys, Dr, KS, su, 
             refz[:, s] = True
             continue
         act = act_r[:Rs]
+        zero = keys[0, :, :Rs] == kcs[0, :, Rs - 1][:, None, :]  # V_m = pre(s): a zero translation
+        for g in range(1, G):
+            zero &= keys[g, :, :Rs] == kcs[g, :, Rs - 1][:, None, :]
+        same = np.empty_like(zero)
         for t in range(NT):
-            kt = keys[t]
-            zero = None
-            for k_, cs_ in kt:
-                z_ = k_[:Rs] == cs_[Rs - 1]  # V_m = pre(s): a zero translation
-                zero = z_ if zero is None else zero & z_
-            nzr = ~zero & act
+            nzr = ~zero[t] & act
             anynz = nzr.any(axis=0)
             ridx = Rs - 1 - np.argmax(nzr[::-1], axis=0)
-            same = None
-            for k_, _ in kt:
-                e_ = k_[:Rs] == k_[ridx, rows]
-                same = e_ if same is None else same & e_
-            S_zero[t, s] = _wsum(kw, kwf, Rs, zero)
-            S_same[t, s] = _wsum(kw, kwf, Rs, same & ~zero)
+            e_ = keys[0, t, :Rs] == keys[0, t, ridx, rows]
+            for g in range(1, G):
+                e_ &= keys[g, t, :Rs] == keys[g, t, ridx, rows]
+            same[t] = e_ & ~zero[t]
             ov = np.ones(B, np.int64)
             for c9 in _COORDS[t]:
                 u = V9[c9, ridx, rows] - cs9[c9, Rs - 1]
                 ov *= np.maximum(CE[c9, s] - np.abs(u), 0)
-            ov = np.where(anynz, ov, size[t, s])
-            ov_ref[t, s] = ov
+            ov_ref[t, s] = np.where(anynz, ov, size[t, s])
             refz[t, s] = ~anynz
+        S_zero[:, s] = _wsum(kw, kwf, Rs, zero)
+        S_same[:, s] = _wsum(kw, kwf, Rs, same)
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -846,6 +860,19 @@ class _Layout:
     nbr_diff: np.ndarray  # int64 [3, F, 4 dirs, 4]
     nbr_ok: np.ndarray  # bool [F, 4 dirs]
     keys: np.ndarray  # int64 [3, F]: one integer per distinct offset
+    # per (tensor, translation): the linked children and groups (see _links_one_tensor), shared by
+    # the candidates of one analysis with this layout
+    memo: dict = field(default_factory=dict)
+    groups: dict = field(default_factory=dict)  # tensor -> distinct offsets
+
+
+def _layout_cached(cache: dict, order, fac, split, sig, A, phys_fan) -> _Layout:
+    """:func:`_layout`, memoized in ``cache`` by the fan-out's active loops."""
+    key = (tuple((int(d), int(fac[d]), pos < split, int(sig[d])) for pos, d in enumerate(order) if fac[d] > 1), tuple(phys_fan))
+    lay = cache.get(key)
+    if lay is None:
+        lay = cache[key] = _layout(order, fac, split, sig, A, phys_fan)
+    return lay
 
 
 def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
@@ -909,16 +936,18 @@ def _links_one_tensor(t, U, idx, wt, n, D, Bsz, ref, stationary, points, lay: _L
     extra: dict[tuple[int, int], float] = {}
     moved = 0.0
     links = 0.0
-    Ut = [tuple(int(x) for x in U[t, i]) for i in range(U.shape[1])]
-    Dt = [int(x) for x in D[t]]
+    Ut = [tuple(x) for x in U[t].tolist()]
+    Dt = D[t].tolist()
     full = int(Bsz[t])
     i1 = idx[0]
     r_legacy = Ut[i1]
     r_stat = tuple(int(x) for x in ref[t]) if ref is not None else None
     zero_vec = (0, 0, 0, 0)
     keys = lay.keys[t]
-    G = len(set(keys.tolist()))
-    memo: dict[tuple[int, ...], tuple[int, dict[int, int]] | None] = {}
+    if t not in lay.groups:
+        lay.groups[t] = len(set(keys.tolist()))
+    G = lay.groups[t]
+    memo: dict[tuple, tuple[int, dict[int, int]] | None] = lay.memo
 
     def shape(i):
         """(kind, size) of the delta of a visit whose translation is U[i]."""
@@ -940,19 +969,20 @@ def _links_one_tensor(t, U, idx, wt, n, D, Bsz, ref, stationary, points, lay: _L
     def linked_groups(u):
         """(number of linked children, {multicast: groups} of the others), or None when the links
         do not pay (as many distinct deltas left as without them)."""
-        if u not in memo:
+        mk = (t, u)
+        if mk not in memo:
             match = (lay.nbr_diff[t] == np.array(u)[None, None, :]).all(axis=2) & lay.nbr_ok
             linked = match.any(axis=1)
             nl = int(linked.sum())
-            memo[u] = None
+            memo[mk] = None
             if nl:
                 _, counts = np.unique(keys[~linked], return_counts=True)
                 if len(counts) < G:
                     g: dict[int, int] = {}
                     for c in counts.tolist():
                         g[c] = g.get(c, 0) + 1
-                    memo[u] = (nl, g)
-        return memo[u]
+                    memo[mk] = (nl, g)
+        return memo[mk]
 
     def visit(i, pred_shape, weight):
         nonlocal moved, links

@@ -346,8 +346,47 @@ class PostResult:
         )
 
 
-def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: TimeloopRules) -> PostResult:
-    """Steps 1-3 of the module docstring. ``keep`` is bool [L, 3, B] in Timeloop level order."""
+@dataclass(frozen=True)
+class PostSetup:
+    """Per-architecture constants of :func:`postprocess` (build once with :func:`post_setup`)."""
+
+    e_ops: np.ndarray  # float [3 ops, L, 1, 1]: read, fill, update energy (0 where the ERT has none)
+    blk: np.ndarray  # float [L, 1, 1] block size
+    any_blk: bool  # some block size > 1
+    blk_int: tuple[int, ...]
+    bw_levels: tuple[int, ...]  # levels with a bandwidth limit
+    leak: bool  # some leakage energy
+    addr_gen: bool  # some addr-gen-energy
+    clusters_max: np.ndarray  # float [L, 1]: instances / cluster size
+
+
+def post_setup(tables: ArchTables) -> PostSetup:
+    L = len(tables.names)
+    return PostSetup(
+        e_ops=np.stack([np.nan_to_num(tables.e_read), np.nan_to_num(tables.e_fill), np.nan_to_num(tables.e_update)])[:, :, None, None],
+        blk=tables.block.astype(np.float64)[:, None, None],
+        any_blk=bool((tables.block != 1).any()),
+        blk_int=tuple(int(b) for b in tables.block),
+        bw_levels=tuple(l for l in range(L) if not (np.isnan(tables.read_bw[l]) and np.isnan(tables.write_bw[l]) and np.isnan(tables.shared_bw[l]))),
+        leak=bool(np.any(tables.e_leak != 0)),
+        addr_gen=not bool(np.all(np.isnan(tables.addr_gen))),
+        clusters_max=(tables.instances // tables.cluster)[:, None].astype(np.float64),
+    )
+
+
+def _any_from(a: np.ndarray) -> np.ndarray:
+    """out[l] = a[l:].any(axis=0) for bool a [L, ...]."""
+    out = np.empty_like(a)
+    out[-1] = a[-1]
+    for l in range(len(a) - 2, -1, -1):
+        np.logical_or(out[l + 1], a[l], out=out[l])
+    return out
+
+
+def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: TimeloopRules, setup: PostSetup | None = None) -> PostResult:
+    """Steps 1-3 of the module docstring. ``keep`` is bool [L, 3, B] in Timeloop level order;
+    ``setup``: :func:`post_setup` of ``tables`` (built here when not given)."""
+    ps = setup if setup is not None else post_setup(tables)
     L, _, B = ns.size.shape
     H = ns.acc.shape[2]
     size = ns.size.astype(np.int64, copy=True)
@@ -364,12 +403,13 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     part = np.empty((L, NT, B), np.int64)
     p = size[L - 1].copy()
     part[L - 1] = p
+    pfd_ok = bool((ns.pfd[: L - 1] != 0).all())
     for cur in range(L - 2, -1, -1):
         d = ns.pfd[cur]
-        nz = d != 0
-        if nz.all():
+        if pfd_ok:
             p = (p * size[cur]) // d
         else:
+            nz = d != 0
             p = np.where(nz, (p * size[cur]) // np.where(nz, d, 1), p)
         part[cur] = p
 
@@ -382,47 +422,47 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
             sh = sh + (acc[1:, :, h, :] * mc[1:, :, h, :]) / f
         share[: L - 1] = sh
 
-    # MaskTiles: a bypassed level hands its children to the next level out
-    for cur in range(L):
-        m = ~keep[cur] & (size[cur] != 0)  # [3, B]
-        if not m.any():
+    # MaskTiles: a bypassed level hands its children to the next level out (level by level, the
+    # outer level's content includes what it received); the bypassed level is emptied
+    masked = ~keep & (size != 0)  # [L, 3, B]
+    any_masked = masked.any(axis=(1, 2))
+    for cur in range(L - 1):
+        if not any_masked[cur]:
             continue
-        if cur < L - 1:
-            outer = cur + 1
-            weighted = acc[outer, :, 0, :] * mc[outer, :, 0, :]
-            for h in range(1, H):
-                weighted = weighted + acc[outer, :, h, :] * mc[outer, :, h, :]
-            all_children = content[cur] * fan[outer]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                factor = all_children / weighted
-            any_nz = np.zeros((NT, B), bool)
-            tot = None
-            for h in range(H):
-                a = acc[outer, :, h, :]
-                upd = m & (a != 0)
-                a = np.where(upd, a * factor, a)
-                acc[outer, :, h, :] = a
-                any_nz |= upd
-                tot = a if tot is None else tot + a
-            link[outer] = np.where(any_nz, 0.0, link[outer])
-            content[outer] = np.where(m, tot, content[outer])
-        keep_m = ~m
-        size[cur] *= keep_m
-        part[cur] *= keep_m
-        content[cur] = np.where(m, 0.0, content[cur])
-        share[cur] = np.where(m, 0.0, share[cur])
+        m = masked[cur]
+        outer = cur + 1
+        weighted = acc[outer, :, 0, :] * mc[outer, :, 0, :]
+        for h in range(1, H):
+            weighted = weighted + acc[outer, :, h, :] * mc[outer, :, h, :]
+        all_children = content[cur] * fan[outer]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            factor = all_children / weighted
+        any_nz = np.zeros((NT, B), bool)
+        tot = None
+        for h in range(H):
+            a = acc[outer, :, h, :]
+            upd = m & (a != 0)
+            a = np.where(upd, a * factor, a)
+            acc[outer, :, h, :] = a
+            any_nz |= upd
+            tot = a if tot is None else tot + a
+        link[outer] = np.where(any_nz, 0.0, link[outer])
+        content[outer] = np.where(m, tot, content[outer])
+    if any_masked.any():
+        kept_m = ~masked
+        size *= kept_m
+        part *= kept_m
+        content = np.where(masked, 0.0, content)
+        share = np.where(masked, 0.0, share)
 
-    # ProcessOuterMaskedLevels: reset bypassed levels above the outermost kept one
-    kept_any = keep.any(axis=0)  # [3, B]
-    seen = np.zeros((NT, B), bool)
-    above_top = np.zeros((L, NT, B), bool)
-    for cur in range(L - 1, -1, -1):
-        k = keep[cur]
-        above_top[cur] = ~seen & ~k
-        top = ~seen & k
-        if top.any():
-            share[cur] = np.where(top, 0.0, share[cur])
-        seen |= k
+    # ProcessOuterMaskedLevels: reset bypassed levels above the outermost kept one; the outermost
+    # kept level has no parent share
+    kept_from = _any_from(keep)  # kept at this level or above
+    kept_any = kept_from[0]  # [3, B]
+    seen = np.zeros((L, NT, B), bool)  # kept above
+    seen[:-1] = kept_from[1:]
+    above_top = ~seen & ~keep
+    share = np.where(~seen & keep, 0.0, share)
     if above_top.any():
         for arr, val in ((size, 0), (part, 0), (content, 0.0), (share, 0.0), (link, 0.0), (repl, 0)):
             np.copyto(arr, val, where=above_top)
@@ -442,9 +482,9 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     alive = size != 0
     cpa = content + peer if has_peer else content
     spa = share + peer if has_peer else share
-    reads = np.empty((L, NT, B), np.int64)
-    updates = np.zeros((L, NT, B), np.int64)
+    reads = _cround(cpa)  # (Outputs below)
     fills = spa.astype(np.int64)
+    updates = np.zeros((L, NT, B), np.int64)
     for t in range(NT):
         if RW[t]:
             pt = part[:, t, :].astype(np.float64)
@@ -452,19 +492,10 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
             reads[:, t, :] = _cround(np.maximum(cpa[:, t, :] - pt, 0.0))
             if rules.fill_elision:
                 kept_above = np.zeros((L, B), bool)
-                acc_above = np.zeros(B, bool)
-                for cur in range(L - 1, -1, -1):
-                    kept_above[cur] = acc_above
-                    acc_above |= alive[cur, t, :]
+                kept_above[:-1] = _any_from(alive[:, t, :])[1:]
                 sp = spa[:, t, :]
                 f = np.where(kept_above, sp - pt, sp)
                 fills[:, t, :] = _cround(np.maximum(f, 0.0))
-    nrw = [t for t in range(NT) if not RW[t]]
-    if nrw == [0, 1]:
-        reads[:, :2, :] = _cround(cpa[:, :2, :])
-    else:
-        for t in nrw:
-            reads[:, t, :] = _cround(cpa[:, t, :])
     dead = ~alive
     if dead.any():
         for arr in (reads, fills, updates):
@@ -474,26 +505,29 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     util_inst = repl * alive
     inst_for_check = repl.max(axis=1)  # [L, B]
     cap_used = size.sum(axis=1)  # [L, B] (size is 0 where nothing is kept)
-    er = np.nan_to_num(tables.e_read)
-    ef = np.nan_to_num(tables.e_fill)
-    eu = np.nan_to_num(tables.e_update)
-    cluster_e = np.empty((L, NT, B))
-    for l in range(L):
-        blk = int(tables.block[l])
-        r_, f_, u_ = reads[l], fills[l], updates[l]
-        if blk != 1:
-            r_, f_, u_ = (r_ + (blk - 1)) // blk, (f_ + (blk - 1)) // blk, (u_ + (blk - 1)) // blk
-        cluster_e[l] = ((0.0 + r_ * er[l]) + f_ * ef[l]) + u_ * eu[l]
+    er, ef, eu = ps.e_ops
+    # vector accesses ceil(count / block): in float64, exact below 2**52
+    if not ps.any_blk:
+        cluster_e = ((0.0 + reads * er) + fills * ef) + updates * eu
+    elif max(int(reads.max(initial=0)), int(fills.max(initial=0)), int(updates.max(initial=0))) < 2**52:
+        blk = ps.blk
+        cluster_e = ((0.0 + np.ceil(reads / blk) * er) + np.ceil(fills / blk) * ef) + np.ceil(updates / blk) * eu
+    else:
+        cluster_e = np.empty((L, NT, B))
+        for l in range(L):
+            b_ = ps.blk_int[l]
+            r_, f_, u_ = (reads[l] + (b_ - 1)) // b_, (fills[l] + (b_ - 1)) // b_, (updates[l] + (b_ - 1)) // b_
+            cluster_e[l] = ((0.0 + r_ * er[l]) + f_ * ef[l]) + u_ * eu[l]
     # the access energy of a cluster is shared by its utilized instances (buffer.cpp
     # FinalizeBufferEnergy): utilized clusters = min(X x Y expansion, instances / cluster size)
     xy = (ns.x_exp * ns.y_exp).astype(np.float64)  # [L, B]
-    clusters = np.minimum(xy, (tables.instances // tables.cluster)[:, None].astype(np.float64))
+    clusters = np.minimum(xy, ps.clusters_max)
     cluster_util = (xy / clusters)[:, None, :]
     energy_ds = (cluster_e / cluster_util) * repl
     energy_ds *= alive
     # address generation (only when the architecture gives addr-gen-energy; Timeloop's public
     # adder model is 0 pJ)
-    if not np.all(np.isnan(tables.addr_gen)):
+    if ps.addr_gen:
         ag = np.nan_to_num(tables.addr_gen)[:, None, None]
         rw = np.array(RW)[None, :, None]
         gens = np.where(rw, updates + fills, reads + fills).astype(np.float64)
@@ -508,12 +542,10 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     # bandwidth and cycles (levels without a bandwidth limit run at compute speed)
     cc = mac_cycles.astype(np.float64)
     level_cycles = np.empty((L, B), np.int64)
+    level_cycles[:] = np.ceil(cc / 1.0).astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for l in range(L):
+        for l in ps.bw_levels:
             rb, wb, sb = tables.read_bw[l], tables.write_bw[l], tables.shared_bw[l]
-            if np.isnan(rb) and np.isnan(wb) and np.isnan(sb):
-                level_cycles[l] = np.ceil(cc / 1.0).astype(np.int64)
-                continue
             ratio = xy[l][None, :] / repl[l]  # [3, B]
             tr = np.ceil(reads[l] / ratio)
             tw = np.ceil((fills[l] + updates[l]) / ratio)
@@ -538,7 +570,7 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
 
     # leakage and level energy
     # Timeloop >= 2023-09 keeps the replication of reset levels; all tensors share it
-    if np.any(tables.e_leak != 0):
+    if ps.leak:
         leaks_per_cycle = np.maximum(1.0, ns.replication.astype(np.float64))
         leak = tables.e_leak[:, None] * cycles.astype(np.float64)[None, :] * leaks_per_cycle
     else:
