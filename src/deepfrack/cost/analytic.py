@@ -459,7 +459,7 @@ class _LinkCtx:
         """Link flags [B] of the fan-out of level p, whose children are level s's tiles (s = -1: the
         MACs, single-point deltas), over the first Rs rows (the loops above that fan-out); patches
         for the flagged candidates. ``need[t]``: None, or (candidates to test, mixed coordinate) [B]."""
-        su, A, stationary = self.su, self.su.A, self.su.stationary
+        stationary = self.su.stationary
         macs = s < 0
         B = self.size.shape[2]
         lf = np.zeros((NT, B), bool)
@@ -480,9 +480,7 @@ class _LinkCtx:
                     z &= self.keys[g, t, :Rs][:, nm] == self.kcs[g, t, Rs - 1][nm]
                 hit = nm[z.any(axis=0)]
                 if len(hit):
-                    fac, sig, order, spl = self._fan(p, hit)
-                    U0 = [np.zeros((1, len(hit)), np.int64)] * 4
-                    lf[t, hit] = _neighbour_rows(np.ones((1, len(hit)), bool), U0, t, order, fac, spl, sig, A, su.fanouts[p])
+                    lf[t, hit] = self._equal_neighbours(p, t, hit)
             mx = np.nonzero(nd & mixed)[0]
             if len(mx):
                 lf[t, mx] = self._mixed(s, p, Rs, t, mx, stationary, macs)
@@ -526,6 +524,30 @@ class _LinkCtx:
                 tensors=lf[:, b],
             )
         return lf.any(axis=0)
+
+    def _equal_neighbours(self, p: int, t: int, cols: np.ndarray) -> np.ndarray:
+        """bool [n]: two mesh neighbours among the children of level p hold equal data of tensor t
+        (the zero-translation case of _neighbour_rows), for candidates without a mixed coordinate:
+        each data coordinate is then driven by one spatial loop, so offsets are equal iff the
+        digits of the loops t depends on are, whatever the strides, and the answer depends on the
+        spatial order, factors and split only; it is computed once per distinct arrangement."""
+        fac, sig, order, spl = self._fan(p, cols)
+        n = len(cols)
+        radix = int(fac.max()) + 1
+        if radix**7 < 2**39:
+            code = np.zeros(n, np.int64)
+            for d in range(7):
+                code = code * radix + fac[d]
+            code = code * 8 + np.minimum(spl, 7)
+            for pos in range(7):
+                code = (code << 3) | order[pos]
+            _, rep, inv = np.unique(code, return_index=True, return_inverse=True)
+        else:
+            rep, inv = np.arange(n), np.arange(n)
+        m = len(rep)
+        U0 = [np.zeros((1, m), np.int64)] * 4
+        res = _neighbour_rows(np.ones((1, m), bool), U0, t, order[:, rep], fac[:, rep], spl[rep], sig[:, rep], self.su.A, self.su.fanouts[p])
+        return res[inv]
 
     def _mixed(self, s, p, Rs, t, cols, stationary, macs) -> np.ndarray:
         """Link flags of tensor t for candidates with a mixed coordinate (the full tests)."""
@@ -863,7 +885,7 @@ class _Layout:
     # per (tensor, translation): the linked children and groups (see _links_one_tensor), shared by
     # the candidates of one analysis with this layout
     memo: dict = field(default_factory=dict)
-    groups: dict = field(default_factory=dict)  # tensor -> distinct offsets
+    segs: dict = field(default_factory=dict)  # tensor -> (children sorted by offset, segment starts)
 
 
 def _layout_cached(cache: dict, order, fac, split, sig, A, phys_fan) -> _Layout:
@@ -893,7 +915,7 @@ def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
     for d, e, k, sg in loops:  # innermost loop = least significant digit
         op[:, d] += (rem % e) * sg
         rem //= e
-    offsets = np.einsum("ted,fd->tfe", A, op)
+    offsets = op @ A.transpose(0, 2, 1)  # [3, F, 4]
     h = max(int(phys_fan[0]), lx)
     v = max(int(phys_fan[1]), ly)
     hh = keys % h
@@ -923,6 +945,44 @@ def _exact_links(U, act, wt, n, D, Bsz, ref, stationary, points, lay: _Layout, t
     return out
 
 
+def _linked_groups(lay: _Layout, t: int, U: np.ndarray) -> list:
+    """For each translation U[i] (rows of [W, 4]): (number of children that can take it from a
+    mesh neighbour, {multicast: groups} of the others), or None when the links do not pay (as
+    many distinct offsets left as without them). Memoized per layout."""
+    out: list = [None] * len(U)
+    todo = []
+    for i, u in enumerate(map(tuple, U.tolist())):
+        r = lay.memo.get((t, u), False)
+        if r is False:
+            todo.append((i, u))
+        else:
+            out[i] = r
+    if not todo:
+        return out
+    if t not in lay.segs:
+        order = np.argsort(lay.keys[t], kind="stable")
+        sk = lay.keys[t][order]
+        starts = np.flatnonzero(np.r_[True, sk[1:] != sk[:-1]])
+        lay.segs[t] = (order, starts)
+    order, starts = lay.segs[t]
+    G = len(starts)
+    Ut = np.array([u for _, u in todo], np.int64)  # [n, 4]
+    match = (lay.nbr_diff[t][None] == Ut[:, None, None, :]).all(axis=3) & lay.nbr_ok[None]  # [n, F, 4 dirs]
+    linked = match.any(axis=2)  # [n, F]
+    nl = linked.sum(axis=1)
+    # children left per distinct offset
+    left = np.add.reduceat((~linked[:, order]).astype(np.int64), starts, axis=1)  # [n, G]
+    ngroups = (left > 0).sum(axis=1)
+    for j, (i, u) in enumerate(todo):
+        r = None
+        if nl[j] and ngroups[j] < G:
+            c, k = np.unique(left[j][left[j] > 0], return_counts=True)
+            r = (int(nl[j]), dict(zip(c.tolist(), k.tolist())))
+        lay.memo[(t, u)] = r
+        out[i] = r
+    return out
+
+
 def _links_one_tensor(t, U, idx, wt, n, D, Bsz, ref, stationary, points, lay: _Layout):
     """Link-transfer accounting of tensor t at one fan-out.
 
@@ -943,11 +1003,7 @@ def _links_one_tensor(t, U, idx, wt, n, D, Bsz, ref, stationary, points, lay: _L
     r_legacy = Ut[i1]
     r_stat = tuple(int(x) for x in ref[t]) if ref is not None else None
     zero_vec = (0, 0, 0, 0)
-    keys = lay.keys[t]
-    if t not in lay.groups:
-        lay.groups[t] = len(set(keys.tolist()))
-    G = lay.groups[t]
-    memo: dict[tuple, tuple[int, dict[int, int]] | None] = lay.memo
+    groups: list | None = None
 
     def shape(i):
         """(kind, size) of the delta of a visit whose translation is U[i]."""
@@ -966,32 +1022,16 @@ def _links_one_tensor(t, U, idx, wt, n, D, Bsz, ref, stationary, points, lay: _L
             return ("full", full) if Dt[i] == full else ("slab", Dt[i])
         return ("full", full)
 
-    def linked_groups(u):
-        """(number of linked children, {multicast: groups} of the others), or None when the links
-        do not pay (as many distinct deltas left as without them)."""
-        mk = (t, u)
-        if mk not in memo:
-            match = (lay.nbr_diff[t] == np.array(u)[None, None, :]).all(axis=2) & lay.nbr_ok
-            linked = match.any(axis=1)
-            nl = int(linked.sum())
-            memo[mk] = None
-            if nl:
-                _, counts = np.unique(keys[~linked], return_counts=True)
-                if len(counts) < G:
-                    g: dict[int, int] = {}
-                    for c in counts.tolist():
-                        g[c] = g.get(c, 0) + 1
-                    memo[mk] = (nl, g)
-        return memo[mk]
-
     def visit(i, pred_shape, weight):
-        nonlocal moved, links
+        nonlocal moved, links, groups
         if weight == 0:
             return
         sh = shape(i)
         if sh[1] == 0 or sh[0] != pred_shape[0]:
             return
-        lg = linked_groups(Ut[i])
+        if groups is None:
+            groups = _linked_groups(lay, t, U[t])
+        lg = groups[i]
         if lg is None:
             return
         nl, g = lg
