@@ -110,6 +110,7 @@ class AnalyticSetup:
     cmap: np.ndarray  # int64 [3, 8]: per tensor, the coordinate (of the nine; 9 = none) a dim moves (dim 7: none)
     ccoef: np.ndarray  # int64 [3, 8]: and by how much per unit
     rel: np.ndarray  # bool [3, 7]: RELEVANT
+    irr: np.ndarray  # uint8 [3, 7]: not RELEVANT
 
 
 def _accumulate(op, a: np.ndarray, dtype=None, axis: int = 0) -> np.ndarray:
@@ -164,6 +165,7 @@ def analytic_setup(fanouts_inner_first, layer: Layer, translation: str = "legacy
         cmap=cmap,
         ccoef=ccoef,
         rel=np.array(RELEVANT),
+        irr=(~np.array(RELEVANT)).astype(np.uint8),
     )
 
 
@@ -350,7 +352,7 @@ def analyze(
     patches: dict[tuple[int, int], list] = {}
     if nf:
         # per fan-out level and tensor: a spatial loop the tensor ignores, a mixed coordinate
-        ignored = np.stack([gt1[:, ~su.rel[t]].any(axis=1) for t in range(NT)])  # [3, nf, B]
+        ignored = np.tensordot(su.irr, gt1, axes=([1], [1])) > 0  # [3, nf, B]
         mixed = np.zeros((NT, nf, B), bool)
         mixed[1] = gt1[:, [P, R, Q, S]].any(axis=1)
         ctx = _LinkCtx(su, layer, Dr, KS, Nr, kw, keys, kcs, CE, size, sf, so, split, sig_s, ref, Rabove, R_)
@@ -621,28 +623,38 @@ def _keys(A: np.ndarray, dtot: np.ndarray, Dr: np.ndarray, KS: np.ndarray) -> tu
     coordinates (mixed radix; a single group unless the layer is huge). Coordinate c of V lies in
     [0, 2 x sum_d A[t, c, d] dtot_d] (the strides of the loops on one dim at least double outward,
     so they sum to less than the dim's extent)."""
-    radix = [[2 * int((A[t, c] * dtot).sum()) + 1 for c in range(4)] for t in range(NT)]
-    groups: list[list[list[int]]] = []
-    for t in range(NT):
-        gs: list[list[int]] = [[]]
-        prod = 1
-        for c in range(4):
-            if gs[-1] and prod * radix[t][c] >= 2**62:
-                gs.append([])
-                prod = 1
-            gs[-1].append(c)
-            prod *= radix[t][c]
-        groups.append(gs)
-    G = max(len(g) for g in groups)
-    W = np.zeros((G, NT, 8), np.int64)  # key weight of a unit step of each dim (7: none)
-    top = 1
-    for t in range(NT):
-        for g, cs in enumerate(groups[t]):
-            m = 1
-            for c in cs:
-                W[g, t, :7] += m * A[t, c]
-                m *= radix[t][c]
-            top = max(top, m)
+    radix_a = 2 * (A * dtot).sum(axis=2) + 1  # [3, 4]
+    radix = radix_a.tolist()
+    prods = [radix[t][0] * radix[t][1] * radix[t][2] * radix[t][3] for t in range(NT)]
+    if max(prods) < 2**62:  # one key per tensor
+        G = 1
+        mult = np.ones((NT, 4), np.int64)
+        mult[:, 1:] = np.cumprod(radix_a[:, :3], axis=1)
+        W = np.zeros((1, NT, 8), np.int64)  # key weight of a unit step of each dim (7: none)
+        W[0, :, :7] = (mult[:, :, None] * A).sum(axis=1)
+        top = max(prods)
+    else:
+        groups: list[list[list[int]]] = []
+        for t in range(NT):
+            gs: list[list[int]] = [[]]
+            prod = 1
+            for c in range(4):
+                if gs[-1] and prod * radix[t][c] >= 2**62:
+                    gs.append([])
+                    prod = 1
+                gs[-1].append(c)
+                prod *= radix[t][c]
+            groups.append(gs)
+        G = max(len(g) for g in groups)
+        W = np.zeros((G, NT, 8), np.int64)
+        top = 1
+        for t in range(NT):
+            for g, cs in enumerate(groups[t]):
+                m = 1
+                for c in cs:
+                    W[g, t, :7] += m * A[t, c]
+                    m *= radix[t][c]
+                top = max(top, m)
     kt = np.int32 if top < 2**31 else np.int64
     a = W.astype(kt).take(Dr.astype(np.intp), axis=2) * KS.astype(kt)  # [G, 3, R, B]
     cs = _accumulate(np.add, a.reshape(G * NT, *Dr.shape), axis=1).reshape(a.shape)  # key of sum(t_j, j down to m)

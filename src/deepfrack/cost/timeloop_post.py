@@ -425,30 +425,30 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     # MaskTiles: a bypassed level hands its children to the next level out (level by level, the
     # outer level's content includes what it received); the bypassed level is emptied
     masked = ~keep & (size != 0)  # [L, 3, B]
-    any_masked = masked.any(axis=(1, 2))
-    for cur in range(L - 1):
-        if not any_masked[cur]:
-            continue
-        m = masked[cur]
-        outer = cur + 1
-        weighted = acc[outer, :, 0, :] * mc[outer, :, 0, :]
-        for h in range(1, H):
-            weighted = weighted + acc[outer, :, h, :] * mc[outer, :, h, :]
-        all_children = content[cur] * fan[outer]
-        with np.errstate(divide="ignore", invalid="ignore"):
+    any_masked = masked.any(axis=(1, 2)).tolist()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for cur in range(L - 1):
+            if not any_masked[cur]:
+                continue
+            m = masked[cur]
+            outer = cur + 1
+            weighted = acc[outer, :, 0, :] * mc[outer, :, 0, :]
+            for h in range(1, H):
+                weighted = weighted + acc[outer, :, h, :] * mc[outer, :, h, :]
+            all_children = content[cur] * fan[outer]
             factor = all_children / weighted
-        any_nz = np.zeros((NT, B), bool)
-        tot = None
-        for h in range(H):
-            a = acc[outer, :, h, :]
-            upd = m & (a != 0)
-            a = np.where(upd, a * factor, a)
-            acc[outer, :, h, :] = a
-            any_nz |= upd
-            tot = a if tot is None else tot + a
-        link[outer] = np.where(any_nz, 0.0, link[outer])
-        content[outer] = np.where(m, tot, content[outer])
-    if any_masked.any():
+            any_nz = np.zeros((NT, B), bool)
+            tot = None
+            for h in range(H):
+                a = acc[outer, :, h, :]
+                upd = m & (a != 0)
+                a = np.where(upd, a * factor, a)
+                acc[outer, :, h, :] = a
+                any_nz |= upd
+                tot = a if tot is None else tot + a
+            link[outer] = np.where(any_nz, 0.0, link[outer])
+            content[outer] = np.where(m, tot, content[outer])
+    if any(any_masked):
         kept_m = ~masked
         size *= kept_m
         part *= kept_m
