@@ -18,16 +18,26 @@ src/loop-analysis/nest-analysis.cpp):
   D(u_1) = |B| - |B and (B - u_1)|; a carry into m costs D(u_m) if u_m == u_1 and |B| (a refetch)
   otherwise ("legacy" rule; the "stationary" rule of 2025 replaces u_1 by the innermost non-zero
   translation and makes zero translations free).
-* Summing over the counter: accesses(B) = |B| + sum_m (n_m - 1) * prod(n_j, j outside m) * delta_m.
+* Summing over the counter: accesses(B) = |B| + sum_m (n_m - 1) * prod(n_j, j outside m) * delta_m
+  = |B| * prod(n_j, all loops above) - D'(u_1) * sum(w_m, m with u_m == u_1), with D' the overlap
+  |B| - D and w_m = (n_m - 1) * prod(n_j, j outside m).
+* How this is computed: the active loops are compacted per level into rows (outermost first). With
+  V_m = 2 t_m + sum(t_j, j outside m), u_m = V_m - sum(t_j, j above the level), so u_m == u_1 iff
+  V_m == V_1, whatever the level: V is computed once for all levels. Projected onto a tensor, V is
+  a non-negative vector below twice the layer's extents (the strides of the loops on one dimension
+  at least double outward), so one integer (mixed radix) identifies it, and the equality tests
+  are integer comparisons of [rows, candidates] arrays.
 * A spatial fan-out multiplies that by the number of distinct translates among the children
   (children with equal data share one parent access: multicast); the histogram by multicast
   factor is uniform unless two spatial loops of one level drive the same input coordinate (P and
   R, or Q and S), which is enumerated.
 * Link transfers between neighbouring children (a child's delta equal to a neighbour's previous
   delta, ``ComputeNetworkLinkTransfers``) are possible only when a visit's translation equals a
-  difference of children's offsets and the two deltas have the same shape. A vectorized test
-  excludes them for most candidates (:func:`_link_candidates`, :func:`_lattice_rows`); for the
-  others the visits are accounted exactly, child by child (:func:`_exact_links`).
+  difference of children's offsets and the two deltas have the same shape. Cheap conditions
+  (a spatial loop the tensor ignores or a coordinate mixing P/R or Q/S; the remembered
+  translation) exclude them for most candidates; the others go through the exact tests
+  (:func:`_link_candidates`, :func:`_lattice_ok`, :func:`_neighbour_rows`), and the few with real
+  link transfers are accounted visit by visit (:func:`_exact_links`).
 
 Every claim above is checked against the simulator by the test suite (hypothesis, and the 1,517
 reference runs).
