@@ -150,32 +150,34 @@ for _m in range(128):
 def analytic_setup(fanouts_inner_first, layer: Layer, translation: str = "legacy") -> AnalyticSetup:
     A = proj_matrix(layer)
     fan = tuple((int(x), int(y)) for x, y in fanouts_inner_first)
-    has_fan = np.array([fx * fy > 1 for fx, fy in fan], bool)
+    has = [fx * fy > 1 for fx, fy in fan]
     P9 = np.zeros((_C9, 7), np.int64)
-    for d in range(7):
-        P9[d, d] = 1
+    P9[:7] = np.eye(7, dtype=np.int64)
     P9[7] = A[1, 2]
     P9[8] = A[1, 3]
-    cmap = np.full((NT, 8), _C9, np.int64)
-    ccoef = np.zeros((NT, 8), np.int64)
+    cmap = [[_C9] * 8 for _ in range(NT)]
+    ccoef = [[0] * 8 for _ in range(NT)]
+    Al = A.tolist()
     for t in range(NT):
         for c, c9 in enumerate(_COORDS[t]):
-            for d in np.nonzero(A[t, c])[0]:
-                cmap[t, d] = c9
-                ccoef[t, d] = A[t, c, d]
+            for d in range(7):
+                if Al[t][c][d]:
+                    cmap[t][d] = c9
+                    ccoef[t][d] = Al[t][c][d]
+    rel = np.array(RELEVANT)
     return AnalyticSetup(
         A=A,
         fanouts=fan,
-        has_fan=has_fan,
-        fan_levels=tuple(int(i) for i in np.nonzero(has_fan)[0]),
-        nofan_levels=tuple(int(i) for i in np.nonzero(~has_fan)[0]),
+        has_fan=np.array(has, bool),
+        fan_levels=tuple(i for i, h in enumerate(has) if h),
+        nofan_levels=tuple(i for i, h in enumerate(has) if not h),
         stationary=translation == "stationary",
         P9=P9,
         coords=np.array(_COORDS, np.int64),
-        cmap=cmap,
-        ccoef=ccoef,
-        rel=np.array(RELEVANT),
-        irr=(~np.array(RELEVANT)).astype(np.uint8),
+        cmap=np.array(cmap, np.int64),
+        ccoef=np.array(ccoef, np.int64),
+        rel=rel,
+        irr=(~rel).astype(np.uint8),
     )
 
 

@@ -361,13 +361,14 @@ class PostSetup:
 
 
 def post_setup(tables: ArchTables) -> PostSetup:
-    L = len(tables.names)
+    no_bw = np.isnan(tables.read_bw) & np.isnan(tables.write_bw) & np.isnan(tables.shared_bw)
+    e_ops = np.nan_to_num(np.stack([tables.e_read, tables.e_fill, tables.e_update]))
     return PostSetup(
-        e_ops=np.stack([np.nan_to_num(tables.e_read), np.nan_to_num(tables.e_fill), np.nan_to_num(tables.e_update)])[:, :, None, None],
+        e_ops=e_ops[:, :, None, None],
         blk=tables.block.astype(np.float64)[:, None, None],
         any_blk=bool((tables.block != 1).any()),
-        blk_int=tuple(int(b) for b in tables.block),
-        bw_levels=tuple(l for l in range(L) if not (np.isnan(tables.read_bw[l]) and np.isnan(tables.write_bw[l]) and np.isnan(tables.shared_bw[l]))),
+        blk_int=tuple(tables.block.tolist()),
+        bw_levels=tuple(np.nonzero(~no_bw)[0].tolist()),
         leak=bool(np.any(tables.e_leak != 0)),
         addr_gen=not bool(np.all(np.isnan(tables.addr_gen))),
         clusters_max=(tables.instances // tables.cluster)[:, None].astype(np.float64),
