@@ -46,7 +46,6 @@ reference runs).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from itertools import product as iproduct
 
 import numpy as np
 
@@ -685,15 +684,11 @@ def _wsum(kw: np.ndarray, kwf: np.ndarray | None, Rs: int, mask: np.ndarray) -> 
 def _stationary_sums(L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz):
     """The "stationary" rule (timeloop a12fff5): zero translations cost nothing and are not
     remembered; the remembered translation is the innermost non-zero one."""
-    R1 = Dr.shape[0]
     # the nine coordinates of V per row, for the overlap of the remembered translation
-    st9 = np.zeros((_C9, R1, B), np.int64)
-    for d in range(7):
-        sd = np.where(Dr == d, KS, 0)
-        for c9 in range(_C9):
-            if su.P9[c9, d]:
-                st9[c9] += su.P9[c9, d] * sd
-    cs9 = np.cumsum(st9, axis=1)  # (the stationary rule only)
+    P98 = np.zeros((_C9, 8), np.int64)
+    P98[:, :7] = su.P9
+    st9 = P98.take(Dr.astype(np.intp), axis=1) * KS[None]  # [9, R, B]
+    cs9 = _accumulate(np.add, st9, axis=1)
     V9 = cs9 + st9
     G = keys.shape[0]
     for s in range(L - 1):
@@ -730,20 +725,34 @@ def _stationary_sums(L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, 
 # --------------------------------------------------------------------------------------------- #
 def _input_histogram(fac, sig, A) -> list[tuple[int, int]]:
     """Exact (multicast, count) histogram of the children's Inputs offsets at one level
-    (``fac``, ``sig``: spatial factor and stride per dimension)."""
+    (``fac``, ``sig``: spatial factor and stride per dimension): every child's offset (mixed radix
+    over the spatial loops), the number of children per distinct offset, and how many offsets
+    have each such number, by increasing multicast."""
     loops = [(d, int(fac[d]), int(sig[d])) for d in range(7) if fac[d] > 1]
-    offs: dict[tuple[int, ...], int] = {}
-    for idx in iproduct(*[range(e) for _, e, _ in loops]):
-        v = [0, 0, 0, 0]
-        for (d, _, g), x in zip(loops, idx):
-            for e_ in range(4):
-                v[e_] += int(A[1, e_, d]) * g * x
-        key = tuple(v)
-        offs[key] = offs.get(key, 0) + 1
-    hist: dict[int, int] = {}
-    for m in offs.values():
-        hist[m] = hist.get(m, 0) + 1
-    return sorted(hist.items())
+    F = 1
+    for _, e, _ in loops:
+        F *= e
+    k = np.arange(F, dtype=np.int64)
+    coords = []
+    spans = []
+    for c in range(4):
+        v = np.zeros(F, np.int64)
+        rem = k
+        top = 0
+        for d, e, g in loops:
+            step = int(A[1, c, d]) * g
+            v += step * (rem % e)
+            rem = rem // e
+            top += step * (e - 1)
+        coords.append(v)
+        spans.append(top + 1)
+    if spans[0] * spans[1] * spans[2] * spans[3] < 2**62:  # one integer per offset (mixed radix)
+        key = coords[0] + spans[0] * (coords[1] + spans[1] * (coords[2] + spans[2] * coords[3]))
+        _, per_offset = np.unique(key, return_counts=True)
+    else:
+        _, per_offset = np.unique(np.stack(coords, axis=1), axis=0, return_counts=True)
+    m, n = np.unique(per_offset, return_counts=True)
+    return list(zip(m.tolist(), n.tolist()))
 
 
 # --------------------------------------------------------------------------------------------- #
