@@ -15,7 +15,8 @@ Accelergy ERT; 10,000 random candidate mappings, evaluated as one batch by
 
 Prints the best and median of several runs in CPU time of this process (one core: the figure to
 compare with the 100,000/s target; the wall clock also counts time other processes take from a
-shared machine) and in wall-clock time, and the machine.
+shared machine) and in wall-clock time, and the machine; then the CPU time of one call on the
+first 1 and 32 candidates (the fixed cost per call, which dominates small batches).
 
     PYTHONPATH=src python benchmarks/bench_model.py [--n 10000] [--repeat 7] [--seed 0] [--space mapspace|free|both]
 """
@@ -153,6 +154,18 @@ def run(ev, batch, repeat: int, label: str) -> None:
         i = int(np.argmin(np.where(ok, res.energy_pJ, np.inf)))
         line += f"; best valid: {res.energy_pJ[i] / 1e6:.2f} uJ, {res.cycles[i]} cycles"
     print(line)
+    # the fixed cost of a call, which dominates small batches (the mapper re-scores a shortlist)
+    small = []
+    for k in (1, 32):
+        sub = batch.take(np.arange(min(k, n)))
+        ev.evaluate_batch(sub)
+        ts = []
+        for _ in range(100):
+            c0 = time.process_time()
+            ev.evaluate_batch(sub)
+            ts.append(time.process_time() - c0)
+        small.append(f"{len(sub)} mapping{'s' if len(sub) > 1 else ''} {statistics.median(ts) * 1e3:.2f} ms")
+    print(f"[{label}] one call, CPU time (median of 100): " + ", ".join(small))
 
 
 def main() -> None:

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from deepfrack.arch.spec import Architecture, EnergyTable
-from deepfrack.cost.analytic import analyze
+from deepfrack.cost.analytic import analytic_setup, analyze
 from deepfrack.cost.mapping import TENSORS, Mapping, MappingBatch, validate_mapping
 from deepfrack.cost.nest import arch_fanouts_inner_first, build_nest
 from deepfrack.cost.timeloop_post import (
@@ -47,6 +47,7 @@ from deepfrack.cost.timeloop_post import (
     TimeloopRules,
     arch_tables,
     check_energy_for_keep,
+    post_setup,
     postprocess,
 )
 from deepfrack.errors import InputError
@@ -251,6 +252,11 @@ class LayerModel:
         self.tables: ArchTables = arch_tables(arch, energy, self.rules, source)
         self.fanouts = arch_fanouts_inner_first(arch)
         self.level_names = arch.level_names
+        self._setup = analytic_setup(self.fanouts, self.layer, self.rules.translation)
+        self._post = post_setup(self.tables)
+        t = self.tables
+        # levels whose energy table lacks read, fill or update (an error if a mapping keeps a tensor there)
+        self._no_energy = bool(np.isnan(t.e_read).any() or np.isnan(t.e_fill).any() or np.isnan(t.e_update).any())
 
     # ---- batch ------------------------------------------------------------------------------
     def evaluate_batch(self, batch: MappingBatch) -> BatchResult:
@@ -258,14 +264,15 @@ class LayerModel:
         if batch.temporal.shape[1] != len(self.level_names):
             raise ValueError(f"batch has {batch.temporal.shape[1]} levels, the architecture {len(self.level_names)}")
         keep_tl = np.ascontiguousarray(batch.keep[:, ::-1, :].transpose(1, 2, 0))  # [L, 3, B]
-        check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
-        ar = analyze(batch, self.fanouts, self.layer, self.rules.translation)
+        if self._no_energy:
+            check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
+        ar = analyze(batch, self.fanouts, self.layer, self.rules.translation, self._setup)
         stats = ar.stats
-        post = postprocess(stats, keep_tl, self.tables, self.rules)
+        post = postprocess(stats, keep_tl, self.tables, self.rules, self._post)
         valid = post.valid & ~ar.bad_spatial
 
         def flip(a: np.ndarray) -> np.ndarray:  # [L, (3,) B] Timeloop order -> [B, L, (3)] arch order
-            return np.moveaxis(a, -1, 0)[:, ::-1, ...]
+            return a.transpose(2, 0, 1)[:, ::-1] if a.ndim == 3 else a.T[:, ::-1]
 
         return BatchResult(
             energy_pJ=post.energy,
@@ -301,7 +308,7 @@ class LayerModel:
             keep_tl = np.ascontiguousarray(batch.keep[:, ::-1, :].transpose(1, 2, 0))
             check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
             stats = simulate_stats(self.arch, self.layer, mapping, self.rules.translation)
-            post = postprocess(stats, keep_tl, self.tables, self.rules)
+            post = postprocess(stats, keep_tl, self.tables, self.rules, self._post)
             bad = np.zeros(1, bool)
         else:
             raise ValueError(f"unknown method {method!r}; expected 'analytic' or 'simulate'")

@@ -346,8 +346,48 @@ class PostResult:
         )
 
 
-def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: TimeloopRules) -> PostResult:
-    """Steps 1-3 of the module docstring. ``keep`` is bool [L, 3, B] in Timeloop level order."""
+@dataclass(frozen=True)
+class PostSetup:
+    """Per-architecture constants of :func:`postprocess` (build once with :func:`post_setup`)."""
+
+    e_ops: np.ndarray  # float [3 ops, L, 1, 1]: read, fill, update energy (0 where the ERT has none)
+    blk: np.ndarray  # float [L, 1, 1] block size
+    any_blk: bool  # some block size > 1
+    blk_int: tuple[int, ...]
+    bw_levels: tuple[int, ...]  # levels with a bandwidth limit
+    leak: bool  # some leakage energy
+    addr_gen: bool  # some addr-gen-energy
+    clusters_max: np.ndarray  # float [L, 1]: instances / cluster size
+
+
+def post_setup(tables: ArchTables) -> PostSetup:
+    no_bw = np.isnan(tables.read_bw) & np.isnan(tables.write_bw) & np.isnan(tables.shared_bw)
+    e_ops = np.nan_to_num(np.stack([tables.e_read, tables.e_fill, tables.e_update]))
+    return PostSetup(
+        e_ops=e_ops[:, :, None, None],
+        blk=tables.block.astype(np.float64)[:, None, None],
+        any_blk=bool((tables.block != 1).any()),
+        blk_int=tuple(tables.block.tolist()),
+        bw_levels=tuple(np.nonzero(~no_bw)[0].tolist()),
+        leak=bool(np.any(tables.e_leak != 0)),
+        addr_gen=not bool(np.all(np.isnan(tables.addr_gen))),
+        clusters_max=(tables.instances // tables.cluster)[:, None].astype(np.float64),
+    )
+
+
+def _any_from(a: np.ndarray) -> np.ndarray:
+    """out[l] = a[l:].any(axis=0) for bool a [L, ...]."""
+    out = np.empty_like(a)
+    out[-1] = a[-1]
+    for l in range(len(a) - 2, -1, -1):
+        np.logical_or(out[l + 1], a[l], out=out[l])
+    return out
+
+
+def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: TimeloopRules, setup: PostSetup | None = None) -> PostResult:
+    """Steps 1-3 of the module docstring. ``keep`` is bool [L, 3, B] in Timeloop level order;
+    ``setup``: :func:`post_setup` of ``tables`` (built here when not given)."""
+    ps = setup if setup is not None else post_setup(tables)
     L, _, B = ns.size.shape
     H = ns.acc.shape[2]
     size = ns.size.astype(np.int64, copy=True)
@@ -364,33 +404,40 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     part = np.empty((L, NT, B), np.int64)
     p = size[L - 1].copy()
     part[L - 1] = p
+    pfd_ok = bool((ns.pfd[: L - 1] != 0).all())
     for cur in range(L - 2, -1, -1):
         d = ns.pfd[cur]
-        nz = d != 0
-        p = np.where(nz, (p * size[cur]) // np.where(nz, d, 1), p)
+        if pfd_ok:
+            p = (p * size[cur]) // d
+        else:
+            nz = d != 0
+            p = np.where(nz, (p * size[cur]) // np.where(nz, d, 1), p)
         part[cur] = p
 
     # parent access share (before masking): the next level out serves this one
     share = np.zeros((L, NT, B))
-    for cur in range(L - 1):
-        sh = (acc[cur + 1, :, 0, :] * mc[cur + 1, :, 0, :]) / fan[cur + 1]
+    if L > 1:
+        f = fan[1:, None, :]
+        sh = (acc[1:, :, 0, :] * mc[1:, :, 0, :]) / f
         for h in range(1, H):
-            sh = sh + (acc[cur + 1, :, h, :] * mc[cur + 1, :, h, :]) / fan[cur + 1]
-        share[cur] = sh
+            sh = sh + (acc[1:, :, h, :] * mc[1:, :, h, :]) / f
+        share[: L - 1] = sh
 
-    # MaskTiles: a bypassed level hands its children to the next level out
-    for cur in range(L):
-        m = ~keep[cur] & (size[cur] != 0)  # [3, B]
-        if not m.any():
-            continue
-        if cur < L - 1:
+    # MaskTiles: a bypassed level hands its children to the next level out (level by level, the
+    # outer level's content includes what it received); the bypassed level is emptied
+    masked = ~keep & (size != 0)  # [L, 3, B]
+    any_masked = masked.any(axis=(1, 2)).tolist()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for cur in range(L - 1):
+            if not any_masked[cur]:
+                continue
+            m = masked[cur]
             outer = cur + 1
             weighted = acc[outer, :, 0, :] * mc[outer, :, 0, :]
             for h in range(1, H):
                 weighted = weighted + acc[outer, :, h, :] * mc[outer, :, h, :]
             all_children = content[cur] * fan[outer]
-            with np.errstate(divide="ignore", invalid="ignore"):
-                factor = all_children / weighted
+            factor = all_children / weighted
             any_nz = np.zeros((NT, B), bool)
             tot = None
             for h in range(H):
@@ -402,83 +449,86 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
                 tot = a if tot is None else tot + a
             link[outer] = np.where(any_nz, 0.0, link[outer])
             content[outer] = np.where(m, tot, content[outer])
-        size[cur][m] = 0
-        part[cur][m] = 0
-        content[cur][m] = 0.0
-        share[cur][m] = 0.0
+    if any(any_masked):
+        kept_m = ~masked
+        size *= kept_m
+        part *= kept_m
+        content = np.where(masked, 0.0, content)
+        share = np.where(masked, 0.0, share)
 
-    # ProcessOuterMaskedLevels: reset bypassed levels above the outermost kept one
-    kept_any = keep.any(axis=0)  # [3, B]
-    seen = np.zeros((NT, B), bool)
-    above_top = np.zeros((L, NT, B), bool)
-    for cur in range(L - 1, -1, -1):
-        k = keep[cur]
-        above_top[cur] = ~seen & ~k
-        share[cur][~seen & k] = 0.0
-        seen |= k
+    # ProcessOuterMaskedLevels: reset bypassed levels above the outermost kept one; the outermost
+    # kept level has no parent share
+    kept_from = _any_from(keep)  # kept at this level or above
+    kept_any = kept_from[0]  # [3, B]
+    seen = np.zeros((L, NT, B), bool)  # kept above
+    seen[:-1] = kept_from[1:]
+    above_top = ~seen & ~keep
+    share = np.where(~seen & keep, 0.0, share)
     if above_top.any():
         for arr, val in ((size, 0), (part, 0), (content, 0.0), (share, 0.0), (link, 0.0), (repl, 0)):
-            arr[above_top] = val
-        acc[np.broadcast_to(above_top[:, :, None, :], acc.shape)] = 0.0
+            np.copyto(arr, val, where=above_top)
+        np.copyto(acc, 0.0, where=above_top[:, :, None, :])
 
     # peer accesses from link transfers (the child of a linked level, cur-1, is kept)
+    has_peer = bool(link.any())
     peer = np.zeros((L, NT, B))
-    if link.any():
+    if has_peer:
         for cur in range(L - 1, 0, -1):
             lt = link[cur]
             nz = lt != 0
             if nz.any():
                 peer[cur - 1] += np.where(nz, lt / np.maximum(repl[cur - 1], 1), 0.0)
 
-    # reads / fills / updates
+    # reads / fills / updates (C round() for reads and updates, truncation for fills)
     alive = size != 0
-    reads = np.zeros((L, NT, B), np.int64)
-    fills = np.zeros((L, NT, B), np.int64)
+    cpa = content + peer if has_peer else content
+    spa = share + peer if has_peer else share
+    reads = _cround(cpa)  # (Outputs below)
+    fills = spa.astype(np.int64)
     updates = np.zeros((L, NT, B), np.int64)
     for t in range(NT):
-        c = content[:, t, :]
-        pa = peer[:, t, :]
-        sh = share[:, t, :]
-        pt = part[:, t, :].astype(np.float64)
         if RW[t]:
-            updates[:, t, :] = _cround(c)
-            reads[:, t, :] = _cround(np.maximum(c + pa - pt, 0.0))
+            pt = part[:, t, :].astype(np.float64)
+            updates[:, t, :] = _cround(content[:, t, :])
+            reads[:, t, :] = _cround(np.maximum(cpa[:, t, :] - pt, 0.0))
             if rules.fill_elision:
                 kept_above = np.zeros((L, B), bool)
-                acc_above = np.zeros(B, bool)
-                for cur in range(L - 1, -1, -1):
-                    kept_above[cur] = acc_above
-                    acc_above |= alive[cur, t, :]
-                f = np.where(kept_above, sh + pa - pt, sh + pa)
+                kept_above[:-1] = _any_from(alive[:, t, :])[1:]
+                sp = spa[:, t, :]
+                f = np.where(kept_above, sp - pt, sp)
                 fills[:, t, :] = _cround(np.maximum(f, 0.0))
-            else:
-                fills[:, t, :] = np.trunc(sh + pa).astype(np.int64)
-        else:
-            reads[:, t, :] = _cround(c + pa)
-            fills[:, t, :] = np.trunc(sh + pa).astype(np.int64)
-    reads *= alive
-    fills *= alive
-    updates *= alive
+    dead = ~alive
+    if dead.any():
+        for arr in (reads, fills, updates):
+            np.copyto(arr, 0, where=dead)
 
     # ---- buffer model ------------------------------------------------------------------------
     util_inst = repl * alive
     inst_for_check = repl.max(axis=1)  # [L, B]
-    cap_used = (size * alive).sum(axis=1)  # [L, B]
-    blk = tables.block[:, None, None]
-    er = np.nan_to_num(tables.e_read)[:, None, None]
-    ef = np.nan_to_num(tables.e_fill)[:, None, None]
-    eu = np.nan_to_num(tables.e_update)[:, None, None]
-    cluster_e = ((0.0 + _ceil_div(reads, blk) * er) + _ceil_div(fills, blk) * ef) + _ceil_div(updates, blk) * eu
+    cap_used = size.sum(axis=1)  # [L, B] (size is 0 where nothing is kept)
+    er, ef, eu = ps.e_ops
+    # vector accesses ceil(count / block): in float64, exact below 2**52
+    if not ps.any_blk:
+        cluster_e = ((0.0 + reads * er) + fills * ef) + updates * eu
+    elif max(int(reads.max(initial=0)), int(fills.max(initial=0)), int(updates.max(initial=0))) < 2**52:
+        blk = ps.blk
+        cluster_e = ((0.0 + np.ceil(reads / blk) * er) + np.ceil(fills / blk) * ef) + np.ceil(updates / blk) * eu
+    else:
+        cluster_e = np.empty((L, NT, B))
+        for l in range(L):
+            b_ = ps.blk_int[l]
+            r_, f_, u_ = (reads[l] + (b_ - 1)) // b_, (fills[l] + (b_ - 1)) // b_, (updates[l] + (b_ - 1)) // b_
+            cluster_e[l] = ((0.0 + r_ * er[l]) + f_ * ef[l]) + u_ * eu[l]
     # the access energy of a cluster is shared by its utilized instances (buffer.cpp
     # FinalizeBufferEnergy): utilized clusters = min(X x Y expansion, instances / cluster size)
     xy = (ns.x_exp * ns.y_exp).astype(np.float64)  # [L, B]
-    clusters = np.minimum(xy, (tables.instances // tables.cluster)[:, None].astype(np.float64))
+    clusters = np.minimum(xy, ps.clusters_max)
     cluster_util = (xy / clusters)[:, None, :]
     energy_ds = (cluster_e / cluster_util) * repl
     energy_ds *= alive
     # address generation (only when the architecture gives addr-gen-energy; Timeloop's public
     # adder model is 0 pJ)
-    if not np.all(np.isnan(tables.addr_gen)):
+    if ps.addr_gen:
         ag = np.nan_to_num(tables.addr_gen)[:, None, None]
         rw = np.array(RW)[None, :, None]
         gens = np.where(rw, updates + fills, reads + fills).astype(np.float64)
@@ -490,34 +540,42 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     mac_energy = macs * tables.e_mac
     mac_utilized = (ns.mac_x * ns.mac_y).astype(np.int64)
 
-    # bandwidth and cycles
+    # bandwidth and cycles (levels without a bandwidth limit run at compute speed)
     cc = mac_cycles.astype(np.float64)
-    rd = np.zeros((L, B))
-    wr = np.zeros((L, B))
+    level_cycles = np.empty((L, B), np.int64)
+    level_cycles[:] = np.ceil(cc / 1.0).astype(np.int64)
     with np.errstate(divide="ignore", invalid="ignore"):
-        for t in range(NT):
-            ratio = xy / repl[:, t, :]
-            tr = np.nan_to_num(np.ceil(reads[:, t, :] / ratio))
-            tw = np.nan_to_num(np.ceil((fills[:, t, :] + updates[:, t, :]) / ratio))
-            rd = rd + tr / cc
-            wr = wr + tw / cc
-        slow = np.ones((L, B))
-        for l in range(L):
+        for l in ps.bw_levels:
             rb, wb, sb = tables.read_bw[l], tables.write_bw[l], tables.shared_bw[l]
+            ratio = xy[l][None, :] / repl[l]  # [3, B]
+            tr = np.ceil(reads[l] / ratio)
+            tw = np.ceil((fills[l] + updates[l]) / ratio)
+            if not (np.isfinite(tr).all() and np.isfinite(tw).all()):
+                tr = np.nan_to_num(tr)
+                tw = np.nan_to_num(tw)
+            rd = np.zeros(B)
+            wr = np.zeros(B)
+            for t in range(NT):
+                rd = rd + tr[t] / cc
+                wr = wr + tw[t] / cc
+            slow = np.ones(B)
             if not np.isnan(rb):
-                slow[l] = np.where(rb < rd[l], np.minimum(slow[l], rb / rd[l]), slow[l])
+                slow = np.where(rb < rd, np.minimum(slow, rb / rd), slow)
             if not np.isnan(wb):
-                slow[l] = np.where(wb < wr[l], np.minimum(slow[l], wb / wr[l]), slow[l])
+                slow = np.where(wb < wr, np.minimum(slow, wb / wr), slow)
             if not np.isnan(sb):
-                tot = wr[l] + rd[l]
-                slow[l] = np.where(sb < tot, np.minimum(slow[l], sb / tot), slow[l])
-        level_cycles = np.ceil(cc / slow).astype(np.int64)
+                tot = wr + rd
+                slow = np.where(sb < tot, np.minimum(slow, sb / tot), slow)
+            level_cycles[l] = np.ceil(cc / slow).astype(np.int64)
     cycles = np.maximum(mac_cycles, level_cycles.max(axis=0))
 
     # leakage and level energy
     # Timeloop >= 2023-09 keeps the replication of reset levels; all tensors share it
-    leaks_per_cycle = np.maximum(1.0, ns.replication.astype(np.float64))
-    leak = tables.e_leak[:, None] * cycles.astype(np.float64)[None, :] * leaks_per_cycle
+    if ps.leak:
+        leaks_per_cycle = np.maximum(1.0, ns.replication.astype(np.float64))
+        leak = tables.e_leak[:, None] * cycles.astype(np.float64)[None, :] * leaks_per_cycle
+    else:
+        leak = np.zeros((L, B))
     level_energy = energy_ds.sum(axis=1) + leak
     energy = mac_energy + level_energy.sum(axis=0)
     utilization = (macs / tables.mac_instances) / cycles
@@ -536,7 +594,7 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
         fills=fills,
         updates=updates,
         partition=part,
-        utilized_capacity=size * alive,
+        utilized_capacity=size,
         utilized_instances=util_inst,
         energy_ds=energy_ds,
         leak=leak,
