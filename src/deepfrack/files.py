@@ -5,6 +5,8 @@ InputError, never a traceback."""
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -55,3 +57,37 @@ def read_json(path: str | Path) -> Any:
 def yaml_files(folder: str | Path) -> list[Path]:
     """The YAML files directly in ``folder``, sorted by name."""
     return sorted(f for f in Path(folder).iterdir() if f.is_file() and f.suffix.lower() in YAML_SUFFIXES)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def make_temp(folder: str | Path, name: str) -> Path:
+    """A new empty hidden file in ``folder``, to be renamed onto ``folder/name`` once complete (an
+    atomic replace). It gets the permissions a file created normally would (0666 minus the umask), not
+    mkstemp's private 0600."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    try:
+        os.fchmod(fd, 0o666 & ~_umask())
+    finally:
+        os.close(fd)
+    return Path(tmp)
+
+
+def write_text_atomic(path: str | Path, text: str) -> None:
+    """Write a file so that readers see either the old file or the whole new one, never a part."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = make_temp(path.parent, path.name)
+    try:
+        with open(tmp, "w", newline="") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

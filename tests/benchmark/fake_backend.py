@@ -7,7 +7,9 @@ from environment variables read when the backend is made (so spawned workers see
 * ``FAKE_WEIGHT_CAPACITY``: the weight-cached variants (OutWCC, WCC, EWCC) are infeasible for layers with
   more weights than this;
 * ``FAKE_FAIL``: jobs whose ``describe()`` contains this text raise (an evaluator crash);
-* ``FAKE_PID_LOG``: a file to which every evaluator appends its process id (to check workers are gone).
+* ``FAKE_PID_LOG``: a file to which every evaluator appends its process id (to check workers are gone);
+* ``FAKE_HOLD_LAYER``: jobs of this layer index sleep for ten minutes, so that a run is surely still going
+  when a test interrupts it (the runner orders batches by layer: the layers before it finish first).
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ class FakeBackend:
     weight_capacity: int | None = None
     fail: str | None = None
     pid_log: str | None = None
+    hold_layer: int | None = None
     name: str = "fake"
     batch_size: int | None = None
 
@@ -64,6 +67,8 @@ class FakeEvaluator:
         for job in jobs:
             if self.backend.delay_s:
                 time.sleep(self.backend.delay_s)
+            if self.backend.hold_layer is not None and job.layer_index == self.backend.hold_layer:
+                time.sleep(600)
             if self.backend.fail and self.backend.fail in job.describe():
                 raise RuntimeError(f"fake crash on {job.describe()}")
             cap = self.backend.weight_capacity
@@ -94,4 +99,5 @@ def make(inputs: BenchmarkInputs) -> FakeBackend:
         weight_capacity=int(cap) if cap else None,
         fail=os.environ.get("FAKE_FAIL") or None,
         pid_log=os.environ.get("FAKE_PID_LOG") or None,
+        hold_layer=int(os.environ["FAKE_HOLD_LAYER"]) if os.environ.get("FAKE_HOLD_LAYER") else None,
     )

@@ -24,7 +24,7 @@ RESULT_MODULES = (
     "deepfrack.cost.model", "deepfrack.cost.mapper", "deepfrack.cost.mapspace", "deepfrack.cost.fastmodel",
     "deepfrack.cost.timeloop_post", "deepfrack.cost.analytic", "deepfrack.cost.nest", "deepfrack.cost.nest_sim",
     "deepfrack.cost.mapping", "deepfrack.arch.energy", "deepfrack.arch.ert", "deepfrack.arch.constraints",
-    "deepfrack.benchmark.builtin",
+    "deepfrack.benchmark.builtin", "deepfrack.benchmark.energy_gaps",
 )
 
 

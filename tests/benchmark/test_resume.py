@@ -15,6 +15,7 @@ from tests.benchmark.conftest import ARCH, CONSTRAINTS, FAKE, WORKLOAD
 from tests.paths import ROOT
 
 TOTAL = 756  # AlexNet_Simba: 7 variants x 108 square tiles, all distinct
+HOLD_LAYER = 3  # its 91 entries come last and hang in interrupted runs
 
 
 def _run_args(out: Path, cache: Path, batch_size: int = 6) -> list[str]:
@@ -25,12 +26,14 @@ def _run_args(out: Path, cache: Path, batch_size: int = 6) -> list[str]:
     ]
 
 
-def _env(delay: float, pid_log: Path | None = None) -> dict[str, str]:
+def _env(delay: float, pid_log: Path | None = None, hold_layer: int | None = None) -> dict[str, str]:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT / "src"), str(ROOT)])
     env["FAKE_DELAY"] = str(delay)
-    for var in ("FAKE_WEIGHT_CAPACITY", "FAKE_FAIL", "FAKE_PID_LOG"):
+    for var in ("FAKE_WEIGHT_CAPACITY", "FAKE_FAIL", "FAKE_PID_LOG", "FAKE_HOLD_LAYER"):
         env.pop(var, None)
+    if hold_layer is not None:
+        env["FAKE_HOLD_LAYER"] = str(hold_layer)
     if pid_log is not None:
         env["FAKE_PID_LOG"] = str(pid_log)
     return env
@@ -50,9 +53,11 @@ def _rows(cache: Path) -> int:
 
 
 def _start(out: Path, cache: Path, delay: float, pid_log: Path | None = None, batch_size: int = 6) -> subprocess.Popen:
+    """A run to interrupt: the last layer's jobs hang (FAKE_HOLD_LAYER), so it cannot finish first however
+    slow the machine is."""
     return subprocess.Popen(
-        _run_args(out, cache, batch_size), env=_env(delay, pid_log), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        start_new_session=True,
+        _run_args(out, cache, batch_size), env=_env(delay, pid_log, hold_layer=HOLD_LAYER), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
 
 

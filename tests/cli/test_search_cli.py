@@ -1,6 +1,8 @@
 """End-to-end tests of `deepfrack optimize` / `deepfrack evaluate` on the bundled reference examples."""
 
 import json
+import os
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -8,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from deepfrack.benchmark.tables_io import read_tables, write_csv_table
 from deepfrack.cli import main
 from tests.paths import EXAMPLES
 
@@ -247,3 +250,15 @@ def test_network_yaml_end_to_end_with_every_shape(tmp_path: Path):
     doc = json.loads((tmp_path / "out/schedule.json").read_text())
     assert doc["total"]["energy_uJ"] < doc["layer_by_layer"]["energy_uJ"]
     assert any(st["first"] < st["last"] for st in doc["stacks"])
+
+
+def test_outputs_get_the_usual_permissions(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        res = run(["optimize", *ALEX_ARGS, *LEGACY, "-o", str(tmp_path)])
+        assert res.exit_code == 0, res.output
+        write_csv_table(read_tables(ALEX / "cost-tables"), tmp_path / "costs.csv")
+    finally:
+        os.umask(old)
+    for name in ("schedule.json", "deepfrack.log", "energy.png", "costs.csv"):
+        assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name

@@ -43,7 +43,7 @@ from deepfrack.workload.layer import Layer
 #: post-processing, the architecture, constraint and energy parsers; see ``provenance``)
 CODE_ROOTS: tuple[str, ...] = (
     "deepfrack.benchmark.builtin", "deepfrack.benchmark.inputs", "deepfrack.benchmark.mapper_config",
-    "deepfrack.cost.mapper", "deepfrack.arch.energy",
+    "deepfrack.benchmark.energy_gaps", "deepfrack.cost.mapper", "deepfrack.arch.energy",
 )
 
 

@@ -17,38 +17,17 @@ import csv
 import io
 import json
 import math
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable
 
 from deepfrack.cost.table import CostKey, CostRecord, CostTable
 from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
 from deepfrack.errors import InputError
-from deepfrack.files import read_json, read_text
+from deepfrack.files import read_json, read_text, write_text_atomic  # noqa: F401  (write_text_atomic: re-exported)
 from deepfrack.workload.layer import Network
 
 CSV_BASE_COLUMNS = ("layer", "variant", "tile_h", "tile_w", "status", "energy_uJ", "cycles", "macs")
 LEVEL_PREFIX = "energy_pJ_"
-
-
-# --------------------------------------------------------------------------------------------- #
-# atomic writes
-# --------------------------------------------------------------------------------------------- #
-def write_text_atomic(path: str | Path, text: str) -> None:
-    """Write a file so that readers see either the old file or the whole new one, never a part."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 # --------------------------------------------------------------------------------------------- #

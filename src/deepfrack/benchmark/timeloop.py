@@ -569,7 +569,7 @@ def find_binary(name: str = BINARY) -> str:
 
 #: the code that turns a job into Timeloop's inputs and its outputs into a record (input writer and
 #: parsers, with what they import from the model packages; see ``provenance``)
-CODE_ROOTS: tuple[str, ...] = ("deepfrack.benchmark.timeloop",)
+CODE_ROOTS: tuple[str, ...] = ("deepfrack.benchmark.timeloop", "deepfrack.benchmark.energy_gaps")
 
 
 def timeloop_code_digest() -> str:

@@ -4,7 +4,6 @@ the record of a run's inputs, and writing a schedule's outputs all-or-nothing.""
 from __future__ import annotations
 
 import os
-import tempfile
 import warnings
 from collections.abc import Callable
 from pathlib import Path
@@ -16,6 +15,7 @@ from deepfrack.arch import CapacitySpec, capacity_spec
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.cost.variants import Variant
 from deepfrack.errors import InputError
+from deepfrack.files import make_temp
 from deepfrack.search import layer_by_layer_records
 from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.schedule_io import schedule_to_json
@@ -180,9 +180,7 @@ def write_schedule_outputs(out: Path, schedule: Schedule, network: Network, tabl
     temps: dict[str, str] = {}
     try:
         for name in ("energy.png", "deepfrack.log", "schedule.json"):
-            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", dir=out)
-            os.close(fd)
-            temps[name] = tmp
+            temps[name] = str(make_temp(out, name))
         plot_energy(schedule, network, baseline, temps["energy.png"])
         Path(temps["deepfrack.log"]).write_text(log)
         Path(temps["schedule.json"]).write_text(doc)
