@@ -37,7 +37,7 @@ def test_evaluate_reproduces_alexnet_log(tmp_path: Path):
     assert doc["total"]["energy_uJ"] == pytest.approx(1633.25, abs=0.005)
     assert doc["layer_by_layer"]["energy_uJ"] == pytest.approx(2908.83, abs=0.005)
     assert doc["receptive_field"] == "legacy" and doc["inputs"]["capacity"] == "unlimited"
-    assert doc["inputs"]["schedule"] == str(sched)
+    assert doc["inputs"]["schedule"] == str(sched.resolve())
     [stack] = doc["stacks"]
     assert (stack["first"], stack["last"], stack["tile_shape"]) == (0, 3, [13, 13])
     assert stack["tiles"] == [{"row": 0, "col": 0, "h": 13, "w": 13}]
@@ -262,3 +262,16 @@ def test_outputs_get_the_usual_permissions(tmp_path: Path):
         os.umask(old)
     for name in ("schedule.json", "deepfrack.log", "energy.png", "costs.csv"):
         assert stat.S_IMODE((tmp_path / name).stat().st_mode) == 0o644, name
+
+
+@pytest.mark.parametrize(
+    "args, where",
+    [(["--bogus"], "deepfrack --help"), (["bogus"], "deepfrack --help"), (["optimize", "-w"], "deepfrack optimize --help"),
+     (["optimize", "--wat", "1"], "deepfrack optimize --help"), (["optimize", "-w", "x"], "deepfrack optimize --help")],
+)
+def test_usage_errors_are_one_line(args: list[str], where: str):
+    proc = _cli(*args)  # python -m deepfrack: the program is named "python -m deepfrack" in the hint
+    assert proc.returncode == 2 and proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepfrack: error: ")
+    assert lines[0].endswith(f"{where}')") and "(see '" in lines[0]

@@ -50,6 +50,8 @@ def _write(tmp_path, name, text):
         (("timeloop-mapper.map.yaml", "target: DRAM", "target: DRAMX"), "'DRAMX' is not a storage level"),
         (("timeloop-mapper.ERT.yaml", "name: compute", "name: computeX"), "no compute action"),
         (("arch.yaml", "!Component # MAC unit", "!Componentz # MAC unit"), "unknown YAML tag !Componentz"),
+        (("timeloop-mapper.map.yaml", "  - target: DRAM", "  - !Foo\n    target: DRAM"), "unknown YAML tag !Foo"),
+        (("default_problem.yaml", "instance:", "instance: !Bogus"), "problem.instance: unknown YAML tag !Bogus"),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, edit, expected):

@@ -37,6 +37,24 @@ class Tagged(dict):
         return f"!{self.tag} {dict.__repr__(self)}"
 
 
+def find_tag(obj: Any, where: str = "") -> tuple[str, str] | None:
+    """The (field path, tag) of the first tagged node inside ``obj``, or None: for files where Timeloop
+    takes no tags (problem, mapping, ERT)."""
+    if isinstance(obj, Tagged):
+        return where or "(top)", obj.tag
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            found = find_tag(v, f"{where}.{k}" if where else str(k))
+            if found:
+                return found
+    elif isinstance(obj, list):
+        for i, v in enumerate(obj):
+            found = find_tag(v, f"{where}[{i}]")
+            if found:
+                return found
+    return None
+
+
 class _Loader(yaml.SafeLoader):
     """SafeLoader that accepts local ``!Tag`` nodes (Timeloop v0.4 front-end tags)."""
 

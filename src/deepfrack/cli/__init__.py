@@ -20,13 +20,29 @@ class _Group(click.Group):
     """Runs a command with warnings shown as one line each, and turns a usage error, a DeepfrackError (bad
     input) or an OSError (a file that cannot be read or written) into a one-line message and exit code 2."""
 
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[override]  # noqa: ANN001
+        """Parse the group's own options; a usage error there (e.g. an unknown option) is one line too."""
+        had_args = bool(args)  # (parsing consumes the list)
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.UsageError as exc:
+            if not had_args:  # plain `deepfrack`: show the help, as click does
+                raise
+            click.echo(f"deepfrack: error: {exc.format_message()} (see 'deepfrack --help')", err=True)
+            sys.exit(2)
+
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning
             try:
                 return super().invoke(ctx)
             except click.UsageError as exc:  # a sub-command's options: one line too, with where to look
-                path = exc.ctx.command_path if exc.ctx is not None else ctx.command_path
+                if exc.ctx is not None and exc.ctx is not ctx:
+                    path = exc.ctx.command_path
+                elif ctx.invoked_subcommand:  # raised while parsing the sub-command's options
+                    path = f"{ctx.command_path} {ctx.invoked_subcommand}"
+                else:
+                    path = ctx.command_path
                 click.echo(f"deepfrack: error: {exc.format_message()} (see '{path} --help')", err=True)
                 ctx.exit(2)
             except DeepfrackError as exc:

@@ -152,9 +152,12 @@ def _abs(p: Path | str | None) -> str | None:
 
 def inputs_record(*, workload: Path, tables: Path, arch: Path | None, components: Path | None,
                   constraints: Path | None, capacity: CapacitySpec | None, ert: Path | None = None,
-                  **extra: Any) -> dict[str, Any]:
+                  mapper: Path | None = None, **extra: Any) -> dict[str, Any]:
     """What a run was given, for schedule.json: always the same keys, absolute paths (None when not
-    given), the capacity per home level or "unlimited", then any command-specific entries."""
+    given; the components folder also when it was found beside the architecture), the capacity per home
+    level or "unlimited", then any command-specific entries."""
+    if components is None and arch is not None and (arch.parent / "components").is_dir():
+        components = arch.parent / "components"  # load_inputs' default
     rec: dict[str, Any] = {
         "workload": _abs(workload),
         "tables": _abs(tables),
@@ -162,6 +165,7 @@ def inputs_record(*, workload: Path, tables: Path, arch: Path | None, components
         "components": _abs(components),
         "constraints": _abs(constraints),
         "ert": _abs(ert),
+        "mapper": _abs(mapper),
         "capacity": "unlimited" if capacity is None else dict(capacity.words),
     }
     rec.update(extra)

@@ -65,7 +65,7 @@ def run(workload: Path, arch: Path, components: Path | None, constraints: Path |
         click.echo("deepfrack: not searching: some entries failed (see above)", err=True)
         sys.exit(1)
     record = inputs_record(workload=workload, tables=tables_dir, arch=arch, components=components,
-                           constraints=constraints, capacity=cap, ert=ert, max_stack_depth=max_stack_depth,
+                           constraints=constraints, capacity=cap, ert=ert, mapper=mapper, max_stack_depth=max_stack_depth,
                            energy_table="ert" if ert else "builtin 45 nm", backend=backend)
     optimize_and_write(network, result.table, cap, "exact", max_stack_depth, "energy", record, out,
                        chain_notes(chain, "exact"), start)

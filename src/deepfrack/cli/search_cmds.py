@@ -4,6 +4,7 @@ given schedule). Both write DIR/schedule.json, DIR/deepfrack.log and DIR/energy.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +68,14 @@ def optimize_and_write(network: Network, table: CostTable, cap: CapacitySpec | N
                        max_stack_depth: int | None, objective: str, inputs: dict[str, Any], out: Path,
                        notes: list[str], start: float) -> Schedule:
     """Search (with a progress bar) and write schedule.json, deepfrack.log and energy.png to ``out``."""
+    from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from deepfrack.search import optimize as run_search
 
+    console = Console(stderr=True)  # stdout carries the log
     with Progress(TextColumn("searching stacks"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), transient=True, disable=None) as progress:
+                  TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
         task = progress.add_task("search", total=None)
 
         def report(done: int, total: int) -> None:
@@ -112,15 +115,16 @@ def optimize(workload: Path, tables: Path, arch: Path | None, components: Path |
                        chain_notes(chain, rule), start)
 
 
-def _rule_of(schedule_path: Path, given: str | None) -> str:
-    """The receptive-field rule: the option when given, else the schedule file's own, else exact."""
+def _schedule_setting(schedule_path: Path, key: str, allowed: tuple[str, ...], given: str | None) -> str:
+    """A setting of the schedule: the option when given, else the schedule file's own, else the first
+    allowed value (receptive_field: exact; objective: energy)."""
     if given is not None:
         return given
     doc = read_json(schedule_path)
-    rule = doc.get("receptive_field", "exact") if isinstance(doc, dict) else "exact"
-    if rule not in ("exact", "legacy"):
-        raise InputError(schedule_path, "receptive_field", f"must be 'exact' or 'legacy', got {rule!r}")
-    return rule
+    value = doc.get(key, allowed[0]) if isinstance(doc, dict) else allowed[0]
+    if value not in allowed:
+        raise InputError(schedule_path, key, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
 
 
 @main.command()
@@ -141,9 +145,10 @@ def evaluate(workload: Path, tables: Path, arch: Path | None, components: Path |
     network, table, chain = load_network_and_tables(workload, tables)
     cap = capacity_from_paths(arch, components, constraints, capacity)
     specs = read_stack_specs(schedule_path)
-    rule = _rule_of(schedule_path, rule)
+    rule = _schedule_setting(schedule_path, "receptive_field", ("exact", "legacy"), rule)
+    objective = _schedule_setting(schedule_path, "objective", ("energy", "cycles"), None)
     try:
-        schedule = run_evaluate(network, table, specs, capacity=cap, rule=rule)
+        schedule = replace(run_evaluate(network, table, specs, capacity=cap, rule=rule), objective=objective)
     except ScheduleError as exc:
         raise InputError(schedule_path, None, str(exc)) from None
     inputs = inputs_record(workload=workload, tables=tables, arch=arch, components=components,

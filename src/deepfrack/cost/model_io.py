@@ -13,7 +13,7 @@ from deepfrack.arch.energy import builtin_energy_table
 from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.parse import architecture_from_data, component_classes
 from deepfrack.arch.spec import Architecture, EnergyTable
-from deepfrack.arch.yamlio import Document, load_documents
+from deepfrack.arch.yamlio import Document, find_tag, load_documents
 from deepfrack.cost.mapping import DIMS, Mapping, mapping_from_directives
 from deepfrack.cost.timeloop_post import TIMELOOP_2023, TIMELOOP_2024, TimeloopRules
 from deepfrack.errors import InputError
@@ -112,6 +112,10 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
             if "sparse_optimizations" in unknown:
                 raise InputError(d.path, "sparse_optimizations", "sparse optimizations are not supported")
             raise InputError(d.path, str(unknown[0]), "unknown top-level key; expected one of architecture, problem, mapping, ERT, compound_components, constraints, mapper")
+        if not _ARCH_KEYS & d.data.keys():  # tags belong to v0.4 architectures only
+            tagged = find_tag({k: v for k, v in d.data.items() if k in ("problem", "mapping", "ERT")})
+            if tagged:
+                raise InputError(d.path, tagged[0], f"unknown YAML tag !{tagged[1]} (tags belong in v0.4 architecture files)")
         classes.update(component_classes(d.data, d.path))
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
     if not arch_docs:

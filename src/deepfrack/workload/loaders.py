@@ -14,6 +14,11 @@ from deepfrack.files import read_yaml
 from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
 
 _DIMS = ("C", "M", "R", "S", "N", "P", "Q")
+#: the largest plane side accepted: the search keeps a (Q+1) x (P+1) cost grid per layer and variant, and
+#: real layers are far smaller (a 16384 x 16384 plane already needs 2 GiB per grid)
+MAX_PLANE = 16384
+#: the largest other dimension (channels, kernel, batch, stride, padding)
+MAX_DIM = 1 << 24
 _COEFFS = ("Wstride", "Hstride", "Wdilation", "Hdilation")
 
 
@@ -22,12 +27,18 @@ class ChainWarning(UserWarning):
 
 
 def _positive_int(value: Any, path: Path, field: str, allow_zero: bool = False) -> int:
+    """A non-negative (allow_zero) or positive integer, at most MAX_PLANE for a plane size (P, Q, input)
+    and MAX_DIM otherwise; InputError naming the field."""
     if (isinstance(value, bool) or not isinstance(value, (int, float))
             or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value):
         raise InputError(path, field, f"must be an integer, got {value!r}")
     v = int(value)
     if v < 0 or (v == 0 and not allow_zero):
         raise InputError(path, field, f"must be {'non-negative' if allow_zero else 'positive'}, got {v}")
+    plane = field.rsplit(".", 1)[-1] in ("P", "Q") or field.startswith("input")
+    limit = MAX_PLANE if plane else MAX_DIM
+    if v > limit:
+        raise InputError(path, field, f"{v} is more than deepfrack handles ({limit:,})")
     return v
 
 
