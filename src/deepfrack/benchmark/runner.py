@@ -196,6 +196,8 @@ def table_from_outcomes(jobs: Iterable[Job], outcomes: Mapping[CostKey, Outcome]
             table.add(job.layer_index, job.variant, job.tile_h, job.tile_w, o.record)
         else:
             table.infeasible.add(job.key)
+            if o.reason:
+                table.reasons[job.key] = o.reason
     return table
 
 

@@ -39,7 +39,8 @@ class CostTable:
     """(layer, variant, tile_h, tile_w) -> CostRecord, layers 0-based in network order.
 
     ``infeasible`` holds keys that were benchmarked and found to have no valid mapping (kept apart
-    from keys that were never benchmarked, so messages can tell the two apart). ``square_only``
+    from keys that were never benchmarked, so messages can tell the two apart); ``reasons`` says why,
+    where the benchmark said so. ``square_only``
     says whether every entry is a square tile (the original's JSON tables, ``benchmark --shapes
     square`` on square layers), derived from the keys whatever format the table came from.
     """
@@ -47,6 +48,7 @@ class CostTable:
     records: dict[CostKey, CostRecord] = field(default_factory=dict)
     infeasible: set[CostKey] = field(default_factory=set)
     source: str | None = None
+    reasons: dict[CostKey, str] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.records)

@@ -64,8 +64,9 @@ def missing_error(network: Network, table: CostTable, layer: int, variant: Varia
                   rule: str | None) -> MissingCostError:
     """The MissingCostError for one absent entry, with a hint for square-only tables and infeasible shapes."""
     hint = ""
-    if (layer, variant, shape[0], shape[1]) in table.infeasible:
-        hint = INFEASIBLE_HINT
+    key = (layer, variant, shape[0], shape[1])
+    if key in table.infeasible:
+        hint = INFEASIBLE_HINT + (f": {table.reasons[key]}" if key in table.reasons else "")
     elif table.square_only and shape[0] != shape[1] and rule == "exact":
         hint = SQUARE_ONLY_HINT
     return MissingCostError(layer, network.layers[layer].name, variant.value, shape, hint, table.source)
