@@ -45,9 +45,13 @@ def test_fake_backend_end_to_end(tmp_path: Path):
         "Timeloop search options algorithm, live-status, max-permutations-per-if-visit, num-threads, timeout, "
         "victory-condition"
     ) in r.stderr
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["EWCC.json", "SLC.json", "costs.csv", "mappings.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
+        "EWCC.json", "EWCC_cycles.json", "SLC.json", "SLC_cycles.json", "costs.csv", "mappings.jsonl"]
     assert len(read_tables(tmp_path / "out")) == 216
-    assert len(read_json_tables(tmp_path / "out")) == 216  # AlexNet's layers are square: the JSON has every entry
+    json_tables = read_json_tables(tmp_path / "out")
+    assert len(json_tables) == 216  # AlexNet's layers are square: the JSON has every entry
+    csv_table = read_tables(tmp_path / "out")
+    assert all(json_tables.get(*k).cycles == r.cycles for k, r in csv_table.items())  # cycles come back too
 
 
 def _bad_file(tmp_path: Path, name: str, text: str) -> Path:

@@ -43,7 +43,8 @@ def test_outputs_and_reuse(setup):
     # c2 and c3 have the same dimensions: their entries are computed once
     assert (s.entries, s.unique, s.computed, s.from_cache, s.infeasible, s.failed) == (147, 98, 98, 0, 0, 0)
     out = tmp / "out"
-    assert sorted(p.name for p in out.iterdir()) == sorted([f"{v.value}.json" for v in VARIANTS] + ["costs.csv", "mappings.jsonl"])
+    assert sorted(p.name for p in out.iterdir()) == sorted(
+        [f"{v.value}{s}.json" for v in VARIANTS for s in ("", "_cycles")] + ["costs.csv", "mappings.jsonl"])
 
     # the original's JSON format: string keys, layers 1-based, square tiles only, energy in uJ
     slc = json.loads((out / "SLC.json").read_text())

@@ -199,8 +199,8 @@ def check_table(table: CostTable, network: Network) -> None:
 def _fmt(x: float | int | None) -> str:
     if x is None:
         return ""
-    if isinstance(x, int):
-        return str(x)
+    if isinstance(x, int) or float(x).is_integer():  # counts (cycles, MACs) as integers
+        return str(int(x))
     return repr(float(x))
 
 
@@ -237,15 +237,24 @@ def write_csv_table(table: CostTable, path: str | Path, levels: Iterable[str] | 
 
 def write_json_tables(table: CostTable, folder: str | Path, variants: Iterable[Variant] = VARIANTS) -> list[Path]:
     """Write the original's ``<VARIANT>.json`` files (energy in uJ, square tiles only, 1-based
-    layers). Returns the files written."""
+    layers) and, when every record of a variant has cycles, ``<VARIANT>_cycles.json`` beside it (the
+    original's MobileNet example has such files). Returns the files written."""
     folder = Path(folder)
     written = []
     for v in variants:
-        doc: dict[str, dict[str, float]] = {}
+        energy: dict[str, dict[str, float]] = {}
+        cycles: dict[str, dict[str, float]] | None = {}
         for (layer, var, h, w), rec in sorted(table.items(), key=lambda kv: (kv[0][0], kv[0][2])):
             if var == v and h == w:
-                doc.setdefault(str(layer + 1), {})[str(h)] = rec.energy_uJ
-        path = folder / f"{v.value}.json"
-        write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
-        written.append(path)
+                energy.setdefault(str(layer + 1), {})[str(h)] = rec.energy_uJ
+                if cycles is not None and rec.cycles is not None:
+                    cycles.setdefault(str(layer + 1), {})[str(h)] = rec.cycles
+                else:
+                    cycles = None
+        for suffix, doc in (("", energy), ("_cycles", cycles)):
+            if doc is None or (suffix and not doc):
+                continue
+            path = folder / f"{v.value}{suffix}.json"
+            write_text_atomic(path, json.dumps(doc, indent=1) + "\n")
+            written.append(path)
     return written
