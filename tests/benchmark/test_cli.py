@@ -15,7 +15,6 @@ from deepfrack.cost.variants import Variant
 from deepfrack.search import optimize, required_shapes
 from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.loaders import load_workload
-
 from tests.benchmark.conftest import ARCH, CONSTRAINTS, ERT, FAKE, MAPPER, WORKLOAD
 
 

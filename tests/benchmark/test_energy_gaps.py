@@ -11,7 +11,7 @@ import pytest
 from deepfrack.arch import load_architecture, load_ert
 from deepfrack.benchmark import energy_gaps
 from deepfrack.benchmark.inputs import load_inputs
-from deepfrack.cost.model_io import default_rules
+from deepfrack.cost.model import default_rules
 from deepfrack.cost.table import CostRecord
 from deepfrack.cost.timeloop_post import arch_tables
 from tests.benchmark.conftest import ARCH, COMPONENTS, ERT

@@ -9,7 +9,6 @@ from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.search import required_shapes
 from deepfrack.workload.layer import Layer, Network
 from deepfrack.workload.loaders import load_network_yaml, load_problem_folder
-
 from tests.benchmark.conftest import WORKLOAD
 
 

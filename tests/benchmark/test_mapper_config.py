@@ -4,7 +4,6 @@ import pytest
 
 from deepfrack.benchmark.mapper_config import DEFAULT_METRICS, load_mapper_settings, parse_mapper_doc
 from deepfrack.errors import InputError
-
 from tests.benchmark.conftest import MAPPER
 
 

@@ -15,7 +15,6 @@ from deepfrack.benchmark.builtin import CODE_ROOTS, builtin_code_digest, make_bu
 from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.timeloop import timeloop_code_digest
 from deepfrack.cost.variants import VARIANTS
-
 from tests.benchmark.conftest import ARCH, CONSTRAINTS
 from tests.paths import ROOT
 

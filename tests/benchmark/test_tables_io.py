@@ -5,7 +5,6 @@ import pytest
 from deepfrack.benchmark.tables_io import read_csv_table, read_tables, write_csv_table, write_json_tables
 from deepfrack.cost import CostRecord, CostTable, Variant
 from deepfrack.errors import InputError
-
 from tests.paths import EXAMPLES
 
 

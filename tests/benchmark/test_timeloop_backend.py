@@ -26,7 +26,6 @@ from deepfrack.cli import main
 from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
 from deepfrack.workload.loaders import load_problem_folder
-
 from tests.benchmark.conftest import ALEX, ARCH, CONSTRAINTS, ERT, MAPPER, WORKLOAD
 from tests.paths import EXERCISES
 

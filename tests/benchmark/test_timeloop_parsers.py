@@ -15,7 +15,6 @@ from deepfrack.benchmark.timeloop import (
     parse_stats,
     read_output_folder,
 )
-
 from tests.paths import EXAMPLES, EXERCISES
 
 SAMPLES = sorted(EXAMPLES.glob("*/timeloop-samples/*_Layer*_Tile*"))

@@ -158,3 +158,17 @@ def test_2024_rules_elide_first_fill(setup):
     b = evaluate(arch, ert, layer, m, rules=TIMELOOP_2024).level("GlobalBuffer").tensors["Outputs"]
     assert b.fills == a.fills - a.partition_size
     assert (b.reads, b.updates) == (a.reads, a.updates)
+
+
+def test_default_rules_follow_the_architecture_format():
+    """Without ``rules`` the model picks Timeloop's version by the file format (v0.4 -> 2024, v0.3 -> 2023),
+    as the CLI and the mapper do."""
+    from deepfrack.cost.model import TIMELOOP_2023, TIMELOOP_2024, default_rules, evaluate
+    from deepfrack.cost.model_io import load_model_inputs
+    from tests.cost.helpers import exercise_files, golden_arch
+
+    inp = load_model_inputs(*exercise_files("simba_like"))
+    assert default_rules(inp.arch) is TIMELOOP_2024 and default_rules(golden_arch("AlexNet_Simba")) is TIMELOOP_2023
+    implicit = evaluate(inp.arch, inp.energy, inp.layer, inp.mapping)
+    assert implicit.energy_pJ == evaluate(inp.arch, inp.energy, inp.layer, inp.mapping, TIMELOOP_2024).energy_pJ
+    assert implicit.energy_pJ != evaluate(inp.arch, inp.energy, inp.layer, inp.mapping, TIMELOOP_2023).energy_pJ

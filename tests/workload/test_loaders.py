@@ -6,7 +6,6 @@ import pytest
 from deepfrack.errors import InputError
 from deepfrack.workload import Layer
 from deepfrack.workload.loaders import ChainWarning, load_network_yaml, load_problem_folder, load_workload
-
 from tests.paths import EXAMPLES
 
 

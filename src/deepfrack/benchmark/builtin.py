@@ -33,7 +33,7 @@ from deepfrack.benchmark.mapper_config import DEFAULT_METRICS
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.provenance import code_digest
 from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
-from deepfrack.cost.model_io import default_rules
+from deepfrack.cost.model import default_rules
 from deepfrack.cost.variants import Variant
 from deepfrack.errors import DeepfrackError
 from deepfrack.workload.layer import Layer

@@ -37,7 +37,7 @@ from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.provenance import code_digest
-from deepfrack.cost.model_io import default_rules
+from deepfrack.cost.model import default_rules
 from deepfrack.cost.table import CostRecord
 from deepfrack.cost.variants import TENSORS, Variant
 from deepfrack.errors import InputError

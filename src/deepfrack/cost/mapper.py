@@ -148,7 +148,7 @@ class MapperOptions:
     ``random_samples``: random candidates per shape; ``restarts``: perturbed restarts after the
     first local optimum; ``max_rounds``: local-search rounds per descent; ``shortlist``: candidates
     per variant re-scored by the full model; ``rules``: the Timeloop version reproduced (None: by the
-    architecture's format, as ``deepfrack.cost.model_io.default_rules``); ``anchor``: warm-start
+    architecture's format, as ``deepfrack.cost.model.default_rules``); ``anchor``: warm-start
     every shape from the best mappings of the nearest rungs of ``LADDER`` (square tiles, each
     warm-started from the rung below); ``sweep``: dimensions whose table has at most this many
     rows are re-optimized whole in one move; ``pair_moves``: also try two dimensions changed at
@@ -720,7 +720,7 @@ class LayerMapper:
         constraints: Constraints | TMapping[Any, Constraints],
         options: MapperOptions | None = None,
     ):
-        from deepfrack.cost.model_io import default_rules
+        from deepfrack.cost.model import default_rules
 
         self.arch = arch
         self.energy = energy

@@ -2,8 +2,9 @@
 
 Public API::
 
-    evaluate(arch, energy, layer, mapping, rules=TIMELOOP_2023) -> ModelResult
-    evaluate_batch(arch, energy, layer, batch, rules=TIMELOOP_2023) -> BatchResult
+    evaluate(arch, energy, layer, mapping, rules=None) -> ModelResult
+    evaluate_batch(arch, energy, layer, batch, rules=None) -> BatchResult
+    (rules None: by the architecture's format, ``default_rules``: v0.4 -> TIMELOOP_2024, v0.3 -> TIMELOOP_2023)
     LayerModel(arch, energy, layer, rules)      # the same, with the per-architecture tables cached
 
 ``arch`` is a :class:`~deepfrack.arch.spec.Architecture`, ``energy`` an
@@ -67,6 +68,13 @@ __all__ = [
     "evaluate_batch",
     "get_rules",
 ]
+
+
+def default_rules(arch: Architecture) -> TimeloopRules:
+    """The Timeloop version whose reference outputs exist for this input format: v0.4 files are read
+    by Timeloop's 2023-09+ front end (TIMELOOP_2024); v0.3 files come from the build the original
+    DeepFrack used (TIMELOOP_2023)."""
+    return TIMELOOP_2024 if str(arch.version).startswith("0.4") else TIMELOOP_2023
 
 
 def get_rules(name: str | TimeloopRules) -> TimeloopRules:
@@ -243,11 +251,12 @@ class LayerModel:
     """Model of one layer on one architecture with one energy table. Construct once, evaluate many
     mappings (:meth:`evaluate`, :meth:`evaluate_batch`)."""
 
-    def __init__(self, arch: Architecture, energy: EnergyTable, layer: Layer, rules: TimeloopRules | str = TIMELOOP_2023, source: str | None = None):
+    def __init__(self, arch: Architecture, energy: EnergyTable, layer: Layer, rules: TimeloopRules | str | None = None,
+                 source: str | None = None):
         self.arch = arch
         self.energy = energy
         self.layer = _check_layer(layer)
-        self.rules = get_rules(rules)
+        self.rules = default_rules(arch) if rules is None else get_rules(rules)
         self.source = source
         self.tables: ArchTables = arch_tables(arch, energy, self.rules, source)
         self.fanouts = arch_fanouts_inner_first(arch)
@@ -320,7 +329,7 @@ def evaluate(
     energy: EnergyTable,
     layer: Layer,
     mapping: Mapping,
-    rules: TimeloopRules | str = TIMELOOP_2023,
+    rules: TimeloopRules | str | None = None,
     method: str = "analytic",
 ) -> ModelResult:
     """Energy, cycles, counts and validity of ``mapping`` for ``layer`` on ``arch`` (see the
@@ -329,7 +338,7 @@ def evaluate(
 
 
 def evaluate_batch(
-    arch: Architecture, energy: EnergyTable, layer: Layer, batch: MappingBatch, rules: TimeloopRules | str = TIMELOOP_2023
+    arch: Architecture, energy: EnergyTable, layer: Layer, batch: MappingBatch, rules: TimeloopRules | str | None = None
 ) -> BatchResult:
     """:meth:`LayerModel.evaluate_batch` without keeping the evaluator."""
     return LayerModel(arch, energy, layer, rules).evaluate_batch(batch)

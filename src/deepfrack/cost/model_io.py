@@ -15,7 +15,8 @@ from deepfrack.arch.parse import architecture_from_data, component_classes
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.arch.yamlio import Document, find_tag, load_documents
 from deepfrack.cost.mapping import DIMS, Mapping, mapping_from_directives
-from deepfrack.cost.timeloop_post import TIMELOOP_2023, TIMELOOP_2024, TimeloopRules
+from deepfrack.cost.model import default_rules
+from deepfrack.cost.timeloop_post import TimeloopRules
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 
@@ -52,13 +53,6 @@ class ModelInputs:
     mapping: Mapping
     rules: TimeloopRules
     sources: dict[str, str]
-
-
-def default_rules(arch: Architecture) -> TimeloopRules:
-    """The Timeloop version whose reference outputs exist for this input format: v0.4 files are read
-    by Timeloop's 2023-09+ front end (TIMELOOP_2024); v0.3 files come from the build the original
-    DeepFrack used (TIMELOOP_2023)."""
-    return TIMELOOP_2024 if str(arch.version).startswith("0.4") else TIMELOOP_2023
 
 
 def _one(docs: list[Document], key: str, what: str) -> Document | None:
