@@ -39,6 +39,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from deepfrack.arch import load_architecture
 from deepfrack.arch.ert import load_ert
 from deepfrack.cost.mapping import DIMS, MappingBatch
+from deepfrack.cost.mapspace import prime_factors
 from deepfrack.cost.model import TIMELOOP_2023, LayerModel
 from deepfrack.workload.layer import Layer
 
@@ -52,16 +53,6 @@ KEEP = {  # SLC keep sets (Weights, Inputs, Outputs)
     "DRAM": (1, 1, 1), "GlobalBuffer": (0, 1, 1), "PEInputBuffer": (0, 1, 0),
     "PEWeightBuffer": (1, 0, 0), "PEAccuBuffer": (0, 0, 1), "PEWeightRegs": (1, 0, 0),
 }
-
-
-def prime_factors(n: int) -> list[int]:
-    out, d = [], 2
-    while n > 1:
-        while n % d == 0:
-            out.append(d)
-            n //= d
-        d += 1
-    return out
 
 
 def random_batch(arch, layer: Layer, n: int, rng: np.random.Generator) -> MappingBatch:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from deepfrack.arch import load_architecture
 from deepfrack.arch.ert import load_ert
+from deepfrack.cost.mapspace import prime_factors
 from deepfrack.workload.layer import Layer
 from tests.paths import EXAMPLES, EXERCISES
 
@@ -110,16 +111,6 @@ def exercise_files(design: str, with_ert: bool = True) -> list[Path]:
 # --------------------------------------------------------------------------------------------- #
 # random small cases (for closed form vs simulator)
 # --------------------------------------------------------------------------------------------- #
-def prime_factors(n: int) -> list[int]:
-    out, d = [], 2
-    while n > 1:
-        while n % d == 0:
-            out.append(d)
-            n //= d
-        d += 1
-    return out
-
-
 def random_case(rng):
     """(Architecture, Layer, Mapping) with 1-4 levels, random fan-outs (X and Y, also to the MACs),
     a small layer with strides and dilations, and a random mapping (factors, orders, splits)."""

@@ -67,6 +67,7 @@ from deepfrack.cost.mapspace import (
     SpaceTemplate,
     build_mapspace,
     minimal_candidate,
+    prime_factors,
     space_template,
 )
 from deepfrack.cost.table import CostRecord
@@ -293,19 +294,6 @@ def tile_problem(layer: Layer, h: int | None = None, w: int | None = None) -> Pr
 # --------------------------------------------------------------------------------------------- #
 # neighbourhoods
 # --------------------------------------------------------------------------------------------- #
-def _prime_factors(n: int) -> list[int]:
-    out, p = [], 2
-    while p * p <= n:
-        if n % p == 0:
-            out.append(p)
-            while n % p == 0:
-                n //= p
-        p += 1
-    if n > 1:
-        out.append(n)
-    return out
-
-
 _INDEX_CACHE: dict[int, _TableIndex] = {}
 
 
@@ -364,7 +352,7 @@ class _TableIndex:
         for a in range(k):
             if f[a] == 1:
                 continue
-            moves = [(p, True) for p in _prime_factors(f[a])] + [(f[a], False)]
+            moves = [(p, True) for p in sorted(set(prime_factors(f[a])))] + [(f[a], False)]
             for amount, _ in moves:
                 for b in range(k):
                     if b == a:
@@ -389,7 +377,7 @@ class _TableIndex:
         f = self.flat[r].tolist()
         out = set()
         for a in range(1, len(f)):
-            for p in _prime_factors(f[a]) if f[a] > 1 else []:
+            for p in sorted(set(prime_factors(f[a]))):
                 g = list(f)
                 g[a] //= p
                 g[0] *= p

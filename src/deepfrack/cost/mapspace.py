@@ -359,6 +359,19 @@ def _parse_perm(p: str | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     return tuple(DIM_INDEX[c] for c in pre), tuple(DIM_INDEX[c] for c in suf)
 
 
+def prime_factors(n: int) -> list[int]:
+    """The prime factors of n >= 1 with multiplicity, ascending (12 -> [2, 2, 3])."""
+    out, d = [], 2
+    while d * d <= n:
+        while n % d == 0:
+            out.append(d)
+            n //= d
+        d += 1
+    if n > 1:
+        out.append(n)
+    return out
+
+
 def _divisors(n: int) -> list[int]:
     small = [d for d in range(1, int(n**0.5) + 1) if n % d == 0]
     return sorted(set(small + [n // d for d in small]))
