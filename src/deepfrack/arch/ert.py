@@ -26,7 +26,6 @@ _RANGE = re.compile(r"\[[^\]]*\]")
 
 #: the operations deepfrack's model charges per storage level and for the arithmetic units
 STORAGE_OPS = ("read", "fill", "update")
-COMPUTE_OPS = ("compute",)
 
 
 def component_name(hierarchical: str) -> str:

@@ -231,10 +231,6 @@ class Constraints:
                     out.append(t)
         return Constraints(tuple(out), self.source)
 
-    @property
-    def target_names(self) -> tuple[str, ...]:
-        return tuple(dict.fromkeys(t.target for t in self.targets))
-
     def keeps(self, level: str, tensor: str) -> bool | None:
         """True/False when a datatype constraint says whether ``level`` keeps ``tensor``, None when
         no constraint mentions it (the caller applies Timeloop's default)."""

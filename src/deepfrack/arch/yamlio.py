@@ -130,9 +130,3 @@ def load_documents(*paths: str | Path) -> list[Document]:
         data = load_yaml(p)
         docs.append(Document(p, underscore_keys(data) if data is not None else {}))
     return docs
-
-
-def require_mapping(doc: Document) -> dict:
-    if not isinstance(doc.data, dict):
-        raise InputError(doc.path, None, f"expected a YAML mapping at the top level, got {type(doc.data).__name__}")
-    return doc.data

@@ -55,7 +55,6 @@ class Backend(Protocol):
 
 BackendFactory = Callable[[BenchmarkInputs], Backend]
 
-BACKEND_NAMES: tuple[str, ...] = ("builtin", "timeloop")
 
 
 class BackendUnavailable(DeepfrackError):

@@ -357,8 +357,10 @@ def analyze(
 
     # ---- link transfers -------------------------------------------------------------------
     # A fan-out's children can share deltas over links only if the tensor has a spatial loop it
-    # ignores (equal children: zero translations only) or a coordinate mixing P/R or Q/S (see
-    # _linkable); the exact tests run on the few candidates these cheap conditions leave.
+    # ignores (equal children: zero translations only) or a coordinate mixing P/R or Q/S: every
+    # temporal step above a spatial loop on dimension d is a multiple of that loop's span, so on a data
+    # coordinate driven by d alone a visit's translation is never a non-zero difference of two
+    # children's offsets. The exact tests run on the few candidates these cheap conditions leave.
     link_flag = np.zeros(B, bool)
     patches: dict[tuple[int, int], list] = {}
     if nf:
@@ -770,21 +772,6 @@ def _link_candidates(rel, ov, zero, eq, ridx, rows, stationary) -> np.ndarray:
     if not stationary:
         cand |= rel & ~refz[None, :] & noov[None, :] & zero
     return cand
-
-
-def _linkable(t, fac):
-    """Which candidates can have link transfers of tensor t at a fan-out with spatial factors
-    ``fac`` [7, B]: (mixed, ignored, any). Every temporal step above a spatial loop on dimension d
-    is a multiple of that loop's span, so on a data coordinate driven by d alone a visit's
-    translation is never a non-zero difference of two children's offsets. Links then need two
-    children with equal data (a spatial loop the tensor ignores: ``ignored``, zero translations
-    only) or a coordinate mixing two dimensions, one of them spread (Inputs' P/R, Q/S: ``mixed``)."""
-    ignored = (fac[~RELEVANT[t]] > 1).any(axis=0)
-    if t == 1:
-        mixed = (fac[P] > 1) | (fac[R] > 1) | (fac[Q] > 1) | (fac[S] > 1)
-    else:
-        mixed = np.zeros(fac.shape[1], bool)
-    return mixed, ignored, bool((mixed | ignored).any())
 
 
 def _lattice_data(t, fac, sig, A):

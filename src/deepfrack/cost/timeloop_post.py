@@ -296,10 +296,6 @@ def _cround(x: np.ndarray) -> np.ndarray:
     return (f + ((x - f) >= 0.5)).astype(np.int64)
 
 
-def _ceil_div(a: np.ndarray, b) -> np.ndarray:
-    return (a + (b - 1)) // b
-
-
 @dataclass
 class PostResult:
     """Timeloop's statistics for a batch, candidate axis last, levels in Timeloop order (0 =
