@@ -21,9 +21,8 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from deepfrack.arch import builtin_energy_table, load_constraints, variant_constraints
+from deepfrack.arch import builtin_energy_table
 from deepfrack.arch.spec import Constraints
 from deepfrack.benchmark import energy_gaps
 from deepfrack.benchmark.cache import content_hash
@@ -103,19 +102,13 @@ class BuiltinEvaluator:
         self.gaps = energy_gaps.missing_actions(energy, arch, rules, inputs.ert.path if inputs.ert is not None else None)
         self.energy = energy_gaps.complete(energy, self.gaps, rules)
         self.broken = f"unusable mapper settings: {inputs.mapper.error}" if inputs.mapper.error else None
-        shared = [Path(c.path) for c in inputs.constraints]
         self.sets: dict[str, Constraints] = {}
         self.unavailable: dict[str, str] = {}
-        if inputs.variant_files:
-            for v, f in inputs.variant_files.items():
-                self.sets[v.value] = load_constraints(Path(f.path), *shared)
-        else:
-            base = load_constraints(*shared) if shared else Constraints()
-            for v in inputs.variants:
-                try:
-                    self.sets[v.value] = variant_constraints(base, arch, v)
-                except DeepfrackError as exc:
-                    self.unavailable[v.value] = str(exc)
+        for v in inputs.variants:
+            try:
+                self.sets[v.value] = inputs.constraints_for(v)
+            except DeepfrackError as exc:
+                self.unavailable[v.value] = str(exc)
         metrics = inputs.mapper.optimization_metrics if self.broken is None else DEFAULT_METRICS
         self.options = MapperOptions(objective=Objective.parse(metrics), seed=self.backend.seed, rules=rules)
 

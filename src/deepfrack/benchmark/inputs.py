@@ -25,11 +25,13 @@ from typing import Any, Iterable, Iterator, Mapping
 
 from deepfrack.arch import (
     Architecture,
+    Constraints,
     EnergyTable,
     check_constraints,
     load_architecture,
     load_constraints,
     load_ert,
+    variant_constraints,
 )
 from deepfrack.arch.yamlio import load_yaml
 from deepfrack.benchmark.cache import content_hash, to_plain
@@ -109,6 +111,18 @@ class BenchmarkInputs:
             yield self.mapper_file
         if self.ert is not None:
             yield self.ert
+
+    def constraints_for(self, variant: Variant) -> Constraints:
+        """The constraints a variant is mapped under: its own file plus the shared files when the seven
+        files were given, else the shared constraints with DRAM's keep set for the variant
+        (``variant_constraints``). The architecture's own constraints are merged by their users.
+        DeepfrackError when the variant cannot be made (e.g. the architecture has no DRAM level)."""
+        shared = [Path(c.path) for c in self.constraints]
+        vf = self.variant_files.get(variant)
+        if vf is not None:
+            return load_constraints(Path(vf.path), *shared)
+        base = load_constraints(*shared) if shared else Constraints()
+        return variant_constraints(base, self.architecture, variant)
 
     def content(self, variant: Variant) -> dict[str, Any]:
         """What a result for ``variant`` depends on among these inputs, as digests (for cache keys)."""

@@ -119,20 +119,10 @@ def capacity_from_inputs(inputs: BenchmarkInputs) -> CapacitySpec:
     """Home levels and capacities from the architecture and its on-chip keep/bypass: the SLC variant's
     file when the seven files are given (plus the shared files), else the shared constraints, else the
     architecture's own constraints."""
-    from deepfrack.arch import load_constraints
-
-    paths = [Path(f.path) for f in inputs.constraints]
-    slc = inputs.variant_files.get(Variant.SLC)
-    if slc is not None:
-        paths.insert(0, Path(slc.path))
-    if paths:
-        cons = load_constraints(*paths)
-    elif inputs.architecture.constraints.targets:
-        cons = inputs.architecture.constraints
-    else:
+    if not (inputs.constraints or inputs.variant_files or inputs.architecture.constraints.targets):
         raise InputError(inputs.arch.path, None, "the architecture carries no constraints: give --constraints "
                                                  "(keep/bypass per level) or --capacity unlimited")
-    return capacity_spec(inputs.architecture, cons)
+    return capacity_spec(inputs.architecture, inputs.constraints_for(Variant.SLC))
 
 
 def capacity_from_paths(arch: Path | None, components: Path | None, constraints: Path | None,
