@@ -16,9 +16,9 @@ import platform
 import tempfile
 import time
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from deepfrack.benchmark.cache import ResultCache, content_hash, job_key
 from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
@@ -45,7 +45,7 @@ class NullBackend:
     def fingerprint(self, variant: Variant) -> str:
         return content_hash({"null": self.digest, "variant": variant.value})
 
-    def evaluator(self) -> "NullEvaluator":
+    def evaluator(self) -> NullEvaluator:
         return NullEvaluator()
 
 
@@ -66,7 +66,10 @@ def bench(example: str, workload: str, workers: int) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         net = load_problem_folder(inp_dir / workload)
-    inputs = load_inputs(inp_dir / "simba_like" / "arch" / "simba_like.yaml", constraints=inp_dir / "simba_like" / "constraints")
+    inputs = load_inputs(
+        inp_dir / "simba_like" / "arch" / "simba_like.yaml",
+        constraints=inp_dir / "simba_like" / "constraints",
+    )
     backend = NullBackend(inputs.arch.digest)
     jobs, t_enum = _time(lambda: enumerate_jobs(net, "square"))
     fps = {v: backend.fingerprint(v) for v in VARIANTS}
@@ -85,7 +88,9 @@ def bench(example: str, workload: str, workers: int) -> None:
                 res = run_benchmark(jobs, backend, cache, executor, out_dir=Path(tmp) / "out")
                 t = time.perf_counter() - start
             s = res.summary
-            print(f"  run + outputs, {label:22s}{t * 1e3:8.1f} ms  (computed {s.computed}, from cache {s.from_cache})")
+            print(
+                f"  run + outputs, {label:22s}{t * 1e3:8.1f} ms  (computed {s.computed}, from cache {s.from_cache})"
+            )
 
 
 def main() -> None:

@@ -62,7 +62,9 @@ def _work(task: tuple) -> tuple[str, int, list[tuple[int, str, float, float]], f
         objective = Objective.parse(metrics)
     lm = mappers.get(li)
     if lm is None:
-        lm = mappers[li] = LayerMapper(arch, ert, net.layers[li], variants, MapperOptions(objective=objective, seed=seed))
+        lm = mappers[li] = LayerMapper(
+            arch, ert, net.layers[li], variants, MapperOptions(objective=objective, seed=seed)
+        )
     out = []
     for t in tiles:
         for v, r in lm.map(t, t).items():
@@ -112,8 +114,9 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--examples", nargs="+", default=["AlexNet_Simba", "VGG_Simba"])
-    ap.add_argument("--objective", nargs="+", default=None,
-                    help="metrics instead of mapper.yaml's (e.g. energy)")
+    ap.add_argument(
+        "--objective", nargs="+", default=None, help="metrics instead of mapper.yaml's (e.g. energy)"
+    )
     args = ap.parse_args()
     print(f"machine: {os.cpu_count()} CPUs visible; {args.jobs} worker processes")
     for example in args.examples:
@@ -139,13 +142,19 @@ def main() -> None:
         obad, ototal = non_monotone(original_tables(example))
         bad1, _ = non_monotone(table, 0.01)
         obad1, _ = non_monotone(original_tables(example), 0.01)
-        print(f"{example}: {n} entries (7 variants x every square tile) in {wall:.1f} s wall, {cpu:.1f} s CPU "
-              f"({cpu / n * 1e3:.1f} ms CPU per entry) on {args.jobs} processes")
-        print(f"  non-monotone adjacent pairs (energy rises as the tile shrinks): {bad} of {total}; "
-              f"the original's tables (Timeloop): {obad} of {ototal}")
+        print(
+            f"{example}: {n} entries (7 variants x every square tile) in {wall:.1f} s wall, {cpu:.1f} s CPU "
+            f"({cpu / n * 1e3:.1f} ms CPU per entry) on {args.jobs} processes"
+        )
+        print(
+            f"  non-monotone adjacent pairs (energy rises as the tile shrinks): {bad} of {total}; "
+            f"the original's tables (Timeloop): {obad} of {ototal}"
+        )
         print(f"  ... by more than 1%: {bad1} (original: {obad1})")
         k, nn = fewer_divisors_share(table)
-        print(f"  of ours, {k} of {nn} have a smaller tile with fewer divisors (fewer factorizations) than the larger one")
+        print(
+            f"  of ours, {k} of {nn} have a smaller tile with fewer divisors (fewer factorizations) than the larger one"
+        )
 
 
 if __name__ == "__main__":

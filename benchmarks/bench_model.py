@@ -50,8 +50,12 @@ LAYER = Layer("conv2", C=96, M=256, R=5, S=5, P=27, Q=27)
 #: Simba: which dims each level may spread spatially (its architecture constraints)
 SPATIAL = {"GlobalBuffer": "MC", "PEInputBuffer": "M", "PEAccuBuffer": "C"}
 KEEP = {  # SLC keep sets (Weights, Inputs, Outputs)
-    "DRAM": (1, 1, 1), "GlobalBuffer": (0, 1, 1), "PEInputBuffer": (0, 1, 0),
-    "PEWeightBuffer": (1, 0, 0), "PEAccuBuffer": (0, 0, 1), "PEWeightRegs": (1, 0, 0),
+    "DRAM": (1, 1, 1),
+    "GlobalBuffer": (0, 1, 1),
+    "PEInputBuffer": (0, 1, 0),
+    "PEWeightBuffer": (1, 0, 0),
+    "PEAccuBuffer": (0, 0, 1),
+    "PEWeightRegs": (1, 0, 0),
 }
 
 
@@ -137,8 +141,10 @@ def run(ev, batch, repeat: int, label: str) -> None:
     linked = analyze(batch, ev.fanouts, ev.layer).link_flag.mean()
     for name, ts in (("CPU time", cpu), ("wall clock", wall)):
         best, med = min(ts), statistics.median(ts)
-        print(f"[{label}] {n} mappings, {name}: best {best * 1e3:.1f} ms, median {med * 1e3:.1f} ms -> "
-              f"{n / best:,.0f} (best) / {n / med:,.0f} (median) mapping evaluations per second")
+        print(
+            f"[{label}] {n} mappings, {name}: best {best * 1e3:.1f} ms, median {med * 1e3:.1f} ms -> "
+            f"{n / best:,.0f} (best) / {n / med:,.0f} (median) mapping evaluations per second"
+        )
     ok = res.valid
     line = f"[{label}] valid {ok.mean() * 100:.1f} %, exact link-transfer accounting for {linked * 100:.2f} %"
     if ok.any():
@@ -170,8 +176,12 @@ def main() -> None:
     arch = load_architecture(ARCH)
     ert = load_ert(ERT, arch)
     ev = LayerModel(arch, ert, LAYER, TIMELOOP_2023)
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}")
-    print(f"layer {LAYER.name} (C=96 M=256 R=S=5 P=Q=27) on Simba ({len(arch.levels)} storage levels), one process")
+    print(
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}"
+    )
+    print(
+        f"layer {LAYER.name} (C=96 M=256 R=S=5 P=Q=27) on Simba ({len(arch.levels)} storage levels), one process"
+    )
     rng = np.random.default_rng(args.seed)
     if args.space in ("mapspace", "both"):
         run(ev, mapspace_batch(arch, LAYER, args.n, rng), args.repeat, "mapspace")

@@ -69,8 +69,18 @@ def main() -> None:
         for t in range(layer.P, 0, -1):
             for v, res in lm.map(t, t).items():
                 d = runs[(v, k, t)]
-                rows.append({"variant": v, "layer": k, "tile": t, "status": res.status, "energy_pJ": res.energy_pJ,
-                             "cycles": res.cycles, "tl_energy_pJ": d["timeloop"]["energy_pJ"], "tl_cycles": d["timeloop"]["cycles"]})
+                rows.append(
+                    {
+                        "variant": v,
+                        "layer": k,
+                        "tile": t,
+                        "status": res.status,
+                        "energy_pJ": res.energy_pJ,
+                        "cycles": res.cycles,
+                        "tl_energy_pJ": d["timeloop"]["energy_pJ"],
+                        "tl_cycles": d["timeloop"]["cycles"],
+                    }
+                )
     wall = time.perf_counter() - t0
 
     # Timeloop's recorded mappings under deepfrack's model
@@ -78,8 +88,20 @@ def main() -> None:
     for r in rows:
         d = runs[(r["variant"], r["layer"], r["tile"])]
         p = d["problem"]
-        tile_layer = Layer("t", C=p["C"], M=p["M"], P=p["P"], Q=p["Q"], R=p["R"], S=p["S"], N=p["N"],
-                           Wstride=p["Wstride"], Hstride=p["Hstride"], Wdilation=p["Wdilation"], Hdilation=p["Hdilation"])
+        tile_layer = Layer(
+            "t",
+            C=p["C"],
+            M=p["M"],
+            P=p["P"],
+            Q=p["Q"],
+            R=p["R"],
+            S=p["S"],
+            N=p["N"],
+            Wstride=p["Wstride"],
+            Hstride=p["Hstride"],
+            Wdilation=p["Wdilation"],
+            Hdilation=p["Hdilation"],
+        )
         ev = evals.setdefault((r["layer"], r["tile"]), Evaluator(arch, ert, tile_layer))
         m = ev.evaluate(mapping_from_directives(d["mapping"], arch, tile_layer))
         r["model_on_tl_energy_pJ"] = m.energy_pJ
@@ -87,26 +109,46 @@ def main() -> None:
 
     ok = [r for r in rows if r["status"] == "ok"]
     good = [r for r in ok if at_least_as_good(r["energy_pJ"], r["cycles"], r["tl_energy_pJ"], r["tl_cycles"])]
-    good_model = [r for r in ok if at_least_as_good(r["energy_pJ"], r["cycles"], r["model_on_tl_energy_pJ"], r["model_on_tl_cycles"])]
+    good_model = [
+        r
+        for r in ok
+        if at_least_as_good(r["energy_pJ"], r["cycles"], r["model_on_tl_energy_pJ"], r["model_on_tl_cycles"])
+    ]
     e_ratio = [r["energy_pJ"] / r["tl_energy_pJ"] for r in ok]
     c_ratio = [r["cycles"] / r["tl_cycles"] for r in ok]
     me = [abs(r["model_on_tl_energy_pJ"] / r["tl_energy_pJ"] - 1) for r in rows]
     mc = [abs(r["model_on_tl_cycles"] / r["tl_cycles"] - 1) for r in rows]
     fewer = sum(r["cycles"] < r["tl_cycles"] for r in ok)
-    less_e = sum(r["cycles"] <= r["tl_cycles"] and r["energy_pJ"] < r["tl_energy_pJ"] * (1 - 1e-9) for r in ok)
-    print(f"AlexNet_Simba, objective {objective}, Timeloop's ERT, the original's constraints; seed {args.seed}")
-    print(f"entries: {len(rows)} ({len(ok)} mapped, {len(rows) - len(ok)} infeasible); mapper wall time {wall:.1f} s (1 process)")
-    print(f"at least as good as Timeloop's (fewer cycles, or cycles and energy <= +0.5%): {len(good)}/{len(rows)} = {len(good) / len(rows):.1%}")
+    less_e = sum(
+        r["cycles"] <= r["tl_cycles"] and r["energy_pJ"] < r["tl_energy_pJ"] * (1 - 1e-9) for r in ok
+    )
+    print(
+        f"AlexNet_Simba, objective {objective}, Timeloop's ERT, the original's constraints; seed {args.seed}"
+    )
+    print(
+        f"entries: {len(rows)} ({len(ok)} mapped, {len(rows) - len(ok)} infeasible); mapper wall time {wall:.1f} s (1 process)"
+    )
+    print(
+        f"at least as good as Timeloop's (fewer cycles, or cycles and energy <= +0.5%): {len(good)}/{len(rows)} = {len(good) / len(rows):.1%}"
+    )
     print(f"  strictly fewer cycles: {fewer}; same-or-fewer cycles and less energy: {less_e}")
-    print(f"median ratio ours/Timeloop: energy {statistics.median(e_ratio):.4f}, cycles {statistics.median(c_ratio):.4f}; "
-          f"min/max energy {min(e_ratio):.4f}/{max(e_ratio):.4f}, cycles {min(c_ratio):.4f}/{max(c_ratio):.4f}")
-    print(f"model error on Timeloop's own mappings: median |E| {statistics.median(me):.2e}, max {max(me):.2e}; "
-          f"median |cycles| {statistics.median(mc):.2e}, max {max(mc):.2e}")
-    print(f"under deepfrack's model, ours at least as good as Timeloop's mapping: {len(good_model)}/{len(rows)} = {len(good_model) / len(rows):.1%}")
+    print(
+        f"median ratio ours/Timeloop: energy {statistics.median(e_ratio):.4f}, cycles {statistics.median(c_ratio):.4f}; "
+        f"min/max energy {min(e_ratio):.4f}/{max(e_ratio):.4f}, cycles {min(c_ratio):.4f}/{max(c_ratio):.4f}"
+    )
+    print(
+        f"model error on Timeloop's own mappings: median |E| {statistics.median(me):.2e}, max {max(me):.2e}; "
+        f"median |cycles| {statistics.median(mc):.2e}, max {max(mc):.2e}"
+    )
+    print(
+        f"under deepfrack's model, ours at least as good as Timeloop's mapping: {len(good_model)}/{len(rows)} = {len(good_model) / len(rows):.1%}"
+    )
     bad = sorted((r for r in ok if r not in good), key=lambda r: -r["energy_pJ"] / r["tl_energy_pJ"])
     for r in bad[:10]:
-        print(f"  worse: {r['variant']} layer {r['layer']} tile {r['tile']}: cycles x{r['cycles'] / r['tl_cycles']:.4f}, "
-              f"energy x{r['energy_pJ'] / r['tl_energy_pJ']:.4f}")
+        print(
+            f"  worse: {r['variant']} layer {r['layer']} tile {r['tile']}: cycles x{r['cycles'] / r['tl_cycles']:.4f}, "
+            f"energy x{r['energy_pJ'] / r['tl_energy_pJ']:.4f}"
+        )
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1))
 

@@ -39,8 +39,15 @@ class MissingCostError(DeepfrackError):
     """A cost table lacks the entry (layer, variant, shape) that a computation needs. ``source`` names the
     table's file when known."""
 
-    def __init__(self, layer: int, layer_name: str, variant: str, shape: tuple[int, int], hint: str = "",
-                 source: str | None = None):
+    def __init__(
+        self,
+        layer: int,
+        layer_name: str,
+        variant: str,
+        shape: tuple[int, int],
+        hint: str = "",
+        source: str | None = None,
+    ):
         self.layer = layer
         self.variant = variant
         self.shape = shape

@@ -30,7 +30,7 @@ class Rect(NamedTuple):
     def col_end(self) -> int:
         return self.col + self.w
 
-    def contains(self, other: "Rect") -> bool:
+    def contains(self, other: Rect) -> bool:
         return (
             self.row <= other.row
             and self.col <= other.col

@@ -17,7 +17,11 @@ VARIANTS = ("SLC", "Start", "LBLC", "ELBLC", "WCC", "EWCC", "OutWCC")
 def test_simba_home_levels(root, variant):
     arch = load_architecture(root / "arch")
     cap = capacity_spec(arch, load_constraints(root / f"constraints/{variant}.yaml"))
-    assert dict(cap.home) == {"Weights": "PEWeightBuffer", "Inputs": "GlobalBuffer", "Outputs": "GlobalBuffer"}
+    assert dict(cap.home) == {
+        "Weights": "PEWeightBuffer",
+        "Inputs": "GlobalBuffer",
+        "Outputs": "GlobalBuffer",
+    }
     # 512 x (128 / 16) words x 16 PEs x 8 buffers; 2048 x (512 / 16) x 1
     assert dict(cap.words) == {"PEWeightBuffer": 524_288, "GlobalBuffer": 65_536}
     assert cap.capacity_of("Weights") == 524_288
@@ -38,20 +42,39 @@ def test_unconstrained_levels_keep_everything(simba):
 
 def test_a_tensor_no_level_keeps_has_no_home(simba, tmp_path):
     f = tmp_path / "c.yaml"
-    f.write_text("architecture_constraints:\n  targets:\n" + "".join(
-        f"  - {{target: {lv}, type: datatype, bypass: [Weights]}}\n"
-        for lv in ("GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer", "PEWeightRegs")))
+    f.write_text(
+        "architecture_constraints:\n  targets:\n"
+        + "".join(
+            f"  - {{target: {lv}, type: datatype, bypass: [Weights]}}\n"
+            for lv in ("GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer", "PEWeightRegs")
+        )
+    )
     cap = capacity_spec(simba, load_constraints(f))
     assert "Weights" not in cap.home and cap.capacity_of("Weights") == 0
 
 
-@pytest.mark.parametrize("design,home", [
-    ("simba_like", {"Weights": ("PEWeightBuffer", 64 * 32768), "Inputs": ("GlobalBuffer", 65536),
-                    "Outputs": ("GlobalBuffer", 65536)}),
-    ("eyeriss_like", {"Weights": ("weights_spad", 168 * 384), "Inputs": ("shared_glb", 131072),
-                      "Outputs": ("shared_glb", 131072)}),
-    ("simple_weight_stationary", {t: ("shared_glb", 65536) for t in ("Weights", "Inputs", "Outputs")}),
-])
+@pytest.mark.parametrize(
+    "design,home",
+    [
+        (
+            "simba_like",
+            {
+                "Weights": ("PEWeightBuffer", 64 * 32768),
+                "Inputs": ("GlobalBuffer", 65536),
+                "Outputs": ("GlobalBuffer", 65536),
+            },
+        ),
+        (
+            "eyeriss_like",
+            {
+                "Weights": ("weights_spad", 168 * 384),
+                "Inputs": ("shared_glb", 131072),
+                "Outputs": ("shared_glb", 131072),
+            },
+        ),
+        ("simple_weight_stationary", {t: ("shared_glb", 65536) for t in ("Weights", "Inputs", "Outputs")}),
+    ],
+)
 def test_v04_home_levels_skip_placeholders(design, home):
     arch = load_architecture(*v04_paths(design))
     cap = capacity_spec(arch, Constraints())  # the node constraints travel with the architecture

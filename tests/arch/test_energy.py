@@ -25,7 +25,7 @@ def test_horowitz_points_are_reproduced():
     for kb, pj in ((8, 10.0), (32, 20.0), (1024, 100.0)):
         assert sram_pj_per_bit(kb * 1024) * 64 == pytest.approx(pj)
     # halfway (log) between 8 and 32 KB: sqrt scaling
-    assert sram_pj_per_bit(16 * 1024) * 64 == pytest.approx(10 * 2 ** 0.5)
+    assert sram_pj_per_bit(16 * 1024) * 64 == pytest.approx(10 * 2**0.5)
     assert sram_pj_per_bit(1) == REGISTER_PJ_PER_BIT
 
 
@@ -88,10 +88,13 @@ def test_technology_scales_on_chip_energy(tmp_path):
     assert a90.op_energy("DRAM", "read") == a45.op_energy("DRAM", "read")
 
 
-@pytest.mark.parametrize("root,sample", [
-    (SIMBA, EXAMPLES / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27"),
-    (SYSTOLIC, EXAMPLES / "AlexNet_SystolicSimba/timeloop-samples/SLC_Layer2_Tile28"),
-])
+@pytest.mark.parametrize(
+    "root,sample",
+    [
+        (SIMBA, EXAMPLES / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27"),
+        (SYSTOLIC, EXAMPLES / "AlexNet_SystolicSimba/timeloop-samples/SLC_Layer2_Tile28"),
+    ],
+)
 def test_same_order_of_magnitude_as_the_simba_ert(root, sample):
     """Sanity check against Accelergy/CACTI at 45 nm (docs/arch.md gives the ratios). DRAM is left
     out: the reference ERT prices it with a 1 pJ placeholder."""
@@ -103,7 +106,9 @@ def test_same_order_of_magnitude_as_the_simba_ert(root, sample):
             ratio = ours.op_energy(lv.name, op) / ert.op_energy(lv.name, op)
             assert 1 / 3 < ratio < 3, (lv.name, op, ratio)
     ratio = ours.op_energy("LMAC", "compute") / ert.op_energy("LMAC", "compute")
-    assert 0.1 < ratio < 1  # Accelergy's lmac (2.20 pJ; 6.22 pJ summing four actions) is dearer than Horowitz's
+    assert (
+        0.1 < ratio < 1
+    )  # Accelergy's lmac (2.20 pJ; 6.22 pJ summing four actions) is dearer than Horowitz's
 
 
 def test_gemmini_table_is_complete(gemmini):

@@ -16,7 +16,10 @@ from tests.paths import EXAMPLES, EXERCISES
 
 SAMPLES = {
     "simba_like": (SIMBA / "arch", EXAMPLES / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27"),
-    "SystolicSimba": (SYSTOLIC / "arch", EXAMPLES / "AlexNet_SystolicSimba/timeloop-samples/SLC_Layer2_Tile28"),
+    "SystolicSimba": (
+        SYSTOLIC / "arch",
+        EXAMPLES / "AlexNet_SystolicSimba/timeloop-samples/SLC_Layer2_Tile28",
+    ),
 }
 
 
@@ -34,7 +37,9 @@ def test_ert_values_equal_the_reference_csv(name):
     assert len(rows) == 19  # 6 storage levels x (read, write, idle) + compute
     for r in rows:
         comp = component_name(r["component"])
-        assert table.action_energy(comp, r["action"]) == pytest.approx(float(r["energy_pJ_per_action"]), abs=5e-6)
+        assert table.action_energy(comp, r["action"]) == pytest.approx(
+            float(r["energy_pJ_per_action"]), abs=5e-6
+        )
         if r["block_size_words"] and comp != arch.arithmetic.name:
             lv = arch.level(comp)
             assert lv.block_size == int(r["block_size_words"])
@@ -57,8 +62,9 @@ def _check_stats_energies(arch, table, stats_path):
 def test_v03_ert_gives_timeloops_vector_access_energies(name):
     arch_dir, sample = SAMPLES[name]
     arch = load_architecture(arch_dir)
-    _check_stats_energies(arch, load_ert(sample / "timeloop-mapper.ERT.yaml", arch),
-                          sample / "timeloop-mapper.stats.txt")
+    _check_stats_energies(
+        arch, load_ert(sample / "timeloop-mapper.ERT.yaml", arch), sample / "timeloop-mapper.stats.txt"
+    )
 
 
 @pytest.mark.parametrize("design", V04_DESIGNS)
@@ -76,7 +82,7 @@ def test_v04_ert_gives_timeloops_vector_access_energies(design):
 
 
 def test_update_and_fill_fall_back_to_write_as_in_timeloop():
-    arch_dir, sample = SAMPLES["simba_like"]
+    _arch_dir, sample = SAMPLES["simba_like"]
     table = load_ert(sample / "timeloop-mapper.ERT.yaml")
     assert table.op_energy("GlobalBuffer", "fill") == table.op_energy("GlobalBuffer", "update") == 258.8848
     assert table.op_energy("GlobalBuffer", "read") == 131.8508
@@ -107,7 +113,9 @@ def test_missing_action_names_file_and_component(tmp_path):
 
 def test_malformed_ert(tmp_path):
     f = tmp_path / "ert.yaml"
-    f.write_text("ERT:\n  version: 0.3\n  tables:\n  - name: System.DRAM\n    actions:\n    - {name: read, energy: lots}\n")
+    f.write_text(
+        "ERT:\n  version: 0.3\n  tables:\n  - name: System.DRAM\n    actions:\n    - {name: read, energy: lots}\n"
+    )
     with pytest.raises(InputError, match="expected an energy in pJ") as e:
         load_ert(f)
     assert e.value.field == "ERT.tables[0].actions[0].energy"
@@ -119,7 +127,9 @@ def test_malformed_ert(tmp_path):
 
 def test_v02_mapping_layout(tmp_path):
     f = tmp_path / "ert.yaml"
-    f.write_text("ERT:\n  version: 0.2\n  tables:\n    System.DRAM:\n      read: {energy: 2}\n"
-                 "      write: [{arguments: {a: 0}, energy: 1}, {arguments: {a: 1}, energy: 3}]\n")
+    f.write_text(
+        "ERT:\n  version: 0.2\n  tables:\n    System.DRAM:\n      read: {energy: 2}\n"
+        "      write: [{arguments: {a: 0}, energy: 1}, {arguments: {a: 1}, energy: 3}]\n"
+    )
     t = load_ert(f)
     assert t.op_energy("DRAM", "read") == 2 and t.op_energy("DRAM", "fill") == 3

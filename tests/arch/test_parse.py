@@ -20,10 +20,14 @@ from tests.paths import EXAMPLES, EXERCISES
 
 V03_CASES = [
     # (arch files, a stats.txt of a run on that architecture)
-    ((SIMBA / "arch/simba_like.yaml", SIMBA / "arch/components"),
-     EXAMPLES / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27/timeloop-mapper.stats.txt"),
-    ((SYSTOLIC / "arch",),
-     EXAMPLES / "AlexNet_SystolicSimba/timeloop-samples/SLC_Layer2_Tile28/timeloop-mapper.stats.txt"),
+    (
+        (SIMBA / "arch/simba_like.yaml", SIMBA / "arch/components"),
+        EXAMPLES / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27/timeloop-mapper.stats.txt",
+    ),
+    (
+        (SYSTOLIC / "arch",),
+        EXAMPLES / "AlexNet_SystolicSimba/timeloop-samples/SLC_Layer2_Tile28/timeloop-mapper.stats.txt",
+    ),
 ]
 
 
@@ -64,8 +68,14 @@ def test_v03_simba_matches_timeloop_stats(files, stats):
     assert arch.version == "0.3"
     _check_against_stats(arch, stats, with_dummies=False)
     # Timeloop's order, outermost first (stats Level 6..1)
-    assert arch.level_names == ("DRAM", "GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer",
-                                "PEWeightRegs")
+    assert arch.level_names == (
+        "DRAM",
+        "GlobalBuffer",
+        "PEInputBuffer",
+        "PEWeightBuffer",
+        "PEAccuBuffer",
+        "PEWeightRegs",
+    )
 
 
 @pytest.mark.parametrize("files,stats", V03_CASES, ids=["simba_like", "SystolicSimba"])
@@ -73,7 +83,7 @@ def test_v03_paths_and_instances_match_flattened_architecture(files, stats):
     arch = load_architecture(*files)
     flat = yaml.safe_load((stats.parent / "timeloop-mapper.flattened_architecture.yaml").read_text())
     by_path = {n["name"]: n for n in flat["architecture"]["local"]}
-    for comp in list(arch.levels) + [arch.arithmetic]:
+    for comp in [*list(arch.levels), arch.arithmetic]:
         node = by_path.pop(comp.path)
         ranges = re.findall(r"\[(\d+)\.\.(\d+)\]", node["name"])
         assert comp.instances == math.prod(int(b) - int(a) + 1 for a, b in ranges)
@@ -91,8 +101,12 @@ def test_vgg_simba_architecture_is_alexnet_simbas():
     vgg = EXAMPLES / "VGG_Simba/inputs/simba_like/arch"
     a = load_architecture(SIMBA / "arch/simba_like.yaml", SIMBA / "arch/components")
     b = load_architecture(vgg / "simba_like.yaml", vgg / "components")
-    strip = lambda arch: [(lv.name, lv.instances, lv.mesh_x, lv.mesh_y, lv.size_words, lv.block_size)  # noqa: E731
-                          for lv in arch.levels]
+
+    def strip(arch):
+        return [
+            (lv.name, lv.instances, lv.mesh_x, lv.mesh_y, lv.size_words, lv.block_size) for lv in arch.levels
+        ]
+
     assert strip(a) == strip(b)
 
 
@@ -129,15 +143,19 @@ def test_gemmini_follows_timeloops_size_rules(gemmini):
 def test_v04_designs_match_timeloop_stats(design):
     arch = load_architecture(*v04_paths(design))
     assert arch.version == "0.4"
-    _check_against_stats(arch, EXERCISES / design / "ref_outputs/timeloop-mapper.stats.txt", with_dummies=True)
+    _check_against_stats(
+        arch, EXERCISES / design / "ref_outputs/timeloop-mapper.stats.txt", with_dummies=True
+    )
 
 
 @pytest.mark.parametrize("design", V04_DESIGNS)
 def test_v04_designs_match_flattened_architecture(design):
     arch = load_architecture(*v04_paths(design))
-    flat = yaml.safe_load((EXERCISES / design / "ref_outputs/timeloop-mapper.flattened_architecture.yaml").read_text())
+    flat = yaml.safe_load(
+        (EXERCISES / design / "ref_outputs/timeloop-mapper.flattened_architecture.yaml").read_text()
+    )
     nodes = flat["architecture"]["local"]
-    comps = list(arch.levels) + [arch.arithmetic]
+    comps = [*list(arch.levels), arch.arithmetic]
     assert [c.path for c in comps] == [n["name"] for n in nodes]
     for c, n in zip(comps, nodes):
         a = n["attributes"]
@@ -168,8 +186,14 @@ def test_v04_node_constraints_match_timeloops_processed_input(design):
     assert ours.key() == arch.constraints.key()
     theirs = _timeloop_targets(design)
     # keep/bypass per level
-    want_dt = {t["target"]: (set(t.get("keep", [])), set(t.get("bypass", []))) for t in theirs if t["type"] == "bypass"}
-    got_dt = {t.target: (set(t.keep or ()), set(t.bypass or ())) for t in ours.targets if t.type == "datatype"}
+    want_dt = {
+        t["target"]: (set(t.get("keep", [])), set(t.get("bypass", [])))
+        for t in theirs
+        if t["type"] == "bypass"
+    }
+    got_dt = {
+        t.target: (set(t.keep or ()), set(t.bypass or ())) for t in ours.targets if t.type == "datatype"
+    }
     assert got_dt == want_dt
     # factors and splits; permutations up to the size-1 dimensions timeloopfe's optimizer adds
     for kind in ("temporal", "spatial"):
@@ -209,7 +233,14 @@ architecture:
     a = load_architecture(f)
     assert a.level_names == ("DRAM", "inter_PE_spatial", "buf")
     buf = a.level("buf")
-    assert (buf.word_bits, buf.block_size, buf.size_words, buf.instances, buf.mesh_x, buf.mesh_y) == (8, 4, 64, 8, 4, 2)
+    assert (buf.word_bits, buf.block_size, buf.size_words, buf.instances, buf.mesh_x, buf.mesh_y) == (
+        8,
+        4,
+        64,
+        8,
+        4,
+        2,
+    )
     assert buf.technology == "7nm" and a.level("DRAM").block_size == 8
     assert a.arithmetic.word_bits == 8 and a.arithmetic.instances == 8
     assert a.fanout("inter_PE_spatial") == (4, 2)
@@ -233,7 +264,14 @@ architecture:
 """)
     a = load_architecture(f)
     buf = a.level("buf")
-    assert (buf.word_bits, buf.block_size, buf.size_words, buf.instances, buf.mesh_x, buf.mesh_y) == (8, 4, 40, 8, 4, 2)
+    assert (buf.word_bits, buf.block_size, buf.size_words, buf.instances, buf.mesh_x, buf.mesh_y) == (
+        8,
+        4,
+        40,
+        8,
+        4,
+        2,
+    )
     assert a.level("DRAM").block_size == 8
     # meshX is not inherited (Timeloop reads only a component's own topology attributes)
     assert (a.arithmetic.instances, a.arithmetic.mesh_x, a.arithmetic.mesh_y) == (4, 4, 1)
@@ -241,17 +279,41 @@ architecture:
 
 
 @settings(max_examples=40, deadline=None)
-@given(sizes=st.lists(st.integers(1, 6), min_size=1, max_size=4), local=st.integers(1, 8),
-       depth=st.integers(1, 4096), words=st.sampled_from([1, 2, 4, 8]), bits=st.sampled_from([8, 16, 32]))
+@given(
+    sizes=st.lists(st.integers(1, 6), min_size=1, max_size=4),
+    local=st.integers(1, 8),
+    depth=st.integers(1, 4096),
+    words=st.sampled_from([1, 2, 4, 8]),
+    bits=st.sampled_from([8, 16, 32]),
+)
 def test_v03_instances_multiply_down_the_tree(tmp_path_factory, sizes, local, depth, words, bits):
-    subtree: dict = {"name": "leaf", "local": [
-        {"name": f"buf[0..{local - 1}]", "class": "SRAM",
-         "attributes": {"memory_depth": depth, "memory_width": words * bits, "word-bits": bits}},
-        {"name": "mac", "class": "mac"}]}
+    subtree: dict = {
+        "name": "leaf",
+        "local": [
+            {
+                "name": f"buf[0..{local - 1}]",
+                "class": "SRAM",
+                "attributes": {"memory_depth": depth, "memory_width": words * bits, "word-bits": bits},
+            },
+            {"name": "mac", "class": "mac"},
+        ],
+    }
     for i, s in enumerate(reversed(sizes)):
         subtree = {"name": f"n{i}[0..{s - 1}]", "subtree": [subtree]}
-    doc = {"architecture": {"version": 0.3, "subtree": [{"name": "top", "local": [
-        {"name": "DRAM", "class": "DRAM", "attributes": {"width": bits, "word-bits": bits}}], "subtree": [subtree]}]}}
+    doc = {
+        "architecture": {
+            "version": 0.3,
+            "subtree": [
+                {
+                    "name": "top",
+                    "local": [
+                        {"name": "DRAM", "class": "DRAM", "attributes": {"width": bits, "word-bits": bits}}
+                    ],
+                    "subtree": [subtree],
+                }
+            ],
+        }
+    }
     f = tmp_path_factory.mktemp("a") / "a.yaml"
     f.write_text(yaml.safe_dump(doc))
     a = load_architecture(f)
@@ -286,19 +348,43 @@ def _write(tmp_path, text, name="arch.yaml"):
     return f
 
 
-@pytest.mark.parametrize("text,field,message", [
-    (V03_BASE.replace("MESH", "3"), "architecture.subtree[0].subtree[0].local[0].attributes.meshX", "does not divide"),
-    (V03_BASE.replace("MESH", "2").replace("memory_width: 64", "memory_width: 40"),
-     "architecture.subtree[0].subtree[0].local[0].attributes.width", "not a multiple"),
-    (V03_BASE.replace("MESH", "2").replace("memory_depth: 8", "memory_depth: lots"),
-     "architecture.subtree[0].subtree[0].local[0].attributes.memory_depth", "expected a number"),
-    (V03_BASE.replace("MESH", "2").replace("class: compute", "class: network_thing"),
-     "architecture", "no compute component"),
-    (V03_BASE.replace("MESH", "2").replace("name: PE[0..3]", "name: PE[3..0]"),
-     "architecture.subtree[0].subtree[0].name", "empty range"),
-    (V03_BASE.replace("MESH", "2").replace("    subtree:\n    - name: PE", "    subtree:\n    - {name: X}\n    - name: PE"),
-     "architecture.subtree[0].subtree", "exactly one subtree"),
-])
+@pytest.mark.parametrize(
+    "text,field,message",
+    [
+        (
+            V03_BASE.replace("MESH", "3"),
+            "architecture.subtree[0].subtree[0].local[0].attributes.meshX",
+            "does not divide",
+        ),
+        (
+            V03_BASE.replace("MESH", "2").replace("memory_width: 64", "memory_width: 40"),
+            "architecture.subtree[0].subtree[0].local[0].attributes.width",
+            "not a multiple",
+        ),
+        (
+            V03_BASE.replace("MESH", "2").replace("memory_depth: 8", "memory_depth: lots"),
+            "architecture.subtree[0].subtree[0].local[0].attributes.memory_depth",
+            "expected a number",
+        ),
+        (
+            V03_BASE.replace("MESH", "2").replace("class: compute", "class: network_thing"),
+            "architecture",
+            "no compute component",
+        ),
+        (
+            V03_BASE.replace("MESH", "2").replace("name: PE[0..3]", "name: PE[3..0]"),
+            "architecture.subtree[0].subtree[0].name",
+            "empty range",
+        ),
+        (
+            V03_BASE.replace("MESH", "2").replace(
+                "    subtree:\n    - name: PE", "    subtree:\n    - {name: X}\n    - name: PE"
+            ),
+            "architecture.subtree[0].subtree",
+            "exactly one subtree",
+        ),
+    ],
+)
 def test_bad_v03_input_names_file_and_field(tmp_path, text, field, message):
     f = _write(tmp_path, text)
     with pytest.raises(InputError) as e:
@@ -313,8 +399,14 @@ def test_bad_v04_tag_and_parallel(tmp_path):
     with pytest.raises(InputError, match=r"unknown YAML tag !Contianer") as e:
         load_architecture(f)
     assert e.value.field == "architecture.nodes[3]"
-    g = _write(tmp_path, text.replace("- !Nothing {constraints: {dataspace: {keep: [Inputs]}}}",
-                                      "- !Nothing {constraints: {dataspace: {keep: [Weights]}}}"), "b.yaml")
+    g = _write(
+        tmp_path,
+        text.replace(
+            "- !Nothing {constraints: {dataspace: {keep: [Inputs]}}}",
+            "- !Nothing {constraints: {dataspace: {keep: [Weights]}}}",
+        ),
+        "b.yaml",
+    )
     with pytest.raises(InputError, match="kept in two branches") as e:
         load_architecture(g)
     assert e.value.field == "architecture.nodes[6]"
@@ -338,9 +430,31 @@ def test_v04_equals_what_timeloop_read_after_timeloopfe(design):
     (as v0.3) must give the same levels as parsing the v0.4 file."""
     ours = load_architecture(*v04_paths(design))
     fed = load_architecture(EXERCISES / design / "ref_outputs/parsed-processed-input.yaml")
-    fields = lambda lv: (lv.name, lv.cls, lv.instances, lv.mesh_x, lv.mesh_y, lv.word_bits, lv.block_size,  # noqa: E731
-                         lv.cluster_size, lv.size_words, lv.read_bandwidth, lv.write_bandwidth, lv.shared_bandwidth,
-                         lv.multiple_buffering, lv.is_dummy)
+
+    def fields(lv):
+        return (
+            lv.name,
+            lv.cls,
+            lv.instances,
+            lv.mesh_x,
+            lv.mesh_y,
+            lv.word_bits,
+            lv.block_size,
+            lv.cluster_size,
+            lv.size_words,
+            lv.read_bandwidth,
+            lv.write_bandwidth,
+            lv.shared_bandwidth,
+            lv.multiple_buffering,
+            lv.is_dummy,
+        )
+
     assert [fields(lv) for lv in ours.levels] == [fields(lv) for lv in fed.levels]
     a, b = ours.arithmetic, fed.arithmetic
-    assert (a.name, a.instances, a.mesh_x, a.mesh_y, a.word_bits) == (b.name, b.instances, b.mesh_x, b.mesh_y, b.word_bits)
+    assert (a.name, a.instances, a.mesh_x, a.mesh_y, a.word_bits) == (
+        b.name,
+        b.instances,
+        b.mesh_x,
+        b.mesh_y,
+        b.word_bits,
+    )

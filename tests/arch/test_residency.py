@@ -21,8 +21,12 @@ from deepfrack.errors import InputError
 from tests.arch.conftest import GEMMINI, SIMBA, SYSTOLIC, v04_paths
 from tests.paths import EXAMPLES
 
-ROOTS = {"simba_like": SIMBA, "VGG_simba_like": EXAMPLES / "VGG_Simba/inputs/simba_like", "SystolicSimba": SYSTOLIC,
-         "Gemmini": GEMMINI}
+ROOTS = {
+    "simba_like": SIMBA,
+    "VGG_simba_like": EXAMPLES / "VGG_Simba/inputs/simba_like",
+    "SystolicSimba": SYSTOLIC,
+    "Gemmini": GEMMINI,
+}
 
 
 def _meaning(arch, cons: Constraints):
@@ -49,11 +53,14 @@ def test_derived_variants_equal_the_seven_original_files(name):
 
 
 def test_only_dram_changes(simba):
-    base = load_constraints(SIMBA / "constraints/SLC.yaml", SIMBA / "constraints/simba_like_map_constraints.yaml")
+    base = load_constraints(
+        SIMBA / "constraints/SLC.yaml", SIMBA / "constraints/simba_like_map_constraints.yaml"
+    )
     for v in VARIANTS:
         got = variant_constraints(base, simba, v)
         assert [t for t in got.targets if t.target != "DRAM" or t.type != "datatype"] == [
-            t for t in base.targets if t.target != "DRAM" or t.type != "datatype"]
+            t for t in base.targets if t.target != "DRAM" or t.type != "datatype"
+        ]
         assert capacity_spec(simba, got).home == capacity_spec(simba, base).home
 
 
@@ -67,9 +74,13 @@ def test_v04_variants_keep_node_constraints():
 
 def test_variant_without_a_home_level_is_an_error(simba, tmp_path):
     f = tmp_path / "c.yaml"
-    f.write_text("architecture_constraints:\n  targets:\n" + "".join(
-        f"  - {{target: {lv}, type: datatype, bypass: [Weights]}}\n"
-        for lv in ("GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer", "PEWeightRegs")))
+    f.write_text(
+        "architecture_constraints:\n  targets:\n"
+        + "".join(
+            f"  - {{target: {lv}, type: datatype, bypass: [Weights]}}\n"
+            for lv in ("GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer", "PEWeightRegs")
+        )
+    )
     c = load_constraints(f)
     variant_constraints(c, simba, "LBLC")  # weights stay in DRAM: fine
     with pytest.raises(InputError, match="variant WCC keeps Weights on chip, but no on-chip level"):

@@ -16,8 +16,8 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from deepfrack.benchmark.cache import content_hash
 from deepfrack.benchmark.inputs import BenchmarkInputs
@@ -32,7 +32,9 @@ FAKE_VERSION = 1
 def fake_energy_pJ(job: Job) -> float:
     """Made-up but deterministic: MACs x (2 + variant index / 10) pJ + 1.5 pJ per output word."""
     v = VARIANTS.index(job.variant)
-    return job.layer.macs_for(job.tile_h, job.tile_w) * (2.0 + v / 10) + 1.5 * job.layer.output_words(job.tile_h, job.tile_w)
+    return job.layer.macs_for(job.tile_h, job.tile_w) * (2.0 + v / 10) + 1.5 * job.layer.output_words(
+        job.tile_h, job.tile_w
+    )
 
 
 @dataclass(frozen=True)
@@ -47,9 +49,11 @@ class FakeBackend:
     batch_size: int | None = None
 
     def fingerprint(self, variant: Variant) -> str:
-        return content_hash({"fake": FAKE_VERSION, "inputs": self.inputs_digest[variant.value], "cap": self.weight_capacity})
+        return content_hash(
+            {"fake": FAKE_VERSION, "inputs": self.inputs_digest[variant.value], "cap": self.weight_capacity}
+        )
 
-    def evaluator(self) -> "FakeEvaluator":
+    def evaluator(self) -> FakeEvaluator:
         if self.pid_log:
             with open(self.pid_log, "a") as f:
                 f.write(f"{os.getpid()}\n")
@@ -84,7 +88,13 @@ class FakeEvaluator:
                         cycles=float(macs // 64 + 1),
                         macs=macs,
                         level_energy_pJ={"MAC": e * 0.75, "DRAM": e * 0.25},
-                        mapping=[{"target": "DRAM", "type": "temporal", "factors": {"P": job.tile_w, "Q": job.tile_h}}],
+                        mapping=[
+                            {
+                                "target": "DRAM",
+                                "type": "temporal",
+                                "factors": {"P": job.tile_w, "Q": job.tile_h},
+                            }
+                        ],
                     )
                 )
             )

@@ -38,7 +38,9 @@ def test_key_depends_on_the_problem_not_on_names_or_padding():
 
 
 def test_canonical_json_ignores_key_order():
-    assert canonical_json({"a": 1, "b": [1, {"y": 2, "x": 3}]}) == canonical_json({"b": [1, {"x": 3, "y": 2}], "a": 1})
+    assert canonical_json({"a": 1, "b": [1, {"y": 2, "x": 3}]}) == canonical_json(
+        {"b": [1, {"x": 3, "y": 2}], "a": 1}
+    )
     assert canonical_json({"s": {3, 1, 2}}) == '{"s":[1,2,3]}'
     assert content_hash(Variant.SLC) == content_hash("SLC")
 

@@ -20,8 +20,22 @@ from tests.benchmark.conftest import ARCH, CONSTRAINTS, ERT, FAKE, MAPPER, WORKL
 
 def _invoke(tmp_path: Path, *extra: str, workload: Path = WORKLOAD, backend: str = FAKE):
     args = [
-        "benchmark", "--workload", str(workload), "--arch", str(ARCH), "--constraints", str(CONSTRAINTS),
-        "--backend", backend, "--jobs", "1", "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "out"), *extra,
+        "benchmark",
+        "--workload",
+        str(workload),
+        "--arch",
+        str(ARCH),
+        "--constraints",
+        str(CONSTRAINTS),
+        "--backend",
+        backend,
+        "--jobs",
+        "1",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--out",
+        str(tmp_path / "out"),
+        *extra,
     ]
     return CliRunner().invoke(main, args)
 
@@ -45,7 +59,13 @@ def test_fake_backend_end_to_end(tmp_path: Path):
         "victory-condition"
     ) in r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "EWCC.json", "EWCC_cycles.json", "SLC.json", "SLC_cycles.json", "costs.csv", "mappings.jsonl"]
+        "EWCC.json",
+        "EWCC_cycles.json",
+        "SLC.json",
+        "SLC_cycles.json",
+        "costs.csv",
+        "mappings.jsonl",
+    ]
     assert len(read_tables(tmp_path / "out")) == 216
     json_tables = read_json_tables(tmp_path / "out")
     assert len(json_tables) == 216  # AlexNet's layers are square: the JSON has every entry
@@ -61,10 +81,22 @@ def _bad_file(tmp_path: Path, name: str, text: str) -> Path:
 
 def test_broken_arch_yaml(tmp_path: Path):
     arch = _bad_file(tmp_path, "arch.yaml", "architecture:\n  subtree: [\n    - name: x\n")
-    r = CliRunner().invoke(main, [
-        "benchmark", "--workload", str(WORKLOAD), "--arch", str(arch), "--backend", FAKE,
-        "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "out"),
-    ])
+    r = CliRunner().invoke(
+        main,
+        [
+            "benchmark",
+            "--workload",
+            str(WORKLOAD),
+            "--arch",
+            str(arch),
+            "--backend",
+            FAKE,
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+            "--out",
+            str(tmp_path / "out"),
+        ],
+    )
     _assert_one_line_error(r, str(arch), "malformed YAML")
     assert not (tmp_path / "out").exists() and not (tmp_path / "c.sqlite").exists()
 
@@ -83,10 +115,25 @@ def _ert_without(tmp_path: Path, name: str, component: str, action: str | None =
 
 
 def _run_builtin(tmp_path: Path, net: Path, out: str, *extra: str):
-    return CliRunner().invoke(main, [
-        "benchmark", "--workload", str(net), "--arch", str(ARCH), "--constraints", str(CONSTRAINTS), "--jobs", "1",
-        "--cache", str(tmp_path / f"{out}.sqlite"), "--out", str(tmp_path / out), *extra,
-    ])
+    return CliRunner().invoke(
+        main,
+        [
+            "benchmark",
+            "--workload",
+            str(net),
+            "--arch",
+            str(ARCH),
+            "--constraints",
+            str(CONSTRAINTS),
+            "--jobs",
+            "1",
+            "--cache",
+            str(tmp_path / f"{out}.sqlite"),
+            "--out",
+            str(tmp_path / out),
+            *extra,
+        ],
+    )
 
 
 def test_an_ert_without_dram_still_serves_wcc(tmp_path: Path, tiny_net: Path):
@@ -101,7 +148,9 @@ def test_an_ert_without_dram_still_serves_wcc(tmp_path: Path, tiny_net: Path):
     lines = r.stderr.splitlines()
     assert f"  infeasible, 126 entries: its mapping needs an action the energy table lacks: {cause}" in lines
     assert sum(line.startswith("  infeasible,") for line in lines) == 1  # one cause, printed once
-    assert all(cause in json.loads(x).get("reason", cause) for x in (tmp_path / "out" / "mappings.jsonl").open())
+    assert all(
+        cause in json.loads(x).get("reason", cause) for x in (tmp_path / "out" / "mappings.jsonl").open()
+    )
     # the WCC entries are what the complete ERT gives: DRAM's energies do not enter them
     full = _run_builtin(tmp_path, tiny_net, "full", "--ert", str(ERT), "--variants", "WCC")
     assert full.exit_code == 0, full.output
@@ -113,9 +162,14 @@ def test_a_missing_action_makes_infeasible_only_what_needs_it(tmp_path: Path, ti
     ert = _ert_without(tmp_path, "ERT.yaml", "PEWeightBuffer[0..7]", "read")
     r = _run_builtin(tmp_path, tiny_net, "out", "--ert", str(ert), "--variants", "SLC,WCC")
     assert r.exit_code == 0, r.output
-    cause = (f"{ert}: ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions: no read action (random_read or "
-             "read) for storage level PEWeightBuffer (have: idle, write)")
-    assert f"  infeasible, 42 entries: its mapping needs an action the energy table lacks: {cause}" in r.stderr.splitlines()
+    cause = (
+        f"{ert}: ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions: no read action (random_read or "
+        "read) for storage level PEWeightBuffer (have: idle, write)"
+    )
+    assert (
+        f"  infeasible, 42 entries: its mapping needs an action the energy table lacks: {cause}"
+        in r.stderr.splitlines()
+    )
     assert len(read_tables(tmp_path / "out")) == 0
 
 
@@ -141,10 +195,15 @@ def test_broken_mapper_yaml(tmp_path: Path, tiny_net: Path):
     table = read_tables(tmp_path / "out")
     assert len(table) == 0 and len(table.infeasible) == 147
     # the same with the Timeloop-only options wrongly typed, and an empty file
-    for text, words in [("mapper:\n  timeout: soon\n", "mapper.timeout: must be an integer"), ("", "empty file")]:
+    for text, words in [
+        ("mapper:\n  timeout: soon\n", "mapper.timeout: must be an integer"),
+        ("", "empty file"),
+    ]:
         mapper.write_text(text)
         r = _run_builtin(tmp_path, tiny_net, "out", "--mapper", str(mapper), "--variants", "SLC")
-        assert r.exit_code == 0 and f"infeasible, 21 entries: unusable mapper settings: {mapper}" in r.stderr, r.output
+        assert (
+            r.exit_code == 0 and f"infeasible, 21 entries: unusable mapper settings: {mapper}" in r.stderr
+        ), r.output
         assert words in r.stderr
 
 
@@ -152,12 +211,18 @@ def test_a_mapper_yaml_that_does_not_parse_stops_the_run(tmp_path: Path):
     mapper = _bad_file(tmp_path, "mapper.yaml", "mapper:\n  optimization-metrics: [delay\n")
     _assert_one_line_error(_invoke(tmp_path, "--mapper", str(mapper)), f"{mapper}: line 3: malformed YAML")
     assert not (tmp_path / "out").exists()
-    _assert_one_line_error(_invoke(tmp_path, "--mapper", str(tmp_path / "none.yaml")), "none.yaml", "not found")
+    _assert_one_line_error(
+        _invoke(tmp_path, "--mapper", str(tmp_path / "none.yaml")), "none.yaml", "not found"
+    )
 
 
 def test_an_ert_that_is_not_an_ert_stops_the_run(tmp_path: Path):
-    ert = _bad_file(tmp_path, "ERT.yaml", "ERT:\n  version: 0.3\n  tables:\n    - name: System.DRAM\n      actions:\n"
-                                          "        - {name: read, energy: fast}\n")
+    ert = _bad_file(
+        tmp_path,
+        "ERT.yaml",
+        "ERT:\n  version: 0.3\n  tables:\n    - name: System.DRAM\n      actions:\n"
+        "        - {name: read, energy: fast}\n",
+    )
     _assert_one_line_error(_invoke(tmp_path, "--ert", str(ert)), f"{ert}: ERT.tables[0].actions[0].energy")
     assert not (tmp_path / "out").exists()
 
@@ -174,7 +239,9 @@ def test_nothing_is_touched_in_an_existing_output_folder(tmp_path: Path):
     (out / "costs.csv").write_text("previous run\n")
     net = _bad_file(tmp_path, "net.yaml", "network: n\nlayers:\n  - {name: a, C: 3, M: 4, P: -4, Q: 4}\n")
     _assert_one_line_error(_invoke(tmp_path, workload=net), "layers[0].P")
-    assert [p.name for p in out.iterdir()] == ["costs.csv"] and (out / "costs.csv").read_text() == "previous run\n"
+    assert [p.name for p in out.iterdir()] == ["costs.csv"] and (
+        out / "costs.csv"
+    ).read_text() == "previous run\n"
 
 
 def test_unknown_variant_and_backend(tmp_path: Path):
@@ -184,14 +251,25 @@ def test_unknown_variant_and_backend(tmp_path: Path):
 
 
 def test_needed_shapes_come_from_the_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    asked = {(0, Variant.Start): {(11, 11), (19, 19)}, (1, Variant.LBLC): {(8, 9)}, (3, Variant.EWCC): {(13, 13)}}
+    asked = {
+        (0, Variant.Start): {(11, 11), (19, 19)},
+        (1, Variant.LBLC): {(8, 9)},
+        (3, Variant.EWCC): {(13, 13)},
+    }
     seen = []
-    monkeypatch.setattr("deepfrack.cli.benchmark_cmd.needed_shapes", lambda network, depth: seen.append(depth) or asked)
+    monkeypatch.setattr(
+        "deepfrack.cli.benchmark_cmd.needed_shapes", lambda network, depth: seen.append(depth) or asked
+    )
     r = _invoke(tmp_path, "--shapes", "needed", "--max-stack-depth", "3")
     assert r.exit_code == 0, r.output
     assert seen == [3]
     table = read_tables(tmp_path / "out" / "costs.csv")
-    assert set(table) == {(0, Variant.Start, 11, 11), (0, Variant.Start, 19, 19), (1, Variant.LBLC, 8, 9), (3, Variant.EWCC, 13, 13)}
+    assert set(table) == {
+        (0, Variant.Start, 11, 11),
+        (0, Variant.Start, 19, 19),
+        (1, Variant.LBLC, 8, 9),
+        (3, Variant.EWCC, 13, 13),
+    }
 
 
 def test_failed_entries_exit_1_and_say_so(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
@@ -233,26 +311,42 @@ def test_needed_shapes_feed_optimize(tmp_path: Path, depth: int | None):
         assert (i, Variant.SLC, layer.Q, layer.P) in table  # the layer-by-layer baseline
     assert any(h != w for (_, _, h, w) in table)  # regions are rectangles, not only squares
     assert (3, Variant.Start, 3, 4) not in table  # the last layer is never a stack's first
-    assert not any(v.on_chip[0] for (l, v, _, _) in table if l == 1)  # the pooling layer has no weights to cache
+    assert not any(
+        v.on_chip[0] for (l, v, _, _) in table if l == 1
+    )  # the pooling layer has no weights to cache
 
     full = synthetic_table(network, seed=5)  # every variant, every rectangle
     needed = CostTable({k: full.records[k] for k in keys}, source="needed")
     # unlimited capacity (one tile per stack is best here) and a capacity that makes the optimum tile
     # and cache: stacks 0-1 and 2-3 in rectangles, with cached weights
-    small = CapacitySpec(home={"Weights": "WB", "Inputs": "GB", "Outputs": "GB"}, words={"WB": 1000, "GB": 150})
+    small = CapacitySpec(
+        home={"Weights": "WB", "Inputs": "GB", "Outputs": "GB"}, words={"WB": 1000, "GB": 150}
+    )
     for capacity in (None, small):
         best, _ = optimize(network, full, capacity, max_stack_depth=depth)
         got, stats = optimize(network, needed, capacity, max_stack_depth=depth)
         assert stats.tilings_skipped_missing == 0 and stats.tilings_considered > 0
         assert got.total == best.total
-        assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == \
-            [(s.first, s.last, s.tile_shape, s.cached_layers) for s in best.stacks]
+        assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == [
+            (s.first, s.last, s.tile_shape, s.cached_layers) for s in best.stacks
+        ]
         assert any(s.first < s.last for s in got.stacks)  # the search fused something
     assert any(s.cached_layers and s.tile_shape[0] != s.tile_shape[1] for s in got.stacks)
 
-    opt = CliRunner().invoke(main, [
-        "optimize", "-w", str(net_file), "-t", str(tmp_path / "out"), "--capacity", "unlimited",
-        *depth_args, "-o", str(tmp_path / "opt"),
-    ])
+    opt = CliRunner().invoke(
+        main,
+        [
+            "optimize",
+            "-w",
+            str(net_file),
+            "-t",
+            str(tmp_path / "out"),
+            "--capacity",
+            "unlimited",
+            *depth_args,
+            "-o",
+            str(tmp_path / "opt"),
+        ],
+    )
     assert opt.exit_code == 0, opt.output
     assert (tmp_path / "opt" / "schedule.json").is_file()

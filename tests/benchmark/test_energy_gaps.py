@@ -34,14 +34,34 @@ def test_the_reference_ert_is_complete(arch):
 @pytest.mark.parametrize(
     "component, action, gaps, field, words",
     [
-        ("GlobalBuffer", "write", [("GlobalBuffer", "fill"), ("GlobalBuffer", "update")],
-         "ERT.tables[System.ws.GlobalBuffer].actions", "no fill action (random_fill or write) for storage level GlobalBuffer (have: idle, read)"),
-        ("PEWeightBuffer", "read", [("PEWeightBuffer", "read")],
-         "ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions", "no read action (random_read or read)"),
-        ("LMAC", "compute", [("LMAC", "compute")],
-         "ERT.tables[System.ws.PE[0..15].LMAC[0..63]].actions", "no compute action (mac_random or mult_random or mac or mult or compute) for LMAC"),
-        ("GlobalBuffer", None, [("GlobalBuffer", "read"), ("GlobalBuffer", "fill"), ("GlobalBuffer", "update")],
-         "ERT.tables[System.ws.GlobalBuffer]", "no entry for storage level GlobalBuffer"),
+        (
+            "GlobalBuffer",
+            "write",
+            [("GlobalBuffer", "fill"), ("GlobalBuffer", "update")],
+            "ERT.tables[System.ws.GlobalBuffer].actions",
+            "no fill action (random_fill or write) for storage level GlobalBuffer (have: idle, read)",
+        ),
+        (
+            "PEWeightBuffer",
+            "read",
+            [("PEWeightBuffer", "read")],
+            "ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions",
+            "no read action (random_read or read)",
+        ),
+        (
+            "LMAC",
+            "compute",
+            [("LMAC", "compute")],
+            "ERT.tables[System.ws.PE[0..15].LMAC[0..63]].actions",
+            "no compute action (mac_random or mult_random or mac or mult or compute) for LMAC",
+        ),
+        (
+            "GlobalBuffer",
+            None,
+            [("GlobalBuffer", "read"), ("GlobalBuffer", "fill"), ("GlobalBuffer", "update")],
+            "ERT.tables[System.ws.GlobalBuffer]",
+            "no entry for storage level GlobalBuffer",
+        ),
     ],
 )
 def test_missing_actions_name_the_file_and_field(tmp_path: Path, arch, component, action, gaps, field, words):
@@ -78,7 +98,9 @@ def test_a_user_given_vector_access_energy_stands_for_the_actions(tmp_path: Path
     import dataclasses
 
     ert = _ert_without(tmp_path, "DRAM", None)
-    dram = dataclasses.replace(arch.levels[0], attributes={**arch.levels[0].attributes, "vector-access-energy": 64.0})
+    dram = dataclasses.replace(
+        arch.levels[0], attributes={**arch.levels[0].attributes, "vector-access-energy": 64.0}
+    )
     with_attr = dataclasses.replace(arch, levels=(dram, *arch.levels[1:]))
     assert energy_gaps.missing_actions(load_ert(ert), with_attr, default_rules(arch), ert) == ()
 
@@ -88,9 +110,18 @@ def test_which_mappings_need_a_missing_action():
     update = energy_gaps.MissingAction("DRAM", "update", "ERT.yaml: no update")
     mac = energy_gaps.MissingAction("LMAC", "compute", "ERT.yaml: no compute")
     gaps = (read, update, mac)
-    keeps_weights = CostRecord(1.0, macs=10, accesses={"DRAM": {"reads": {"Weights": 8}, "fills": {"Weights": 0}, "updates": {"Weights": 0}}})
+    keeps_weights = CostRecord(
+        1.0,
+        macs=10,
+        accesses={"DRAM": {"reads": {"Weights": 8}, "fills": {"Weights": 0}, "updates": {"Weights": 0}}},
+    )
     assert energy_gaps.needed(keeps_weights, gaps) == [read, mac]
-    bypassed = CostRecord(1.0, macs=0, accesses={"DRAM": {"reads": {}, "fills": {}, "updates": {}}})  # a pool, DRAM keeps nothing
+    bypassed = CostRecord(
+        1.0, macs=0, accesses={"DRAM": {"reads": {}, "fills": {}, "updates": {}}}
+    )  # a pool, DRAM keeps nothing
     assert energy_gaps.needed(bypassed, gaps) == []
     assert energy_gaps.needed(CostRecord(1.0, macs=5), gaps) == [mac]
-    assert energy_gaps.reason([read, update]) == "its mapping needs an action the energy table lacks: ERT.yaml: no read; ERT.yaml: no update"
+    assert (
+        energy_gaps.reason([read, update])
+        == "its mapping needs an action the energy table lacks: ERT.yaml: no read; ERT.yaml: no update"
+    )

@@ -15,15 +15,28 @@ def test_reference_inputs():
     inp = load_inputs(ARCH, constraints=CONSTRAINTS, mapper=MAPPER, ert=ERT)
     assert set(inp.variant_files) == set(VARIANTS)
     assert [Path(c.path).name for c in inp.constraints] == ["simba_like_map_constraints.yaml"]
-    assert sorted(Path(c.path).name for c in inp.components) == sorted(p.name for p in COMPONENTS.glob("*.yaml"))
+    assert sorted(Path(c.path).name for c in inp.components) == sorted(
+        p.name for p in COMPONENTS.glob("*.yaml")
+    )
     assert inp.mapper.optimization_metrics == ("delay", "energy")
     assert inp.dram == "DRAM"
     names = [lv.name for lv in inp.architecture.levels]
-    assert names == ["DRAM", "GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer", "PEWeightRegs"]
+    assert names == [
+        "DRAM",
+        "GlobalBuffer",
+        "PEInputBuffer",
+        "PEWeightBuffer",
+        "PEAccuBuffer",
+        "PEWeightRegs",
+    ]
     assert inp.energy_table is not None and "GlobalBuffer" in inp.energy_table.actions
     # the seven files differ only at DRAM, so the per-variant content differs only in the variant file
     a, b = inp.content(Variant.SLC), inp.content(Variant.WCC)
-    assert a["variant_file"] != b["variant_file"] and a["arch"] == b["arch"] and a["constraints"] == b["constraints"]
+    assert (
+        a["variant_file"] != b["variant_file"]
+        and a["arch"] == b["arch"]
+        and a["constraints"] == b["constraints"]
+    )
 
 
 def test_content_ignores_comments_and_layout(tmp_path: Path):
@@ -45,7 +58,10 @@ def test_constraints_forms(tmp_path: Path):
     for name in ("Start.yaml", "WCC.yaml", "simba_like_map_constraints.yaml"):
         (folder / name).write_text((CONSTRAINTS / name).read_text())
     part = load_inputs(ARCH, constraints=folder, variants=[Variant.Start, Variant.WCC])
-    assert set(part.variant_files) == {Variant.Start, Variant.WCC} and part.variants == (Variant.Start, Variant.WCC)
+    assert set(part.variant_files) == {Variant.Start, Variant.WCC} and part.variants == (
+        Variant.Start,
+        Variant.WCC,
+    )
     with pytest.raises(InputError, match="no constraint file for variant SLC"):
         load_inputs(ARCH, constraints=folder)
 
@@ -78,13 +94,27 @@ def test_tagged_documents_are_written_back_with_their_tags(tmp_path: Path):
     "which, text, field",
     [
         ("arch", "architecture:\n  subtree: [\n", "line 3"),
-        ("arch", "architecture:\n  subtree:\n    - local:\n        - {class: DRAM}\n", "architecture.subtree[0].name"),
+        (
+            "arch",
+            "architecture:\n  subtree:\n    - local:\n        - {class: DRAM}\n",
+            "architecture.subtree[0].name",
+        ),
         ("constraints", "architecture_constraints:\n  targets: 3\n", "architecture_constraints.targets"),
-        ("constraints", "architecture_constraints:\n  targets:\n    - {target: DRAM}\n", "architecture_constraints.targets[0].type"),
-        ("constraints", "architecture_constraints:\n  targets:\n    - {target: L2, type: datatype, keep: [Inputs]}\n",
-         "architecture_constraints.targets[0].target"),
-        ("ert", "ERT:\n  version: 0.3\n  tables:\n    - name: System.DRAM\n      actions:\n        - {name: read, energy: fast}\n",
-         "ERT.tables[0].actions[0].energy"),
+        (
+            "constraints",
+            "architecture_constraints:\n  targets:\n    - {target: DRAM}\n",
+            "architecture_constraints.targets[0].type",
+        ),
+        (
+            "constraints",
+            "architecture_constraints:\n  targets:\n    - {target: L2, type: datatype, keep: [Inputs]}\n",
+            "architecture_constraints.targets[0].target",
+        ),
+        (
+            "ert",
+            "ERT:\n  version: 0.3\n  tables:\n    - name: System.DRAM\n      actions:\n        - {name: read, energy: fast}\n",
+            "ERT.tables[0].actions[0].energy",
+        ),
     ],
 )
 def test_broken_input_files_name_file_and_field(tmp_path: Path, which: str, text: str, field: str):

@@ -21,11 +21,19 @@ def test_alexnet_square_is_the_reference_benchmark():
     assert per_layer == {0: 55, 1: 27, 2: 13, 3: 13}
     for j in jobs:
         assert j.tile_h == j.tile_w
-        assert (j.layer.P, j.layer.Q) == (j.tile_w, j.tile_h)
+        assert (j.tile_w, j.tile_h) == (j.layer.P, j.layer.Q)
         full = net.layers[j.layer_index]
-        assert (j.layer.C, j.layer.M, j.layer.R, j.layer.S, j.layer.Wstride) == (full.C, full.M, full.R, full.S, full.Wstride)
+        assert (j.layer.C, j.layer.M, j.layer.R, j.layer.S, j.layer.Wstride) == (
+            full.C,
+            full.M,
+            full.R,
+            full.S,
+            full.Wstride,
+        )
         assert j.layer.name == full.name
-    assert [j.key for j in jobs] == sorted((j.key for j in jobs), key=lambda k: (k[0], VARIANTS.index(k[1]), k[2], k[3]))
+    assert [j.key for j in jobs] == sorted(
+        (j.key for j in jobs), key=lambda k: (k[0], VARIANTS.index(k[1]), k[2], k[3])
+    )
     assert jobs[0].describe() == "layer 1 (AlexNet_layer01), variant SLC, tile 1x1"
 
 
@@ -44,7 +52,11 @@ def test_needed_shapes(tiny_net: Path):
     net = load_network_yaml(tiny_net)
     needed = {(0, Variant.Start): {(3, 4), (6, 8)}, (1, Variant.LBLC): [(2, 2)], (2, Variant.WCC): {(1, 1)}}
     jobs = enumerate_jobs(net, "needed", variants=[Variant.Start, Variant.LBLC], needed=needed)
-    assert [j.key for j in jobs] == [(0, Variant.Start, 3, 4), (0, Variant.Start, 6, 8), (1, Variant.LBLC, 2, 2)]
+    assert [j.key for j in jobs] == [
+        (0, Variant.Start, 3, 4),
+        (0, Variant.Start, 6, 8),
+        (1, Variant.LBLC, 2, 2),
+    ]
     with pytest.raises(ValueError, match="needed_shapes"):
         enumerate_jobs(net, "needed")
     shapes = needed_shapes(net, 2)

@@ -11,10 +11,21 @@ def test_reference_mapper_yaml():
     s = load_mapper_settings(MAPPER)
     assert s.optimization_metrics == ("delay", "energy")
     assert s.options == {
-        "live-status": False, "num-threads": 8, "timeout": 15000, "victory-condition": 3000,
-        "algorithm": "random-pruned", "max-permutations-per-if-visit": 16,
+        "live-status": False,
+        "num-threads": 8,
+        "timeout": 15000,
+        "victory-condition": 3000,
+        "algorithm": "random-pruned",
+        "max-permutations-per-if-visit": 16,
     }
-    assert s.ignored == ("algorithm", "live-status", "max-permutations-per-if-visit", "num-threads", "timeout", "victory-condition")
+    assert s.ignored == (
+        "algorithm",
+        "live-status",
+        "max-permutations-per-if-visit",
+        "num-threads",
+        "timeout",
+        "victory-condition",
+    )
     assert s.source == str(MAPPER)
 
 

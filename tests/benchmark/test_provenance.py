@@ -20,10 +20,20 @@ from tests.paths import ROOT
 
 #: the modules the brief names as determining the built-in backend's results
 RESULT_MODULES = (
-    "deepfrack.cost.model", "deepfrack.cost.mapper", "deepfrack.cost.mapspace", "deepfrack.cost.fastmodel",
-    "deepfrack.cost.timeloop_post", "deepfrack.cost.analytic", "deepfrack.cost.nest", "deepfrack.cost.nest_sim",
-    "deepfrack.cost.mapping", "deepfrack.arch.energy", "deepfrack.arch.ert", "deepfrack.arch.constraints",
-    "deepfrack.benchmark.builtin", "deepfrack.benchmark.energy_gaps",
+    "deepfrack.cost.model",
+    "deepfrack.cost.mapper",
+    "deepfrack.cost.mapspace",
+    "deepfrack.cost.fastmodel",
+    "deepfrack.cost.timeloop_post",
+    "deepfrack.cost.analytic",
+    "deepfrack.cost.nest",
+    "deepfrack.cost.nest_sim",
+    "deepfrack.cost.mapping",
+    "deepfrack.arch.energy",
+    "deepfrack.arch.ert",
+    "deepfrack.arch.constraints",
+    "deepfrack.benchmark.builtin",
+    "deepfrack.benchmark.energy_gaps",
 )
 
 
@@ -55,7 +65,9 @@ def test_the_result_modules_are_hashed():
     # the plumbing and the search do not compute a result
     closure = provenance.module_closure(CODE_ROOTS)
     assert not any(m.startswith(("deepfrack.search", "deepfrack.cli")) for m in closure)
-    assert not {"deepfrack.benchmark.runner", "deepfrack.benchmark.cache", "deepfrack.benchmark.jobs"} & set(closure)
+    assert not {"deepfrack.benchmark.runner", "deepfrack.benchmark.cache", "deepfrack.benchmark.jobs"} & set(
+        closure
+    )
 
 
 def test_fingerprint_is_stable(inputs):
@@ -75,7 +87,9 @@ def test_a_changed_constant_changes_the_digest(monkeypatch: pytest.MonkeyPatch):
     # one number in the energy model's code (no new statement): a different digest
     before = builtin_code_digest()
     assert "v *= 1000.0" in provenance._source("deepfrack.arch.energy")[0]
-    _patch_source(monkeypatch, "deepfrack.arch.energy", lambda text: text.replace("v *= 1000.0", "v *= 1000.5"))
+    _patch_source(
+        monkeypatch, "deepfrack.arch.energy", lambda text: text.replace("v *= 1000.0", "v *= 1000.5")
+    )
     assert builtin_code_digest() != before
 
 
@@ -83,12 +97,17 @@ def test_a_changed_constant_changes_the_digest(monkeypatch: pytest.MonkeyPatch):
     "module, edit",
     [
         ("deepfrack.cost.mapper", lambda text: "# a comment\n\n" + text.replace("\n", "  # trailing\n", 3)),
-        ("deepfrack.cost.analytic", lambda text: text.replace('"""', '"""More words. ', 1)),  # the module docstring
+        (
+            "deepfrack.cost.analytic",
+            lambda text: text.replace('"""', '"""More words. ', 1),
+        ),  # the module docstring
         ("deepfrack.search.optimize", lambda text: text + "\n_CHANGED = 1\n"),  # not a result module
         ("deepfrack.benchmark.runner", lambda text: text + "\n_CHANGED = 1\n"),
     ],
 )
-def test_what_does_not_change_results_keeps_the_fingerprint(inputs, monkeypatch: pytest.MonkeyPatch, module, edit):
+def test_what_does_not_change_results_keeps_the_fingerprint(
+    inputs, monkeypatch: pytest.MonkeyPatch, module, edit
+):
     before = _fingerprints(inputs)
     _patch_source(monkeypatch, module, edit)
     assert _fingerprints(inputs) == before
@@ -104,16 +123,26 @@ def test_timeloop_digest_follows_its_parsers(monkeypatch: pytest.MonkeyPatch):
     before = timeloop_code_digest()
     _patch_source(monkeypatch, "deepfrack.cost.mapper", lambda text: text + "\n_CHANGED = 1\n")
     assert timeloop_code_digest() == before  # the built-in mapper does not touch Timeloop's results
-    _patch_source(monkeypatch, "deepfrack.benchmark.timeloop", lambda text: text.replace('OUT_PREFIX = "timeloop-mapper"', 'OUT_PREFIX = "tl"'))
+    _patch_source(
+        monkeypatch,
+        "deepfrack.benchmark.timeloop",
+        lambda text: text.replace('OUT_PREFIX = "timeloop-mapper"', 'OUT_PREFIX = "tl"'),
+    )
     assert timeloop_code_digest() != before
 
 
 def test_the_digest_is_the_same_in_every_process():
     # string hashing differs per process (sets of strings in the code): the digest must not
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), str(ROOT)]))
-    cmd = [sys.executable, "-c", "from deepfrack.benchmark.builtin import builtin_code_digest; print(builtin_code_digest())"]
+    cmd = [
+        sys.executable,
+        "-c",
+        "from deepfrack.benchmark.builtin import builtin_code_digest; print(builtin_code_digest())",
+    ]
     got = {
-        subprocess.run(cmd, env={**env, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True).stdout.strip()
+        subprocess.run(
+            cmd, env={**env, "PYTHONHASHSEED": seed}, capture_output=True, text=True, check=True
+        ).stdout.strip()
         for seed in ("1", "2", "3")
     }
     assert got == {builtin_code_digest()}

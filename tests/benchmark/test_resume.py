@@ -20,9 +20,27 @@ HOLD_LAYER = 3  # its 91 entries come last and hang in interrupted runs
 
 def _run_args(out: Path, cache: Path, batch_size: int = 6) -> list[str]:
     return [
-        sys.executable, "-m", "deepfrack", "benchmark", "--workload", str(WORKLOAD), "--arch", str(ARCH),
-        "--constraints", str(CONSTRAINTS), "--backend", FAKE, "--jobs", "2", "--batch-size", str(batch_size),
-        "--cache", str(cache), "--out", str(out), "--no-progress",
+        sys.executable,
+        "-m",
+        "deepfrack",
+        "benchmark",
+        "--workload",
+        str(WORKLOAD),
+        "--arch",
+        str(ARCH),
+        "--constraints",
+        str(CONSTRAINTS),
+        "--backend",
+        FAKE,
+        "--jobs",
+        "2",
+        "--batch-size",
+        str(batch_size),
+        "--cache",
+        str(cache),
+        "--out",
+        str(out),
+        "--no-progress",
     ]
 
 
@@ -52,12 +70,18 @@ def _rows(cache: Path) -> int:
         return 0
 
 
-def _start(out: Path, cache: Path, delay: float, pid_log: Path | None = None, batch_size: int = 6) -> subprocess.Popen:
+def _start(
+    out: Path, cache: Path, delay: float, pid_log: Path | None = None, batch_size: int = 6
+) -> subprocess.Popen:
     """A run to interrupt: the last layer's jobs hang (FAKE_HOLD_LAYER), so it cannot finish first however
     slow the machine is."""
     return subprocess.Popen(
-        _run_args(out, cache, batch_size), env=_env(delay, pid_log, hold_layer=HOLD_LAYER), stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE, text=True, start_new_session=True,
+        _run_args(out, cache, batch_size),
+        env=_env(delay, pid_log, hold_layer=HOLD_LAYER),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
 
 
@@ -90,7 +114,9 @@ def _cleanup(proc: subprocess.Popen) -> None:
 
 
 def _finish(out: Path, cache: Path) -> subprocess.CompletedProcess:
-    done = subprocess.run(_run_args(out, cache), env=_env(0.0), capture_output=True, text=True, timeout=120, check=False)
+    done = subprocess.run(
+        _run_args(out, cache), env=_env(0.0), capture_output=True, text=True, timeout=120, check=False
+    )
     assert done.returncode == 0, done.stderr
     return done
 
@@ -152,7 +178,9 @@ def test_ctrl_c_then_resume(tmp_path: Path, reference: dict[str, bytes]):
     assert _files(out) == reference
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="workers follow a killed parent on Linux only")
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux"), reason="workers follow a killed parent on Linux only"
+)
 def test_workers_follow_a_killed_parent(tmp_path: Path):
     out, cache, pids = tmp_path / "out", tmp_path / "cache.sqlite", tmp_path / "workers.txt"
     # batches of 3 entries x 20 s: a worker that did not follow its parent would run on for up to a

@@ -43,7 +43,8 @@ def test_outputs_and_reuse(setup):
     assert (s.entries, s.unique, s.computed, s.from_cache, s.infeasible, s.failed) == (147, 98, 98, 0, 0, 0)
     out = tmp / "out"
     assert sorted(p.name for p in out.iterdir()) == sorted(
-        [f"{v.value}{s}.json" for v in VARIANTS for s in ("", "_cycles")] + ["costs.csv", "mappings.jsonl"])
+        [f"{v.value}{s}.json" for v in VARIANTS for s in ("", "_cycles")] + ["costs.csv", "mappings.jsonl"]
+    )
 
     # the original's JSON format: string keys, layers 1-based, square tiles only, energy in uJ
     slc = json.loads((out / "SLC.json").read_text())
@@ -63,13 +64,21 @@ def test_outputs_and_reuse(setup):
     assert set(folder.records) == set(table.records) and folder.get(2, Variant.LBLC, 6, 8) is not None
     squares = read_json_tables(out)
     assert len(squares) == 3 * 7 * 6  # the JSON tables: the square tiles
-    assert squares.get(0, Variant.WCC, 6, 6).energy_pJ == pytest.approx(table.get(0, Variant.WCC, 6, 6).energy_pJ)
+    assert squares.get(0, Variant.WCC, 6, 6).energy_pJ == pytest.approx(
+        table.get(0, Variant.WCC, 6, 6).energy_pJ
+    )
 
     lines = [json.loads(x) for x in (out / "mappings.jsonl").read_text().splitlines()]
     assert len(lines) == 147
     assert lines[0] == {
-        "layer": 1, "name": "c1", "variant": "SLC", "tile_h": 1, "tile_w": 1, "status": "ok",
-        "energy_uJ": lines[0]["energy_uJ"], "cycles": lines[0]["cycles"],
+        "layer": 1,
+        "name": "c1",
+        "variant": "SLC",
+        "tile_h": 1,
+        "tile_w": 1,
+        "status": "ok",
+        "energy_uJ": lines[0]["energy_uJ"],
+        "cycles": lines[0]["cycles"],
         "mapping": [{"target": "DRAM", "type": "temporal", "factors": {"P": 1, "Q": 1}}],
     }
 
@@ -95,7 +104,12 @@ def test_changed_inputs_recompute(setup, tmp_path: Path):
         other = tmp_path / "WCC.yaml"
         text = (CONSTRAINTS / "WCC.yaml").read_text()
         assert "keep: []\n      bypass: [Inputs, Outputs, Weights]" in text
-        other.write_text(text.replace("keep: []\n      bypass: [Inputs, Outputs, Weights]", "keep: [Weights]\n      bypass: [Inputs, Outputs]"))
+        other.write_text(
+            text.replace(
+                "keep: []\n      bypass: [Inputs, Outputs, Weights]",
+                "keep: [Weights]\n      bypass: [Inputs, Outputs]",
+            )
+        )
         folder = tmp_path / "cons"
         folder.mkdir()
         (folder / "WCC.yaml").write_text(other.read_text())
@@ -116,16 +130,23 @@ def test_infeasible_and_failed_entries(setup, monkeypatch: pytest.MonkeyPatch):
     assert s.infeasible == 2 * 3 * 7 and s.failed == 1
     # grouped by cause: c2 and c3 share their dimensions (and so their entries), c1 fits
     assert len(s.causes[("infeasible", "576 weight words do not fit 300 on chip")]) == 42
-    assert "layer 2 (c2), variant WCC, tile 1x1" in s.causes[("infeasible", "576 weight words do not fit 300 on chip")]
-    ((_, reason), entries), = [(k, e) for k, e in s.causes.items() if k[0] == "failed"]
-    assert reason.startswith("evaluator failed: RuntimeError: fake crash") and entries == ["layer 1 (c1), variant LBLC, tile 2x2"]
+    assert (
+        "layer 2 (c2), variant WCC, tile 1x1"
+        in s.causes[("infeasible", "576 weight words do not fit 300 on chip")]
+    )
+    (((_, reason), entries),) = [(k, e) for k, e in s.causes.items() if k[0] == "failed"]
+    assert reason.startswith("evaluator failed: RuntimeError: fake crash") and entries == [
+        "layer 1 (c1), variant LBLC, tile 2x2"
+    ]
     text = s.text().splitlines()
     assert len(text) == 5  # counts, then the failed cause and the infeasible one, each with its entries
     assert text[1].startswith("  failed, 1 entry: evaluator failed: RuntimeError: fake crash")
     assert text[2] == "    layer 1 (c1), variant LBLC, tile 2x2"
     assert text[3] == "  infeasible, 42 entries: 576 weight words do not fit 300 on chip"
-    assert text[4] == ("    e.g. layer 2 (c2), variant WCC, tile 1x1; layer 2 (c2), variant WCC, tile 2x2; "
-                       "layer 2 (c2), variant WCC, tile 3x3; ... (39 more)")
+    assert text[4] == (
+        "    e.g. layer 2 (c2), variant WCC, tile 1x1; layer 2 (c2), variant WCC, tile 2x2; "
+        "layer 2 (c2), variant WCC, tile 3x3; ... (39 more)"
+    )
     # the rest of the crashing job's batch was still computed
     assert res.outcomes[(0, Variant.LBLC, 3, 3)].status == "ok"
     rows = list(csv.DictReader((tmp / "out" / "costs.csv").open()))
@@ -134,7 +155,11 @@ def test_infeasible_and_failed_entries(setup, monkeypatch: pytest.MonkeyPatch):
     assert all(r["energy_uJ"] == r["cycles"] == r["macs"] == "" for r in bad)
     wcc = json.loads((tmp / "out" / "WCC.json").read_text())
     assert set(wcc) == {"1"}  # the JSON format cannot say infeasible: those entries are absent
-    line = next(json.loads(x) for x in (tmp / "out" / "mappings.jsonl").read_text().splitlines() if '"c2","variant":"EWCC"' in x)
+    line = next(
+        json.loads(x)
+        for x in (tmp / "out" / "mappings.jsonl").read_text().splitlines()
+        if '"c2","variant":"EWCC"' in x
+    )
     assert line["status"] == "infeasible" and "do not fit" in line["reason"]
 
     # infeasible entries are cached, the failed one is retried
@@ -151,7 +176,9 @@ def test_worker_processes_give_the_same_tables(setup):
     with ResultCache(tmp / "serial.sqlite") as cache:
         serial = run_benchmark(jobs, backend, cache, SerialExecutor(), out_dir=tmp / "serial")
     with ResultCache(tmp / "parallel.sqlite") as cache:
-        parallel = run_benchmark(jobs, backend, cache, LocalExecutor(2), out_dir=tmp / "parallel", batch_size=4)
+        parallel = run_benchmark(
+            jobs, backend, cache, LocalExecutor(2), out_dir=tmp / "parallel", batch_size=4
+        )
     assert parallel.summary.workers == 2 and parallel.summary.computed == serial.summary.computed
     assert _files(tmp / "serial") == _files(tmp / "parallel")
 

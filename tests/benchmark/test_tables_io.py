@@ -25,7 +25,13 @@ def test_mobilenet_cycles_are_read():
 
 def test_csv_round_trip(tmp_path: Path):
     t = CostTable()
-    t.add(0, Variant.Start, 3, 5, CostRecord(energy_pJ=1.5e6, cycles=100.0, macs=42, level_energy_pJ={"DRAM": 1.0}))
+    t.add(
+        0,
+        Variant.Start,
+        3,
+        5,
+        CostRecord(energy_pJ=1.5e6, cycles=100.0, macs=42, level_energy_pJ={"DRAM": 1.0}),
+    )
     t.add(1, Variant.SLC, 4, 4, CostRecord(energy_pJ=2.25e6))
     t.infeasible.add((1, Variant.WCC, 4, 4))
     write_csv_table(t, tmp_path / "costs.csv")
@@ -83,8 +89,13 @@ def test_square_only_is_derived_from_the_keys_whatever_the_format(tmp_path: Path
     from deepfrack.search.synthetic import synthetic_table
     from deepfrack.workload.layer import Layer, Network
 
-    net = Network.chain("two", [Layer("a", C=3, M=8, P=6, Q=6, R=3, S=3, pad=(1, 1, 1, 1)),
-                                Layer("b", C=8, M=8, P=6, Q=6, R=3, S=3, pad=(1, 1, 1, 1))])
+    net = Network.chain(
+        "two",
+        [
+            Layer("a", C=3, M=8, P=6, Q=6, R=3, S=3, pad=(1, 1, 1, 1)),
+            Layer("b", C=8, M=8, P=6, Q=6, R=3, S=3, pad=(1, 1, 1, 1)),
+        ],
+    )
     full = synthetic_table(net, seed=1)
     square = CostTable(records={k: r for k, r in full.records.items() if k[2] == k[3]})
     square.infeasible.add((0, Variant.WCC, 2, 2))
@@ -104,9 +115,21 @@ def test_square_only_is_derived_from_the_keys_whatever_the_format(tmp_path: Path
 @pytest.mark.parametrize(
     "rows, field, words",
     [
-        (["1,SLC,2,3,ok,0.5", "1,SLC,2,3,ok,0.7"], "line 3", "layer 1, variant SLC, tile 2x3 is given twice, on lines 2 and 3"),
-        (["1,WCC,2,2,infeasible,", "2,SLC,1,1,ok,1", "1,WCC,2,2,infeasible,"], "line 4", "given twice, on lines 2 and 4"),
-        (["1,WCC,2,2,ok,0.5", "1,wcc,2,2,infeasible,"], "line 3", "layer 1, variant WCC, tile 2x2 is ok on line 2 and infeasible on line 3"),
+        (
+            ["1,SLC,2,3,ok,0.5", "1,SLC,2,3,ok,0.7"],
+            "line 3",
+            "layer 1, variant SLC, tile 2x3 is given twice, on lines 2 and 3",
+        ),
+        (
+            ["1,WCC,2,2,infeasible,", "2,SLC,1,1,ok,1", "1,WCC,2,2,infeasible,"],
+            "line 4",
+            "given twice, on lines 2 and 4",
+        ),
+        (
+            ["1,WCC,2,2,ok,0.5", "1,wcc,2,2,infeasible,"],
+            "line 3",
+            "layer 1, variant WCC, tile 2x2 is ok on line 2 and infeasible on line 3",
+        ),
         (["1,WCC,2,2,infeasible,", "1,WCC,2,2,ok,0.5"], "line 3", "is infeasible on line 2 and ok on line 3"),
     ],
 )
@@ -122,7 +145,9 @@ def test_check_table_against_the_network(tmp_path: Path):
     from deepfrack.benchmark.tables_io import check_table
     from deepfrack.workload.layer import Layer, Network
 
-    net = Network.chain("n", [Layer("a", C=3, M=8, P=8, Q=6, R=3, S=3), Layer("b", C=8, M=8, P=6, Q=4, R=3, S=3)])
+    net = Network.chain(
+        "n", [Layer("a", C=3, M=8, P=8, Q=6, R=3, S=3), Layer("b", C=8, M=8, P=6, Q=4, R=3, S=3)]
+    )
     t = CostTable(source=str(tmp_path / "costs.csv"))
     t.add(0, Variant.SLC, 6, 8, CostRecord(energy_pJ=1.0))
     t.add(1, Variant.SLC, 4, 6, CostRecord(energy_pJ=1.0))
@@ -131,7 +156,10 @@ def test_check_table_against_the_network(tmp_path: Path):
     with pytest.raises(InputError) as err:
         check_table(t, net)
     assert err.value.field == "layer 2" and str(err.value).startswith(str(tmp_path / "costs.csv"))
-    assert "variant WCC has a 4x7 tile (h x w), larger than the output plane of layer 2 (b), 4x6" in err.value.message
+    assert (
+        "variant WCC has a 4x7 tile (h x w), larger than the output plane of layer 2 (b), 4x6"
+        in err.value.message
+    )
     t.infeasible.clear()
     t.add(0, Variant.Start, 8, 6, CostRecord(energy_pJ=1.0))  # h and w swapped: 8 rows > 6
     with pytest.raises(InputError, match="Start has a 8x6 tile"):

@@ -82,7 +82,9 @@ def _by_key(docs: dict, key: str) -> list:
 
 def _dram_targets(docs: dict) -> list[dict]:
     return [
-        t for d in _by_key(docs, "architecture_constraints") for t in d["architecture_constraints"]["targets"]
+        t
+        for d in _by_key(docs, "architecture_constraints")
+        for t in d["architecture_constraints"]["targets"]
         if t["target"] == "DRAM" and t["type"] == "datatype"
     ]
 
@@ -95,7 +97,11 @@ def test_one_run_as_the_original_did(stand_in: Path):
     (outcome,) = backend.evaluator().evaluate([job])
     assert outcome.status == "ok"
     assert outcome.record == read_output_folder(SAMPLE)
-    ref = next(json.loads(x) for x in (ALEX / "timeloop-mappings.jsonl").open() if '"dataflow":"SLC","layer":2,"tile":27,' in x)
+    ref = next(
+        json.loads(x)
+        for x in (ALEX / "timeloop-mappings.jsonl").open()
+        if '"dataflow":"SLC","layer":2,"tile":27,' in x
+    )
     assert outcome.record.mapping == ref["mapping"]
 
     (call,) = _calls(stand_in)
@@ -103,7 +109,17 @@ def test_one_run_as_the_original_did(stand_in: Path):
     assert not Path(call["cwd"]).exists()  # a temporary folder, removed afterwards
     (problem,) = _by_key(docs, "problem")
     assert problem["problem"]["instance"] == {
-        "C": 96, "M": 256, "R": 5, "S": 5, "N": 1, "P": 27, "Q": 27, "Wstride": 1, "Hstride": 1, "Wdilation": 1, "Hdilation": 1,
+        "C": 96,
+        "M": 256,
+        "R": 5,
+        "S": 5,
+        "N": 1,
+        "P": 27,
+        "Q": 27,
+        "Wstride": 1,
+        "Hstride": 1,
+        "Wdilation": 1,
+        "Hdilation": 1,
     }
     assert _by_key(docs, "architecture") == [yaml.safe_load(ARCH.read_text())]
     assert len(_by_key(docs, "compound_components")) == 4
@@ -111,8 +127,12 @@ def test_one_run_as_the_original_did(stand_in: Path):
     (mapper,) = _by_key(docs, "mapper")
     assert mapper["mapper"] == {**yaml.safe_load(MAPPER.read_text())["mapper"], "live-status": False}
     # the variant's own file (SLC: no DRAM target) plus the shared mapspace constraints
-    assert _by_key(docs, "architecture_constraints") == [yaml.safe_load((CONSTRAINTS / "SLC.yaml").read_text())]
-    assert _by_key(docs, "mapspace_constraints") == [yaml.safe_load((CONSTRAINTS / "simba_like_map_constraints.yaml").read_text())]
+    assert _by_key(docs, "architecture_constraints") == [
+        yaml.safe_load((CONSTRAINTS / "SLC.yaml").read_text())
+    ]
+    assert _by_key(docs, "mapspace_constraints") == [
+        yaml.safe_load((CONSTRAINTS / "simba_like_map_constraints.yaml").read_text())
+    ]
 
 
 def test_variants_made_from_one_constraints_file_equal_the_originals_seven():
@@ -120,7 +140,9 @@ def test_variants_made_from_one_constraints_file_equal_the_originals_seven():
     inputs = load_inputs(ARCH, constraints=CONSTRAINTS / "SLC.yaml")
     for v in VARIANTS:
         (doc,) = variant_constraint_docs(inputs, v, "DRAM")
-        original = yaml.safe_load((CONSTRAINTS / f"{v.value}.yaml").read_text())["architecture_constraints"]["targets"]
+        original = yaml.safe_load((CONSTRAINTS / f"{v.value}.yaml").read_text())["architecture_constraints"][
+            "targets"
+        ]
 
         def norm(targets):
             out = []
@@ -134,12 +156,27 @@ def test_variants_made_from_one_constraints_file_equal_the_originals_seven():
 
         want = norm(original)
         if v == Variant.SLC:  # the original SLC file leaves DRAM to Timeloop's default: keep everything
-            want = norm(original + [{"target": "DRAM", "type": "datatype", "keep": ["Weights", "Inputs", "Outputs"], "bypass": []}])
+            want = norm(
+                [
+                    *original,
+                    {
+                        "target": "DRAM",
+                        "type": "datatype",
+                        "keep": ["Weights", "Inputs", "Outputs"],
+                        "bypass": [],
+                    },
+                ]
+            )
         assert norm(doc["architecture_constraints"]["targets"]) == want, v
     # no constraints at all: a document with just the DRAM target
     (only,) = variant_constraint_docs(load_inputs(ARCH), Variant.Start, "DRAM")
-    assert only == {"architecture_constraints": {"targets": [
-        {"target": "DRAM", "type": "datatype", "keep": ["Weights", "Inputs"], "bypass": ["Outputs"]}]}}
+    assert only == {
+        "architecture_constraints": {
+            "targets": [
+                {"target": "DRAM", "type": "datatype", "keep": ["Weights", "Inputs"], "bypass": ["Outputs"]}
+            ]
+        }
+    }
 
 
 def test_problem_file_is_timeloops_cnn_layer():
@@ -149,8 +186,11 @@ def test_problem_file_is_timeloops_cnn_layer():
     assert doc["instance"] == ref["instance"]
 
     def shape(s):
-        return {**s, "data-spaces": sorted(s["data-spaces"], key=lambda d: d["name"]),
-                "coefficients": sorted(s["coefficients"], key=lambda c: c["name"])}
+        return {
+            **s,
+            "data-spaces": sorted(s["data-spaces"], key=lambda d: d["name"]),
+            "coefficients": sorted(s["coefficients"], key=lambda c: c["name"]),
+        }
 
     assert shape(doc["shape"]) == shape(ref["shape"])
 
@@ -163,7 +203,10 @@ def test_no_mapping_is_infeasible_and_a_crash_is_a_failure(stand_in: Path, monke
     assert out.status == "infeasible" and "no valid mapping" in out.reason
     monkeypatch.setenv("STANDIN_MODE", "crash")
     (out,) = make_timeloop_backend(inputs).evaluator().evaluate([job])
-    assert out.status == "error" and out.reason == "timeloop-mapper exited with code 3 and wrote no stats: ERROR: boom"
+    assert (
+        out.status == "error"
+        and out.reason == "timeloop-mapper exited with code 3 and wrote no stats: ERROR: boom"
+    )
     # the WCC run got WCC's file: DRAM keeps nothing
     assert _dram_targets(_calls(stand_in)[-1]["docs"]) == [
         {"target": "DRAM", "type": "datatype", "keep": [], "bypass": ["Inputs", "Outputs", "Weights"]}
@@ -213,10 +256,22 @@ def test_missing_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(BackendUnavailable, match="timeloop-mapper not found on PATH"):
         make_timeloop_backend(load_inputs(ARCH))
-    r = CliRunner().invoke(main, [
-        "benchmark", "--workload", str(WORKLOAD), "--arch", str(ARCH), "--backend", "timeloop",
-        "--out", str(tmp_path / "out"), "--cache", str(tmp_path / "c.sqlite"),
-    ])
+    r = CliRunner().invoke(
+        main,
+        [
+            "benchmark",
+            "--workload",
+            str(WORKLOAD),
+            "--arch",
+            str(ARCH),
+            "--backend",
+            "timeloop",
+            "--out",
+            str(tmp_path / "out"),
+            "--cache",
+            str(tmp_path / "c.sqlite"),
+        ],
+    )
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [
         "deepfrack: error: --backend timeloop: timeloop-mapper not found on PATH; install Timeloop "
@@ -227,7 +282,9 @@ def test_missing_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 def test_v04_architecture_is_refused():
     with pytest.raises(InputError, match="v0.3"):
-        make_timeloop_backend(load_inputs(EXERCISES / "simba_like" / "arch.yaml", components=EXERCISES / "_components"))
+        make_timeloop_backend(
+            load_inputs(EXERCISES / "simba_like" / "arch.yaml", components=EXERCISES / "_components")
+        )
 
 
 def test_cli_with_the_timeloop_backend(stand_in: Path, tmp_path: Path):
@@ -237,9 +294,25 @@ def test_cli_with_the_timeloop_backend(stand_in: Path, tmp_path: Path):
     small["problem"]["instance"].update(P=2, Q=2)
     (work / "small_layer01.yaml").write_text(yaml.safe_dump(small))
     args = [
-        "benchmark", "--workload", str(work), "--arch", str(ARCH), "--constraints", str(CONSTRAINTS),
-        "--mapper", str(MAPPER), "--backend", "timeloop", "--variants", "SLC,WCC", "--jobs", "2",
-        "--cache", str(tmp_path / "c.sqlite"), "--out", str(tmp_path / "out"),
+        "benchmark",
+        "--workload",
+        str(work),
+        "--arch",
+        str(ARCH),
+        "--constraints",
+        str(CONSTRAINTS),
+        "--mapper",
+        str(MAPPER),
+        "--backend",
+        "timeloop",
+        "--variants",
+        "SLC,WCC",
+        "--jobs",
+        "2",
+        "--cache",
+        str(tmp_path / "c.sqlite"),
+        "--out",
+        str(tmp_path / "out"),
     ]
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
@@ -267,9 +340,14 @@ def test_missing_ert_actions_and_unusable_mapper_settings(stand_in: Path, tmp_pa
     doc["ERT"]["tables"] = [t for t in doc["ERT"]["tables"] if t["name"] != "System.DRAM"]
     ert = tmp_path / "ERT.yaml"
     ert.write_text(yaml.safe_dump(doc))
-    (outcome,) = make_timeloop_backend(load_inputs(ARCH, constraints=CONSTRAINTS, ert=ert)).evaluator().evaluate([job])
+    (outcome,) = (
+        make_timeloop_backend(load_inputs(ARCH, constraints=CONSTRAINTS, ert=ert)).evaluator().evaluate([job])
+    )
     assert outcome.status == "infeasible"
-    assert outcome.reason == f"its mapping needs an action the energy table lacks: {ert}: ERT.tables[System.DRAM]: no entry for storage level DRAM"
+    assert (
+        outcome.reason
+        == f"its mapping needs an action the energy table lacks: {ert}: ERT.tables[System.DRAM]: no entry for storage level DRAM"
+    )
     assert len(_calls(stand_in)) == 1  # Timeloop ran; its mapping is what needs DRAM
 
     mapper = tmp_path / "mapper.yaml"
@@ -277,5 +355,7 @@ def test_missing_ert_actions_and_unusable_mapper_settings(stand_in: Path, tmp_pa
     backend = make_timeloop_backend(load_inputs(ARCH, constraints=CONSTRAINTS, mapper=mapper))
     assert backend.fingerprint(Variant.SLC)
     (outcome,) = backend.evaluator().evaluate([job])
-    assert outcome.status == "infeasible" and outcome.reason.startswith(f"unusable mapper settings: {mapper}: mapper.optimization-metrics")
+    assert outcome.status == "infeasible" and outcome.reason.startswith(
+        f"unusable mapper settings: {mapper}: mapper.optimization-metrics"
+    )
     assert len(_calls(stand_in)) == 1  # not run: Timeloop would reject the file

@@ -23,7 +23,7 @@ LEVELS = ("LMAC", "PEWeightRegs", "PEAccuBuffer", "PEWeightBuffer", "PEInputBuff
 
 def _sample_id(folder: Path) -> tuple[str, str, int, int]:
     dataflow, layer, tile = folder.name.split("_")
-    return folder.parents[1].name, dataflow, int(layer[len("Layer"):]), int(tile[len("Tile"):])
+    return folder.parents[1].name, dataflow, int(layer[len("Layer") :]), int(tile[len("Tile") :])
 
 
 def _csv_row(example: str, dataflow: str, layer: int, tile: int) -> dict[str, str]:
@@ -79,20 +79,34 @@ def test_stats_and_mapping_match_the_jsonl(folder: Path):
     assert (stats.cycles, stats.computes) == (tl["cycles"], tl["computes"])
     a = stats.arithmetic
     assert [a.name, a.instances, a.utilized_instances, a.computes, a.cycles, a.energy_pJ] == [
-        tl["arithmetic"][k] for k in ("name", "instances", "utilized_instances", "computes", "cycles", "energy_pJ")
+        tl["arithmetic"][k]
+        for k in ("name", "instances", "utilized_instances", "computes", "cycles", "energy_pJ")
     ]
     assert stats.networks_energy_pJ == tl["networks_energy_pJ"]
     assert len(stats.levels) == len(tl["levels"])
     for lv, want in zip(stats.levels, tl["levels"], strict=True):
         assert (lv.level, lv.name, lv.instances, lv.size_words, lv.cycles) == (
-            want["level"], want["name"], want["instances"], want["size_words"], want["cycles"]
+            want["level"],
+            want["name"],
+            want["instances"],
+            want["size_words"],
+            want["cycles"],
         )
         assert lv.energy_pJ == pytest.approx(want["energy_pJ"], abs=0.006)
         assert set(lv.dataspaces) == set(want["dataspaces"])
         for ds, d in lv.dataspaces.items():
             w = want["dataspaces"][ds]
-            for field in ("reads", "fills", "updates", "temporal_reductions", "utilized_instances",
-                          "utilized_capacity", "partition_size", "energy_per_scalar_access_pJ", "energy_pJ"):
+            for field in (
+                "reads",
+                "fills",
+                "updates",
+                "temporal_reductions",
+                "utilized_instances",
+                "utilized_capacity",
+                "partition_size",
+                "energy_per_scalar_access_pJ",
+                "energy_pJ",
+            ):
                 assert getattr(d, field) == w[field], (lv.name, ds, field)
     # the mapping, from map.txt (every sample) and from map.yaml (the SLC samples have one)
     assert parse_map_txt((folder / "timeloop-mapper.map.txt").read_text()) == ref["mapping"]
@@ -101,7 +115,9 @@ def test_stats_and_mapping_match_the_jsonl(folder: Path):
         assert read_output_folder(folder).mapping == ref["mapping"]
 
 
-@pytest.mark.parametrize("design", ["eyeriss_like", "simba_like", "simple_output_stationary", "simple_weight_stationary"])
+@pytest.mark.parametrize(
+    "design", ["eyeriss_like", "simba_like", "simple_output_stationary", "simple_weight_stationary"]
+)
 def test_v04_outputs(design: str):
     folder = EXERCISES / design / "ref_outputs"
     stats = parse_stats((folder / "timeloop-mapper.stats.txt").read_text())

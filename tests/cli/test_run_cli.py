@@ -26,25 +26,47 @@ def test_run_benchmarks_then_searches(tmp_path: Path):
     net = tmp_path / "net.yaml"
     net.write_text(NET)
     out = tmp_path / "out"
-    args = ["run", "-w", str(net), "-a", str(SIMBA / "arch/simba_like.yaml"), "-c", str(SIMBA / "constraints"),
-            "--jobs", "1", "--cache", str(tmp_path / "cache.sqlite"), "--max-stack-depth", "3", "-o", str(out)]
+    args = [
+        "run",
+        "-w",
+        str(net),
+        "-a",
+        str(SIMBA / "arch/simba_like.yaml"),
+        "-c",
+        str(SIMBA / "constraints"),
+        "--jobs",
+        "1",
+        "--cache",
+        str(tmp_path / "cache.sqlite"),
+        "--max-stack-depth",
+        "3",
+        "-o",
+        str(out),
+    ]
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     assert res.exit_code == 0, res.output
     doc = json.loads((out / "schedule.json").read_text())
     table = read_tables(out / "tables")
     # the baseline is the sum of the benchmarked SLC costs of each whole layer
-    slc = sum(table.get(i, Variant.SLC, q, p).energy_pJ for i, (q, p) in enumerate([(16, 16), (8, 8), (8, 8)]))
-    assert doc["layer_by_layer"]["energy_uJ"] == pytest.approx(slc * 1e-6, abs=1e-6)  # schedule.json keeps whole pJ
+    slc = sum(
+        table.get(i, Variant.SLC, q, p).energy_pJ for i, (q, p) in enumerate([(16, 16), (8, 8), (8, 8)])
+    )
+    assert doc["layer_by_layer"]["energy_uJ"] == pytest.approx(
+        slc * 1e-6, abs=1e-6
+    )  # schedule.json keeps whole pJ
     assert doc["total"]["energy_uJ"] <= doc["layer_by_layer"]["energy_uJ"]
     assert doc["inputs"]["capacity"] == {"PEWeightBuffer": 524288, "GlobalBuffer": 65536}
-    assert doc["total"]["cycles"] is not None and doc["layer_by_layer"]["macs"] == 16 * 16 * 3 * 16 * 9 + 8 * 8 * 16 * 32 * 9
+    assert (
+        doc["total"]["cycles"] is not None
+        and doc["layer_by_layer"]["macs"] == 16 * 16 * 3 * 16 * 9 + 8 * 8 * 16 * 32 * 9
+    )
     # every (layer, variant, shape) the schedule uses is in the benchmarked tables
     for st in doc["stacks"]:
         for sl in st["layers"]:
             for v, (r, c, h, w) in zip(sl["variant_per_tile"], sl["regions"]):
                 assert table.get(sl["layer"], Variant(v), h, w) is not None
     # a second run is served from the cache and gives the same schedule
-    res2 = CliRunner().invoke(main, args[:-1] + [str(tmp_path / "again")], catch_exceptions=False)
+    res2 = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "again")], catch_exceptions=False)
     assert res2.exit_code == 0
     again = json.loads((tmp_path / "again/schedule.json").read_text())
     assert again["stacks"] == doc["stacks"] and again["total"] == doc["total"]

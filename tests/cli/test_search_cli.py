@@ -60,8 +60,20 @@ def test_optimize_legacy_is_at_least_as_good_as_the_original(tmp_path: Path):
 
 def test_optimize_with_simba_capacity(tmp_path: Path):
     inp = ALEX / "inputs/simba_like"
-    res = run(["optimize", *ALEX_ARGS, "--receptive-field", "legacy", "--arch", str(inp / "arch/simba_like.yaml"),
-               "--constraints", str(inp / "constraints/SLC.yaml"), "-o", str(tmp_path)])
+    res = run(
+        [
+            "optimize",
+            *ALEX_ARGS,
+            "--receptive-field",
+            "legacy",
+            "--arch",
+            str(inp / "arch/simba_like.yaml"),
+            "--constraints",
+            str(inp / "constraints/SLC.yaml"),
+            "-o",
+            str(tmp_path),
+        ]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "schedule.json").read_text())
     assert doc["inputs"]["capacity"] == {"PEWeightBuffer": 524288, "GlobalBuffer": 65536}
@@ -84,14 +96,21 @@ def test_square_only_tables_under_the_exact_rule_say_so(tmp_path: Path):
     """A network that chains, with the original's square-only JSON tables: non-square tilings are skipped and
     the log says that the tables hold only square tiles."""
     net = tmp_path / "net.yaml"
-    net.write_text("network: t\nlayers:\n  - {name: a, C: 2, M: 2, R: 3, S: 3, P: 6, Q: 6, pad: 1}\n"
-                   "  - {name: b, C: 2, M: 2, R: 3, S: 3, P: 6, Q: 6, pad: 1}\n")
+    net.write_text(
+        "network: t\nlayers:\n  - {name: a, C: 2, M: 2, R: 3, S: 3, P: 6, Q: 6, pad: 1}\n"
+        "  - {name: b, C: 2, M: 2, R: 3, S: 3, P: 6, Q: 6, pad: 1}\n"
+    )
     tables = tmp_path / "tables"
     tables.mkdir()
     for v in ("SLC", "Start", "LBLC", "ELBLC", "WCC", "EWCC", "OutWCC"):
-        doc = {str(layer): {str(t): 0.1 * t * t + (1.0 if v == "SLC" else 0.5) for t in range(1, 7)} for layer in (1, 2)}
+        doc = {
+            str(layer): {str(t): 0.1 * t * t + (1.0 if v == "SLC" else 0.5) for t in range(1, 7)}
+            for layer in (1, 2)
+        }
         (tables / f"{v}.json").write_text(json.dumps(doc))
-    res = run(["optimize", "-w", str(net), "-t", str(tables), "--capacity", "unlimited", "-o", str(tmp_path / "o")])
+    res = run(
+        ["optimize", "-w", str(net), "-t", str(tables), "--capacity", "unlimited", "-o", str(tmp_path / "o")]
+    )
     assert res.exit_code == 0, res.output
     log = (tmp_path / "o/deepfrack.log").read_text()
     assert "skipped for shapes missing from the tables" in log
@@ -121,8 +140,18 @@ def test_evaluate_takes_the_rule_from_the_schedule_file(tmp_path: Path):
     res = run(["optimize", *ALEX_ARGS, *LEGACY, "-o", str(tmp_path / "a")])
     assert res.exit_code == 0
     # no --receptive-field: the schedule's own (legacy) rule is used, so the totals agree
-    res = run(["evaluate", *ALEX_ARGS, "--capacity", "unlimited", "--schedule", str(tmp_path / "a/schedule.json"),
-               "-o", str(tmp_path / "b")])
+    res = run(
+        [
+            "evaluate",
+            *ALEX_ARGS,
+            "--capacity",
+            "unlimited",
+            "--schedule",
+            str(tmp_path / "a/schedule.json"),
+            "-o",
+            str(tmp_path / "b"),
+        ]
+    )
     assert res.exit_code == 0, res.output
     a = json.loads((tmp_path / "a/schedule.json").read_text())
     b = json.loads((tmp_path / "b/schedule.json").read_text())
@@ -133,14 +162,22 @@ def test_evaluate_takes_the_rule_from_the_schedule_file(tmp_path: Path):
     "stacks, message",
     [
         ([{"first": 0, "last": 2, "tile_shape": [13, 13]}], "layer 3"),
-        ([{"first": 0, "last": 3, "tile_shape": [13, 13]}, {"first": 3, "last": 3, "tile_shape": [13, 13]}], "layer 3"),
+        (
+            [
+                {"first": 0, "last": 3, "tile_shape": [13, 13]},
+                {"first": 3, "last": 3, "tile_shape": [13, 13]},
+            ],
+            "layer 3",
+        ),
         ([{"first": 0, "last": 3, "tile_shape": [0, 13]}], "tile_shape"),
         ([{"first": 0, "last": 3}], "tile_shape"),
     ],
 )
 def test_evaluate_rejects_invalid_schedules(tmp_path: Path, stacks, message):
     sched = write_schedule(tmp_path, stacks)
-    res = CliRunner().invoke(main, ["evaluate", *ALEX_ARGS, *LEGACY, "--schedule", str(sched), "-o", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        main, ["evaluate", *ALEX_ARGS, *LEGACY, "--schedule", str(sched), "-o", str(tmp_path / "o")]
+    )
     assert res.exit_code == 2
     assert message in res.output
     assert not (tmp_path / "o/schedule.json").exists()
@@ -161,11 +198,23 @@ BAD_INPUTS = {
     "csv": (None, b"layer,variant,tile_h\n1,SLC,4\n", "costs.csv"),
     "variant": (None, b"layer,variant,tile_h,tile_w,energy_uJ\n1,FOO,4,4,1.0\n", "costs.csv"),
     "binary csv": (None, b"\xff\xfe\x00\x01garbage", "costs.csv"),
-    "nan": ("network: t\nlayers:\n  - {name: a, C: 3, M: 4, R: 3, S: 3, P: .nan, Q: 4}\n", None, "layers[0].P"),
-    "add": ("network: t\nlayers:\n  - {name: a, C: 3, M: 4, R: 1, S: 1, P: 4, Q: 4}\n"
-            "  - {name: b, type: add, C: 4, P: 4, Q: 4}\n", None, "layers[1].type"),
-    "fc": ("network: t\nlayers:\n  - {name: a, C: 3, M: 4, R: 1, S: 1, P: 4, Q: 4}\n"
-           "  - {name: b, type: fc, C: 64, M: 10}\n", None, "as a conv with C=4, R=4, S=4"),
+    "nan": (
+        "network: t\nlayers:\n  - {name: a, C: 3, M: 4, R: 3, S: 3, P: .nan, Q: 4}\n",
+        None,
+        "layers[0].P",
+    ),
+    "add": (
+        "network: t\nlayers:\n  - {name: a, C: 3, M: 4, R: 1, S: 1, P: 4, Q: 4}\n"
+        "  - {name: b, type: add, C: 4, P: 4, Q: 4}\n",
+        None,
+        "layers[1].type",
+    ),
+    "fc": (
+        "network: t\nlayers:\n  - {name: a, C: 3, M: 4, R: 1, S: 1, P: 4, Q: 4}\n"
+        "  - {name: b, type: fc, C: 64, M: 10}\n",
+        None,
+        "as a conv with C=4, R=4, S=4",
+    ),
 }
 
 
@@ -206,7 +255,9 @@ def test_bad_schedule_file(tmp_path: Path, bad: str):
         sched.write_bytes(b"\xff\xfe\x00")
     else:
         sched.write_text('{"stacks": []}')
-    res = CliRunner().invoke(main, ["evaluate", *ALEX_ARGS, *LEGACY, "--schedule", str(sched), "-o", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        main, ["evaluate", *ALEX_ARGS, *LEGACY, "--schedule", str(sched), "-o", str(tmp_path / "o")]
+    )
     assert res.exit_code == 2 and str(sched) in res.output
     assert not (tmp_path / "o").exists()
 
@@ -220,8 +271,21 @@ def test_missing_cost_entry_through_the_cli(tmp_path: Path):
             del doc["4"]["13"]
         (tables / f.name).write_text(json.dumps(doc))
     sched = write_schedule(tmp_path, [{"first": 0, "last": 3, "tile_shape": [13, 13], "cached_layers": []}])
-    res = CliRunner().invoke(main, ["evaluate", "-w", str(ALEX / "inputs/AlexNet"), "-t", str(tables), *LEGACY,
-                                    "--schedule", str(sched), "-o", str(tmp_path / "o")])
+    res = CliRunner().invoke(
+        main,
+        [
+            "evaluate",
+            "-w",
+            str(ALEX / "inputs/AlexNet"),
+            "-t",
+            str(tables),
+            *LEGACY,
+            "--schedule",
+            str(sched),
+            "-o",
+            str(tmp_path / "o"),
+        ],
+    )
     assert res.exit_code == 2
     assert f"{tables}: no cost entry for layer 3 (AlexNet_layer04), variant ELBLC, tile 13x13" in res.output
     assert not (tmp_path / "o").exists()
@@ -238,14 +302,32 @@ def test_network_yaml_end_to_end_with_every_shape(tmp_path: Path):
     )
     rows = ["layer,variant,tile_h,tile_w,energy_uJ"]
     for layer, plane in [(1, 8), (2, 4), (3, 4)]:
-        for v, scale in [("SLC", 3.0), ("Start", 2.0), ("LBLC", 1.0), ("ELBLC", 2.0), ("WCC", 0.5),
-                         ("EWCC", 1.5), ("OutWCC", 1.5)]:
+        for v, scale in [
+            ("SLC", 3.0),
+            ("Start", 2.0),
+            ("LBLC", 1.0),
+            ("ELBLC", 2.0),
+            ("WCC", 0.5),
+            ("EWCC", 1.5),
+            ("OutWCC", 1.5),
+        ]:
             for h in range(1, plane + 1):
                 for w in range(1, plane + 1):
                     rows.append(f"{layer},{v},{h},{w},{scale * (h * w + 4):.3f}")
     (tmp_path / "costs.csv").write_text("\n".join(rows) + "\n")
-    res = run(["optimize", "-w", str(net), "-t", str(tmp_path / "costs.csv"), "--capacity", "unlimited",
-               "-o", str(tmp_path / "out")])
+    res = run(
+        [
+            "optimize",
+            "-w",
+            str(net),
+            "-t",
+            str(tmp_path / "costs.csv"),
+            "--capacity",
+            "unlimited",
+            "-o",
+            str(tmp_path / "out"),
+        ]
+    )
     assert res.exit_code == 0, res.output
     doc = json.loads((tmp_path / "out/schedule.json").read_text())
     assert doc["total"]["energy_uJ"] < doc["layer_by_layer"]["energy_uJ"]
@@ -266,8 +348,13 @@ def test_outputs_get_the_usual_permissions(tmp_path: Path):
 
 @pytest.mark.parametrize(
     "args, where",
-    [(["--bogus"], "deepfrack --help"), (["bogus"], "deepfrack --help"), (["optimize", "-w"], "deepfrack optimize --help"),
-     (["optimize", "--wat", "1"], "deepfrack optimize --help"), (["optimize", "-w", "x"], "deepfrack optimize --help")],
+    [
+        (["--bogus"], "deepfrack --help"),
+        (["bogus"], "deepfrack --help"),
+        (["optimize", "-w"], "deepfrack optimize --help"),
+        (["optimize", "--wat", "1"], "deepfrack optimize --help"),
+        (["optimize", "-w", "x"], "deepfrack optimize --help"),
+    ],
 )
 def test_usage_errors_are_one_line(args: list[str], where: str):
     proc = _cli(*args)  # python -m deepfrack: the program is named "python -m deepfrack" in the hint

@@ -20,8 +20,14 @@ V04_DESIGNS = ("eyeriss_like", "simba_like", "simple_output_stationary", "simple
 
 #: example -> (architecture folder, ERT used by every run of that example)
 GOLDEN = {
-    "AlexNet_Simba": (SIMBA_DIR / "arch", EXAMPLES / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27/timeloop-mapper.ERT.yaml"),
-    "AlexNet_SystolicSimba": (SYSTOLIC_DIR / "arch", EXAMPLES / "AlexNet_SystolicSimba/timeloop-samples/SLC_Layer2_Tile28/timeloop-mapper.ERT.yaml"),
+    "AlexNet_Simba": (
+        SIMBA_DIR / "arch",
+        EXAMPLES / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27/timeloop-mapper.ERT.yaml",
+    ),
+    "AlexNet_SystolicSimba": (
+        SYSTOLIC_DIR / "arch",
+        EXAMPLES / "AlexNet_SystolicSimba/timeloop-samples/SLC_Layer2_Tile28/timeloop-mapper.ERT.yaml",
+    ),
 }
 
 
@@ -102,7 +108,12 @@ def read_stats(path: Path) -> tuple[dict[str, dict], dict[str, float]]:
 
 def exercise_files(design: str, with_ert: bool = True) -> list[Path]:
     ref = EXERCISES / design / "ref_outputs"
-    files = [EXERCISES / design / "arch.yaml", EXERCISES / "_components", EXERCISES / "_include/default_problem.yaml", ref / "timeloop-mapper.map.yaml"]
+    files = [
+        EXERCISES / design / "arch.yaml",
+        EXERCISES / "_components",
+        EXERCISES / "_include/default_problem.yaml",
+        ref / "timeloop-mapper.map.yaml",
+    ]
     if with_ert:
         files.append(ref / "timeloop-mapper.ERT.yaml")
     return files
@@ -118,20 +129,37 @@ def random_case(rng):
     from deepfrack.cost.mapping import LevelMapping, Mapping
 
     L = int(rng.integers(1, 5))
-    fans = [(int(rng.choice([1, 1, 2])), 1)] + [(int(rng.choice([1, 1, 2, 3, 4])), int(rng.choice([1, 1, 2, 3]))) for _ in range(L - 1)]
+    fans = [(int(rng.choice([1, 1, 2])), 1)] + [
+        (int(rng.choice([1, 1, 2, 3, 4])), int(rng.choice([1, 1, 2, 3]))) for _ in range(L - 1)
+    ]
     levels = []
     mx = my = 1
     for i in range(L):
-        levels.append(StorageLevel(f"L{i}", "DRAM" if i == 0 else "storage", mx * my, mx, my, 16, 1, None if i == 0 else 10**6))
+        levels.append(
+            StorageLevel(
+                f"L{i}", "DRAM" if i == 0 else "storage", mx * my, mx, my, 16, 1, None if i == 0 else 10**6
+            )
+        )
         mx *= fans[i][0]
         my *= fans[i][1]
     arch = Architecture("random", tuple(levels), ArithmeticLevel("mac", "intmac", mx * my, mx, my))
     dims = {
-        "C": int(rng.integers(1, 7)), "M": int(rng.integers(1, 7)), "R": int(rng.integers(1, 4)), "S": int(rng.integers(1, 4)),
-        "N": int(rng.choice([1, 1, 2])), "P": int(rng.integers(1, 8)), "Q": int(rng.integers(1, 8)),
+        "C": int(rng.integers(1, 7)),
+        "M": int(rng.integers(1, 7)),
+        "R": int(rng.integers(1, 4)),
+        "S": int(rng.integers(1, 4)),
+        "N": int(rng.choice([1, 1, 2])),
+        "P": int(rng.integers(1, 8)),
+        "Q": int(rng.integers(1, 8)),
     }
-    layer = Layer("random", **dims, Wstride=int(rng.choice([1, 2])), Hstride=int(rng.choice([1, 2])),
-                  Wdilation=int(rng.choice([1, 1, 2])), Hdilation=int(rng.choice([1, 2])))
+    layer = Layer(
+        "random",
+        **dims,
+        Wstride=int(rng.choice([1, 2])),
+        Hstride=int(rng.choice([1, 2])),
+        Wdilation=int(rng.choice([1, 1, 2])),
+        Hdilation=int(rng.choice([1, 2])),
+    )
     tf = [[1] * 7 for _ in range(L)]
     sf = [[1] * 7 for _ in range(L)]
     for di, dn in enumerate("CMRSNPQ"):
@@ -143,8 +171,17 @@ def random_case(rng):
                 tf[i][di] *= p
     lms = []
     for i in range(L):
-        lms.append(LevelMapping(f"L{i}", tuple(tf[i]), tuple(int(x) for x in rng.permutation(7)), tuple(sf[i]),
-                                tuple(int(x) for x in rng.permutation(7)), int(rng.integers(0, 8)), (True, True, True)))
+        lms.append(
+            LevelMapping(
+                f"L{i}",
+                tuple(tf[i]),
+                tuple(int(x) for x in rng.permutation(7)),
+                tuple(sf[i]),
+                tuple(int(x) for x in rng.permutation(7)),
+                int(rng.integers(0, 8)),
+                (True, True, True),
+            )
+        )
     return arch, layer, Mapping(tuple(lms))
 
 

@@ -75,10 +75,22 @@ def test_batch_equals_one_by_one():
                     sf[i][d] *= p
                 else:
                     tf[i][d] *= p
-        maps.append(Mapping(tuple(
-            LevelMapping(lv.name, tuple(tf[i]), tuple(int(x) for x in rng.permutation(7)), tuple(sf[i]),
-                         tuple(int(x) for x in rng.permutation(7)), int(rng.integers(0, 8)), (True, True, True))
-            for i, lv in enumerate(arch.levels))))
+        maps.append(
+            Mapping(
+                tuple(
+                    LevelMapping(
+                        lv.name,
+                        tuple(tf[i]),
+                        tuple(int(x) for x in rng.permutation(7)),
+                        tuple(sf[i]),
+                        tuple(int(x) for x in rng.permutation(7)),
+                        int(rng.integers(0, 8)),
+                        (True, True, True),
+                    )
+                    for i, lv in enumerate(arch.levels)
+                )
+            )
+        )
     batch = analyze(MappingBatch.from_mappings(maps), arch_fanouts_inner_first(arch), layer).stats
     for bi, m in enumerate(maps):
         one = analyze(MappingBatch.from_mappings([m]), arch_fanouts_inner_first(arch), layer).stats

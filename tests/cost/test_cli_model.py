@@ -46,12 +46,21 @@ def _write(tmp_path, name, text):
 @pytest.mark.parametrize(
     "edit, expected",
     [
-        (("timeloop-mapper.map.yaml", "M4 R1 S1 N1 P8 Q2", "M4 R1 S1 N1 P9 Q2"), "mapping.factors.P: factors of P multiply to 126"),
+        (
+            ("timeloop-mapper.map.yaml", "M4 R1 S1 N1 P8 Q2", "M4 R1 S1 N1 P9 Q2"),
+            "mapping.factors.P: factors of P multiply to 126",
+        ),
         (("timeloop-mapper.map.yaml", "target: DRAM", "target: DRAMX"), "'DRAMX' is not a storage level"),
         (("timeloop-mapper.ERT.yaml", "name: compute", "name: computeX"), "no compute action"),
         (("arch.yaml", "!Component # MAC unit", "!Componentz # MAC unit"), "unknown YAML tag !Componentz"),
-        (("timeloop-mapper.map.yaml", "  - target: DRAM", "  - !Foo\n    target: DRAM"), "unknown YAML tag !Foo"),
-        (("default_problem.yaml", "instance:", "instance: !Bogus"), "problem.instance: unknown YAML tag !Bogus"),
+        (
+            ("timeloop-mapper.map.yaml", "  - target: DRAM", "  - !Foo\n    target: DRAM"),
+            "unknown YAML tag !Foo",
+        ),
+        (
+            ("default_problem.yaml", "instance:", "instance: !Bogus"),
+            "problem.instance: unknown YAML tag !Bogus",
+        ),
     ],
 )
 def test_bad_input_one_line_exit_2(tmp_path, edit, expected):
@@ -66,7 +75,9 @@ def test_bad_input_one_line_exit_2(tmp_path, edit, expected):
         out.append(f)
     res = _invoke(*out)
     assert res.exit_code == 2
-    assert expected in res.output and res.output.count("\n") == 1 and res.output.startswith("deepfrack: error: ")
+    assert (
+        expected in res.output and res.output.count("\n") == 1 and res.output.startswith("deepfrack: error: ")
+    )
 
 
 def test_missing_parts(tmp_path):

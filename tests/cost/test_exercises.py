@@ -64,7 +64,12 @@ def test_eyeriss_halo_rule():
 def test_v03_sample_matches_stats():
     """The original DeepFrack's SLC Layer2 Tile27 run (v0.3 files, Timeloop of 2023)."""
     sample = EXAMPLES / "AlexNet_Simba/timeloop-samples/SLC_Layer2_Tile27"
-    files = [SIMBA_DIR / "arch", EXAMPLES / "AlexNet_Simba/inputs/AlexNet/AlexNet_layer02.yaml", sample / "timeloop-mapper.map.yaml", sample / "timeloop-mapper.ERT.yaml"]
+    files = [
+        SIMBA_DIR / "arch",
+        EXAMPLES / "AlexNet_Simba/inputs/AlexNet/AlexNet_layer02.yaml",
+        sample / "timeloop-mapper.map.yaml",
+        sample / "timeloop-mapper.ERT.yaml",
+    ]
     out = _run(files)
     stats, summary = read_stats(sample / "timeloop-mapper.stats.txt")
     assert out["rules"] == "timeloop-2023"

@@ -81,12 +81,22 @@ def test_energy(evaluated, capsys):
         tl = d["timeloop"]
         # stats.txt prints every energy to 0.01 pJ; the reference total is a sum of such numbers
         terms = 1 + sum(len(lv["dataspaces"]) for lv in tl["levels"])
-        assert abs(res.energy_pJ[b] - tl["energy_pJ"]) <= 0.005 * terms + 1e-9 * tl["energy_pJ"], (d["path"], res.energy_pJ[b], tl["energy_pJ"])
+        assert abs(res.energy_pJ[b] - tl["energy_pJ"]) <= 0.005 * terms + 1e-9 * tl["energy_pJ"], (
+            d["path"],
+            res.energy_pJ[b],
+            tl["energy_pJ"],
+        )
         for lv in tl["levels"]:
             li = names.index(lv["name"])
             n = max(1, len(lv["dataspaces"]))
-            assert abs(res.level_energy_pJ[b, li] - lv["energy_pJ"]) <= 0.005 * n + 1e-9 * lv["energy_pJ"], (d["path"], lv["name"])
-        assert abs(res.post.mac_energy[b] - tl["arithmetic"]["energy_pJ"]) <= 0.005 + 1e-9 * tl["arithmetic"]["energy_pJ"]
+            assert abs(res.level_energy_pJ[b, li] - lv["energy_pJ"]) <= 0.005 * n + 1e-9 * lv["energy_pJ"], (
+                d["path"],
+                lv["name"],
+            )
+        assert (
+            abs(res.post.mac_energy[b] - tl["arithmetic"]["energy_pJ"])
+            <= 0.005 + 1e-9 * tl["arithmetic"]["energy_pJ"]
+        )
         rel.append(abs(res.energy_pJ[b] - tl["energy_pJ"]) / tl["energy_pJ"])
     rel = np.array(rel)
     assert np.median(rel) <= 1e-3 and rel.max() <= 1e-2

@@ -116,8 +116,13 @@ def test_v04_design_constraints_satisfied():
 
     d = EXERCISES / "eyeriss_like"
     comps = sorted((EXERCISES / "_components").glob("*.yaml"))
-    mi = load_model_inputs(d / "arch.yaml", *comps, EXERCISES / "_include/default_problem.yaml",
-                           d / "ref_outputs/timeloop-mapper.map.yaml", d / "ref_outputs/timeloop-mapper.ERT.yaml")
+    mi = load_model_inputs(
+        d / "arch.yaml",
+        *comps,
+        EXERCISES / "_include/default_problem.yaml",
+        d / "ref_outputs/timeloop-mapper.map.yaml",
+        d / "ref_outputs/timeloop-mapper.ERT.yaml",
+    )
     cons = load_constraints(d / "arch.yaml")
     layer = dataclasses.replace(mi.layer, P=14, Q=14)
     res = map_tile(mi.arch, mi.energy, layer, cons, "edp", options=MapperOptions(rules=mi.rules))["default"]
@@ -197,8 +202,11 @@ def test_fast_scores_equal_full_model(simba):
     space = build_mapspace(arch, layer, {v.value: c for v, c in variants.items()})
     rng = np.random.default_rng(0)
     n = 600
-    c = Candidates(np.stack([rng.integers(0, len(t), n) for t in space.dims], 1),
-                   np.stack([rng.integers(0, len(o), n) for o in space.orders], 1), np.zeros(n, np.int64))
+    c = Candidates(
+        np.stack([rng.integers(0, len(t), n) for t in space.dims], 1),
+        np.stack([rng.integers(0, len(o), n) for o in space.orders], 1),
+        np.zeros(n, np.int64),
+    )
     fast = FastModel(space, arch_tables(arch, ert, TIMELOOP_2023), TIMELOOP_2023).evaluate(c)
     ev = Evaluator(arch, ert, layer)
     for vi in range(len(space.variant_names)):
@@ -224,7 +232,7 @@ def test_oversized_constraint_factor_is_lowered_with_a_note(simba):
 
 
 def _with_target(variants, target: TargetConstraint):
-    return {v: Constraints(c.targets + (target,), c.source) for v, c in variants.items()}
+    return {v: Constraints((*c.targets, target), c.source) for v, c in variants.items()}
 
 
 def test_unsatisfiable_constraints_are_infeasible_with_a_reason(simba):
@@ -277,7 +285,12 @@ def test_seven_variants_share_one_search(simba):
             assert lvl.keep == out["SLC"].mapping.level(lvl.target).keep
     # the mapspace refuses sets that differ elsewhere
     other = {k.value: c for k, c in variants.items()}
-    other["SLC"] = Constraints(other["SLC"].targets + (TargetConstraint("GlobalBuffer", "temporal", factors={"Q": FactorBound("=", 1)}),))
+    other["SLC"] = Constraints(
+        (
+            *other["SLC"].targets,
+            TargetConstraint("GlobalBuffer", "temporal", factors={"Q": FactorBound("=", 1)}),
+        )
+    )
     with pytest.raises(ValueError):
         space_template(arch, other)
     # ...and the mapper then searches them apart
@@ -291,8 +304,10 @@ def test_variants_derived_from_one_constraint_set(simba):
     from deepfrack.arch import all_variant_constraints
 
     arch, ert, variants = simba
-    base = load_constraints(SIMBA / "inputs/simba_like/constraints/SLC.yaml",
-                            SIMBA / "inputs/simba_like/constraints/simba_like_map_constraints.yaml")
+    base = load_constraints(
+        SIMBA / "inputs/simba_like/constraints/SLC.yaml",
+        SIMBA / "inputs/simba_like/constraints/simba_like_map_constraints.yaml",
+    )
     derived = all_variant_constraints(base, arch)
     layer = Layer("L4", C=384, M=384, P=4, Q=4, R=3, S=3)
     a = map_tile(arch, ert, layer, derived, DELAY_ENERGY)
@@ -320,7 +335,9 @@ def test_depthwise_pool_add_and_fc_are_costed(simba):
     prob = tile_problem(dw)
     assert (prob.layer.C, prob.layer.M, prob.repeats) == (1, 1, 32)
     one = map_tile(arch, ert, prob.layer, variants, DELAY_ENERGY)["SLC"]
-    assert map_tile(arch, ert, dw, variants, DELAY_ENERGY)["SLC"].energy_pJ == pytest.approx(32 * one.energy_pJ)
+    assert map_tile(arch, ert, dw, variants, DELAY_ENERGY)["SLC"].energy_pJ == pytest.approx(
+        32 * one.energy_pJ
+    )
     # pooling moves inputs and outputs only: no weight traffic, no MAC energy
     res = map_tile(arch, ert, pool, variants, DELAY_ENERGY)["SLC"]
     assert res.macs == 0 and res.level_energy_pJ["LMAC"] == 0

@@ -90,7 +90,13 @@ def test_missing_datatype_keeps(arch):
         (lambda ds: ds[0].update(keep=["Weightz"]), "keep", "unknown tensor"),
         (lambda ds: ds[-1].update(factors="C2 M2 R1 S1 N1 P3 Q1 XX"), "factors", "cannot read"),
         (lambda ds: ds[-1].update(factors="C2,1 M2"), "factors", "imperfect"),
-        (lambda ds: ds.append({"target": "PEWeightBuffer", "type": "spatial", "factors": "C1", "permutation": "C"}), "target", "no spatial fan-out"),
+        (
+            lambda ds: ds.append(
+                {"target": "PEWeightBuffer", "type": "spatial", "factors": "C1", "permutation": "C"}
+            ),
+            "target",
+            "no spatial fan-out",
+        ),
         (lambda ds: ds[-1].update(factors={"C": -1}), "factors.C", "positive integer"),
         (lambda ds: ds[-1].update(no_temporal_reuse=["Inputs"]), "no_temporal_reuse", "not supported"),
         (lambda ds: ds[-1].update(type="skew"), "type", "unknown directive type"),

@@ -17,7 +17,11 @@ from tests.cost.helpers import TENSORS, golden_arch, golden_ert, golden_lines, l
 @pytest.fixture(scope="module")
 def setup():
     arch, ert = golden_arch("AlexNet_Simba"), golden_ert("AlexNet_Simba")
-    d = next(d for d in golden_lines("AlexNet_Simba") if d["dataflow"] == "SLC" and d["layer"] == 2 and d["tile"] == 20)
+    d = next(
+        d
+        for d in golden_lines("AlexNet_Simba")
+        if d["dataflow"] == "SLC" and d["layer"] == 2 and d["tile"] == 20
+    )
     layer = layer_of(d["problem"])
     return arch, ert, layer, mapping_from_directives(d["mapping"], arch, layer), d
 
@@ -82,10 +86,15 @@ def test_tile_too_big_is_flagged_with_numbers(setup):
     big = _move_all_to(m, "DRAM", "GlobalBuffer")  # the global buffer now holds whole tensors
     r = evaluate(arch, ert, layer, big)
     assert not r.valid
-    assert any(v.startswith("GlobalBuffer: mapped tile size") and "exceeds buffer capacity 65536" in v for v in r.violations)
+    assert any(
+        v.startswith("GlobalBuffer: mapped tile size") and "exceeds buffer capacity 65536" in v
+        for v in r.violations
+    )
     assert r.energy_pJ > 0 and r.cycles > 0
     gb = r.level("GlobalBuffer")
-    assert gb.tensors["Inputs"].utilized_capacity == layer.input_words((layer.Q - 1) * layer.Hstride + layer.S, (layer.P - 1) * layer.Wstride + layer.R)
+    assert gb.tensors["Inputs"].utilized_capacity == layer.input_words(
+        (layer.Q - 1) * layer.Hstride + layer.S, (layer.P - 1) * layer.Wstride + layer.R
+    )
 
 
 def test_unstored_tensor_and_instances(setup):
@@ -106,7 +115,9 @@ def test_unstored_tensor_and_instances(setup):
         levels.append(lv)
     r = evaluate(arch, ert, layer, Mapping(tuple(levels)))
     assert not r.valid
-    assert any(v.startswith("PEInputBuffer: mapped instances 32 exceed the 16") for v in r.violations), r.violations
+    assert any(v.startswith("PEInputBuffer: mapped instances 32 exceed the 16") for v in r.violations), (
+        r.violations
+    )
 
 
 def test_batch_flags_spatial_without_fanout(setup):
@@ -168,7 +179,14 @@ def test_default_rules_follow_the_architecture_format():
     from tests.cost.helpers import exercise_files, golden_arch
 
     inp = load_model_inputs(*exercise_files("simba_like"))
-    assert default_rules(inp.arch) is TIMELOOP_2024 and default_rules(golden_arch("AlexNet_Simba")) is TIMELOOP_2023
+    assert (
+        default_rules(inp.arch) is TIMELOOP_2024
+        and default_rules(golden_arch("AlexNet_Simba")) is TIMELOOP_2023
+    )
     implicit = evaluate(inp.arch, inp.energy, inp.layer, inp.mapping)
-    assert implicit.energy_pJ == evaluate(inp.arch, inp.energy, inp.layer, inp.mapping, TIMELOOP_2024).energy_pJ
-    assert implicit.energy_pJ != evaluate(inp.arch, inp.energy, inp.layer, inp.mapping, TIMELOOP_2023).energy_pJ
+    assert (
+        implicit.energy_pJ == evaluate(inp.arch, inp.energy, inp.layer, inp.mapping, TIMELOOP_2024).energy_pJ
+    )
+    assert (
+        implicit.energy_pJ != evaluate(inp.arch, inp.energy, inp.layer, inp.mapping, TIMELOOP_2023).energy_pJ
+    )

@@ -34,9 +34,23 @@ def _random_layer(rng: np.random.Generator, i: int, c: int, h: int, w: int) -> L
     if q < 1 or p < 1:
         return None
     m = c if kind in ("pool", "depthwise") else int(rng.integers(1, 5))
-    return Layer(name=f"{kind}{i}", kind=kind, C=c, M=m, P=p, Q=q, R=kw, S=kh, Wstride=sw, Hstride=sh,
-                 Wdilation=dw, Hdilation=dh, pad=pad, groups=c if kind == "depthwise" else 1,
-                 pool="max" if kind == "pool" else None)
+    return Layer(
+        name=f"{kind}{i}",
+        kind=kind,
+        C=c,
+        M=m,
+        P=p,
+        Q=q,
+        R=kw,
+        S=kh,
+        Wstride=sw,
+        Hstride=sh,
+        Wdilation=dw,
+        Hdilation=dh,
+        pad=pad,
+        groups=c if kind == "depthwise" else 1,
+        pool="max" if kind == "pool" else None,
+    )
 
 
 def random_network(rng: np.random.Generator, max_layers: int = 4, max_last: int = 6) -> Network:

@@ -64,8 +64,15 @@ def value(rec, metric: str) -> float:
     return rec.energy_pJ if metric == "energy" else rec.cycles
 
 
-def reference_optimum(net: Network, table: CostTable, homes: dict[str, str] | None, words: dict[str, int] | None,
-                      rule: str = "exact", max_depth: int | None = None, metric: str = "energy") -> float:
+def reference_optimum(
+    net: Network,
+    table: CostTable,
+    homes: dict[str, str] | None,
+    words: dict[str, int] | None,
+    rule: str = "exact",
+    max_depth: int | None = None,
+    metric: str = "energy",
+) -> float:
     """The minimum total cost over every partition, tiling (every th, tw; squares under legacy) and
     caching subset, checking capacity at every (tile, layer) step."""
     n = len(net.layers)

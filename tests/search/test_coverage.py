@@ -28,10 +28,16 @@ def reg_nonempty(r: Rect) -> bool:
 def _touched(layer: Layer, region: Rect, in_plane: tuple[int, int]) -> set[tuple[int, int]]:
     """Every input pixel some kernel tap of an output pixel in ``region`` reads (brute force)."""
     left, _, top, _ = layer.pad
-    rows = {y * layer.Hstride - top + k * layer.Hdilation
-            for y in range(region.row, region.row_end) for k in range(layer.S)}
-    cols = {x * layer.Wstride - left + k * layer.Wdilation
-            for x in range(region.col, region.col_end) for k in range(layer.R)}
+    rows = {
+        y * layer.Hstride - top + k * layer.Hdilation
+        for y in range(region.row, region.row_end)
+        for k in range(layer.S)
+    }
+    cols = {
+        x * layer.Wstride - left + k * layer.Wdilation
+        for x in range(region.col, region.col_end)
+        for k in range(layer.R)
+    }
     return {(r, c) for r in rows if 0 <= r < in_plane[0] for c in cols if 0 <= c < in_plane[1]}
 
 
@@ -64,7 +70,7 @@ def test_tiles_cover_the_plane_exactly_once(h, w, data):
     cover = np.zeros((h, w), dtype=int)
     for t in tiles:
         assert t.h > 0 and t.w > 0
-        cover[t.row:t.row_end, t.col:t.col_end] += 1
+        cover[t.row : t.row_end, t.col : t.col_end] += 1
     assert (cover == 1).all()
     # row-major from the top-left, uniform bands with only the last one smaller
     assert tiles[0][:2] == (0, 0)

@@ -42,16 +42,22 @@ def test_a_valid_schedule(net, table):
     assert s.stacks[0].cached_layers == (0, 2)
 
 
-@pytest.mark.parametrize("specs, words", [
-    ([StackSpec(0, 1, (4, 3))], ["layer 2 (conv2) is in no stack"]),
-    ([StackSpec(1, 2, (4, 3))], ["layer 0 (conv1) is in no stack"]),
-    ([StackSpec(0, 1, (4, 3)), StackSpec(1, 2, (4, 3))], ["layer 1 (pool1) is in two stacks"]),
-    ([StackSpec(1, 2, (4, 3)), StackSpec(0, 0, (8, 6))], ["in no stack", "contiguous and in order"]),
-    ([StackSpec(0, 0, (8, 6)), StackSpec(2, 2, (4, 3)), StackSpec(1, 1, (4, 3))], ["layer 1 (pool1) is in no stack"]),
-    ([StackSpec(0, 5, (4, 3))], ["layers must be in 0..2"]),
-    ([StackSpec(2, 0, (4, 3))], ["after its last layer"]),
-    ([], ["no stacks"]),
-])
+@pytest.mark.parametrize(
+    "specs, words",
+    [
+        ([StackSpec(0, 1, (4, 3))], ["layer 2 (conv2) is in no stack"]),
+        ([StackSpec(1, 2, (4, 3))], ["layer 0 (conv1) is in no stack"]),
+        ([StackSpec(0, 1, (4, 3)), StackSpec(1, 2, (4, 3))], ["layer 1 (pool1) is in two stacks"]),
+        ([StackSpec(1, 2, (4, 3)), StackSpec(0, 0, (8, 6))], ["in no stack", "contiguous and in order"]),
+        (
+            [StackSpec(0, 0, (8, 6)), StackSpec(2, 2, (4, 3)), StackSpec(1, 1, (4, 3))],
+            ["layer 1 (pool1) is in no stack"],
+        ),
+        ([StackSpec(0, 5, (4, 3))], ["layers must be in 0..2"]),
+        ([StackSpec(2, 0, (4, 3))], ["after its last layer"]),
+        ([], ["no stacks"]),
+    ],
+)
 def test_partition_errors(net, table, specs, words):
     with pytest.raises(ScheduleError) as e:
         evaluate(net, table, specs)
@@ -59,13 +65,16 @@ def test_partition_errors(net, table, specs, words):
         assert w in _err(e)
 
 
-@pytest.mark.parametrize("spec, words", [
-    (StackSpec(0, 2, (0, 3)), ["stack 0 (layers 0-2)", "tile_shape 0x3", "positive"]),
-    (StackSpec(0, 2, (2, -1)), ["must be positive"]),
-    (StackSpec(0, 2, (5, 3)), ["tile_shape 5x3", "larger than layer 2 (conv2)'s 4x3 output plane"]),
-    (StackSpec(0, 2, (2, 3), (3,)), ["cached layer 3 is outside the stack"]),
-    (StackSpec(0, 2, (2, 3), (1,)), ["cached layer 1 (pool1) is a pool layer and has no weights"]),
-])
+@pytest.mark.parametrize(
+    "spec, words",
+    [
+        (StackSpec(0, 2, (0, 3)), ["stack 0 (layers 0-2)", "tile_shape 0x3", "positive"]),
+        (StackSpec(0, 2, (2, -1)), ["must be positive"]),
+        (StackSpec(0, 2, (5, 3)), ["tile_shape 5x3", "larger than layer 2 (conv2)'s 4x3 output plane"]),
+        (StackSpec(0, 2, (2, 3), (3,)), ["cached layer 3 is outside the stack"]),
+        (StackSpec(0, 2, (2, 3), (1,)), ["cached layer 1 (pool1) is a pool layer and has no weights"]),
+    ],
+)
 def test_stack_errors(net, table, spec, words):
     with pytest.raises(ScheduleError) as e:
         evaluate(net, table, [spec])
@@ -88,12 +97,20 @@ def test_capacity_error_names_stack_tile_layer_level_and_words(net, table):
         evaluate(net, table, [StackSpec(0, 2, (2, 3))], capacity=cap)
     msg = _err(e)
     assert "stack 0 (layers 0-2), tile 0 [row 0, col 0, 2x3]" in msg
-    assert "layer 0 (conv1) needs 144 words at GB (0 cached weights + 0 input + 144 output) but GB holds 100" in msg
+    assert (
+        "layer 0 (conv1) needs 144 words at GB (0 cached weights + 0 input + 144 output) but GB holds 100"
+        in msg
+    )
     # weights: conv1 has 108, conv2 180 weights
-    cap_w = CapacitySpec(home={"Weights": "WB", "Inputs": "GB", "Outputs": "GB"}, words={"GB": 10_000, "WB": 200})
+    cap_w = CapacitySpec(
+        home={"Weights": "WB", "Inputs": "GB", "Outputs": "GB"}, words={"GB": 10_000, "WB": 200}
+    )
     evaluate(net, table, [StackSpec(0, 2, (2, 3), (0,))], capacity=cap_w)
-    with pytest.raises(ScheduleError, match=r"needs 288 words at WB \(288 cached weights \+ 0 input \+ 0 output\) "
-                                            r"but WB holds 200"):
+    with pytest.raises(
+        ScheduleError,
+        match=r"needs 288 words at WB \(288 cached weights \+ 0 input \+ 0 output\) "
+        r"but WB holds 200",
+    ):
         evaluate(net, table, [StackSpec(0, 2, (2, 3), (0, 2))], capacity=cap_w)
     # unlimited: fine
     evaluate(net, table, [StackSpec(0, 2, (2, 3), (0, 2))], capacity=None)
@@ -104,8 +121,10 @@ def test_missing_entry_names_layer_variant_and_shape(net, table):
     evaluate(net, table, [StackSpec(0, 2, (2, 3), (0,))])  # conv2 not cached: EWCC not needed
     with pytest.raises(MissingCostError) as e:
         evaluate(net, table, [StackSpec(0, 2, (2, 3), (0, 2))])
-    assert _err(e).startswith(f"{table.source}: no cost entry for layer 2 (conv2), variant EWCC, tile 2x3 (h x w) "
-                              "[layer 3 in the table files' 1-based numbering]")
+    assert _err(e).startswith(
+        f"{table.source}: no cost entry for layer 2 (conv2), variant EWCC, tile 2x3 (h x w) "
+        "[layer 3 in the table files' 1-based numbering]"
+    )
     assert (e.value.layer, e.value.variant, e.value.shape) == (2, "EWCC", (2, 3))
 
 
@@ -116,14 +135,18 @@ def test_infeasible_entry_says_so(net, table):
     with pytest.raises(MissingCostError, match="no valid mapping for it$"):
         evaluate(net, table, [StackSpec(0, 2, (2, 3), (0, 2))])
     table.reasons[key] = "mapper.yaml: optimization-metrics: unknown metric 'speed'"
-    with pytest.raises(MissingCostError, match="no valid mapping for it: mapper.yaml: optimization-metrics: unknown"):
+    with pytest.raises(
+        MissingCostError, match="no valid mapping for it: mapper.yaml: optimization-metrics: unknown"
+    ):
         evaluate(net, table, [StackSpec(0, 2, (2, 3), (0, 2))])
 
 
 def _original(name):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return load_workload(EXAMPLES / f"{name}/inputs/AlexNet"), read_tables(EXAMPLES / f"{name}/cost-tables")
+        return load_workload(EXAMPLES / f"{name}/inputs/AlexNet"), read_tables(
+            EXAMPLES / f"{name}/cost-tables"
+        )
 
 
 def test_exact_rule_does_not_fuse_unchained_layers():
@@ -141,14 +164,18 @@ def test_exact_rule_does_not_fuse_unchained_layers():
 
 
 def test_square_only_tables_hint_under_the_exact_rule():
-    layers = [Layer("a", C=3, M=8, P=13, Q=13, R=3, S=3, pad=(1, 1, 1, 1)),
-              Layer("b", C=8, M=8, P=13, Q=13, R=3, S=3, pad=(1, 1, 1, 1))]
+    layers = [
+        Layer("a", C=3, M=8, P=13, Q=13, R=3, S=3, pad=(1, 1, 1, 1)),
+        Layer("b", C=8, M=8, P=13, Q=13, R=3, S=3, pad=(1, 1, 1, 1)),
+    ]
     network = Network.chain("two", layers)
     table = synthetic_table(network, seed=3)
     table.records = {k: r for k, r in table.records.items() if k[2] == k[3]}
     with pytest.raises(MissingCostError) as e:
         evaluate(network, table, [StackSpec(0, 1, (5, 13))])
-    assert "those tables hold only square tiles; use --receptive-field legacy or deepfrack benchmark" in _err(e)
+    assert "those tables hold only square tiles; use --receptive-field legacy or deepfrack benchmark" in _err(
+        e
+    )
     # optimize skips those tilings, counts them and says why
     schedule, stats = optimize(network, table)
     assert stats.tilings_skipped_missing > 0
@@ -189,7 +216,9 @@ def test_a_tensor_without_a_home_level_never_stays_on_chip(net, table):
     sched, _ = optimize(net, table, capacity=no_weights)
     assert not any(s.cached_layers for s in sched.stacks)
     no_outputs = CapacitySpec(home={"Weights": "WB", "Inputs": "GB"}, words={"GB": 10_000, "WB": 10_000})
-    with pytest.raises(ScheduleError, match=r"layer 0 \(conv1\) needs .* at \(no on-chip level keeps Outputs\)"):
+    with pytest.raises(
+        ScheduleError, match=r"layer 0 \(conv1\) needs .* at \(no on-chip level keeps Outputs\)"
+    ):
         evaluate(net, table, spec, capacity=no_outputs)
     sched, _ = optimize(net, table, capacity=no_outputs)
     assert all(s.depth == 1 for s in sched.stacks)  # nothing can pass between fused layers

@@ -18,11 +18,22 @@ from tests.paths import EXAMPLES
 FOLDERS = {
     ("AlexNet_Simba", ""): ("AlexNet_Simba/inputs/AlexNet", "AlexNet_Simba/cost-tables"),
     ("VGG_Simba", ""): ("VGG_Simba/inputs/VGG02", "VGG_Simba/cost-tables"),
-    ("AlexNet_SystolicSimba", ""): ("AlexNet_SystolicSimba/inputs/AlexNet", "AlexNet_SystolicSimba/cost-tables"),
-    ("MobileNet_SimbaSystolic", ""): ("MobileNet_SimbaSystolic/inputs/MobileNet", "MobileNet_SimbaSystolic/cost-tables"),
-    ("GAN_Gemmini", "Generator"): ("GAN_Gemmini/inputs/problemCNN/Generator", "GAN_Gemmini/cost-tables/Generator"),
-    ("GAN_Gemmini", "Discriminator"): ("GAN_Gemmini/inputs/problemCNN/Discriminator",
-                                       "GAN_Gemmini/cost-tables/Discriminator"),
+    ("AlexNet_SystolicSimba", ""): (
+        "AlexNet_SystolicSimba/inputs/AlexNet",
+        "AlexNet_SystolicSimba/cost-tables",
+    ),
+    ("MobileNet_SimbaSystolic", ""): (
+        "MobileNet_SimbaSystolic/inputs/MobileNet",
+        "MobileNet_SimbaSystolic/cost-tables",
+    ),
+    ("GAN_Gemmini", "Generator"): (
+        "GAN_Gemmini/inputs/problemCNN/Generator",
+        "GAN_Gemmini/cost-tables/Generator",
+    ),
+    ("GAN_Gemmini", "Discriminator"): (
+        "GAN_Gemmini/inputs/problemCNN/Discriminator",
+        "GAN_Gemmini/cost-tables/Discriminator",
+    ),
 }
 
 
@@ -33,7 +44,9 @@ def _headlines() -> list[dict[str, str]]:
 
 def _specs(row: dict[str, str]) -> list[StackSpec]:
     """Stacks, tiles and caching patterns of a logged run, from the headline CSV."""
-    stacks = [tuple(int(x) for x in m) for m in re.findall(r"\((\d+)-(\d+)\)", row["stacks_0based_inclusive"])]
+    stacks = [
+        tuple(int(x) for x in m) for m in re.findall(r"\((\d+)-(\d+)\)", row["stacks_0based_inclusive"])
+    ]
     tiles = [[int(t) for t in re.findall(r"\d+", part)] for part in row["tiles_used_per_stack"].split(";")]
     caching = row["weight_caching_per_stack"]
     patterns = caching.split(";") if ";" in caching or caching.isdigit() else [""] * len(stacks)
@@ -52,7 +65,9 @@ def test_all_six_logged_results_are_covered():
     assert sorted((r["example"], r["part"]) for r in ROWS) == sorted(FOLDERS)
 
 
-@pytest.fixture(scope="module", params=ROWS, ids=lambda r: f"{r['example']}{'-' + r['part'] if r['part'] else ''}")
+@pytest.fixture(
+    scope="module", params=ROWS, ids=lambda r: f"{r['example']}{'-' + r['part'] if r['part'] else ''}"
+)
 def logged(request):
     row = request.param
     wl, tb = FOLDERS[(row["example"], row["part"])]
@@ -85,8 +100,12 @@ def test_optimize_is_never_worse(logged):
     assert schedule.total.energy_uJ <= float(row["fused_energy_uJ"]) + 1e-9
     assert stats.stacks_considered == len(network) * (len(network) + 1) // 2
     # what it found is a valid schedule that evaluate costs the same
-    again = evaluate(network, table, [StackSpec(s.first, s.last, s.tile_shape, s.cached_layers)
-                                      for s in schedule.stacks], rule="legacy")
+    again = evaluate(
+        network,
+        table,
+        [StackSpec(s.first, s.last, s.tile_shape, s.cached_layers) for s in schedule.stacks],
+        rule="legacy",
+    )
     assert again.total.energy_pJ == pytest.approx(schedule.total.energy_pJ, rel=1e-12)
 
 
@@ -103,8 +122,12 @@ def test_vgg_fused_region_fraction():
     """README.md section 7: VGG's fused schedule covers 4 x 23^2 of layer 1's 224^2 output (4.2%)."""
     network = load_workload(EXAMPLES / "VGG_Simba/inputs/VGG02")
     table = read_tables(EXAMPLES / "VGG_Simba/cost-tables")
-    schedule = evaluate(network, table, [StackSpec(0, 10, (7, 7), tuple(range(10))), StackSpec(11, 11, (14, 14))],
-                        rule="legacy")
+    schedule = evaluate(
+        network,
+        table,
+        [StackSpec(0, 10, (7, 7), tuple(range(10))), StackSpec(11, 11, (14, 14))],
+        rule="legacy",
+    )
     first = schedule.stacks[0].layers[0]
     assert [r.shape for r in first.regions] == [(23, 23)] * 4
     assert first.variants == ("Start", "OutWCC", "OutWCC", "OutWCC")

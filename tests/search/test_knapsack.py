@@ -30,7 +30,9 @@ def test_matches_enumeration(items, cap):
     weights = [w for w, _ in items]
     benefits = [b for _, b in items]
     value, chosen = solve_knapsack(weights, benefits, cap)
-    assert value == _enumerate(weights, benefits, cap) or math.isclose(value, _enumerate(weights, benefits, cap))
+    assert value == _enumerate(weights, benefits, cap) or math.isclose(
+        value, _enumerate(weights, benefits, cap)
+    )
     assert sum(weights[i] for i in chosen) <= cap
     assert math.isclose(sum(benefits[i] for i in chosen), value, abs_tol=1e-9)
     assert all(benefits[i] > 0 for i in chosen)

@@ -31,18 +31,32 @@ def test_required_entries_are_all_the_search_needs(seed: int):
     got, stats = optimize(net, table, cap, max_stack_depth=depth)
     assert stats.tilings_skipped_missing == 0, stats.skipped_examples
     assert got.total == best.total
-    assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == \
-        [(s.first, s.last, s.tile_shape, s.cached_layers) for s in best.stacks]
+    assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == [
+        (s.first, s.last, s.tile_shape, s.cached_layers) for s in best.stacks
+    ]
 
 
 def test_without_fusion_only_the_whole_planes():
-    net = Network.chain("n", [Layer("a", C=3, M=4, P=7, Q=5, R=3, S=3, pad=(1, 1, 1, 1)),
-                              Layer("b", C=4, M=4, P=7, Q=5, R=3, S=3, pad=(1, 1, 1, 1))])
+    net = Network.chain(
+        "n",
+        [
+            Layer("a", C=3, M=4, P=7, Q=5, R=3, S=3, pad=(1, 1, 1, 1)),
+            Layer("b", C=4, M=4, P=7, Q=5, R=3, S=3, pad=(1, 1, 1, 1)),
+        ],
+    )
     assert required_shapes(net, 1) == {(0, Variant.SLC, 5, 7), (1, Variant.SLC, 5, 7)}
     keys = required_shapes(net)
     # stack 0-1: layer 0 first (Start, OutWCC), layer 1 last (ELBLC, EWCC); no middle layer
-    assert {v for (_, v, _, _) in keys} == {Variant.SLC, Variant.Start, Variant.OutWCC, Variant.ELBLC, Variant.EWCC}
-    assert {(h, w) for (l, v, h, w) in keys if l == 1 and v == Variant.EWCC} == {(h, w) for h in range(1, 6) for w in range(1, 8)}
+    assert {v for (_, v, _, _) in keys} == {
+        Variant.SLC,
+        Variant.Start,
+        Variant.OutWCC,
+        Variant.ELBLC,
+        Variant.EWCC,
+    }
+    assert {(h, w) for (l, v, h, w) in keys if l == 1 and v == Variant.EWCC} == {
+        (h, w) for h in range(1, 6) for w in range(1, 8)
+    }
     # layer 0's regions: a band of t rows of layer 1 needs t + 2 rows of layer 0 inside, fewer at the edges
     hs = {h for (l, v, h, _) in keys if l == 0 and v == Variant.Start}
     assert hs == set(range(2, 6))

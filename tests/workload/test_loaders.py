@@ -35,17 +35,22 @@ def _write(tmp_path: Path, text: str) -> Path:
 
 
 def test_network_yaml_with_padding_and_pooling(tmp_path: Path):
-    p = _write(tmp_path, """
+    p = _write(
+        tmp_path,
+        """
 network: tiny
 input: [8, 8]
 layers:
   - {name: conv1, type: conv, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8, pad: [1, 1, 1, 1]}
   - {name: pool1, type: pool, C: 8, R: 2, S: 2, P: 4, Q: 4, stride: 2}
   - {name: conv2, C: 8, M: 4, R: 3, S: 1, P: 2, Q: 4, pad: [0, 0, 0, 0]}
-""")
+""",
+    )
     net = load_network_yaml(p)
     assert net.name == "tiny" and net.is_chain and not net.unchained
-    assert net.layers[1] == Layer("pool1", C=8, M=8, P=4, Q=4, R=2, S=2, Wstride=2, Hstride=2, kind="pool", pool="max")
+    assert net.layers[1] == Layer(
+        "pool1", C=8, M=8, P=4, Q=4, R=2, S=2, Wstride=2, Hstride=2, kind="pool", pool="max"
+    )
     assert net.layers[1].weights == 0 and net.layers[1].macs == 0
     assert net.layers[2].weights == 8 * 4 * 3
     assert net.input_plane_of(2) == (4, 4) and net.input_plane_of(0) == (8, 8)
@@ -57,9 +62,18 @@ layers:
         ("  - {name: a, C: 3, M: 8, R: 3, S: 3, P: -8, Q: 8}", "layers[0].P"),
         ("  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8, type: deconv}", "layers[0].type"),
         ("  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8, pad: [1, 1]}", "layers[0].pad"),
-        ("  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n  - {name: b, C: 4, M: 8, P: 8, Q: 8}", "layers[1].C"),
-        ("  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 8, Q: 6}", "layers[1].P"),
-        ("  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 6, Q: 7}", "layers[1].Q"),
+        (
+            "  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n  - {name: b, C: 4, M: 8, P: 8, Q: 8}",
+            "layers[1].C",
+        ),
+        (
+            "  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 8, Q: 6}",
+            "layers[1].P",
+        ),
+        (
+            "  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 6, Q: 7}",
+            "layers[1].Q",
+        ),
         ("  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8, colour: red}", "layers[0].colour"),
     ],
 )
@@ -80,11 +94,14 @@ def test_malformed_yaml_names_line(tmp_path: Path):
 
 def test_floor_semantics_accepts_odd_plane(tmp_path: Path):
     # a 3x3 stride-2 conv with pad 1 maps both 7 and 8 columns to 4: either producer width chains
-    p = _write(tmp_path, """
+    p = _write(
+        tmp_path,
+        """
 network: odd
 layers:
   - {name: a, C: 3, M: 4, R: 1, S: 1, P: 7, Q: 8}
   - {name: b, C: 4, M: 4, R: 3, S: 3, P: 4, Q: 4, stride: 2, pad: [1, 1, 1, 1]}
-""")
+""",
+    )
     net = load_network_yaml(p)
     assert net.layers[1].accepts_input_plane(8, 7)

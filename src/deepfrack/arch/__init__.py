@@ -32,8 +32,8 @@ from deepfrack.arch.spec import (
 
 __all__ = [
     "ActionEnergy",
-    "ArithmeticLevel",
     "Architecture",
+    "ArithmeticLevel",
     "CapacitySpec",
     "ComponentClass",
     "Constraints",

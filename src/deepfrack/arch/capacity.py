@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping
+from typing import TYPE_CHECKING
 
 from deepfrack.errors import InputError
 
@@ -28,7 +29,7 @@ class CapacitySpec:
         return 0 if level is None else int(self.words[level])
 
 
-def capacity_spec(arch: "Architecture", constraints: "Constraints") -> CapacitySpec:
+def capacity_spec(arch: Architecture, constraints: Constraints) -> CapacitySpec:
     """Each tensor's home level and the capacity of every home level.
 
     The home level of a tensor is the outermost level that is not a DRAM (nor a v0.4 spatial

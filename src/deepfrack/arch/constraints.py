@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from deepfrack.arch.spec import Architecture, Constraints, FactorBound, TargetConstraint
 from deepfrack.arch.yamlio import Document, load_documents, underscore_keys
@@ -49,13 +50,39 @@ _TYPE_ALIASES = {
     "max_overbooked_proportion": "max_overbooked_proportion",
 }
 #: further keys Timeloop (or timeloopfe) reads on a constraint; kept in TargetConstraint.extra
-_EXTRA_KEYS = frozenset({
-    "default_max_factor", "default_min_factor", "remainders", "no_reuse", "no_link_transfer",
-    "no_multicast_no_reduction", "no_temporal_reuse", "rmw_first_update", "no_coalesce", "proportion",
-    "maximize_dims", "factors_only", "no_iteration_over_dataspaces", "min_utilization",
-})
-_BASE_KEYS = frozenset({"target", "name", "type", "keep", "bypass", "factors", "permutation", "split", "min",
-                        "attributes", "constraints"})
+_EXTRA_KEYS = frozenset(
+    {
+        "default_max_factor",
+        "default_min_factor",
+        "remainders",
+        "no_reuse",
+        "no_link_transfer",
+        "no_multicast_no_reduction",
+        "no_temporal_reuse",
+        "rmw_first_update",
+        "no_coalesce",
+        "proportion",
+        "maximize_dims",
+        "factors_only",
+        "no_iteration_over_dataspaces",
+        "min_utilization",
+    }
+)
+_BASE_KEYS = frozenset(
+    {
+        "target",
+        "name",
+        "type",
+        "keep",
+        "bypass",
+        "factors",
+        "permutation",
+        "split",
+        "min",
+        "attributes",
+        "constraints",
+    }
+)
 
 _FACTOR_RE = re.compile(r"([A-Za-z]+)\s*(<=|>=|=)?\s*(-?\d+)")
 
@@ -63,8 +90,9 @@ _FACTOR_RE = re.compile(r"([A-Za-z]+)\s*(<=|>=|=)?\s*(-?\d+)")
 # ------------------------------------------------------------------------------------------------ #
 # single fields
 # ------------------------------------------------------------------------------------------------ #
-def parse_factors(value: Any, path: str | Path | None, field: str,
-                  dims: Iterable[str] = DIMS) -> dict[str, FactorBound]:
+def parse_factors(
+    value: Any, path: str | Path | None, field: str, dims: Iterable[str] = DIMS
+) -> dict[str, FactorBound]:
     """Timeloop factors -> {dim: FactorBound}. Accepts "P=1 Q=1 C<=8 M>=2", "C1 M2", "C=1,M=1" and
     lists of such strings. InputError (naming ``path`` and ``field``) on an unknown dimension, a
     malformed entry, a non-positive bound, or a dimension given twice."""
@@ -86,28 +114,38 @@ def parse_factors(value: Any, path: str | Path | None, field: str,
     out: dict[str, FactorBound] = {}
     pos = 0
     for m in _FACTOR_RE.finditer(text):
-        gap = text[pos:m.start()]
+        gap = text[pos : m.start()]
         if gap.strip(" ,\t\n"):
-            raise InputError(path, field, f"malformed factor {gap.strip()!r} in {value!r} "
-                                          "(write X=n, X<=n or X>=n)")
+            raise InputError(
+                path, field, f"malformed factor {gap.strip()!r} in {value!r} (write X=n, X<=n or X>=n)"
+            )
         pos = m.end()
         dim, op, num = m.group(1), m.group(2) or "=", int(m.group(3))
         if dim not in dims:
-            raise InputError(path, field, f"unknown dimension {dim!r} in {value!r} (dimensions: {' '.join(dims)})")
+            raise InputError(
+                path, field, f"unknown dimension {dim!r} in {value!r} (dimensions: {' '.join(dims)})"
+            )
         if num < 0 or (num == 0 and op != "="):
-            raise InputError(path, field, f"factor {m.group(0)!r} must be positive (0 is allowed only "
-                                          "with '=' and means the full dimension)")
+            raise InputError(
+                path,
+                field,
+                f"factor {m.group(0)!r} must be positive (0 is allowed only "
+                "with '=' and means the full dimension)",
+            )
         if dim in out:
             raise InputError(path, field, f"dimension {dim} given twice in {value!r}")
         out[dim] = FactorBound(op, num)
     rest = text[pos:]
     if rest.strip(" ,\t\n"):
-        raise InputError(path, field, f"malformed factor {rest.strip()!r} in {value!r} "
-                                      "(write X=n, X<=n or X>=n)")
+        raise InputError(
+            path, field, f"malformed factor {rest.strip()!r} in {value!r} (write X=n, X<=n or X>=n)"
+        )
     return out
 
 
-def parse_permutation(value: Any, path: str | Path | None, field: str, dims: Iterable[str] = DIMS) -> str | None:
+def parse_permutation(
+    value: Any, path: str | Path | None, field: str, dims: Iterable[str] = DIMS
+) -> str | None:
     """Timeloop permutation (innermost first) -> a string of dimension letters, with "_" between
     prefix and suffix when given. Accepts "CMQRSPN", "RS_CM" and v0.4 lists ["C", "M"]."""
     dims = tuple(dims)
@@ -127,7 +165,9 @@ def parse_permutation(value: Any, path: str | Path | None, field: str, dims: Ite
             if "_" in seen:
                 raise InputError(path, field, f"'_' given twice in {value!r}")
         elif it not in dims:
-            raise InputError(path, field, f"unknown dimension {it!r} in {value!r} (dimensions: {' '.join(dims)})")
+            raise InputError(
+                path, field, f"unknown dimension {it!r} in {value!r} (dimensions: {' '.join(dims)})"
+            )
         elif it in seen:
             raise InputError(path, field, f"dimension {it} given twice in {value!r}")
         seen.add(it)
@@ -149,7 +189,12 @@ def _tensor_list(value: Any, path: str | Path | None, field: str) -> tuple[str, 
 
 
 def _int(value: Any, path: str | Path | None, field: str, minimum: int = 0) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or int(value) != value
+        or value < minimum
+    ):
         raise InputError(path, field, f"expected an integer >= {minimum}, got {value!r}")
     return int(value)
 
@@ -157,8 +202,9 @@ def _int(value: Any, path: str | Path | None, field: str, minimum: int = 0) -> i
 # ------------------------------------------------------------------------------------------------ #
 # targets
 # ------------------------------------------------------------------------------------------------ #
-def parse_target(item: Any, path: str | Path | None, field: str,
-                 target: str | None = None, type_: str | None = None) -> list[TargetConstraint]:
+def parse_target(
+    item: Any, path: str | Path | None, field: str, target: str | None = None, type_: str | None = None
+) -> list[TargetConstraint]:
     """One entry of a Timeloop constraint (or mapping) list -> TargetConstraints. An entry with its
     own ``constraints`` list gives one TargetConstraint per element. ``target``/``type_`` fill in a
     missing ``target``/``type`` (v0.4 per-node constraints)."""
@@ -187,8 +233,12 @@ def parse_target(item: Any, path: str | Path | None, field: str,
         raise InputError(path, f"{field}.type", "missing (datatype, temporal, spatial or utilization)")
     ctype = _TYPE_ALIASES.get(str(raw_type))
     if ctype is None:
-        raise InputError(path, f"{field}.type", f"unknown constraint type {raw_type!r} (expected datatype, "
-                                                "bypass, temporal, spatial or utilization)")
+        raise InputError(
+            path,
+            f"{field}.type",
+            f"unknown constraint type {raw_type!r} (expected datatype, "
+            "bypass, temporal, spatial or utilization)",
+        )
     keep = bypass = None
     factors: dict[str, FactorBound] = {}
     permutation = None
@@ -222,9 +272,21 @@ def parse_target(item: Any, path: str | Path | None, field: str,
         if k not in _EXTRA_KEYS:
             warnings.warn(f"{path}: {field}.{k}: unknown constraint key, ignored", stacklevel=2)
         extra[k] = v
-    return [TargetConstraint(target=tgt, type=ctype, keep=keep, bypass=bypass, factors=factors,
-                             permutation=permutation, split=split, min_utilization=min_util,
-                             source=str(path) if path is not None else None, extra=extra, where=field)]
+    return [
+        TargetConstraint(
+            target=tgt,
+            type=ctype,
+            keep=keep,
+            bypass=bypass,
+            factors=factors,
+            permutation=permutation,
+            split=split,
+            min_utilization=min_util,
+            source=str(path) if path is not None else None,
+            extra=extra,
+            where=field,
+        )
+    ]
 
 
 def parse_target_list(items: Any, path: str | Path | None, field: str) -> tuple[TargetConstraint, ...]:
@@ -250,7 +312,13 @@ def parse_target_list(items: Any, path: str | Path | None, field: str) -> tuple[
 
 #: top-level keys holding constraint lists: Timeloop's (src/applications/mapper/mapper.cpp) and the v0.4
 #: front end's top-level ``constraints: {targets: [...]}``
-_CONSTRAINT_KEYS = ("architecture_constraints", "arch_constraints", "mapspace_constraints", "mapspace", "constraints")
+_CONSTRAINT_KEYS = (
+    "architecture_constraints",
+    "arch_constraints",
+    "mapspace_constraints",
+    "mapspace",
+    "constraints",
+)
 
 
 def constraints_from_data(data: Any, path: str | Path | None) -> tuple[Constraints, bool]:
@@ -265,8 +333,11 @@ def constraints_from_data(data: Any, path: str | Path | None) -> tuple[Constrain
         if key in data:
             found = True
             block = data[key]
-            if key in ("mapspace", "constraints") and isinstance(block, dict) and not (
-                    {"targets", "constraints"} & block.keys()):
+            if (
+                key in ("mapspace", "constraints")
+                and isinstance(block, dict)
+                and not ({"targets", "constraints"} & block.keys())
+            ):
                 continue  # a mapspace block without constraints (e.g. only a template)
             targets.extend(parse_target_list(block, path, key))
     arch = data.get("architecture", data.get("arch"))
@@ -305,8 +376,12 @@ def load_constraints(*paths_or_docs: str | Path | Mapping[str, Any] | Constraint
             if not found:
                 if _is_architecture_only(doc):
                     continue
-                raise InputError(doc.path, None, "no constraints found (expected architecture_constraints, "
-                                                 "mapspace_constraints or mapspace)")
+                raise InputError(
+                    doc.path,
+                    None,
+                    "no constraints found (expected architecture_constraints, "
+                    "mapspace_constraints or mapspace)",
+                )
             merged = merged.merged(cons)
             sources.append(str(doc.path))
     return Constraints(merged.targets, ", ".join(sources) if sources else None)
@@ -314,7 +389,9 @@ def load_constraints(*paths_or_docs: str | Path | Mapping[str, Any] | Constraint
 
 def _is_architecture_only(doc: Document) -> bool:
     return isinstance(doc.data, dict) and bool(
-        {"architecture", "arch", "compound_components", "problem", "mapper", "ERT", "mapping"} & doc.data.keys())
+        {"architecture", "arch", "compound_components", "problem", "mapper", "ERT", "mapping"}
+        & doc.data.keys()
+    )
 
 
 # ------------------------------------------------------------------------------------------------ #
@@ -326,21 +403,29 @@ def check_constraints(arch: Architecture, constraints: Constraints) -> None:
     "cannot find spatial tiling level", Constraints::FindTargetTilingLevel), or two constraints on
     one level contradict each other (a data space both kept and bypassed, a dimension bounded twice
     differently, two permutations or splits) - Timeloop's "re-specification" errors."""
+
     def fld(t: TargetConstraint, suffix: str) -> str:
         return f"{t.where}.{suffix}" if t.where else f"target {t.target}"
 
     names = arch.level_names
-    all_targets = tuple(arch.constraints.targets) + tuple(t for t in constraints.targets
-                                                        if t not in arch.constraints.targets)
+    all_targets = tuple(arch.constraints.targets) + tuple(
+        t for t in constraints.targets if t not in arch.constraints.targets
+    )
     for t in constraints.targets:
         if t.target not in names:
-            raise InputError(t.source, fld(t, "target"), f"{t.target} is not a storage level of architecture "
-                                                         f"{arch.name} (levels: {', '.join(names)})")
+            raise InputError(
+                t.source,
+                fld(t, "target"),
+                f"{t.target} is not a storage level of architecture {arch.name} (levels: {', '.join(names)})",
+            )
         if t.type == "spatial":
             fx, fy = arch.fanout(t.target)
             if fx * fy <= 1:
-                raise InputError(t.source, fld(t, "target"),
-                                 f"spatial constraint on {t.target}, a level with no spatial fanout below it")
+                raise InputError(
+                    t.source,
+                    fld(t, "target"),
+                    f"spatial constraint on {t.target}, a level with no spatial fanout below it",
+                )
     by_level: dict[tuple[str, str], list[TargetConstraint]] = {}
     for t in all_targets:
         by_level.setdefault((t.target, t.type), []).append(t)
@@ -353,9 +438,11 @@ def check_constraints(arch: Architecture, constraints: Constraints) -> None:
             clash = kept & bypassed
             if clash:
                 t = [t for t in ts if set(t.bypass or ()) & clash or set(t.keep or ()) & clash][-1]
-                raise InputError(t.source, fld(t, "keep" if set(t.keep or ()) & clash else "bypass"),
-                                 f"{', '.join(sorted(clash))} both kept and bypassed at {level} by different "
-                                 "constraints")
+                raise InputError(
+                    t.source,
+                    fld(t, "keep" if set(t.keep or ()) & clash else "bypass"),
+                    f"{', '.join(sorted(clash))} both kept and bypassed at {level} by different constraints",
+                )
         elif ctype in ("temporal", "spatial"):
             bounds: dict[tuple[str, str], tuple[int, str | None]] = {}
             perm: tuple[str, str | None] | None = None
@@ -364,18 +451,25 @@ def check_constraints(arch: Architecture, constraints: Constraints) -> None:
                 for d, b in t.factors.items():
                     prev = bounds.get((d, b.op))
                     if prev is not None and prev[0] != b.value:
-                        raise InputError(t.source, fld(t, "factors"),
-                                         f"{d}{b.op}{b.value} contradicts {d}{b.op}{prev[0]} from {prev[1]}")
+                        raise InputError(
+                            t.source,
+                            fld(t, "factors"),
+                            f"{d}{b.op}{b.value} contradicts {d}{b.op}{prev[0]} from {prev[1]}",
+                        )
                     bounds[(d, b.op)] = (b.value, t.source)
                 if t.permutation is not None:
                     if perm is not None and perm[0] != t.permutation:
-                        raise InputError(t.source, fld(t, "permutation"),
-                                         f"{t.permutation} contradicts {perm[0]} from {perm[1]}")
+                        raise InputError(
+                            t.source,
+                            fld(t, "permutation"),
+                            f"{t.permutation} contradicts {perm[0]} from {perm[1]}",
+                        )
                     perm = (t.permutation, t.source)
                 if t.split is not None:
                     if split is not None and split[0] != t.split:
-                        raise InputError(t.source, fld(t, "split"),
-                                         f"{t.split} contradicts {split[0]} from {split[1]}")
+                        raise InputError(
+                            t.source, fld(t, "split"), f"{t.split} contradicts {split[0]} from {split[1]}"
+                        )
                     split = (t.split, t.source)
 
 
@@ -422,6 +516,15 @@ def as_yaml_data(constraints: Constraints, key: str = "architecture_constraints"
 
 
 __all__ = [
-    "DIMS", "TENSORS", "as_yaml_data", "check_constraints", "constraints_from_data", "effective_keep",
-    "load_constraints", "parse_factors", "parse_permutation", "parse_target", "parse_target_list",
+    "DIMS",
+    "TENSORS",
+    "as_yaml_data",
+    "check_constraints",
+    "constraints_from_data",
+    "effective_keep",
+    "load_constraints",
+    "parse_factors",
+    "parse_permutation",
+    "parse_target",
+    "parse_target_list",
 ]

@@ -36,7 +36,8 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from deepfrack.arch.spec import ActionEnergy, Architecture, ArithmeticLevel, EnergyTable, StorageLevel
 from deepfrack.errors import InputError
@@ -87,7 +88,7 @@ def fp_mac_pj(bits: int) -> float:
 
 
 def technology_nm(tech: Any) -> float | None:
-    """"45nm" / "45 nm" / 45 / "0.045um" -> 45.0; None when absent or not a length."""
+    """ "45nm" / "45 nm" / 45 / "0.045um" -> 45.0; None when absent or not a length."""
     if tech is None or isinstance(tech, bool):
         return None
     if isinstance(tech, (int, float)):
@@ -125,9 +126,12 @@ def storage_energies(lv: StorageLevel, arch: Architecture) -> tuple[float, float
         raw = lv.attributes.get("type", DEFAULT_DRAM_TYPE)
         key = str(raw).upper().replace("-", "").replace("_", "")
         if key not in DRAM_PJ_PER_BIT:
-            raise InputError(arch.source, f"{lv.name}.attributes.type",
-                             f"unknown DRAM type {raw!r} for the built-in energy table "
-                             f"(known: {', '.join(DRAM_PJ_PER_BIT)}); give an Accelergy ERT instead")
+            raise InputError(
+                arch.source,
+                f"{lv.name}.attributes.type",
+                f"unknown DRAM type {raw!r} for the built-in energy table "
+                f"(known: {', '.join(DRAM_PJ_PER_BIT)}); give an Accelergy ERT instead",
+            )
         e = DRAM_PJ_PER_BIT[key] * lv.word_bits * lv.block_size
         return e, e
     scale = _scale(lv.technology, technology_nm(arch.technology))
@@ -166,14 +170,22 @@ def builtin_energy_table(arch: Architecture) -> EnergyTable:
     actions: dict[str, tuple[ActionEnergy, ...]] = {}
     for lv in arch.levels:
         r, w = storage_energies(lv, arch)
-        actions[lv.name] = (ActionEnergy("read", r), ActionEnergy("write", w), ActionEnergy("update", w),
-                            ActionEnergy("leak", 0.0))
+        actions[lv.name] = (
+            ActionEnergy("read", r),
+            ActionEnergy("write", w),
+            ActionEnergy("update", w),
+            ActionEnergy("leak", 0.0),
+        )
     ar = arch.arithmetic
     actions[ar.name] = (ActionEnergy("compute", compute_energy(ar, arch)), ActionEnergy("leak", 0.0))
-    return EnergyTable(actions, origin="builtin:45nm (Horowitz ISSCC 2014; Accelergy DRAM and Aladdin tables)")
+    return EnergyTable(
+        actions, origin="builtin:45nm (Horowitz ISSCC 2014; Accelergy DRAM and Aladdin tables)"
+    )
 
 
-def compare_tables(arch: Architecture, ours: EnergyTable, reference: EnergyTable) -> list[tuple[str, str, float, float]]:
+def compare_tables(
+    arch: Architecture, ours: EnergyTable, reference: EnergyTable
+) -> list[tuple[str, str, float, float]]:
     """(component, op, ours, reference) for read and fill of every non-placeholder storage level and
     compute of the arithmetic units: the rows of the sanity check in docs/arch.md."""
     rows = []
@@ -184,14 +196,25 @@ def compare_tables(arch: Architecture, ours: EnergyTable, reference: EnergyTable
             a, b = ours.op_energy(lv.name, op), reference.op_energy(lv.name, op)
             if a is not None and b is not None:
                 rows.append((lv.name, op, a, b))
-    a, b = ours.op_energy(arch.arithmetic.name, "compute"), reference.op_energy(arch.arithmetic.name, "compute")
+    a, b = (
+        ours.op_energy(arch.arithmetic.name, "compute"),
+        reference.op_energy(arch.arithmetic.name, "compute"),
+    )
     if a is not None and b is not None:
         rows.append((arch.arithmetic.name, "compute", a, b))
     return rows
 
 
 __all__ = [
+    "DRAM_PJ_PER_BIT",
+    "REGISTER_PJ_PER_BIT",
+    "SRAM_POINTS_45NM",
+    "builtin_energy_table",
     "compare_tables",
-    "DRAM_PJ_PER_BIT", "REGISTER_PJ_PER_BIT", "SRAM_POINTS_45NM", "builtin_energy_table", "compute_energy",
-    "fp_mac_pj", "int_mac_pj", "sram_pj_per_bit", "storage_energies", "technology_nm",
+    "compute_energy",
+    "fp_mac_pj",
+    "int_mac_pj",
+    "sram_pj_per_bit",
+    "storage_energies",
+    "technology_nm",
 ]

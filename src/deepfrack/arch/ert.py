@@ -15,8 +15,9 @@ most expensive one (see ``EnergyTable.action_energy``).
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from deepfrack.arch.spec import ActionEnergy, Architecture, EnergyTable
 from deepfrack.arch.yamlio import load_documents
@@ -50,8 +51,13 @@ def _actions(raw: Any, path: Path | None, field: str) -> list[ActionEnergy]:
             for j, e in enumerate(entries):
                 if not isinstance(e, dict) or "energy" not in e:
                     raise InputError(path, f"{field}.{name}[{j}]", "expected an entry with an energy")
-                out.append(ActionEnergy(str(name), _energy(e["energy"], path, f"{field}.{name}[{j}].energy"),
-                                        dict(e.get("arguments") or {})))
+                out.append(
+                    ActionEnergy(
+                        str(name),
+                        _energy(e["energy"], path, f"{field}.{name}[{j}].energy"),
+                        dict(e.get("arguments") or {}),
+                    )
+                )
         return out
     if not isinstance(raw, list):
         raise InputError(path, field, "expected a list of actions")
@@ -61,7 +67,9 @@ def _actions(raw: Any, path: Path | None, field: str) -> list[ActionEnergy]:
             raise InputError(path, f"{f}.name", "each action needs a name")
         if "energy" not in a:
             raise InputError(path, f"{f}.energy", f"action {a['name']!r} has no energy")
-        out.append(ActionEnergy(a["name"], _energy(a["energy"], path, f"{f}.energy"), dict(a.get("arguments") or {})))
+        out.append(
+            ActionEnergy(a["name"], _energy(a["energy"], path, f"{f}.energy"), dict(a.get("arguments") or {}))
+        )
     return out
 
 
@@ -81,13 +89,17 @@ def ert_from_data(data: Mapping[str, Any], path: str | Path | None = None) -> En
     if isinstance(tables, dict):  # v0.2
         items = list(tables.items())
         for i, (name, acts) in enumerate(items):
-            actions.setdefault(component_name(name), []).extend(_actions(acts, p, f"{key}.{tables_key}.{name}"))
+            actions.setdefault(component_name(name), []).extend(
+                _actions(acts, p, f"{key}.{tables_key}.{name}")
+            )
     elif isinstance(tables, list):
         for i, t in enumerate(tables):
             f = f"{key}.{tables_key}[{i}]"
             if not isinstance(t, dict) or not isinstance(t.get("name"), str):
                 raise InputError(p, f"{f}.name", "each table needs a component name")
-            actions.setdefault(component_name(t["name"]), []).extend(_actions(t.get("actions"), p, f"{f}.actions"))
+            actions.setdefault(component_name(t["name"]), []).extend(
+                _actions(t.get("actions"), p, f"{f}.actions")
+            )
     else:
         raise InputError(p, f"{key}.{tables_key}", "expected a list of component tables")
     return EnergyTable({k: tuple(v) for k, v in actions.items()}, origin=f"ert:{p}" if p else "ert")
@@ -102,25 +114,37 @@ def check_energy_table(table: EnergyTable, arch: Architecture, path: str | Path 
         if lv.is_dummy:
             continue
         if lv.name not in table.actions:
-            raise InputError(path, f"ERT.tables[{lv.path or lv.name}]", f"no entry for storage level {lv.name}")
+            raise InputError(
+                path, f"ERT.tables[{lv.path or lv.name}]", f"no entry for storage level {lv.name}"
+            )
         for op in STORAGE_OPS:
             if table.op_energy(lv.name, op) is None:
-                raise InputError(path, f"ERT.tables[{lv.path or lv.name}].actions",
-                                 f"no {op} action for storage level {lv.name} "
-                                 f"(have: {', '.join(sorted({a.action for a in table.actions[lv.name]}))})")
+                raise InputError(
+                    path,
+                    f"ERT.tables[{lv.path or lv.name}].actions",
+                    f"no {op} action for storage level {lv.name} "
+                    f"(have: {', '.join(sorted({a.action for a in table.actions[lv.name]}))})",
+                )
     ar = arch.arithmetic
     if ar.name not in table.actions:
         raise InputError(path, f"ERT.tables[{ar.path or ar.name}]", f"no entry for compute unit {ar.name}")
     if table.op_energy(ar.name, "compute") is None:
-        raise InputError(path, f"ERT.tables[{ar.path or ar.name}].actions",
-                         f"no compute action (mac_random, mult_random, mac, mult or compute) for {ar.name}")
+        raise InputError(
+            path,
+            f"ERT.tables[{ar.path or ar.name}].actions",
+            f"no compute action (mac_random, mult_random, mac, mult or compute) for {ar.name}",
+        )
 
 
 def load_ert(path: str | Path, arch: Architecture | None = None) -> EnergyTable:
     """Energy table from an Accelergy ERT file (``timeloop-mapper.ERT.yaml`` or an ERT_summary).
 
     With ``arch``, every action the model needs must be present (``check_energy_table``)."""
-    docs = [d for d in load_documents(path) if isinstance(d.data, dict) and ({"ERT", "ERT_summary"} & d.data.keys())]
+    docs = [
+        d
+        for d in load_documents(path)
+        if isinstance(d.data, dict) and ({"ERT", "ERT_summary"} & d.data.keys())
+    ]
     if not docs:
         raise InputError(path, "ERT", "no Accelergy ERT found (expected 'ERT: {version, tables}')")
     if len(docs) > 1:

@@ -32,8 +32,9 @@ import ast
 import math
 import operator
 import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 from deepfrack.arch.constraints import DIMS, TENSORS, parse_target
 from deepfrack.arch.spec import (
@@ -66,8 +67,12 @@ _ARITH_WORD_BITS_KEYS = ("word_bits", "datawidth")
 # small helpers
 # ------------------------------------------------------------------------------------------------ #
 def classify(cls: str) -> str:
-    """"buffer", "compute", "network" or "other" by Timeloop's substring rule (buffer first)."""
-    for kind, subs in (("buffer", BUFFER_CLASSES), ("compute", COMPUTE_CLASSES), ("network", NETWORK_CLASSES)):
+    """ "buffer", "compute", "network" or "other" by Timeloop's substring rule (buffer first)."""
+    for kind, subs in (
+        ("buffer", BUFFER_CLASSES),
+        ("compute", COMPUTE_CLASSES),
+        ("network", NETWORK_CLASSES),
+    ):
         if any(s in cls for s in subs):
             return kind
     return "other"
@@ -90,12 +95,25 @@ def split_name(raw: Any, path: Path | None, field: str) -> tuple[str, int]:
 
 
 _BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow,
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Mod: operator.mod,
+    ast.Pow: operator.pow,
 }
 _FUNCS: dict[str, Callable[..., Any]] = {
-    "ceil": math.ceil, "floor": math.floor, "log2": math.log2, "log": math.log, "max": max, "min": min,
-    "round": round, "int": int, "abs": abs, "sqrt": math.sqrt,
+    "ceil": math.ceil,
+    "floor": math.floor,
+    "log2": math.log2,
+    "log": math.log,
+    "max": max,
+    "min": min,
+    "round": round,
+    "int": int,
+    "abs": abs,
+    "sqrt": math.sqrt,
 }
 
 
@@ -105,7 +123,11 @@ def _eval_expr(text: str, symbols: Mapping[str, Any]) -> float:
     def ev(node: ast.AST) -> Any:
         if isinstance(node, ast.Expression):
             return ev(node.body)
-        if isinstance(node, ast.Constant) and isinstance(node.value, (int, float)) and not isinstance(node.value, bool):
+        if (
+            isinstance(node, ast.Constant)
+            and isinstance(node.value, (int, float))
+            and not isinstance(node.value, bool)
+        ):
             return node.value
         if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
             return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
@@ -144,8 +166,15 @@ class _Attrs:
     """Attribute lookup for one component: own attributes first, then inherited ones (only for the
     keys allowed to inherit), with errors naming the file and field."""
 
-    def __init__(self, own: Mapping[str, Any], inherited: Mapping[str, Any], inherit_all: bool,
-                 symbols: Mapping[str, Any], path: Path | None, field: str):
+    def __init__(
+        self,
+        own: Mapping[str, Any],
+        inherited: Mapping[str, Any],
+        inherit_all: bool,
+        symbols: Mapping[str, Any],
+        path: Path | None,
+        field: str,
+    ):
         self.own = dict(own)
         self.inherited = dict(inherited)
         self.inherit_all = inherit_all
@@ -163,8 +192,14 @@ class _Attrs:
                     return k, self.inherited[k]
         return None
 
-    def num(self, *keys: str, inherit: bool = False, integer: bool = True, positive: bool = True,
-            allow_zero: bool = False) -> float | int | None:
+    def num(
+        self,
+        *keys: str,
+        inherit: bool = False,
+        integer: bool = True,
+        positive: bool = True,
+        allow_zero: bool = False,
+    ) -> float | int | None:
         found = self.raw(*keys, inherit=inherit)
         if found is None:
             return None
@@ -172,9 +207,13 @@ class _Attrs:
         try:
             x = _number(v, self.symbols)
         except (ValueError, TypeError, ZeroDivisionError, SyntaxError):
-            raise InputError(self.path, f"{self.field}.attributes.{k}", f"expected a number, got {v!r}") from None
+            raise InputError(
+                self.path, f"{self.field}.attributes.{k}", f"expected a number, got {v!r}"
+            ) from None
         if not math.isfinite(x):
-            raise InputError(self.path, f"{self.field}.attributes.{k}", f"expected a finite number, got {v!r}")
+            raise InputError(
+                self.path, f"{self.field}.attributes.{k}", f"expected a finite number, got {v!r}"
+            )
         if integer:
             if int(x) != x:
                 raise InputError(self.path, f"{self.field}.attributes.{k}", f"expected an integer, got {v!r}")
@@ -184,22 +223,31 @@ class _Attrs:
         return x
 
 
-def _mesh(instances: int, mesh_x: int | None, mesh_y: int | None, path: Path | None, field: str) -> tuple[int, int]:
+def _mesh(
+    instances: int, mesh_x: int | None, mesh_y: int | None, path: Path | None, field: str
+) -> tuple[int, int]:
     """meshX/meshY as BufferLevel::ValidateTopology (src/model/buffer.cpp) derives them from the
     instance count: both given -> must multiply to it; one given -> must divide it, the other is
     the quotient; none -> meshX = instances, meshY = 1."""
     if mesh_x is not None and mesh_y is not None:
         if mesh_x * mesh_y != instances:
-            raise InputError(path, f"{field}.attributes.meshX",
-                             f"meshX x meshY = {mesh_x} x {mesh_y} != {instances} instances")
+            raise InputError(
+                path,
+                f"{field}.attributes.meshX",
+                f"meshX x meshY = {mesh_x} x {mesh_y} != {instances} instances",
+            )
         return mesh_x, mesh_y
     if mesh_x is not None:
         if instances % mesh_x:
-            raise InputError(path, f"{field}.attributes.meshX", f"meshX {mesh_x} does not divide {instances} instances")
+            raise InputError(
+                path, f"{field}.attributes.meshX", f"meshX {mesh_x} does not divide {instances} instances"
+            )
         return mesh_x, instances // mesh_x
     if mesh_y is not None:
         if instances % mesh_y:
-            raise InputError(path, f"{field}.attributes.meshY", f"meshY {mesh_y} does not divide {instances} instances")
+            raise InputError(
+                path, f"{field}.attributes.meshY", f"meshY {mesh_y} does not divide {instances} instances"
+            )
         return instances // mesh_y, mesh_y
     return instances, 1
 
@@ -219,9 +267,17 @@ def _technology(attrs: _Attrs, defaults: Mapping[str, Any]) -> str | None:
     return None if v is None else str(v)
 
 
-def _storage_level(name: str, cls: str, subclass: str | None, instances: int, attrs: _Attrs,
-                   class_defaults: Mapping[str, Any], hier_path: str, v04: bool,
-                   mesh: tuple[int, int] | None = None) -> StorageLevel:
+def _storage_level(
+    name: str,
+    cls: str,
+    subclass: str | None,
+    instances: int,
+    attrs: _Attrs,
+    class_defaults: Mapping[str, Any],
+    hier_path: str,
+    v04: bool,
+    mesh: tuple[int, int] | None = None,
+) -> StorageLevel:
     """One storage level, following BufferLevel::ParseSpecs (src/model/buffer.cpp)."""
     path, field = attrs.path, attrs.field
     word_bits = attrs.num(*_WORD_BITS_KEYS, inherit=True) or 16  # Specs::kDefaultWordBits = 16
@@ -234,24 +290,35 @@ def _storage_level(name: str, cls: str, subclass: str | None, instances: int, at
     cluster = cluster_spec or 1
     if width is not None:
         if width % (word_bits * block):
-            raise InputError(path, f"{field}.attributes.width",
-                             f"width {width} is not a multiple of word bits {word_bits} x block size {block}")
+            raise InputError(
+                path,
+                f"{field}.attributes.width",
+                f"width {width} is not a multiple of word bits {word_bits} x block size {block}",
+            )
         if block_spec is not None and cluster_spec is not None:
             if block_spec * word_bits * cluster_spec != width:
-                raise InputError(path, f"{field}.attributes",
-                                 f"block size {block_spec} x word bits {word_bits} x cluster size {cluster_spec} "
-                                 f"!= width {width}")
+                raise InputError(
+                    path,
+                    f"{field}.attributes",
+                    f"block size {block_spec} x word bits {word_bits} x cluster size {cluster_spec} "
+                    f"!= width {width}",
+                )
         elif cluster_spec is not None:
             if width % (cluster_spec * word_bits):
-                raise InputError(path, f"{field}.attributes.cluster_size",
-                                 f"width {width} is not a multiple of cluster size {cluster_spec} x word bits {word_bits}")
+                raise InputError(
+                    path,
+                    f"{field}.attributes.cluster_size",
+                    f"width {width} is not a multiple of cluster size {cluster_spec} x word bits {word_bits}",
+                )
             block = width // cluster_spec // word_bits
         elif block_spec is not None:
             cluster = width // (word_bits * block_spec)
         else:
             block, cluster = width // word_bits, 1
         if block < 1:
-            raise InputError(path, f"{field}.attributes.width", f"width {width} holds no word of {word_bits} bits")
+            raise InputError(
+                path, f"{field}.attributes.width", f"width {width} holds no word of {word_bits} bits"
+            )
     entries = attrs.num("entries")
     depth = attrs.num("depth", "memory_depth", "data_storage_depth")
     size_kb = attrs.num("sizeKB", integer=False)
@@ -276,17 +343,39 @@ def _storage_level(name: str, cls: str, subclass: str | None, instances: int, at
         mesh = _mesh(instances, attrs.num("meshX"), attrs.num("meshY"), path, field)
     merged = {**class_defaults, **attrs.inherited, **attrs.own}
     return StorageLevel(
-        name=name, cls=cls, instances=instances, mesh_x=mesh[0], mesh_y=mesh[1], word_bits=word_bits,
-        block_size=block, depth=depth, cluster_size=cluster, n_banks=n_banks, num_ports=ports,
-        read_bandwidth=read_bw, write_bandwidth=write_bw, shared_bandwidth=shared_bw,
-        multiple_buffering=1.0 if mb is None else float(mb), subclass=subclass, attributes=merged,
-        entries=entries, technology=_technology(attrs, class_defaults), path=hier_path,
+        name=name,
+        cls=cls,
+        instances=instances,
+        mesh_x=mesh[0],
+        mesh_y=mesh[1],
+        word_bits=word_bits,
+        block_size=block,
+        depth=depth,
+        cluster_size=cluster,
+        n_banks=n_banks,
+        num_ports=ports,
+        read_bandwidth=read_bw,
+        write_bandwidth=write_bw,
+        shared_bandwidth=shared_bw,
+        multiple_buffering=1.0 if mb is None else float(mb),
+        subclass=subclass,
+        attributes=merged,
+        entries=entries,
+        technology=_technology(attrs, class_defaults),
+        path=hier_path,
     )
 
 
-def _arithmetic(name: str, cls: str, subclass: str | None, instances: int, attrs: _Attrs,
-                class_defaults: Mapping[str, Any], hier_path: str,
-                mesh: tuple[int, int] | None = None) -> ArithmeticLevel:
+def _arithmetic(
+    name: str,
+    cls: str,
+    subclass: str | None,
+    instances: int,
+    attrs: _Attrs,
+    class_defaults: Mapping[str, Any],
+    hier_path: str,
+    mesh: tuple[int, int] | None = None,
+) -> ArithmeticLevel:
     """The compute level, following ArithmeticUnits::ParseSpecs (src/model/arithmetic.cpp)."""
     word_bits = attrs.num(*_ARITH_WORD_BITS_KEYS, inherit=True) or 16
     inst = attrs.num("instances")
@@ -295,9 +384,16 @@ def _arithmetic(name: str, cls: str, subclass: str | None, instances: int, attrs
     if mesh is None:
         mesh = _mesh(instances, attrs.num("meshX"), attrs.num("meshY"), attrs.path, attrs.field)
     return ArithmeticLevel(
-        name=name, cls=cls, instances=instances, mesh_x=mesh[0], mesh_y=mesh[1], word_bits=word_bits,
-        subclass=subclass, attributes={**class_defaults, **attrs.inherited, **attrs.own},
-        technology=_technology(attrs, class_defaults), path=hier_path,
+        name=name,
+        cls=cls,
+        instances=instances,
+        mesh_x=mesh[0],
+        mesh_y=mesh[1],
+        word_bits=word_bits,
+        subclass=subclass,
+        attributes={**class_defaults, **attrs.inherited, **attrs.own},
+        technology=_technology(attrs, class_defaults),
+        path=hier_path,
     )
 
 
@@ -332,10 +428,16 @@ def component_classes(data: Mapping[str, Any], path: Path | None) -> dict[str, C
         field = f"compound_components.classes[{i}]"
         if not isinstance(c, dict) or not isinstance(c.get("name"), str):
             raise InputError(path, f"{field}.name", "each class needs a name")
-        attrs = {k: v for k, v in (c.get("attributes") or {}).items()
-                 if not (isinstance(v, str) and v.strip().lower() == "must_specify")}
-        subs = tuple((str(s.get("name")), str(s.get("class"))) for s in (c.get("subcomponents") or [])
-                     if isinstance(s, dict))
+        attrs = {
+            k: v
+            for k, v in (c.get("attributes") or {}).items()
+            if not (isinstance(v, str) and v.strip().lower() == "must_specify")
+        }
+        subs = tuple(
+            (str(s.get("name")), str(s.get("class")))
+            for s in (c.get("subcomponents") or [])
+            if isinstance(s, dict)
+        )
         acts = tuple(str(a.get("name")) for a in (c.get("actions") or []) if isinstance(a, dict))
         out[c["name"]] = ComponentClass(c["name"], attrs, subs, acts, str(path) if path else None)
     return out
@@ -344,8 +446,12 @@ def component_classes(data: Mapping[str, Any], path: Path | None) -> dict[str, C
 # ------------------------------------------------------------------------------------------------ #
 # v0.3
 # ------------------------------------------------------------------------------------------------ #
-def _arch_v03(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, ComponentClass],
-              variables: Mapping[str, Any]) -> Architecture:
+def _arch_v03(
+    arch: Mapping[str, Any],
+    path: Path | None,
+    classes: Mapping[str, ComponentClass],
+    variables: Mapping[str, Any],
+) -> Architecture:
     levels: list[StorageLevel] = []
     arithmetic: ArithmeticLevel | None = None
     inherited: dict[str, Any] = {}
@@ -358,7 +464,9 @@ def _arch_v03(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
     while True:
         if node is not arch:
             # topology is per component (a subtree's meshX is not its children's)
-            inherited.update({k: v for k, v in _attributes(node, path, field).items() if k not in _NOT_INHERITED})
+            inherited.update(
+                {k: v for k, v in _attributes(node, path, field).items() if k not in _NOT_INHERITED}
+            )
         if top_tech is None and "technology" in inherited:
             top_tech = str(inherited["technology"])
         local = node.get("local")
@@ -375,21 +483,29 @@ def _arch_v03(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
                 if kind in ("network", "other"):
                     continue  # Timeloop ignores components of unknown classes; networks are not modelled here
                 attrs = _Attrs(_attributes(comp, path, cf), inherited, False, variables, path, cf)
-                hp = ".".join(hier + [str(comp["name"]).strip()])
+                hp = ".".join([*hier, str(comp["name"]).strip()])
                 defaults = _defaults_for(cls, sub, classes)
                 if kind == "buffer":
-                    levels.append(_storage_level(base, cls, sub, mult * count, attrs, defaults, hp, v04=False))
+                    levels.append(
+                        _storage_level(base, cls, sub, mult * count, attrs, defaults, hp, v04=False)
+                    )
                 else:
                     if arithmetic is not None:
-                        raise InputError(path, f"{cf}.name", f"second compute component {base!r} "
-                                                             f"(already have {arithmetic.name!r})")
+                        raise InputError(
+                            path,
+                            f"{cf}.name",
+                            f"second compute component {base!r} (already have {arithmetic.name!r})",
+                        )
                     arithmetic = _arithmetic(base, cls, sub, mult * count, attrs, defaults, hp)
         sub_trees = node.get("subtree")
         if not sub_trees:
             break
         if not isinstance(sub_trees, list) or len(sub_trees) != 1:
-            raise InputError(path, f"{field}.subtree",
-                             "Timeloop supports exactly one subtree per level (src/model/topology.cpp)")
+            raise InputError(
+                path,
+                f"{field}.subtree",
+                "Timeloop supports exactly one subtree per level (src/model/topology.cpp)",
+            )
         node = sub_trees[0]
         field = f"{field}.subtree[0]"
         if not isinstance(node, dict):
@@ -402,24 +518,30 @@ def _arch_v03(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
     if arithmetic is None:
         raise InputError(path, "architecture", "no compute component (class mac, intmac, fpmac or compute)")
     if not levels:
-        raise InputError(path, "architecture", "no storage level (class DRAM, SRAM, regfile, smartbuffer or storage)")
+        raise InputError(
+            path, "architecture", "no storage level (class DRAM, SRAM, regfile, smartbuffer or storage)"
+        )
     cons: tuple[TargetConstraint, ...] = ()
     if arch.get("constraints") is not None:
         from deepfrack.arch.constraints import parse_target_list
 
         cons = parse_target_list(arch["constraints"], path, "architecture.constraints")
     return Architecture(
-        name=top_name or (path.stem if path else "architecture"), levels=tuple(levels), arithmetic=arithmetic,
-        version=str(arch.get("version", "0.3")), source=str(path) if path else None,
-        constraints=Constraints(cons, str(path) if path else None), components=dict(classes), technology=top_tech,
+        name=top_name or (path.stem if path else "architecture"),
+        levels=tuple(levels),
+        arithmetic=arithmetic,
+        version=str(arch.get("version", "0.3")),
+        source=str(path) if path else None,
+        constraints=Constraints(cons, str(path) if path else None),
+        components=dict(classes),
+        technology=top_tech,
     )
 
 
 # ------------------------------------------------------------------------------------------------ #
 # v0.4
 # ------------------------------------------------------------------------------------------------ #
-def _v04_flatten(nodes: Any, path: Path | None, field: str, parallel: bool, out: list,
-                 groups: list) -> None:
+def _v04_flatten(nodes: Any, path: Path | None, field: str, parallel: bool, out: list, groups: list) -> None:
     """Depth-first list of (node, field, in_parallel) with tags checked; ``groups`` collects every
     !Parallel as a list of its children's leaf lists (for the data-space rule)."""
     if not isinstance(nodes, list):
@@ -427,11 +549,16 @@ def _v04_flatten(nodes: Any, path: Path | None, field: str, parallel: bool, out:
     for i, n in enumerate(nodes):
         f = f"{field}[{i}]"
         if not isinstance(n, Tagged):
-            raise InputError(path, f, "v0.4 nodes need a tag (!Container, !Component, !Parallel, !Hierarchical, "
-                                      "!Pipelined or !Nothing)")
+            raise InputError(
+                path,
+                f,
+                "v0.4 nodes need a tag (!Container, !Component, !Parallel, !Hierarchical, "
+                "!Pipelined or !Nothing)",
+            )
         if n.tag not in V04_TAGS:
-            raise InputError(path, f, f"unknown YAML tag !{n.tag} (expected one of "
-                                      f"{', '.join('!' + t for t in V04_TAGS)})")
+            raise InputError(
+                path, f, f"unknown YAML tag !{n.tag} (expected one of {', '.join('!' + t for t in V04_TAGS)})"
+            )
         if n.tag in ("Hierarchical", "Parallel", "Pipelined"):
             children = n.get("nodes", [])
             if n.tag == "Parallel":
@@ -448,8 +575,9 @@ def _v04_flatten(nodes: Any, path: Path | None, field: str, parallel: bool, out:
             out.append((n, f, parallel))
 
 
-def _node_constraints(node: Mapping[str, Any], target: str, path: Path | None, field: str,
-                      skip_spatial: bool) -> list[TargetConstraint]:
+def _node_constraints(
+    node: Mapping[str, Any], target: str, path: Path | None, field: str, skip_spatial: bool
+) -> list[TargetConstraint]:
     block = node.get("constraints")
     if block is None:
         return []
@@ -470,7 +598,9 @@ def _node_constraints(node: Mapping[str, Any], target: str, path: Path | None, f
     return out
 
 
-def _dummy_constraints(name: str, path: Path | None, spatial: list[TargetConstraint]) -> list[TargetConstraint]:
+def _dummy_constraints(
+    name: str, path: Path | None, spatial: list[TargetConstraint]
+) -> list[TargetConstraint]:
     """The constraints timeloopfe gives a placeholder level (v4/constraints.py ``dummy_constraints``):
     no temporal loops (every factor 1), bypass every data space; plus the container's spatial ones."""
     src = str(path) if path else None
@@ -478,13 +608,28 @@ def _dummy_constraints(name: str, path: Path | None, spatial: list[TargetConstra
     return [
         TargetConstraint(target=name, type="temporal", factors=ones, permutation="".join(DIMS), source=src),
         TargetConstraint(target=name, type="datatype", keep=(), bypass=TENSORS, source=src),
-        *[TargetConstraint(target=name, type="spatial", factors=t.factors, permutation=t.permutation,
-                           split=t.split, source=t.source, extra=t.extra, where=t.where) for t in spatial],
+        *[
+            TargetConstraint(
+                target=name,
+                type="spatial",
+                factors=t.factors,
+                permutation=t.permutation,
+                split=t.split,
+                source=t.source,
+                extra=t.extra,
+                where=t.where,
+            )
+            for t in spatial
+        ],
     ]
 
 
-def _arch_v04(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, ComponentClass],
-              variables: Mapping[str, Any]) -> Architecture:
+def _arch_v04(
+    arch: Mapping[str, Any],
+    path: Path | None,
+    classes: Mapping[str, ComponentClass],
+    variables: Mapping[str, Any],
+) -> Architecture:
     flat: list[tuple[Tagged, str, bool]] = []
     groups: list = []
     _v04_flatten(arch.get("nodes"), path, "architecture.nodes", False, flat, groups)
@@ -503,12 +648,20 @@ def _arch_v04(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
             for j in range(i + 1, len(keeps)):
                 shared = keeps[i] & keeps[j]
                 if shared:
-                    raise InputError(path, gfield, f"data spaces {sorted(shared)} are kept in two branches of one "
-                                                   "!Parallel; each can be kept in only one")
+                    raise InputError(
+                        path,
+                        gfield,
+                        f"data spaces {sorted(shared)} are kept in two branches of one "
+                        "!Parallel; each can be kept in only one",
+                    )
         missing = set(TENSORS) - set().union(*keeps) if keeps else set()
         if missing:
-            raise InputError(path, gfield, f"no branch of this !Parallel keeps {sorted(missing)}; add a "
-                                           "'!Nothing {constraints: {dataspace: {keep: [...]}}}' branch")
+            raise InputError(
+                path,
+                gfield,
+                f"no branch of this !Parallel keeps {sorted(missing)}; add a "
+                "'!Nothing {constraints: {dataspace: {keep: [...]}}}' branch",
+            )
         for b, k in zip(branches, keeps):
             for n, _, _ in b:
                 extra_bypass.setdefault(id(n), set()).update(set(TENSORS) - k)
@@ -548,8 +701,11 @@ def _arch_v04(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
         to_place: list[tuple[str, Any]] = []
         if is_container or has_fanout:
             if in_parallel:
-                raise InputError(path, field, "containers and components with a spatial fanout cannot sit "
-                                              "under a !Parallel")
+                raise InputError(
+                    path,
+                    field,
+                    "containers and components with a spatial fanout cannot sit under a !Parallel",
+                )
             next_x, next_y = next_x * sx, next_y * sy
             if has_fanout:
                 to_place.append(("dummy", None))
@@ -561,33 +717,70 @@ def _arch_v04(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
             count = mesh_x * mesh_y
             if kind == "dummy":
                 dname = f"inter_{name}_spatial"
-                spatial_c = _node_constraints({"constraints": {"spatial": (node.get("constraints") or {}).get("spatial")}},
-                                              dname, path, field, skip_spatial=False)
-                dattrs = _Attrs({"width": 1, "depth": 1, "datawidth": 1, "technology": -1}, {}, False, symbols,
-                                path, field)
-                levels.append(_storage_level(dname, "dummy_storage", None, count, dattrs, {},
-                                             f"{prefix}.{dname}[1..{count}]", v04=True, mesh=(mesh_x, mesh_y)))
+                spatial_c = _node_constraints(
+                    {"constraints": {"spatial": (node.get("constraints") or {}).get("spatial")}},
+                    dname,
+                    path,
+                    field,
+                    skip_spatial=False,
+                )
+                dattrs = _Attrs(
+                    {"width": 1, "depth": 1, "datawidth": 1, "technology": -1},
+                    {},
+                    False,
+                    symbols,
+                    path,
+                    field,
+                )
+                levels.append(
+                    _storage_level(
+                        dname,
+                        "dummy_storage",
+                        None,
+                        count,
+                        dattrs,
+                        {},
+                        f"{prefix}.{dname}[1..{count}]",
+                        v04=True,
+                        mesh=(mesh_x, mesh_y),
+                    )
+                )
                 constraints.extend(_dummy_constraints(dname, path, spatial_c))
             else:
                 cls, sub = _class_of(n, path, field)
                 kindc = classify(cls)
                 inherited = {k: v for k, v in arch_attrs.items() if k not in _NOT_INHERITED}
-                attrs = _Attrs({k: v for k, v in own.items() if k not in ("meshX", "meshY")}, inherited, True,
-                               symbols, path, field)
+                attrs = _Attrs(
+                    {k: v for k, v in own.items() if k not in ("meshX", "meshY")},
+                    inherited,
+                    True,
+                    symbols,
+                    path,
+                    field,
+                )
                 hp = f"{prefix}.{name}[1..{count}]"
                 defaults = _defaults_for(cls, sub, classes)
                 if kindc == "buffer":
-                    levels.append(_storage_level(name, cls, sub, count, attrs, defaults, hp, v04=True,
-                                                 mesh=(mesh_x, mesh_y)))
+                    levels.append(
+                        _storage_level(
+                            name, cls, sub, count, attrs, defaults, hp, v04=True, mesh=(mesh_x, mesh_y)
+                        )
+                    )
                 elif kindc == "compute":
                     if arithmetic is not None:
                         raise InputError(path, f"{field}.name", f"second compute component {name!r}")
-                    arithmetic = _arithmetic(name, cls, sub, count, attrs, defaults, hp, mesh=(mesh_x, mesh_y))
+                    arithmetic = _arithmetic(
+                        name, cls, sub, count, attrs, defaults, hp, mesh=(mesh_x, mesh_y)
+                    )
                 elif kindc == "network":
                     continue
                 else:
-                    raise InputError(path, f"{field}.class", f"unknown component class {cls!r} (its name must "
-                                                             f"contain one of {', '.join(BUFFER_CLASSES + COMPUTE_CLASSES)})")
+                    raise InputError(
+                        path,
+                        f"{field}.class",
+                        f"unknown component class {cls!r} (its name must "
+                        f"contain one of {', '.join(BUFFER_CLASSES + COMPUTE_CLASSES)})",
+                    )
                 cs = _node_constraints(n, name, path, field, skip_spatial=has_fanout)
                 add = extra_bypass.get(id(n))
                 if add:
@@ -596,48 +789,76 @@ def _arch_v04(arch: Mapping[str, Any], path: Path | None, classes: Mapping[str, 
             mesh_x, mesh_y = mesh_x * next_x, mesh_y * next_y
             next_x = next_y = 1
     if arithmetic is None:
-        raise InputError(path, "architecture.nodes", "no compute component (class mac, intmac, fpmac or compute)")
+        raise InputError(
+            path, "architecture.nodes", "no compute component (class mac, intmac, fpmac or compute)"
+        )
     if not levels:
         raise InputError(path, "architecture.nodes", "no storage level")
     tech = arch_attrs.get("technology", variables.get("technology"))
     return Architecture(
-        name=top_name or (path.stem if path else "architecture"), levels=tuple(levels), arithmetic=arithmetic,
-        version=str(arch.get("version", "0.4")), source=str(path) if path else None,
-        constraints=Constraints(tuple(constraints), str(path) if path else None), components=dict(classes),
+        name=top_name or (path.stem if path else "architecture"),
+        levels=tuple(levels),
+        arithmetic=arithmetic,
+        version=str(arch.get("version", "0.4")),
+        source=str(path) if path else None,
+        constraints=Constraints(tuple(constraints), str(path) if path else None),
+        components=dict(classes),
         technology=None if tech is None else str(tech),
     )
 
 
-def _with_bypass(cs: list[TargetConstraint], name: str, add: set[str], path: Path | None) -> list[TargetConstraint]:
+def _with_bypass(
+    cs: list[TargetConstraint], name: str, add: set[str], path: Path | None
+) -> list[TargetConstraint]:
     out = []
     done = False
     for t in cs:
         if t.type == "datatype" and not done:
             keep = set(t.keep or ())
             byp = (set(t.bypass or ()) | add) - keep
-            out.append(TargetConstraint(target=t.target, type=t.type, keep=t.keep,
-                                        bypass=tuple(x for x in TENSORS if x in byp), source=t.source, extra=t.extra,
-                                        where=t.where))
+            out.append(
+                TargetConstraint(
+                    target=t.target,
+                    type=t.type,
+                    keep=t.keep,
+                    bypass=tuple(x for x in TENSORS if x in byp),
+                    source=t.source,
+                    extra=t.extra,
+                    where=t.where,
+                )
+            )
             done = True
         else:
             out.append(t)
     if not done:
-        out.append(TargetConstraint(target=name, type="datatype", keep=(), bypass=tuple(x for x in TENSORS if x in add),
-                                    source=str(path) if path else None))
+        out.append(
+            TargetConstraint(
+                target=name,
+                type="datatype",
+                keep=(),
+                bypass=tuple(x for x in TENSORS if x in add),
+                source=str(path) if path else None,
+            )
+        )
     return out
 
 
 # ------------------------------------------------------------------------------------------------ #
 # entry points
 # ------------------------------------------------------------------------------------------------ #
-def architecture_from_data(data: Mapping[str, Any], path: str | Path | None = None,
-                           classes: Mapping[str, ComponentClass] | None = None) -> Architecture:
+def architecture_from_data(
+    data: Mapping[str, Any],
+    path: str | Path | None = None,
+    classes: Mapping[str, ComponentClass] | None = None,
+) -> Architecture:
     """Architecture from one parsed document (a mapping with ``architecture`` or ``arch``)."""
     p = Path(path) if path is not None else None
     data = underscore_keys(dict(data))
     arch = data.get("architecture", data.get("arch"))
     if not isinstance(arch, dict):
-        raise InputError(p, "architecture", "missing: expected 'architecture:' with 'subtree' (v0.3) or 'nodes' (v0.4)")
+        raise InputError(
+            p, "architecture", "missing: expected 'architecture:' with 'subtree' (v0.3) or 'nodes' (v0.4)"
+        )
     cls = dict(component_classes(data, p))
     if classes:
         cls.update(classes)
@@ -649,8 +870,12 @@ def architecture_from_data(data: Mapping[str, Any], path: str | Path | None = No
     if "subtree" in arch or "local" in arch:
         return _arch_v03(arch, p, cls, variables)
     if "storage" in arch or "arithmetic" in arch:
-        raise InputError(p, "architecture", "the pre-v0.3 storage/arithmetic format is not supported; use v0.3 "
-                                            "(subtree/local) or v0.4 (nodes)")
+        raise InputError(
+            p,
+            "architecture",
+            "the pre-v0.3 storage/arithmetic format is not supported; use v0.3 "
+            "(subtree/local) or v0.4 (nodes)",
+        )
     raise InputError(p, "architecture", "expected 'subtree' (v0.3) or 'nodes' (v0.4)")
 
 
@@ -675,7 +900,9 @@ def load_architecture(*paths: str | Path) -> Architecture:
     if not arch_docs:
         raise InputError(", ".join(str(p) for p in paths), "architecture", "no file defines an architecture")
     if len(arch_docs) > 1:
-        raise InputError(arch_docs[1].path, "architecture", f"a second architecture (the first is in {arch_docs[0].path})")
+        raise InputError(
+            arch_docs[1].path, "architecture", f"a second architecture (the first is in {arch_docs[0].path})"
+        )
     d = arch_docs[0]
     for other in docs:
         if other is not d and isinstance(other.data, dict) and "variables" in other.data:
@@ -686,5 +913,12 @@ def load_architecture(*paths: str | Path) -> Architecture:
     return architecture_from_data(d.data, d.path, classes)
 
 
-__all__ = ["BUFFER_CLASSES", "COMPUTE_CLASSES", "architecture_from_data", "classify", "component_classes",
-           "load_architecture", "split_name"]
+__all__ = [
+    "BUFFER_CLASSES",
+    "COMPUTE_CLASSES",
+    "architecture_from_data",
+    "classify",
+    "component_classes",
+    "load_architecture",
+    "split_name",
+]

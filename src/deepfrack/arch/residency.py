@@ -29,8 +29,11 @@ def dram_level(arch: Architecture) -> str:
     """Name of the architecture's DRAM: its outermost level, which must be a DRAM/unbounded level."""
     outer = arch.levels[0]
     if not outer.is_dram:
-        raise InputError(arch.source, "architecture", f"the outermost level {outer.name} is not a DRAM; residency "
-                                                      "variants change what DRAM keeps")
+        raise InputError(
+            arch.source,
+            "architecture",
+            f"the outermost level {outer.name} is not a DRAM; residency variants change what DRAM keeps",
+        )
     return outer.name
 
 
@@ -46,21 +49,31 @@ def variant_constraints(constraints: Constraints, arch: Architecture, variant: V
     v = parse_variant(variant) if not isinstance(variant, Variant) else variant
     dram = dram_level(arch)
     keep = v.dram_keeps
-    dram_target = TargetConstraint(target=dram, type="datatype", keep=keep,
-                                   bypass=tuple(t for t in TENSORS if t not in keep),
-                                   source=f"variant {v.value}")
+    dram_target = TargetConstraint(
+        target=dram,
+        type="datatype",
+        keep=keep,
+        bypass=tuple(t for t in TENSORS if t not in keep),
+        source=f"variant {v.value}",
+    )
     rest = tuple(t for t in constraints.targets if not (t.target == dram and t.type == "datatype"))
-    out = Constraints((dram_target,) + rest, source=f"{constraints.source or 'constraints'} [{v.value}]")
+    out = Constraints((dram_target, *rest), source=f"{constraints.source or 'constraints'} [{v.value}]")
     merged = arch.constraints.merged(out)
     for tensor, on_chip in zip(TENSORS, v.on_chip):
         if not on_chip:
             continue
-        homes = [lv.name for lv in arch.levels
-                 if not lv.is_dram and not lv.is_dummy and merged.keeps(lv.name, tensor) is not False]
+        homes = [
+            lv.name
+            for lv in arch.levels
+            if not lv.is_dram and not lv.is_dummy and merged.keeps(lv.name, tensor) is not False
+        ]
         if not homes:
-            raise InputError(constraints.source, "datatype",
-                             f"variant {v.value} keeps {tensor} on chip, but no on-chip level of {arch.name} keeps "
-                             f"{tensor}")
+            raise InputError(
+                constraints.source,
+                "datatype",
+                f"variant {v.value} keeps {tensor} on chip, but no on-chip level of {arch.name} keeps "
+                f"{tensor}",
+            )
     return out
 
 
@@ -93,7 +106,9 @@ def load_variant_folder(folder: str | Path, arch: Architecture | None = None) ->
             shared.append(f)
             continue
         if v in by_variant:
-            raise InputError(f, None, f"a second file for variant {v.value} (the first is {by_variant[v].name})")
+            raise InputError(
+                f, None, f"a second file for variant {v.value} (the first is {by_variant[v].name})"
+            )
         by_variant[v] = f
     missing = [v.value for v in VARIANTS if v not in by_variant]
     if missing:

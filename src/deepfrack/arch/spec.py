@@ -7,8 +7,9 @@ them; nothing here reads files.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class Architecture:
     arithmetic: ArithmeticLevel
     version: str = "0.3"
     source: str | None = None
-    constraints: "Constraints" = field(default_factory=lambda: Constraints())
+    constraints: Constraints = field(default_factory=lambda: Constraints())
     components: Mapping[str, ComponentClass] = field(default_factory=dict)
     technology: str | None = None
 
@@ -220,7 +221,7 @@ class Constraints:
         """Order-insensitive description of the constraint set (see TargetConstraint.key)."""
         return tuple(sorted(t.key() for t in self.targets))
 
-    def merged(self, *others: "Constraints") -> "Constraints":
+    def merged(self, *others: Constraints) -> Constraints:
         """This set followed by the targets of ``others`` that are not already in it."""
         seen = {t.key() for t in self.targets}
         out = list(self.targets)

@@ -15,7 +15,24 @@ from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.runner import BenchmarkResult, BenchmarkSummary, run_benchmark, write_outputs
 
 __all__ = [
-    "Backend", "BackendUnavailable", "BenchmarkInputs", "BenchmarkResult", "BenchmarkSummary", "Evaluator", "Job",
-    "LocalExecutor", "MapperSettings", "Outcome", "ResultCache", "SerialExecutor", "enumerate_jobs", "job_key",
-    "load_inputs", "load_mapper_settings", "make_job", "resolve_backend", "run_benchmark", "write_outputs",
+    "Backend",
+    "BackendUnavailable",
+    "BenchmarkInputs",
+    "BenchmarkResult",
+    "BenchmarkSummary",
+    "Evaluator",
+    "Job",
+    "LocalExecutor",
+    "MapperSettings",
+    "Outcome",
+    "ResultCache",
+    "SerialExecutor",
+    "enumerate_jobs",
+    "job_key",
+    "load_inputs",
+    "load_mapper_settings",
+    "make_job",
+    "resolve_backend",
+    "run_benchmark",
+    "write_outputs",
 ]

@@ -19,7 +19,8 @@ Backends by name (``--backend``):
 from __future__ import annotations
 
 import importlib
-from typing import Callable, Protocol, Sequence, runtime_checkable
+from collections.abc import Callable, Sequence
+from typing import Protocol, runtime_checkable
 
 from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
@@ -46,15 +47,12 @@ class Backend(Protocol):
     name: str
     batch_size: int | None
 
-    def fingerprint(self, variant: Variant) -> str:
-        ...
+    def fingerprint(self, variant: Variant) -> str: ...
 
-    def evaluator(self) -> Evaluator:
-        ...
+    def evaluator(self) -> Evaluator: ...
 
 
 BackendFactory = Callable[[BenchmarkInputs], Backend]
-
 
 
 class BackendUnavailable(DeepfrackError):
@@ -82,7 +80,9 @@ def resolve_backend(name: str, inputs: BenchmarkInputs) -> Backend:
     if factory is None:
         if ":" not in name:
             raise InputError(
-                None, "--backend", f"unknown backend {name!r}; expected builtin, timeloop or package.module:factory"
+                None,
+                "--backend",
+                f"unknown backend {name!r}; expected builtin, timeloop or package.module:factory",
             )
         module_name, _, attr = name.partition(":")
         try:
@@ -94,5 +94,9 @@ def resolve_backend(name: str, inputs: BenchmarkInputs) -> Backend:
             raise InputError(None, "--backend", f"{module_name!r} has no callable {attr!r}")
     backend = factory(inputs)
     if not isinstance(backend, Backend):
-        raise InputError(None, "--backend", f"{name!r} did not return a backend (needs name, batch_size, fingerprint, evaluator)")
+        raise InputError(
+            None,
+            "--backend",
+            f"{name!r} did not return a backend (needs name, batch_size, fingerprint, evaluator)",
+        )
     return backend

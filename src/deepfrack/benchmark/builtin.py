@@ -41,8 +41,12 @@ from deepfrack.workload.layer import Layer
 #: model packages: the mapper, mapspace, fast and full models, analytic and nest analyses, Timeloop's
 #: post-processing, the architecture, constraint and energy parsers; see ``provenance``)
 CODE_ROOTS: tuple[str, ...] = (
-    "deepfrack.benchmark.builtin", "deepfrack.benchmark.inputs", "deepfrack.benchmark.mapper_config",
-    "deepfrack.benchmark.energy_gaps", "deepfrack.cost.mapper", "deepfrack.arch.energy",
+    "deepfrack.benchmark.builtin",
+    "deepfrack.benchmark.inputs",
+    "deepfrack.benchmark.mapper_config",
+    "deepfrack.benchmark.energy_gaps",
+    "deepfrack.cost.mapper",
+    "deepfrack.arch.energy",
 )
 
 
@@ -99,7 +103,9 @@ class BuiltinEvaluator:
         rules = default_rules(arch)
         # actions the table lacks: 0 pJ placeholders for the search, then the entries whose mapping
         # performs one are infeasible (energy_gaps)
-        self.gaps = energy_gaps.missing_actions(energy, arch, rules, inputs.ert.path if inputs.ert is not None else None)
+        self.gaps = energy_gaps.missing_actions(
+            energy, arch, rules, inputs.ert.path if inputs.ert is not None else None
+        )
         self.energy = energy_gaps.complete(energy, self.gaps, rules)
         self.broken = f"unusable mapper settings: {inputs.mapper.error}" if inputs.mapper.error else None
         self.sets: dict[str, Constraints] = {}
@@ -116,7 +122,9 @@ class BuiltinEvaluator:
         key = dataclasses.replace(layer, name="", P=1, Q=1, pad=(0, 0, 0, 0))
         lm = self.mappers.get(key)
         if lm is None:
-            lm = self.mappers[key] = LayerMapper(self.backend.inputs.architecture, self.energy, key, self.sets, self.options)
+            lm = self.mappers[key] = LayerMapper(
+                self.backend.inputs.architecture, self.energy, key, self.sets, self.options
+            )
         return lm
 
     def evaluate(self, jobs: Sequence[Job]) -> list[Outcome]:
@@ -134,7 +142,9 @@ class BuiltinEvaluator:
                 continue
             try:
                 res = self._mapper(job.layer).map(job.tile_h, job.tile_w)[v]
-            except DeepfrackError as exc:  # bad input that concerns this entry (e.g. a layer kind): not the run
+            except (
+                DeepfrackError
+            ) as exc:  # bad input that concerns this entry (e.g. a layer kind): not the run
                 out.append(Outcome.infeasible(str(exc)))
                 continue
             if not res.ok:

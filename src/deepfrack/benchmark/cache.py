@@ -24,8 +24,9 @@ import json
 import math
 import sqlite3
 import time
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 from deepfrack.arch.yamlio import Tagged
 from deepfrack.benchmark.jobs import Job
@@ -112,7 +113,14 @@ def problem_json(job: Job) -> str:
 
 @functools.lru_cache(maxsize=4096)
 def _key_prefix(fingerprint: str, problem: str, variant: str) -> str:
-    return canonical_json({"key_version": KEY_VERSION, "backend": fingerprint, "problem": json.loads(problem), "variant": variant})
+    return canonical_json(
+        {
+            "key_version": KEY_VERSION,
+            "backend": fingerprint,
+            "problem": json.loads(problem),
+            "variant": variant,
+        }
+    )
 
 
 def job_key(job: Job, fingerprint: str) -> str:
@@ -174,13 +182,17 @@ class ResultCache:
                 self._db.execute("INSERT OR IGNORE INTO meta VALUES ('schema', ?)", (str(SCHEMA_VERSION),))
             elif row[0] != str(SCHEMA_VERSION):
                 raise InputError(
-                    self.path, None, f"cache schema {row[0]} is not this deepfrack's ({SCHEMA_VERSION}); use another --cache file"
+                    self.path,
+                    None,
+                    f"cache schema {row[0]} is not this deepfrack's ({SCHEMA_VERSION}); use another --cache file",
                 )
         except sqlite3.DatabaseError as exc:
-            raise InputError(self.path, None, f"not a usable deepfrack cache ({exc}); use another --cache file") from None
+            raise InputError(
+                self.path, None, f"not a usable deepfrack cache ({exc}); use another --cache file"
+            ) from None
 
     # -- context manager
-    def __enter__(self) -> "ResultCache":
+    def __enter__(self) -> ResultCache:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -237,7 +249,7 @@ class ResultCache:
             self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
-    def _transaction(self) -> "_Tx":
+    def _transaction(self) -> _Tx:
         return _Tx(self._db)
 
 

@@ -74,8 +74,13 @@ def missing_actions(
         for op in STORAGE_OPS:
             if not _has(table, lv.name, rules.actions[op]):
                 names = " or ".join(rules.actions[op])
-                cause = str(InputError(path, f"{where}.actions",
-                                       f"no {op} action ({names}) for storage level {lv.name} (have: {have})"))
+                cause = str(
+                    InputError(
+                        path,
+                        f"{where}.actions",
+                        f"no {op} action ({names}) for storage level {lv.name} (have: {have})",
+                    )
+                )
                 out.append(MissingAction(lv.name, op, cause))
     ar = arch.arithmetic
     if (ar.attributes or {}).get("energy") is None and not _has(table, ar.name, rules.actions["compute"]):
@@ -83,8 +88,13 @@ def missing_actions(
         if ar.name not in table.actions:
             cause = str(InputError(path, where, f"no entry for compute unit {ar.name}"))
         else:
-            cause = str(InputError(path, f"{where}.actions",
-                                   f"no compute action ({' or '.join(rules.actions['compute'])}) for {ar.name}"))
+            cause = str(
+                InputError(
+                    path,
+                    f"{where}.actions",
+                    f"no compute action ({' or '.join(rules.actions['compute'])}) for {ar.name}",
+                )
+            )
         out.append(MissingAction(ar.name, "compute", cause))
     return tuple(out)
 
@@ -94,7 +104,9 @@ def complete(table: EnergyTable, gaps: Iterable[MissingAction], rules: TimeloopR
     Timeloop tries for the operation), so that the model can score every mapping."""
     extra: dict[str, list[ActionEnergy]] = {}
     for g in gaps:
-        extra.setdefault(g.level, []).append(ActionEnergy(rules.actions[g.op][0], 0.0, {"deepfrack": "missing: 0 pJ placeholder"}))
+        extra.setdefault(g.level, []).append(
+            ActionEnergy(rules.actions[g.op][0], 0.0, {"deepfrack": "missing: 0 pJ placeholder"})
+        )
     if not extra:
         return table
     actions = dict(table.actions)
@@ -120,7 +132,9 @@ def needed(record: CostRecord, gaps: Iterable[MissingAction]) -> list[MissingAct
 
 def reason(used: Sequence[MissingAction]) -> str:
     """Why an entry is infeasible: the causes of the missing actions its mapping needs, each once."""
-    return "its mapping needs an action the energy table lacks: " + "; ".join(dict.fromkeys(g.cause for g in used))
+    return "its mapping needs an action the energy table lacks: " + "; ".join(
+        dict.fromkeys(g.cause for g in used)
+    )
 
 
 __all__ = ["MissingAction", "complete", "missing_actions", "needed", "reason"]

@@ -21,8 +21,9 @@ import signal
 import sys
 import threading
 import traceback
+from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from typing import Iterator, Protocol, Sequence
+from typing import Protocol
 
 from deepfrack.benchmark.backend import Backend, Evaluator
 from deepfrack.benchmark.jobs import Job
@@ -143,7 +144,10 @@ class LocalExecutor:
             return
         ctx = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(batches)), mp_context=ctx, initializer=_init_worker, initargs=(backend,)
+            max_workers=min(self.workers, len(batches)),
+            mp_context=ctx,
+            initializer=_init_worker,
+            initargs=(backend,),
         )
         pending: dict[Future[list[Outcome]], int] = {}
         next_batch = 0

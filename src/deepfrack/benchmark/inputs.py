@@ -19,9 +19,10 @@ Constraints (``--constraints DIR-or-FILE``):
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Mapping
+from typing import Any
 
 from deepfrack.arch import (
     Architecture,
@@ -181,15 +182,19 @@ def load_inputs(
                 missing = [v.value for v in vs if v not in vfiles]
                 if missing:
                     raise InputError(
-                        cp, None, f"no constraint file for variant {missing[0]} ({missing[0]}.yaml); the folder has "
-                        f"{', '.join(f.name for f in vfiles.values())}"
+                        cp,
+                        None,
+                        f"no constraint file for variant {missing[0]} ({missing[0]}.yaml); the folder has "
+                        f"{', '.join(f.name for f in vfiles.values())}",
                     )
                 per_variant = {v: SourceFile(str(vfiles[v]), load_yaml(vfiles[v])) for v in vs}
             shared = [SourceFile(str(f), load_yaml(f)) for f in others]
         elif cp.exists():
             shared = [SourceFile(str(cp), load_yaml(cp))]
         else:
-            raise InputError(cp, None, "constraints not found (give a folder of constraint files or one file)")
+            raise InputError(
+                cp, None, "constraints not found (give a folder of constraint files or one file)"
+            )
         # every file parses, and every variant's constraints fit the architecture
         shared_paths = [Path(c.path) for c in shared]
         for src in per_variant.values():

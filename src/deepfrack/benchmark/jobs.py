@@ -16,8 +16,8 @@ Shape sets (``enumerate_jobs(shapes=...)``):
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
 
 from deepfrack.cost.table import CostKey
 from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
@@ -111,7 +111,9 @@ def enumerate_jobs(
     jobs: list[Job] = []
     if shapes == "needed":
         if needed is None:
-            raise ValueError('shapes="needed" takes the shapes to cost: needed=needed_shapes(network, max_stack_depth)')
+            raise ValueError(
+                'shapes="needed" takes the shapes to cost: needed=needed_shapes(network, max_stack_depth)'
+            )
         wanted = set(vs)
         for (layer_index, variant), shape_set in sorted(
             needed.items(), key=lambda kv: (kv[0][0], VARIANTS.index(Variant(kv[0][1])))
@@ -131,7 +133,9 @@ def enumerate_jobs(
     return jobs
 
 
-def needed_shapes(network: Network, max_stack_depth: int | None = None) -> dict[tuple[int, Variant], set[tuple[int, int]]]:
+def needed_shapes(
+    network: Network, max_stack_depth: int | None = None
+) -> dict[tuple[int, Variant], set[tuple[int, int]]]:
     """The shapes ``deepfrack optimize`` (exact receptive-field rule) may look up, per (layer, variant):
     SLC on each whole plane, and for every stack (up to ``max_stack_depth`` layers) and every candidate
     grid tiling of its last layer the region shapes of each layer, under the variants its position in

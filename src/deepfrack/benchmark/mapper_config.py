@@ -10,9 +10,10 @@ and lists the Timeloop-only keys in ``MapperSettings.ignored`` so the CLI can sa
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from deepfrack.errors import InputError
 from deepfrack.files import read_yaml
@@ -23,12 +24,23 @@ METRICS: tuple[str, ...] = ("delay", "energy", "edp", "last-level-accesses")
 DEFAULT_METRICS: tuple[str, ...] = ("energy", "delay")
 
 _INT_KEYS = {
-    "num-threads": 1, "timeout": 0, "heartbeat": 0, "victory-condition": 0, "search-size": 0, "search_size": 0,
-    "sync-interval": 0, "max-permutations-per-if-visit": 1,
+    "num-threads": 1,
+    "timeout": 0,
+    "heartbeat": 0,
+    "victory-condition": 0,
+    "search-size": 0,
+    "search_size": 0,
+    "sync-interval": 0,
+    "max-permutations-per-if-visit": 1,
 }
 _BOOL_KEYS = {
-    "live-status", "log-stats", "log-suboptimal", "log-all", "diagnostics",
-    "penalize-consecutive-bypass-fails", "emit-whoop-nest",
+    "live-status",
+    "log-stats",
+    "log-suboptimal",
+    "log-all",
+    "diagnostics",
+    "penalize-consecutive-bypass-fails",
+    "emit-whoop-nest",
 }
 _STR_KEYS = {"algorithm", "out_prefix"}
 _ALGORITHMS = {"random-pruned", "random", "exhaustive", "linear-pruned", "hybrid"}
@@ -70,10 +82,16 @@ def parse_mapper_doc(doc: Any, path: str | Path | None = None) -> MapperSettings
         return f"{prefix}.{k}" if prefix else k
 
     if not isinstance(body, Mapping):
-        raise InputError(path, prefix or None, "expected a mapping of mapper options (e.g. optimization-metrics: [delay, energy])")
+        raise InputError(
+            path,
+            prefix or None,
+            "expected a mapping of mapper options (e.g. optimization-metrics: [delay, energy])",
+        )
     metrics: tuple[str, ...] = DEFAULT_METRICS
     if "optimization-metric" in body and "optimization-metrics" in body:
-        raise InputError(path, where("optimization-metric"), "give optimization-metric or optimization-metrics, not both")
+        raise InputError(
+            path, where("optimization-metric"), "give optimization-metric or optimization-metrics, not both"
+        )
     if "optimization-metric" in body:
         raw: Any = [body["optimization-metric"]]
         key = "optimization-metric"
@@ -84,10 +102,14 @@ def parse_mapper_doc(doc: Any, path: str | Path | None = None) -> MapperSettings
         raw, key = None, ""
     if raw is not None:
         if isinstance(raw, str) or not isinstance(raw, list) or not raw:
-            raise InputError(path, where(key), f"must be a non-empty list of metrics ({', '.join(METRICS)}), got {raw!r}")
+            raise InputError(
+                path, where(key), f"must be a non-empty list of metrics ({', '.join(METRICS)}), got {raw!r}"
+            )
         for m in raw:
             if not isinstance(m, str) or m not in METRICS:
-                raise InputError(path, where(key), f"unknown metric {m!r}; expected one of {', '.join(METRICS)}")
+                raise InputError(
+                    path, where(key), f"unknown metric {m!r}; expected one of {', '.join(METRICS)}"
+                )
         if len(set(raw)) != len(raw):
             raise InputError(path, where(key), f"a metric is listed twice: {raw!r}")
         metrics = tuple(raw)
@@ -103,7 +125,11 @@ def parse_mapper_doc(doc: Any, path: str | Path | None = None) -> MapperSettings
                 raise InputError(path, where(k), f"must be True or False, got {v!r}")
         elif k == "algorithm":
             if v not in _ALGORITHMS:
-                raise InputError(path, where(k), f"unknown algorithm {v!r}; expected one of {', '.join(sorted(_ALGORITHMS))}")
+                raise InputError(
+                    path,
+                    where(k),
+                    f"unknown algorithm {v!r}; expected one of {', '.join(sorted(_ALGORITHMS))}",
+                )
         elif k in _STR_KEYS and not isinstance(v, str):
             raise InputError(path, where(k), f"must be a string, got {v!r}")
         options[str(k)] = v

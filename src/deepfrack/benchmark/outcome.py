@@ -31,13 +31,13 @@ class Outcome:
             raise ValueError("an outcome has a record exactly when its status is 'ok'")
 
     @classmethod
-    def ok(cls, record: CostRecord) -> "Outcome":
+    def ok(cls, record: CostRecord) -> Outcome:
         return cls("ok", record)
 
     @classmethod
-    def infeasible(cls, reason: str) -> "Outcome":
+    def infeasible(cls, reason: str) -> Outcome:
         return cls("infeasible", None, reason)
 
     @classmethod
-    def error(cls, reason: str) -> "Outcome":
+    def error(cls, reason: str) -> Outcome:
         return cls("error", None, reason)

@@ -30,7 +30,12 @@ import deepfrack
 PACKAGE = "deepfrack"
 #: modules under these names are followed when they are imported (a name, or a package prefix)
 MODEL_PACKAGES: tuple[str, ...] = (
-    "deepfrack.cost", "deepfrack.arch", "deepfrack.workload", "deepfrack.errors", "deepfrack.files", "deepfrack.rect",
+    "deepfrack.cost",
+    "deepfrack.arch",
+    "deepfrack.workload",
+    "deepfrack.errors",
+    "deepfrack.files",
+    "deepfrack.rect",
 )
 
 
@@ -52,7 +57,11 @@ def _source(module: str) -> tuple[str, bool] | None:
     return None
 
 
-_IMPORT_NAME, _IMPORT_FROM, _EXTENDED_ARG = dis.opmap["IMPORT_NAME"], dis.opmap["IMPORT_FROM"], dis.opmap["EXTENDED_ARG"]
+_IMPORT_NAME, _IMPORT_FROM, _EXTENDED_ARG = (
+    dis.opmap["IMPORT_NAME"],
+    dis.opmap["IMPORT_FROM"],
+    dis.opmap["EXTENDED_ARG"],
+)
 
 
 @functools.lru_cache(maxsize=512)
@@ -104,8 +113,21 @@ def _hash_code(h: hashlib._Hash, code: types.CodeType) -> None:
     """What a code object does: its bytecode, names and constants (nested code recursively); not its
     line numbers, so comments and layout do not count."""
     h.update(code.co_code)
-    h.update(repr((code.co_name, code.co_names, code.co_varnames, code.co_freevars, code.co_cellvars,
-                   code.co_argcount, code.co_posonlyargcount, code.co_kwonlyargcount, code.co_flags)).encode())
+    h.update(
+        repr(
+            (
+                code.co_name,
+                code.co_names,
+                code.co_varnames,
+                code.co_freevars,
+                code.co_cellvars,
+                code.co_argcount,
+                code.co_posonlyargcount,
+                code.co_kwonlyargcount,
+                code.co_flags,
+            )
+        ).encode()
+    )
     for const in code.co_consts:
         if isinstance(const, types.CodeType):
             _hash_code(h, const)

@@ -21,9 +21,9 @@ import contextlib
 import json
 import math
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Mapping, Sequence
 
 from rich.console import Console
 from rich.progress import (
@@ -87,7 +87,9 @@ class BenchmarkSummary:
         if len(ranked) > max_causes:
             rest = ranked[max_causes:]
             n = sum(len(e) for _, e in rest)
-            lines.append(f"  ... and {len(rest)} more causes ({n} entries): see the reasons in mappings.jsonl")
+            lines.append(
+                f"  ... and {len(rest)} more causes ({n} entries): see the reasons in mappings.jsonl"
+            )
         return "\n".join(lines)
 
 
@@ -155,7 +157,11 @@ def run_benchmark(
     batch_keys = [pending[i : i + size] for i in range(0, len(pending), size)]
 
     summary = BenchmarkSummary(
-        entries=len(jobs), unique=len(by_key), from_cache=len(found), backend=backend.name, workers=executor.workers
+        entries=len(jobs),
+        unique=len(by_key),
+        from_cache=len(found),
+        backend=backend.name,
+        workers=executor.workers,
     )
     with _progress(progress) as bar:
         task = bar.add_task("benchmark", total=len(jobs), completed=sum(len(by_key[k]) for k in found))
@@ -163,7 +169,8 @@ def run_benchmark(
             for index, outcomes in stream:
                 ks = batch_keys[index]
                 cache.put_many(
-                    ((k, batches[index][n], o) for n, (k, o) in enumerate(zip(ks, outcomes, strict=True))), backend=backend.name
+                    ((k, batches[index][n], o) for n, (k, o) in enumerate(zip(ks, outcomes, strict=True))),
+                    backend=backend.name,
                 )
                 for k, o in zip(ks, outcomes, strict=True):
                     results[k] = o
@@ -187,7 +194,9 @@ def run_benchmark(
     return BenchmarkResult(list(jobs), outcomes, table, summary)
 
 
-def table_from_outcomes(jobs: Iterable[Job], outcomes: Mapping[CostKey, Outcome], source: str | None = None) -> CostTable:
+def table_from_outcomes(
+    jobs: Iterable[Job], outcomes: Mapping[CostKey, Outcome], source: str | None = None
+) -> CostTable:
     """A CostTable: ok outcomes as records, infeasible and failed ones in ``table.infeasible``."""
     table = CostTable(source=source)
     for job in jobs:
@@ -227,7 +236,10 @@ def mappings_jsonl(jobs: Iterable[Job], outcomes: Mapping[CostKey, Outcome]) -> 
 
 
 def write_outputs(
-    out_dir: str | Path, jobs: Sequence[Job], outcomes: Mapping[CostKey, Outcome], table: CostTable | None = None
+    out_dir: str | Path,
+    jobs: Sequence[Job],
+    outcomes: Mapping[CostKey, Outcome],
+    table: CostTable | None = None,
 ) -> list[Path]:
     """Write ``mappings.jsonl``, ``costs.csv`` and one ``<VARIANT>.json`` per benchmarked variant, each
     atomically. Returns the files written."""

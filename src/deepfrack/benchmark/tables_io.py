@@ -17,13 +17,14 @@ import csv
 import io
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from deepfrack.cost.table import CostKey, CostRecord, CostTable
 from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
 from deepfrack.errors import InputError
-from deepfrack.files import read_json, read_text, write_text_atomic  # noqa: F401  (write_text_atomic: re-exported)
+from deepfrack.files import read_json, read_text, write_text_atomic
 from deepfrack.workload.layer import Network
 
 CSV_BASE_COLUMNS = ("layer", "variant", "tile_h", "tile_w", "status", "energy_uJ", "cycles", "macs")
@@ -86,10 +87,14 @@ def read_json_tables(folder: str | Path) -> CostTable:
         cf = names.get(f"{v.value.lower()}_cycles.json")
         cycles = _read_json_variant(cf) if cf is not None else {}
         for (layer, tile), e_uJ in energies.items():
-            table.add(layer - 1, v, tile, tile, CostRecord(energy_pJ=e_uJ * 1e6, cycles=cycles.get((layer, tile))))
+            table.add(
+                layer - 1, v, tile, tile, CostRecord(energy_pJ=e_uJ * 1e6, cycles=cycles.get((layer, tile)))
+            )
     if not found:
         raise InputError(
-            folder, None, f"no cost tables here: expected <VARIANT>.json files ({', '.join(v.value for v in VARIANTS)}) or a CSV"
+            folder,
+            None,
+            f"no cost tables here: expected <VARIANT>.json files ({', '.join(v.value for v in VARIANTS)}) or a CSV",
         )
     return table
 
@@ -104,7 +109,9 @@ def read_csv_table(path: str | Path) -> CostTable:
     header = reader.fieldnames or []
     missing = [c for c in ("layer", "variant", "tile_h", "tile_w", "energy_uJ") if c not in header]
     if missing:
-        raise InputError(path, "header", f"missing column {missing[0]!r}; need layer,variant,tile_h,tile_w,energy_uJ")
+        raise InputError(
+            path, "header", f"missing column {missing[0]!r}; need layer,variant,tile_h,tile_w,energy_uJ"
+        )
     level_cols = [c for c in header if c.startswith(LEVEL_PREFIX)]
     seen: dict[CostKey, tuple[int, str]] = {}  # key -> (line, status) of its first row
     for lineno, row in enumerate(reader, start=2):
@@ -126,7 +133,9 @@ def read_csv_table(path: str | Path) -> CostTable:
             first, first_status = seen[key]
             entry = f"layer {layer}, variant {variant.value}, tile {h}x{w}"
             if first_status != status:
-                raise InputError(path, where, f"{entry} is {first_status} on line {first} and {status} on line {lineno}")
+                raise InputError(
+                    path, where, f"{entry} is {first_status} on line {first} and {status} on line {lineno}"
+                )
             raise InputError(path, where, f"{entry} is given twice, on lines {first} and {lineno}")
         seen[key] = (lineno, status)
         if status == "infeasible":
@@ -136,7 +145,9 @@ def read_csv_table(path: str | Path) -> CostTable:
         cyc = row.get("cycles")
         macs = row.get("macs")
         levels = {
-            c[len(LEVEL_PREFIX):]: _number(row[c], path, f"{where}.{c}") for c in level_cols if row[c] not in ("", None)
+            c[len(LEVEL_PREFIX) :]: _number(row[c], path, f"{where}.{c}")
+            for c in level_cols
+            if row[c] not in ("", None)
         }
         table.records[key] = CostRecord(
             energy_pJ=energy * 1e6,
@@ -170,7 +181,9 @@ def check_table_layers(table: CostTable, n_layers: int) -> None:
     extra = sorted(layer for layer in table.layers | {k[0] for k in table.infeasible} if layer >= n_layers)
     if extra:
         raise InputError(
-            table.source, f"layer {extra[0] + 1}", f"the workload has only {n_layers} layers (table layers are 1-based)"
+            table.source,
+            f"layer {extra[0] + 1}",
+            f"the workload has only {n_layers} layers (table layers are 1-based)",
         )
 
 
@@ -187,7 +200,8 @@ def check_table(table: CostTable, network: Network) -> None:
         layer, variant, h, w = min(bad, key=lambda k: (k[0], order[k[1]], k[2], k[3]))
         lay = network.layers[layer]
         raise InputError(
-            table.source, f"layer {layer + 1}",
+            table.source,
+            f"layer {layer + 1}",
             f"variant {variant.value} has a {h}x{w} tile (h x w), larger than the output plane of layer "
             f"{layer + 1} ({lay.name}), {lay.Q}x{lay.P}: were these tables made for another network?",
         )
@@ -220,10 +234,21 @@ def table_to_csv(table: CostTable, levels: Iterable[str] | None = None) -> str:
         layer, v, h, w = key
         rec = table.records.get(key)
         if rec is None:
-            lines.append([str(layer + 1), v.value, str(h), str(w), "infeasible", "", "", ""] + [""] * len(levels))
+            lines.append(
+                [str(layer + 1), v.value, str(h), str(w), "infeasible", "", "", ""] + [""] * len(levels)
+            )
             continue
         lines.append(
-            [str(layer + 1), v.value, str(h), str(w), "ok", _fmt(rec.energy_uJ), _fmt(rec.cycles), _fmt(rec.macs)]
+            [
+                str(layer + 1),
+                v.value,
+                str(h),
+                str(w),
+                "ok",
+                _fmt(rec.energy_uJ),
+                _fmt(rec.cycles),
+                _fmt(rec.macs),
+            ]
             + [_fmt(rec.level_energy_pJ.get(n)) for n in levels]
         )
     buf = io.StringIO()
@@ -235,7 +260,9 @@ def write_csv_table(table: CostTable, path: str | Path, levels: Iterable[str] | 
     write_text_atomic(path, table_to_csv(table, levels))
 
 
-def write_json_tables(table: CostTable, folder: str | Path, variants: Iterable[Variant] = VARIANTS) -> list[Path]:
+def write_json_tables(
+    table: CostTable, folder: str | Path, variants: Iterable[Variant] = VARIANTS
+) -> list[Path]:
     """Write the original's ``<VARIANT>.json`` files (energy in uJ, square tiles only, 1-based
     layers) and, when every record of a variant has cycles, ``<VARIANT>_cycles.json`` beside it (the
     original's MobileNet example has such files). Returns the files written."""

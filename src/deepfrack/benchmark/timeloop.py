@@ -23,9 +23,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import yaml
 
@@ -134,7 +135,7 @@ def _num(text: str) -> float:
 
 
 def _int(text: str) -> int:
-    return int(round(_num(text)))
+    return round(_num(text))
 
 
 def _split_sections(lines: list[str]) -> tuple[list[list[str]], list[str], list[str]]:
@@ -231,7 +232,9 @@ def _parse_level(block: list[str]) -> ArithmeticStats | LevelStats:
             raise TimeloopParseError(f"level {name}, dataspace {ds}: no {exc.args[0]!r} line") from None
     leakage = _num(specs["Leakage energy (total)"]) if "Leakage energy (total)" in specs else 0.0
     size = specs.get("Size", "-").strip()
-    energy = sum(d.energy_pJ + d.reduction_energy_pJ + d.address_energy_pJ for d in ds_stats.values()) + leakage
+    energy = (
+        sum(d.energy_pJ + d.reduction_energy_pJ + d.address_energy_pJ for d in ds_stats.values()) + leakage
+    )
     return LevelStats(
         level=level,
         name=name,
@@ -259,7 +262,9 @@ def parse_stats(text: str) -> TimeloopStats:
     for line in network_lines:
         kv = _KV.match(line)
         if kv and kv.group(1) in (
-            "Energy (total)", "Link transfer energy (total)", "Spatial Reduction Energy (total)"
+            "Energy (total)",
+            "Link transfer energy (total)",
+            "Spatial Reduction Energy (total)",
         ):
             net_energy += _num(kv.group(2))
     info: dict[str, str] = {}
@@ -276,7 +281,9 @@ def parse_stats(text: str) -> TimeloopStats:
         arithmetic=arith,
         levels=levels,
         networks_energy_pJ=round(net_energy, 6),
-        cycles=_int(info["Cycles"]) if "Cycles" in info else max([arith.cycles] + [lv.cycles for lv in levels]),
+        cycles=_int(info["Cycles"])
+        if "Cycles" in info
+        else max([arith.cycles] + [lv.cycles for lv in levels]),
         computes=_int(info["Computes"]) if "Computes" in info else arith.computes,
         energy_uJ_summary=_num(info["Energy"]),
         utilization=utilization,
@@ -312,10 +319,19 @@ def parse_map_yaml(doc: Any) -> list[dict[str, Any]]:
     for d in items:
         kind = d.get("type")
         if kind in ("datatype", "bypass"):
-            out.append({"target": d["target"], "type": "datatype", "keep": list(d.get("keep") or []), "bypass": list(d.get("bypass") or [])})
+            out.append(
+                {
+                    "target": d["target"],
+                    "type": "datatype",
+                    "keep": list(d.get("keep") or []),
+                    "bypass": list(d.get("bypass") or []),
+                }
+            )
         elif kind in ("temporal", "spatial"):
             row: dict[str, Any] = {
-                "target": d["target"], "type": kind, "factors": parse_factors(d.get("factors", "")),
+                "target": d["target"],
+                "type": kind,
+                "factors": parse_factors(d.get("factors", "")),
                 "permutation": str(d.get("permutation", "")),
             }
             if kind == "spatial":
@@ -330,7 +346,9 @@ _LEVEL_LINE = re.compile(r"^(\S+) \[(.*)\]\s*$")
 _LOOP_LINE = re.compile(r"for (\w+) in \[0:(\d+)(?:,\d+)?\)\s*(\(Spatial-([XY])\))?")
 
 
-def parse_map_txt(text: str, dims: Sequence[str] = CNN_DIMS, dataspaces: Sequence[str] = DATASPACES) -> list[dict[str, Any]]:
+def parse_map_txt(
+    text: str, dims: Sequence[str] = CNN_DIMS, dataspaces: Sequence[str] = DATASPACES
+) -> list[dict[str, Any]]:
     """The directives of a ``timeloop-mapper.map.txt`` loop nest, in the order Timeloop writes map.yaml:
     datatype per level (inner to outer), then per level (inner to outer) its spatial directive (when it
     has spatial loops) and its temporal one. Permutations list the loops innermost first, then the
@@ -351,7 +369,14 @@ def parse_map_txt(text: str, dims: Sequence[str] = CNN_DIMS, dataspaces: Sequenc
     inner_first = list(reversed(levels))
     out: list[dict[str, Any]] = []
     for lv in inner_first:
-        out.append({"target": lv["name"], "type": "datatype", "keep": lv["keep"], "bypass": [d for d in dataspaces if d not in lv["keep"]]})
+        out.append(
+            {
+                "target": lv["name"],
+                "type": "datatype",
+                "keep": lv["keep"],
+                "bypass": [d for d in dataspaces if d not in lv["keep"]],
+            }
+        )
 
     def perm(order: list[str]) -> str:
         return "".join(order + [d for d in dims if d not in order])
@@ -366,7 +391,15 @@ def parse_map_txt(text: str, dims: Sequence[str] = CNN_DIMS, dataspaces: Sequenc
             factors = {d: 1 for d in dims}
             for d, n, _ in spatial:
                 factors[d] *= n
-            out.append({"target": lv["name"], "type": "spatial", "factors": factors, "permutation": perm(xs + ys), "split": len(xs)})
+            out.append(
+                {
+                    "target": lv["name"],
+                    "type": "spatial",
+                    "factors": factors,
+                    "permutation": perm(xs + ys),
+                    "split": len(xs),
+                }
+            )
         factors = {d: 1 for d in dims}
         for d, n, _ in temporal:
             factors[d] *= n
@@ -437,13 +470,23 @@ def problem_doc(layer: Layer) -> dict[str, Any]:
                     {
                         "name": "Inputs",
                         "projection": [
-                            [["N"]], [["C"]], [["R", "Wdilation"], ["P", "Wstride"]], [["S", "Hdilation"], ["Q", "Hstride"]],
+                            [["N"]],
+                            [["C"]],
+                            [["R", "Wdilation"], ["P", "Wstride"]],
+                            [["S", "Hdilation"], ["Q", "Hstride"]],
                         ],
                     },
-                    {"name": "Outputs", "projection": [[["N"]], [["M"]], [["Q"]], [["P"]]], "read-write": True},
+                    {
+                        "name": "Outputs",
+                        "projection": [[["N"]], [["M"]], [["Q"]], [["P"]]],
+                        "read-write": True,
+                    },
                 ],
             },
-            "instance": {**{d: int(getattr(layer, d)) for d in CNN_DIMS}, **{c: int(getattr(layer, c)) for c in coeffs}},
+            "instance": {
+                **{d: int(getattr(layer, d)) for d in CNN_DIMS},
+                **{c: int(getattr(layer, c)) for c in coeffs},
+            },
         }
     }
 
@@ -471,14 +514,27 @@ def variant_constraint_docs(inputs: BenchmarkInputs, variant: Variant, dram: str
         return [inputs.variant_files[variant].doc] + [c.doc for c in inputs.constraints]
     docs = [_deep_copy(c.doc) for c in inputs.constraints]
     keep = list(variant.dram_keeps)
-    dram_target = {"target": dram, "type": "datatype", "keep": keep, "bypass": [t for t in TENSORS if t not in keep]}
+    dram_target = {
+        "target": dram,
+        "type": "datatype",
+        "keep": keep,
+        "bypass": [t for t in TENSORS if t not in keep],
+    }
     placed = False
     for doc in docs:
         for key, body in list(doc.items()):
             targets = _targets(body)
             if targets is None:
                 continue
-            targets[:] = [t for t in targets if not (isinstance(t, Mapping) and t.get("target") == dram and t.get("type") in ("datatype", "bypass"))]
+            targets[:] = [
+                t
+                for t in targets
+                if not (
+                    isinstance(t, Mapping)
+                    and t.get("target") == dram
+                    and t.get("type") in ("datatype", "bypass")
+                )
+            ]
             if key in _ARCH_CONSTRAINT_KEYS and not placed:
                 targets.insert(0, dram_target)
                 placed = True
@@ -604,7 +660,7 @@ class TimeloopBackend:
             }
         )
 
-    def evaluator(self) -> "TimeloopEvaluator":
+    def evaluator(self) -> TimeloopEvaluator:
         return TimeloopEvaluator(self)
 
 
@@ -613,7 +669,8 @@ def make_timeloop_backend(inputs: BenchmarkInputs, timeout_s: float | None = Non
     for inputs Timeloop cannot take (a v0.4 architecture)."""
     if str(inputs.architecture.version) != "0.3":
         raise InputError(
-            inputs.arch.path, "architecture",
+            inputs.arch.path,
+            "architecture",
             "--backend timeloop takes Timeloop v0.3 architectures (subtree/local); v0.4 needs Timeloop's Python front end",
         )
     binary = find_binary()
@@ -637,7 +694,9 @@ class TimeloopEvaluator:
         self.gaps: tuple[energy_gaps.MissingAction, ...] = ()
         if inputs.energy_table is not None and inputs.ert is not None:
             rules = default_rules(inputs.architecture)
-            self.gaps = energy_gaps.missing_actions(inputs.energy_table, inputs.architecture, rules, inputs.ert.path)
+            self.gaps = energy_gaps.missing_actions(
+                inputs.energy_table, inputs.architecture, rules, inputs.ert.path
+            )
 
     def evaluate(self, jobs: Sequence[Job]) -> list[Outcome]:
         return [self._one(job) for job in jobs]
@@ -684,9 +743,13 @@ class TimeloopEvaluator:
             stats = folder / f"{OUT_PREFIX}.stats.txt"
             if not stats.is_file():
                 if "no valid mappings found" in output:
-                    return Outcome.infeasible("timeloop-mapper found no valid mapping within the constraints and search limits")
+                    return Outcome.infeasible(
+                        "timeloop-mapper found no valid mapping within the constraints and search limits"
+                    )
                 last = next((ln.strip() for ln in reversed(output.splitlines()) if ln.strip()), "no output")
-                return Outcome.error(f"timeloop-mapper exited with code {proc.returncode} and wrote no stats: {last}")
+                return Outcome.error(
+                    f"timeloop-mapper exited with code {proc.returncode} and wrote no stats: {last}"
+                )
             try:
                 record = read_output_folder(folder)
             except (TimeloopParseError, OSError, yaml.YAMLError) as exc:
@@ -694,6 +757,9 @@ class TimeloopEvaluator:
             return Outcome.ok(record)
 
     def _keep(self, folder: Path, job: Job) -> None:
-        dest = Path(self.backend.keep_dirs or ".") / f"{job.variant.value}_Layer{job.layer_index + 1}_Tile{job.tile_h}x{job.tile_w}"
+        dest = (
+            Path(self.backend.keep_dirs or ".")
+            / f"{job.variant.value}_Layer{job.layer_index + 1}_Tile{job.tile_h}x{job.tile_w}"
+        )
         shutil.rmtree(dest, ignore_errors=True)
         shutil.copytree(folder, dest)

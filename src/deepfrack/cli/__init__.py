@@ -20,7 +20,7 @@ class _Group(click.Group):
     """Runs a command with warnings shown as one line each, and turns a usage error, a DeepfrackError (bad
     input) or an OSError (a file that cannot be read or written) into a one-line message and exit code 2."""
 
-    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[override]  # noqa: ANN001
+    def make_context(self, info_name, args, parent=None, **extra):  # type: ignore[override]
         """Parse the group's own options; a usage error there (e.g. an unknown option) is one line too."""
         had_args = bool(args)  # (parsing consumes the list)
         try:
@@ -57,7 +57,7 @@ class _Group(click.Group):
                 ctx.exit(2)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     click.echo(f"deepfrack: warning: {message}", err=True)
 
 

@@ -61,18 +61,41 @@ def _parse_variants(text: str | None):
 
 @main.command("benchmark")
 @options(WORKLOAD, ARCH_REQUIRED, COMPONENTS, CONSTRAINTS, MAPPER, ERT)
-@click.option("--shapes", type=click.Choice(SHAPE_SETS), default="square", show_default=True,
-              help="square: t x t tiles (+ the whole plane); all: every rectangle; needed: what the search asks for.")
+@click.option(
+    "--shapes",
+    type=click.Choice(SHAPE_SETS),
+    default="square",
+    show_default=True,
+    help="square: t x t tiles (+ the whole plane); all: every rectangle; needed: what the search asks for.",
+)
 @click.option("--variants", "variants", metavar="LIST", help="Comma-separated variants [default: all seven].")
-@click.option("--max-stack-depth", type=click.IntRange(min=1), default=None,
-              help="With --shapes needed: the deepest stack `optimize` will consider [default: unlimited].")
+@click.option(
+    "--max-stack-depth",
+    type=click.IntRange(min=1),
+    default=None,
+    help="With --shapes needed: the deepest stack `optimize` will consider [default: unlimited].",
+)
 @options(JOBS, BACKEND, CACHE)
-@click.option("--batch-size", type=click.IntRange(min=1), default=None, help="Entries per batch [default: automatic].")
+@click.option(
+    "--batch-size", type=click.IntRange(min=1), default=None, help="Entries per batch [default: automatic]."
+)
 @options(PROGRESS, out_option("<VARIANT>.json, costs.csv, mappings.jsonl"))
 def benchmark(
-    workload: Path, arch: Path, components: Path | None, constraints: Path | None, mapper: Path | None,
-    ert: Path | None, shapes: str, variants: str | None, max_stack_depth: int | None, n_jobs: int | None, backend: str,
-    cache_path: Path | None, batch_size: int | None, progress: bool | None, out: Path,
+    workload: Path,
+    arch: Path,
+    components: Path | None,
+    constraints: Path | None,
+    mapper: Path | None,
+    ert: Path | None,
+    shapes: str,
+    variants: str | None,
+    max_stack_depth: int | None,
+    n_jobs: int | None,
+    backend: str,
+    cache_path: Path | None,
+    batch_size: int | None,
+    progress: bool | None,
+    out: Path,
 ) -> None:
     """Cost every (layer, residency variant, tile shape): the tables `deepfrack optimize --tables` reads.
 
@@ -86,26 +109,39 @@ def benchmark(
         network = load_workload(workload)
     vs = _parse_variants(variants)
     inputs = load_inputs(arch, components, constraints, mapper, ert, vs)
-    result = benchmark_tables(network, inputs, backend, shapes, max_stack_depth, n_jobs, cache_path, batch_size,
-                              progress, out)
+    result = benchmark_tables(
+        network, inputs, backend, shapes, max_stack_depth, n_jobs, cache_path, batch_size, progress, out
+    )
     if result.summary.failed:
         sys.exit(1)
 
 
-def benchmark_tables(network: Network, inputs: BenchmarkInputs, backend: str, shapes: str,
-                     max_stack_depth: int | None, n_jobs: int | None, cache_path: Path | None,
-                     batch_size: int | None, progress: bool | None, out_dir: Path) -> BenchmarkResult:
+def benchmark_tables(
+    network: Network,
+    inputs: BenchmarkInputs,
+    backend: str,
+    shapes: str,
+    max_stack_depth: int | None,
+    n_jobs: int | None,
+    cache_path: Path | None,
+    batch_size: int | None,
+    progress: bool | None,
+    out_dir: Path,
+) -> BenchmarkResult:
     """Benchmark ``network`` (the shared core of `deepfrack benchmark` and `deepfrack run`): cost every
     entry the shape set asks for, from the cache where possible, write the tables to ``out_dir`` and print
     the summary. Exits 130 on Ctrl-C (finished entries stay in the cache)."""
     be = resolve_backend(backend, inputs)
     if inputs.mapper.error:  # issue 4: every entry is recorded as infeasible with this cause; say it up front
         click.echo(f"deepfrack: warning: {inputs.mapper.error}: every entry will be infeasible", err=True)
-    if be.name != "timeloop" and inputs.mapper.ignored:  # Timeloop gets every option; other mappers the metrics
+    if (
+        be.name != "timeloop" and inputs.mapper.ignored
+    ):  # Timeloop gets every option; other mappers the metrics
         click.echo(
             f"deepfrack: note: {inputs.mapper.source}: the {be.name} backend uses optimization-metrics "
             f"({', '.join(inputs.mapper.optimization_metrics)}) and ignores the Timeloop search options "
-            f"{', '.join(inputs.mapper.ignored)}", err=True,
+            f"{', '.join(inputs.mapper.ignored)}",
+            err=True,
         )
     needed = needed_shapes(network, max_stack_depth) if shapes == "needed" else None
     jobs = enumerate_jobs(network, shapes, inputs.variants, needed)
@@ -118,13 +154,20 @@ def benchmark_tables(network: Network, inputs: BenchmarkInputs, backend: str, sh
         except KeyboardInterrupt:
             click.echo(
                 f"deepfrack: interrupted; {out_dir} was not written. Finished entries are saved in {cache_file}: "
-                "run the same command again to resume.", err=True,
+                "run the same command again to resume.",
+                err=True,
             )
             sys.exit(130)
     s = result.summary
     click.echo(s.text(), err=True)
     tables = [p.name for p in s.outputs if p.suffix == ".json"]
-    click.echo(f"wrote {out_dir}: costs.csv, mappings.jsonl and {len(tables)} variant tables ({', '.join(tables)})", err=True)
+    click.echo(
+        f"wrote {out_dir}: costs.csv, mappings.jsonl and {len(tables)} variant tables ({', '.join(tables)})",
+        err=True,
+    )
     if s.failed:
-        click.echo(f"deepfrack: {s.failed} entries failed (not cached); run the same command again to retry them", err=True)
+        click.echo(
+            f"deepfrack: {s.failed} entries failed (not cached); run the same command again to retry them",
+            err=True,
+        )
     return result

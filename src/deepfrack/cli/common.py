@@ -38,44 +38,92 @@ def options(*decorators: Decorator) -> Decorator:
 
 
 WORKLOAD = click.option(
-    "--workload", "-w", required=True, type=click.Path(path_type=Path),
-    help="Network YAML (with padding and pooling) or a folder of Timeloop problem YAMLs.")
+    "--workload",
+    "-w",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Network YAML (with padding and pooling) or a folder of Timeloop problem YAMLs.",
+)
 ARCH_REQUIRED = click.option(
-    "--arch", "-a", required=True, type=click.Path(path_type=Path, dir_okay=False),
-    help="Timeloop architecture YAML (v0.3 or v0.4).")
+    "--arch",
+    "-a",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Timeloop architecture YAML (v0.3 or v0.4).",
+)
 ARCH_OPTIONAL = click.option(
-    "--arch", "-a", type=click.Path(path_type=Path, dir_okay=False),
-    help="Timeloop architecture YAML (v0.3 or v0.4): gives the on-chip capacities.")
+    "--arch",
+    "-a",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Timeloop architecture YAML (v0.3 or v0.4): gives the on-chip capacities.",
+)
 COMPONENTS = click.option(
-    "--components", type=click.Path(path_type=Path, file_okay=False),
-    help="Folder of Accelergy compound-component classes [default: <arch folder>/components when it exists].")
+    "--components",
+    type=click.Path(path_type=Path, file_okay=False),
+    help="Folder of Accelergy compound-component classes [default: <arch folder>/components when it exists].",
+)
 CONSTRAINTS = click.option(
-    "--constraints", "-c", type=click.Path(path_type=Path),
+    "--constraints",
+    "-c",
+    type=click.Path(path_type=Path),
     help="The original's folder of seven variant constraint files (+ shared mapspace files), or one constraints "
-         "file (keep/bypass per level) [default: the architecture's own].")
+    "file (keep/bypass per level) [default: the architecture's own].",
+)
 CAPACITY = click.option(
-    "--capacity", type=click.Choice(["arch", "unlimited"]), default="arch", show_default=True,
-    help="'unlimited' turns the on-chip capacity check of the search off (then --arch is not needed).")
+    "--capacity",
+    type=click.Choice(["arch", "unlimited"]),
+    default="arch",
+    show_default=True,
+    help="'unlimited' turns the on-chip capacity check of the search off (then --arch is not needed).",
+)
 MAX_STACK_DEPTH = click.option(
-    "--max-stack-depth", type=click.IntRange(min=1), default=None,
-    help="Most layers in one fused stack [default: unlimited].")
-JOBS = click.option("--jobs", "n_jobs", type=click.IntRange(min=1), default=None,
-                    help="Worker processes [default: all cores].")
-BACKEND = click.option("--backend", default="builtin", show_default=True,
-                       help="builtin, timeloop (timeloop-mapper on PATH), or package.module:factory.")
-CACHE = click.option("--cache", "cache_path", type=click.Path(path_type=Path, dir_okay=False),
-                     help="SQLite result cache [default: $DEEPFRACK_CACHE or ~/.cache/deepfrack/benchmark.sqlite].")
-PROGRESS = click.option("--progress/--no-progress", default=None,
-                        help="Progress bar [default: when stderr is a terminal].")
-MAPPER = click.option("--mapper", type=click.Path(path_type=Path, dir_okay=False),
-                      help="Timeloop mapper.yaml (its optimization-metrics is the mapper's objective).")
-ERT = click.option("--ert", type=click.Path(path_type=Path, dir_okay=False),
-                   help="Accelergy energy reference table [default: deepfrack's built-in 45 nm table].")
+    "--max-stack-depth",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Most layers in one fused stack [default: unlimited].",
+)
+JOBS = click.option(
+    "--jobs",
+    "n_jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Worker processes [default: all cores].",
+)
+BACKEND = click.option(
+    "--backend",
+    default="builtin",
+    show_default=True,
+    help="builtin, timeloop (timeloop-mapper on PATH), or package.module:factory.",
+)
+CACHE = click.option(
+    "--cache",
+    "cache_path",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="SQLite result cache [default: $DEEPFRACK_CACHE or ~/.cache/deepfrack/benchmark.sqlite].",
+)
+PROGRESS = click.option(
+    "--progress/--no-progress", default=None, help="Progress bar [default: when stderr is a terminal]."
+)
+MAPPER = click.option(
+    "--mapper",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Timeloop mapper.yaml (its optimization-metrics is the mapper's objective).",
+)
+ERT = click.option(
+    "--ert",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Accelergy energy reference table [default: deepfrack's built-in 45 nm table].",
+)
 
 
 def out_option(what: str) -> Decorator:
-    return click.option("--out", "-o", required=True, type=click.Path(path_type=Path, file_okay=False),
-                        help=f"Output folder: {what}.")
+    return click.option(
+        "--out",
+        "-o",
+        required=True,
+        type=click.Path(path_type=Path, file_okay=False),
+        help=f"Output folder: {what}.",
+    )
 
 
 def check_out(out: Path) -> None:
@@ -120,19 +168,27 @@ def capacity_from_inputs(inputs: BenchmarkInputs) -> CapacitySpec:
     file when the seven files are given (plus the shared files), else the shared constraints, else the
     architecture's own constraints."""
     if not (inputs.constraints or inputs.variant_files or inputs.architecture.constraints.targets):
-        raise InputError(inputs.arch.path, None, "the architecture carries no constraints: give --constraints "
-                                                 "(keep/bypass per level) or --capacity unlimited")
+        raise InputError(
+            inputs.arch.path,
+            None,
+            "the architecture carries no constraints: give --constraints "
+            "(keep/bypass per level) or --capacity unlimited",
+        )
     return capacity_spec(inputs.architecture, inputs.constraints_for(Variant.SLC))
 
 
-def capacity_from_paths(arch: Path | None, components: Path | None, constraints: Path | None,
-                        capacity: str) -> CapacitySpec | None:
+def capacity_from_paths(
+    arch: Path | None, components: Path | None, constraints: Path | None, capacity: str
+) -> CapacitySpec | None:
     """The search's capacities (None with --capacity unlimited) from the architecture files."""
     if capacity == "unlimited":
         return None
     if arch is None:
-        raise InputError(None, "--arch", "give the architecture (and its constraints) for the capacity check, "
-                                         "or --capacity unlimited")
+        raise InputError(
+            None,
+            "--arch",
+            "give the architecture (and its constraints) for the capacity check, or --capacity unlimited",
+        )
     return capacity_from_inputs(load_inputs(arch, components, constraints, variants=(Variant.SLC,)))
 
 
@@ -140,9 +196,18 @@ def _abs(p: Path | str | None) -> str | None:
     return None if p is None else str(Path(p).resolve())
 
 
-def inputs_record(*, workload: Path, tables: Path, arch: Path | None, components: Path | None,
-                  constraints: Path | None, capacity: CapacitySpec | None, ert: Path | None = None,
-                  mapper: Path | None = None, **extra: Any) -> dict[str, Any]:
+def inputs_record(
+    *,
+    workload: Path,
+    tables: Path,
+    arch: Path | None,
+    components: Path | None,
+    constraints: Path | None,
+    capacity: CapacitySpec | None,
+    ert: Path | None = None,
+    mapper: Path | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
     """What a run was given, for schedule.json: always the same keys, absolute paths (None when not
     given; the components folder also when it was found beside the architecture), the capacity per home
     level or "unlimited", then any command-specific entries."""
@@ -162,8 +227,16 @@ def inputs_record(*, workload: Path, tables: Path, arch: Path | None, components
     return rec
 
 
-def write_schedule_outputs(out: Path, schedule: Schedule, network: Network, table, inputs: dict[str, Any],
-                           stats: SearchStats | None, elapsed: float, notes: list[str]) -> None:
+def write_schedule_outputs(
+    out: Path,
+    schedule: Schedule,
+    network: Network,
+    table,
+    inputs: dict[str, Any],
+    stats: SearchStats | None,
+    elapsed: float,
+    notes: list[str],
+) -> None:
     """schedule.json, deepfrack.log and energy.png, all or nothing: each is written to a temporary file
     in ``out`` first, and they are renamed into place only when all three are complete (schedule.json
     last). Prints the log."""

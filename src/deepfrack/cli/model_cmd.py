@@ -26,7 +26,9 @@ def _summary(res: ModelResult, sources: dict[str, str]) -> str:
     for lv in res.levels:
         first = True
         if not lv.tensors:
-            lines.append(f"{lv.name:<24} {'-':<8} {'':>6} {'':>9} {'':>14} {'':>14} {'':>14} {lv.energy_pJ:>16.2f}")
+            lines.append(
+                f"{lv.name:<24} {'-':<8} {'':>6} {'':>9} {'':>14} {'':>14} {'':>14} {lv.energy_pJ:>16.2f}"
+            )
             continue
         for t in TENSORS:
             st = lv.tensors.get(t)
@@ -39,8 +41,12 @@ def _summary(res: ModelResult, sources: dict[str, str]) -> str:
             )
             first = False
         if lv.leakage_pJ:
-            lines.append(f"{'':<24} {'leakage':<8} {'':>6} {'':>9} {'':>14} {'':>14} {'':>14} {lv.leakage_pJ:>16.2f}")
-    lines.append(f"{res.mac_name:<24} {'MACs':<8} {res.mac_utilized:>6} {'':>9} {res.macs:>14} {'':>14} {'':>14} {res.mac_energy_pJ:>16.2f}")
+            lines.append(
+                f"{'':<24} {'leakage':<8} {'':>6} {'':>9} {'':>14} {'':>14} {'':>14} {lv.leakage_pJ:>16.2f}"
+            )
+    lines.append(
+        f"{res.mac_name:<24} {'MACs':<8} {res.mac_utilized:>6} {'':>9} {res.macs:>14} {'':>14} {'':>14} {res.mac_energy_pJ:>16.2f}"
+    )
     lines.append("")
     lines.append("Summary")
     lines.append(f"  Valid: {'yes' if res.valid else 'NO'}")
@@ -60,7 +66,9 @@ def _summary(res: ModelResult, sources: dict[str, str]) -> str:
 
 @main.command("model")
 @click.argument("files", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (counts summed over instances).")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the result as JSON (counts summed over instances)."
+)
 @click.option(
     "--rules",
     type=click.Choice(["auto", "timeloop-2023", "timeloop-2024"]),
@@ -84,7 +92,9 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
       deepfrack model arch.yaml components/ problem.yaml map.yaml ERT.yaml --json
     """
     inputs = load_model_inputs(*files, rules=None if rules == "auto" else get_rules(rules))
-    ev = LayerModel(inputs.arch, inputs.energy, inputs.layer, inputs.rules, source=inputs.sources.get("energy"))
+    ev = LayerModel(
+        inputs.arch, inputs.energy, inputs.layer, inputs.rules, source=inputs.sources.get("energy")
+    )
     res = ev.evaluate(inputs.mapping)
     if as_json:
         doc = res.to_json()

@@ -40,11 +40,36 @@ from deepfrack.cost.variants import VARIANTS
 
 
 @main.command("run")
-@options(WORKLOAD, ARCH_REQUIRED, COMPONENTS, CONSTRAINTS, MAPPER, ERT, CAPACITY, MAX_STACK_DEPTH, JOBS, BACKEND,
-         CACHE, PROGRESS, out_option("tables/, schedule.json, deepfrack.log, energy.png"))
-def run(workload: Path, arch: Path, components: Path | None, constraints: Path | None, mapper: Path | None,
-        ert: Path | None, capacity: str, max_stack_depth: int | None, n_jobs: int | None, backend: str,
-        cache_path: Path | None, progress: bool | None, out: Path) -> None:
+@options(
+    WORKLOAD,
+    ARCH_REQUIRED,
+    COMPONENTS,
+    CONSTRAINTS,
+    MAPPER,
+    ERT,
+    CAPACITY,
+    MAX_STACK_DEPTH,
+    JOBS,
+    BACKEND,
+    CACHE,
+    PROGRESS,
+    out_option("tables/, schedule.json, deepfrack.log, energy.png"),
+)
+def run(
+    workload: Path,
+    arch: Path,
+    components: Path | None,
+    constraints: Path | None,
+    mapper: Path | None,
+    ert: Path | None,
+    capacity: str,
+    max_stack_depth: int | None,
+    n_jobs: int | None,
+    backend: str,
+    cache_path: Path | None,
+    progress: bool | None,
+    out: Path,
+) -> None:
     """Benchmark what the search needs, then find the best fused schedule (exact receptive field).
 
     \b
@@ -59,13 +84,34 @@ def run(workload: Path, arch: Path, components: Path | None, constraints: Path |
     inputs = load_inputs(arch, components, constraints, mapper, ert, VARIANTS)
     cap = None if capacity == "unlimited" else capacity_from_inputs(inputs)
     tables_dir = out / "tables"
-    result = benchmark_tables(network, inputs, backend, "needed", max_stack_depth, n_jobs, cache_path, None,
-                              progress, tables_dir)
+    result = benchmark_tables(
+        network, inputs, backend, "needed", max_stack_depth, n_jobs, cache_path, None, progress, tables_dir
+    )
     if result.summary.failed:
         click.echo("deepfrack: not searching: some entries failed (see above)", err=True)
         sys.exit(1)
-    record = inputs_record(workload=workload, tables=tables_dir, arch=arch, components=components,
-                           constraints=constraints, capacity=cap, ert=ert, mapper=mapper, max_stack_depth=max_stack_depth,
-                           energy_table="ert" if ert else "builtin 45 nm", backend=backend)
-    optimize_and_write(network, result.table, cap, "exact", max_stack_depth, "energy", record, out,
-                       chain_notes(chain, "exact"), start)
+    record = inputs_record(
+        workload=workload,
+        tables=tables_dir,
+        arch=arch,
+        components=components,
+        constraints=constraints,
+        capacity=cap,
+        ert=ert,
+        mapper=mapper,
+        max_stack_depth=max_stack_depth,
+        energy_table="ert" if ert else "builtin 45 nm",
+        backend=backend,
+    )
+    optimize_and_write(
+        network,
+        result.table,
+        cap,
+        "exact",
+        max_stack_depth,
+        "energy",
+        record,
+        out,
+        chain_notes(chain, "exact"),
+        start,
+    )

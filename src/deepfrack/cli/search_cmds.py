@@ -36,10 +36,16 @@ from deepfrack.search.schedule_io import read_stack_specs
 from deepfrack.workload.layer import Network
 
 TABLES = click.option(
-    "--tables", "-t", required=True, type=click.Path(path_type=Path),
-    help="Cost tables: a folder of the original's <VARIANT>.json files, or a costs.csv (from `deepfrack benchmark`).")
-RULE_HELP = ("'exact' walks regions back with padding, strides and pooling; 'legacy' reproduces the original "
-             "DeepFrack (square tiles, no padding or pooling, sizes lowered to table entries).")
+    "--tables",
+    "-t",
+    required=True,
+    type=click.Path(path_type=Path),
+    help="Cost tables: a folder of the original's <VARIANT>.json files, or a costs.csv (from `deepfrack benchmark`).",
+)
+RULE_HELP = (
+    "'exact' walks regions back with padding, strides and pooling; 'legacy' reproduces the original "
+    "DeepFrack (square tiles, no padding or pooling, sizes lowered to table entries)."
+)
 
 _shared = options(WORKLOAD, TABLES, ARCH_OPTIONAL, COMPONENTS, CONSTRAINTS, CAPACITY)
 
@@ -49,11 +55,15 @@ def chain_notes(chain_warnings: list[str], rule: str) -> list[str]:
     if not chain_warnings:
         return []
     if rule == "exact":
-        advice = ("under the exact rule no stack spans those pairs; give a network YAML with padding and pooling, "
-                  "or use --receptive-field legacy to fuse them as the original DeepFrack did")
+        advice = (
+            "under the exact rule no stack spans those pairs; give a network YAML with padding and pooling, "
+            "or use --receptive-field legacy to fuse them as the original DeepFrack did"
+        )
     else:
-        advice = ("the legacy rule fuses them anyway, as the original DeepFrack did: its tiles ignore padding and "
-                  "pooling")
+        advice = (
+            "the legacy rule fuses them anyway, as the original DeepFrack did: its tiles ignore padding and "
+            "pooling"
+        )
     return [f"{w} {advice}" for w in chain_warnings]
 
 
@@ -64,9 +74,18 @@ def load_network_and_tables(workload: Path, tables: Path) -> tuple[Network, Cost
     return network, table, chain
 
 
-def optimize_and_write(network: Network, table: CostTable, cap: CapacitySpec | None, rule: str,
-                       max_stack_depth: int | None, objective: str, inputs: dict[str, Any], out: Path,
-                       notes: list[str], start: float) -> Schedule:
+def optimize_and_write(
+    network: Network,
+    table: CostTable,
+    cap: CapacitySpec | None,
+    rule: str,
+    max_stack_depth: int | None,
+    objective: str,
+    inputs: dict[str, Any],
+    out: Path,
+    notes: list[str],
+    start: float,
+) -> Schedule:
     """Search (with a progress bar) and write schedule.json, deepfrack.log and energy.png to ``out``."""
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
@@ -74,29 +93,64 @@ def optimize_and_write(network: Network, table: CostTable, cap: CapacitySpec | N
     from deepfrack.search import optimize as run_search
 
     console = Console(stderr=True)  # stdout carries the log
-    with Progress(TextColumn("searching stacks"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=console, transient=True, disable=not console.is_terminal) as progress:
+    with Progress(
+        TextColumn("searching stacks"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as progress:
         task = progress.add_task("search", total=None)
 
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
 
-        schedule, stats = run_search(network, table, capacity=cap, rule=rule, max_stack_depth=max_stack_depth,
-                                     objective=objective, progress=report)
+        schedule, stats = run_search(
+            network,
+            table,
+            capacity=cap,
+            rule=rule,
+            max_stack_depth=max_stack_depth,
+            objective=objective,
+            progress=report,
+        )
     write_schedule_outputs(out, schedule, network, table, inputs, stats, time.perf_counter() - start, notes)
     return schedule
 
 
 @main.command()
 @_shared
-@click.option("--receptive-field", "rule", type=click.Choice(["exact", "legacy"]), default="exact",
-              show_default=True, help=RULE_HELP)
+@click.option(
+    "--receptive-field",
+    "rule",
+    type=click.Choice(["exact", "legacy"]),
+    default="exact",
+    show_default=True,
+    help=RULE_HELP,
+)
 @MAX_STACK_DEPTH
-@click.option("--objective", type=click.Choice(["energy", "cycles"]), default="energy", show_default=True,
-              help="What to minimize ('cycles' needs cycles in every table entry).")
+@click.option(
+    "--objective",
+    type=click.Choice(["energy", "cycles"]),
+    default="energy",
+    show_default=True,
+    help="What to minimize ('cycles' needs cycles in every table entry).",
+)
 @out_option("schedule.json, deepfrack.log, energy.png")
-def optimize(workload: Path, tables: Path, arch: Path | None, components: Path | None, constraints: Path | None,
-             capacity: str, rule: str, max_stack_depth: int | None, objective: str, out: Path) -> None:
+def optimize(
+    workload: Path,
+    tables: Path,
+    arch: Path | None,
+    components: Path | None,
+    constraints: Path | None,
+    capacity: str,
+    rule: str,
+    max_stack_depth: int | None,
+    objective: str,
+    out: Path,
+) -> None:
     """Find the fused stacks, tilings and cached weights that minimize energy (or cycles).
 
     \b
@@ -109,10 +163,18 @@ def optimize(workload: Path, tables: Path, arch: Path | None, components: Path |
     check_out(out)
     network, table, chain = load_network_and_tables(workload, tables)
     cap = capacity_from_paths(arch, components, constraints, capacity)
-    inputs = inputs_record(workload=workload, tables=tables, arch=arch, components=components,
-                           constraints=constraints, capacity=cap, max_stack_depth=max_stack_depth)
-    optimize_and_write(network, table, cap, rule, max_stack_depth, objective, inputs, out,
-                       chain_notes(chain, rule), start)
+    inputs = inputs_record(
+        workload=workload,
+        tables=tables,
+        arch=arch,
+        components=components,
+        constraints=constraints,
+        capacity=cap,
+        max_stack_depth=max_stack_depth,
+    )
+    optimize_and_write(
+        network, table, cap, rule, max_stack_depth, objective, inputs, out, chain_notes(chain, rule), start
+    )
 
 
 def _schedule_setting(schedule_path: Path, key: str, allowed: tuple[str, ...], given: str | None) -> str:
@@ -129,14 +191,34 @@ def _schedule_setting(schedule_path: Path, key: str, allowed: tuple[str, ...], g
 
 @main.command()
 @_shared
-@click.option("--receptive-field", "rule", type=click.Choice(["exact", "legacy"]), default=None,
-              help=RULE_HELP + " [default: the schedule file's receptive_field, else exact]")
-@click.option("--schedule", "-s", "schedule_path", required=True, type=click.Path(path_type=Path, dir_okay=False),
-              help="Schedule JSON: per stack first, last, tile_shape [h, w] and cached_layers (a schedule.json "
-                   "written by deepfrack works).")
+@click.option(
+    "--receptive-field",
+    "rule",
+    type=click.Choice(["exact", "legacy"]),
+    default=None,
+    help=RULE_HELP + " [default: the schedule file's receptive_field, else exact]",
+)
+@click.option(
+    "--schedule",
+    "-s",
+    "schedule_path",
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Schedule JSON: per stack first, last, tile_shape [h, w] and cached_layers (a schedule.json "
+    "written by deepfrack works).",
+)
 @out_option("schedule.json, deepfrack.log, energy.png")
-def evaluate(workload: Path, tables: Path, arch: Path | None, components: Path | None, constraints: Path | None,
-             capacity: str, rule: str | None, schedule_path: Path, out: Path) -> None:
+def evaluate(
+    workload: Path,
+    tables: Path,
+    arch: Path | None,
+    components: Path | None,
+    constraints: Path | None,
+    capacity: str,
+    rule: str | None,
+    schedule_path: Path,
+    out: Path,
+) -> None:
     """Cost a given schedule and check it (coverage, capacity, every layer in exactly one stack)."""
     from deepfrack.search import evaluate as run_evaluate
 
@@ -151,7 +233,15 @@ def evaluate(workload: Path, tables: Path, arch: Path | None, components: Path |
         schedule = replace(run_evaluate(network, table, specs, capacity=cap, rule=rule), objective=objective)
     except ScheduleError as exc:
         raise InputError(schedule_path, None, str(exc)) from None
-    inputs = inputs_record(workload=workload, tables=tables, arch=arch, components=components,
-                           constraints=constraints, capacity=cap, schedule=str(schedule_path.resolve()))
-    write_schedule_outputs(out, schedule, network, table, inputs, None, time.perf_counter() - start,
-                           chain_notes(chain, rule))
+    inputs = inputs_record(
+        workload=workload,
+        tables=tables,
+        arch=arch,
+        components=components,
+        constraints=constraints,
+        capacity=cap,
+        schedule=str(schedule_path.resolve()),
+    )
+    write_schedule_outputs(
+        out, schedule, network, table, inputs, None, time.perf_counter() - start, chain_notes(chain, rule)
+    )

@@ -4,6 +4,13 @@ from deepfrack.cost.table import CostKey, CostRecord, CostTable
 from deepfrack.cost.variants import ON_CHIP, TENSORS, VARIANTS, Variant, parse_variant, variant_for
 
 __all__ = [
-    "CostKey", "CostRecord", "CostTable", "ON_CHIP", "TENSORS", "VARIANTS", "Variant",
-    "parse_variant", "variant_for",
+    "ON_CHIP",
+    "TENSORS",
+    "VARIANTS",
+    "CostKey",
+    "CostRecord",
+    "CostTable",
+    "Variant",
+    "parse_variant",
+    "variant_for",
 ]

@@ -116,7 +116,9 @@ class AnalyticSetup:
     stationary: bool
     P9: np.ndarray  # int64 [9, 7]: the nine coordinates of an op-space vector
     coords: np.ndarray  # int64 [3, 4]: _COORDS
-    cmap: np.ndarray  # int64 [3, 8]: per tensor, the coordinate (of the nine; 9 = none) a dim moves (dim 7: none)
+    cmap: (
+        np.ndarray
+    )  # int64 [3, 8]: per tensor, the coordinate (of the nine; 9 = none) a dim moves (dim 7: none)
     ccoef: np.ndarray  # int64 [3, 8]: and by how much per unit
     rel: np.ndarray  # bool [3, 7]: RELEVANT
     irr: np.ndarray  # uint8 [3, 7]: not RELEVANT
@@ -235,7 +237,9 @@ def analyze(
             split[l] = split_f[i]
         fxy[0, fan_lv] = sf_f.prod(axis=1)
         # the factors of the loops on X (positions before the split)
-        s_ends = sf_f.reshape(-1).take(so_f.astype(np.int64) * B + (np.arange(nf) * (7 * B))[:, None, None] + rows)
+        s_ends = sf_f.reshape(-1).take(
+            so_f.astype(np.int64) * B + (np.arange(nf) * (7 * B))[:, None, None] + rows
+        )
         fxy[1, fan_lv] = np.where(np.arange(7)[None, :, None] < split_f[:, None, :], s_ends, 1).prod(axis=1)
         fxy[2, fan_lv] = fxy[0, fan_lv] // fxy[1, fan_lv]
     fan, fx, fy = fxy
@@ -263,7 +267,9 @@ def analyze(
     to = np.empty((L, 7, B), np.int8)  # dim at each position, innermost first
     to[...] = batch.temporal_order[:, ::-1, :].transpose(1, 2, 0)
     it = np.int32 if 2 * 7 * L * B < 2**31 else np.int64
-    tbase = ((np.arange(L, dtype=it) * 14 + 7) * B)[:, None, None] + rows.astype(it)[None, None, :]  # temporal plane of buf
+    tbase = ((np.arange(L, dtype=it) * 14 + 7) * B)[:, None, None] + rows.astype(it)[
+        None, None, :
+    ]  # temporal plane of buf
     nb = buf.reshape(-1).take(to * it(B) + tbase)  # bound at each position [L, 7, B]
     active = nb > 1
     # active positions as a bit mask per level (bit p: position p), then a table gives the j-th
@@ -285,12 +291,16 @@ def analyze(
     if R_:
         row_lev = np.repeat(np.arange(L - 1, -1, -1), Kl[::-1])  # level of each row
         row_j = np.concatenate([np.arange(k) for k in Kl[::-1]])
-        posr = _NTH_ACTIVE.reshape(-1).take(amask[row_lev].astype(np.int64) * 7 + row_j[:, None])  # [R, B], 7: none
+        posr = _NTH_ACTIVE.reshape(-1).take(
+            amask[row_lev].astype(np.int64) * 7 + row_j[:, None]
+        )  # [R, B], 7: none
         valid = posr < 7
         fidx = (row_lev[:, None] * 7 + np.minimum(posr, 6)).astype(it) * it(B) + rows.astype(it)[None, :]
         Dr[:R_] = np.where(valid, to.reshape(-1).take(fidx), 7)
         Nr[:R_] = np.where(valid, nb.reshape(-1).take(fidx), 1)
-        fidx = ((14 * row_lev[:, None] + np.minimum(Dr[:R_], 6)).astype(it)) * it(B) + rows.astype(it)[None, :]
+        fidx = ((14 * row_lev[:, None] + np.minimum(Dr[:R_], 6)).astype(it)) * it(B) + rows.astype(it)[
+            None, :
+        ]
         KS[:R_] = np.where(valid, cp.reshape(-1).take(fidx), 0)
     act_r = Nr > 1
     cpn = _accumulate(np.multiply, Nr)  # product of the bounds down to each row
@@ -343,13 +353,17 @@ def analyze(
             Rs = Rabove[s]
             if not Rs:
                 continue
-            kref = kflat.take(np.minimum(ref[s], Rk) * B + rows, axis=1).reshape(G, NT, 1, B)  # (no loop above: weights 0)
+            kref = kflat.take(np.minimum(ref[s], Rk) * B + rows, axis=1).reshape(
+                G, NT, 1, B
+            )  # (no loop above: weights 0)
             eq = keys[0, :, :Rs] == kref[0]
             for g in range(1, G):
                 eq &= keys[g, :, :Rs] == kref[g]
             S_same[:, s] = _wsum(kw, kwf, Rs, eq)
     else:
-        _stationary_sums(L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz)
+        _stationary_sums(
+            L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz
+        )
     Acc = np.zeros((NT, L, B), np.int64)  # accesses of level s's tile to its parent
     Acc[:, :Ls] = size[:, :Ls] * outer_s[None, :Ls] - ov_ref[:, :Ls] * S_same[:, :Ls]
     if stationary:
@@ -374,7 +388,9 @@ def analyze(
                 # fan-out to the MACs: deltas are single points, one per visit (all loops are above)
                 nd = mixed[:, i] | ignored[:, i]
                 if nd.any():
-                    link_flag |= ctx.level(-1, 0, R_, [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)], patches)
+                    link_flag |= ctx.level(
+                        -1, 0, R_, [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)], patches
+                    )
                 continue
             s = p - 1
             # _link_candidates: the remembered translation is not zero; unless a coordinate is
@@ -383,7 +399,13 @@ def analyze(
             if stationary:  # (zero translations cost nothing: only mixed coordinates can link)
                 nd &= mixed[:, i].any(axis=1)[:, None]
             if nd.any():
-                link_flag |= ctx.level(s, p, Rabove[s], [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)], patches)
+                link_flag |= ctx.level(
+                    s,
+                    p,
+                    Rabove[s],
+                    [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)],
+                    patches,
+                )
 
     # ---- access histograms per level ----------------------------------------------------------
     child_acc = np.empty((L, NT, B), np.int64)  # what a level receives from one child
@@ -467,8 +489,15 @@ class _LinkCtx:
 
     def _layout_of(self, p: int, b: int) -> _Layout:
         su = self.su
-        return _layout_cached(self.layouts, self.so[p][:, b].astype(np.int64), self.sf[p][:, b], int(self.split[p][b]),
-                              self.sig_s(p)[:, b], su.A, su.fanouts[p])
+        return _layout_cached(
+            self.layouts,
+            self.so[p][:, b].astype(np.int64),
+            self.sf[p][:, b],
+            int(self.split[p][b]),
+            self.sig_s(p)[:, b],
+            su.A,
+            su.fanouts[p],
+        )
 
     def level(self, s: int, p: int, Rs: int, need: list, patches: dict) -> np.ndarray:
         """Link flags [B] of the fan-out of level p, whose children are level s's tiles (s = -1: the
@@ -521,8 +550,17 @@ class _LinkCtx:
             kn_b = self.Nr[js, b].astype(np.int64)
             if macs:
                 patches[(b, 0)] = _exact_links(
-                    Ub, np.ones(len(js), bool), kw_b, kn_b, np.ones((NT, len(js)), np.int64), np.ones(NT, np.int64), None,
-                    stationary, True, self._layout_of(0, b), tensors=lf[:, b],
+                    Ub,
+                    np.ones(len(js), bool),
+                    kw_b,
+                    kn_b,
+                    np.ones((NT, len(js)), np.int64),
+                    np.ones(NT, np.int64),
+                    None,
+                    stationary,
+                    True,
+                    self._layout_of(0, b),
+                    tensors=lf[:, b],
                 )
                 continue
             Db = D_all[:, js, j]
@@ -535,7 +573,16 @@ class _LinkCtx:
             else:
                 refb = Ub[:, 0, :]
             patches[(b, p)] = _exact_links(
-                Ub, np.ones(len(js), bool), kw_b, kn_b, Db, self.size[:, s, b], refb, stationary, False, self._layout_of(p, b),
+                Ub,
+                np.ones(len(js), bool),
+                kw_b,
+                kn_b,
+                Db,
+                self.size[:, s, b],
+                refb,
+                stationary,
+                False,
+                self._layout_of(p, b),
                 tensors=lf[:, b],
             )
         return lf.any(axis=0)
@@ -561,7 +608,17 @@ class _LinkCtx:
             rep, inv = np.arange(n), np.arange(n)
         m = len(rep)
         U0 = [np.zeros((1, m), np.int64)] * 4
-        res = _neighbour_rows(np.ones((1, m), bool), U0, t, order[:, rep], fac[:, rep], spl[rep], sig[:, rep], self.su.A, self.su.fanouts[p])
+        res = _neighbour_rows(
+            np.ones((1, m), bool),
+            U0,
+            t,
+            order[:, rep],
+            fac[:, rep],
+            spl[rep],
+            sig[:, rep],
+            self.su.A,
+            self.su.fanouts[p],
+        )
         return res[inv]
 
     def _mixed(self, s, p, Rs, t, cols, stationary, macs) -> np.ndarray:
@@ -670,7 +727,9 @@ def _keys(A: np.ndarray, dtot: np.ndarray, Dr: np.ndarray, KS: np.ndarray) -> tu
                 top = max(top, m)
     kt = np.int32 if top < 2**31 else np.int64
     a = W.astype(kt).take(Dr.astype(np.intp), axis=2) * KS.astype(kt)  # [G, 3, R, B]
-    cs = _accumulate(np.add, a.reshape(G * NT, *Dr.shape), axis=1).reshape(a.shape)  # key of sum(t_j, j down to m)
+    cs = _accumulate(np.add, a.reshape(G * NT, *Dr.shape), axis=1).reshape(
+        a.shape
+    )  # key of sum(t_j, j down to m)
     return cs + a, cs
 
 
@@ -683,7 +742,9 @@ def _wsum(kw: np.ndarray, kwf: np.ndarray | None, Rs: int, mask: np.ndarray) -> 
     return (kw[None, :Rs] * mask).sum(axis=1)
 
 
-def _stationary_sums(L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz):
+def _stationary_sums(
+    L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz
+):
     """The "stationary" rule (timeloop a12fff5): zero translations cost nothing and are not
     remembered; the remembered translation is the innermost non-zero one."""
     # the nine coordinates of V per row, for the overlap of the remembered translation
@@ -807,7 +868,11 @@ def _lattice_ok(Ut, lat) -> np.ndarray:
     for c, (nd, step, span) in enumerate(coords):
         u = Ut[c]
         z = u == 0
-        one = (nd == 1)[None, :] & (u % step.astype(u.dtype)[None, :] == 0) & (np.abs(u) < span.astype(u.dtype)[None, :])
+        one = (
+            (nd == 1)[None, :]
+            & (u % step.astype(u.dtype)[None, :] == 0)
+            & (np.abs(u) < span.astype(u.dtype)[None, :])
+        )
         cond = z | one | (nd > 1)[None, :]
         ok = cond if ok is None else ok & cond
         zU = z if zU is None else zU & z
@@ -910,7 +975,10 @@ class _Layout:
 
 def _layout_cached(cache: dict, order, fac, split, sig, A, phys_fan) -> _Layout:
     """:func:`_layout`, memoized in ``cache`` by the fan-out's active loops."""
-    key = (tuple((int(d), int(fac[d]), pos < split, int(sig[d])) for pos, d in enumerate(order) if fac[d] > 1), tuple(phys_fan))
+    key = (
+        tuple((int(d), int(fac[d]), pos < split, int(sig[d])) for pos, d in enumerate(order) if fac[d] > 1),
+        tuple(phys_fan),
+    )
     lay = cache.get(key)
     if lay is None:
         lay = cache[key] = _layout(order, fac, split, sig, A, phys_fan)
@@ -920,7 +988,11 @@ def _layout_cached(cache: dict, order, fac, split, sig, A, phys_fan) -> _Layout:
 def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
     """``order``: the level's spatial permutation (innermost first), ``fac``/``sig``: factor and
     stride per dimension, ``split``: positions before it are on X."""
-    loops = [(int(d), int(fac[d]), 1 if pos < split else 2, int(sig[d])) for pos, d in enumerate(order) if fac[d] > 1]
+    loops = [
+        (int(d), int(fac[d]), 1 if pos < split else 2, int(sig[d]))
+        for pos, d in enumerate(order)
+        if fac[d] > 1
+    ]
     F = 1
     lx = ly = 1
     for d, e, k, _ in loops:
@@ -941,7 +1013,9 @@ def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
     hh = keys % h
     vv = keys // h
     nbr = np.stack([keys - h, keys + h, keys - 1, keys + 1], axis=1)  # down, up, left, right
-    ok = np.stack([(v > 1) & (vv >= 1), (v > 1) & (vv <= v - 2), (h > 1) & (hh >= 1), (h > 1) & (hh <= h - 2)], axis=1)
+    ok = np.stack(
+        [(v > 1) & (vv >= 1), (v > 1) & (vv <= v - 2), (h > 1) & (hh >= 1), (h > 1) & (hh <= h - 2)], axis=1
+    )
     ok &= (nbr >= 0) & (nbr < F)
     nb = np.clip(nbr, 0, F - 1)
     diff = offsets[:, nb, :] - offsets[:, keys, None, :]  # [3, F, 4, 4]

@@ -78,7 +78,9 @@ class FastModel:
         self.coef = np.array([1, 0, lay.Wdilation, lay.Hdilation, 1, lay.Wstride, lay.Hstride], np.int64)
         self.L = space.n_levels
         self.eff = tables.eff_size
-        self.er, self.ef, self.eu = (np.nan_to_num(a) for a in (tables.e_read, tables.e_fill, tables.e_update))
+        self.er, self.ef, self.eu = (
+            np.nan_to_num(a) for a in (tables.e_read, tables.e_fill, tables.e_update)
+        )
         bw = np.stack([tables.read_bw, tables.write_bw, tables.shared_bw])
         self.bw_levels = tuple(int(l) for l in np.nonzero(~np.isnan(bw).all(axis=0))[0])
         self.min_util = tables.min_util
@@ -121,7 +123,9 @@ class FastModel:
         eff = self.eff[None, None, :]
         bounded = eff >= 0
         over = bounded & (cap > eff)
-        under = bounded & ~over & (self.min_util[None, None, :] > 0) & (cap < eff * self.min_util[None, None, :])
+        under = (
+            bounded & ~over & (self.min_util[None, None, :] > 0) & (cap < eff * self.min_util[None, None, :])
+        )
         unstored = ~keep.any(axis=2).all(axis=2)
         valid = ~over.any(axis=2) & ~under.any(axis=2) & ~unstored & spatial_ok[None, :]
         energy = np.full((V, B), np.inf)
@@ -129,7 +133,9 @@ class FastModel:
         last = np.full((V, B), np.inf)
         rows = np.nonzero(valid.any(axis=0))[0]
         if len(rows):
-            e, cy, la = self._score(c.take(rows), tf[rows], sf[rows], keep[:, rows], ext[rows], ext_sp[rows], size[rows])
+            e, cy, la = self._score(
+                c.take(rows), tf[rows], sf[rows], keep[:, rows], ext[rows], ext_sp[rows], size[rows]
+            )
             energy[:, rows], cycles[:, rows], last[:, rows] = e, cy, la
         return FastResult(energy, cycles, valid, last, cap, over)
 
@@ -161,7 +167,9 @@ class FastModel:
             out[:, J] = J
             return out
 
-        nxt = [next_index(active & RELEVANT[t][dimj]) if keep[0, :, : L - 1, t].any() else None for t in range(3)]
+        nxt = [
+            next_index(active & RELEVANT[t][dimj]) if keep[0, :, : L - 1, t].any() else None for t in range(3)
+        ]
         nxt_any = next_index(active)
         coord = _COORD[dimj]
         tau = self.coef[dimj] * sig
@@ -193,7 +201,12 @@ class FastModel:
                 continue
             deficit = (size[:, s, 1] // np.maximum(extc, 1)) * overlap
             jj = jidx[start:]
-            act_s, coord_s, tau_s, w_s = active[:, start:], coord[:, start:], tau[:, start:], w_slot[:, start:]
+            act_s, coord_s, tau_s, w_s = (
+                active[:, start:],
+                coord[:, start:],
+                tau[:, start:],
+                w_slot[:, start:],
+            )
             after = jj[None, :] > l1[:, None]
             from_l1 = jj[None, :] >= l1[:, None]
             same = coord_s == c1[:, None]
@@ -221,8 +234,18 @@ class FastModel:
         if both_w.any() or both_h.any():
             below = np.concatenate([np.ones((B, 1, 7), np.int64), ext[:, :-1, :]], axis=1)
             for b, s in zip(*np.nonzero(both_w | both_h)):
-                dw = _distinct(lay.Wstride * int(below[b, s, P]), int(sf[b, s, P]), lay.Wdilation * int(below[b, s, R]), int(sf[b, s, R]))
-                dh = _distinct(lay.Hstride * int(below[b, s, Q]), int(sf[b, s, Q]), lay.Hdilation * int(below[b, s, S]), int(sf[b, s, S]))
+                dw = _distinct(
+                    lay.Wstride * int(below[b, s, P]),
+                    int(sf[b, s, P]),
+                    lay.Wdilation * int(below[b, s, R]),
+                    int(sf[b, s, R]),
+                )
+                dh = _distinct(
+                    lay.Hstride * int(below[b, s, Q]),
+                    int(sf[b, s, Q]),
+                    lay.Hdilation * int(below[b, s, S]),
+                    int(sf[b, s, S]),
+                )
                 G[b, s, 1] = int(sf[b, s, N]) * int(sf[b, s, C]) * dw * dh
 
         # partition sizes (Outputs reads = updates - partition)
@@ -260,7 +283,9 @@ class FastModel:
         fills = np.where(keep_in & kept_above, acc_in, 0)
         fills_if = np.where(is_top_inner, acc_in, 0)  # added when the outermost level keeps t
         if self.rules.fill_elision:
-            fills[..., 2] = np.where(keep_in[..., 2] & kept_above[..., 2], np.maximum(acc_in[..., 2] - part_in, 0), 0)
+            fills[..., 2] = np.where(
+                keep_in[..., 2] & kept_above[..., 2], np.maximum(acc_in[..., 2] - part_in, 0), 0
+            )
             fills_if[..., 2] = np.where(is_top_inner[..., 2], np.maximum(acc_in[..., 2] - part_in, 0), 0)
         reads = np.where(keep_in, content, 0)
         reads[..., 2] = np.where(keep_in[..., 2], np.maximum(content[..., 2] - part_in, 0), 0)
@@ -272,8 +297,11 @@ class FastModel:
         er, ef, eu = self.er, self.ef, self.eu
         bi = blk[None, :top, None]
         rep_in = repl[:, :top, None].astype(np.float64)
-        e_in = ((-(-reads // bi)) * er[None, :top, None] + (-(-fills // bi)) * ef[None, :top, None]
-                + (-(-updates // bi)) * eu[None, :top, None]) * rep_in
+        e_in = (
+            (-(-reads // bi)) * er[None, :top, None]
+            + (-(-fills // bi)) * ef[None, :top, None]
+            + (-(-updates // bi)) * eu[None, :top, None]
+        ) * rep_in
         e_if = ((-(-fills_if // bi)) * ef[None, :top, None] * rep_in).sum(axis=1)  # [B, 3]
         r_top = content_top.copy()
         r_top[:, 2] = np.maximum(content_top[:, 2] - part[:, top, 2], 0)
@@ -290,8 +318,9 @@ class FastModel:
         for lv in self.bw_levels:
             if lv < top:
                 rd = (reads[:, lv, :] / cc[:, None]).sum(axis=1)[None, :]
-                wr = (((fills[:, lv, :] + updates[:, lv, :]) / cc[:, None]).sum(axis=1)[None, :]
-                      + (kt * (fills_if[:, lv, :] / cc[:, None])[None]).sum(axis=2))
+                wr = ((fills[:, lv, :] + updates[:, lv, :]) / cc[:, None]).sum(axis=1)[None, :] + (
+                    kt * (fills_if[:, lv, :] / cc[:, None])[None]
+                ).sum(axis=2)
             else:
                 rd = (kt * (r_top / cc[:, None])[None]).sum(axis=2)
                 wr = (kt * (u_top / cc[:, None])[None]).sum(axis=2)

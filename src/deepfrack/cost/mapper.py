@@ -80,7 +80,10 @@ METRICS: tuple[str, ...] = ("energy", "delay", "edp", "last-level-accesses")
 #: 64, every 16 up to 128, every 32 up to 512, every 128 beyond): fixed, so that the result of a
 #: tile depends on the tile problem only, not on the layer's plane or the order of the work
 LADDER: tuple[int, ...] = tuple(
-    list(range(4, 33, 4)) + list(range(40, 65, 8)) + list(range(80, 129, 16)) + list(range(160, 513, 32))
+    list(range(4, 33, 4))
+    + list(range(40, 65, 8))
+    + list(range(80, 129, 16))
+    + list(range(160, 513, 32))
     + list(range(640, 8193, 128))
 )
 _ALIASES = {"cycles": "delay", "latency": "delay", "last_level_accesses": "last-level-accesses"}
@@ -111,7 +114,9 @@ class Objective:
         for m in names:
             key = _ALIASES.get(str(m).strip().lower(), str(m).strip().lower())
             if key not in METRICS:
-                raise ValueError(f"unknown objective metric {m!r}; expected one of {', '.join(METRICS)} (or cycles)")
+                raise ValueError(
+                    f"unknown objective metric {m!r}; expected one of {', '.join(METRICS)} (or cycles)"
+                )
             if key not in out:
                 out.append(key)
         if not out:
@@ -131,10 +136,12 @@ class Objective:
                 cols.append(last)
         return cols
 
-    def order(self, energy: np.ndarray, cycles: np.ndarray, last: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    def order(
+        self, energy: np.ndarray, cycles: np.ndarray, last: np.ndarray, valid: np.ndarray
+    ) -> np.ndarray:
         """Indices of the candidates (1-D arrays) from best to worst; invalid ones last."""
         cols = self.columns(energy, cycles, last)
-        return np.lexsort(tuple(reversed([~valid] + cols)))
+        return np.lexsort(tuple(reversed([~valid, *cols])))
 
     def key(self, energy: float, cycles: float, last: float) -> tuple[float, ...]:
         return tuple(float(x) for x in self.columns(np.array([energy]), np.array([cycles]), np.array([last])))
@@ -234,14 +241,33 @@ def mapping_directives(mapping: Mapping, repeats: int = 1) -> list[dict[str, Any
     that many copies of the mapped problem) is recorded in a last ``{type: repeats, count}`` entry."""
     out: list[dict[str, Any]] = []
     for lv in reversed(mapping.levels):
-        out.append({"target": lv.target, "type": "datatype", "keep": [t for t, k in zip(TENSORS, lv.keep) if k],
-                    "bypass": [t for t, k in zip(TENSORS, lv.keep) if not k]})
+        out.append(
+            {
+                "target": lv.target,
+                "type": "datatype",
+                "keep": [t for t, k in zip(TENSORS, lv.keep) if k],
+                "bypass": [t for t, k in zip(TENSORS, lv.keep) if not k],
+            }
+        )
     for lv in reversed(mapping.levels):
         if any(f != 1 for f in lv.spatial):
-            out.append({"target": lv.target, "type": "spatial", "factors": {d: int(lv.spatial[i]) for i, d in enumerate(DIMS)},
-                        "permutation": lv.spatial_permutation, "split": int(lv.split)})
-        out.append({"target": lv.target, "type": "temporal", "factors": {d: int(lv.temporal[i]) for i, d in enumerate(DIMS)},
-                    "permutation": lv.temporal_permutation})
+            out.append(
+                {
+                    "target": lv.target,
+                    "type": "spatial",
+                    "factors": {d: int(lv.spatial[i]) for i, d in enumerate(DIMS)},
+                    "permutation": lv.spatial_permutation,
+                    "split": int(lv.split),
+                }
+            )
+        out.append(
+            {
+                "target": lv.target,
+                "type": "temporal",
+                "factors": {d: int(lv.temporal[i]) for i, d in enumerate(DIMS)},
+                "permutation": lv.temporal_permutation,
+            }
+        )
     if repeats != 1:
         out.append({"type": "repeats", "count": int(repeats)})
     return out
@@ -274,19 +300,27 @@ def tile_problem(layer: Layer, h: int | None = None, w: int | None = None) -> Pr
     if layer.kind in ("conv", "fc", "depthwise"):
         g = layer.groups
         if g < 1 or layer.C % g or layer.M % g:
-            raise InputError(None, f"layer {layer.name}", f"groups={g} must divide C={layer.C} and M={layer.M}")
+            raise InputError(
+                None, f"layer {layer.name}", f"groups={g} must divide C={layer.C} and M={layer.M}"
+            )
         prob = dataclasses.replace(base, C=layer.C // g, M=layer.M // g, groups=1, kind="conv")
         note = f"{layer.kind} layer {layer.name}: costed as {g} runs of its per-group problem (C={prob.C}, M={prob.M}), one after the other"
         return Problem(prob, g, False, note, macs)
     if layer.kind == "pool":
         prob = dataclasses.replace(base, C=1, M=1, groups=1, kind="conv", pool=None)
-        note = (f"pool layer {layer.name}: costed as {layer.C} runs of a one-channel {layer.R}x{layer.S} window problem, "
-                "without weights and MAC energy (data movement of inputs and outputs, comparison cycles), MACs = 0")
+        note = (
+            f"pool layer {layer.name}: costed as {layer.C} runs of a one-channel {layer.R}x{layer.S} window problem, "
+            "without weights and MAC energy (data movement of inputs and outputs, comparison cycles), MACs = 0"
+        )
         return Problem(prob, layer.C, True, note, 0)
     if layer.kind == "add":
-        prob = dataclasses.replace(base, C=2, M=1, R=1, S=1, Wstride=1, Hstride=1, Wdilation=1, Hdilation=1, groups=1, kind="conv")
-        note = (f"add layer {layer.name}: costed as {layer.M} runs of a two-operand 1x1 reduction, without weights "
-                "and MAC energy, MACs = 0")
+        prob = dataclasses.replace(
+            base, C=2, M=1, R=1, S=1, Wstride=1, Hstride=1, Wdilation=1, Hdilation=1, groups=1, kind="conv"
+        )
+        note = (
+            f"add layer {layer.name}: costed as {layer.M} runs of a two-operand 1x1 reduction, without weights "
+            "and MAC energy, MACs = 0"
+        )
         return Problem(prob, layer.M, True, note, 0)
     raise InputError(None, f"layer {layer.name}", f"unknown layer kind {layer.kind!r}")
 
@@ -399,7 +433,14 @@ class _TableIndex:
 # the search for one tile problem
 # --------------------------------------------------------------------------------------------- #
 class _Search:
-    def __init__(self, space: MapSpace, fm: FastModel, objective: Objective, rng: np.random.Generator, options: MapperOptions):
+    def __init__(
+        self,
+        space: MapSpace,
+        fm: FastModel,
+        objective: Objective,
+        rng: np.random.Generator,
+        options: MapperOptions,
+    ):
         self.space = space
         self.fm = fm
         self.obj = objective
@@ -448,7 +489,12 @@ class _Search:
         if len(res_parts) == 1:
             r = res_parts[0]
         else:
-            r = FastResult(*[np.concatenate([getattr(p, f.name) for p in res_parts], axis=1) for f in dataclasses.fields(FastResult)])
+            r = FastResult(
+                *[
+                    np.concatenate([getattr(p, f.name) for p in res_parts], axis=1)
+                    for f in dataclasses.fields(FastResult)
+                ]
+            )
         self.evaluated += len(c)
         self._record(c, r)
         return c, r
@@ -485,8 +531,16 @@ class _Search:
         """The current best candidates: per variant its ``beam`` best (distinct)."""
         rows = [e for v in range(self.V) for e in self.short[v][: self.opt.beam]]
         if not rows:
-            return Candidates(np.zeros((0, 7), np.int64), np.zeros((0, self.space.n_levels), np.int64), np.zeros(0, np.int64))
-        return Candidates(np.stack([r[1] for r in rows]), np.stack([r[2] for r in rows]), np.array([r[3] for r in rows], np.int64)).unique()
+            return Candidates(
+                np.zeros((0, 7), np.int64),
+                np.zeros((0, self.space.n_levels), np.int64),
+                np.zeros(0, np.int64),
+            )
+        return Candidates(
+            np.stack([r[1] for r in rows]),
+            np.stack([r[2] for r in rows]),
+            np.array([r[3] for r in rows], np.int64),
+        ).unique()
 
     # ---- neighbourhoods --------------------------------------------------------------------------
     def neighbours(self, c: Candidates) -> Candidates:
@@ -557,7 +611,15 @@ class _Search:
             if not bad.any():
                 return
             eff = self.fm.eff.astype(np.float64)
-            excess = np.where(eff[None, None, :] >= 0, np.maximum(r.cap_used - eff[None, None, :], 0) / np.maximum(eff, 1)[None, None, :], 0).sum(axis=2).min(axis=0)
+            excess = (
+                np.where(
+                    eff[None, None, :] >= 0,
+                    np.maximum(r.cap_used - eff[None, None, :], 0) / np.maximum(eff, 1)[None, None, :],
+                    0,
+                )
+                .sum(axis=2)
+                .min(axis=0)
+            )
             idx = np.nonzero(bad)[0]
             idx = idx[np.argsort(excess[idx], kind="stable")[:keep]]
             c, r2 = self.evaluate(self.outward_neighbours(c.take(idx)))
@@ -591,7 +653,11 @@ class _Search:
     def random(self, n: int) -> Candidates:
         sp = self.space
         fidx = np.stack([self.rng.integers(0, len(t), n) for t in sp.dims], axis=1)
-        oidx = np.stack([self.rng.integers(0, len(o), n) for o in sp.orders], axis=1) if sp.n_levels else np.zeros((n, 0), np.int64)
+        oidx = (
+            np.stack([self.rng.integers(0, len(o), n) for o in sp.orders], axis=1)
+            if sp.n_levels
+            else np.zeros((n, 0), np.int64)
+        )
         kb = self.rng.integers(0, 1 << len(sp.free_keeps), n) if sp.free_keeps else np.zeros(n, np.int64)
         return Candidates(fidx, oidx, kb.astype(np.int64))
 
@@ -689,7 +755,13 @@ def _groups_by_shared(arch: Architecture, sets: dict[str, Constraints]) -> list[
     outer = arch.levels[0].name
     groups: dict[tuple, dict[str, Constraints]] = {}
     for name, cons in sets.items():
-        key = tuple(sorted(t.key() for t in arch.constraints.merged(cons).targets if not (t.target == outer and t.type == "datatype")))
+        key = tuple(
+            sorted(
+                t.key()
+                for t in arch.constraints.merged(cons).targets
+                if not (t.target == outer and t.type == "datatype")
+            )
+        )
         groups.setdefault(key, {})[name] = cons
     return list(groups.values())
 
@@ -786,7 +858,15 @@ class LayerMapper:
         results, _ = self._search(gi, g, h, w, self._seeds_for(gi, g, h, w), extra_effort=False)
         return results
 
-    def _search(self, gi: int, g: dict[str, Constraints], h: int, w: int, seeds: list[dict[str, Any]], extra_effort: bool) -> tuple[dict[str, MapResult], list[dict[str, Any]]]:
+    def _search(
+        self,
+        gi: int,
+        g: dict[str, Constraints],
+        h: int,
+        w: int,
+        seeds: list[dict[str, Any]],
+        extra_effort: bool,
+    ) -> tuple[dict[str, MapResult], list[dict[str, Any]]]:
         names = tuple(g)
         prob = tile_problem(self.layer, h, w)
         notes = [prob.note] if prob.note else []
@@ -797,9 +877,17 @@ class LayerMapper:
         notes.extend(space.notes)
         opt = self.options
         if extra_effort:
-            opt = dataclasses.replace(opt, random_samples=opt.rung_samples, restarts=opt.rung_restarts, pair_moves=True, beam=opt.rung_beam)
+            opt = dataclasses.replace(
+                opt,
+                random_samples=opt.rung_samples,
+                restarts=opt.rung_restarts,
+                pair_moves=True,
+                beam=opt.rung_beam,
+            )
         elif opt.pair_moves == "anchors":
-            opt = dataclasses.replace(opt, pair_moves=False, repair_keep=0 if opt.repair_keep_rungs_only else opt.repair_keep)
+            opt = dataclasses.replace(
+                opt, pair_moves=False, repair_keep=0 if opt.repair_keep_rungs_only else opt.repair_keep
+            )
         fm = FastModel(space, self.tables, self.rules)
         seed = (opt.seed * 1_000_003 + h * 10_007 + w) & 0xFFFFFFFF
         search = _Search(space, fm, opt.objective, np.random.default_rng(seed), opt)
@@ -829,8 +917,15 @@ class LayerMapper:
         out: list[MapResult] = []
         if not pairs:
             reason = _infeasible_reason(space, search, self.tables)
-            return [MapResult(n, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated) for n in names]
-        cands = Candidates(np.stack([e[1] for _, e in pairs]), np.stack([e[2] for _, e in pairs]), np.array([e[3] for _, e in pairs], np.int64))
+            return [
+                MapResult(n, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated)
+                for n in names
+            ]
+        cands = Candidates(
+            np.stack([e[1] for _, e in pairs]),
+            np.stack([e[2] for _, e in pairs]),
+            np.array([e[3] for _, e in pairs], np.int64),
+        )
         batch = space.mapping_batch(cands, [v for v, _ in pairs])
         ev = LayerModel(self.arch, self.energy, prob.layer, self.rules)
         res = ev.evaluate_batch(batch)
@@ -843,14 +938,24 @@ class LayerMapper:
             idx = np.array([i for i, (vv, _) in enumerate(pairs) if vv == v], np.int64)
             if len(idx) == 0:
                 reason = _infeasible_reason(space, search, self.tables, v)
-                out.append(MapResult(name, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated))
+                out.append(
+                    MapResult(name, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated)
+                )
                 continue
             valid = res.valid[idx]
             order = search.obj.order(energy[idx], res.cycles[idx].astype(np.float64), last[idx], valid)
             b = int(idx[order[0]])
             if not res.valid[b]:
-                out.append(MapResult(name, "infeasible", "the full model rejects every shortlisted mapping: " + "; ".join(
-                    ev.evaluate(batch.mapping(b)).violations), notes=tuple(notes), evaluated=search.evaluated))
+                out.append(
+                    MapResult(
+                        name,
+                        "infeasible",
+                        "the full model rejects every shortlisted mapping: "
+                        + "; ".join(ev.evaluate(batch.mapping(b)).violations),
+                        notes=tuple(notes),
+                        evaluated=search.evaluated,
+                    )
+                )
                 continue
             out.append(self._result(name, space, batch, res, b, energy[b], prob, notes, search.evaluated))
         return out
@@ -873,7 +978,9 @@ class LayerMapper:
             acc[lname]["utilized_instances"] = {TENSORS[ti]: int(inst[ti]) for ti in kept}
         mac_e = float(res.post.mac_energy[b]) if not prob.drop_weights else 0.0
         lvl_e[self.arch.arithmetic.name] = mac_e * k
-        mapping = dataclasses.replace(batch.mapping(b), source=f"deepfrack mapper, {prob.layer.name} {prob.layer.Q}x{prob.layer.P}")
+        mapping = dataclasses.replace(
+            batch.mapping(b), source=f"deepfrack mapper, {prob.layer.name} {prob.layer.Q}x{prob.layer.P}"
+        )
         return MapResult(
             variant=name,
             status="ok",
@@ -900,11 +1007,15 @@ def _infeasible_reason(space: MapSpace, search: _Search, tables, v: int | None =
         for s in range(L):
             eff = int(tables.eff_size[s])
             if eff >= 0 and capm[s] > eff:
-                parts.append(f"{tables.names[s]} needs at least {int(capm[s])} words per instance for this tile, more than its {eff}")
+                parts.append(
+                    f"{tables.names[s]} needs at least {int(capm[s])} words per instance for this tile, more than its {eff}"
+                )
     if parts:
         return "the tile fits no mapping: " + "; ".join(parts)
-    return (f"no valid mapping found among {search.evaluated} candidates (spatial constraints, fan-outs, "
-            "minimum utilization or capacity)")
+    return (
+        f"no valid mapping found among {search.evaluated} candidates (spatial constraints, fan-outs, "
+        "minimum utilization or capacity)"
+    )
 
 
 def _portable(space: MapSpace, e: tuple) -> dict[str, Any]:
@@ -918,7 +1029,9 @@ def _portable(space: MapSpace, e: tuple) -> dict[str, Any]:
     }
 
 
-def _adapt_seeds(space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, Any]], pq_limit: int = 25) -> Candidates | None:
+def _adapt_seeds(
+    space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, Any]], pq_limit: int = 25
+) -> Candidates | None:
     """Portable candidates mapped into ``space``: the same factorization where a dimension's table
     has it; for the output-plane dimensions P and Q (the ones a tile shape changes) every pair of
     their factorizations (the ``pq_limit`` pairs closest to the seed's when there are more); the same
@@ -931,11 +1044,19 @@ def _adapt_seeds(space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, 
         base = []
         for d in range(7):
             tgt = sd["factors"][d]
-            j = idx[d].rows.get(tuple(np.asarray(tgt).reshape(-1).tolist())) if tgt.shape == space.dims[d].factors.shape[1:] else None
+            j = (
+                idx[d].rows.get(tuple(np.asarray(tgt).reshape(-1).tolist()))
+                if tgt.shape == space.dims[d].factors.shape[1:]
+                else None
+            )
             base.append(j if j is not None else int(idx[d].closest(tgt)[0]))
         o = []
         for l in range(space.n_levels):
-            hit = np.nonzero((space.orders[l] == np.array(sd["orders"][l])[None, :]).all(axis=1))[0] if l < len(sd["orders"]) else []
+            hit = (
+                np.nonzero((space.orders[l] == np.array(sd["orders"][l])[None, :]).all(axis=1))[0]
+                if l < len(sd["orders"])
+                else []
+            )
             o.append(int(hit[0]) if len(hit) else 0)
         kb = sd["kbits"] if sd["free"] == space.free_keeps else 0
         nP, nQ = len(space.dims[P_]), len(space.dims[Q_])
@@ -943,14 +1064,26 @@ def _adapt_seeds(space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, 
             ps, qs = np.arange(nP), np.arange(nQ)
         else:
             k = max(1, int(pq_limit**0.5))
-            ps = idx[P_].closest(sd["factors"][P_])[:k] if sd["factors"][P_].shape == space.dims[P_].factors.shape[1:] else np.arange(min(k, nP))
-            qs = idx[Q_].closest(sd["factors"][Q_])[:k] if sd["factors"][Q_].shape == space.dims[Q_].factors.shape[1:] else np.arange(min(k, nQ))
+            ps = (
+                idx[P_].closest(sd["factors"][P_])[:k]
+                if sd["factors"][P_].shape == space.dims[P_].factors.shape[1:]
+                else np.arange(min(k, nP))
+            )
+            qs = (
+                idx[Q_].closest(sd["factors"][Q_])[:k]
+                if sd["factors"][Q_].shape == space.dims[Q_].factors.shape[1:]
+                else np.arange(min(k, nQ))
+            )
         gp, gq = np.meshgrid(ps, qs, indexing="ij")
         m = gp.size
         f = np.repeat(np.array(base, np.int64)[None, :], m, axis=0)
         f[:, P_] = gp.reshape(-1)
         f[:, Q_] = gq.reshape(-1)
-        parts.append(Candidates(f, np.repeat(np.array(o, np.int64).reshape(1, -1), m, axis=0), np.full(m, kb, np.int64)))
+        parts.append(
+            Candidates(
+                f, np.repeat(np.array(o, np.int64).reshape(1, -1), m, axis=0), np.full(m, kb, np.int64)
+            )
+        )
     return Candidates.concat(parts)
 
 

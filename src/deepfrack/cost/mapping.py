@@ -145,7 +145,9 @@ def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> 
     items: list[tuple[str, Any]] = []
     if isinstance(value, TMapping):
         items = [(str(k), v) for k, v in value.items()]
-    elif isinstance(value, str) or (isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)):
+    elif isinstance(value, str) or (
+        isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
+    ):
         text = value if isinstance(value, str) else " ".join(value)
         text = text.split("#", 1)[0]
         pos = 0
@@ -163,17 +165,25 @@ def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> 
     elif value is None:
         return {}
     else:
-        raise InputError(path, f"{where}.factors", f"expected a string like 'C2 M4' or a mapping, got {value!r}")
+        raise InputError(
+            path, f"{where}.factors", f"expected a string like 'C2 M4' or a mapping, got {value!r}"
+        )
     out: dict[int, int] = {}
     for name, raw in items:
         if name not in DIM_INDEX:
-            raise InputError(path, f"{where}.factors", f"unknown dimension {name!r}; the CNN-layer dimensions are {''.join(DIMS)}")
+            raise InputError(
+                path,
+                f"{where}.factors",
+                f"unknown dimension {name!r}; the CNN-layer dimensions are {''.join(DIMS)}",
+            )
         if isinstance(raw, bool):
             raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}")
         try:
             f = int(raw)
         except (TypeError, ValueError):
-            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}") from None
+            raise InputError(
+                path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}"
+            ) from None
         if str(raw).strip() != str(f) and not isinstance(raw, int):
             raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}")
         if f < 0:
@@ -197,7 +207,11 @@ def _parse_permutation(value: Any, where: str, path: Any) -> tuple[int, ...]:
     order: list[int] = []
     for c in letters:
         if c not in DIM_INDEX:
-            raise InputError(path, f"{where}.permutation", f"unknown dimension {c!r}; the CNN-layer dimensions are {''.join(DIMS)}")
+            raise InputError(
+                path,
+                f"{where}.permutation",
+                f"unknown dimension {c!r}; the CNN-layer dimensions are {''.join(DIMS)}",
+            )
         d = DIM_INDEX[c]
         if d in order:
             raise InputError(path, f"{where}.permutation", f"dimension {c} appears twice")
@@ -259,17 +273,31 @@ def mapping_from_directives(
         if isinstance(target, int) and not isinstance(target, bool):
             # Timeloop also accepts the storage level id, 0 = innermost.
             if not 0 <= target < len(names):
-                raise InputError(path, f"{where}.target", f"storage level id {target} out of range 0..{len(names) - 1}")
+                raise InputError(
+                    path, f"{where}.target", f"storage level id {target} out of range 0..{len(names) - 1}"
+                )
             li = len(names) - 1 - target
         else:
             if target not in index:
-                raise InputError(path, f"{where}.target", f"{target!r} is not a storage level of the architecture ({', '.join(names)})")
+                raise InputError(
+                    path,
+                    f"{where}.target",
+                    f"{target!r} is not a storage level of the architecture ({', '.join(names)})",
+                )
             li = index[target]
         typ = d.get("type")
-        for key in ("no_link_transfer", "no_multicast_no_reduction", "no_temporal_reuse", "no-link-transfer",
-                    "no-multicast-no-reduction", "no-temporal-reuse"):
+        for key in (
+            "no_link_transfer",
+            "no_multicast_no_reduction",
+            "no_temporal_reuse",
+            "no-link-transfer",
+            "no-multicast-no-reduction",
+            "no-temporal-reuse",
+        ):
             if d.get(key):
-                raise InputError(path, f"{where}.{key}", "this Timeloop directive is not supported by deepfrack's model")
+                raise InputError(
+                    path, f"{where}.{key}", "this Timeloop directive is not supported by deepfrack's model"
+                )
         if typ in ("temporal", "spatial"):
             facs = _parse_factors(d.get("factors"), bounds, where, path)
             perm = _parse_permutation(d.get("permutation"), where, path)
@@ -279,7 +307,11 @@ def mapping_from_directives(
             else:
                 fx, fy = fanouts[li]
                 if fx * fy <= 1:
-                    raise InputError(path, f"{where}.target", f"{target} has no spatial fan-out (its next inner level has as many instances), so it takes no spatial directive")
+                    raise InputError(
+                        path,
+                        f"{where}.target",
+                        f"{target} has no spatial fan-out (its next inner level has as many instances), so it takes no spatial directive",
+                    )
                 spatial[li] = facs
                 s_order[li] = perm
                 sp = d.get("split", 7)
@@ -292,7 +324,11 @@ def mapping_from_directives(
             for t in _tensor_list(d.get("bypass"), f"{where}.bypass", path):
                 keep[li][TENSORS.index(t)] = False
         else:
-            raise InputError(path, f"{where}.type", f"unknown directive type {typ!r}; expected temporal, spatial, datatype or bypass")
+            raise InputError(
+                path,
+                f"{where}.type",
+                f"unknown directive type {typ!r}; expected temporal, spatial, datatype or bypass",
+            )
     levels = []
     for i, name in enumerate(names):
         tf = tuple(temporal.get(i, {}).get(dd, 1) for dd in range(7))
@@ -313,25 +349,45 @@ def mapping_from_directives(
     return m
 
 
-def validate_mapping(mapping: Mapping, arch: Architecture, layer: Layer, source: str | None = None, field: str = "mapping") -> None:
+def validate_mapping(
+    mapping: Mapping, arch: Architecture, layer: Layer, source: str | None = None, field: str = "mapping"
+) -> None:
     """InputError unless the mapping has one level per architecture level (same names, same order),
     positive factors, valid orders, and factor products equal to the layer's dimensions."""
     names = arch.level_names
     if tuple(lv.target for lv in mapping.levels) != names:
-        raise InputError(source, field, f"levels {[lv.target for lv in mapping.levels]} do not match the architecture's {list(names)}")
+        raise InputError(
+            source,
+            field,
+            f"levels {[lv.target for lv in mapping.levels]} do not match the architecture's {list(names)}",
+        )
     for lv in mapping.levels:
-        for kind, facs, order in (("temporal", lv.temporal, lv.temporal_order), ("spatial", lv.spatial, lv.spatial_order)):
+        for kind, facs, order in (
+            ("temporal", lv.temporal, lv.temporal_order),
+            ("spatial", lv.spatial, lv.spatial_order),
+        ):
             if len(facs) != 7 or any((not isinstance(f, (int, np.integer))) or f < 1 for f in facs):
-                raise InputError(source, f"{field}.{lv.target}.{kind}.factors", f"must be 7 positive integers, got {facs}")
+                raise InputError(
+                    source, f"{field}.{lv.target}.{kind}.factors", f"must be 7 positive integers, got {facs}"
+                )
             if sorted(order) != list(range(7)):
-                raise InputError(source, f"{field}.{lv.target}.{kind}.permutation", f"must be a permutation of {''.join(DIMS)}")
+                raise InputError(
+                    source,
+                    f"{field}.{lv.target}.{kind}.permutation",
+                    f"must be a permutation of {''.join(DIMS)}",
+                )
     bounds = layer_dims(layer)
     prods = mapping.factor_products()
     for d, (p, b) in enumerate(zip(prods, bounds)):
         if p != b:
-            parts = " x ".join(
-                f"{lv.temporal[d] * lv.spatial[d]} ({lv.target})" for lv in mapping.levels if lv.temporal[d] * lv.spatial[d] != 1
-            ) or "1"
+            parts = (
+                " x ".join(
+                    f"{lv.temporal[d] * lv.spatial[d]} ({lv.target})"
+                    for lv in mapping.levels
+                    if lv.temporal[d] * lv.spatial[d] != 1
+                )
+                or "1"
+            )
             raise InputError(
                 source,
                 f"{field}.factors.{DIMS[d]}",

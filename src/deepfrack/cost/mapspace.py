@@ -60,7 +60,11 @@ RELEVANT = np.array(
     bool,
 )
 #: dimension groups for the structured loop orders: irrelevant to Weights, to Inputs, to Outputs
-_GROUPS = ((DIM_INDEX["N"], DIM_INDEX["P"], DIM_INDEX["Q"]), (DIM_INDEX["M"],), (DIM_INDEX["C"], DIM_INDEX["R"], DIM_INDEX["S"]))
+_GROUPS = (
+    (DIM_INDEX["N"], DIM_INDEX["P"], DIM_INDEX["Q"]),
+    (DIM_INDEX["M"],),
+    (DIM_INDEX["C"], DIM_INDEX["R"], DIM_INDEX["S"]),
+)
 _GROUP_VARIANTS = (
     ((DIM_INDEX["P"], DIM_INDEX["Q"], DIM_INDEX["N"]), (DIM_INDEX["Q"], DIM_INDEX["P"], DIM_INDEX["N"])),
     ((DIM_INDEX["M"],),),
@@ -200,7 +204,10 @@ class MapSpace:
     @property
     def radix(self) -> np.ndarray:
         """Digit sizes of :meth:`Candidates.codes` (fidx, oidx, kbits)."""
-        return np.array([len(t) for t in self.dims] + [len(o) for o in self.orders] + [1 << len(self.free_keeps)], np.int64)
+        return np.array(
+            [len(t) for t in self.dims] + [len(o) for o in self.orders] + [1 << len(self.free_keeps)],
+            np.int64,
+        )
 
     # ---- decoding -------------------------------------------------------------------------------
     def factors(self, c: Candidates) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -222,7 +229,10 @@ class MapSpace:
 
     def keeps(self, c: Candidates) -> np.ndarray:
         """bool [V, B, L, 3]: what each candidate keeps under each variant."""
-        base = np.broadcast_to(self.variant_keep[:, None, :, :], (self.variant_keep.shape[0], len(c)) + self.variant_keep.shape[1:]).copy()
+        base = np.broadcast_to(
+            self.variant_keep[:, None, :, :],
+            (self.variant_keep.shape[0], len(c), *self.variant_keep.shape[1:]),
+        ).copy()
         for i, (l, t) in enumerate(self.free_keeps):
             base[:, :, l, t] = ((c.kbits >> i) & 1).astype(bool)[None, :]
         return base
@@ -240,7 +250,9 @@ class MapSpace:
                 xm = ((sx[:, l, :] > 1) * (1 << np.arange(7))).sum(axis=1)
                 ym = ((sy[:, l, :] > 1) * (1 << np.arange(7))).sum(axis=1)
                 pairs, inv = np.unique(np.stack([xm, ym], axis=1), axis=0, return_inverse=True)
-                good = np.array([spatial_arrangement(lv, _bits(int(a)), _bits(int(b))) is not None for a, b in pairs])
+                good = np.array(
+                    [spatial_arrangement(lv, _bits(int(a)), _bits(int(b))) is not None for a, b in pairs]
+                )
                 ok &= good[inv.reshape(-1)]
         if self.min_parallelism > 0:
             used = (sx * sy).reshape(sx.shape[0], -1).prod(axis=1)
@@ -305,7 +317,9 @@ def _bits(mask: int) -> list[int]:
     return [d for d in range(7) if mask >> d & 1]
 
 
-def spatial_arrangement(lv: LevelInfo, xdims: Sequence[int], ydims: Sequence[int]) -> tuple[tuple[int, ...], int] | None:
+def spatial_arrangement(
+    lv: LevelInfo, xdims: Sequence[int], ydims: Sequence[int]
+) -> tuple[tuple[int, ...], int] | None:
     """(spatial order, split) putting ``xdims`` on X and ``ydims`` on Y under the level's spatial
     permutation (prefix/suffix) and split constraints; None when impossible. Dimensions with factor
     1 fill the remaining places."""
@@ -378,7 +392,9 @@ def _divisors(n: int) -> list[int]:
 
 
 @functools.lru_cache(maxsize=4096)
-def _enumerate_dim(bound: int, slot_opts: tuple[tuple[int, int, tuple[int | None, int | None, int | None], int], ...]) -> tuple[tuple[int, ...], ...]:
+def _enumerate_dim(
+    bound: int, slot_opts: tuple[tuple[int, int, tuple[int | None, int | None, int | None], int], ...]
+) -> tuple[tuple[int, ...], ...]:
     """Ordered factorizations of ``bound`` over the slots. slot_opts: (level, kind, (fixed, min,
     max), cap) per slot, where cap bounds the factor (fan-out of a spatial axis)."""
     n = len(slot_opts)
@@ -391,10 +407,7 @@ def _enumerate_dim(bound: int, slot_opts: tuple[tuple[int, int, tuple[int | None
                 res.append(tuple(choice))
             return
         _, _, (fixed, lo, hi), cap = slot_opts[i]
-        if fixed is not None:
-            opts = [fixed] if rem % fixed == 0 else []
-        else:
-            opts = _divisors(rem)
+        opts = ([fixed] if rem % fixed == 0 else []) if fixed is not None else _divisors(rem)
         for f in opts:
             if f > cap or (lo is not None and f < lo) or (hi is not None and f > hi):
                 continue
@@ -437,9 +450,19 @@ def space_template(
     outer = arch.levels[0].name
     shared_keys = set()
     for cons in variant_constraints.values():
-        shared_keys.add(tuple(sorted(t.key() for t in arch.constraints.merged(cons).targets if not (t.target == outer and t.type == "datatype"))))
+        shared_keys.add(
+            tuple(
+                sorted(
+                    t.key()
+                    for t in arch.constraints.merged(cons).targets
+                    if not (t.target == outer and t.type == "datatype")
+                )
+            )
+        )
     if len(shared_keys) != 1:
-        raise ValueError("the constraint sets differ elsewhere than in what the outermost level keeps; search them apart")
+        raise ValueError(
+            "the constraint sets differ elsewhere than in what the outermost level keeps; search them apart"
+        )
     first = arch.constraints.merged(variant_constraints[names[0]])
     L = len(arch.levels)
     fan = _level_fanouts(arch)
@@ -457,11 +480,15 @@ def space_template(
         tpre, tsuf = _parse_perm(tperm)
         spre, ssuf = _parse_perm(sperm)
         fx, fy = fan[l]
-        levels.append(LevelInfo(lv.name, fx, fy, tpre, tsuf, spre, ssuf, bool(sperm) or split is not None, split))
-        fbounds.append(tuple(
-            tuple((DIM_INDEX[name], fb.op, fb.value) for t in tl for name, fb in t.factors.items())
-            for tl in (temporal, spatial)
-        ))
+        levels.append(
+            LevelInfo(lv.name, fx, fy, tpre, tsuf, spre, ssuf, bool(sperm) or split is not None, split)
+        )
+        fbounds.append(
+            tuple(
+                tuple((DIM_INDEX[name], fb.op, fb.value) for t in tl for name, fb in t.factors.items())
+                for tl in (temporal, spatial)
+            )
+        )
         for t in first.for_target(lv.name, "utilization"):
             if t.min_utilization is not None:
                 min_par = max(min_par, t.min_utilization)
@@ -484,7 +511,9 @@ def space_template(
     return SpaceTemplate(arch, tuple(levels), tuple(fan), tuple(fbounds), names, vkeep, free_keeps, min_par)
 
 
-def _resolve(entries: tuple[tuple[int, str, int], ...], bounds: Sequence[int], where: str, notes: list[str]) -> dict[int, tuple[int | None, int | None, int | None]]:
+def _resolve(
+    entries: tuple[tuple[int, str, int], ...], bounds: Sequence[int], where: str, notes: list[str]
+) -> dict[int, tuple[int | None, int | None, int | None]]:
     """{dim: (fixed, min, max)} from one level's factor constraints of one kind, with X=0 read as
     the whole dimension and a fixed factor above the dimension lowered to it (with a note)."""
     out: dict[int, list[int | None]] = {}
@@ -494,7 +523,9 @@ def _resolve(entries: tuple[tuple[int, str, int], ...], bounds: Sequence[int], w
             if v == 0:
                 v = bounds[d]
             elif v > bounds[d]:
-                notes.append(f"{where}: factor {DIMS[d]}={v} exceeds the problem's {DIMS[d]}={bounds[d]}; lowered to {DIMS[d]}={bounds[d]}")
+                notes.append(
+                    f"{where}: factor {DIMS[d]}={v} exceeds the problem's {DIMS[d]}={bounds[d]}; lowered to {DIMS[d]}={bounds[d]}"
+                )
                 v = bounds[d]
             ent[0] = v
         elif op == "<=":
@@ -505,7 +536,9 @@ def _resolve(entries: tuple[tuple[int, str, int], ...], bounds: Sequence[int], w
 
 
 @functools.lru_cache(maxsize=4096)
-def _dim_table(d: int, bound: int, L: int, slots: tuple, spatial_filters: tuple, temporal_mins: tuple) -> np.ndarray | None:
+def _dim_table(
+    d: int, bound: int, L: int, slots: tuple, spatial_filters: tuple, temporal_mins: tuple
+) -> np.ndarray | None:
     rows = _enumerate_dim(bound, slots)
     arr = np.ones((len(rows), L, 3), np.int64)
     if rows:
@@ -529,9 +562,13 @@ def _dim_table(d: int, bound: int, L: int, slots: tuple, spatial_filters: tuple,
 
 
 @functools.lru_cache(maxsize=4096)
-def _orders_cached(prefix: tuple[int, ...], suffix: tuple[int, ...], active: frozenset[int]) -> tuple[np.ndarray, np.ndarray]:
+def _orders_cached(
+    prefix: tuple[int, ...], suffix: tuple[int, ...], active: frozenset[int]
+) -> tuple[np.ndarray, np.ndarray]:
     o = _level_orders(prefix, suffix, set(active))
-    act = np.array([[d for d in row if d in active] for row in o.tolist()], np.int64).reshape(len(o), len(active))
+    act = np.array([[d for d in row if d in active] for row in o.tolist()], np.int64).reshape(
+        len(o), len(active)
+    )
     o.setflags(write=False)
     act.setflags(write=False)
     return o, act
@@ -562,10 +599,12 @@ def build_mapspace(
     per_level_bounds = []
     for l, lv in enumerate(template.levels):
         tb, sb = template.factor_bounds[l]
-        per_level_bounds.append({
-            T_SLOT: _resolve(tb, bounds, f"{lv.name} temporal", notes),
-            X_SLOT: _resolve(sb, bounds, f"{lv.name} spatial", notes),
-        })
+        per_level_bounds.append(
+            {
+                T_SLOT: _resolve(tb, bounds, f"{lv.name} temporal", notes),
+                X_SLOT: _resolve(sb, bounds, f"{lv.name} spatial", notes),
+            }
+        )
     dims: list[DimTable] = []
     for d in range(7):
         slots = []
@@ -645,7 +684,9 @@ def _level_orders(prefix: tuple[int, ...], suffix: tuple[int, ...], active: set[
                 seq = tuple(d for grp in variants for d in grp if d in act)
                 seen.setdefault(seq, None)
         arrangements = list(seen)
-    out = [tuple(prefix) + arr + tuple(rest) + tuple(suffix) for arr in arrangements] or [tuple(prefix) + tuple(rest) + tuple(suffix)]
+    out = [tuple(prefix) + arr + tuple(rest) + tuple(suffix) for arr in arrangements] or [
+        tuple(prefix) + tuple(rest) + tuple(suffix)
+    ]
     return np.array(out, np.int64)
 
 

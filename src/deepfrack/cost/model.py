@@ -251,8 +251,14 @@ class LayerModel:
     """Model of one layer on one architecture with one energy table. Construct once, evaluate many
     mappings (:meth:`evaluate`, :meth:`evaluate_batch`)."""
 
-    def __init__(self, arch: Architecture, energy: EnergyTable, layer: Layer, rules: TimeloopRules | str | None = None,
-                 source: str | None = None):
+    def __init__(
+        self,
+        arch: Architecture,
+        energy: EnergyTable,
+        layer: Layer,
+        rules: TimeloopRules | str | None = None,
+        source: str | None = None,
+    ):
         self.arch = arch
         self.energy = energy
         self.layer = _check_layer(layer)
@@ -265,13 +271,17 @@ class LayerModel:
         self._post = post_setup(self.tables)
         t = self.tables
         # levels whose energy table lacks read, fill or update (an error if a mapping keeps a tensor there)
-        self._no_energy = bool(np.isnan(t.e_read).any() or np.isnan(t.e_fill).any() or np.isnan(t.e_update).any())
+        self._no_energy = bool(
+            np.isnan(t.e_read).any() or np.isnan(t.e_fill).any() or np.isnan(t.e_update).any()
+        )
 
     # ---- batch ------------------------------------------------------------------------------
     def evaluate_batch(self, batch: MappingBatch) -> BatchResult:
         """Evaluate every candidate of ``batch`` (vectorized)."""
         if batch.temporal.shape[1] != len(self.level_names):
-            raise ValueError(f"batch has {batch.temporal.shape[1]} levels, the architecture {len(self.level_names)}")
+            raise ValueError(
+                f"batch has {batch.temporal.shape[1]} levels, the architecture {len(self.level_names)}"
+            )
         keep_tl = np.ascontiguousarray(batch.keep[:, ::-1, :].transpose(1, 2, 0))  # [L, 3, B]
         if self._no_energy:
             check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
@@ -338,7 +348,11 @@ def evaluate(
 
 
 def evaluate_batch(
-    arch: Architecture, energy: EnergyTable, layer: Layer, batch: MappingBatch, rules: TimeloopRules | str | None = None
+    arch: Architecture,
+    energy: EnergyTable,
+    layer: Layer,
+    batch: MappingBatch,
+    rules: TimeloopRules | str | None = None,
 ) -> BatchResult:
     """:meth:`LayerModel.evaluate_batch` without keeping the evaluator."""
     return LayerModel(arch, energy, layer, rules).evaluate_batch(batch)
@@ -357,7 +371,9 @@ def _check_layer(layer: Layer) -> Layer:
     return layer
 
 
-def simulate_stats(arch: Architecture, layer: Layer, mapping: Mapping, translation: str = "legacy") -> NestStats:
+def simulate_stats(
+    arch: Architecture, layer: Layer, mapping: Mapping, translation: str = "legacy"
+) -> NestStats:
     """NestStats of one mapping from the reference simulator (batch of one)."""
     from deepfrack.cost.nest import SPACE_X, SPACE_Y
     from deepfrack.cost.nest_sim import simulate
@@ -403,7 +419,9 @@ def simulate_stats(arch: Architecture, layer: Layer, mapping: Mapping, translati
     )
 
 
-def _violations(post: PostResult, b: int, arch: Architecture, tables: ArchTables, bad_spatial: bool) -> list[str]:
+def _violations(
+    post: PostResult, b: int, arch: Architecture, tables: ArchTables, bad_spatial: bool
+) -> list[str]:
     """Timeloop's failure reasons for candidate b, in architecture order."""
     out: list[str] = []
     L = len(tables.names)
@@ -415,14 +433,18 @@ def _violations(post: PostResult, b: int, arch: Architecture, tables: ArchTables
     for l in range(L - 1, -1, -1):
         n = tables.names[l]
         if post.over_capacity[l, b]:
-            out.append(f"{n}: mapped tile size {int(post.capacity_used[l, b])} words exceeds buffer capacity {int(tables.eff_size[l])} words")
+            out.append(
+                f"{n}: mapped tile size {int(post.capacity_used[l, b])} words exceeds buffer capacity {int(tables.eff_size[l])} words"
+            )
         if post.under_utilized[l, b]:
             out.append(
                 f"{n}: mapped tile size {int(post.capacity_used[l, b])} words is less than the minimum utilization "
                 f"{tables.min_util[l]:g} of {int(tables.eff_size[l])} words"
             )
         if post.over_instances[l, b]:
-            out.append(f"{n}: mapped instances {int(post.instances_used[l, b])} exceed the {int(tables.instances[l])} available")
+            out.append(
+                f"{n}: mapped instances {int(post.instances_used[l, b])} exceed the {int(tables.instances[l])} available"
+            )
         if post.over_mesh_x[l, b]:
             out.append(f"{n}: the mapping's X fan-out exceeds meshX = {int(tables.mesh_x[l])}")
         if post.over_mesh_y[l, b]:
@@ -435,7 +457,15 @@ def _violations(post: PostResult, b: int, arch: Architecture, tables: ArchTables
     return out
 
 
-def _result(post: PostResult, b: int, arch: Architecture, tables: ArchTables, rules: TimeloopRules, mapping: Mapping | None, bad_spatial: bool) -> ModelResult:
+def _result(
+    post: PostResult,
+    b: int,
+    arch: Architecture,
+    tables: ArchTables,
+    rules: TimeloopRules,
+    mapping: Mapping | None,
+    bad_spatial: bool,
+) -> ModelResult:
     L = len(tables.names)
     levels = []
     keep_tl = None

@@ -78,12 +78,19 @@ def layer_from_problem(data: dict, path: Path) -> Layer:
     if isinstance(shape, dict):
         dims = shape.get("dimensions")
         if isinstance(dims, list) and set(map(str, dims)) - set(DIMS):
-            raise InputError(path, "problem.shape.dimensions", f"only the CNN-layer shape ({', '.join(DIMS)}) is supported, got {dims}")
+            raise InputError(
+                path,
+                "problem.shape.dimensions",
+                f"only the CNN-layer shape ({', '.join(DIMS)}) is supported, got {dims}",
+            )
     inst = prob.get("instance")
     if not isinstance(inst, dict):
         raise InputError(path, "problem.instance", "missing or not a mapping")
     vals = {d: _int(inst.get(d, 1), path, f"problem.instance.{d}") for d in DIMS}
-    coeffs = {c: _int(inst.get(c, 1), path, f"problem.instance.{c}") for c in ("Wstride", "Hstride", "Wdilation", "Hdilation")}
+    coeffs = {
+        c: _int(inst.get(c, 1), path, f"problem.instance.{c}")
+        for c in ("Wstride", "Hstride", "Wdilation", "Hdilation")
+    }
     if inst.get("densities"):
         raise InputError(path, "problem.instance.densities", "sparse workloads are not supported")
     return Layer(name=path.stem, kind="conv", **vals, **coeffs)
@@ -99,23 +106,39 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
     classes = {}
     for d in docs:
         if not isinstance(d.data, dict):
-            raise InputError(d.path, None, f"expected a YAML mapping at the top level, got {type(d.data).__name__}")
+            raise InputError(
+                d.path, None, f"expected a YAML mapping at the top level, got {type(d.data).__name__}"
+            )
         known = _ARCH_KEYS | _IGNORED | {"problem", "mapping", "ERT"}
         unknown = [k for k in d.data if k not in known]
         if unknown:
             if "sparse_optimizations" in unknown:
                 raise InputError(d.path, "sparse_optimizations", "sparse optimizations are not supported")
-            raise InputError(d.path, str(unknown[0]), "unknown top-level key; expected one of architecture, problem, mapping, ERT, compound_components, constraints, mapper")
+            raise InputError(
+                d.path,
+                str(unknown[0]),
+                "unknown top-level key; expected one of architecture, problem, mapping, ERT, compound_components, constraints, mapper",
+            )
         if not _ARCH_KEYS & d.data.keys():  # tags belong to v0.4 architectures only
             tagged = find_tag({k: v for k, v in d.data.items() if k in ("problem", "mapping", "ERT")})
             if tagged:
-                raise InputError(d.path, tagged[0], f"unknown YAML tag !{tagged[1]} (tags belong in v0.4 architecture files)")
+                raise InputError(
+                    d.path,
+                    tagged[0],
+                    f"unknown YAML tag !{tagged[1]} (tags belong in v0.4 architecture files)",
+                )
         classes.update(component_classes(d.data, d.path))
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
     if not arch_docs:
-        raise InputError(None, "architecture", f"none of the {len(paths)} files given defines an architecture (a top-level 'architecture:' key)")
+        raise InputError(
+            None,
+            "architecture",
+            f"none of the {len(paths)} files given defines an architecture (a top-level 'architecture:' key)",
+        )
     if len(arch_docs) > 1:
-        raise InputError(arch_docs[1].path, "architecture", f"a second architecture (the first is in {arch_docs[0].path})")
+        raise InputError(
+            arch_docs[1].path, "architecture", f"a second architecture (the first is in {arch_docs[0].path})"
+        )
     ad = arch_docs[0]
     data = dict(ad.data)
     for other in docs:
@@ -124,11 +147,19 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
     arch = architecture_from_data(data, ad.path, classes)
     pd = _one(docs, "problem", "problem")
     if pd is None:
-        raise InputError(None, "problem", f"none of the {len(paths)} files given defines a problem (a top-level 'problem:' key)")
+        raise InputError(
+            None,
+            "problem",
+            f"none of the {len(paths)} files given defines a problem (a top-level 'problem:' key)",
+        )
     layer = layer_from_problem(pd.data, pd.path)
     md = _one(docs, "mapping", "mapping")
     if md is None:
-        raise InputError(None, "mapping", f"none of the {len(paths)} files given defines a mapping (a top-level 'mapping:' key)")
+        raise InputError(
+            None,
+            "mapping",
+            f"none of the {len(paths)} files given defines a mapping (a top-level 'mapping:' key)",
+        )
     mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path)
     ed = _one(docs, "ERT", "ERT")
     if ed is not None:
@@ -144,5 +175,10 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
         layer=layer,
         mapping=mapping,
         rules=rules or default_rules(arch),
-        sources={"architecture": str(ad.path), "problem": str(pd.path), "mapping": str(md.path), "energy": esrc},
+        sources={
+            "architecture": str(ad.path),
+            "problem": str(pd.path),
+            "mapping": str(md.path),
+            "energy": esrc,
+        },
     )

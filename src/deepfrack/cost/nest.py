@@ -31,7 +31,12 @@ def projections(layer: Layer) -> tuple[tuple[tuple[tuple[int, int], ...], ...], 
     Hstride*Q + Hdilation*S (padding is not part of Timeloop's problem)."""
     return (
         (((C, 1),), ((M, 1),), ((R, 1),), ((S, 1),)),
-        (((N, 1),), ((C, 1),), ((R, layer.Wdilation), (P, layer.Wstride)), ((S, layer.Hdilation), (Q, layer.Hstride))),
+        (
+            ((N, 1),),
+            ((C, 1),),
+            ((R, layer.Wdilation), (P, layer.Wstride)),
+            ((S, layer.Hdilation), (Q, layer.Hstride)),
+        ),
         (((N, 1),), ((M, 1),), ((Q, 1),), ((P, 1),)),
     )
 

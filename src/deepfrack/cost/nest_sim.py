@@ -176,7 +176,9 @@ class NestSimulator:
     """Run Timeloop's nest analysis on one loop nest. ``translation_rule`` is "legacy" or
     "stationary" (see the module docstring); ``link_transfers`` mirrors Timeloop's default (on)."""
 
-    def __init__(self, nest: LoopNest, layer: Layer, translation_rule: str = "legacy", link_transfers: bool = True):
+    def __init__(
+        self, nest: LoopNest, layer: Layer, translation_rule: str = "legacy", link_transfers: bool = True
+    ):
         if translation_rule not in ("legacy", "stationary"):
             raise ValueError(f"unknown translation rule {translation_rule!r}")
         self.nest = nest
@@ -412,7 +414,9 @@ class NestSimulator:
                     deltas[dst] = [ps_translate(deltas[src][t], tv[t]) for t in range(NT)]
         self.transform[d] = saved
 
-    def _multicast(self, deltas: dict[int, list[PointSet]], unacc: list[set[int]]) -> list[dict[tuple[int, int], float]]:
+    def _multicast(
+        self, deltas: dict[int, list[PointSet]], unacc: list[set[int]]
+    ) -> list[dict[tuple[int, int], float]]:
         out: list[dict[tuple[int, int], float]] = []
         for t in range(NT):
             groups: list[tuple[int, int]] = []  # (matches, size)
@@ -504,7 +508,15 @@ class NestSimulator:
                     link += st.link[t]
                 acc = {k: val / cnt for k, val in acc.items()}
                 per_loop[t].append(
-                    LoopTile(msz // cnt, acc, link // cnt, self.num_above[lv], self.fanout[lv], self.boundary[lv], self.master[lv])
+                    LoopTile(
+                        msz // cnt,
+                        acc,
+                        link // cnt,
+                        self.num_above[lv],
+                        self.fanout[lv],
+                        self.boundary[lv],
+                        self.master[lv],
+                    )
                 )
         # CollapseDataMovementNest
         nlev = len(self.nest.boundaries)
@@ -518,7 +530,13 @@ class NestSimulator:
                 while not lst[j].boundary and j < len(lst) - 1:
                     j += 1
                 inner, outer = lst[i], lst[j]
-                ct = CollapsedTile(outer.size, dict(sorted(inner.access.items())), inner.link_transfers, outer.replication, inner.fanout)
+                ct = CollapsedTile(
+                    outer.size,
+                    dict(sorted(inner.access.items())),
+                    inner.link_transfers,
+                    outer.replication,
+                    inner.fanout,
+                )
                 if s > 0:
                     prev = tiles[s - 1][t]
                     prev.pfd = inner.size if inner.master else prev.size
@@ -544,6 +562,8 @@ class NestSimulator:
         return SimResult(tiles, comp, comp_rep, xs, ys, self.calls)
 
 
-def simulate(nest: LoopNest, layer: Layer, translation_rule: str = "legacy", link_transfers: bool = True) -> SimResult:
+def simulate(
+    nest: LoopNest, layer: Layer, translation_rule: str = "legacy", link_transfers: bool = True
+) -> SimResult:
     """Timeloop's nest analysis of ``nest`` (see :class:`NestSimulator`)."""
     return NestSimulator(nest, layer, translation_rule, link_transfers).run()

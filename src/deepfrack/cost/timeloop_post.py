@@ -159,7 +159,9 @@ def _attr(attrs: TMapping, *names: str):
     return None
 
 
-def arch_tables(arch: Architecture, energy: EnergyTable, rules: TimeloopRules, source: str | None = None) -> ArchTables:
+def arch_tables(
+    arch: Architecture, energy: EnergyTable, rules: TimeloopRules, source: str | None = None
+) -> ArchTables:
     """Collect per-level specs and ERT energies. InputError when a level's ERT lacks read/fill/update
     (or the MACs lack compute); levels that can keep nothing are exempt (they are checked when a
     mapping keeps a tensor there)."""
@@ -254,9 +256,15 @@ def check_energy_for_keep(tables: ArchTables, keep: np.ndarray, source: str | No
     ``keep`` is bool [L, 3, B] (Timeloop level order)."""
     used = keep.any(axis=(1, 2))  # [L]
     for i in np.nonzero(used)[0]:
-        for arr, op in ((tables.e_read, "read"), (tables.e_fill, "write (fill)"), (tables.e_update, "write (update)")):
+        for arr, op in (
+            (tables.e_read, "read"),
+            (tables.e_fill, "write (fill)"),
+            (tables.e_update, "write (update)"),
+        ):
             if np.isnan(arr[i]):
-                raise InputError(source, tables.names[i], f"the energy table has no '{op}' action for {tables.names[i]}")
+                raise InputError(
+                    source, tables.names[i], f"the energy table has no '{op}' action for {tables.names[i]}"
+                )
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -380,7 +388,9 @@ def _any_from(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: TimeloopRules, setup: PostSetup | None = None) -> PostResult:
+def postprocess(
+    ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: TimeloopRules, setup: PostSetup | None = None
+) -> PostResult:
     """Steps 1-3 of the module docstring. ``keep`` is bool [L, 3, B] in Timeloop level order;
     ``setup``: :func:`post_setup` of ``tables`` (built here when not given)."""
     ps = setup if setup is not None else post_setup(tables)
@@ -508,12 +518,18 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
         cluster_e = ((0.0 + reads * er) + fills * ef) + updates * eu
     elif max(int(reads.max(initial=0)), int(fills.max(initial=0)), int(updates.max(initial=0))) < 2**52:
         blk = ps.blk
-        cluster_e = ((0.0 + np.ceil(reads / blk) * er) + np.ceil(fills / blk) * ef) + np.ceil(updates / blk) * eu
+        cluster_e = ((0.0 + np.ceil(reads / blk) * er) + np.ceil(fills / blk) * ef) + np.ceil(
+            updates / blk
+        ) * eu
     else:
         cluster_e = np.empty((L, NT, B))
         for l in range(L):
             b_ = ps.blk_int[l]
-            r_, f_, u_ = (reads[l] + (b_ - 1)) // b_, (fills[l] + (b_ - 1)) // b_, (updates[l] + (b_ - 1)) // b_
+            r_, f_, u_ = (
+                (reads[l] + (b_ - 1)) // b_,
+                (fills[l] + (b_ - 1)) // b_,
+                (updates[l] + (b_ - 1)) // b_,
+            )
             cluster_e[l] = ((0.0 + r_ * er[l]) + f_ * ef[l]) + u_ * eu[l]
     # the access energy of a cluster is shared by its utilized instances (buffer.cpp
     # FinalizeBufferEnergy): utilized clusters = min(X x Y expansion, instances / cluster size)
@@ -584,7 +600,11 @@ def postprocess(ns: NestStats, keep: np.ndarray, tables: ArchTables, rules: Time
     over_inst = inst_for_check > tables.instances[:, None]
     over_x = ~over_inst & (ns.x_exp > tables.mesh_x[:, None])
     over_y = ~over_inst & ~over_x & (ns.y_exp > tables.mesh_y[:, None])
-    mac_over = (mac_utilized > tables.mac_instances) | (ns.mac_x > tables.mac_mesh_x) | (ns.mac_y > tables.mac_mesh_y)
+    mac_over = (
+        (mac_utilized > tables.mac_instances)
+        | (ns.mac_x > tables.mac_mesh_x)
+        | (ns.mac_y > tables.mac_mesh_y)
+    )
     return PostResult(
         reads=reads,
         fills=fills,

@@ -35,11 +35,20 @@ class CostGrids:
         keys, recs = table.records.keys(), table.records.values()
         nv = len(order)
         lv = np.fromiter((k[0] * nv + order[k[1]] for k in keys), dtype=np.int64, count=n)
-        hw = np.stack([np.fromiter((k[2] for k in keys), dtype=np.int64, count=n),
-                       np.fromiter((k[3] for k in keys), dtype=np.int64, count=n)], axis=1)
-        values = np.stack([np.fromiter((r.energy_pJ for r in recs), dtype=float, count=n),
-                           np.fromiter((math.nan if r.cycles is None else r.cycles for r in recs),
-                                       dtype=float, count=n)], axis=1)
+        hw = np.stack(
+            [
+                np.fromiter((k[2] for k in keys), dtype=np.int64, count=n),
+                np.fromiter((k[3] for k in keys), dtype=np.int64, count=n),
+            ],
+            axis=1,
+        )
+        values = np.stack(
+            [
+                np.fromiter((r.energy_pJ for r in recs), dtype=float, count=n),
+                np.fromiter((math.nan if r.cycles is None else r.cycles for r in recs), dtype=float, count=n),
+            ],
+            axis=1,
+        )
         sort = np.argsort(lv, kind="stable")
         self._lv, self._hw, self._values = lv[sort], hw[sort], values[sort]
         self._order = order
@@ -60,8 +69,9 @@ class CostGrids:
         return self._grids[key]
 
 
-def missing_error(network: Network, table: CostTable, layer: int, variant: Variant, shape: tuple[int, int],
-                  rule: str | None) -> MissingCostError:
+def missing_error(
+    network: Network, table: CostTable, layer: int, variant: Variant, shape: tuple[int, int], rule: str | None
+) -> MissingCostError:
     """The MissingCostError for one absent entry, with a hint for square-only tables and infeasible shapes."""
     hint = ""
     key = (layer, variant, shape[0], shape[1])
@@ -88,8 +98,6 @@ class LevelUse:
         return (lay.N * lay.C if self.inputs else 0, lay.N * lay.M if self.outputs else 0)
 
 
-
-
 def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
     """The home levels with a finite capacity (a level missing from ``words`` or sized None is
     unlimited). A tensor with no home level can never stay on chip: it gets a level of 0 words of
@@ -102,12 +110,24 @@ def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:
         words = capacity.words.get(name)
         if words is None:
             continue
-        out.append(LevelUse(
-            name, float(words),
-            homes.get("Weights") == name, homes.get("Inputs") == name, homes.get("Outputs") == name,
-        ))
+        out.append(
+            LevelUse(
+                name,
+                float(words),
+                homes.get("Weights") == name,
+                homes.get("Inputs") == name,
+                homes.get("Outputs") == name,
+            )
+        )
     for tensor in TENSORS:
         if homes.get(tensor) is None:
-            out.append(LevelUse(f"(no on-chip level keeps {tensor})", 0.0,
-                                tensor == "Weights", tensor == "Inputs", tensor == "Outputs"))
+            out.append(
+                LevelUse(
+                    f"(no on-chip level keeps {tensor})",
+                    0.0,
+                    tensor == "Weights",
+                    tensor == "Inputs",
+                    tensor == "Outputs",
+                )
+            )
     return tuple(out)

@@ -67,15 +67,19 @@ def check_partition(network: Network, specs: Sequence[StackSpec]) -> None:
             overlap = sp.first
             raise ScheduleError(
                 f"layer {overlap} ({network.layers[overlap].name}) is in two stacks (stack {k} starts at "
-                f"{sp.first} but the previous stack ends at {expected - 1}); stacks must be contiguous and in order")
+                f"{sp.first} but the previous stack ends at {expected - 1}); stacks must be contiguous and in order"
+            )
         if sp.first > expected:
             raise ScheduleError(
                 f"layer {expected} ({network.layers[expected].name}) is in no stack (stack {k} starts at "
-                f"{sp.first}); stacks must be contiguous and in order")
+                f"{sp.first}); stacks must be contiguous and in order"
+            )
         expected = sp.last + 1
     if expected < n:
-        raise ScheduleError(f"layer {expected} ({network.layers[expected].name}) is in no stack (the last stack "
-                            f"ends at {expected - 1})")
+        raise ScheduleError(
+            f"layer {expected} ({network.layers[expected].name}) is in no stack (the last stack "
+            f"ends at {expected - 1})"
+        )
 
 
 def _check_spec(network: Network, k: int, sp: StackSpec, rule: Rule) -> None:
@@ -87,18 +91,24 @@ def _check_spec(network: Network, k: int, sp: StackSpec, rule: Rule) -> None:
     if th <= 0 or tw <= 0:
         raise ScheduleError(f"{name}: tile_shape {th}x{tw} must be positive")
     if th > q or tw > p:
-        raise ScheduleError(f"{name}: tile_shape {th}x{tw} (h x w) is larger than layer {sp.last} ({last.name})'s "
-                            f"{q}x{p} output plane")
+        raise ScheduleError(
+            f"{name}: tile_shape {th}x{tw} (h x w) is larger than layer {sp.last} ({last.name})'s "
+            f"{q}x{p} output plane"
+        )
     for l in sp.cached_layers:
         if not sp.first <= l <= sp.last:
             raise ScheduleError(f"{name}: cached layer {l} is outside the stack")
         if not network.layers[l].has_weights:
-            raise ScheduleError(f"{name}: cached layer {l} ({network.layers[l].name}) is a "
-                                f"{network.layers[l].kind} layer and has no weights to cache")
+            raise ScheduleError(
+                f"{name}: cached layer {l} ({network.layers[l].name}) is a "
+                f"{network.layers[l].kind} layer and has no weights to cache"
+            )
     if sp.first == sp.last:
         if (th, tw) != (q, p):
-            raise ScheduleError(f"{name}: a single-layer stack runs as SLC on its whole plane; tile_shape must be "
-                                f"[{q}, {p}], got [{th}, {tw}]")
+            raise ScheduleError(
+                f"{name}: a single-layer stack runs as SLC on its whole plane; tile_shape must be "
+                f"[{q}, {p}], got [{th}, {tw}]"
+            )
         if sp.cached_layers:
             raise ScheduleError(f"{name}: a single-layer stack runs as SLC (one tile) and caches no weights")
     if rule == "exact":
@@ -108,18 +118,22 @@ def _check_spec(network: Network, k: int, sp: StackSpec, rule: Rule) -> None:
                     f"{name}: layers {l - 1} ({network.layers[l - 1].name}) and {l} ({network.layers[l].name}) do "
                     "not chain (the workload gives no padding or pooling between them), so the exact "
                     "receptive-field rule cannot fuse them; split the stack there, give a network YAML with "
-                    "padding and pooling, or use --receptive-field legacy")
+                    "padding and pooling, or use --receptive-field legacy"
+                )
 
 
-def stack_spans(network: Network, table: CostTable | None, sp: StackSpec, rule: Rule
-                ) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+def stack_spans(
+    network: Network, table: CostTable | None, sp: StackSpec, rule: Rule
+) -> dict[int, tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """Per layer of a multi-layer stack: (row starts, row lengths, column starts, column lengths) of its
     bands, from the uniform grid ``sp.tile_shape`` on the last layer."""
     if rule == "legacy" and table is None:
         raise ValueError("the legacy rule needs the cost table")
     available = legacy_lookup(table) if rule == "legacy" else None  # type: ignore[arg-type]
-    walks = [walk_axis(network, sp.last, sp.first, axis, np.array([sp.tile_shape[axis]]), rule, available)
-             for axis in (0, 1)]
+    walks = [
+        walk_axis(network, sp.last, sp.first, axis, np.array([sp.tile_shape[axis]]), rule, available)
+        for axis in (0, 1)
+    ]
     return {l: (*walks[0].spans(l), *walks[1].spans(l)) for l in range(sp.first, sp.last + 1)}
 
 
@@ -127,12 +141,29 @@ def _single_stack(network: Network, table: CostTable, i: int) -> Stack:
     rec = _slc_record(network, table, i)
     q, p = network.layers[i].out_plane
     tile = Rect(0, 0, q, p)
-    return Stack(i, i, (q, p), (tile,), (), (StackLayer(i, (Variant.SLC,), (tile,)),), rec.energy_pJ,
-                 rec.cycles, network.layers[i].macs)
+    return Stack(
+        i,
+        i,
+        (q, p),
+        (tile,),
+        (),
+        (StackLayer(i, (Variant.SLC,), (tile,)),),
+        rec.energy_pJ,
+        rec.cycles,
+        network.layers[i].macs,
+    )
 
 
-def _layer_cost(network: Network, table: CostTable, rule: Rule, l: int, position: str, cached: bool,
-                rows: np.ndarray, cols: np.ndarray) -> tuple[float, float | None]:
+def _layer_cost(
+    network: Network,
+    table: CostTable,
+    rule: Rule,
+    l: int,
+    position: str,
+    cached: bool,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> tuple[float, float | None]:
     """Energy (pJ) and cycles (None when a record lacks them) of layer ``l`` over all tiles, by tile class:
     the top-left tile uses the uncached variant, the others the cached one when ``cached``."""
     first_v = variant_for(position, False)
@@ -188,11 +219,13 @@ def _check_capacity(network: Network, k: int, sp: StackSpec, spans, levels: Sequ
     raise ScheduleError(
         f"stack {k} (layers {sp.first}-{sp.last}), tile {t} [row {tile.row}, col {tile.col}, {tile.h}x{tile.w}]: "
         f"layer {l} ({network.layers[l].name}) needs {need:,} words at {lv.name} ({w_words:,} cached weights + "
-        f"{in_w:,} input + {out_w:,} output) but {lv.name} holds {int(lv.words):,}")
+        f"{in_w:,} input + {out_w:,} output) but {lv.name} holds {int(lv.words):,}"
+    )
 
 
-def build_stack(network: Network, table: CostTable, k: int, sp: StackSpec, rule: Rule,
-                levels: Sequence[LevelUse]) -> Stack:
+def build_stack(
+    network: Network, table: CostTable, k: int, sp: StackSpec, rule: Rule, levels: Sequence[LevelUse]
+) -> Stack:
     """Check and cost stack ``k``: regions of every layer for every tile, variants, totals."""
     _check_spec(network, k, sp, rule)
     if sp.first == sp.last:
@@ -203,7 +236,9 @@ def build_stack(network: Network, table: CostTable, k: int, sp: StackSpec, rule:
     energy, cycles, macs = 0.0, 0.0, 0
     layers = []
     rs, rl, cs, cl = spans[sp.last]
-    tiles = tuple(Rect(int(rs[r]), int(cs[c]), int(rl[r]), int(cl[c])) for r in range(rl.size) for c in range(cl.size))
+    tiles = tuple(
+        Rect(int(rs[r]), int(cs[c]), int(rl[r]), int(cl[c])) for r in range(rl.size) for c in range(cl.size)
+    )
     for l in range(sp.first, sp.last + 1):
         position = position_in_stack(l, sp.first, sp.last)
         lrs, lrl, lcs, lcl = spans[l]
@@ -213,20 +248,36 @@ def build_stack(network: Network, table: CostTable, k: int, sp: StackSpec, rule:
         lay = network.layers[l]
         macs += lay.macs_for(1, 1) * int(lrl.sum()) * int(lcl.sum())
         uncached_v, later_v = variant_for(position, False), variant_for(position, l in cached)
-        regions = tuple(Rect(int(lrs[r]), int(lcs[c]), int(lrl[r]), int(lcl[c]))
-                        for r in range(lrl.size) for c in range(lcl.size))
+        regions = tuple(
+            Rect(int(lrs[r]), int(lcs[c]), int(lrl[r]), int(lcl[c]))
+            for r in range(lrl.size)
+            for c in range(lcl.size)
+        )
         variants = (uncached_v,) + (later_v,) * (len(regions) - 1)
         layers.append(StackLayer(l, variants, regions))
-    return Stack(sp.first, sp.last, tuple(sp.tile_shape), tiles, tuple(sorted(cached)), tuple(layers), energy,
-                 cycles, macs)
+    return Stack(
+        sp.first,
+        sp.last,
+        tuple(sp.tile_shape),
+        tiles,
+        tuple(sorted(cached)),
+        tuple(layers),
+        energy,
+        cycles,
+        macs,
+    )
 
 
-def assemble(network: Network, table: CostTable, stacks: Sequence[Stack], rule: str, objective: str) -> Schedule:
+def assemble(
+    network: Network, table: CostTable, stacks: Sequence[Stack], rule: str, objective: str
+) -> Schedule:
     """A Schedule from costed stacks, with totals and the layer-by-layer baseline."""
     energy = sum(s.energy_pJ for s in stacks)
     cycles = None if any(s.cycles is None for s in stacks) else sum(s.cycles for s in stacks)  # type: ignore[misc]
     macs = sum(s.macs for s in stacks)
-    return Schedule(tuple(stacks), Totals(energy, cycles, macs), layer_by_layer(network, table), rule, objective)
+    return Schedule(
+        tuple(stacks), Totals(energy, cycles, macs), layer_by_layer(network, table), rule, objective
+    )
 
 
 def evaluate(
@@ -246,7 +297,15 @@ def evaluate(
     _check_rule(rule)
     check_partition(network, specs)
     levels = capacity_levels(capacity)
-    stacks = [build_stack(network, table, k, StackSpec(sp.first, sp.last, tuple(sp.tile_shape),
-                                                       tuple(sorted(set(sp.cached_layers)))), rule, levels)
-              for k, sp in enumerate(specs)]
+    stacks = [
+        build_stack(
+            network,
+            table,
+            k,
+            StackSpec(sp.first, sp.last, tuple(sp.tile_shape), tuple(sorted(set(sp.cached_layers)))),
+            rule,
+            levels,
+        )
+        for k, sp in enumerate(specs)
+    ]
     return assemble(network, table, stacks, rule, "energy")

@@ -103,8 +103,9 @@ def _term(ctx: _Context, plan: Plan, layer: int, position: str) -> LayerTerm:
     return plan.term(layer, unc, cac)
 
 
-def _explain_missing(ctx: _Context, plan: Plan, first: int, flat: int,
-                     terms: list[tuple[int, str, LayerTerm]]) -> str:
+def _explain_missing(
+    ctx: _Context, plan: Plan, first: int, flat: int, terms: list[tuple[int, str, LayerTerm]]
+) -> str:
     """One line on why a tiling needs a shape the table lacks."""
     r, c = divmod(flat, plan.w.n)
     th, tw = plan.tiling(flat)
@@ -121,10 +122,15 @@ def _explain_missing(ctx: _Context, plan: Plan, first: int, flat: int,
                     name = ctx.network.layers[layer].name
                     hint = ""
                     if ctx.table.square_only and h != w:
-                        hint = (f" ({SQUARE_ONLY_HINT})" if ctx.rule == "exact" else
-                                f" (the tables hold only square tiles and {th}x{tw} tiles leave a non-square remainder)")
-                    return (f"stack {first}-{plan.last}, tile {th}x{tw}: no {v.value} entry for layer {layer} "
-                            f"({name}) at {h}x{w}{hint}")
+                        hint = (
+                            f" ({SQUARE_ONLY_HINT})"
+                            if ctx.rule == "exact"
+                            else f" (the tables hold only square tiles and {th}x{tw} tiles leave a non-square remainder)"
+                        )
+                    return (
+                        f"stack {first}-{plan.last}, tile {th}x{tw}: no {v.value} entry for layer {layer} "
+                        f"({name}) at {h}x{w}{hint}"
+                    )
     return f"stack {first}-{plan.last}, tile {th}x{tw}: a shape is missing from the tables"
 
 
@@ -187,8 +193,11 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
         n_capacity = int((allowed & ~missing & ~fits).sum())
         st.tilings_skipped_missing += n_missing
         st.tilings_skipped_capacity += n_capacity
-        terms = [(first, "first", ft)] + [(l, "middle", mid_terms[l]) for l in range(first + 1, last)] + [
-            (last, "last", last_term)]
+        terms = (
+            [(first, "first", ft)]
+            + [(l, "middle", mid_terms[l]) for l in range(first + 1, last)]
+            + [(last, "last", last_term)]
+        )
         if n_missing and ctx.missing_examples < MAX_EXAMPLES:
             ctx.missing_examples += 1
             flat = int(np.flatnonzero((allowed & missing).ravel())[0])
@@ -197,16 +206,23 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
             ctx.capacity_examples += 1
             flat = int(np.flatnonzero((allowed & ~missing & ~fits).ravel())[0])
             th, tw = plan.tiling(flat)
-            over = [f"{lv.name} needs {int(stack_live[lv.name].ravel()[flat]):,} words > {int(lv.words):,}"
-                    for lv in ctx.levels if stack_live[lv.name].ravel()[flat] > lv.words]
+            over = [
+                f"{lv.name} needs {int(stack_live[lv.name].ravel()[flat]):,} words > {int(lv.words):,}"
+                for lv in ctx.levels
+                if stack_live[lv.name].ravel()[flat] > lv.words
+            ]
             what = "activations alone" if not forced_words.ravel()[flat] else "activations and forced weights"
-            examples.append(f"stack {first}-{last}, tile {th}x{tw}: {'; '.join(over) or 'weights do not fit'} ({what})")
+            examples.append(
+                f"stack {first}-{last}, tile {th}x{tw}: {'; '.join(over) or 'weights do not fit'} ({what})"
+            )
         if not feasible.any():
             continue
 
         unc = (ft.unc + mid_unc + last_term.unc).ravel()
         bound = unc - (ft.positive + mid_pos + last_term.positive).ravel()
-        wpos = (weights[first] * (ft.benefit > 0) + mid_wpos + weights[last] * (last_term.benefit > 0)).ravel()
+        wpos = (
+            weights[first] * (ft.benefit > 0) + mid_wpos + weights[last] * (last_term.benefit > 0)
+        ).ravel()
         kflat = kcap.ravel()
         idx = np.flatnonzero(feasible.ravel())
         quick = wpos[idx] <= kflat[idx]
@@ -287,11 +303,20 @@ def optimize(
     if max_stack_depth is not None and max_stack_depth < 1:
         raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
     if not network.is_chain:
-        raise InputError(network.source, None, "the search handles chains of layers only (DAG support is planned)")
+        raise InputError(
+            network.source, None, "the search handles chains of layers only (DAG support is planned)"
+        )
     start = time.perf_counter()
     stats = SearchStats()
-    ctx = _Context(network, table, CostGrids(network, table), rule, objective, capacity_levels(capacity),  # type: ignore[arg-type]
-                   stats)
+    ctx = _Context(
+        network,
+        table,
+        CostGrids(network, table),
+        rule,
+        objective,
+        capacity_levels(capacity),  # type: ignore[arg-type]
+        stats,
+    )
     n = len(network)
     lowest = [lowest_first_layer(network, i, rule, max_stack_depth) for i in range(n)]
     total = sum(i - lowest[i] + 1 for i in range(n))

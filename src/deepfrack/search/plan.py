@@ -293,6 +293,8 @@ class Plan:
             return in_coef * np.outer(self.h.max_len(layer - 1), self.w.max_len(layer - 1))
         hin, hout = self.h.pairs(layer)
         win, wout = self.w.pairs(layer)
-        words = (in_coef * hin[:, :, None, None] * win[None, None, :, :]
-                 + out_coef * hout[:, :, None, None] * wout[None, None, :, :])
+        words = (
+            in_coef * hin[:, :, None, None] * win[None, None, :, :]
+            + out_coef * hout[:, :, None, None] * wout[None, None, :, :]
+        )
         return words.max(axis=(1, 3)).astype(float)

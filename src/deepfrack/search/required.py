@@ -49,12 +49,19 @@ def required_shapes(network: Network, max_stack_depth: int | None = None) -> set
         if lowest == last:
             continue
         hs, ws, _ = candidate_sizes(network, last, "exact")
-        walks = (walk_axis(network, last, lowest, 0, hs, "exact"), walk_axis(network, last, lowest, 1, ws, "exact"))
+        walks = (
+            walk_axis(network, last, lowest, 0, hs, "exact"),
+            walk_axis(network, last, lowest, 1, ws, "exact"),
+        )
         for l in range(lowest, last + 1):
             heights, widths = (np.unique(w.spans(l)[1]) for w in walks)
             heights, widths = heights[heights > 0].tolist(), widths[widths > 0].tolist()
-            variants = {v for pos in _positions(l, last, lowest) for v in position_variants(network.layers[l], pos)
-                        if v is not None}
+            variants = {
+                v
+                for pos in _positions(l, last, lowest)
+                for v in position_variants(network.layers[l], pos)
+                if v is not None
+            }
             keys.update((l, v, h, w) for v in variants for h in heights for w in widths)
     return keys
 

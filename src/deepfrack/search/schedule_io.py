@@ -5,8 +5,9 @@ output plane."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from deepfrack.errors import InputError
 from deepfrack.files import read_json
@@ -82,7 +83,9 @@ def read_stack_specs(path: str | Path) -> list[StackSpec]:
     p = Path(path)
     doc = read_json(p)
     if not isinstance(doc, dict) or not isinstance(doc.get("stacks"), list) or not doc["stacks"]:
-        raise InputError(p, "stacks", "missing or empty; expected a list of {first, last, tile_shape, cached_layers}")
+        raise InputError(
+            p, "stacks", "missing or empty; expected a list of {first, last, tile_shape, cached_layers}"
+        )
     specs = []
     for i, st in enumerate(doc["stacks"]):
         where = f"stacks[{i}]"

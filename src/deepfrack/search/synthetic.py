@@ -73,5 +73,6 @@ def synthetic_table(
             cyc = (macs / 64.0 + dram / 8.0) * u if cycles else None
             for k in range(hs.size):
                 table.records[(l, v, int(hs[k]), int(ws[k]))] = CostRecord(
-                    float(energy[k]), float(cyc[k]) if cyc is not None else None, int(macs[k]), _EMPTY, _EMPTY)
+                    float(energy[k]), float(cyc[k]) if cyc is not None else None, int(macs[k]), _EMPTY, _EMPTY
+                )
     return table

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Mapping, Sequence
 
 from deepfrack.search.schedule import Schedule, SearchStats, Stack
 from deepfrack.workload.layer import Network
@@ -59,11 +59,15 @@ def render_log(
             f"Stack {k}: {span} ({names[st.first]}{'' if st.first == st.last else ' .. ' + names[st.last]}): "
             f"{st.energy_pJ * 1e-6:.2f} uJ"
         )
-        out.append(f"  tiles: {_tiles_summary(st)} (tile shape {_fmt_shape(st.tile_shape)} on layer {st.last})")
+        out.append(
+            f"  tiles: {_tiles_summary(st)} (tile shape {_fmt_shape(st.tile_shape)} on layer {st.last})"
+        )
         cached = ", ".join(f"{i} ({names[i]})" for i in st.cached_layers) or "none"
         out.append(f"  weights cached: {cached}")
         if per_layer_baseline_pJ is not None:
-            out.append(f"  layer by layer for these layers: {_layer_by_layer_of(st, per_layer_baseline_pJ) * 1e-6:.2f} uJ")
+            out.append(
+                f"  layer by layer for these layers: {_layer_by_layer_of(st, per_layer_baseline_pJ) * 1e-6:.2f} uJ"
+            )
         if st.cycles is not None:
             out.append(f"  cycles: {st.cycles:,.0f}")
     out.append("")
@@ -74,13 +78,19 @@ def render_log(
     if tot.cycles is not None and base.cycles is not None:
         change = 0.0 if not base.cycles else 100 * (tot.cycles / base.cycles - 1)
         word = "more" if change > 0 else "fewer"
-        out.append(f"Cycles: {tot.cycles:,.0f} fused vs {base.cycles:,.0f} layer by layer ({abs(change):.2f}% {word})")
+        out.append(
+            f"Cycles: {tot.cycles:,.0f} fused vs {base.cycles:,.0f} layer by layer ({abs(change):.2f}% {word})"
+        )
     if tot.macs >= base.macs:
-        out.append(f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer "
-                   f"(halo recompute {100 * schedule.recompute:.2f}%)")
+        out.append(
+            f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer "
+            f"(halo recompute {100 * schedule.recompute:.2f}%)"
+        )
     else:
-        out.append(f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: the fused tiles compute only "
-                   f"{100 * tot.macs / base.macs:.2f}% of the network's MACs")
+        out.append(
+            f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: the fused tiles compute only "
+            f"{100 * tot.macs / base.macs:.2f}% of the network's MACs"
+        )
         out.append(
             "note: the fused tiles do not cover every layer's output (the legacy rule ignores padding and "
             "pooling), so this saving is not a like-for-like comparison"

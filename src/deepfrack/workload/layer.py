@@ -147,7 +147,7 @@ class Network:
         input_plane: tuple[int, int] | None = None,
         unchained: frozenset[int] | set[int] = frozenset(),
         source: str | None = None,
-    ) -> "Network":
+    ) -> Network:
         layers = tuple(layers)
         edges = tuple((i - 1, i) for i in range(1, len(layers)))
         return cls(name, layers, edges, input_plane, frozenset(unchained), source)

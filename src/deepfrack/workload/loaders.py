@@ -29,8 +29,12 @@ class ChainWarning(UserWarning):
 def _positive_int(value: Any, path: Path, field: str, allow_zero: bool = False) -> int:
     """A non-negative (allow_zero) or positive integer, at most MAX_PLANE for a plane size (P, Q, input)
     and MAX_DIM otherwise; InputError naming the field."""
-    if (isinstance(value, bool) or not isinstance(value, (int, float))
-            or (isinstance(value, float) and not math.isfinite(value)) or int(value) != value):
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, float) and not math.isfinite(value))
+        or int(value) != value
+    ):
         raise InputError(path, field, f"must be an integer, got {value!r}")
     v = int(value)
     if v < 0 or (v == 0 and not allow_zero):
@@ -110,8 +114,24 @@ def load_problem_folder(folder: str | Path) -> Network:
 
 
 _LAYER_KEYS = {
-    "name", "type", "C", "M", "R", "S", "N", "P", "Q", "Wstride", "Hstride", "Wdilation", "Hdilation",
-    "pad", "groups", "pool", "stride", "dilation",
+    "name",
+    "type",
+    "C",
+    "M",
+    "R",
+    "S",
+    "N",
+    "P",
+    "Q",
+    "Wstride",
+    "Hstride",
+    "Wdilation",
+    "Hdilation",
+    "pad",
+    "groups",
+    "pool",
+    "stride",
+    "dilation",
 }
 
 
@@ -121,10 +141,14 @@ def _parse_layer(entry: Any, path: Path, idx: int) -> Layer:
         raise InputError(path, where, "must be a mapping of layer fields")
     unknown = sorted(set(entry) - _LAYER_KEYS)
     if unknown:
-        raise InputError(path, f"{where}.{unknown[0]}", f"unknown field; known: {', '.join(sorted(_LAYER_KEYS))}")
+        raise InputError(
+            path, f"{where}.{unknown[0]}", f"unknown field; known: {', '.join(sorted(_LAYER_KEYS))}"
+        )
     kind = str(entry.get("type", "conv"))
     if kind not in LAYER_KINDS:
-        raise InputError(path, f"{where}.type", f"unknown layer type {kind!r}; expected one of {', '.join(LAYER_KINDS)}")
+        raise InputError(
+            path, f"{where}.type", f"unknown layer type {kind!r}; expected one of {', '.join(LAYER_KINDS)}"
+        )
     name = str(entry.get("name", f"layer{idx}"))
 
     def dim(key: str, default: int | None = None) -> int:
@@ -162,7 +186,9 @@ def _parse_layer(entry: Any, path: Path, idx: int) -> Layer:
     pad = tuple(_positive_int(v, path, f"{where}.pad", allow_zero=True) for v in pad_raw)
     groups = dim("groups", C if kind == "depthwise" else 1)
     if kind in ("pool", "add", "depthwise") and M != C:
-        raise InputError(path, f"{where}.M", f"a {kind} layer keeps its channels: M must equal C ({C}), got {M}")
+        raise InputError(
+            path, f"{where}.M", f"a {kind} layer keeps its channels: M must equal C ({C}), got {M}"
+        )
     if C % groups or M % groups:
         raise InputError(path, f"{where}.groups", f"must divide C ({C}) and M ({M}), got {groups}")
     pool = entry.get("pool")
@@ -176,7 +202,9 @@ def _parse_layer(entry: Any, path: Path, idx: int) -> Layer:
     kh, kw = layer.kernel_extent
     left, right, top, bottom = pad
     if left >= kw or right >= kw or top >= kh or bottom >= kh:
-        raise InputError(path, f"{where}.pad", f"padding {list(pad)} must be smaller than the kernel extent {kh}x{kw}")
+        raise InputError(
+            path, f"{where}.pad", f"padding {list(pad)} must be smaller than the kernel extent {kh}x{kw}"
+        )
     return layer
 
 
@@ -207,31 +235,48 @@ def load_network_yaml(path: str | Path) -> Network:
         if not layers[0].accepts_input_plane(*input_plane):
             nh, nw = layers[0].min_input_plane
             raise InputError(
-                p, "input", f"a {input_plane[0]}x{input_plane[1]} input does not give layer {layers[0].name}'s "
+                p,
+                "input",
+                f"a {input_plane[0]}x{input_plane[1]} input does not give layer {layers[0].name}'s "
                 f"{layers[0].Q}x{layers[0].P} output (it needs {nh}..{nh + layers[0].Hstride - 1} rows and "
-                f"{nw}..{nw + layers[0].Wstride - 1} columns)")
+                f"{nw}..{nw + layers[0].Wstride - 1} columns)",
+            )
     for i, layer in enumerate(layers):
         if layer.kind == "add":
-            raise InputError(p, f"layers[{i}].type", "an add layer joins two inputs; a network YAML is a chain, so "
-                             "residual networks are not supported yet")
+            raise InputError(
+                p,
+                f"layers[{i}].type",
+                "an add layer joins two inputs; a network YAML is a chain, so "
+                "residual networks are not supported yet",
+            )
     for i in range(1, len(layers)):
         prev, cur = layers[i - 1], layers[i]
         where = f"layers[{i}]"
         if cur.C != prev.M:
             hint = ""
             if cur.kind == "fc" and cur.C == prev.M * prev.P * prev.Q:
-                hint = (f" (an fc layer reads a 1x1 plane: write the first fc after a {prev.Q}x{prev.P} plane as a "
-                        f"conv with C={prev.M}, R={prev.P}, S={prev.Q}, P=Q=1)")
-            raise InputError(p, f"{where}.C", f"{cur.name} takes {cur.C} channels but {prev.name} gives {prev.M}{hint}")
+                hint = (
+                    f" (an fc layer reads a 1x1 plane: write the first fc after a {prev.Q}x{prev.P} plane as a "
+                    f"conv with C={prev.M}, R={prev.P}, S={prev.Q}, P=Q=1)"
+                )
+            raise InputError(
+                p, f"{where}.C", f"{cur.name} takes {cur.C} channels but {prev.name} gives {prev.M}{hint}"
+            )
         nh, nw = cur.min_input_plane
         if not nw <= prev.P < nw + cur.Wstride:
             raise InputError(
-                p, f"{where}.P", f"{cur.name}'s output width {cur.P} does not follow from {prev.name}'s "
-                f"width {prev.P} (kernel, stride, dilation and padding need {nw}..{nw + cur.Wstride - 1})")
+                p,
+                f"{where}.P",
+                f"{cur.name}'s output width {cur.P} does not follow from {prev.name}'s "
+                f"width {prev.P} (kernel, stride, dilation and padding need {nw}..{nw + cur.Wstride - 1})",
+            )
         if not nh <= prev.Q < nh + cur.Hstride:
             raise InputError(
-                p, f"{where}.Q", f"{cur.name}'s output height {cur.Q} does not follow from {prev.name}'s "
-                f"height {prev.Q} (kernel, stride, dilation and padding need {nh}..{nh + cur.Hstride - 1})")
+                p,
+                f"{where}.Q",
+                f"{cur.name}'s output height {cur.Q} does not follow from {prev.name}'s "
+                f"height {prev.Q} (kernel, stride, dilation and padding need {nh}..{nh + cur.Hstride - 1})",
+            )
     name = str(doc.get("network", p.stem))
     return Network.chain(name, layers, input_plane=input_plane, source=str(p))
 
@@ -243,7 +288,9 @@ def load_workload(path: str | Path) -> Network:
     if p.is_dir():
         return load_problem_folder(p)
     if not p.exists():
-        raise InputError(p, None, "workload not found (give a network YAML or a folder of Timeloop problem YAMLs)")
+        raise InputError(
+            p, None, "workload not found (give a network YAML or a folder of Timeloop problem YAMLs)"
+        )
     doc = read_yaml(p)
     if isinstance(doc, dict) and "problem" in doc and "layers" not in doc:
         return Network.chain(p.stem, [load_problem(p)], source=str(p))
