@@ -27,7 +27,7 @@ from deepfrack.benchmark.jobs import Job, enumerate_jobs
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.runner import run_benchmark
 from deepfrack.cost.table import CostRecord
-from deepfrack.cost.variants import VARIANTS, Variant
+from deepfrack.residency import VARIANTS, Variant
 from deepfrack.workload.loaders import load_problem_folder
 
 ROOT = Path(__file__).resolve().parents[1]

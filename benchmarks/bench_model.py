@@ -38,9 +38,10 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from deepfrack.arch import load_architecture
 from deepfrack.arch.ert import load_ert
-from deepfrack.cost.mapping import DIMS, MappingBatch
+from deepfrack.cost.mapping import MappingBatch
 from deepfrack.cost.mapspace import prime_factors
 from deepfrack.cost.model import TIMELOOP_2023, LayerModel
+from deepfrack.dims import DIMS
 from deepfrack.workload.layer import Layer
 
 EX = ROOT / "examples/reference/deepfrack-examples"

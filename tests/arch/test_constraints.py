@@ -10,7 +10,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepfrack.arch import Constraints, FactorBound, check_constraints, load_architecture, load_constraints
-from deepfrack.arch.constraints import DIMS, as_yaml_data, parse_factors, parse_permutation, parse_target_list
+from deepfrack.arch.constraints import as_yaml_data, parse_factors, parse_permutation, parse_target_list
+from deepfrack.dims import DIMS
 from deepfrack.errors import InputError
 from tests.arch.conftest import GEMMINI, SIMBA, SYSTOLIC, V04_DESIGNS, v04_paths
 from tests.paths import EXAMPLES, EXERCISES

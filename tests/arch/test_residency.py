@@ -16,8 +16,8 @@ from deepfrack.arch import (
     variant_constraints,
 )
 from deepfrack.arch.residency import all_variant_constraints
-from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
+from deepfrack.residency import VARIANTS, Variant
 from tests.arch.conftest import GEMMINI, SIMBA, SYSTOLIC, v04_paths
 from tests.paths import EXAMPLES
 

@@ -24,7 +24,7 @@ from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
-from deepfrack.cost.variants import VARIANTS, Variant
+from deepfrack.residency import VARIANTS, Variant
 
 FAKE_VERSION = 1
 

@@ -8,8 +8,8 @@ from deepfrack.benchmark.cache import ResultCache, canonical_json, content_hash,
 from deepfrack.benchmark.jobs import make_job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
-from deepfrack.cost.variants import Variant
 from deepfrack.errors import InputError
+from deepfrack.residency import Variant
 from deepfrack.workload.layer import Layer, Network
 
 CONV = Layer("conv", C=16, M=32, P=10, Q=10, R=3, S=3, pad=(1, 1, 1, 1))

@@ -11,7 +11,7 @@ from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.benchmark.tables_io import read_json_tables, read_tables
 from deepfrack.cli import main
 from deepfrack.cost.table import CostTable
-from deepfrack.cost.variants import Variant
+from deepfrack.residency import Variant
 from deepfrack.search import optimize, required_shapes
 from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.loaders import load_workload

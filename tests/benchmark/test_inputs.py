@@ -5,8 +5,8 @@ import yaml
 
 from deepfrack.arch.yamlio import Tagged, load_yaml
 from deepfrack.benchmark.inputs import SourceFile, load_inputs
-from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
+from deepfrack.residency import VARIANTS, Variant
 from tests.benchmark.conftest import ARCH, COMPONENTS, CONSTRAINTS, ERT, MAPPER
 from tests.paths import EXERCISES
 

@@ -5,7 +5,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepfrack.benchmark.jobs import all_shapes, enumerate_jobs, make_job, needed_shapes, square_shapes
-from deepfrack.cost.variants import VARIANTS, Variant
+from deepfrack.residency import VARIANTS, Variant
 from deepfrack.search import required_shapes
 from deepfrack.workload.layer import Layer, Network
 from deepfrack.workload.loaders import load_network_yaml, load_problem_folder

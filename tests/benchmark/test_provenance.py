@@ -14,7 +14,7 @@ from deepfrack.benchmark import provenance
 from deepfrack.benchmark.builtin import CODE_ROOTS, builtin_code_digest, make_builtin_backend
 from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.timeloop import timeloop_code_digest
-from deepfrack.cost.variants import VARIANTS
+from deepfrack.residency import VARIANTS
 from tests.benchmark.conftest import ARCH, CONSTRAINTS
 from tests.paths import ROOT
 

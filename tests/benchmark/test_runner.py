@@ -14,7 +14,7 @@ from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.jobs import enumerate_jobs
 from deepfrack.benchmark.runner import run_benchmark
 from deepfrack.benchmark.tables_io import read_json_tables, read_tables
-from deepfrack.cost.variants import VARIANTS, Variant
+from deepfrack.residency import VARIANTS, Variant
 from deepfrack.workload.loaders import load_network_yaml
 from tests.benchmark.conftest import ARCH, CONSTRAINTS
 from tests.benchmark.fake_backend import FakeBackend, fake_energy_pJ, make

@@ -3,8 +3,9 @@ from pathlib import Path
 import pytest
 
 from deepfrack.benchmark.tables_io import read_csv_table, read_tables, write_csv_table, write_json_tables
-from deepfrack.cost import CostRecord, CostTable, Variant
+from deepfrack.cost import CostRecord, CostTable
 from deepfrack.errors import InputError
+from deepfrack.residency import Variant
 from tests.paths import EXAMPLES
 
 

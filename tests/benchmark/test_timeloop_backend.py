@@ -23,8 +23,8 @@ from deepfrack.benchmark.timeloop import (
     variant_constraint_docs,
 )
 from deepfrack.cli import main
-from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
+from deepfrack.residency import VARIANTS, Variant
 from deepfrack.workload.loaders import load_problem_folder
 from tests.benchmark.conftest import ALEX, ARCH, CONSTRAINTS, ERT, MAPPER, WORKLOAD
 from tests.paths import EXERCISES

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from deepfrack.benchmark.tables_io import read_tables
 from deepfrack.cli import main
-from deepfrack.cost.variants import Variant
+from deepfrack.residency import Variant
 from tests.paths import EXAMPLES
 
 SIMBA = EXAMPLES / "AlexNet_Simba/inputs/simba_like"

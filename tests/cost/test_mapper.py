@@ -16,10 +16,11 @@ from deepfrack.arch import load_architecture, load_constraints, load_ert, load_v
 from deepfrack.arch.constraints import effective_keep
 from deepfrack.arch.spec import Constraints, FactorBound, TargetConstraint
 from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective, map_tile, tile_problem
-from deepfrack.cost.mapping import DIM_INDEX, DIMS, TENSORS, layer_dims, validate_mapping
+from deepfrack.cost.mapping import layer_dims, validate_mapping
 from deepfrack.cost.mapspace import Candidates, Infeasible, build_mapspace, space_template
 from deepfrack.cost.model import LayerModel as Evaluator
-from deepfrack.cost.variants import VARIANTS
+from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
+from deepfrack.residency import VARIANTS
 from deepfrack.workload.layer import Layer
 from tests.paths import EXAMPLES
 

@@ -16,7 +16,7 @@ from deepfrack.cli import main
 from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
 from deepfrack.cost.mapping import mapping_from_directives
 from deepfrack.cost.model import LayerModel
-from deepfrack.cost.variants import Variant
+from deepfrack.residency import Variant
 from deepfrack.workload.layer import Layer, Network
 from tests.benchmark.conftest import ARCH, CONSTRAINTS, ERT, MAPPER, TINY_NET
 

@@ -7,8 +7,9 @@ import dataclasses
 import pytest
 
 from deepfrack.arch.spec import EnergyTable
-from deepfrack.cost.mapping import DIMS, Mapping, MappingBatch, mapping_from_directives
+from deepfrack.cost.mapping import Mapping, MappingBatch, mapping_from_directives
 from deepfrack.cost.model import TIMELOOP_2023, TIMELOOP_2024, LayerModel, evaluate, evaluate_batch, get_rules
+from deepfrack.dims import DIMS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 from tests.cost.helpers import TENSORS, golden_arch, golden_ert, golden_lines, layer_of

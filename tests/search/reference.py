@@ -9,7 +9,7 @@ import math
 from functools import cache
 
 from deepfrack.cost.table import CostTable
-from deepfrack.cost.variants import Variant
+from deepfrack.residency import Variant
 from deepfrack.workload.layer import Network
 
 UNCACHED = {"first": Variant.Start, "middle": Variant.LBLC, "last": Variant.ELBLC}

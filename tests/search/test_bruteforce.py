@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from deepfrack.cost.variants import Variant
+from deepfrack.residency import Variant
 from deepfrack.search import StackSpec, evaluate, optimize
 from deepfrack.search.synthetic import synthetic_table
 from tests.search.nets import random_capacity, random_network

@@ -8,8 +8,8 @@ import pytest
 
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.benchmark.tables_io import read_tables
-from deepfrack.cost.variants import Variant
 from deepfrack.errors import InputError, MissingCostError, ScheduleError
+from deepfrack.residency import Variant
 from deepfrack.search import StackSpec, evaluate, layer_by_layer, optimize
 from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.layer import Layer, Network

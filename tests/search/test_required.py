@@ -9,7 +9,7 @@ import pytest
 
 from deepfrack.benchmark.tables_io import check_table
 from deepfrack.cost.table import CostTable
-from deepfrack.cost.variants import Variant
+from deepfrack.residency import Variant
 from deepfrack.search import optimize, required_shapes
 from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.layer import Layer, Network

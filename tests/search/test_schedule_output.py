@@ -8,8 +8,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from deepfrack.cost.variants import Variant, position_in_stack, variant_for
 from deepfrack.rect import Rect
+from deepfrack.residency import Variant, position_in_stack, variant_for
 from deepfrack.search import StackSpec, evaluate, grid, optimize, stack_regions
 from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.layer import Layer, Network

@@ -31,11 +31,9 @@ from typing import Any
 
 from deepfrack.arch.spec import Architecture, Constraints, FactorBound, TargetConstraint
 from deepfrack.arch.yamlio import Document, load_documents, underscore_keys
+from deepfrack.dims import DIMS, TENSORS
 from deepfrack.errors import InputError
-from deepfrack.workload.layer import TENSORS
 
-#: Timeloop's CNN-layer dimensions (problem-shapes/cnn_layer.yaml)
-DIMS: tuple[str, ...] = ("C", "M", "R", "S", "N", "P", "Q")
 #: its data spaces, in deepfrack's canonical order
 
 _TYPE_ALIASES = {

@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from deepfrack.arch.constraints import DIMS, TENSORS, parse_target
+from deepfrack.arch.constraints import parse_target
 from deepfrack.arch.spec import (
     Architecture,
     ArithmeticLevel,
@@ -47,6 +47,7 @@ from deepfrack.arch.spec import (
     TargetConstraint,
 )
 from deepfrack.arch.yamlio import Document, Tagged, load_documents, underscore_keys
+from deepfrack.dims import DIMS, TENSORS
 from deepfrack.errors import InputError
 
 # include/model/topology.hpp: bufferClasses / computeClasses / networkClasses (substring match)

@@ -1,4 +1,4 @@
-"""Residency variants as Timeloop constraints (DESIGN.md section 2, issue 4 item 2).
+"""Residency variants as Timeloop constraints .
 
 The original DeepFrack ran Timeloop with seven constraint files that differ only in what DRAM keeps:
 DRAM keeps the tensors that are not on chip in that variant, and bypasses the others, so that their
@@ -11,18 +11,13 @@ files (plus shared mapspace files).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
-from deepfrack.arch.constraints import TENSORS, check_constraints, load_constraints
+from deepfrack.arch.constraints import check_constraints, load_constraints
 from deepfrack.arch.spec import Architecture, Constraints, TargetConstraint
+from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
 from deepfrack.files import YAML_SUFFIXES
-
-if TYPE_CHECKING:
-    from deepfrack.cost.variants import Variant
-
-# deepfrack.cost.variants is imported inside the functions: the cost package builds on deepfrack.arch,
-# so importing it at module level here would make the two packages import each other.
+from deepfrack.residency import VARIANTS, Variant, parse_variant
 
 
 def dram_level(arch: Architecture) -> str:
@@ -44,7 +39,6 @@ def variant_constraints(constraints: Constraints, arch: Architecture, variant: V
 
     InputError when the variant puts a tensor on chip that no on-chip level keeps (it would have no
     backing store)."""
-    from deepfrack.cost.variants import Variant, parse_variant
 
     v = parse_variant(variant) if not isinstance(variant, Variant) else variant
     dram = dram_level(arch)
@@ -79,7 +73,6 @@ def variant_constraints(constraints: Constraints, arch: Architecture, variant: V
 
 def all_variant_constraints(constraints: Constraints, arch: Architecture) -> dict[Variant, Constraints]:
     """The seven variants of one constraint set."""
-    from deepfrack.cost.variants import VARIANTS
 
     return {v: variant_constraints(constraints, arch, v) for v in VARIANTS}
 
@@ -91,7 +84,6 @@ def load_variant_folder(folder: str | Path, arch: Architecture | None = None) ->
     each variant's merged constraints are checked against it (``check_constraints``).
 
     InputError when the folder is missing or lacks some of the seven files."""
-    from deepfrack.cost.variants import VARIANTS, parse_variant
 
     d = Path(folder)
     if not d.is_dir():

@@ -25,8 +25,8 @@ from typing import Protocol, runtime_checkable
 from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
-from deepfrack.cost.variants import Variant
 from deepfrack.errors import DeepfrackError, InputError
+from deepfrack.residency import Variant
 
 
 @runtime_checkable

@@ -33,8 +33,8 @@ from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.provenance import code_digest
 from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
 from deepfrack.cost.model import default_rules
-from deepfrack.cost.variants import Variant
 from deepfrack.errors import DeepfrackError
+from deepfrack.residency import Variant
 from deepfrack.workload.layer import Layer
 
 #: the modules whose code determines the built-in backend's results (with what they import from the

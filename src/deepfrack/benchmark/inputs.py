@@ -37,9 +37,9 @@ from deepfrack.arch import (
 from deepfrack.arch.yamlio import load_yaml
 from deepfrack.benchmark.cache import content_hash, to_plain
 from deepfrack.benchmark.mapper_config import MapperSettings, settings_from_doc
-from deepfrack.cost.variants import VARIANTS, Variant
 from deepfrack.errors import InputError
 from deepfrack.files import yaml_files
+from deepfrack.residency import VARIANTS, Variant
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from deepfrack.cost.table import CostKey
-from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
+from deepfrack.residency import VARIANTS, Variant, parse_variant
 from deepfrack.search.required import required_shapes
 from deepfrack.workload.layer import Layer, Network
 

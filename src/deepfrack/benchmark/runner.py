@@ -42,7 +42,7 @@ from deepfrack.benchmark.jobs import Job, batches_of
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.tables_io import table_to_csv, write_json_tables, write_text_atomic
 from deepfrack.cost.table import CostKey, CostTable
-from deepfrack.cost.variants import VARIANTS, Variant
+from deepfrack.residency import VARIANTS, Variant
 
 #: jobs per batch when the backend has no preference: enough batches to balance the workers, few
 #: enough that per-batch overhead (pickling, one SQLite commit) stays small

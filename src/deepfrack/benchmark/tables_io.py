@@ -22,9 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from deepfrack.cost.table import CostKey, CostRecord, CostTable
-from deepfrack.cost.variants import VARIANTS, Variant, parse_variant
 from deepfrack.errors import InputError
 from deepfrack.files import read_json, read_text, write_text_atomic
+from deepfrack.residency import VARIANTS, Variant, parse_variant
 from deepfrack.workload.layer import Network
 
 CSV_BASE_COLUMNS = ("layer", "variant", "tile_h", "tile_w", "status", "energy_uJ", "cycles", "macs")

@@ -40,14 +40,14 @@ from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.provenance import code_digest
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.table import CostRecord
-from deepfrack.cost.variants import TENSORS, Variant
+from deepfrack.dims import DIMS, TENSORS
 from deepfrack.errors import InputError
+from deepfrack.residency import Variant
 from deepfrack.workload.layer import Layer
 
 BINARY = "timeloop-mapper"
 OUT_PREFIX = "timeloop-mapper"
 #: Timeloop's CNN-layer dimensions, in its problem-shape order
-CNN_DIMS: tuple[str, ...] = ("C", "M", "R", "S", "N", "P", "Q")
 DATASPACES: tuple[str, ...] = TENSORS  # Weights, Inputs, Outputs
 
 
@@ -347,7 +347,7 @@ _LOOP_LINE = re.compile(r"for (\w+) in \[0:(\d+)(?:,\d+)?\)\s*(\(Spatial-([XY])\
 
 
 def parse_map_txt(
-    text: str, dims: Sequence[str] = CNN_DIMS, dataspaces: Sequence[str] = DATASPACES
+    text: str, dims: Sequence[str] = DIMS, dataspaces: Sequence[str] = DATASPACES
 ) -> list[dict[str, Any]]:
     """The directives of a ``timeloop-mapper.map.txt`` loop nest, in the order Timeloop writes map.yaml:
     datatype per level (inner to outer), then per level (inner to outer) its spatial directive (when it
@@ -463,7 +463,7 @@ def problem_doc(layer: Layer) -> dict[str, Any]:
         "problem": {
             "shape": {
                 "name": "CNN-Layer",
-                "dimensions": list(CNN_DIMS),
+                "dimensions": list(DIMS),
                 "coefficients": [{"name": c, "default": 1} for c in coeffs],
                 "data-spaces": [
                     {"name": "Weights", "projection": [[["C"]], [["M"]], [["R"]], [["S"]]]},
@@ -484,7 +484,7 @@ def problem_doc(layer: Layer) -> dict[str, Any]:
                 ],
             },
             "instance": {
-                **{d: int(getattr(layer, d)) for d in CNN_DIMS},
+                **{d: int(getattr(layer, d)) for d in DIMS},
                 **{c: int(getattr(layer, c)) for c in coeffs},
             },
         }

@@ -31,8 +31,8 @@ from deepfrack.cli.common import (
     options,
     out_option,
 )
-from deepfrack.cost.variants import VARIANTS, parse_variant
 from deepfrack.errors import InputError
+from deepfrack.residency import VARIANTS, parse_variant
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, load_workload
 

@@ -13,9 +13,9 @@ import click
 
 from deepfrack.arch import CapacitySpec, capacity_spec
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
-from deepfrack.cost.variants import Variant
 from deepfrack.errors import InputError
 from deepfrack.files import make_temp
+from deepfrack.residency import Variant
 from deepfrack.search import layer_by_layer_records
 from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.schedule_io import schedule_to_json

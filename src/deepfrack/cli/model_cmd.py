@@ -9,9 +9,9 @@ from pathlib import Path
 import click
 
 from deepfrack.cli import main
-from deepfrack.cost.mapping import TENSORS
 from deepfrack.cost.model import LayerModel, ModelResult, get_rules
 from deepfrack.cost.model_io import load_model_inputs
+from deepfrack.dims import TENSORS
 
 
 def _summary(res: ModelResult, sources: dict[str, str]) -> str:

@@ -36,7 +36,7 @@ from deepfrack.cli.common import (
     out_option,
 )
 from deepfrack.cli.search_cmds import chain_notes, optimize_and_write
-from deepfrack.cost.variants import VARIANTS
+from deepfrack.residency import VARIANTS
 
 
 @main.command("run")

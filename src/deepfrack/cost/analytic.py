@@ -51,10 +51,9 @@ import numpy as np
 
 from deepfrack.cost.mapping import MappingBatch
 from deepfrack.cost.timeloop_post import NestStats
+from deepfrack.dims import NT, C, M, N, P, Q, R, S
 from deepfrack.workload.layer import Layer
 
-C, M, R, S, N, P, Q = range(7)
-NT = 3
 #: op dims each tensor depends on
 RELEVANT = (
     np.array([1, 1, 1, 1, 0, 0, 0], bool),  # Weights: C M R S

@@ -58,7 +58,7 @@ import numpy as np
 from deepfrack.arch.capacity import capacity_spec
 from deepfrack.arch.spec import Architecture, Constraints, EnergyTable
 from deepfrack.cost.fastmodel import FastModel, FastResult
-from deepfrack.cost.mapping import DIMS, TENSORS, Mapping
+from deepfrack.cost.mapping import Mapping
 from deepfrack.cost.mapspace import (
     Candidates,
     DimTable,
@@ -72,6 +72,7 @@ from deepfrack.cost.mapspace import (
 )
 from deepfrack.cost.table import CostRecord
 from deepfrack.cost.timeloop_post import TimeloopRules, arch_tables
+from deepfrack.dims import DIMS, TENSORS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 

@@ -33,13 +33,10 @@ from typing import Any
 import numpy as np
 
 from deepfrack.arch.spec import Architecture
+from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.errors import InputError
-from deepfrack.workload.layer import TENSORS, Layer
+from deepfrack.workload.layer import Layer
 
-#: Timeloop's CNN-layer dimensions, in its dimension-ID order.
-DIMS: tuple[str, ...] = ("C", "M", "R", "S", "N", "P", "Q")
-DIM_INDEX: dict[str, int] = {d: i for i, d in enumerate(DIMS)}
-#: Timeloop's data-space order.
 _TENSOR_ALIASES = {t.lower(): t for t in TENSORS}
 
 

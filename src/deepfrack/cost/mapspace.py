@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deepfrack.arch.spec import Architecture, Constraints
-from deepfrack.cost.mapping import DIM_INDEX, DIMS, TENSORS, LevelMapping, Mapping, MappingBatch, layer_dims
+from deepfrack.cost.mapping import LevelMapping, Mapping, MappingBatch, layer_dims
+from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.workload.layer import Layer
 
 T_SLOT, X_SLOT, Y_SLOT = 0, 1, 2

@@ -36,7 +36,7 @@ import numpy as np
 
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.cost.analytic import analytic_setup, analyze
-from deepfrack.cost.mapping import TENSORS, Mapping, MappingBatch, validate_mapping
+from deepfrack.cost.mapping import Mapping, MappingBatch, validate_mapping
 from deepfrack.cost.nest import arch_fanouts_inner_first, build_nest
 from deepfrack.cost.timeloop_post import (
     RULES,
@@ -51,6 +51,7 @@ from deepfrack.cost.timeloop_post import (
     post_setup,
     postprocess,
 )
+from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 

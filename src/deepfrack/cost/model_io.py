@@ -14,9 +14,10 @@ from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.parse import architecture_from_data, component_classes
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.arch.yamlio import Document, find_tag, load_documents
-from deepfrack.cost.mapping import DIMS, Mapping, mapping_from_directives
+from deepfrack.cost.mapping import Mapping, mapping_from_directives
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
+from deepfrack.dims import DIMS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 

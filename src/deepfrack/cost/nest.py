@@ -18,10 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepfrack.arch.spec import Architecture
-from deepfrack.cost.mapping import DIM_INDEX, Mapping
+from deepfrack.cost.mapping import Mapping
+from deepfrack.dims import DIM_INDEX, C, M, N, P, Q, R, S
 from deepfrack.workload.layer import Layer
 
-C, M, R, S, N, P, Q = range(7)
 TIME, SPACE_X, SPACE_Y = 0, 1, 2
 
 

@@ -30,12 +30,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from deepfrack.cost.nest import SPACE_X, TIME, LoopNest, projections
+from deepfrack.dims import NT
 from deepfrack.workload.layer import Layer
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (low inclusive, high exclusive)
 PointSet = tuple[Box, ...]  # disjoint boxes (Timeloop's MultiAAHR)
-
-NT = 3  # tensors
 
 
 # --------------------------------------------------------------------------------------------- #

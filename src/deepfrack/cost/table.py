@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from deepfrack.cost.variants import Variant
+from deepfrack.residency import Variant
 
 #: (layer index 0-based, variant, tile height, tile width)
 CostKey = tuple[int, Variant, int, int]

@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deepfrack.arch.spec import Architecture, EnergyTable
+from deepfrack.dims import NT
 from deepfrack.errors import InputError
 
-NT = 3
 RW = (False, False, True)  # Outputs is the read-write tensor
 
 

@@ -10,9 +10,10 @@ import numpy as np
 
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostTable
-from deepfrack.cost.variants import Variant
+from deepfrack.dims import TENSORS
 from deepfrack.errors import MissingCostError
-from deepfrack.workload.layer import TENSORS, Network
+from deepfrack.residency import Variant
+from deepfrack.workload.layer import Network
 
 Metric = Literal["energy", "cycles"]
 OBJECTIVES: tuple[str, ...] = ("energy", "cycles")

@@ -13,9 +13,9 @@ import numpy as np
 
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostRecord, CostTable
-from deepfrack.cost.variants import Variant, position_in_stack, variant_for
 from deepfrack.errors import ScheduleError
 from deepfrack.rect import Rect
+from deepfrack.residency import Variant, position_in_stack, variant_for
 from deepfrack.search.costs import LevelUse, capacity_levels, missing_error
 from deepfrack.search.plan import walk_axis
 from deepfrack.search.receptive import RULES, Rule, legacy_lookup

@@ -23,8 +23,8 @@ import numpy as np
 
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostTable
-from deepfrack.cost.variants import Variant, variant_for
 from deepfrack.errors import InputError
+from deepfrack.residency import Variant, variant_for
 from deepfrack.search.costs import OBJECTIVES, SQUARE_ONLY_HINT, CostGrids, LevelUse, Metric, capacity_levels
 from deepfrack.search.evaluate import _check_rule, _slc_record, assemble, build_stack
 from deepfrack.search.knapsack import solve_knapsack

@@ -24,8 +24,8 @@ from typing import Literal
 import numpy as np
 
 from deepfrack.cost.table import CostTable
-from deepfrack.cost.variants import Variant
 from deepfrack.rect import Rect
+from deepfrack.residency import Variant
 from deepfrack.workload.layer import Layer, Network
 
 Rule = Literal["exact", "legacy"]

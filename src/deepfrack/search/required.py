@@ -25,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from deepfrack.cost.table import CostKey
-from deepfrack.cost.variants import Variant
+from deepfrack.residency import Variant
 from deepfrack.search.optimize import candidate_sizes, lowest_first_layer, position_variants
 from deepfrack.search.plan import walk_axis
 from deepfrack.workload.layer import Network

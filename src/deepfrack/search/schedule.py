@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from deepfrack.cost.variants import Variant
 from deepfrack.rect import Rect
+from deepfrack.residency import Variant
 
 
 @dataclass(frozen=True)

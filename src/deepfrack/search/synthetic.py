@@ -17,7 +17,7 @@ from collections.abc import Iterable
 import numpy as np
 
 from deepfrack.cost.table import CostRecord, CostTable
-from deepfrack.cost.variants import VARIANTS, Variant
+from deepfrack.residency import VARIANTS, Variant
 from deepfrack.workload.layer import Network
 
 _EMPTY: dict = {}

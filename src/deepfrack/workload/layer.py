@@ -9,8 +9,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-#: the three tensors (Timeloop's data spaces) of a layer, in Timeloop's order
-TENSORS: tuple[str, str, str] = ("Weights", "Inputs", "Outputs")
 LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise", "fc", "pool", "add")
 #: kinds that carry weights and multiply-accumulate (DESIGN.md 3.9)
 MAC_KINDS: frozenset[str] = frozenset({"conv", "depthwise", "fc"})

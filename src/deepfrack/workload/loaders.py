@@ -9,11 +9,11 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from deepfrack.dims import DIMS
 from deepfrack.errors import InputError
 from deepfrack.files import read_yaml
 from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
 
-_DIMS = ("C", "M", "R", "S", "N", "P", "Q")
 #: the largest plane side accepted: the search keeps a (Q+1) x (P+1) cost grid per layer and variant, and
 #: real layers are far smaller (a 16384 x 16384 plane already needs 2 GiB per grid)
 MAX_PLANE = 16384
@@ -64,7 +64,7 @@ def load_problem(path: str | Path, name: str | None = None) -> Layer:
     if not isinstance(inst, dict):
         raise InputError(p, "problem.instance", "missing or not a mapping")
     vals: dict[str, int] = {}
-    for d in _DIMS:
+    for d in DIMS:
         vals[d] = _positive_int(inst.get(d, 1), p, f"problem.instance.{d}")
     for c in _COEFFS:
         vals[c] = _positive_int(inst.get(c, 1), p, f"problem.instance.{c}")

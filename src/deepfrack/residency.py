@@ -2,14 +2,14 @@
 
 The original DeepFrack's seven Timeloop constraint files differ only in what DRAM keeps. A tensor
 that is "on chip" is not kept at DRAM, so its backing store is the outermost on-chip level that keeps
-it (its home level). See DESIGN.md section 2.
+it (its home level).
 """
 
 from __future__ import annotations
 
 from enum import Enum
 
-from deepfrack.workload.layer import TENSORS  # re-exported: deepfrack.cost.TENSORS
+from deepfrack.dims import TENSORS
 
 
 class Variant(str, Enum):
