@@ -252,13 +252,14 @@ def test_unknown_variant_and_backend(tmp_path: Path):
 
 def test_needed_shapes_come_from_the_search(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     asked = {
-        (0, Variant.Start): {(11, 11), (19, 19)},
-        (1, Variant.LBLC): {(8, 9)},
-        (3, Variant.EWCC): {(13, 13)},
+        (0, Variant.Start, 11, 11),
+        (0, Variant.Start, 19, 19),
+        (1, Variant.LBLC, 8, 9),
+        (3, Variant.EWCC, 13, 13),
     }
     seen = []
     monkeypatch.setattr(
-        "deepfrack.cli.benchmark_cmd.needed_shapes", lambda network, depth: seen.append(depth) or asked
+        "deepfrack.cli.benchmark_cmd.required_shapes", lambda network, depth: seen.append(depth) or asked
     )
     r = _invoke(tmp_path, "--shapes", "needed", "--max-stack-depth", "3")
     assert r.exit_code == 0, r.output

@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from deepfrack.benchmark.jobs import all_shapes, enumerate_jobs, make_job, needed_shapes, square_shapes
+from deepfrack.benchmark.jobs import all_shapes, enumerate_jobs, make_job, square_shapes
 from deepfrack.residency import VARIANTS, Variant
 from deepfrack.search import required_shapes
 from deepfrack.workload.layer import Layer, Network
@@ -50,20 +50,24 @@ def test_non_square_layer_adds_the_whole_plane(tiny_net: Path):
 
 def test_needed_shapes(tiny_net: Path):
     net = load_network_yaml(tiny_net)
-    needed = {(0, Variant.Start): {(3, 4), (6, 8)}, (1, Variant.LBLC): [(2, 2)], (2, Variant.WCC): {(1, 1)}}
+    needed = {
+        (0, Variant.Start, 6, 8),
+        (0, Variant.Start, 3, 4),
+        (1, Variant.LBLC, 2, 2),
+        (2, Variant.WCC, 1, 1),
+    }
     jobs = enumerate_jobs(net, "needed", variants=[Variant.Start, Variant.LBLC], needed=needed)
     assert [j.key for j in jobs] == [
         (0, Variant.Start, 3, 4),
         (0, Variant.Start, 6, 8),
         (1, Variant.LBLC, 2, 2),
     ]
-    with pytest.raises(ValueError, match="needed_shapes"):
+    with pytest.raises(ValueError, match="required_shapes"):
         enumerate_jobs(net, "needed")
-    shapes = needed_shapes(net, 2)
-    assert {(l, v, h, w) for (l, v), hw in shapes.items() for h, w in hw} == required_shapes(net, 2)
-    assert len(enumerate_jobs(net, "needed", needed=shapes)) == len(required_shapes(net, 2))
+    keys = required_shapes(net, 2)
+    assert {j.key for j in enumerate_jobs(net, "needed", needed=keys)} == keys
     with pytest.raises(ValueError, match="does not fit"):
-        enumerate_jobs(net, "needed", needed={(0, Variant.SLC): {(7, 1)}})
+        enumerate_jobs(net, "needed", needed={(0, Variant.SLC, 7, 1)})
     with pytest.raises(ValueError, match="unknown shape set"):
         enumerate_jobs(net, "rectangles")
 

@@ -101,7 +101,7 @@ def test_a_changed_constant_changes_the_digest(monkeypatch: pytest.MonkeyPatch):
             "deepfrack.cost.analytic",
             lambda text: text.replace('"""', '"""More words. ', 1),
         ),  # the module docstring
-        ("deepfrack.search.optimize", lambda text: text + "\n_CHANGED = 1\n"),  # not a result module
+        ("deepfrack.search.optimizer", lambda text: text + "\n_CHANGED = 1\n"),  # not a result module
         ("deepfrack.benchmark.runner", lambda text: text + "\n_CHANGED = 1\n"),
     ],
 )

@@ -9,25 +9,21 @@ Shape sets (``enumerate_jobs(shapes=...)``):
   also the whole plane Q x P (so the layer-by-layer baseline, SLC on the whole layer, is always there).
   On square layers this is exactly what the original benchmarked (AlexNet_Simba: 7 x 108 = 756 runs).
 * ``all``: every rectangle h x w with 1 <= h <= Q and 1 <= w <= P.
-* ``needed``: the shapes the search will ask for, given as a mapping {(layer, variant): {(h, w), ...}}
-  (``needed_shapes``: from the search's ``required_shapes``).
+* ``needed``: the entries the search will ask for, given by the caller as (layer, variant, h, w) keys
+  (``deepfrack.search.required_shapes`` computes them).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from deepfrack.cost.table import CostKey
 from deepfrack.residency import VARIANTS, Variant, parse_variant
-from deepfrack.search.required import required_shapes
 from deepfrack.workload.layer import Layer, Network
 
 SHAPE_SETS: tuple[str, ...] = ("square", "needed", "all")
-
-#: {(layer index 0-based, variant): shapes (h, w)} -- what ``--shapes needed`` benchmarks
-NeededShapes = Mapping[tuple[int, Variant], Iterable[tuple[int, int]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,14 +92,14 @@ def enumerate_jobs(
     network: Network,
     shapes: str = "square",
     variants: Iterable[Variant | str] = VARIANTS,
-    needed: NeededShapes | None = None,
+    needed: Iterable[CostKey] | None = None,
 ) -> list[Job]:
     """Every job of a benchmark, ordered by (layer, variant, tile_h, tile_w).
 
-    ``shapes`` is "square", "all" or "needed" (module docstring). For "needed", ``needed`` maps
-    (layer, variant) to the shapes to cost (``needed_shapes``); pairs whose variant is not in
-    ``variants`` are skipped. A shape outside the layer's plane, or "needed" without ``needed``, is a
-    ValueError (a bug in the caller, not bad user input).
+    ``shapes`` is "square", "all" or "needed" (module docstring). For "needed", ``needed`` holds the
+    (layer, variant, h, w) entries to cost; those whose variant is not in ``variants`` are skipped. A
+    shape outside the layer's plane, or "needed" without ``needed``, is a ValueError (a bug in the
+    caller, not bad user input).
     """
     if shapes not in SHAPE_SETS:
         raise ValueError(f"unknown shape set {shapes!r}; expected one of {', '.join(SHAPE_SETS)}")
@@ -112,17 +108,14 @@ def enumerate_jobs(
     if shapes == "needed":
         if needed is None:
             raise ValueError(
-                'shapes="needed" takes the shapes to cost: needed=needed_shapes(network, max_stack_depth)'
+                'shapes="needed" takes the entries to cost: needed=required_shapes(network, ...)'
             )
         wanted = set(vs)
-        for (layer_index, variant), shape_set in sorted(
-            needed.items(), key=lambda kv: (kv[0][0], VARIANTS.index(Variant(kv[0][1])))
-        ):
-            variant = Variant(variant)
-            if variant not in wanted:
-                continue
-            for h, w in sorted(set(shape_set)):
-                jobs.append(make_job(network, layer_index, variant, h, w))
+        order = {v: i for i, v in enumerate(VARIANTS)}
+        keys = {(int(l), Variant(v), int(h), int(w)) for l, v, h, w in needed}
+        for l, v, h, w in sorted(keys, key=lambda k: (k[0], order[k[1]], k[2], k[3])):
+            if v in wanted:
+                jobs.append(make_job(network, l, v, h, w))
         return jobs
     for i, layer in enumerate(network.layers):
         shape_list = square_shapes(layer) if shapes == "square" else all_shapes(layer)
@@ -131,19 +124,6 @@ def enumerate_jobs(
         for v in vs:
             jobs.extend(Job(i, tile, v, h, w) for h, w, tile in tiles)
     return jobs
-
-
-def needed_shapes(
-    network: Network, max_stack_depth: int | None = None
-) -> dict[tuple[int, Variant], set[tuple[int, int]]]:
-    """The shapes ``deepfrack optimize`` (exact receptive-field rule) may look up, per (layer, variant):
-    SLC on each whole plane, and for every stack (up to ``max_stack_depth`` layers) and every candidate
-    grid tiling of its last layer the region shapes of each layer, under the variants its position in
-    the stack allows. Computed by the search (``deepfrack.search.required.required_shapes``)."""
-    out: dict[tuple[int, Variant], set[tuple[int, int]]] = {}
-    for layer, variant, h, w in required_shapes(network, max_stack_depth):
-        out.setdefault((layer, variant), set()).add((h, w))
-    return out
 
 
 def batches_of(jobs: Sequence[Job], size: int) -> list[list[Job]]:

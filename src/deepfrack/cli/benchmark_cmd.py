@@ -13,7 +13,7 @@ from deepfrack.benchmark.backend import resolve_backend
 from deepfrack.benchmark.cache import ResultCache
 from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
-from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs, needed_shapes
+from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
 from deepfrack.cli import main
 from deepfrack.cli.common import (
@@ -33,6 +33,7 @@ from deepfrack.cli.common import (
 )
 from deepfrack.errors import InputError
 from deepfrack.residency import VARIANTS, parse_variant
+from deepfrack.search.required import required_shapes
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, load_workload
 
@@ -143,7 +144,7 @@ def benchmark_tables(
             f"{', '.join(inputs.mapper.ignored)}",
             err=True,
         )
-    needed = needed_shapes(network, max_stack_depth) if shapes == "needed" else None
+    needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
     jobs = enumerate_jobs(network, shapes, inputs.variants, needed)
     executor = SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
     cache_file = cache_path or default_cache_path()

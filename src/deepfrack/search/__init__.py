@@ -12,9 +12,9 @@ Public API:
   may look up under the exact rule (what ``deepfrack benchmark --shapes needed`` costs).
 """
 
-from deepfrack.search.evaluate import evaluate, layer_by_layer, layer_by_layer_records
+from deepfrack.search.evaluation import evaluate, layer_by_layer, layer_by_layer_records
 from deepfrack.search.knapsack import solve_knapsack
-from deepfrack.search.optimize import optimize
+from deepfrack.search.optimizer import optimize
 from deepfrack.search.receptive import RULES, receptive_field, stack_regions
 from deepfrack.search.required import required_shapes
 from deepfrack.search.schedule import Schedule, SearchStats, Stack, StackLayer, StackSpec, Totals

@@ -26,7 +26,7 @@ import numpy as np
 
 from deepfrack.cost.table import CostKey
 from deepfrack.residency import Variant
-from deepfrack.search.optimize import candidate_sizes, lowest_first_layer, position_variants
+from deepfrack.search.optimizer import candidate_sizes, lowest_first_layer, position_variants
 from deepfrack.search.plan import walk_axis
 from deepfrack.workload.layer import Network
 

@@ -26,7 +26,7 @@ from deepfrack.cost.table import CostTable
 from deepfrack.errors import InputError
 from deepfrack.residency import Variant, variant_for
 from deepfrack.search.costs import OBJECTIVES, SQUARE_ONLY_HINT, CostGrids, LevelUse, Metric, capacity_levels
-from deepfrack.search.evaluate import _check_rule, _slc_record, assemble, build_stack
+from deepfrack.search.evaluation import _check_rule, _slc_record, assemble, build_stack
 from deepfrack.search.knapsack import solve_knapsack
 from deepfrack.search.plan import LayerTerm, Plan
 from deepfrack.search.receptive import Rule, legacy_lookup
