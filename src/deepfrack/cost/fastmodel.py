@@ -43,7 +43,8 @@ from deepfrack.cost.mapspace import RELEVANT, Candidates, MapSpace
 from deepfrack.cost.timeloop_post import ArchTables, TimeloopRules
 
 C, M, R, S, N, P, Q = range(7)
-#: Inputs data coordinate of each loop dimension: N -> 0, C -> 1, P/R -> 2 (width), Q/S -> 3 (height), M -> none
+#: Inputs data coordinate of each loop dimension:
+#: N -> 0, C -> 1, P/R -> 2 (width), Q/S -> 3 (height), M -> none
 _COORD = np.array([1, -1, 2, 3, 0, 2, 3], np.int64)
 
 
