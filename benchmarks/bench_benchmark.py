@@ -89,7 +89,8 @@ def bench(example: str, workload: str, workers: int) -> None:
                 t = time.perf_counter() - start
             s = res.summary
             print(
-                f"  run + outputs, {label:22s}{t * 1e3:8.1f} ms  (computed {s.computed}, from cache {s.from_cache})"
+                f"  run + outputs, {label:22s}{t * 1e3:8.1f} ms  "
+                f"(computed {s.computed}, from cache {s.from_cache})"
             )
 
 

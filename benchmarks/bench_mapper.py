@@ -153,7 +153,8 @@ def main() -> None:
         print(f"  ... by more than 1%: {bad1} (original: {obad1})")
         k, nn = fewer_divisors_share(table)
         print(
-            f"  of ours, {k} of {nn} have a smaller tile with fewer divisors (fewer factorizations) than the larger one"
+            f"  of ours, {k} of {nn} have a smaller tile with fewer divisors (fewer factorizations) "
+            "than the larger one"
         )
 
 

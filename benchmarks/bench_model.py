@@ -18,7 +18,8 @@ compare with the 100,000/s target; the wall clock also counts time other process
 shared machine) and in wall-clock time, and the machine; then the CPU time of one call on the
 first 1 and 32 candidates (the fixed cost per call, which dominates small batches).
 
-    PYTHONPATH=src python benchmarks/bench_model.py [--n 10000] [--repeat 7] [--seed 0] [--space mapspace|free|both]
+    PYTHONPATH=src python benchmarks/bench_model.py [--n 10000] [--repeat 7] [--seed 0]
+        [--space mapspace|free|both]
 """
 
 from __future__ import annotations
@@ -178,10 +179,12 @@ def main() -> None:
     ert = load_ert(ERT, arch)
     ev = LayerModel(arch, ert, LAYER, TIMELOOP_2023)
     print(
-        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}, numpy {np.__version__}"
+        f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
     )
     print(
-        f"layer {LAYER.name} (C=96 M=256 R=S=5 P=Q=27) on Simba ({len(arch.levels)} storage levels), one process"
+        f"layer {LAYER.name} (C=96 M=256 R=S=5 P=Q=27) on Simba ({len(arch.levels)} storage levels), "
+        "one process"
     )
     rng = np.random.default_rng(args.seed)
     if args.space in ("mapspace", "both"):

@@ -66,7 +66,8 @@ def vgg_simba(repeats: int) -> None:
     )
     print(
         f"   {stats.stacks_considered} stacks, {stats.tilings_considered} tilings; "
-        f"total {sched.total.energy_uJ:.2f} uJ vs logged 10409.65, layer by layer {sched.layer_by_layer.energy_uJ:.2f}"
+        f"total {sched.total.energy_uJ:.2f} uJ vs logged 10409.65, "
+        f"layer by layer {sched.layer_by_layer.energy_uJ:.2f}"
     )
 
 
@@ -81,7 +82,8 @@ def chain(n: int) -> Network:
 def depth_scaling(sizes: list[int], repeats: int) -> None:
     print("2. synthetic chain (3x3 conv, 64 ch, 32x28 planes), exact rule, every shape in the tables")
     print(
-        f"   {'layers':>6} {'depth':>6} {'capacity':>9} {'stacks':>7} {'tilings':>9} {'knapsacks':>9} {'time s':>8}"
+        f"   {'layers':>6} {'depth':>6} {'capacity':>9} {'stacks':>7} "
+        f"{'tilings':>9} {'knapsacks':>9} {'time s':>8}"
     )
     for n in sizes:
         net = chain(n)
@@ -116,8 +118,9 @@ def vgg16_exact(repeats: int) -> None:
                 repeats,
             )
             print(
-                f"   max depth {depth or '-'!s:>2}, capacity {cap_name:>9}: {dt:.3f} s; {st.stacks_considered} "
-                f"stacks, {st.tilings_considered:,} tilings, {st.knapsacks_solved} knapsacks; "
+                f"   max depth {depth or '-'!s:>2}, capacity {cap_name:>9}: {dt:.3f} s; "
+                f"{st.stacks_considered} stacks, {st.tilings_considered:,} tilings, "
+                f"{st.knapsacks_solved} knapsacks; "
                 f"{len(sched.stacks)} stacks chosen, {100 * sched.reduction:.1f}% less energy"
             )
 

@@ -126,14 +126,17 @@ def main() -> None:
         f"AlexNet_Simba, objective {objective}, Timeloop's ERT, the original's constraints; seed {args.seed}"
     )
     print(
-        f"entries: {len(rows)} ({len(ok)} mapped, {len(rows) - len(ok)} infeasible); mapper wall time {wall:.1f} s (1 process)"
+        f"entries: {len(rows)} ({len(ok)} mapped, {len(rows) - len(ok)} infeasible); "
+        f"mapper wall time {wall:.1f} s (1 process)"
     )
     print(
-        f"at least as good as Timeloop's (fewer cycles, or cycles and energy <= +0.5%): {len(good)}/{len(rows)} = {len(good) / len(rows):.1%}"
+        f"at least as good as Timeloop's (fewer cycles, or cycles and energy <= +0.5%): "
+        f"{len(good)}/{len(rows)} = {len(good) / len(rows):.1%}"
     )
     print(f"  strictly fewer cycles: {fewer}; same-or-fewer cycles and less energy: {less_e}")
     print(
-        f"median ratio ours/Timeloop: energy {statistics.median(e_ratio):.4f}, cycles {statistics.median(c_ratio):.4f}; "
+        f"median ratio ours/Timeloop: energy {statistics.median(e_ratio):.4f}, "
+        f"cycles {statistics.median(c_ratio):.4f}; "
         f"min/max energy {min(e_ratio):.4f}/{max(e_ratio):.4f}, cycles {min(c_ratio):.4f}/{max(c_ratio):.4f}"
     )
     print(
@@ -141,12 +144,14 @@ def main() -> None:
         f"median |cycles| {statistics.median(mc):.2e}, max {max(mc):.2e}"
     )
     print(
-        f"under deepfrack's model, ours at least as good as Timeloop's mapping: {len(good_model)}/{len(rows)} = {len(good_model) / len(rows):.1%}"
+        f"under deepfrack's model, ours at least as good as Timeloop's mapping: "
+        f"{len(good_model)}/{len(rows)} = {len(good_model) / len(rows):.1%}"
     )
     bad = sorted((r for r in ok if r not in good), key=lambda r: -r["energy_pJ"] / r["tl_energy_pJ"])
     for r in bad[:10]:
         print(
-            f"  worse: {r['variant']} layer {r['layer']} tile {r['tile']}: cycles x{r['cycles'] / r['tl_cycles']:.4f}, "
+            f"  worse: {r['variant']} layer {r['layer']} tile {r['tile']}: "
+            f"cycles x{r['cycles'] / r['tl_cycles']:.4f}, "
             f"energy x{r['energy_pJ'] / r['tl_energy_pJ']:.4f}"
         )
     if args.json:

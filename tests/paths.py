@@ -1,4 +1,5 @@
-"""Paths of the bundled reference data (examples/reference is a copy of the project's shared reference set)."""
+"""Paths of the bundled reference data (examples/reference is a copy of the project's shared
+reference set)."""
 
 from pathlib import Path
 

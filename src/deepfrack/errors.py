@@ -52,8 +52,8 @@ class MissingCostError(DeepfrackError):
         self.variant = variant
         self.shape = shape
         msg = (
-            f"no cost entry for layer {layer} ({layer_name}), variant {variant}, tile {shape[0]}x{shape[1]} (h x w) "
-            f"[layer {layer + 1} in the table files' 1-based numbering]"
+            f"no cost entry for layer {layer} ({layer_name}), variant {variant}, "
+            f"tile {shape[0]}x{shape[1]} (h x w) [layer {layer + 1} in the table files' 1-based numbering]"
         )
         if source:
             msg = f"{source}: {msg}"

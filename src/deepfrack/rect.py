@@ -1,4 +1,5 @@
-"""Axis-aligned rectangles on a feature-map plane: rows run along the height (Q), columns along the width (P)."""
+"""Axis-aligned rectangles on a feature-map plane: rows run along the height (Q), columns along the
+width (P)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ from typing import NamedTuple
 
 
 class Rect(NamedTuple):
-    """Rows ``[row, row + h)`` and columns ``[col, col + w)`` of a plane. Plain data; JSON form ``[row, col, h, w]``."""
+    """Rows ``[row, row + h)`` and columns ``[col, col + w)`` of a plane. Plain data; JSON form
+    ``[row, col, h, w]``."""
 
     row: int
     col: int

@@ -12,7 +12,7 @@ from enum import Enum
 from deepfrack.dims import TENSORS
 
 
-class Variant(str, Enum):
+class Variant(str, Enum):  # noqa: UP042 -- kept as a str mix-in; __str__ below gives the bare value
     SLC = "SLC"  # single layer, layer-by-layer baseline
     Start = "Start"  # first layer of a stack
     LBLC = "LBLC"  # middle layer

@@ -114,7 +114,8 @@ def test_missing_action_names_file_and_component(tmp_path):
 def test_malformed_ert(tmp_path):
     f = tmp_path / "ert.yaml"
     f.write_text(
-        "ERT:\n  version: 0.3\n  tables:\n  - name: System.DRAM\n    actions:\n    - {name: read, energy: lots}\n"
+        "ERT:\n  version: 0.3\n  tables:\n  - name: System.DRAM\n"
+        "    actions:\n    - {name: read, energy: lots}\n"
     )
     with pytest.raises(InputError, match="expected an energy in pJ") as e:
         load_ert(f)

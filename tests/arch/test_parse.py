@@ -38,7 +38,8 @@ def _check_against_stats(arch, stats_path: Path, with_dummies: bool) -> None:
     assert arch.arithmetic.instances == arith.int("Instances")
     assert (arch.arithmetic.mesh_x, arch.arithmetic.mesh_y) == arith.mesh()
     assert arch.arithmetic.word_bits == arith.int("Word bits")
-    # stats.txt numbers storage levels innermost first; placeholder levels keep their number but print no specs
+    # stats.txt numbers storage levels innermost first; placeholder levels keep their number but print
+    # no specs
     n = len(arch.levels)
     printed = {s.number: s for s in storage}
     for i, lv in enumerate(arch.levels):
@@ -337,7 +338,9 @@ architecture:
     subtree:
     - name: PE[0..3]
       local:
-      - {name: buf, class: storage, attributes: {memory_depth: 8, memory_width: 64, word-bits: 16, meshX: MESH}}
+      - name: buf
+        class: storage
+        attributes: {memory_depth: 8, memory_width: 64, word-bits: 16, meshX: MESH}
       - {name: mac, class: compute}
 """
 

@@ -54,9 +54,9 @@ def test_fake_backend_end_to_end(tmp_path: Path):
     assert r.exit_code == 0, r.output
     assert "216 entries (216 distinct): 216 computed, 0 from cache, 0 infeasible, 0 failed" in r.stderr
     assert (
-        f"deepfrack: note: {MAPPER}: the fake backend uses optimization-metrics (delay, energy) and ignores the "
-        "Timeloop search options algorithm, live-status, max-permutations-per-if-visit, num-threads, timeout, "
-        "victory-condition"
+        f"deepfrack: note: {MAPPER}: the fake backend uses optimization-metrics (delay, energy) "
+        "and ignores the Timeloop search options algorithm, live-status, "
+        "max-permutations-per-if-visit, num-threads, timeout, victory-condition"
     ) in r.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
         "EWCC.json",
@@ -163,8 +163,8 @@ def test_a_missing_action_makes_infeasible_only_what_needs_it(tmp_path: Path, ti
     r = _run_builtin(tmp_path, tiny_net, "out", "--ert", str(ert), "--variants", "SLC,WCC")
     assert r.exit_code == 0, r.output
     cause = (
-        f"{ert}: ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions: no read action (random_read or "
-        "read) for storage level PEWeightBuffer (have: idle, write)"
+        f"{ert}: ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions: "
+        "no read action (random_read or read) for storage level PEWeightBuffer (have: idle, write)"
     )
     assert (
         f"  infeasible, 42 entries: its mapping needs an action the energy table lacks: {cause}"

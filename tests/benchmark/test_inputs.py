@@ -112,7 +112,8 @@ def test_tagged_documents_are_written_back_with_their_tags(tmp_path: Path):
         ),
         (
             "ert",
-            "ERT:\n  version: 0.3\n  tables:\n    - name: System.DRAM\n      actions:\n        - {name: read, energy: fast}\n",
+            "ERT:\n  version: 0.3\n  tables:\n    - name: System.DRAM\n"
+            "      actions:\n        - {name: read, energy: fast}\n",
             "ERT.tables[0].actions[0].energy",
         ),
     ],

@@ -1,6 +1,7 @@
 """Kill a real `deepfrack benchmark` process (kill -9, Ctrl-C) mid-run, run it again, and compare with an
 uninterrupted run: nothing lost, nothing corrupt, the same files."""
 
+import contextlib
 import os
 import signal
 import sqlite3
@@ -106,10 +107,8 @@ def _wait_rows(proc: subprocess.Popen, cache: Path, at_least: int, limit_s: floa
 
 
 def _cleanup(proc: subprocess.Popen) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGKILL)  # orphaned workers, if any
-    except ProcessLookupError:
-        pass
     proc.wait()
 
 

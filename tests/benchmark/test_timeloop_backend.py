@@ -3,6 +3,7 @@ and replays a recorded Timeloop output."""
 
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -37,7 +38,8 @@ import json, os, shutil, sys
 import yaml
 docs = {{name: yaml.safe_load(open(name)) for name in sys.argv[1:]}}
 with open(os.environ["STANDIN_LOG"], "a") as log:
-    log.write(json.dumps({{"cwd": os.getcwd(), "pid": os.getpid(), "args": sys.argv[1:], "docs": docs}}) + "\\n")
+    entry = {{"cwd": os.getcwd(), "pid": os.getpid(), "args": sys.argv[1:], "docs": docs}}
+    log.write(json.dumps(entry) + "\\n")
 mode = os.environ.get("STANDIN_MODE", "replay")
 problem = next(d for d in docs.values() if isinstance(d, dict) and "problem" in d)
 if mode == "sleep-on-P2" and problem["problem"]["instance"]["P"] == 2:
@@ -281,7 +283,7 @@ def test_missing_binary(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
 
 
 def test_v04_architecture_is_refused():
-    with pytest.raises(InputError, match="v0.3"):
+    with pytest.raises(InputError, match=re.escape("v0.3")):
         make_timeloop_backend(
             load_inputs(EXERCISES / "simba_like" / "arch.yaml", components=EXERCISES / "_components")
         )
@@ -344,9 +346,9 @@ def test_missing_ert_actions_and_unusable_mapper_settings(stand_in: Path, tmp_pa
         make_timeloop_backend(load_inputs(ARCH, constraints=CONSTRAINTS, ert=ert)).evaluator().evaluate([job])
     )
     assert outcome.status == "infeasible"
-    assert (
-        outcome.reason
-        == f"its mapping needs an action the energy table lacks: {ert}: ERT.tables[System.DRAM]: no entry for storage level DRAM"
+    assert outcome.reason == (
+        f"its mapping needs an action the energy table lacks: {ert}: "
+        "ERT.tables[System.DRAM]: no entry for storage level DRAM"
     )
     assert len(_calls(stand_in)) == 1  # Timeloop ran; its mapping is what needs DRAM
 

@@ -63,7 +63,7 @@ def test_run_benchmarks_then_searches(tmp_path: Path):
     # every (layer, variant, shape) the schedule uses is in the benchmarked tables
     for st in doc["stacks"]:
         for sl in st["layers"]:
-            for v, (r, c, h, w) in zip(sl["variant_per_tile"], sl["regions"]):
+            for v, (_r, _c, h, w) in zip(sl["variant_per_tile"], sl["regions"]):
                 assert table.get(sl["layer"], Variant(v), h, w) is not None
     # a second run is served from the cache and gives the same schedule
     res2 = CliRunner().invoke(main, [*args[:-1], str(tmp_path / "again")], catch_exceptions=False)

@@ -48,9 +48,9 @@ def test_cli_builtin_end_to_end(tmp_path: Path):
     r = CliRunner().invoke(main, args)
     assert r.exit_code == 0, r.output
     assert (
-        "the builtin backend uses optimization-metrics (delay, energy) and ignores the Timeloop search options"
-        in r.stderr
-    )
+        "the builtin backend uses optimization-metrics (delay, energy) "
+        "and ignores the Timeloop search options"
+    ) in r.stderr
     # 3 layers x (6 square tiles + the whole 6 x 8 plane) x 2 variants; c2 and c3 share their entries
     table = read_tables(tmp_path / "out")
     assert len(table) == 3 * 7 * 2

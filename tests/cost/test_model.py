@@ -153,7 +153,7 @@ def test_missing_storage_action(setup):
     arch, ert, layer, m, _ = setup
     acts = dict(ert.actions)
     acts["GlobalBuffer"] = tuple(a for a in acts["GlobalBuffer"] if a.action != "read")
-    with pytest.raises(InputError, match="GlobalBuffer.*no 'read' action"):
+    with pytest.raises(InputError, match=r"GlobalBuffer.*no 'read' action"):
         evaluate(arch, EnergyTable(acts, origin="ert:x.yaml"), layer, m)
 
 

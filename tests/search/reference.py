@@ -25,7 +25,8 @@ def needed_span(out_lo: int, out_hi: int, stride: int, dilation: int, kernel: in
 
 
 def legacy_span(out_lo: int, out_hi: int, stride: int, dilation: int, kernel: int, in_size: int):
-    """The original's rule with a table that has every size: t_in = (t-1)*stride + extent, at most the plane."""
+    """The original's rule with a table that has every size: t_in = (t-1)*stride + extent, at most the
+    plane."""
     t = min((out_hi - out_lo - 1) * stride + (kernel - 1) * dilation + 1, in_size)
     lo = min(out_lo * stride, in_size - t)
     return lo, lo + t

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import warnings
 
 import pytest
@@ -132,11 +133,12 @@ def test_infeasible_entry_says_so(net, table):
     key = (2, Variant.EWCC, 2, 3)
     del table.records[key]
     table.infeasible.add(key)
-    with pytest.raises(MissingCostError, match="no valid mapping for it$"):
+    with pytest.raises(MissingCostError, match=r"no valid mapping for it$"):
         evaluate(net, table, [StackSpec(0, 2, (2, 3), (0, 2))])
     table.reasons[key] = "mapper.yaml: optimization-metrics: unknown metric 'speed'"
     with pytest.raises(
-        MissingCostError, match="no valid mapping for it: mapper.yaml: optimization-metrics: unknown"
+        MissingCostError,
+        match=re.escape("no valid mapping for it: mapper.yaml: optimization-metrics: unknown"),
     ):
         evaluate(net, table, [StackSpec(0, 2, (2, 3), (0, 2))])
 

@@ -110,7 +110,8 @@ def test_optimize_is_never_worse(logged):
 
 
 def test_legacy_regions_of_alexnet():
-    """README.md section 7: the logged AlexNet_Simba stack computes a 19x19 region of layer 1's 55x55 output."""
+    """README.md section 7: the logged AlexNet_Simba stack computes a 19x19 region of layer 1's 55x55
+    output."""
     network = load_workload(EXAMPLES / "AlexNet_Simba/inputs/AlexNet")
     table = read_tables(EXAMPLES / "AlexNet_Simba/cost-tables")
     schedule = evaluate(network, table, [StackSpec(0, 3, (13, 13))], rule="legacy")

@@ -67,11 +67,13 @@ layers:
             "layers[1].C",
         ),
         (
-            "  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 8, Q: 6}",
+            "  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n"
+            "  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 8, Q: 6}",
             "layers[1].P",
         ),
         (
-            "  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 6, Q: 7}",
+            "  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8}\n"
+            "  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 6, Q: 7}",
             "layers[1].Q",
         ),
         ("  - {name: a, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8, colour: red}", "layers[0].colour"),

@@ -9,7 +9,8 @@ Public API::
     load_ert(path, arch=None) -> EnergyTable          Accelergy ERT (v0.2/v0.3/v0.4, ERT_summary)
     variant_constraints(constraints, arch, variant)   one residency variant (only DRAM's keep/bypass changes)
     load_variant_folder(dir, arch=None)               the original's folder of seven constraint files
-    builtin_energy_table(arch) -> EnergyTable         45 nm energies when no ERT is given (sources in docs/arch.md)
+    builtin_energy_table(arch) -> EnergyTable         45 nm energies when no ERT is given
+                                                      (sources in docs/arch.md)
 """
 
 from deepfrack.arch.capacity import CapacitySpec, capacity_spec

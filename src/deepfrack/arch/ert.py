@@ -88,7 +88,7 @@ def ert_from_data(data: Mapping[str, Any], path: str | Path | None = None) -> En
     actions: dict[str, list[ActionEnergy]] = {}
     if isinstance(tables, dict):  # v0.2
         items = list(tables.items())
-        for i, (name, acts) in enumerate(items):
+        for _i, (name, acts) in enumerate(items):
             actions.setdefault(component_name(name), []).extend(
                 _actions(acts, p, f"{key}.{tables_key}.{name}")
             )

@@ -641,7 +641,7 @@ def _arch_v04(
         keeps: list[set[str]] = []
         for b in branches:
             k: set[str] = set()
-            for n, nf, _ in b:
+            for n, _nf, _ in b:
                 ds = (n.get("constraints") or {}).get("dataspace") or {}
                 k.update(ds.get("keep") or [])
             keeps.append(k)

@@ -184,7 +184,8 @@ class ResultCache:
                 raise InputError(
                     self.path,
                     None,
-                    f"cache schema {row[0]} is not this deepfrack's ({SCHEMA_VERSION}); use another --cache file",
+                    f"cache schema {row[0]} is not this deepfrack's ({SCHEMA_VERSION}); "
+                    "use another --cache file",
                 )
         except sqlite3.DatabaseError as exc:
             raise InputError(

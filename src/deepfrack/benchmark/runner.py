@@ -75,7 +75,8 @@ class BenchmarkSummary:
         few lines. mappings.jsonl has every entry's reason."""
         lines = [
             f"benchmark ({self.backend}, {self.workers} worker{'s' if self.workers != 1 else ''}): "
-            f"{self.entries} entries ({self.unique} distinct): {self.computed} computed, {self.from_cache} from cache, "
+            f"{self.entries} entries ({self.unique} distinct): {self.computed} computed, "
+            f"{self.from_cache} from cache, "
             f"{self.infeasible} infeasible, {self.failed} failed; {self.elapsed_s:.1f} s"
         ]
         ranked = sorted(self.causes.items(), key=lambda kv: (kv[0][0] != "failed", -len(kv[1])))

@@ -94,7 +94,8 @@ def read_json_tables(folder: str | Path) -> CostTable:
         raise InputError(
             folder,
             None,
-            f"no cost tables here: expected <VARIANT>.json files ({', '.join(v.value for v in VARIANTS)}) or a CSV",
+            f"no cost tables here: expected <VARIANT>.json files "
+            f"({', '.join(v.value for v in VARIANTS)}) or a CSV",
         )
     return table
 

@@ -617,8 +617,8 @@ def find_binary(name: str = BINARY) -> str:
     found = shutil.which(name)
     if found is None:
         raise BackendUnavailable(
-            f"--backend timeloop: {name} not found on PATH; install Timeloop (https://timeloop.csail.mit.edu) "
-            "or use --backend builtin"
+            f"--backend timeloop: {name} not found on PATH; "
+            "install Timeloop (https://timeloop.csail.mit.edu) or use --backend builtin"
         )
     return found
 
@@ -671,7 +671,8 @@ def make_timeloop_backend(inputs: BenchmarkInputs, timeout_s: float | None = Non
         raise InputError(
             inputs.arch.path,
             "architecture",
-            "--backend timeloop takes Timeloop v0.3 architectures (subtree/local); v0.4 needs Timeloop's Python front end",
+            "--backend timeloop takes Timeloop v0.3 architectures (subtree/local); "
+            "v0.4 needs Timeloop's Python front end",
         )
     binary = find_binary()
     return TimeloopBackend(

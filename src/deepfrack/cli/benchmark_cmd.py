@@ -154,8 +154,8 @@ def benchmark_tables(
             result = run_benchmark(jobs, be, cache, executor, out_dir, batch_size=batch_size, progress=show)
         except KeyboardInterrupt:
             click.echo(
-                f"deepfrack: interrupted; {out_dir} was not written. Finished entries are saved in {cache_file}: "
-                "run the same command again to resume.",
+                f"deepfrack: interrupted; {out_dir} was not written. "
+                f"Finished entries are saved in {cache_file}: run the same command again to resume.",
                 err=True,
             )
             sys.exit(130)

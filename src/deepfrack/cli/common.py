@@ -66,8 +66,8 @@ CONSTRAINTS = click.option(
     "--constraints",
     "-c",
     type=click.Path(path_type=Path),
-    help="The original's folder of seven variant constraint files (+ shared mapspace files), or one constraints "
-    "file (keep/bypass per level) [default: the architecture's own].",
+    help="The original's folder of seven variant constraint files (+ shared mapspace files), "
+    "or one constraints file (keep/bypass per level) [default: the architecture's own].",
 )
 CAPACITY = click.option(
     "--capacity",

@@ -19,7 +19,10 @@ def _summary(res: ModelResult, sources: dict[str, str]) -> str:
     lines.append(f"deepfrack model ({res.rules} rules)")
     lines.append("  " + "  ".join(f"{k}: {v}" for k, v in sources.items()))
     lines.append("")
-    head = f"{'level':<24} {'tensor':<8} {'inst':>6} {'capacity':>9} {'reads':>14} {'fills':>14} {'updates':>14} {'energy pJ':>16}"
+    head = (
+        f"{'level':<24} {'tensor':<8} {'inst':>6} {'capacity':>9} "
+        f"{'reads':>14} {'fills':>14} {'updates':>14} {'energy pJ':>16}"
+    )
     lines.append("Per instance counts (Timeloop's stats.txt convention); energy over all instances")
     lines.append(head)
     lines.append("-" * len(head))
@@ -36,8 +39,8 @@ def _summary(res: ModelResult, sources: dict[str, str]) -> str:
                 continue
             name = lv.name if first else ""
             lines.append(
-                f"{name:<24} {t:<8} {st.utilized_instances:>6} {st.utilized_capacity:>9} {st.reads:>14} {st.fills:>14} "
-                f"{st.updates:>14} {st.energy_pJ:>16.2f}"
+                f"{name:<24} {t:<8} {st.utilized_instances:>6} {st.utilized_capacity:>9} "
+                f"{st.reads:>14} {st.fills:>14} {st.updates:>14} {st.energy_pJ:>16.2f}"
             )
             first = False
         if lv.leakage_pJ:
@@ -45,7 +48,8 @@ def _summary(res: ModelResult, sources: dict[str, str]) -> str:
                 f"{'':<24} {'leakage':<8} {'':>6} {'':>9} {'':>14} {'':>14} {'':>14} {lv.leakage_pJ:>16.2f}"
             )
     lines.append(
-        f"{res.mac_name:<24} {'MACs':<8} {res.mac_utilized:>6} {'':>9} {res.macs:>14} {'':>14} {'':>14} {res.mac_energy_pJ:>16.2f}"
+        f"{res.mac_name:<24} {'MACs':<8} {res.mac_utilized:>6} {'':>9} "
+        f"{res.macs:>14} {'':>14} {'':>14} {res.mac_energy_pJ:>16.2f}"
     )
     lines.append("")
     lines.append("Summary")

@@ -40,7 +40,8 @@ TABLES = click.option(
     "-t",
     required=True,
     type=click.Path(path_type=Path),
-    help="Cost tables: a folder of the original's <VARIANT>.json files, or a costs.csv (from `deepfrack benchmark`).",
+    help="Cost tables: a folder of the original's <VARIANT>.json files, "
+    "or a costs.csv (from `deepfrack benchmark`).",
 )
 RULE_HELP = (
     "'exact' walks regions back with padding, strides and pooling; 'legacy' reproduces the original "

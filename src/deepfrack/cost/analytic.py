@@ -994,7 +994,7 @@ def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
     ]
     F = 1
     lx = ly = 1
-    for d, e, k, _ in loops:
+    for _d, e, k, _ in loops:
         F *= e
         if k == 1:
             lx *= e
@@ -1003,7 +1003,7 @@ def _layout(order, fac, split, sig, A, phys_fan) -> _Layout:
     keys = np.arange(F)
     op = np.zeros((F, 7), np.int64)
     rem = keys.copy()
-    for d, e, k, sg in loops:  # innermost loop = least significant digit
+    for d, e, _k, sg in loops:  # innermost loop = least significant digit
         op[:, d] += (rem % e) * sg
         rem //= e
     offsets = op @ A.transpose(0, 2, 1)  # [3, F, 4]
@@ -1174,7 +1174,7 @@ def _apply_link_patches(acc, mc, hist_mc, hist_sc, child_acc, patches):
     for (b, p, t), items in rows.items():
         acc[p, t, :, b] = 0.0
         mc[p, t, :, b] = 1
-        for h, (m_, c_, v) in enumerate(items):
+        for h, (m_, _c, v) in enumerate(items):
             acc[p, t, h, b] = v
             mc[p, t, h, b] = m_
     return acc, mc, link

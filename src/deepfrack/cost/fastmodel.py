@@ -43,7 +43,8 @@ from deepfrack.cost.mapspace import RELEVANT, Candidates, MapSpace
 from deepfrack.cost.timeloop_post import ArchTables, TimeloopRules
 from deepfrack.dims import C, M, N, P, Q, R, S
 
-#: Inputs data coordinate of each loop dimension: N -> 0, C -> 1, P/R -> 2 (width), Q/S -> 3 (height), M -> none
+#: Inputs data coordinate of each loop dimension:
+#: N -> 0, C -> 1, P/R -> 2 (width), Q/S -> 3 (height), M -> none
 _COORD = np.array([1, -1, 2, 3, 0, 2, 3], np.int64)
 
 

@@ -4,7 +4,8 @@ Public API::
 
     Objective.parse(spec) -> Objective            "energy" (default), "delay"/"cycles", "edp",
                                                   "last-level-accesses", or a lexicographic list
-    map_tile(arch, energy, layer, constraints, objective="energy", seed=0, variants=None) -> {variant: MapResult}
+    map_tile(arch, energy, layer, constraints, objective="energy", seed=0, variants=None)
+        -> {variant: MapResult}
     LayerMapper(arch, energy, layer, constraints, options).map(h, w) -> {variant: MapResult}
 
 ``constraints`` is one :class:`~deepfrack.arch.spec.Constraints` (searched as it is, under the name
@@ -305,13 +306,17 @@ def tile_problem(layer: Layer, h: int | None = None, w: int | None = None) -> Pr
                 None, f"layer {layer.name}", f"groups={g} must divide C={layer.C} and M={layer.M}"
             )
         prob = dataclasses.replace(base, C=layer.C // g, M=layer.M // g, groups=1, kind="conv")
-        note = f"{layer.kind} layer {layer.name}: costed as {g} runs of its per-group problem (C={prob.C}, M={prob.M}), one after the other"
+        note = (
+            f"{layer.kind} layer {layer.name}: costed as {g} runs of its per-group problem "
+            f"(C={prob.C}, M={prob.M}), one after the other"
+        )
         return Problem(prob, g, False, note, macs)
     if layer.kind == "pool":
         prob = dataclasses.replace(base, C=1, M=1, groups=1, kind="conv", pool=None)
         note = (
-            f"pool layer {layer.name}: costed as {layer.C} runs of a one-channel {layer.R}x{layer.S} window problem, "
-            "without weights and MAC energy (data movement of inputs and outputs, comparison cycles), MACs = 0"
+            f"pool layer {layer.name}: costed as {layer.C} runs of a one-channel "
+            f"{layer.R}x{layer.S} window problem, without weights and MAC energy "
+            "(data movement of inputs and outputs, comparison cycles), MACs = 0"
         )
         return Problem(prob, layer.C, True, note, 0)
     if layer.kind == "add":
@@ -319,8 +324,8 @@ def tile_problem(layer: Layer, h: int | None = None, w: int | None = None) -> Pr
             base, C=2, M=1, R=1, S=1, Wstride=1, Hstride=1, Wdilation=1, Hdilation=1, groups=1, kind="conv"
         )
         note = (
-            f"add layer {layer.name}: costed as {layer.M} runs of a two-operand 1x1 reduction, without weights "
-            "and MAC energy, MACs = 0"
+            f"add layer {layer.name}: costed as {layer.M} runs of a two-operand 1x1 reduction, "
+            "without weights and MAC energy, MACs = 0"
         )
         return Problem(prob, layer.M, True, note, 0)
     raise InputError(None, f"layer {layer.name}", f"unknown layer kind {layer.kind!r}")
@@ -1009,7 +1014,8 @@ def _infeasible_reason(space: MapSpace, search: _Search, tables, v: int | None =
             eff = int(tables.eff_size[s])
             if eff >= 0 and capm[s] > eff:
                 parts.append(
-                    f"{tables.names[s]} needs at least {int(capm[s])} words per instance for this tile, more than its {eff}"
+                    f"{tables.names[s]} needs at least {int(capm[s])} words per instance for this tile, "
+                    f"more than its {eff}"
                 )
     if parts:
         return "the tile fits no mapping: " + "; ".join(parts)

@@ -307,7 +307,8 @@ def mapping_from_directives(
                     raise InputError(
                         path,
                         f"{where}.target",
-                        f"{target} has no spatial fan-out (its next inner level has as many instances), so it takes no spatial directive",
+                        f"{target} has no spatial fan-out (its next inner level has as many instances), "
+                        "so it takes no spatial directive",
                     )
                 spatial[li] = facs
                 s_order[li] = perm

@@ -525,7 +525,8 @@ def _resolve(
                 v = bounds[d]
             elif v > bounds[d]:
                 notes.append(
-                    f"{where}: factor {DIMS[d]}={v} exceeds the problem's {DIMS[d]}={bounds[d]}; lowered to {DIMS[d]}={bounds[d]}"
+                    f"{where}: factor {DIMS[d]}={v} exceeds the problem's {DIMS[d]}={bounds[d]}; "
+                    f"lowered to {DIMS[d]}={bounds[d]}"
                 )
                 v = bounds[d]
             ent[0] = v

@@ -4,7 +4,8 @@ Public API::
 
     evaluate(arch, energy, layer, mapping, rules=None) -> ModelResult
     evaluate_batch(arch, energy, layer, batch, rules=None) -> BatchResult
-    (rules None: by the architecture's format, ``default_rules``: v0.4 -> TIMELOOP_2024, v0.3 -> TIMELOOP_2023)
+    (rules None: by the architecture's format, ``default_rules``:
+     v0.4 -> TIMELOOP_2024, v0.3 -> TIMELOOP_2023)
     LayerModel(arch, energy, layer, rules)      # the same, with the per-architecture tables cached
 
 ``arch`` is a :class:`~deepfrack.arch.spec.Architecture`, ``energy`` an
@@ -367,7 +368,8 @@ def _check_layer(layer: Layer) -> Layer:
         raise InputError(
             None,
             f"layer {layer.name}",
-            f"the Timeloop CNN-layer model covers conv and fc layers with groups=1, not {layer.kind} (groups={layer.groups})",
+            f"the Timeloop CNN-layer model covers conv and fc layers with groups=1, "
+            f"not {layer.kind} (groups={layer.groups})",
         )
     return layer
 
@@ -435,16 +437,18 @@ def _violations(
         n = tables.names[l]
         if post.over_capacity[l, b]:
             out.append(
-                f"{n}: mapped tile size {int(post.capacity_used[l, b])} words exceeds buffer capacity {int(tables.eff_size[l])} words"
+                f"{n}: mapped tile size {int(post.capacity_used[l, b])} words exceeds buffer capacity "
+                f"{int(tables.eff_size[l])} words"
             )
         if post.under_utilized[l, b]:
             out.append(
-                f"{n}: mapped tile size {int(post.capacity_used[l, b])} words is less than the minimum utilization "
-                f"{tables.min_util[l]:g} of {int(tables.eff_size[l])} words"
+                f"{n}: mapped tile size {int(post.capacity_used[l, b])} words is less than "
+                f"the minimum utilization {tables.min_util[l]:g} of {int(tables.eff_size[l])} words"
             )
         if post.over_instances[l, b]:
             out.append(
-                f"{n}: mapped instances {int(post.instances_used[l, b])} exceed the {int(tables.instances[l])} available"
+                f"{n}: mapped instances {int(post.instances_used[l, b])} "
+                f"exceed the {int(tables.instances[l])} available"
             )
         if post.over_mesh_x[l, b]:
             out.append(f"{n}: the mapping's X fan-out exceeds meshX = {int(tables.mesh_x[l])}")
@@ -452,8 +456,8 @@ def _violations(
             out.append(f"{n}: the mapping's Y fan-out exceeds meshY = {int(tables.mesh_y[l])}")
     if post.mac_over[b]:
         out.append(
-            f"{tables.mac_name}: the mapping uses {int(post.mac_utilized[b])} MACs, more than the {tables.mac_instances} "
-            f"available ({tables.mac_mesh_x} x {tables.mac_mesh_y})"
+            f"{tables.mac_name}: the mapping uses {int(post.mac_utilized[b])} MACs, "
+            f"more than the {tables.mac_instances} available ({tables.mac_mesh_x} x {tables.mac_mesh_y})"
         )
     return out
 

@@ -118,7 +118,8 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
             raise InputError(
                 d.path,
                 str(unknown[0]),
-                "unknown top-level key; expected one of architecture, problem, mapping, ERT, compound_components, constraints, mapper",
+                "unknown top-level key; expected one of architecture, problem, mapping, ERT, "
+                "compound_components, constraints, mapper",
             )
         if not _ARCH_KEYS & d.data.keys():  # tags belong to v0.4 architectures only
             tagged = find_tag({k: v for k, v in d.data.items() if k in ("problem", "mapping", "ERT")})

@@ -223,7 +223,8 @@ def arch_tables(
             raise InputError(
                 source or energy.origin or None,
                 f"{arch.arithmetic.name}",
-                f"no compute energy: the energy table has none of the actions {', '.join(rules.actions['compute'])} for {arch.arithmetic.name}",
+                f"no compute energy: the energy table has none of the actions "
+                f"{', '.join(rules.actions['compute'])} for {arch.arithmetic.name}",
             )
         e_mac = float(v)
     return ArchTables(

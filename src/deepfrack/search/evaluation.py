@@ -38,7 +38,8 @@ def _slc_record(network: Network, table: CostTable, i: int) -> CostRecord:
 
 
 def layer_by_layer(network: Network, table: CostTable) -> Totals:
-    """Every layer alone, SLC on its whole plane (DESIGN.md 3.8). MissingCostError when an SLC entry is absent."""
+    """Every layer alone, SLC on its whole plane (DESIGN.md 3.8). MissingCostError when an SLC entry is
+    absent."""
     energy, cycles, macs = 0.0, 0.0, 0
     for layer, rec in zip(network.layers, layer_by_layer_records(network, table)):
         energy += rec.energy_pJ
@@ -67,7 +68,8 @@ def check_partition(network: Network, specs: Sequence[StackSpec]) -> None:
             overlap = sp.first
             raise ScheduleError(
                 f"layer {overlap} ({network.layers[overlap].name}) is in two stacks (stack {k} starts at "
-                f"{sp.first} but the previous stack ends at {expected - 1}); stacks must be contiguous and in order"
+                f"{sp.first} but the previous stack ends at {expected - 1}); "
+                "stacks must be contiguous and in order"
             )
         if sp.first > expected:
             raise ScheduleError(
@@ -115,8 +117,9 @@ def _check_spec(network: Network, k: int, sp: StackSpec, rule: Rule) -> None:
         for l in range(sp.first + 1, sp.last + 1):
             if l in network.unchained:
                 raise ScheduleError(
-                    f"{name}: layers {l - 1} ({network.layers[l - 1].name}) and {l} ({network.layers[l].name}) do "
-                    "not chain (the workload gives no padding or pooling between them), so the exact "
+                    f"{name}: layers {l - 1} ({network.layers[l - 1].name}) and "
+                    f"{l} ({network.layers[l].name}) do not chain "
+                    "(the workload gives no padding or pooling between them), so the exact "
                     "receptive-field rule cannot fuse them; split the stack there, give a network YAML with "
                     "padding and pooling, or use --receptive-field legacy"
                 )
@@ -187,7 +190,8 @@ def _layer_cost(
 
 
 def _check_capacity(network: Network, k: int, sp: StackSpec, spans, levels: Sequence[LevelUse]) -> None:
-    """ScheduleError naming the first (tile, layer) step, in compute order, whose live words exceed a level."""
+    """ScheduleError naming the first (tile, layer) step, in compute order, whose live words exceed a
+    level."""
     if not levels:
         return
     cached_words = sum(network.layers[l].weights for l in sp.cached_layers)
@@ -217,9 +221,11 @@ def _check_capacity(network: Network, k: int, sp: StackSpec, spans, levels: Sequ
     tile = Rect(int(rs[r]), int(cs[c]), int(rl[r]), int(cl[c]))
     need = w_words + in_w + out_w
     raise ScheduleError(
-        f"stack {k} (layers {sp.first}-{sp.last}), tile {t} [row {tile.row}, col {tile.col}, {tile.h}x{tile.w}]: "
-        f"layer {l} ({network.layers[l].name}) needs {need:,} words at {lv.name} ({w_words:,} cached weights + "
-        f"{in_w:,} input + {out_w:,} output) but {lv.name} holds {int(lv.words):,}"
+        f"stack {k} (layers {sp.first}-{sp.last}), "
+        f"tile {t} [row {tile.row}, col {tile.col}, {tile.h}x{tile.w}]: "
+        f"layer {l} ({network.layers[l].name}) needs {need:,} words at {lv.name} "
+        f"({w_words:,} cached weights + {in_w:,} input + {out_w:,} output) "
+        f"but {lv.name} holds {int(lv.words):,}"
     )
 
 

@@ -125,7 +125,8 @@ def _explain_missing(
                         hint = (
                             f" ({SQUARE_ONLY_HINT})"
                             if ctx.rule == "exact"
-                            else f" (the tables hold only square tiles and {th}x{tw} tiles leave a non-square remainder)"
+                            else f" (the tables hold only square tiles and {th}x{tw} tiles "
+                            "leave a non-square remainder)"
                         )
                     return (
                         f"stack {first}-{plan.last}, tile {th}x{tw}: no {v.value} entry for layer {layer} "

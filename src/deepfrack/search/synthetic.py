@@ -34,8 +34,9 @@ def synthetic_table(
     """A CostTable over ``keys`` (default: every variant and every h x w up to each layer's plane).
 
     Energy (pJ) of an h x w output region of layer l under variant v:
-    ``(mac_pJ * MACs + buf_pJ * (in + out words) + dram * (W if W off chip + I + O off chip)) * (1 + noise * u)``,
-    with per-layer random mac_pJ, buf_pJ and u uniform in [0, 1) per entry; the input region is the
+    ``(mac_pJ * MACs + buf_pJ * (in + out words) + dram * (W if W off chip + I + O off chip))
+    * (1 + noise * u)``, with per-layer random mac_pJ, buf_pJ and u uniform in [0, 1) per entry; the
+    input region is the
     ``(h - 1) * stride + kernel`` square clipped to the producer's plane. Cycles, when asked for, are
     ``MACs / 64 + DRAM words / 8`` with the same noise.
     """

@@ -56,7 +56,8 @@ def band_bounds(extent: int, size: int) -> list[tuple[int, int]]:
 
 
 def grid(plane: tuple[int, int], tile_shape: tuple[int, int]) -> tuple[Rect, ...]:
-    """The tiles of a uniform grid with remainder over ``plane`` (height, width), row-major from the top-left."""
+    """The tiles of a uniform grid with remainder over ``plane`` (height, width), row-major from the
+    top-left."""
     rows = band_bounds(plane[0], tile_shape[0])
     cols = band_bounds(plane[1], tile_shape[1])
     return tuple(Rect(r0, c0, r1 - r0, c1 - c0) for r0, r1 in rows for c0, c1 in cols)

@@ -66,7 +66,8 @@ def render_log(
         out.append(f"  weights cached: {cached}")
         if per_layer_baseline_pJ is not None:
             out.append(
-                f"  layer by layer for these layers: {_layer_by_layer_of(st, per_layer_baseline_pJ) * 1e-6:.2f} uJ"
+                f"  layer by layer for these layers: "
+                f"{_layer_by_layer_of(st, per_layer_baseline_pJ) * 1e-6:.2f} uJ"
             )
         if st.cycles is not None:
             out.append(f"  cycles: {st.cycles:,.0f}")
@@ -79,7 +80,8 @@ def render_log(
         change = 0.0 if not base.cycles else 100 * (tot.cycles / base.cycles - 1)
         word = "more" if change > 0 else "fewer"
         out.append(
-            f"Cycles: {tot.cycles:,.0f} fused vs {base.cycles:,.0f} layer by layer ({abs(change):.2f}% {word})"
+            f"Cycles: {tot.cycles:,.0f} fused vs {base.cycles:,.0f} layer by layer "
+            f"({abs(change):.2f}% {word})"
         )
     if tot.macs >= base.macs:
         out.append(

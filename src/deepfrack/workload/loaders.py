@@ -100,13 +100,15 @@ def load_problem_folder(folder: str | Path) -> Network:
             unchained.add(i)
             nh, nw = cur.min_input_plane
             details.append(
-                f"{files[i].name} needs {cur.C}x{nh}x{nw} but {files[i - 1].name} gives {prev.M}x{prev.Q}x{prev.P}"
+                f"{files[i].name} needs {cur.C}x{nh}x{nw} "
+                f"but {files[i - 1].name} gives {prev.M}x{prev.Q}x{prev.P}"
             )
     if unchained:
         warnings.warn(
             f"{folder}: {len(unchained)} of {len(layers) - 1} consecutive layer pairs do not chain "
-            f"({'; '.join(details[:3])}{'; ...' if len(details) > 3 else ''}): Timeloop problem files carry no "
-            "padding or pooling, so how these layers' planes relate is unknown;",
+            f"({'; '.join(details[:3])}{'; ...' if len(details) > 3 else ''}): "
+            "Timeloop problem files carry no padding or pooling, "
+            "so how these layers' planes relate is unknown;",
             ChainWarning,
             stacklevel=2,
         )
@@ -256,8 +258,8 @@ def load_network_yaml(path: str | Path) -> Network:
             hint = ""
             if cur.kind == "fc" and cur.C == prev.M * prev.P * prev.Q:
                 hint = (
-                    f" (an fc layer reads a 1x1 plane: write the first fc after a {prev.Q}x{prev.P} plane as a "
-                    f"conv with C={prev.M}, R={prev.P}, S={prev.Q}, P=Q=1)"
+                    f" (an fc layer reads a 1x1 plane: write the first fc after a {prev.Q}x{prev.P} plane "
+                    f"as a conv with C={prev.M}, R={prev.P}, S={prev.Q}, P=Q=1)"
                 )
             raise InputError(
                 p, f"{where}.C", f"{cur.name} takes {cur.C} channels but {prev.name} gives {prev.M}{hint}"
