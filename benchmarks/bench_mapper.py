@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT / "src"))
 import yaml
 
 from deepfrack.arch import load_architecture, load_ert, load_variant_folder
-from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
+from deepfrack.cost.mapper import LayerMapper, MapperOptions
+from deepfrack.objective import Objective
 from deepfrack.workload.loaders import load_problem_folder
 
 EX = ROOT / "examples/reference/deepfrack-examples"

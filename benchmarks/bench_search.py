@@ -20,15 +20,19 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import sys
 import time
 import warnings
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the synthetic tables live with the tests
+
+from tests.synthetic import synthetic_table
 
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.benchmark.tables_io import read_tables
 from deepfrack.search import optimize
 from deepfrack.search.required import required_shapes
-from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.layer import Layer, Network
 from deepfrack.workload.loaders import load_workload
 

@@ -30,9 +30,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from deepfrack.arch import load_architecture, load_ert, load_variant_folder
-from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
+from deepfrack.cost.mapper import LayerMapper, MapperOptions
 from deepfrack.cost.mapping import mapping_from_directives
 from deepfrack.cost.model import LayerModel as Evaluator
+from deepfrack.objective import Objective
 from deepfrack.workload.layer import Layer
 from deepfrack.workload.loaders import load_problem
 

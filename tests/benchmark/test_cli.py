@@ -13,9 +13,9 @@ from deepfrack.cli import main
 from deepfrack.cost.table import CostTable
 from deepfrack.residency import Variant
 from deepfrack.search import optimize, required_shapes
-from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.loaders import load_workload
 from tests.benchmark.conftest import ARCH, CONSTRAINTS, ERT, FAKE, MAPPER, WORKLOAD
+from tests.synthetic import synthetic_table
 
 
 def _invoke(tmp_path: Path, *extra: str, workload: Path = WORKLOAD, backend: str = FAKE):

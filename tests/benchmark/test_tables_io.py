@@ -87,8 +87,8 @@ def test_square_only_is_derived_from_the_keys_whatever_the_format(tmp_path: Path
     # must get the same hint as for the original's JSON tables
     from deepfrack.errors import MissingCostError
     from deepfrack.search import StackSpec, evaluate
-    from deepfrack.search.synthetic import synthetic_table
     from deepfrack.workload.layer import Layer, Network
+    from tests.synthetic import synthetic_table
 
     net = Network.chain(
         "two",

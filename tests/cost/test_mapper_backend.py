@@ -13,9 +13,10 @@ from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.jobs import make_job
 from deepfrack.benchmark.tables_io import read_tables
 from deepfrack.cli import main
-from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
+from deepfrack.cost.mapper import LayerMapper, MapperOptions
 from deepfrack.cost.mapping import mapping_from_directives
 from deepfrack.cost.model import LayerModel
+from deepfrack.objective import Objective
 from deepfrack.residency import Variant
 from deepfrack.workload.layer import Layer, Network
 from tests.benchmark.conftest import ARCH, CONSTRAINTS, ERT, MAPPER, TINY_NET

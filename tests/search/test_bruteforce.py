@@ -10,9 +10,9 @@ import pytest
 
 from deepfrack.residency import Variant
 from deepfrack.search import StackSpec, evaluate, optimize
-from deepfrack.search.synthetic import synthetic_table
 from tests.search.nets import random_capacity, random_network
 from tests.search.reference import reference_optimum
+from tests.synthetic import synthetic_table
 
 EXACT_SEEDS = range(40)
 

@@ -12,10 +12,10 @@ from deepfrack.benchmark.tables_io import read_tables
 from deepfrack.errors import InputError, MissingCostError, ScheduleError
 from deepfrack.residency import Variant
 from deepfrack.search import StackSpec, evaluate, layer_by_layer, optimize
-from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.layer import Layer, Network
 from deepfrack.workload.loaders import load_workload
 from tests.paths import EXAMPLES
+from tests.synthetic import synthetic_table
 
 
 @pytest.fixture

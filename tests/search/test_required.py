@@ -11,9 +11,9 @@ from deepfrack.benchmark.tables_io import check_table
 from deepfrack.cost.table import CostTable
 from deepfrack.residency import Variant
 from deepfrack.search import optimize, required_shapes
-from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.layer import Layer, Network
 from tests.search.nets import random_capacity, random_network
+from tests.synthetic import synthetic_table
 
 
 @pytest.mark.parametrize("seed", range(30))

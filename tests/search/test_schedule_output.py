@@ -11,9 +11,9 @@ import pytest
 from deepfrack.rect import Rect
 from deepfrack.residency import Variant, position_in_stack, variant_for
 from deepfrack.search import StackSpec, evaluate, grid, optimize, stack_regions
-from deepfrack.search.synthetic import synthetic_table
 from deepfrack.workload.layer import Layer, Network
 from tests.search.nets import random_capacity, random_network
+from tests.synthetic import synthetic_table
 
 
 def _check_structure(net, sched, rule="exact", table=None):

@@ -31,9 +31,10 @@ from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.mapper_config import DEFAULT_METRICS
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.provenance import code_digest
-from deepfrack.cost.mapper import LayerMapper, MapperOptions, Objective
+from deepfrack.cost.mapper import LayerMapper, MapperOptions
 from deepfrack.cost.model import default_rules
 from deepfrack.errors import DeepfrackError
+from deepfrack.objective import Objective
 from deepfrack.residency import Variant
 from deepfrack.workload.layer import Layer
 

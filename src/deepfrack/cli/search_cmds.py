@@ -4,7 +4,6 @@ given schedule). Both write DIR/schedule.json, DIR/deepfrack.log and DIR/energy.
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -231,7 +230,7 @@ def evaluate(
     rule = _schedule_setting(schedule_path, "receptive_field", ("exact", "legacy"), rule)
     objective = _schedule_setting(schedule_path, "objective", ("energy", "cycles"), None)
     try:
-        schedule = replace(run_evaluate(network, table, specs, capacity=cap, rule=rule), objective=objective)
+        schedule = run_evaluate(network, table, specs, capacity=cap, rule=rule, objective=objective)
     except ScheduleError as exc:
         raise InputError(schedule_path, None, str(exc)) from None
     inputs = inputs_record(

@@ -2,8 +2,6 @@
 
 Public API::
 
-    Objective.parse(spec) -> Objective            "energy" (default), "delay"/"cycles", "edp",
-                                                  "last-level-accesses", or a lexicographic list
     map_tile(arch, energy, layer, constraints, objective="energy", seed=0, variants=None)
         -> {variant: MapResult}
     LayerMapper(arch, energy, layer, constraints, options).map(h, w) -> {variant: MapResult}
@@ -33,8 +31,9 @@ The search (per tile shape, all variants together):
    (:class:`deepfrack.cost.model.LayerModel`, link transfers included), which gives the reported
    numbers.
 
-Objective: a lexicographic list of metrics, compared exactly (Timeloop's mapper compares with a 0.1%
-tolerance per metric; deepfrack does not, so "fewest cycles first" means fewest cycles).
+Objective (``deepfrack.objective.Objective``): a lexicographic list of metrics, compared exactly
+(Timeloop's mapper compares with a 0.1% tolerance per metric; deepfrack does not, so "fewest cycles
+first" means fewest cycles).
 
 Layers beyond Timeloop's CNN-layer problem (see docs/mapper.md): a depthwise or grouped convolution
 is costed as ``groups`` runs of its per-group problem (C/groups -> M/groups channels), one after the
@@ -75,9 +74,9 @@ from deepfrack.cost.table import CostRecord
 from deepfrack.cost.timeloop_post import TimeloopRules, arch_tables
 from deepfrack.dims import DIMS, TENSORS
 from deepfrack.errors import InputError
+from deepfrack.objective import ENERGY, Objective
 from deepfrack.workload.layer import Layer
 
-METRICS: tuple[str, ...] = ("energy", "delay", "edp", "last-level-accesses")
 #: square tile sides whose best mappings warm-start the other shapes (every 4 up to 32, every 8 up to
 #: 64, every 16 up to 128, every 32 up to 512, every 128 beyond): fixed, so that the result of a
 #: tile depends on the tile problem only, not on the layer's plane or the order of the work
@@ -88,68 +87,6 @@ LADDER: tuple[int, ...] = tuple(
     + list(range(160, 513, 32))
     + list(range(640, 8193, 128))
 )
-_ALIASES = {"cycles": "delay", "latency": "delay", "last_level_accesses": "last-level-accesses"}
-
-
-# --------------------------------------------------------------------------------------------- #
-# objective
-# --------------------------------------------------------------------------------------------- #
-@dataclass(frozen=True)
-class Objective:
-    """A lexicographic list of metrics to minimize, first metric first (Timeloop's
-    ``optimization-metrics``): energy (pJ), delay (cycles), edp (pJ x cycles),
-    last-level-accesses (words moved at the outermost level)."""
-
-    metrics: tuple[str, ...] = ("energy",)
-
-    @classmethod
-    def parse(cls, spec: Objective | str | Sequence[str] | Any) -> Objective:
-        """From a metric name, a list of names, an Objective, or anything with an
-        ``optimization_metrics`` attribute (the benchmark's MapperSettings). ValueError on an
-        unknown metric."""
-        if isinstance(spec, Objective):
-            return spec
-        if hasattr(spec, "optimization_metrics"):
-            spec = spec.optimization_metrics
-        names = [spec] if isinstance(spec, str) else list(spec)
-        out = []
-        for m in names:
-            key = _ALIASES.get(str(m).strip().lower(), str(m).strip().lower())
-            if key not in METRICS:
-                raise ValueError(
-                    f"unknown objective metric {m!r}; expected one of {', '.join(METRICS)} (or cycles)"
-                )
-            if key not in out:
-                out.append(key)
-        if not out:
-            raise ValueError("empty objective")
-        return cls(tuple(out))
-
-    def columns(self, energy: np.ndarray, cycles: np.ndarray, last: np.ndarray) -> list[np.ndarray]:
-        cols = []
-        for m in self.metrics:
-            if m == "energy":
-                cols.append(energy)
-            elif m == "delay":
-                cols.append(cycles)
-            elif m == "edp":
-                cols.append(energy * cycles)
-            else:
-                cols.append(last)
-        return cols
-
-    def order(
-        self, energy: np.ndarray, cycles: np.ndarray, last: np.ndarray, valid: np.ndarray
-    ) -> np.ndarray:
-        """Indices of the candidates (1-D arrays) from best to worst; invalid ones last."""
-        cols = self.columns(energy, cycles, last)
-        return np.lexsort(tuple(reversed([~valid, *cols])))
-
-    def key(self, energy: float, cycles: float, last: float) -> tuple[float, ...]:
-        return tuple(float(x) for x in self.columns(np.array([energy]), np.array([cycles]), np.array([last])))
-
-    def __str__(self) -> str:
-        return "[" + ", ".join(self.metrics) + "]"
 
 
 @dataclass(frozen=True)
@@ -166,7 +103,7 @@ class MapperOptions:
     candidates per model call. Ladder rungs get twice the random samples, two more restarts and
     pair moves."""
 
-    objective: Objective = Objective()
+    objective: Objective = ENERGY
     seed: int = 0
     enumerate_limit: int = 1000
     random_samples: int = 64
@@ -1116,11 +1053,9 @@ def map_tile(
 
 
 __all__ = [
-    "METRICS",
     "LayerMapper",
     "MapResult",
     "MapperOptions",
-    "Objective",
     "Problem",
     "map_tile",
     "tile_problem",

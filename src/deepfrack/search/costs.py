@@ -12,11 +12,21 @@ from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostTable
 from deepfrack.dims import TENSORS
 from deepfrack.errors import MissingCostError
+from deepfrack.objective import Objective
 from deepfrack.residency import Variant
 from deepfrack.workload.layer import Network
 
 Metric = Literal["energy", "cycles"]
-OBJECTIVES: tuple[str, ...] = ("energy", "cycles")
+
+
+def search_metric(objective: Objective | str) -> Metric:
+    """The metric the search sums over tiles and stacks for ``objective``: "energy" or "cycles".
+    ValueError for objectives the search does not minimize directly."""
+    obj = Objective.parse(objective)
+    if len(obj.metrics) != 1 or not obj.additive:
+        raise ValueError(f"the search minimizes energy or cycles, not {obj.name!r}")
+    return obj.primary  # type: ignore[return-value]
+
 
 SQUARE_ONLY_HINT = "those tables hold only square tiles; use --receptive-field legacy or deepfrack benchmark"
 INFEASIBLE_HINT = "the benchmark found no valid mapping for it"

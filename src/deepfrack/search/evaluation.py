@@ -14,9 +14,10 @@ import numpy as np
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostRecord, CostTable
 from deepfrack.errors import ScheduleError
+from deepfrack.objective import ENERGY, Objective
 from deepfrack.rect import Rect
 from deepfrack.residency import Variant, position_in_stack, variant_for
-from deepfrack.search.costs import LevelUse, capacity_levels, missing_error
+from deepfrack.search.costs import LevelUse, capacity_levels, missing_error, search_metric
 from deepfrack.search.plan import walk_axis
 from deepfrack.search.receptive import RULES, Rule, legacy_lookup
 from deepfrack.search.schedule import Schedule, Stack, StackLayer, StackSpec, Totals
@@ -292,8 +293,11 @@ def evaluate(
     specs: Sequence[StackSpec],
     capacity: CapacitySpec | None = None,
     rule: Rule = "exact",
+    objective: Objective | str = ENERGY,
 ) -> Schedule:
     """Cost a given schedule (per stack: first, last, tile_shape (h, w) on the last layer, cached layers).
+    ``objective`` is recorded in the schedule (what the schedule was chosen for); it does not change
+    the costs.
 
     Raises ScheduleError when the stacks do not cover every layer once in order, a tile shape is not
     positive or larger than the plane, a cached layer is outside its stack or has no weights, a stack
@@ -301,6 +305,7 @@ def evaluate(
     MissingCostError when the table lacks an entry the schedule needs.
     """
     _check_rule(rule)
+    metric = search_metric(objective)
     check_partition(network, specs)
     levels = capacity_levels(capacity)
     stacks = [
@@ -314,4 +319,4 @@ def evaluate(
         )
         for k, sp in enumerate(specs)
     ]
-    return assemble(network, table, stacks, rule, "energy")
+    return assemble(network, table, stacks, rule, metric)

@@ -24,8 +24,16 @@ import numpy as np
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostTable
 from deepfrack.errors import InputError
+from deepfrack.objective import ENERGY, Objective
 from deepfrack.residency import Variant, variant_for
-from deepfrack.search.costs import OBJECTIVES, SQUARE_ONLY_HINT, CostGrids, LevelUse, Metric, capacity_levels
+from deepfrack.search.costs import (
+    SQUARE_ONLY_HINT,
+    CostGrids,
+    LevelUse,
+    Metric,
+    capacity_levels,
+    search_metric,
+)
 from deepfrack.search.evaluation import _check_rule, _slc_record, assemble, build_stack
 from deepfrack.search.knapsack import solve_knapsack
 from deepfrack.search.plan import LayerTerm, Plan
@@ -285,10 +293,10 @@ def optimize(
     capacity: CapacitySpec | None = None,
     rule: Rule = "exact",
     max_stack_depth: int | None = None,
-    objective: str = "energy",
+    objective: Objective | str = ENERGY,
     progress: Progress | None = None,
 ) -> tuple[Schedule, SearchStats]:
-    """The schedule that minimizes ``objective`` ("energy", or "cycles" when the tables have cycles)
+    """The schedule that minimizes ``objective`` (energy, or cycles when the tables have cycles)
     within the tiling space of ``tiling.py``, and what the search looked at.
 
     ``capacity`` None: no capacity check (every layer with a positive saving is cached).
@@ -297,9 +305,8 @@ def optimize(
     as stacks are costed. Raises MissingCostError when a layer has no SLC entry for its whole plane.
     """
     _check_rule(rule)
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown objective {objective!r}; expected one of {', '.join(OBJECTIVES)}")
-    if objective == "cycles" and not table.has_cycles:
+    metric = search_metric(objective)
+    if metric == "cycles" and not table.has_cycles:
         raise InputError(table.source, None, "the objective 'cycles' needs cycles for every cost-table entry")
     if max_stack_depth is not None and max_stack_depth < 1:
         raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
@@ -314,8 +321,8 @@ def optimize(
         table,
         CostGrids(network, table),
         rule,
-        objective,
-        capacity_levels(capacity),  # type: ignore[arg-type]
+        metric,
+        capacity_levels(capacity),
         stats,
     )
     n = len(network)
@@ -325,7 +332,7 @@ def optimize(
 
     def single(i: int) -> float:
         rec = _slc_record(network, table, i)
-        return rec.energy_pJ if objective == "energy" else float(rec.cycles)  # type: ignore[arg-type]
+        return rec.energy_pJ if metric == "energy" else float(rec.cycles)  # type: ignore[arg-type]
 
     def ending_at(i: int) -> list[StackChoice]:
         nonlocal done
@@ -346,6 +353,6 @@ def optimize(
         else:
             spec = StackSpec(first, last, ch.tile_shape, ch.cached_layers)
         stacks.append(build_stack(network, table, k, spec, rule, levels))
-    schedule = assemble(network, table, stacks, rule, objective)
+    schedule = assemble(network, table, stacks, rule, metric)
     stats.elapsed_s = time.perf_counter() - start
     return schedule, stats
