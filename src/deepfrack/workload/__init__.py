@@ -1,5 +1,5 @@
 """Workloads: layers, networks and their loaders."""
 
-from deepfrack.workload.layer import LAYER_KINDS, MAC_KINDS, Layer, Network
+from deepfrack.workload.layer import JOIN_KINDS, LAYER_KINDS, MAC_KINDS, NETWORK_INPUT, Layer, Network
 
-__all__ = ["LAYER_KINDS", "MAC_KINDS", "Layer", "Network"]
+__all__ = ["JOIN_KINDS", "LAYER_KINDS", "MAC_KINDS", "NETWORK_INPUT", "Layer", "Network"]

@@ -9,9 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise", "fc", "pool", "add")
-#: kinds that carry weights and multiply-accumulate (DESIGN.md 3.9)
+LAYER_KINDS: tuple[str, ...] = ("conv", "depthwise", "fc", "pool", "add", "concat")
+#: kinds that carry weights and multiply-accumulate (pooling, adds and concatenations do not)
 MAC_KINDS: frozenset[str] = frozenset({"conv", "depthwise", "fc"})
+#: kinds that join several input tensors (``Layer.n_inputs`` of them)
+JOIN_KINDS: frozenset[str] = frozenset({"add", "concat"})
+#: the operand index that stands for the network's input in ``Network.inputs``
+NETWORK_INPUT = -1
 
 
 @dataclass(frozen=True)
@@ -20,7 +24,9 @@ class Layer:
     R x S kernel (width x height), P x Q output plane (width x height).
 
     ``pad`` is (left, right, top, bottom). ``groups`` = C for a depthwise layer. A pool layer has
-    C == M and no weights; ``pool`` names its operation ("max" or "avg").
+    C == M and no weights; ``pool`` names its operation ("max" or "avg"). ``n_inputs`` is the number
+    of input tensors: 1, except for an ``add`` (element-wise sum of ``n_inputs`` tensors of C
+    channels each, C == M) and a ``concat`` (C == M = the sum of its inputs' channels).
     """
 
     name: str
@@ -39,6 +45,7 @@ class Layer:
     kind: str = "conv"
     groups: int = 1
     pool: str | None = None
+    n_inputs: int = 1
 
     # --- sizes ----------------------------------------------------------------------------
     @property
@@ -117,25 +124,50 @@ class Layer:
             "pad": list(self.pad),
             "groups": self.groups,
             "pool": self.pool,
+            "n_inputs": self.n_inputs,
         }
 
 
 @dataclass(frozen=True)
 class Network:
-    """Layers in topological order plus producer -> consumer edges (0-based indices).
+    """Layers in topological order and, per layer, the tensors it reads.
 
+    ``inputs[i]``: the operands of layer i, in order: producer layer indices (each < i), or
+    ``NETWORK_INPUT`` (-1) for the network's input. A chain has ``inputs == ((-1,), (0,), (1,), ...)``.
     ``input_plane`` is the network's input (height, width) when the workload states it.
-    ``unchained`` holds every consumer index i whose input plane is *not* known to be layer i-1's
+    ``unchained`` holds every consumer index i whose input plane is *not* known to be its producer's
     output (a folder of Timeloop problem files where consecutive layers do not agree): under the
-    exact receptive-field rule no stack spans the pair (i-1, i).
+    exact receptive-field rule no stack spans that edge.
     """
 
     name: str
     layers: tuple[Layer, ...]
-    edges: tuple[tuple[int, int], ...] = ()
+    inputs: tuple[tuple[int, ...], ...] = ()
     input_plane: tuple[int, int] | None = None
     unchained: frozenset[int] = field(default_factory=frozenset)
     source: str | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.layers)
+        if not self.inputs:
+            object.__setattr__(self, "inputs", tuple((i - 1,) for i in range(n)))
+        if len(self.inputs) != n:
+            raise ValueError(f"inputs lists {len(self.inputs)} operand tuples for {n} layers")
+        for i, ops in enumerate(self.inputs):
+            if not ops:
+                raise ValueError(f"layer {i} ({self.layers[i].name}) reads no tensor")
+            for p in ops:
+                if not NETWORK_INPUT <= p < i:
+                    raise ValueError(
+                        f"layer {i} ({self.layers[i].name}) reads {p}: operands must be earlier layers "
+                        "(topological order) or the network input (-1)"
+                    )
+        consumers: list[list[int]] = [[] for _ in range(n)]
+        for i, ops in enumerate(self.inputs):
+            for p in dict.fromkeys(ops):
+                if p >= 0:
+                    consumers[p].append(i)
+        object.__setattr__(self, "_consumers", tuple(tuple(c) for c in consumers))
 
     @classmethod
     def chain(
@@ -147,26 +179,36 @@ class Network:
         source: str | None = None,
     ) -> Network:
         layers = tuple(layers)
-        edges = tuple((i - 1, i) for i in range(1, len(layers)))
-        return cls(name, layers, edges, input_plane, frozenset(unchained), source)
+        inputs = tuple((i - 1,) for i in range(len(layers)))
+        return cls(name, layers, inputs, input_plane, frozenset(unchained), source)
 
     def __len__(self) -> int:
         return len(self.layers)
 
     @property
+    def edges(self) -> tuple[tuple[int, int], ...]:
+        """(producer, consumer) pairs between layers, in consumer order (the network input excluded)."""
+        return tuple((p, i) for i, ops in enumerate(self.inputs) for p in dict.fromkeys(ops) if p >= 0)
+
+    @property
     def is_chain(self) -> bool:
-        return self.edges == tuple((i - 1, i) for i in range(1, len(self.layers)))
+        return self.inputs == tuple((i - 1,) for i in range(len(self.layers)))
 
-    def producers(self, i: int) -> list[int]:
-        return [a for a, b in self.edges if b == i]
+    def producers(self, i: int) -> tuple[int, ...]:
+        """The layers whose outputs layer i reads (distinct, in operand order; the network input excluded)."""
+        return tuple(p for p in dict.fromkeys(self.inputs[i]) if p >= 0)
 
-    def consumers(self, i: int) -> list[int]:
-        return [b for a, b in self.edges if a == i]
+    def consumers(self, i: int) -> tuple[int, ...]:
+        """The layers that read layer i's output, ascending."""
+        return self._consumers[i]  # type: ignore[attr-defined]
+
+    def reads_network_input(self, i: int) -> bool:
+        return NETWORK_INPUT in self.inputs[i]
 
     def input_plane_of(self, i: int) -> tuple[int, int]:
-        """The plane (height, width) layer i reads: its producer's output plane when the link is
-        known, the network input for layer 0 when given, else the smallest plane that yields its
-        output."""
+        """The plane (height, width) layer i reads (all operands of a join have the same plane): its
+        first producer's output plane when the link is known, the network input when it reads that
+        and it is given, else the smallest plane that yields its output."""
         prods = self.producers(i)
         if prods and i not in self.unchained:
             return self.layers[prods[0]].out_plane
