@@ -8,6 +8,9 @@ Key of an entry = sha256 of the canonical JSON of
   cost does not depend on them, so the same conv in two networks shares entries),
 * the variant, and then the tile shape (h x w, i.e. Q x P).
 
+Work shared between entries (the built-in mapper's warm-start ladder of a layer problem) is kept in a
+second table, ``shared``, by content key, as JSON.
+
 Durability: WAL journal, one transaction per batch of results. A process killed at any point (Ctrl-C,
 ``kill -9``) leaves every committed batch in the file and no partial one; SQLite's journal makes the file
 consistent on the next open. Only the parent process writes. ``synchronous=NORMAL`` is safe against a
@@ -53,6 +56,7 @@ CREATE TABLE IF NOT EXISTS entries (
     tile_w INTEGER,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shared (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL);
 """
 
 
@@ -249,6 +253,26 @@ class ResultCache:
         with self._transaction():
             self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
+
+    def get_shared(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Shared work by key (JSON data; missing keys are absent)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, Any] = {}
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            rows = self._db.execute(f"SELECT key, value FROM shared WHERE key IN ({marks})", chunk)
+            found.update((key, json.loads(value)) for key, value in rows)
+        return found
+
+    def put_shared(self, items: Mapping[str, Any]) -> None:
+        """Store shared work (JSON data) in one transaction."""
+        if not items:
+            return
+        now = time.time()
+        rows = [(k, json.dumps(v, separators=(",", ":")), now) for k, v in items.items()]
+        with self._transaction():
+            self._db.executemany("INSERT OR REPLACE INTO shared VALUES (?,?,?)", rows)
 
     def _transaction(self) -> _Tx:
         return _Tx(self._db)
