@@ -71,3 +71,23 @@ def test_run_benchmarks_then_searches(tmp_path: Path):
     again = json.loads((tmp_path / "again/schedule.json").read_text())
     assert again["stacks"] == doc["stacks"] and again["total"] == doc["total"]
     assert "0 computed" in res2.output
+
+
+def test_run_on_demand_and_exhaustive_agree(tmp_path: Path):
+    """The default (on-demand) run and `--exhaustive` write the same schedule; the on-demand run's tables
+    hold fewer entries (only those it costed)."""
+    net = tmp_path / "net.yaml"
+    net.write_text(NET)
+    common = ["-w", str(net), "-a", str(SIMBA / "arch/simba_like.yaml"), "-c", str(SIMBA / "constraints")]
+    common += ["--jobs", "1", "--cache", str(tmp_path / "cache.sqlite"), "--no-progress"]
+    docs, sizes = {}, {}
+    for mode in ("on-demand", "exhaustive"):
+        out = tmp_path / mode
+        extra = ["--exhaustive"] if mode == "exhaustive" else []
+        res = CliRunner().invoke(main, ["run", *common, *extra, "-o", str(out)], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        doc = json.loads((out / "schedule.json").read_text())
+        docs[mode] = {k: doc[k] for k in ("stacks", "total", "layer_by_layer")}
+        sizes[mode] = len(read_tables(out / "tables"))
+    assert docs["on-demand"] == docs["exhaustive"]
+    assert sizes["on-demand"] < sizes["exhaustive"]

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
 
-from deepfrack.benchmark.backend import resolve_backend
+from deepfrack.arch import CapacitySpec
+from deepfrack.benchmark.backend import Backend, resolve_backend
 from deepfrack.benchmark.cache import ResultCache
-from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
+from deepfrack.benchmark.executors import Executor, LocalExecutor, SerialExecutor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
@@ -117,23 +120,10 @@ def benchmark(
         sys.exit(1)
 
 
-def benchmark_tables(
-    network: Network,
-    inputs: BenchmarkInputs,
-    backend: str,
-    shapes: str,
-    max_stack_depth: int | None,
-    n_jobs: int | None,
-    cache_path: Path | None,
-    batch_size: int | None,
-    progress: bool | None,
-    out_dir: Path,
-) -> BenchmarkResult:
-    """Benchmark ``network`` (the shared core of `deepfrack benchmark` and `deepfrack run`): cost every
-    entry the shape set asks for, from the cache where possible, write the tables to ``out_dir`` and print
-    the summary. Exits 130 on Ctrl-C (finished entries stay in the cache)."""
+def open_backend(backend: str, inputs: BenchmarkInputs) -> Backend:
+    """The backend named ``backend``, with the notes a user needs about its settings."""
     be = resolve_backend(backend, inputs)
-    if inputs.mapper.error:  # issue 4: every entry is recorded as infeasible with this cause; say it up front
+    if inputs.mapper.error:  # every entry is recorded as infeasible with this cause; say it up front
         click.echo(f"deepfrack: warning: {inputs.mapper.error}: every entry will be infeasible", err=True)
     if (
         be.name != "timeloop" and inputs.mapper.ignored
@@ -144,21 +134,29 @@ def benchmark_tables(
             f"{', '.join(inputs.mapper.ignored)}",
             err=True,
         )
-    needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
-    jobs = enumerate_jobs(network, shapes, inputs.variants, needed)
-    executor = SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
-    cache_file = cache_path or default_cache_path()
-    show = sys.stderr.isatty() if progress is None else progress
-    with ResultCache(cache_file) as cache:
-        try:
-            result = run_benchmark(jobs, be, cache, executor, out_dir, batch_size=batch_size, progress=show)
-        except KeyboardInterrupt:
-            click.echo(
-                f"deepfrack: interrupted; {out_dir} was not written. "
-                f"Finished entries are saved in {cache_file}: run the same command again to resume.",
-                err=True,
-            )
-            sys.exit(130)
+    return be
+
+
+def make_executor(n_jobs: int | None) -> Executor:
+    return SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
+
+
+@contextlib.contextmanager
+def resumable(out_dir: Path, cache_file: Path) -> Iterator[None]:
+    """Ctrl-C: say that finished entries are saved and how to resume, and exit 130."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        click.echo(
+            f"deepfrack: interrupted; {out_dir} was not written. "
+            f"Finished entries are saved in {cache_file}: run the same command again to resume.",
+            err=True,
+        )
+        sys.exit(130)
+
+
+def report_benchmark(result: BenchmarkResult, out_dir: Path) -> None:
+    """Print the summary, the files written and the failed entries."""
     s = result.summary
     click.echo(s.text(), err=True)
     tables = [p.name for p in s.outputs if p.suffix == ".json"]
@@ -171,4 +169,33 @@ def benchmark_tables(
             f"deepfrack: {s.failed} entries failed (not cached); run the same command again to retry them",
             err=True,
         )
+
+
+def benchmark_tables(
+    network: Network,
+    inputs: BenchmarkInputs,
+    backend: str | Backend,
+    shapes: str,
+    max_stack_depth: int | None,
+    n_jobs: int | None,
+    cache_path: Path | None,
+    batch_size: int | None,
+    progress: bool | None,
+    out_dir: Path,
+    capacity: CapacitySpec | None = None,
+) -> BenchmarkResult:
+    """Benchmark ``network`` (the shared core of `deepfrack benchmark` and `deepfrack run --exhaustive`):
+    cost every entry the shape set asks for (``needed``: those the search may use under ``capacity``),
+    from the cache where possible, write the tables to ``out_dir`` and print the summary. Exits 130 on
+    Ctrl-C (finished entries stay in the cache)."""
+    be = open_backend(backend, inputs) if isinstance(backend, str) else backend
+    needed = required_shapes(network, max_stack_depth, capacity) if shapes == "needed" else None
+    jobs = enumerate_jobs(network, shapes, inputs.variants, needed)
+    cache_file = cache_path or default_cache_path()
+    show = sys.stderr.isatty() if progress is None else progress
+    with ResultCache(cache_file) as cache, resumable(out_dir, cache_file):
+        result = run_benchmark(
+            jobs, be, cache, make_executor(n_jobs), out_dir, batch_size=batch_size, progress=show
+        )
+    report_benchmark(result, out_dir)
     return result
