@@ -19,6 +19,7 @@ tensor on chip that no on-chip level keeps) is infeasible for every entry, with 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -84,14 +85,15 @@ class BuiltinBackend:
         return BuiltinEvaluator(self)
 
     # ---- warm starts (``backend.WarmStarts``): the mapper's ladder, once per layer problem ----------
+    @functools.cached_property
     def _ladder_digest(self) -> str:
+        """What every variant's results depend on (the ladder is searched for all of them at once)."""
         return content_hash({"ladder": [self.fingerprint(v) for v in self.inputs.variants]})
 
     def warm_plan(self, job: Job) -> tuple[str, tuple[int, ...]] | None:
         if self.inputs.mapper.error is not None:
             return None
-        group = content_hash({"ladder": self._ladder_digest(), "problem": problem_json(job)})
-        return group, ladder_uses(job.tile_h, job.tile_w)
+        return _ladder_group(self._ladder_digest, problem_json(job)), ladder_uses(job.tile_h, job.tile_w)
 
     def warm_key(self, group: str, index: int) -> str:
         return f"ladder:{group}:{index}"
@@ -100,6 +102,11 @@ class BuiltinBackend:
         """Lower bounds of every entry's energy and cycles under these inputs (``deepfrack.cost.bounds``)."""
         ev = self.evaluator()
         return EntryBounds(self.inputs.architecture, ev.energy, ev.sets, ev.options.rules)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ladder_group(digest: str, problem: str) -> str:
+    return content_hash({"ladder": digest, "problem": problem})
 
 
 def make_builtin_backend(inputs: BenchmarkInputs, seed: int = 0) -> BuiltinBackend:
