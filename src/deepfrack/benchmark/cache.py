@@ -27,7 +27,7 @@ import json
 import math
 import sqlite3
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -210,20 +210,22 @@ class ResultCache:
     def __len__(self) -> int:
         return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, Outcome]:
-        """Cached outcomes of the given keys (missing keys are absent from the result)."""
+    def _rows(self, table: str, columns: str, keys: Iterable[str]) -> Iterator[tuple]:
+        """The rows of ``table`` whose key is in ``keys``, in chunks (SQLite's parameter limit)."""
         keys = list(dict.fromkeys(keys))
-        found: dict[str, Outcome] = {}
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            for key, status, record, reason in self._db.execute(
-                f"SELECT key, status, record, reason FROM entries WHERE key IN ({marks})", chunk
-            ):
-                if status == "ok":
-                    found[key] = Outcome.ok(record_from_json(record))
-                else:
-                    found[key] = Outcome.infeasible(reason)
+            yield from self._db.execute(f"SELECT {columns} FROM {table} WHERE key IN ({marks})", chunk)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Outcome]:
+        """Cached outcomes of the given keys (missing keys are absent from the result)."""
+        found: dict[str, Outcome] = {}
+        for key, status, record, reason in self._rows("entries", "key, status, record, reason", keys):
+            if status == "ok":
+                found[key] = Outcome.ok(record_from_json(record))
+            else:
+                found[key] = Outcome.infeasible(reason)
         return found
 
     # -- writes
@@ -256,14 +258,7 @@ class ResultCache:
 
     def get_shared(self, keys: Iterable[str]) -> dict[str, Any]:
         """Shared work by key (JSON data; missing keys are absent)."""
-        keys = list(dict.fromkeys(keys))
-        found: dict[str, Any] = {}
-        for i in range(0, len(keys), 500):
-            chunk = keys[i : i + 500]
-            marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(f"SELECT key, value FROM shared WHERE key IN ({marks})", chunk)
-            found.update((key, json.loads(value)) for key, value in rows)
-        return found
+        return {key: json.loads(value) for key, value in self._rows("shared", "key, value", keys)}
 
     def put_shared(self, items: Mapping[str, Any]) -> None:
         """Store shared work (JSON data) in one transaction."""

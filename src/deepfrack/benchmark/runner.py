@@ -4,7 +4,8 @@
    in two layers or two networks) are computed once.
 2. Keys already in the cache are reused; the rest are grouped into batches (jobs of one layer and
    shape, all variants, side by side, so an evaluator can share work between them) and run by the
-   executor.
+   executor. A backend with warm starts (the built-in mapper's ladders) first computes, in one job per
+   layer problem, what of them is missing, and the other jobs carry it (``BenchmarkSession._warm_up``).
 3. As each batch finishes, the parent commits its outcomes to the cache in one transaction.
 4. At the end the outputs are written from the complete set of outcomes, each file atomically:
    ``<VARIANT>.json`` (the original's format: square tiles, energy in uJ, layers 1-based),
@@ -13,6 +14,9 @@
 
 An interrupted run leaves the committed batches in the cache and the output folder untouched; the same
 command then resumes where it stopped and writes the outputs from the cache.
+
+``BenchmarkSession`` does steps 1-3 call after call on the same worker processes (the on-demand search
+asks for entries round by round); ``run_benchmark`` is one call and step 4.
 """
 
 from __future__ import annotations
@@ -241,7 +245,7 @@ class BenchmarkSession:
             size = self.batch_size
             return [pending[i : i + size] for i in range(0, len(pending), size)]
         size = _auto_batch(len(pending), self.workers)
-        if self.backend.batch_size:
+        if self.backend.batch_size:  # its preferred size, unless that leaves workers idle
             size = min(self.backend.batch_size, max(1, math.ceil(len(pending) / (4 * self.workers))))
         out: list[list[str]] = []
         for k in pending:

@@ -37,19 +37,21 @@ import numpy as np
 
 from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostKey, CostTable
-from deepfrack.errors import InputError
 from deepfrack.objective import ENERGY, Objective
 from deepfrack.residency import Variant
 from deepfrack.search.costs import LevelUse, Metric, capacity_levels, search_metric
-from deepfrack.search.evaluation import _slc_record, assemble, build_stack
+from deepfrack.search.evaluation import _slc_record
 from deepfrack.search.optimizer import (
+    build_schedule,
+    check_search,
+    forward_partition,
     lowest_first_layer,
     position_variants,
     stack_plan,
 )
 from deepfrack.search.plan import LayerTerm, Plan
 from deepfrack.search.required import NeededGrids, needed_grids
-from deepfrack.search.schedule import Schedule, SearchStats, StackSpec
+from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.source import CostSource
 from deepfrack.search.stacks import (
     StackArrays,
@@ -328,20 +330,9 @@ class Partition:
 
 
 def solve_partition(n: int, single: list[float], stacks: dict[int, list[StackState]]) -> Partition:
-    """``optimizer.partition``'s recurrence and tie rule (single layer first, then stacks by first layer
-    descending; only a strictly lower value replaces) on optimistic values."""
-    best = [0.0] + [math.inf] * n
-    back: list[tuple[int, StackState | None]] = [(0, None)] * (n + 1)
-    for i in range(n):
-        best[i + 1] = best[i] + single[i]
-        back[i + 1] = (i, None)
-        for st in stacks.get(i, []):
-            if math.isinf(st.value):
-                continue
-            v = best[st.first] + st.value
-            if v < best[i + 1]:
-                best[i + 1] = v
-                back[i + 1] = (st.first, st)
+    """``optimizer.forward_partition`` (its recurrence and tie rule) on optimistic values, the suffix
+    optima, and the optimum's options."""
+    best, back = forward_partition(n, single.__getitem__, lambda i: stacks.get(i, []))
     starting: dict[int, list[StackState]] = {}
     for sts in stacks.values():
         for st in sts:
@@ -349,16 +340,15 @@ def solve_partition(n: int, single: list[float], stacks: dict[int, list[StackSta
                 starting.setdefault(st.first, []).append(st)
     rest = [math.inf] * n + [0.0]
     for i in range(n - 1, -1, -1):
-        rest[i] = min(
-            [single[i] + rest[i + 1]] + [st.value + rest[st.last + 1] for st in starting.get(i, [])]
-        )
+        through = [st.value + rest[st.last + 1] for st in starting.get(i, [])]
+        rest[i] = min([single[i] + rest[i + 1], *through])
     path = []
     i = n
     while i > 0:
         first, st = back[i]
         path.append((first, i - 1, st))
         i = first
-    return Partition(best, rest, path[::-1])
+    return Partition(best, rest, path[::-1])  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -484,29 +474,20 @@ def optimize_on_demand(
     if rule != "exact":
         raise ValueError("the on-demand search uses the exact receptive-field rule; use optimize for legacy")
     metric = search_metric(objective)
-    if max_stack_depth is not None and max_stack_depth < 1:
-        raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
-    if not network.is_chain:
-        raise InputError(
-            network.source, None, "the search handles chains of layers only (DAG support is planned)"
-        )
+    check_search(network, max_stack_depth)
     start = time.perf_counter()
     levels = capacity_levels(capacity)
-    search = OnDemandSearch(
-        network, source, levels, metric, max_stack_depth, needed_grids(network, max_stack_depth, capacity)
-    )
+    needed = needed_grids(network, max_stack_depth, capacity)
+    search = OnDemandSearch(network, source, levels, metric, max_stack_depth, needed)
     part = search.run(progress)
     table = search.known.table
-    stacks = []
-    for k, (first, last, st) in enumerate(part.path):
-        if st is None:
-            spec = StackSpec(first, last, network.layers[first].out_plane, ())
-        else:
-            assert st.choice is not None
-            plan = search.lasts[last].plan
-            spec = StackSpec(first, last, plan.tiling(st.choice.index), st.choice.cached)
-        stacks.append(build_stack(network, table, k, spec, "exact", levels))
-    schedule = assemble(network, table, stacks, "exact", metric)
+    chosen = [
+        (first, last, None, ())
+        if st is None or st.choice is None
+        else (first, last, search.lasts[last].plan.tiling(st.choice.index), st.choice.cached)
+        for first, last, st in part.path
+    ]
+    schedule = build_schedule(network, table, chosen, "exact", levels, metric)
     stats = search.stats
     stats.table = table
     stats.entries_computed = getattr(getattr(source, "stats", None), "computed", stats.entries_requested)

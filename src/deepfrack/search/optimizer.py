@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -51,6 +52,13 @@ from deepfrack.workload.layer import Layer, Network
 
 Progress = Callable[[int, int], None]
 MAX_EXAMPLES = 3  # per kind of skip
+
+
+class StackOption(Protocol):
+    """An option of the partition: a stack starting at ``first`` and costing ``value``."""
+
+    first: int
+    value: float
 
 
 @dataclass(frozen=True)
@@ -208,17 +216,17 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
     return choices
 
 
-def partition(
+def forward_partition(
     n: int,
     single_cost: Callable[[int], float],
-    stacks_ending_at: Callable[[int], list[StackChoice]],
-) -> list[tuple[int, int, StackChoice | None]]:
-    """Cheapest cover of layers 0..n-1 (in topological order) by contiguous stacks:
-    best[i + 1] = min(best[i] + single_cost(i), min_j best[j] + cost(j..i)). Returns (first, last,
-    choice) per stack in order (choice None for a single-layer stack). Ties keep the earlier option:
-    a single-layer stack, then the shorter stack."""
+    stacks_ending_at: Callable[[int], Sequence[StackOption]],
+) -> tuple[list[float], list[tuple[int, StackOption | None]]]:
+    """The partition DP: ``best[i + 1] = min(best[i] + single_cost(i), min_j best[j] + cost(j..i))``
+    over the options ``stacks_ending_at(i)`` (first layer descending), and the back pointers. Ties keep
+    the earlier option: the single-layer stack, then the shorter stack (only a strictly lower value
+    replaces)."""
     best = [0.0] + [math.inf] * n
-    back: list[tuple[int, StackChoice | None]] = [(0, None)] * (n + 1)
+    back: list[tuple[int, StackOption | None]] = [(0, None)] * (n + 1)
     for i in range(n):
         best[i + 1] = best[i] + single_cost(i)
         back[i + 1] = (i, None)
@@ -227,6 +235,18 @@ def partition(
             if v < best[i + 1]:
                 best[i + 1] = v
                 back[i + 1] = (ch.first, ch)
+    return best, back
+
+
+def partition(
+    n: int,
+    single_cost: Callable[[int], float],
+    stacks_ending_at: Callable[[int], Sequence[StackOption]],
+) -> list[tuple[int, int, StackOption | None]]:
+    """Cheapest cover of layers 0..n-1 (in topological order) by contiguous stacks
+    (``forward_partition``). Returns (first, last, option) per stack in order (None for a single-layer
+    stack)."""
+    _, back = forward_partition(n, single_cost, stacks_ending_at)
     out = []
     i = n
     while i > 0:
@@ -234,6 +254,33 @@ def partition(
         out.append((first, i - 1, ch))
         i = first
     return out[::-1]
+
+
+def check_search(network: Network, max_stack_depth: int | None) -> None:
+    """ValueError for a depth below 1; InputError for a network that is not a chain."""
+    if max_stack_depth is not None and max_stack_depth < 1:
+        raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
+    if not network.is_chain:
+        raise InputError(
+            network.source, None, "the search handles chains of layers only (DAG support is planned)"
+        )
+
+
+def build_schedule(
+    network: Network,
+    table: CostTable,
+    parts: Sequence[tuple[int, int, tuple[int, int] | None, tuple[int, ...]]],
+    rule: Rule,
+    levels: Sequence[LevelUse],
+    metric: Metric,
+) -> Schedule:
+    """The Schedule of the chosen stacks: (first, last, tile shape (None: a single layer, its whole
+    plane), cached layers) each, costed and checked by ``evaluation.build_stack``."""
+    stacks = []
+    for k, (first, last, tile_shape, cached) in enumerate(parts):
+        shape = network.layers[first].out_plane if tile_shape is None else tile_shape
+        stacks.append(build_stack(network, table, k, StackSpec(first, last, shape, cached), rule, levels))
+    return assemble(network, table, stacks, rule, metric)
 
 
 def optimize(
@@ -257,12 +304,7 @@ def optimize(
     metric = search_metric(objective)
     if metric == "cycles" and not table.has_cycles:
         raise InputError(table.source, None, "the objective 'cycles' needs cycles for every cost-table entry")
-    if max_stack_depth is not None and max_stack_depth < 1:
-        raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
-    if not network.is_chain:
-        raise InputError(
-            network.source, None, "the search handles chains of layers only (DAG support is planned)"
-        )
+    check_search(network, max_stack_depth)
     start = time.perf_counter()
     stats = SearchStats()
     ctx = _Context(
@@ -293,15 +335,16 @@ def optimize(
         return choices
 
     parts = partition(n, single, ending_at)
-    levels = ctx.levels
-    stacks = []
-    for k, (first, last, ch) in enumerate(parts):
-        if ch is None:
-            q, p = network.layers[first].out_plane
-            spec = StackSpec(first, last, (q, p), ())
-        else:
-            spec = StackSpec(first, last, ch.tile_shape, ch.cached_layers)
-        stacks.append(build_stack(network, table, k, spec, rule, levels))
-    schedule = assemble(network, table, stacks, rule, metric)
+    schedule = build_schedule(
+        network,
+        table,
+        [
+            (f, l, None if ch is None else ch.tile_shape, () if ch is None else ch.cached_layers)
+            for f, l, ch in parts
+        ],
+        rule,
+        ctx.levels,
+        metric,
+    )
     stats.elapsed_s = time.perf_counter() - start
     return schedule, stats
