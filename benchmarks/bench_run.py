@@ -2,7 +2,10 @@
 bounds are (prints figures; not a test).
 
     PYTHONPATH=src python benchmarks/bench_run.py [--networks alexnet,vgg16] [--modes on-demand,exhaustive]
-                                                  [--jobs 2] [--keep DIR]
+                                                  [--jobs 2] [--keep DIR] [--before SRC]
+
+``--before SRC`` adds a run of another checkout's code (its ``src`` folder), plain ``deepfrack run``: e.g.
+the code before the on-demand search, which benchmarked every needed entry first.
 
 Each run is the README's main command (the Simba-like architecture and the original's seven constraint
 files, the built-in 45 nm energies) on examples/networks/<network>.yaml, as a separate process with a fresh
@@ -43,7 +46,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SIMBA = ROOT / "examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like"
 
 
-def run(network: str, mode: str, jobs: int, keep: Path | None) -> dict:
+def run(network: str, mode: str, jobs: int, keep: Path | None, src: Path = ROOT / "src") -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"bench_run_{network}_", dir=keep))
     cmd = [
         sys.executable, "-m", "deepfrack", "run", "-w", str(ROOT / f"examples/networks/{network}.yaml"),
@@ -52,7 +55,7 @@ def run(network: str, mode: str, jobs: int, keep: Path | None) -> dict:
     ]  # fmt: skip
     if mode == "exhaustive":
         cmd.append("--exhaustive")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")]))
+    env = dict(os.environ, PYTHONPATH=str(src))
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
@@ -130,6 +133,7 @@ def main() -> None:
     ap.add_argument("--modes", default="on-demand,exhaustive")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="keep each run's folder under DIR")
+    ap.add_argument("--before", type=Path, default=None, help="also run this src folder's `deepfrack run`")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
@@ -137,8 +141,10 @@ def main() -> None:
     print(f"{'network':8s} {'mode':10s} {'wall s':>7s} {'CPU s':>7s} {'entries':>8s} {'computed':>8s} "
           f"{'tiles':>6s} {'energy uJ':>10s}")  # fmt: skip
     for network in args.networks.split(","):
-        for mode in args.modes.split(","):
-            r = run(network, mode, args.jobs, args.keep)
+        modes = args.modes.split(",") + (["before"] if args.before else [])
+        for mode in modes:
+            src = args.before if mode == "before" else ROOT / "src"
+            r = run(network, mode, args.jobs, args.keep, src)
             results.append(r)
             cols = f"{r['wall']:7.1f} {r['cpu']:7.1f} {r['entries']:8d} {r['computed']:8d} {r['tiles']:6d}"
             print(f"{network:8s} {mode:10s} {cols} {r['energy']:10.2f}", flush=True)
