@@ -20,6 +20,7 @@ from deepfrack.search import layer_by_layer_records
 from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.schedule_io import schedule_to_json
 from deepfrack.stats.report import plot_energy, render_log
+from deepfrack.stats.write import write_stats
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, load_workload
 
@@ -251,6 +252,7 @@ def write_schedule_outputs(
         plot_energy(schedule, network, baseline, temps["energy.png"])
         Path(temps["deepfrack.log"]).write_text(log)
         Path(temps["schedule.json"]).write_text(doc)
+        report = write_stats(out, schedule, network, table, inputs)  # components.csv, report.html, ...
         for name in ("energy.png", "deepfrack.log", "schedule.json"):
             os.replace(temps.pop(name), out / name)
     finally:
@@ -258,3 +260,4 @@ def write_schedule_outputs(
             Path(tmp).unlink(missing_ok=True)
     click.echo(log, nl=False)
     click.echo(f"wrote {out / 'schedule.json'}, {out / 'deepfrack.log'}, {out / 'energy.png'}")
+    click.echo(f"wrote {', '.join(p.name for p in report.files)}" + "".join(f"\n{s}" for s in report.skipped))

@@ -93,11 +93,15 @@ def stats_contents(
 
 
 def publish(out: Path, files: Mapping[str, bytes]) -> list[Path]:
-    """Write ``files`` into a temporary folder beside ``out``, then move them into ``out`` (the whole
-    folder when ``out`` does not exist yet). On an error nothing reaches ``out``."""
+    """Write ``files`` into a temporary folder (inside ``out`` when it exists, else beside it), then move
+    them into ``out`` (the whole folder when ``out`` does not exist yet). On an error nothing reaches
+    ``out``."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    # inside an existing folder (which may be the only writable one), else beside it
+    tmp = Path(
+        tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out if out.is_dir() else out.parent)
+    )
     try:
         mask = os.umask(0)
         os.umask(mask)
