@@ -15,7 +15,7 @@ from collections.abc import Sequence
 import numpy as np
 from matplotlib import colormaps
 from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.colors import BoundaryNorm
+from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 from matplotlib.ticker import EngFormatter, MaxNLocator
@@ -32,7 +32,9 @@ DPI = 100
 
 
 def new_figure(width: float, height: float) -> Figure:
-    fig = Figure(figsize=(width, height))
+    """A figure on an Agg canvas, laid out by matplotlib's constrained layout (legends outside the axes
+    included)."""
+    fig = Figure(figsize=(width, height), layout="constrained")
     FigureCanvasAgg(fig)
     return fig
 
@@ -74,8 +76,9 @@ def energy_by_level_figure(summary: Summary, title: str) -> Figure:
         reversed(left.get_legend_handles_labels()[0]),
         reversed(levels),
         fontsize="small",
-        loc="upper right",
-        bbox_to_anchor=(1.0, 0.97),
+        loc="upper left",
+        bbox_to_anchor=(1.0, 1.0),
+        title="level",
     )
     left.margins(y=0.12)
 
@@ -99,7 +102,6 @@ def energy_by_level_figure(summary: Summary, title: str) -> Figure:
     right.legend(fontsize="small", loc="lower right")
     right.margins(x=0.15)
     fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
@@ -134,7 +136,6 @@ def stack_energy_figure(
     ax.set_ylabel("energy (µJ)")
     ax.set_title(f"{network.name}: {100 * schedule.reduction:.1f}% less energy than layer by layer")
     ax.legend()
-    fig.tight_layout()
     return fig
 
 
@@ -166,13 +167,13 @@ def numbered_tiles(
     tiles: Sequence[Rect], ax_pts: tuple[float, float], plane: tuple[int, int]
 ) -> tuple[list[int], float]:
     """Which tiles (0-based) get their number, and the font size (points): every tile when its number
-    fits in it at >= 6 pt, else the first tile of every n-th row of tiles and the last tile."""
+    fits in it at >= 7 pt, else the first tile of every n-th row of tiles and the last tile."""
     sx, sy = ax_pts[0] / plane[1], ax_pts[1] / plane[0]  # points per pixel
     digits = len(str(len(tiles)))
     min_w = min(t.w for t in tiles) * sx
     min_h = min(t.h for t in tiles) * sy
-    size = min(10.0, 0.9 * min_w / (0.62 * digits), 0.75 * min_h)
-    if size >= 6:
+    size = min(10.0, 0.85 * min_w / (0.7 * digits), 0.75 * min_h)
+    if size >= 7:
         return list(range(len(tiles))), size
     row_starts = [i for i, t in enumerate(tiles) if t.col == tiles[0].col]
     band_h = min(tiles[i].h for i in row_starts) * sy
@@ -197,7 +198,7 @@ def _tiles_panel(fig: Figure, ax, stack: Stack, network: Network) -> None:
     if len(stack.tiles) > 1:
         ax.plot(centers[:, 0], centers[:, 1], color="#d62728", linewidth=0.7, alpha=0.45)
     _plane_axes(ax, plane, network.layers[stack.last].name)
-    fig.tight_layout()  # the axes' final size sets the font size of the numbers
+    fig.draw_without_rendering()  # lays the figure out: the axes' final size sets the numbers' font size
     bbox = ax.get_window_extent()
     chosen, size = numbered_tiles(stack.tiles, (bbox.width * 72 / fig.dpi, bbox.height * 72 / fig.dpi), plane)
     for i in chosen:
@@ -218,7 +219,8 @@ def _halo_panel(fig: Figure, ax, stack: Stack, network: Network) -> None:
     plane = network.layers[stack.first].out_plane
     cov = coverage(plane, regions)
     cmax = max(int(cov.max()), 1)
-    cmap = colormaps["viridis"].resampled(cmax).with_extremes(under="#ffffff")
+    # 1 (computed once) pale, more recomputation darker; white where no tile computes a pixel
+    cmap = ListedColormap(colormaps["YlOrRd"](np.linspace(0.15, 0.95, cmax))).with_extremes(under="#ffffff")
     im = ax.imshow(
         cov,
         cmap=cmap,
@@ -229,7 +231,7 @@ def _halo_panel(fig: Figure, ax, stack: Stack, network: Network) -> None:
     cbar = fig.colorbar(im, ax=ax, shrink=0.8, extend="min" if cov.min() == 0 else "neither")
     cbar.set_label("times each output pixel is computed" + (" (white: never)" if cov.min() == 0 else ""))
     cbar.set_ticks(np.unique(np.linspace(1, cmax, min(cmax, 8)).round().astype(int)))
-    for i, color, style in ((0, "#ff7f0e", "-"), (1, "#ff1493", "--")):
+    for i, color, style in ((0, "#1f4e79", "-"), (1, "#2ca02c", "--")):
         if i < len(regions):
             r = regions[i]
             ax.add_patch(
@@ -245,7 +247,7 @@ def _halo_panel(fig: Figure, ax, stack: Stack, network: Network) -> None:
                 )
             )
     if len(regions) > 1:
-        ax.legend(fontsize="small", loc="lower right")
+        ax.legend(fontsize="small", loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2)
     _plane_axes(ax, plane, network.layers[stack.first].name)
     computed, total = int(cov.sum()), plane[0] * plane[1]
     ax.set_title(
@@ -268,7 +270,6 @@ def tiling_figure(stack: Stack, k: int, network: Network) -> Figure:
         f"stack {k}: layers {stack.first}-{stack.last}, "
         f"tile shape {stack.tile_shape[0]}x{stack.tile_shape[1]}"
     )
-    fig.tight_layout()
     return fig
 
 
@@ -305,5 +306,4 @@ def dram_traffic_figure(summary: Summary, title: str) -> Figure:
     ax.set_title(title)
     ax.legend()
     ax.margins(y=0.12)
-    fig.tight_layout()
     return fig

@@ -66,7 +66,7 @@ def render_log(
     for note in notes:
         out.append(f"note: {note}")
     out.append("")
-    for k, st in enumerate(schedule.stacks, start=1):
+    for k, st in enumerate(schedule.stacks):  # numbered from 0, as in schedule.json
         span = f"layer {st.first}" if st.first == st.last else f"layers {st.first}-{st.last}"
         out.append(
             f"Stack {k}: {span} ({names[st.first]}{'' if st.first == st.last else ' .. ' + names[st.last]}): "

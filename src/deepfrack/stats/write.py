@@ -57,7 +57,7 @@ def pictures(
     out.append(Picture("energy.png", "Energy per stack, fused vs its layers alone", png_bytes(fig, dpi=120)))
     title = "DRAM traffic per tensor, fused vs layer by layer"
     if summary.dram_known:
-        fig = dram_traffic_figure(summary, f"{name}: {title[0].lower()}{title[1:]}")
+        fig = dram_traffic_figure(summary, f"{name}: words moved to and from DRAM per tensor")
         out.append(Picture("dram_traffic.png", title, png_bytes(fig)))
     else:
         out.append(Picture("dram_traffic.png", title, skipped=NO_DRAM))
