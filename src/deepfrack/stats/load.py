@@ -142,10 +142,11 @@ def check_totals(doc: dict[str, Any], schedule: Schedule, path: Path) -> None:
         )
         for key, value, tol, unit in checks:
             if key in got and not _same(got[key], value, tol):
+                given = f"{value:.6f}" if key == "energy_uJ" else repr(value)
                 raise InputError(
                     path,
                     f"{where}.{key}",
-                    f"{got[key]!r} {unit} in the file, but the tables give {value!r}: "
+                    f"{got[key]!r} {unit} in the file, but the tables give {given}: "
                     "were these the tables the schedule was made with?",
                 )
 
