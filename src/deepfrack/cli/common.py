@@ -20,7 +20,6 @@ from deepfrack.search import layer_by_layer_records
 from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.schedule_io import schedule_to_json
 from deepfrack.stats.report import plot_energy, render_log
-from deepfrack.stats.write import write_stats
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, load_workload
 
@@ -252,6 +251,8 @@ def write_schedule_outputs(
         plot_energy(schedule, network, baseline, temps["energy.png"])
         Path(temps["deepfrack.log"]).write_text(log)
         Path(temps["schedule.json"]).write_text(doc)
+        from deepfrack.stats.write import write_stats  # matplotlib and jinja2 only when writing
+
         report = write_stats(out, schedule, network, table, inputs)  # components.csv, report.html, ...
         for name in ("energy.png", "deepfrack.log", "schedule.json"):
             os.replace(temps.pop(name), out / name)

@@ -10,8 +10,6 @@ import click
 from deepfrack.benchmark.tables_io import read_tables
 from deepfrack.cli import main
 from deepfrack.cli.common import check_out, load_workload_noting_chains, out_option
-from deepfrack.stats.load import load_schedule
-from deepfrack.stats.write import write_stats
 
 
 @main.command("stats")
@@ -46,6 +44,9 @@ def stats(schedule_path: Path, tables: Path, workload: Path | None, out: Path) -
     Example (after `deepfrack run ... -o out/alexnet`):
       deepfrack stats -s out/alexnet/schedule.json -t out/alexnet/tables -o out/alexnet-stats
     """
+    from deepfrack.stats.load import load_schedule
+    from deepfrack.stats.write import write_stats  # matplotlib and jinja2 only for this command
+
     check_out(out)
     network = load_workload_noting_chains(workload)[0] if workload is not None else None
     table = read_tables(tables)

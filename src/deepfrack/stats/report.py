@@ -6,7 +6,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from deepfrack.search.schedule import Schedule, SearchStats, Stack
-from deepfrack.stats.pictures import stack_energy_figure
 from deepfrack.workload.layer import Network
 
 
@@ -129,5 +128,7 @@ def plot_energy(
     schedule: Schedule, network: Network, per_layer_baseline_pJ: Sequence[float], path: str | Path
 ) -> None:
     """Bar chart: for each stack and in total, fused energy vs the same layers run layer by layer (uJ)."""
+    from deepfrack.stats.pictures import stack_energy_figure  # matplotlib only when drawing
+
     fig = stack_energy_figure(schedule, network, per_layer_baseline_pJ)
     fig.savefig(path, dpi=120, format="png")
