@@ -198,9 +198,11 @@ def _tiles_panel(fig: Figure, ax, stack: Stack, network: Network) -> None:
     if len(stack.tiles) > 1:
         ax.plot(centers[:, 0], centers[:, 1], color="#d62728", linewidth=0.7, alpha=0.45)
     _plane_axes(ax, plane, network.layers[stack.last].name)
-    fig.draw_without_rendering()  # lays the figure out: the axes' final size sets the numbers' font size
-    bbox = ax.get_window_extent()
-    chosen, size = numbered_tiles(stack.tiles, (bbox.width * 72 / fig.dpi, bbox.height * 72 / fig.dpi), plane)
+    # the panel's size in points, before layout (laying the figure out twice costs as much as drawing it):
+    # about 40% of the figure's width and 80% of its height, less on the long side's neighbour (equal aspect)
+    width_pt, height_pt = 0.4 * fig.get_figwidth() * 72, 0.8 * fig.get_figheight() * 72
+    scale = min(width_pt / plane[1], height_pt / plane[0])
+    chosen, size = numbered_tiles(stack.tiles, (scale * plane[1], scale * plane[0]), plane)
     for i in chosen:
         ax.text(*centers[i], str(i + 1), ha="center", va="center", fontsize=size, color="#102a43")
     how = "every tile numbered" if len(chosen) == len(stack.tiles) else "first tile of each row numbered"
