@@ -170,9 +170,10 @@ def numbered_tiles(
     fits in it at >= 7 pt, else the first tile of every n-th row of tiles and the last tile."""
     sx, sy = ax_pts[0] / plane[1], ax_pts[1] / plane[0]  # points per pixel
     digits = len(str(len(tiles)))
-    min_w = min(t.w for t in tiles) * sx
-    min_h = min(t.h for t in tiles) * sy
-    size = min(10.0, 0.85 * min_w / (0.7 * digits), 0.75 * min_h)
+    # sized for the usual tile (the median): a narrow remainder band's numbers may touch its edges
+    tile_w = float(np.median([t.w for t in tiles])) * sx
+    tile_h = float(np.median([t.h for t in tiles])) * sy
+    size = min(10.0, 0.85 * tile_w / (0.7 * digits), 0.75 * tile_h)
     if size >= 7:
         return list(range(len(tiles))), size
     row_starts = [i for i, t in enumerate(tiles) if t.col == tiles[0].col]
