@@ -16,9 +16,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepfrack.rect import Rect
-from deepfrack.search import StackSpec, evaluate
+from deepfrack.search import StackSpec, evaluate, tile_size_candidates
+from deepfrack.search.graph import single_exit_lowest
+from deepfrack.search.plan import walk_axis
 from deepfrack.workload.layer import JOIN_KINDS, Layer, Network
 from tests.search.nets import random_dag
+from tests.search.reference import dag_regions, tiles_of
 from tests.synthetic import synthetic_table
 
 seeds = st.integers(0, 2**32 - 1)
@@ -139,3 +142,26 @@ def test_every_value_read_is_computed_in_its_tile(seed, data):
     base = sched.layer_by_layer.macs
     # fused = layer by layer - skipped + halo recompute (the recompute is never negative)
     assert sched.total.macs >= base - sched.skipped_macs
+
+
+@settings(max_examples=100, deadline=None)
+@given(seed=seeds, data=st.data())
+def test_walk_of_all_candidates_matches_the_reference_tile_by_tile(seed, data):
+    """plan.walk_axis on a graph (every candidate size at once, as the search uses it) gives, for every
+    tile of a drawn candidate, the regions of the tap-by-tap reference."""
+    net = random_dag(np.random.default_rng(seed), max_blocks=3, max_layers=10, max_last=10)
+    last = data.draw(st.integers(1, len(net.layers) - 1))
+    lowest = single_exit_lowest(net, last)
+    q, p = net.layers[last].out_plane
+    sizes = (np.array(tile_size_candidates(q)), np.array(tile_size_candidates(p)))
+    walks = [walk_axis(net, last, lowest, axis, sizes[axis], "exact") for axis in (0, 1)]
+    kh, kw = data.draw(st.integers(0, sizes[0].size - 1)), data.draw(st.integers(0, sizes[1].size - 1))
+    th, tw = int(sizes[0][kh]), int(sizes[1][kw])
+    for tile in tiles_of(q, p, th, tw):
+        want = dag_regions(net, lowest, last, tile)
+        rband = np.flatnonzero(walks[0].owner == kh)[tile[0] // th]
+        cband = np.flatnonzero(walks[1].owner == kw)[tile[2] // tw]
+        for l in range(lowest, last + 1):
+            (rs, rl), (cs, cl) = walks[0].spans(l), walks[1].spans(l)
+            r0, r1, c0, c1 = want[l]
+            assert (rs[rband], rl[rband], cs[cband], cl[cband]) == (r0, r1 - r0, c0, c1 - c0)
