@@ -205,7 +205,7 @@ def _schedule_setting(schedule_path: Path, key: str, allowed: tuple[str, ...], g
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="Schedule JSON: per stack first, last, tile_shape [h, w] and cached_layers (a schedule.json "
-    "written by deepfrack works).",
+    "written by deepfrack works; its tiles, regions and variants must be what the rules give).",
 )
 @out_option("schedule.json, deepfrack.log, energy.png")
 def evaluate(
