@@ -22,28 +22,18 @@ from deepfrack.search.plan import walk_axis
 from deepfrack.workload.layer import JOIN_KINDS, Layer, Network
 from tests.search.nets import random_dag
 from tests.search.reference import dag_regions, tiles_of
+from tests.search.test_coverage import _touched
 from tests.synthetic import synthetic_table
 
 seeds = st.integers(0, 2**32 - 1)
 
 
-def taps(layer: Layer, region: Rect, plane: tuple[int, int]) -> tuple[set[int], set[int]]:
-    """Rows and columns of the input plane that some kernel tap of an output pixel in ``region``
-    reads (taps in the padding read nothing). A join reads the same pixels of each input."""
+def reads(layer: Layer, region: Rect, plane: tuple[int, int]) -> set[tuple[int, int]]:
+    """Every input pixel that some kernel tap of an output pixel in ``region`` reads (taps in the
+    padding read nothing); a join reads the same pixels of each input."""
     if layer.kind in JOIN_KINDS:
-        return set(range(region.row, region.row_end)), set(range(region.col, region.col_end))
-    left, _, top, _ = layer.pad
-    rows = {
-        y * layer.Hstride - top + k * layer.Hdilation
-        for y in range(region.row, region.row_end)
-        for k in range(layer.S)
-    }
-    cols = {
-        x * layer.Wstride - left + k * layer.Wdilation
-        for x in range(region.col, region.col_end)
-        for k in range(layer.R)
-    }
-    return {r for r in rows if 0 <= r < plane[0]}, {c for c in cols if 0 <= c < plane[1]}
+        return {(r, c) for r in range(region.row, region.row_end) for c in range(region.col, region.col_end)}
+    return _touched(layer, region, plane)
 
 
 def tap_span(layer: Layer, region: Rect, plane: tuple[int, int], axis: int) -> tuple[int, int]:
@@ -100,11 +90,10 @@ def check_stack(net: Network, stack) -> None:
             for t in set(net.inputs[sl.layer]):
                 if t not in inside:
                     continue
-                rows, cols = taps(lay, r, plane_of[t])
                 have = region[t][k]
                 # every value read is computed in this tile
-                assert all(have.row <= y < have.row_end for y in rows), (sl.layer, t, k)
-                assert all(have.col <= x < have.col_end for x in cols), (sl.layer, t, k)
+                for y, x in reads(lay, r, plane_of[t]):
+                    assert have.row <= y < have.row_end and have.col <= x < have.col_end, (sl.layer, t, k)
         # and no more than the bounding box of what the readers need
         for sl in stack.layers[:-1]:
             readers = [c for c in inside if sl.layer in net.inputs[c]]
