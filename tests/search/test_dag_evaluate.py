@@ -161,3 +161,12 @@ def test_pixels_no_consumer_reads_are_not_computed_and_the_log_says_so(odd):
     assert "legacy" not in log
     legacy = evaluate(odd, table, [StackSpec(0, 1, (1, 1))], rule="legacy")
     assert "the legacy rule ignores padding and pooling" in render_log(legacy, odd, {}, None, 0.0)
+
+
+def test_a_layer_that_reads_both_sides_cannot_be_cached():
+    layers = (conv("x", 2, 2), conv("y", 2, 2), conv("both", 2, 2))
+    net = Network("two operands", layers, ((-1,), (0,), (1, 0)), input_plane=(6, 6))
+    table = synthetic_table(net, seed=1)
+    with pytest.raises(ScheduleError, match=r"cached layer 2 \(both\) reads tensors made both inside"):
+        evaluate(net, table, [StackSpec(0, 0, (6, 6)), StackSpec(1, 2, (3, 3), (2,))])
+    assert evaluate(net, table, [StackSpec(0, 0, (6, 6)), StackSpec(1, 2, (3, 3), (1,))])

@@ -98,8 +98,8 @@ class Role:
     def variant(self, cached: bool) -> Variant:
         """The entry the layer is looked up under (a mixed join: its on-chip-input entry); ``cached``:
         its weights are cached and this tile reuses them."""
-        if self.outside == 1.0:
-            return Variant.SLC if self.last else variant_for("first", cached)
+        if self.outside == 1.0:  # never the last layer: under single exit it reads the layer before it
+            return variant_for("first", cached)
         return variant_for("last" if self.last else "middle", cached)
 
     @property

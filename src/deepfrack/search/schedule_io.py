@@ -6,6 +6,7 @@ A join that reads tensors made both inside and outside its stack also has ``dram
 from __future__ import annotations
 
 import json
+import reprlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -90,13 +91,15 @@ def _rect(value: Any, path: Path, field: str) -> Rect:
     if isinstance(value, dict) and set(value) == {"row", "col", "h", "w"}:
         value = [value["row"], value["col"], value["h"], value["w"]]
     if not isinstance(value, list) or len(value) != 4:
-        raise InputError(path, field, f"must be [row, col, h, w] or {{row, col, h, w}}, got {value!r}")
+        raise InputError(
+            path, field, f"must be [row, col, h, w] or {{row, col, h, w}}, got {reprlib.repr(value)}"
+        )
     return Rect(*(_int(v, path, field, 0) for v in value))
 
 
 def _list(value: Any, path: Path, field: str, what: str) -> list:
     if not isinstance(value, list):
-        raise InputError(path, field, f"must be a list of {what}, got {value!r}")
+        raise InputError(path, field, f"must be a list of {what}, got {reprlib.repr(value)}")
     return value
 
 
@@ -130,7 +133,9 @@ def _layer_claim(entry: Any, path: Path, where: str) -> LayerClaim:
     share = entry.get("dram_input_share")
     is_number = isinstance(share, (int, float)) and not isinstance(share, bool)
     if share is not None and not (is_number and 0 <= share <= 1):
-        raise InputError(path, f"{where}.dram_input_share", f"must be a number in [0, 1], got {share!r}")
+        raise InputError(
+            path, f"{where}.dram_input_share", f"must be a number in [0, 1], got {reprlib.repr(share)}"
+        )
     return LayerClaim(layer, regions, variants, dram_v, None if share is None else float(share))
 
 
