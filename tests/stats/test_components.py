@@ -160,3 +160,31 @@ def test_csvs_say_what_the_tables_cannot_tell():
         sum(float(x["energy_pJ_total"]) for x in lines if x["schedule"] == "layer_by_layer"),
         schedule.layer_by_layer.energy_pJ,
     )
+
+
+def test_rows_of_graphs_add_up_and_carry_the_joins_mixes():
+    """On residual and concat blocks, a join that reads from inside the stack and from DRAM is a row of
+    two weighted entries, and the rows still add up to the schedule."""
+    from deepfrack.search import StackSpec, evaluate
+    from deepfrack.search.graph import single_exit_lowest
+    from tests.search.nets import random_dag
+
+    mixes = 0
+    for seed in range(40):
+        net = random_dag(np.random.default_rng(seed))
+        table = synthetic_table(net, seed=seed)
+        for last in range(1, len(net)):
+            for first in range(single_exit_lowest(net, last), last):
+                shape = tuple(max(1, x // 2) for x in net.layers[last].out_plane)
+                alone = [StackSpec(i, i, net.layers[i].out_plane) for i in range(len(net))]
+                specs = [*alone[:first], StackSpec(first, last, shape), *alone[last + 1 :]]
+                schedule = evaluate(net, table, specs)
+                rows = component_rows(schedule, net, table)
+                check_sums(rows, schedule)
+                mixed = [r for r in rows if len(r.terms) == 2]
+                for r in mixed:
+                    (on, w_on), (dram, w_dram) = r.terms
+                    assert net.layers[r.layer].kind in ("add", "concat") and w_on + w_dram == pytest.approx(1)
+                    assert (on, dram) in ((Variant.LBLC, Variant.Start), (Variant.ELBLC, Variant.SLC))
+                mixes += len(mixed)
+    assert mixes > 0

@@ -1,5 +1,5 @@
 """``deepfrack stats``: the statistics and report of a schedule.json: components.csv, summary.csv, the
-pictures, report.html and report.md."""
+pictures, report.html and report.md (docs/stats.md)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from pathlib import Path
 
 import click
 
-from deepfrack.benchmark.tables_io import read_tables
+from deepfrack import api
 from deepfrack.cli import main
-from deepfrack.cli.common import check_out, load_workload_noting_chains, out_option
+from deepfrack.cli.common import out_option
 
 
 @main.command("stats")
@@ -44,14 +44,5 @@ def stats(schedule_path: Path, tables: Path, workload: Path | None, out: Path) -
     Example (after `deepfrack run ... -o out/alexnet`):
       deepfrack stats -s out/alexnet/schedule.json -t out/alexnet/tables -o out/alexnet-stats
     """
-    from deepfrack.stats.load import load_schedule
-    from deepfrack.stats.write import write_stats  # matplotlib and jinja2 only for this command
-
-    check_out(out)
-    network = load_workload_noting_chains(workload)[0] if workload is not None else None
-    table = read_tables(tables)
-    loaded = load_schedule(schedule_path, table, network, tables)
-    written = write_stats(out, loaded.schedule, loaded.network, table, loaded.inputs)
-    for line in written.skipped:
-        click.echo(f"deepfrack: {line}", err=True)
-    click.echo(f"wrote {', '.join(str(p) for p in written.files)}")
+    result = api.stats(schedule=schedule_path, tables=tables, workload=workload, out=out)
+    click.echo(f"wrote {', '.join(str(p) for p in result.outputs)}")

@@ -121,8 +121,13 @@ def row_for(
 
 
 def tile_terms(sl: StackLayer) -> list[tuple[Term, ...]]:
-    """Per tile of a stack layer (compute order), the entries it costs and their weights."""
-    return [((v, 1.0),) for v in sl.variants]
+    """Per tile of a stack layer (compute order), the entries it costs and their weights: its variant,
+    or for a join that reads from DRAM too, ``on + share x (dram - on)`` as ``(on, 1 - share), (dram,
+    share)``."""
+    if sl.dram_variant is None or not sl.dram_share:
+        return [((v, 1.0),) for v in sl.variants]
+    f = sl.dram_share
+    return [((v, 1.0 - f), (sl.dram_variant, f)) for v in sl.variants]
 
 
 def layer_rows(

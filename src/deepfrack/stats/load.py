@@ -70,11 +70,20 @@ def _layer(entry: Any, path: Path, i: int) -> Layer:
 
 def network_from_schedule(doc: dict[str, Any], path: Path) -> Network:
     """The chain of layers schedule.json's ``network`` lists; consecutive layers whose channels or
-    planes do not agree are marked unchained, as a folder of Timeloop problem files is."""
+    planes do not agree are marked unchained, as a folder of Timeloop problem files is. A network with
+    joins (add, concat) cannot be rebuilt: the file lists its layers but not its edges."""
     raw = doc.get("network")
     if not isinstance(raw, list) or not raw:
         raise InputError(path, "network", "missing or empty: give the workload (--workload)")
     layers = [_layer(e, path, i) for i, e in enumerate(raw)]
+    for i, layer in enumerate(layers):
+        if layer.n_inputs > 1 or layer.kind in ("add", "concat"):
+            raise InputError(
+                path,
+                f"network[{i}]",
+                f"{layer.name} joins several tensors, and schedule.json does not record which layers feed "
+                "which: give the workload (--workload)",
+            )
     unchained = {
         i
         for i in range(1, len(layers))

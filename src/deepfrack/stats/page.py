@@ -69,7 +69,7 @@ def stack_lines(schedule: Schedule, network: Network, baseline_pJ: Sequence[floa
                 cached=", ".join(str(l) for l in st.cached_layers) or "none",
                 fused_uJ=uJ(st.energy_pJ),
                 layer_by_layer_uJ=uJ(sum(baseline_pJ[l] for l in span)),
-                recomputed_macs=st.macs - sum(network.layers[l].macs for l in span),
+                recomputed_macs=st.macs - sum(network.layers[l].macs for l in span) + st.skipped_macs,
             )
         )
     return out

@@ -1,9 +1,8 @@
-"""Readable outputs of a search: the log (deepfrack.log) and a bar chart of fused vs layer-by-layer energy."""
+"""The log of a search (deepfrack.log): inputs, stacks, totals, recompute and what the search skipped."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from deepfrack.search.schedule import Schedule, SearchStats, Stack
 from deepfrack.workload.layer import Network
@@ -32,10 +31,12 @@ def _layer_by_layer_of(st: Stack, per_layer_pJ: Sequence[float]) -> float:
 def _order_and_recompute(st: Stack, network: Network) -> list[str]:
     """The compute order of a stack's tiles and the MACs it recomputes (halo) over its layers alone."""
     alone = sum(network.layers[l].macs for l in range(st.first, st.last + 1))
-    extra = st.macs - alone
+    extra = st.macs - (alone - st.skipped_macs)  # fused = alone - skipped + recomputed halo
     pct = f" ({100 * extra / alone:+.2f}%)" if alone else ""
     if extra >= 0:
         macs = f"  recomputed MACs (halo): {extra:,}{pct} over these layers alone"
+        if st.skipped_macs:
+            macs += f", less {st.skipped_macs:,} MACs of pixels no consumer reads"
     else:
         macs = f"  MACs: {-extra:,} fewer than these layers alone{pct}: the tiles do not compute every output"
     return ["  compute order: row-major from the top-left (left to right, then the next row down)", macs]
@@ -102,7 +103,7 @@ def render_log(
             f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer "
             f"(halo recompute {100 * schedule.recompute:.2f}%)"
         )
-    else:
+    elif schedule.receptive_field == "legacy":
         out.append(
             f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: the fused tiles compute only "
             f"{100 * tot.macs / base.macs:.2f}% of the network's MACs"
@@ -110,6 +111,14 @@ def render_log(
         out.append(
             "note: the fused tiles do not cover every layer's output (the legacy rule ignores padding and "
             "pooling), so this saving is not a like-for-like comparison"
+        )
+    else:
+        skipped = schedule.skipped_macs
+        out.append(
+            f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: {schedule.skipped_pixels:,} output "
+            f"pixels that no consumer reads are not computed ({skipped:,} MACs; e.g. the last row of an odd "
+            f"plane before a 2x2, stride-2 pool), more than the halo recompute adds "
+            f"({tot.macs - (base.macs - skipped):,} MACs)"
         )
     if stats is not None:
         out.append("")
@@ -122,13 +131,3 @@ def render_log(
             out.append(f"  e.g. {ex}")
     out.append(f"Elapsed time: {elapsed_s:.3f} s")
     return "\n".join(out) + "\n"
-
-
-def plot_energy(
-    schedule: Schedule, network: Network, per_layer_baseline_pJ: Sequence[float], path: str | Path
-) -> None:
-    """Bar chart: for each stack and in total, fused energy vs the same layers run layer by layer (uJ)."""
-    from deepfrack.stats.pictures import stack_energy_figure  # matplotlib only when drawing
-
-    fig = stack_energy_figure(schedule, network, per_layer_baseline_pJ)
-    fig.savefig(path, dpi=120, format="png")

@@ -2,20 +2,19 @@
 
 Writes ``components.csv``, ``summary.csv``, the pictures (PNG), ``report.html`` (pictures embedded) and
 ``report.md`` (pictures linked). Everything is computed first, then written into a temporary folder
-beside the output folder and moved into place only when complete: on any error nothing is written.
+beside the output folder and moved into place only when complete (``deepfrack.files.output_folder``):
+on any error nothing is written.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deepfrack.cost.table import CostTable
+from deepfrack.files import output_folder
 from deepfrack.search.schedule import Schedule
 from deepfrack.stats.components import LAYER_BY_LAYER, component_rows
 from deepfrack.stats.page import Picture, render, report_context
@@ -92,32 +91,15 @@ def stats_contents(
     return files, skipped
 
 
-def publish(out: Path, files: Mapping[str, bytes]) -> list[Path]:
-    """Write ``files`` into a temporary folder (inside ``out`` when it exists, else beside it), then move
-    them into ``out`` (the whole folder when ``out`` does not exist yet). On an error nothing reaches
-    ``out``."""
-    out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # inside an existing folder (which may be the only writable one), else beside it
-    tmp = Path(
-        tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out if out.is_dir() else out.parent)
-    )
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)
-        for name, data in files.items():
-            (tmp / name).write_bytes(data)
-        if not out.exists():
-            os.rename(tmp, out)
-        else:
-            for name in files:
-                os.replace(tmp / name, out / name)
-            tmp.rmdir()
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return [out / name for name in files]
+def write_stats_into(
+    folder: str | Path, schedule: Schedule, network: Network, table: CostTable, inputs: Mapping[str, Any]
+) -> StatsFiles:
+    """Write the statistics files into ``folder`` (which exists), for a caller that publishes a whole
+    set of outputs at once (``deepfrack.api.write_outputs``)."""
+    files, skipped = stats_contents(schedule, network, table, inputs)
+    for name, data in files.items():
+        (Path(folder) / name).write_bytes(data)
+    return StatsFiles([Path(folder) / name for name in files], skipped)
 
 
 def write_stats(
@@ -125,6 +107,12 @@ def write_stats(
 ) -> StatsFiles:
     """Write the statistics of ``schedule`` (costed from ``table``) into ``out_dir``: components.csv,
     summary.csv, the pictures, report.html and report.md. ``inputs`` is what the run was given (as in
-    schedule.json). MissingCostError, with nothing written, when the table lacks an entry."""
+    schedule.json). All or nothing: the files are computed first, written into a temporary folder beside
+    ``out_dir`` and moved into place when complete; MissingCostError, with nothing written, when the
+    table lacks an entry."""
+    out = Path(out_dir)
     files, skipped = stats_contents(schedule, network, table, inputs)
-    return StatsFiles(publish(Path(out_dir), files), skipped)
+    with output_folder(out) as tmp:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+    return StatsFiles([out / name for name in files], skipped)
