@@ -40,9 +40,11 @@ class CostRecord:
 
     @property
     def outermost_level(self) -> str | None:
-        """The outermost storage level (DRAM): the first level of ``level_energy_pJ``, None when the
-        record has no per-level split."""
-        return next(iter(self.level_energy_pJ), None)
+        """The outermost storage level (DRAM): the first level of ``level_energy_pJ`` that has access
+        counts (the compute unit has none), else its first level; None without a per-level split."""
+        return next(
+            (n for n in self.level_energy_pJ if n in self.accesses), next(iter(self.level_energy_pJ), None)
+        )
 
     def dram_words(self) -> dict[str, dict[str, float]] | None:
         """Words each tensor moves between the outermost storage level (DRAM) and the chip, over all
