@@ -255,7 +255,8 @@ def _halo_panel(fig: Figure, ax, stack: Stack, network: Network) -> None:
     computed, total = int(cov.sum()), plane[0] * plane[1]
     ax.set_title(
         f"layer {stack.first} ({network.layers[stack.first].name}) output {plane[0]}x{plane[1]}: "
-        f"regions of the {len(regions)} tiles\n{computed:,} pixels computed for {total:,} "
+        f"regions of the {len(regions)} tile{'s' if len(regions) > 1 else ''}\n"
+        f"{computed:,} pixels computed for {total:,} "
         f"({100 * (computed / total - 1):+.1f}%)",
         fontsize="medium",
     )
