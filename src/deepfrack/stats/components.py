@@ -26,7 +26,6 @@ from deepfrack.workload.layer import Network
 
 FUSED = "fused"
 LAYER_BY_LAYER = "layer_by_layer"
-SCHEDULES = (FUSED, LAYER_BY_LAYER)
 
 #: one cost-table entry of a mix and its weight
 Term = tuple[Variant, float]
