@@ -11,7 +11,7 @@ import click
 
 from deepfrack.benchmark.backend import resolve_backend
 from deepfrack.benchmark.cache import ResultCache
-from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
+from deepfrack.benchmark.executors import make_executor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
@@ -26,6 +26,7 @@ from deepfrack.cli.common import (
     JOBS,
     MAPPER,
     PROGRESS,
+    SCHEDULER,
     WORKLOAD,
     check_out,
     options,
@@ -76,7 +77,7 @@ def _parse_variants(text: str | None):
     default=None,
     help="With --shapes needed: the deepest stack `optimize` will consider [default: unlimited].",
 )
-@options(JOBS, BACKEND, CACHE)
+@options(JOBS, SCHEDULER, BACKEND, CACHE)
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Entries per batch [default: automatic]."
 )
@@ -92,6 +93,7 @@ def benchmark(
     variants: str | None,
     max_stack_depth: int | None,
     n_jobs: int | None,
+    scheduler: str | None,
     backend: str,
     cache_path: Path | None,
     batch_size: int | None,
@@ -111,7 +113,17 @@ def benchmark(
     vs = _parse_variants(variants)
     inputs = load_inputs(arch, components, constraints, mapper, ert, vs)
     result = benchmark_tables(
-        network, inputs, backend, shapes, max_stack_depth, n_jobs, cache_path, batch_size, progress, out
+        network,
+        inputs,
+        backend,
+        shapes,
+        max_stack_depth,
+        n_jobs,
+        cache_path,
+        batch_size,
+        progress,
+        out,
+        scheduler=scheduler,
     )
     if result.summary.failed:
         sys.exit(1)
@@ -128,6 +140,7 @@ def benchmark_tables(
     batch_size: int | None,
     progress: bool | None,
     out_dir: Path,
+    scheduler: str | None = None,
 ) -> BenchmarkResult:
     """Benchmark ``network`` (the shared core of `deepfrack benchmark` and `deepfrack run`): cost every
     entry the shape set asks for, from the cache where possible, write the tables to ``out_dir`` and print
@@ -146,10 +159,10 @@ def benchmark_tables(
         )
     needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
     jobs = enumerate_jobs(network, shapes, inputs.variants, needed)
-    executor = SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
     cache_file = cache_path or default_cache_path()
     show = sys.stderr.isatty() if progress is None else progress
-    with ResultCache(cache_file) as cache:
+    # the executor first: an unreachable scheduler stops the run before the cache is touched
+    with make_executor(n_jobs, scheduler) as executor, ResultCache(cache_file) as cache:
         try:
             result = run_benchmark(jobs, be, cache, executor, out_dir, batch_size=batch_size, progress=show)
         except KeyboardInterrupt:

@@ -27,6 +27,7 @@ from deepfrack.cli.common import (
     MAPPER,
     MAX_STACK_DEPTH,
     PROGRESS,
+    SCHEDULER,
     WORKLOAD,
     capacity_from_inputs,
     check_out,
@@ -50,6 +51,7 @@ from deepfrack.residency import VARIANTS
     CAPACITY,
     MAX_STACK_DEPTH,
     JOBS,
+    SCHEDULER,
     BACKEND,
     CACHE,
     PROGRESS,
@@ -65,6 +67,7 @@ def run(
     capacity: str,
     max_stack_depth: int | None,
     n_jobs: int | None,
+    scheduler: str | None,
     backend: str,
     cache_path: Path | None,
     progress: bool | None,
@@ -85,7 +88,17 @@ def run(
     cap = None if capacity == "unlimited" else capacity_from_inputs(inputs)
     tables_dir = out / "tables"
     result = benchmark_tables(
-        network, inputs, backend, "needed", max_stack_depth, n_jobs, cache_path, None, progress, tables_dir
+        network,
+        inputs,
+        backend,
+        "needed",
+        max_stack_depth,
+        n_jobs,
+        cache_path,
+        None,
+        progress,
+        tables_dir,
+        scheduler=scheduler,
     )
     if result.summary.failed:
         click.echo("deepfrack: not searching: some entries failed (see above)", err=True)
