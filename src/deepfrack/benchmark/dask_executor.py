@@ -281,7 +281,7 @@ def _check_workers(client: distributed.Client, code: str, scheduler: str) -> Non
             raise InputError(
                 None,
                 "--scheduler",
-                f"{scheduler}: worker {address} cannot run deepfrack ({type(answer).__name__}: {answer}); "
+                f"{scheduler}: worker {address} cannot run deepfrack ({answer}); "
                 "install the same deepfrack on the workers",
             )
         if answer != code:
