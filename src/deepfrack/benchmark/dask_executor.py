@@ -181,7 +181,7 @@ class DaskExecutor:
                     dashboard_address=":0",  # a free port: never in the way of another cluster
                     silence_logs=logging.ERROR,
                 )
-            self._client = distributed.Client(self._cluster)
+            self._client = distributed.Client(self._cluster, set_as_default=False)
         return self._client
 
     def _thread_count(self, client: distributed.Client, fresh: bool = False) -> int:
@@ -198,7 +198,10 @@ class DaskExecutor:
             return
         client = self._ensure_client()
         name = f"deepfrack-{uuid.uuid4().hex}"
-        client.register_plugin(EvaluatorPlugin(backend, self._code, self._cluster is not None), name=name)
+        try:
+            client.register_plugin(EvaluatorPlugin(backend, self._code, self._cluster is not None), name=name)
+        except Exception as exc:  # a worker could not take it (cannot unpickle the backend, say)
+            raise DeepfrackError(f"cannot send the backend to the Dask workers: {exc}") from None
         pending: dict[distributed.Future, int] = {}
         done = distributed.as_completed(loop=client.loop)
         next_batch = 0
