@@ -253,7 +253,7 @@ def _connect(scheduler: str, timeout: float) -> distributed.Client:
     else:
         raise InputError(
             None,
-            "--scheduler",
+            "scheduler",
             f"{scheduler!r} is neither 'local', a scheduler address (tcp://HOST:PORT) nor a scheduler file",
         )
     try:
@@ -261,7 +261,7 @@ def _connect(scheduler: str, timeout: float) -> distributed.Client:
     except (OSError, TimeoutError) as exc:
         timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc).lower()
         detail = f"no answer within {timeout:g} s" if timed_out else str(exc).splitlines()[0]
-        raise InputError(None, "--scheduler", f"cannot reach {what}: {detail}") from None
+        raise InputError(None, "scheduler", f"cannot reach {what}: {detail}") from None
 
 
 def _address_in(path: Path) -> str:
@@ -283,14 +283,14 @@ def _check_workers(client: distributed.Client, code: str, scheduler: str) -> Non
         if isinstance(answer, BaseException):
             raise InputError(
                 None,
-                "--scheduler",
+                "scheduler",
                 f"{scheduler}: worker {address} cannot run deepfrack ({answer}); "
                 "install the same deepfrack on the workers",
             )
         if answer != code:
             raise InputError(
                 None,
-                "--scheduler",
+                "scheduler",
                 f"{scheduler}: worker {address} runs other deepfrack code than this client; "
                 "install the same deepfrack on the workers",
             )

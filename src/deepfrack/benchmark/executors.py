@@ -216,7 +216,7 @@ def make_executor(jobs: int | None = None, scheduler: str | None = None) -> Iter
         import distributed  # noqa: F401
     except ImportError:
         raise InputError(
-            None, "--scheduler", "running on Dask needs the dask extra: pip install 'deepfrack[dask]'"
+            None, "scheduler", "running on Dask needs the dask extra: pip install 'deepfrack[dask]'"
         ) from None
     from deepfrack.benchmark.dask_executor import DaskExecutor
 
