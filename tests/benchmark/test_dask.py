@@ -238,9 +238,26 @@ def test_cli_unreachable_scheduler(tiny_net: Path, tmp_path: Path):
     assert res.exit_code == 2
     assert res.output == (
         f"deepfrack: error: --scheduler: cannot reach the Dask scheduler at tcp://127.0.0.1:{port}: "
-        "no answer within 5 s\n"
+        "connection refused\n"
     )
     assert list(tmp_path.iterdir()) == [tiny_net]  # no cache, no output folder
+
+
+def test_a_server_that_is_not_a_scheduler():
+    """A port where something accepts connections but never answers (another service): Dask's client
+    alone would wait there for ever."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        address = f"tcp://127.0.0.1:{s.getsockname()[1]}"
+        start = time.monotonic()
+        with pytest.raises(
+            InputError, match=f"cannot reach the Dask scheduler at {address}: no answer within 0.5 s"
+        ):
+            DaskExecutor(address, connect_timeout=0.5)
+        assert time.monotonic() - start < 30
 
 
 @pytest.mark.parametrize(

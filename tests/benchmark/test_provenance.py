@@ -115,7 +115,8 @@ def test_what_does_not_change_results_keeps_the_fingerprint(
 
 def test_the_package_version_counts(inputs, monkeypatch: pytest.MonkeyPatch):
     before = _fingerprints(inputs)
-    monkeypatch.setattr(deepfrack, "__version__", deepfrack.__version__ + ".post1")
+    assert provenance.__version__ == deepfrack.__version__  # the package's version is the one hashed
+    monkeypatch.setattr(provenance, "__version__", deepfrack.__version__ + ".post1")
     assert all(a != b for a, b in zip(_fingerprints(inputs).values(), before.values()))
 
 

@@ -24,20 +24,25 @@ This module imports ``distributed`` at the top; it is imported only when a sched
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
 import re
 import signal
+import socket
 import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import distributed
+from distributed.comm.addressing import parse_address, parse_host_port
 from distributed.diagnostics.plugin import WorkerPlugin
 
+from deepfrack._version import __version__
 from deepfrack.benchmark.backend import Backend, Evaluator
 from deepfrack.benchmark.executors import BatchResult, _sigint_ignored, available_cores, evaluate_batch
 from deepfrack.benchmark.jobs import Job
@@ -91,11 +96,9 @@ class EvaluatorPlugin(WorkerPlugin):
             if not self._checked:
                 here = deepfrack_code()
                 if here != self.code:
-                    import deepfrack
-
                     self._mismatch = (
                         f"the Dask worker runs other deepfrack code than the client (deepfrack "
-                        f"{deepfrack.__version__}, code {here[:12]} vs {self.code[:12]}): install the "
+                        f"{__version__}, code {here[:12]} vs {self.code[:12]}): install the "
                         "same deepfrack on the workers"
                     )
                 self._checked = True
@@ -257,11 +260,31 @@ def _connect(scheduler: str, timeout: float) -> distributed.Client:
             f"{scheduler!r} is neither 'local', a scheduler address (tcp://HOST:PORT) nor a scheduler file",
         )
     try:
+        _probe(address, timeout)
         return distributed.Client(address, timeout=timeout, set_as_default=False)
     except (OSError, TimeoutError) as exc:
         timed_out = isinstance(exc, TimeoutError) or "timed out" in str(exc).lower()
-        detail = f"no answer within {timeout:g} s" if timed_out else str(exc).splitlines()[0]
+        detail = f"no answer within {timeout:g} s" if timed_out else (exc.strerror or str(exc)).lower()
         raise InputError(None, "scheduler", f"cannot reach {what}: {detail}") from None
+
+
+def _probe(address: str, timeout: float) -> None:
+    """OSError or TimeoutError unless a Dask scheduler answers at ``address`` within ``timeout``. For
+    TCP, a plain connection first: a refused one fails at once, with the reason, where Dask retries
+    until its timeout. Then Dask's handshake, bounded: its client waits without end on a port where
+    another kind of server accepts the connection but never answers. (In a thread of its own, so that
+    it runs under an event loop already running, as in a notebook.)"""
+    scheme, location = parse_address(address)
+    if scheme == "tcp":
+        host, port = parse_host_port(location)
+        socket.create_connection((host, port), timeout=timeout).close()
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, _handshake(address, timeout)).result()
+
+
+async def _handshake(address: str, timeout: float) -> None:
+    comm = await asyncio.wait_for(distributed.comm.connect(address, timeout=timeout), timeout)
+    await comm.close()
 
 
 def _address_in(path: Path) -> str:
