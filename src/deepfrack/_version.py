@@ -1,4 +1,3 @@
-"""deepfrack's version, in a module of its own: the stages read it without importing the package's
-``__init__`` (which reaches the API, the top stage)."""
+"""deepfrack's version: one place, read by the package, the cache's code digest and the build."""
 
 __version__ = "0.1.0"
