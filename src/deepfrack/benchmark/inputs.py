@@ -173,7 +173,8 @@ def load_inputs(
     vs = tuple(v for v in VARIANTS if v in set(variants))
     shared: list[SourceFile] = []
     per_variant: dict[Variant, SourceFile] = {}
-    shared_set, variant_sets = Constraints(), dict[Variant, Constraints]()
+    shared_set = Constraints()
+    variant_sets: dict[Variant, Constraints] = {}
     if constraints is not None:
         cp = Path(constraints)
         if cp.is_dir():
