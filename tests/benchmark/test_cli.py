@@ -259,7 +259,7 @@ def test_needed_shapes_come_from_the_search(tmp_path: Path, monkeypatch: pytest.
     }
     seen = []
     monkeypatch.setattr(
-        "deepfrack.cli.benchmark_cmd.required_shapes",
+        "deepfrack.api.required_shapes",
         lambda network, depth, capacity: seen.append((depth, capacity)) or asked,
     )
     r = _invoke(tmp_path, "--shapes", "needed", "--max-stack-depth", "3")

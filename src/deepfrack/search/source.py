@@ -99,7 +99,7 @@ class TableSource:
         return _table_of(keys, self.table, "not in the cost table")
 
 
-class EntriesFailed(DeepfrackError):
+class CostingFailed(DeepfrackError):
     """Some entries could not be costed (the evaluator failed; a re-run retries them)."""
 
 
@@ -149,7 +149,7 @@ class BenchmarkSource:
         self.stats.computed += self.session.summary.computed - before
         failed = [j.describe() for j in jobs if outcomes[j.key].status == "error"]
         if failed:
-            raise EntriesFailed(
+            raise CostingFailed(
                 f"{len(failed)} entries failed (not cached), e.g. {'; '.join(failed[:3])}: "
                 f"{outcomes[jobs[0].key].reason if len(jobs) == 1 else 'see the reasons above'}; "
                 "run the same command again to retry them"
@@ -165,4 +165,4 @@ class BenchmarkSource:
         return table
 
 
-__all__ = ["BenchmarkSource", "CostSource", "EntriesFailed", "SourceStats", "TableSource"]
+__all__ = ["BenchmarkSource", "CostSource", "CostingFailed", "SourceStats", "TableSource"]
