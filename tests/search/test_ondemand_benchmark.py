@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from deepfrack.api import capacity_of
 from deepfrack.benchmark.builtin import make_builtin_backend
 from deepfrack.benchmark.cache import ResultCache, record_to_json
 from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
 from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.jobs import enumerate_jobs, make_job
 from deepfrack.benchmark.runner import BenchmarkSession, run_benchmark
-from deepfrack.cli.common import capacity_from_inputs
 from deepfrack.residency import VARIANTS, Variant
 from deepfrack.search import optimize, required_shapes
 from deepfrack.search.ondemand import optimize_on_demand
@@ -40,7 +40,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     tmp = tmp_path_factory.mktemp("ondemand")
     inputs = load_inputs(SIMBA / "arch/simba_like.yaml", None, SIMBA / "constraints", None, None, VARIANTS)
     backend = make_builtin_backend(inputs)
-    cap = capacity_from_inputs(inputs)
+    cap = capacity_of(inputs)
     keys = required_shapes(NET, None, cap)
     jobs = enumerate_jobs(NET, "needed", VARIANTS, keys)
     with ResultCache(tmp / "all.sqlite") as cache:
