@@ -91,3 +91,28 @@ def test_run_on_demand_and_exhaustive_agree(tmp_path: Path):
         sizes[mode] = len(read_tables(out / "tables"))
     assert docs["on-demand"] == docs["exhaustive"]
     assert sizes["on-demand"] < sizes["exhaustive"]
+
+
+def test_run_stops_when_entries_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An entry whose evaluator fails stops the on-demand search: exit code 1, the failure named, nothing
+    written (the entries costed so far stay cached)."""
+    monkeypatch.setenv("FAKE_FAIL", "layer 2 (p1), variant SLC")
+    net = tmp_path / "net.yaml"
+    net.write_text(NET)
+    out = tmp_path / "out"
+    args = [
+        "run",
+        "-w",
+        str(net),
+        "-a",
+        str(SIMBA / "arch/simba_like.yaml"),
+        "-c",
+        str(SIMBA / "constraints"),
+    ]
+    args += ["--backend", "tests.benchmark.fake_backend:make", "--jobs", "1"]
+    args += ["--cache", str(tmp_path / "cache.sqlite"), "--no-progress", "-o", str(out)]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 1
+    assert "failed" in res.output and "not searching" in res.output
+    assert "fake crash on layer 2 (p1), variant SLC" in res.output
+    assert not out.exists()

@@ -23,19 +23,17 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 import numpy as np
 
 from deepfrack.benchmark.jobs import make_job
+from deepfrack.benchmark.runner import BenchmarkSession, table_from_outcomes
 from deepfrack.cost.table import CostKey, CostTable
 from deepfrack.errors import DeepfrackError
 from deepfrack.residency import Variant
 from deepfrack.search.costs import CostGrids, Metric
 from deepfrack.workload.layer import Network
-
-if TYPE_CHECKING:
-    from deepfrack.benchmark.runner import BenchmarkSession
 
 
 class CostSource(Protocol):
@@ -139,6 +137,8 @@ class BenchmarkSource:
         return energy if metric == "energy" else cycles
 
     def cost(self, keys: Sequence[CostKey]) -> CostTable:
+        """The entries, from the cache or computed now; CostingFailed when the evaluator failed on some
+        (they are not cached: running again retries them)."""
         keys = list(dict.fromkeys(keys))
         jobs = [make_job(self.network, l, v, h, w) for l, v, h, w in keys]
         before = self.session.summary.computed
@@ -147,22 +147,13 @@ class BenchmarkSource:
         self._seen.update(new)
         self.stats.requested += len(new)
         self.stats.computed += self.session.summary.computed - before
-        failed = [j.describe() for j in jobs if outcomes[j.key].status == "error"]
+        failed = [j for j in jobs if outcomes[j.key].status == "error"]
         if failed:
             raise CostingFailed(
-                f"{len(failed)} entries failed (not cached), e.g. {'; '.join(failed[:3])}: "
-                f"{outcomes[jobs[0].key].reason if len(jobs) == 1 else 'see the reasons above'}; "
-                "run the same command again to retry them"
+                f"{len(failed)} entries failed (not cached), e.g. {failed[0].describe()}: "
+                f"{outcomes[failed[0].key].reason}; run the same command again to retry them"
             )
-        table = CostTable(source=self.session.cache_path)
-        for job in jobs:
-            o = outcomes[job.key]
-            if o.status == "ok" and o.record is not None:
-                table.records[job.key] = o.record
-            else:
-                table.infeasible.add(job.key)
-                table.reasons[job.key] = o.reason
-        return table
+        return table_from_outcomes(jobs, outcomes, self.session.cache_path)
 
 
 __all__ = ["BenchmarkSource", "CostSource", "CostingFailed", "SourceStats", "TableSource"]
