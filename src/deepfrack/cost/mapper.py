@@ -89,6 +89,52 @@ LADDER: tuple[int, ...] = tuple(
 )
 
 
+def ladder_uses(h: int, w: int) -> tuple[int, ...]:
+    """Indices of the ``LADDER`` rungs whose best mappings warm-start the search of a tile h x w: the
+    nearest rungs below and above each side; for a rung's own square tile, the rung below it."""
+    if h == w:
+        i = bisect.bisect_left(LADDER, h)
+        if i < len(LADDER) and LADDER[i] == h:
+            return (i - 1,) if i > 0 else ()
+    picked: set[int] = set()
+    for side in {h, w}:
+        i = bisect.bisect_left(LADDER, side)  # LADDER[i] >= side
+        picked.update(j for j in (i - 1, i) if 0 <= j < len(LADDER))
+    return tuple(sorted(picked))
+
+
+def ladder_to_plain(rungs: TMapping[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """One rung ({constraint group: best mappings}) as JSON data (``ladder_from_plain`` reads it back
+    exactly)."""
+    return {
+        str(gi): [
+            {
+                "factors": [np.asarray(f).tolist() for f in sd["factors"]],
+                "orders": [[int(x) for x in o] for o in sd["orders"]],
+                "kbits": int(sd["kbits"]),
+                "free": [list(map(int, p)) for p in sd["free"]],
+            }
+            for sd in portable
+        ]
+        for gi, portable in rungs.items()
+    }
+
+
+def ladder_from_plain(doc: TMapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    return {
+        int(gi): [
+            {
+                "factors": [np.array(f, dtype=np.int64) for f in sd["factors"]],
+                "orders": [tuple(o) for o in sd["orders"]],
+                "kbits": int(sd["kbits"]),
+                "free": tuple(tuple(p) for p in sd["free"]),
+            }
+            for sd in portable
+        ]
+        for gi, portable in doc.items()
+    }
+
+
 @dataclass(frozen=True)
 class MapperOptions:
     """Search settings. ``enumerate_limit``: enumerate spaces up to this many candidates;
@@ -780,15 +826,11 @@ class LayerMapper:
 
     def _seeds_for(self, gi: int, g: dict[str, Constraints], h: int, w: int) -> list[dict[str, Any]]:
         """Warm starts of a tile h x w: the best mappings of the ladder rungs nearest below and
-        above h and w."""
+        above h and w (``ladder_uses``)."""
         if not self.options.anchor:
             return []
         seeds: list[dict[str, Any]] = []
-        picked: set[int] = set()
-        for side in {h, w}:
-            i = bisect.bisect_left(LADDER, side)  # LADDER[i] >= side
-            picked.update(j for j in (i - 1, i) if 0 <= j < len(LADDER))
-        for i in sorted(picked):
+        for i in ladder_uses(h, w):
             seeds += self._rung(gi, g, i)
         return seeds
 
@@ -796,10 +838,29 @@ class LayerMapper:
         if h == w and self.options.anchor:
             i = bisect.bisect_left(LADDER, h)
             if i < len(LADDER) and LADDER[i] == h:
+                if (gi, h, w) not in self._memo_group and (gi, i) in self._rungs:
+                    # the rung was given (``add_ladder``) without its results: the same search again
+                    below = self._rung(gi, g, i - 1) if i > 0 else []
+                    self._memo_group[(gi, h, w)] = self._search(gi, g, h, w, below, extra_effort=True)[0]
                 self._rung(gi, g, i)
                 return self._memo_group[(gi, h, w)]
         results, _ = self._search(gi, g, h, w, self._seeds_for(gi, g, h, w), extra_effort=False)
         return results
+
+    # ---- the ladder, shared between processes ---------------------------------------------------
+    def ladder(self, top: int) -> dict[int, dict[int, list[dict[str, Any]]]]:
+        """{rung index: {constraint group: best mappings}} of rungs 0..top, searched where not known."""
+        if not self.options.anchor:
+            return {}
+        return {i: {gi: self._rung(gi, g, i) for gi, g in enumerate(self.groups)} for i in range(top + 1)}
+
+    def add_ladder(self, rungs: TMapping[int, TMapping[int, list[dict[str, Any]]]]) -> None:
+        """Take rungs computed elsewhere (by ``ladder`` on the same layer problem, constraints and
+        options, so exactly what this mapper would find): the tiles that start from them skip the
+        ladder's searches."""
+        for i, groups in rungs.items():
+            for gi, portable in groups.items():
+                self._rungs.setdefault((int(gi), int(i)), portable)
 
     def _search(
         self,
@@ -1053,10 +1114,14 @@ def map_tile(
 
 
 __all__ = [
+    "LADDER",
     "LayerMapper",
     "MapResult",
     "MapperOptions",
     "Problem",
+    "ladder_from_plain",
+    "ladder_to_plain",
+    "ladder_uses",
     "map_tile",
     "tile_problem",
 ]
