@@ -60,7 +60,7 @@ def test_batch_equals_one_by_one():
     rng = np.random.default_rng(7)
     arch, layer, _ = random_case(rng)
     # many random mappings of this one layer on this one architecture
-    from deepfrack.cost.mapping import LevelMapping, Mapping
+    from deepfrack.cost.mapping import LevelMapping, LoopMapping
 
     fan = arch_fanouts_inner_first(arch)[::-1]
     maps = []
@@ -76,7 +76,7 @@ def test_batch_equals_one_by_one():
                 else:
                     tf[i][d] *= p
         maps.append(
-            Mapping(
+            LoopMapping(
                 tuple(
                     LevelMapping(
                         lv.name,

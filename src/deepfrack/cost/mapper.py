@@ -48,8 +48,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from collections.abc import Mapping as TMapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +57,7 @@ import numpy as np
 from deepfrack.arch.capacity import capacity_spec
 from deepfrack.arch.spec import Architecture, Constraints, EnergyTable
 from deepfrack.cost.fastmodel import FastModel, FastResult
-from deepfrack.cost.mapping import Mapping
+from deepfrack.cost.mapping import LoopMapping
 from deepfrack.cost.mapspace import (
     Candidates,
     DimTable,
@@ -145,9 +144,9 @@ class MapResult:
     cycles: float = math.nan
     macs: int = 0
     utilization: float = math.nan
-    level_energy_pJ: TMapping[str, float] = field(default_factory=dict)
-    accesses: TMapping[str, Any] = field(default_factory=dict)
-    mapping: Mapping | None = None
+    level_energy_pJ: Mapping[str, float] = field(default_factory=dict)
+    accesses: Mapping[str, Any] = field(default_factory=dict)
+    mapping: LoopMapping | None = None
     repeats: int = 1
     notes: tuple[str, ...] = ()
     evaluated: int = 0
@@ -172,7 +171,7 @@ class MapResult:
         )
 
 
-def mapping_directives(mapping: Mapping, repeats: int = 1) -> list[dict[str, Any]]:
+def mapping_directives(mapping: LoopMapping, repeats: int = 1) -> list[dict[str, Any]]:
     """A mapping as Timeloop map.yaml directives, in the order Timeloop writes them (datatype
     directives inner to outer, then each level's spatial and temporal directives inner to outer):
     ``{target, type: datatype, keep, bypass}`` / ``{target, type: temporal|spatial, factors: {dim: n},
@@ -682,7 +681,7 @@ class _Search:
 # --------------------------------------------------------------------------------------------- #
 # layer mapper
 # --------------------------------------------------------------------------------------------- #
-def _as_constraint_sets(constraints: Constraints | TMapping[Any, Constraints]) -> dict[str, Constraints]:
+def _as_constraint_sets(constraints: Constraints | Mapping[Any, Constraints]) -> dict[str, Constraints]:
     if isinstance(constraints, Constraints):
         return {"default": constraints}
     out = {}
@@ -720,7 +719,7 @@ class LayerMapper:
         arch: Architecture,
         energy: EnergyTable,
         layer: Layer,
-        constraints: Constraints | TMapping[Any, Constraints],
+        constraints: Constraints | Mapping[Any, Constraints],
         options: MapperOptions | None = None,
     ):
         from deepfrack.cost.model import default_rules
@@ -1038,7 +1037,7 @@ def map_tile(
     arch: Architecture,
     energy: EnergyTable,
     layer: Layer,
-    constraints: Constraints | TMapping[Any, Constraints],
+    constraints: Constraints | Mapping[Any, Constraints],
     objective: Objective | str | Sequence[str] = "energy",
     seed: int = 0,
     h: int | None = None,

@@ -1,7 +1,9 @@
 """Timeloop mappings: one per storage level, outer to inner, in Timeloop's map.yaml vocabulary.
 
-A :class:`Mapping` holds, for every storage level of an :class:`~deepfrack.arch.spec.Architecture`
-(outermost first, the order of ``Architecture.levels``):
+A :class:`LoopMapping` is what Timeloop calls a mapping (``src/mapping/mapping.hpp``): the loop nest
+of one layer tiled over the storage levels, plus each level's keep/bypass choices. It holds, for every
+storage level of an :class:`~deepfrack.arch.spec.Architecture` (outermost first, the order of
+``Architecture.levels``):
 
 * the temporal loop factors of the seven CNN-layer dimensions and their order,
 * the spatial loop factors (the fan-out from this level to the next inner level's instances), their
@@ -24,8 +26,7 @@ reported as :class:`~deepfrack.errors.InputError` naming the file and the field.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from collections.abc import Mapping as TMapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -75,7 +76,7 @@ class LevelMapping:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class LoopMapping:
     """One mapping: a :class:`LevelMapping` per storage level, outermost first (the order of
     ``Architecture.levels``)."""
 
@@ -140,7 +141,7 @@ def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> 
     """Factors as a dict {dim index: factor}; accepts "C2 M1 ...", "C=2 M=1", a list of such
     strings, or a mapping. 0 means the full problem dimension (Timeloop's convention)."""
     items: list[tuple[str, Any]] = []
-    if isinstance(value, TMapping):
+    if isinstance(value, Mapping):
         items = [(str(k), v) for k, v in value.items()]
     elif isinstance(value, str) or (
         isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
@@ -239,8 +240,8 @@ def mapping_from_directives(
     layer: Layer,
     source: str | Path | None = None,
     field_prefix: str = "mapping",
-) -> Mapping:
-    """Build and validate a :class:`Mapping` from Timeloop mapping directives (the list under
+) -> LoopMapping:
+    """Build and validate a :class:`LoopMapping` from Timeloop mapping directives (the list under
     ``mapping:`` in map.yaml, or a reference JSONL ``mapping`` list).
 
     Levels without a temporal directive get factor 1 everywhere; tensors not mentioned by a
@@ -264,7 +265,7 @@ def mapping_from_directives(
     keep: dict[int, list[bool]] = {i: [True, True, True] for i in range(len(names))}
     for k, d in enumerate(directives):
         where = f"{field_prefix}[{k}]"
-        if not isinstance(d, TMapping):
+        if not isinstance(d, Mapping):
             raise InputError(path, where, f"expected a mapping directive, got {d!r}")
         target = d.get("target")
         if isinstance(target, int) and not isinstance(target, bool):
@@ -342,13 +343,13 @@ def mapping_from_directives(
                 keep=tuple(keep[i]),  # type: ignore[arg-type]
             )
         )
-    m = Mapping(tuple(levels), source=path)
+    m = LoopMapping(tuple(levels), source=path)
     validate_mapping(m, arch, layer, source=path, field=field_prefix)
     return m
 
 
 def validate_mapping(
-    mapping: Mapping, arch: Architecture, layer: Layer, source: str | None = None, field: str = "mapping"
+    mapping: LoopMapping, arch: Architecture, layer: Layer, source: str | None = None, field: str = "mapping"
 ) -> None:
     """InputError unless the mapping has one level per architecture level (same names, same order),
     positive factors, valid orders, and factor products equal to the layer's dimensions."""
@@ -404,7 +405,7 @@ def _fanouts(arch: Architecture) -> list[tuple[int, int]]:
     return out
 
 
-def load_map_yaml(path: str | Path, arch: Architecture, layer: Layer) -> Mapping:
+def load_map_yaml(path: str | Path, arch: Architecture, layer: Layer) -> LoopMapping:
     """Read a Timeloop map.yaml (``mapping: [...]``, or a bare list) for ``arch`` and ``layer``."""
     from deepfrack.workload.loaders import read_yaml
 
@@ -412,13 +413,13 @@ def load_map_yaml(path: str | Path, arch: Architecture, layer: Layer) -> Mapping
     return mapping_from_doc(doc, arch, layer, source=path)
 
 
-def mapping_from_doc(doc: Any, arch: Architecture, layer: Layer, source: str | Path | None = None) -> Mapping:
-    if isinstance(doc, TMapping) and "mapping" in doc:
+def mapping_from_doc(
+    doc: Any, arch: Architecture, layer: Layer, source: str | Path | None = None
+) -> LoopMapping:
+    """A mapping from a map.yaml document (``{"mapping": [...]}``) or a bare list of directives."""
+    if isinstance(doc, Mapping) and "mapping" in doc:
         doc = doc["mapping"]
-        prefix = "mapping"
-    else:
-        prefix = "mapping"
-    return mapping_from_directives(doc, arch, layer, source=source, field_prefix=prefix)
+    return mapping_from_directives(doc, arch, layer, source=source)
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -446,7 +447,7 @@ class MappingBatch:
         return int(self.temporal.shape[0])
 
     @classmethod
-    def from_mappings(cls, mappings: Sequence[Mapping]) -> MappingBatch:
+    def from_mappings(cls, mappings: Sequence[LoopMapping]) -> MappingBatch:
         if not mappings:
             raise ValueError("empty list of mappings")
         names = tuple(lv.target for lv in mappings[0].levels)
@@ -461,8 +462,8 @@ class MappingBatch:
         kp = np.array([[lv.keep for lv in m.levels] for m in mappings], dtype=bool)
         return cls(tf, to, sf, so, sp, kp, names)
 
-    def mapping(self, b: int) -> Mapping:
-        """Candidate ``b`` as a :class:`Mapping`."""
+    def mapping(self, b: int) -> LoopMapping:
+        """Candidate ``b`` as a :class:`LoopMapping`."""
         names = self.level_names or tuple(f"L{i}" for i in range(self.temporal.shape[1]))
         levels = tuple(
             LevelMapping(
@@ -476,7 +477,7 @@ class MappingBatch:
             )
             for i in range(self.temporal.shape[1])
         )
-        return Mapping(levels)
+        return LoopMapping(levels)
 
     def take(self, idx: Iterable[int] | np.ndarray) -> MappingBatch:
         idx = np.asarray(list(idx) if not isinstance(idx, np.ndarray) else idx)

@@ -39,14 +39,13 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping as TMapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from deepfrack.arch.spec import Architecture, Constraints
-from deepfrack.cost.mapping import LevelMapping, Mapping, MappingBatch, layer_dims
+from deepfrack.cost.mapping import LevelMapping, LoopMapping, MappingBatch, layer_dims
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.workload.layer import Layer
 
@@ -261,8 +260,8 @@ class MapSpace:
         return ok
 
     # ---- to Timeloop mappings ----------------------------------------------------------------------
-    def mapping(self, c: Candidates, b: int, variant: int) -> Mapping:
-        """Candidate ``b`` under variant index ``variant`` as a :class:`Mapping`."""
+    def mapping(self, c: Candidates, b: int, variant: int) -> LoopMapping:
+        """Candidate ``b`` under variant index ``variant`` as a :class:`LoopMapping`."""
         tf, sx, sy = self.factors(c.take([b]))
         to = self.temporal_orders(c.take([b]))[0]
         keep = self.keeps(c.take([b]))[variant, 0]
@@ -286,7 +285,7 @@ class MapSpace:
                     keep=tuple(bool(x) for x in keep[l]),  # type: ignore[arg-type]
                 )
             )
-        return Mapping(tuple(levels), source="deepfrack mapper")
+        return LoopMapping(tuple(levels), source="deepfrack mapper")
 
     def mapping_batch(self, c: Candidates, variants: Sequence[int]) -> MappingBatch:
         """Candidates (paired with ``variants``, one variant index per candidate) as a MappingBatch."""
@@ -439,8 +438,8 @@ class SpaceTemplate:
 
 def space_template(
     arch: Architecture,
-    variant_constraints: TMapping[str, Constraints],
-    home_levels: TMapping[str, str] | None = None,
+    variant_constraints: Mapping[str, Constraints],
+    home_levels: Mapping[str, str] | None = None,
 ) -> SpaceTemplate:
     """See :class:`SpaceTemplate` and :func:`build_mapspace`."""
     from deepfrack.arch.constraints import effective_keep
@@ -579,8 +578,8 @@ def _orders_cached(
 def build_mapspace(
     arch: Architecture,
     layer: Layer,
-    variant_constraints: TMapping[str, Constraints] | None = None,
-    home_levels: TMapping[str, str] | None = None,
+    variant_constraints: Mapping[str, Constraints] | None = None,
+    home_levels: Mapping[str, str] | None = None,
     template: SpaceTemplate | None = None,
 ) -> MapSpace:
     """The mapspace of ``layer`` on ``arch`` for one or more constraint sets that differ only in

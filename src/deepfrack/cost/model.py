@@ -11,7 +11,7 @@ Public API::
 ``arch`` is a :class:`~deepfrack.arch.spec.Architecture`, ``energy`` an
 :class:`~deepfrack.arch.spec.EnergyTable` (an Accelergy ERT or the built-in table), ``layer`` a
 :class:`~deepfrack.workload.layer.Layer` (Timeloop's CNN-layer problem; padding is not part of it),
-``mapping`` a :class:`~deepfrack.cost.mapping.Mapping` and ``batch`` a
+``mapping`` a :class:`~deepfrack.cost.mapping.LoopMapping` and ``batch`` a
 :class:`~deepfrack.cost.mapping.MappingBatch`.
 
 The model reproduces Timeloop's counts exactly (per level and tensor: reads, fills, updates,
@@ -29,7 +29,7 @@ size / multiple buffering, instances and mesh X/Y vs the spatial fan-out used).
 
 from __future__ import annotations
 
-from collections.abc import Mapping as TMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,7 +37,7 @@ import numpy as np
 
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.cost.analytic import analytic_setup, analyze
-from deepfrack.cost.mapping import Mapping, MappingBatch, validate_mapping
+from deepfrack.cost.mapping import LoopMapping, MappingBatch, validate_mapping
 from deepfrack.cost.nest import arch_fanouts_inner_first, build_nest
 from deepfrack.cost.timeloop_post import (
     RULES,
@@ -129,7 +129,7 @@ class LevelResult:
     energy_pJ: float
     leakage_pJ: float
     cycles: int
-    tensors: TMapping[str, TensorStats]
+    tensors: Mapping[str, TensorStats]
 
     def totals(self, kind: str) -> dict[str, int]:
         """{tensor: count summed over instances} for kind "reads", "fills" or "updates" (0 for a
@@ -158,7 +158,7 @@ class ModelResult:
     mac_cycles: int
     mac_utilized: int
     rules: str
-    mapping: Mapping | None = None
+    mapping: LoopMapping | None = None
 
     def level(self, name: str) -> LevelResult:
         for lv in self.levels:
@@ -317,7 +317,7 @@ class LayerModel:
         )
 
     # ---- one mapping ------------------------------------------------------------------------
-    def evaluate(self, mapping: Mapping, method: str = "analytic") -> ModelResult:
+    def evaluate(self, mapping: LoopMapping, method: str = "analytic") -> ModelResult:
         """Evaluate one mapping. ``method`` "analytic" (closed form) or "simulate" (the reference
         simulator of Timeloop's nest analysis; slow, for cross-checks)."""
         validate_mapping(mapping, self.arch, self.layer, source=mapping.source)
@@ -340,7 +340,7 @@ def evaluate(
     arch: Architecture,
     energy: EnergyTable,
     layer: Layer,
-    mapping: Mapping,
+    mapping: LoopMapping,
     rules: TimeloopRules | str | None = None,
     method: str = "analytic",
 ) -> ModelResult:
@@ -375,7 +375,7 @@ def _check_layer(layer: Layer) -> Layer:
 
 
 def simulate_stats(
-    arch: Architecture, layer: Layer, mapping: Mapping, translation: str = "legacy"
+    arch: Architecture, layer: Layer, mapping: LoopMapping, translation: str = "legacy"
 ) -> NestStats:
     """NestStats of one mapping from the reference simulator (batch of one)."""
     from deepfrack.cost.nest import SPACE_X, SPACE_Y
@@ -468,7 +468,7 @@ def _result(
     arch: Architecture,
     tables: ArchTables,
     rules: TimeloopRules,
-    mapping: Mapping | None,
+    mapping: LoopMapping | None,
     bad_spatial: bool,
 ) -> ModelResult:
     L = len(tables.names)

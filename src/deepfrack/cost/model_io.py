@@ -14,7 +14,7 @@ from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.parse import architecture_from_data, component_classes
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.arch.yamlio import Document, find_tag, load_documents
-from deepfrack.cost.mapping import Mapping, mapping_from_directives
+from deepfrack.cost.mapping import LoopMapping, mapping_from_directives
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
 from deepfrack.dims import DIMS
@@ -51,7 +51,7 @@ class ModelInputs:
     arch: Architecture
     energy: EnergyTable
     layer: Layer
-    mapping: Mapping
+    mapping: LoopMapping
     rules: TimeloopRules
     sources: dict[str, str]
 

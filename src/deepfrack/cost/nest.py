@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from deepfrack.arch.spec import Architecture
-from deepfrack.cost.mapping import Mapping
+from deepfrack.cost.mapping import LoopMapping
 from deepfrack.dims import DIM_INDEX, C, M, N, P, Q, R, S
 from deepfrack.workload.layer import Layer
 
@@ -73,7 +73,7 @@ def arch_fanouts_inner_first(arch: Architecture) -> list[tuple[int, int]]:
     return out[::-1]
 
 
-def build_nest(arch: Architecture, mapping: Mapping) -> LoopNest:
+def build_nest(arch: Architecture, mapping: LoopMapping) -> LoopNest:
     """Timeloop's loop nest for this mapping (see the module docstring)."""
     fan = arch_fanouts_inner_first(arch)
     loops: list[Loop] = []

@@ -29,7 +29,7 @@ truncations and roundings of counts agree bit for bit.
 
 from __future__ import annotations
 
-from collections.abc import Mapping as TMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -57,7 +57,7 @@ class TimeloopRules:
     translation: str = "legacy"
     fill_elision: bool = False
     leakage: bool = False
-    actions: TMapping[str, tuple[str, ...]] = field(default_factory=dict)
+    actions: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
 
 
 #: Timeloop as the original DeepFrack ran it (a build between Nov 2022 and Apr 2023: its stats
@@ -152,7 +152,7 @@ def _pick(acts: dict[str, float], names: tuple[str, ...]) -> float | None:
     return None
 
 
-def _attr(attrs: TMapping, *names: str):
+def _attr(attrs: Mapping, *names: str):
     for n in names:
         if n in attrs and attrs[n] is not None:
             return attrs[n]
