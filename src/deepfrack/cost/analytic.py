@@ -108,9 +108,9 @@ class AnalyticSetup:
     rule alone (build it once per layer with :func:`analytic_setup`)."""
 
     A: np.ndarray  # int64 [3, 4, 7] (proj_matrix)
-    fanouts: tuple[tuple[int, int], ...]  # (X, Y) per storage level, innermost first
-    has_fan: np.ndarray  # bool [L], innermost first
-    fan_levels: tuple[int, ...]  # levels with a fan-out, innermost first
+    fanouts: tuple[tuple[int, int], ...]  # (X, Y) per storage level
+    has_fan: np.ndarray  # bool [L]
+    fan_levels: tuple[int, ...]  # levels with a fan-out
     nofan_levels: tuple[int, ...]  # the others
     stationary: bool
     P9: np.ndarray  # int64 [9, 7]: the nine coordinates of an op-space vector
@@ -123,12 +123,17 @@ class AnalyticSetup:
     irr: np.ndarray  # uint8 [3, 7]: not RELEVANT
 
 
-def _accumulate(op, a: np.ndarray, dtype=None, axis: int = 0) -> np.ndarray:
+def _accumulate(op, a: np.ndarray, dtype=None, axis: int = 0, from_end: bool = False) -> np.ndarray:
     """``op.accumulate(a, axis)`` for axis 0 or 1, slice by slice (numpy's accumulate along a
-    leading axis is many times slower than whole-slice operations)."""
+    leading axis is many times slower than whole-slice operations); ``from_end``: along axis 0
+    from its last slice to its first."""
     out = np.empty(a.shape, dtype or a.dtype)
     if a.shape[axis]:
-        if axis == 0:
+        if from_end:
+            out[-1] = a[-1]
+            for i in range(a.shape[0] - 2, -1, -1):
+                op(out[i + 1], a[i], out=out[i])
+        elif axis == 0:
             out[0] = a[0]
             for i in range(1, a.shape[0]):
                 op(out[i - 1], a[i], out=out[i])
@@ -147,9 +152,9 @@ for _m in range(128):
         _NTH_ACTIVE[_m, _j] = _p
 
 
-def analytic_setup(fanouts_inner_first, layer: Layer, translation: str = "legacy") -> AnalyticSetup:
+def analytic_setup(fanouts, layer: Layer, translation: str = "legacy") -> AnalyticSetup:
     A = proj_matrix(layer)
-    fan = tuple((int(x), int(y)) for x, y in fanouts_inner_first)
+    fan = tuple((int(x), int(y)) for x, y in fanouts)
     has = [fx * fy > 1 for fx, fy in fan]
     P9 = np.zeros((_C9, 7), np.int64)
     P9[:7] = np.eye(7, dtype=np.int64)
@@ -183,7 +188,7 @@ def analytic_setup(fanouts_inner_first, layer: Layer, translation: str = "legacy
 
 def analyze(
     batch: MappingBatch,
-    fanouts_inner_first: list[tuple[int, int]],
+    fanouts: list[tuple[int, int]],
     layer: Layer,
     translation: str = "legacy",
     setup: AnalyticSetup | None = None,
@@ -192,7 +197,7 @@ def analyze(
     architecture lists them). ``fanouts_inner_first``: (X, Y) fan-out per storage level, innermost
     first; ``setup``: :func:`analytic_setup` of these (built here when not given). Arrays below
     are candidate-last: [levels, dims or rows, B], levels in Timeloop order (innermost first)."""
-    su = setup if setup is not None else analytic_setup(fanouts_inner_first, layer, translation)
+    su = setup if setup is not None else analytic_setup(fanouts, layer, translation)
     stationary = su.stationary
     A = su.A
     B, L, _ = batch.temporal.shape
@@ -202,24 +207,24 @@ def analyze(
     has_fan = su.has_fan
 
     # ---- factors, Timeloop level order, candidate axis last ---------------------------------
-    buf = np.empty((L, 2, 7, B), np.int64)  # [l, 0] spatial, [l, 1] temporal factors
-    buf[:, 1] = batch.temporal[:, ::-1, :].transpose(1, 2, 0)
-    buf[:, 0] = batch.spatial[:, ::-1, :].transpose(1, 2, 0)
+    buf = np.empty((L, 2, 7, B), np.int64)  # [l, 0] temporal, [l, 1] spatial factors
+    buf[:, 0] = batch.temporal.transpose(1, 2, 0)
+    buf[:, 1] = batch.spatial.transpose(1, 2, 0)
     if su.nofan_levels:
         nofan = list(su.nofan_levels)
-        bad_spatial = (buf[nofan, 0] > 1).any(axis=(0, 1))
-        buf[nofan, 0] = 1
+        bad_spatial = (buf[nofan, 1] > 1).any(axis=(0, 1))
+        buf[nofan, 1] = 1
     else:
         bad_spatial = np.zeros(B, bool)
-    sf = buf[:, 0]
+    sf = buf[:, 1]
     # extents: ext_sp[l] = product of the factors below level l's temporal loops (their strides),
     # ext_tile[l] = the extent of level l's tile
-    cp = _accumulate(np.multiply, buf.reshape(2 * L, 7, B))
-    ext_sp = cp[0::2]
-    ext_tile = cp[1::2]
+    cp = _accumulate(np.multiply, buf.reshape(2 * L, 7, B), from_end=True)
+    ext_sp = cp[1::2]
+    ext_tile = cp[0::2]
 
     def sig_s(l: int) -> np.ndarray:  # stride of level l's spatial loops, per dim [7, B]
-        return ext_tile[l - 1] if l > 0 else np.ones((7, B), np.int64)
+        return ext_tile[l + 1] if l < L - 1 else np.ones((7, B), np.int64)
 
     # spatial fan-outs: children used (fan), on X (fx) and Y (fy)
     fxy = np.ones((3, L, B), np.int64)
@@ -229,8 +234,8 @@ def analyze(
         sf_f = sf[fan_lv]  # [nf, 7, B]
         gt1 = sf_f > 1
         so_f = np.empty((nf, 7, B), np.int8)  # spatial order, innermost first
-        so_f[...] = batch.spatial_order[:, [L - 1 - l for l in fan_lv], :].transpose(1, 2, 0)
-        split_f = batch.split[:, [L - 1 - l for l in fan_lv]].T  # [nf, B]
+        so_f[...] = batch.spatial_order[:, fan_lv, :].transpose(1, 2, 0)
+        split_f = batch.split[:, fan_lv].T  # [nf, B]
         for i, l in enumerate(fan_lv):
             so[l] = so_f[i]
             split[l] = split_f[i]
@@ -255,18 +260,18 @@ def analyze(
 
     # products over the levels strictly outside: utilized instances, X and Y expansion
     abv = np.ones_like(fxy)
-    for l in range(L - 2, -1, -1):
-        np.multiply(abv[:, l + 1], fxy[:, l + 1], out=abv[:, l])
+    for l in range(1, L):
+        np.multiply(abv[:, l - 1], fxy[:, l - 1], out=abv[:, l])
     replication, x_exp, y_exp = abv
-    compute_acc = CE[:7, L - 1].prod(axis=0) // fan.prod(axis=0)
+    compute_acc = CE[:7, 0].prod(axis=0) // fan.prod(axis=0)
 
     # ---- active temporal loops, per level compacted, outermost first: rows [R, B] -------------
-    # row order: level L-1 first, each level's loops outermost first; a level gets as many rows as
+    # row order: level 0 first, each level's loops outermost first; a level gets as many rows as
     # its most active candidate (padding rows: bound 1, dim 7 = none)
     to = np.empty((L, 7, B), np.int8)  # dim at each position, innermost first
-    to[...] = batch.temporal_order[:, ::-1, :].transpose(1, 2, 0)
+    to[...] = batch.temporal_order.transpose(1, 2, 0)
     it = np.int32 if 2 * 7 * L * B < 2**31 else np.int64
-    tbase = ((np.arange(L, dtype=it) * 14 + 7) * B)[:, None, None] + rows.astype(it)[
+    tbase = ((np.arange(L, dtype=it) * 14) * B)[:, None, None] + rows.astype(it)[
         None, None, :
     ]  # temporal plane of buf
     nb = buf.reshape(-1).take(to * it(B) + tbase)  # bound at each position [L, 7, B]
@@ -278,18 +283,13 @@ def analyze(
         amask |= active[:, pos].astype(np.uint8) << pos
     Kl = [int(x) for x in _POPCOUNT[amask].max(axis=1)]  # rows per level
     R_ = sum(Kl)
-    off = [0] * L
-    o = 0
-    for l in range(L - 1, -1, -1):
-        off[l] = o
-        o += Kl[l]
-    Rabove = [off[s] for s in range(L)]  # rows of the loops above level s = the first off[s]
+    Rabove = [sum(Kl[:s]) for s in range(L)]  # rows of the loops above level s = the first Rabove[s]
     Nr = np.ones((R_ + 1, B), np.int64)  # [R + 1, B] loop bounds (1: padding; the last row is padding)
     Dr = np.full((R_ + 1, B), 7, np.int8)  # dims (7: none)
     KS = np.zeros((R_ + 1, B), np.int64)  # strides: ext_sp[level, dim] (0 for padding rows)
     if R_:
-        row_lev = np.repeat(np.arange(L - 1, -1, -1), Kl[::-1])  # level of each row
-        row_j = np.concatenate([np.arange(k) for k in Kl[::-1]])
+        row_lev = np.repeat(np.arange(L), Kl)  # level of each row
+        row_j = np.concatenate([np.arange(k) for k in Kl])
         posr = _NTH_ACTIVE.reshape(-1).take(
             amask[row_lev].astype(np.int64) * 7 + row_j[:, None]
         )  # [R, B], 7: none
@@ -297,7 +297,7 @@ def analyze(
         fidx = (row_lev[:, None] * 7 + np.minimum(posr, 6)).astype(it) * it(B) + rows.astype(it)[None, :]
         Dr[:R_] = np.where(valid, to.reshape(-1).take(fidx), 7)
         Nr[:R_] = np.where(valid, nb.reshape(-1).take(fidx), 1)
-        fidx = ((14 * row_lev[:, None] + np.minimum(Dr[:R_], 6)).astype(it)) * it(B) + rows.astype(it)[
+        fidx = ((14 * row_lev[:, None] + 7 + np.minimum(Dr[:R_], 6)).astype(it)) * it(B) + rows.astype(it)[
             None, :
         ]
         KS[:R_] = np.where(valid, cp.reshape(-1).take(fidx), 0)
@@ -311,7 +311,7 @@ def analyze(
     ref = np.full((L, B), R_, np.int64)
     la = np.full(B, R_, np.int64)
     r0 = 0
-    for s in range(L - 2, -1, -1):
+    for s in range(1, L):
         for r in range(r0, Rabove[s]):
             la = np.where(act_r[r], r, la)
         r0 = Rabove[s]
@@ -327,9 +327,9 @@ def analyze(
     # twice the layer's extent, so an integer key (mixed radix over the four data coordinates)
     # identifies it: accesses = |B| x prod(bounds above) - overlap(u_ref) x sum(weights of the
     # visits whose u equals u_ref) (module docstring; stationary: zero translations cost nothing).
-    dtot = CE[:7, L - 1].max(axis=1) if B else np.ones(7, np.int64)  # [7] largest extent per dim
-    # rows whose keys are needed: those above level 0, and level 0's own for a fan-out to the MACs
-    Rk = R_ if has_fan[0] else Rabove[0]
+    dtot = CE[:7, 0].max(axis=1) if B else np.ones(7, np.int64)  # [7] largest extent per dim
+    # rows whose keys are needed: those above the innermost level, and its own for a fan-out to the MACs
+    Rk = R_ if has_fan[L - 1] else Rabove[L - 1]
     keys, kcs = _keys(A, dtot, Dr[: Rk + 1], KS[: Rk + 1])  # [G, 3, Rk + 1, B]
     S_same = np.zeros((NT, L, B), np.int64)
     S_zero = np.zeros((NT, L, B), np.int64) if stationary else None
@@ -337,18 +337,17 @@ def analyze(
     refz = np.empty((NT, L, B), bool)
     # the weighted sums over rows run in float64 when every partial sum is an exact integer there
     kwf = kw.astype(np.float64) if (R_ and int(cpn[R_ - 1].max()) < 2**53) else None
-    Ls = L - 1
     if not stationary:
-        refp = ref[:Ls] * B + rows
+        refp = ref[1:] * B + rows
         d_ref = Dr.reshape(-1).take(refp).astype(np.intp)  # [L - 1, B]
         ks_ref = KS.reshape(-1).take(refp)
         c9 = su.cmap[:, d_ref]  # [3, L - 1, B]
-        e = CE.reshape(-1).take(c9 * (L * B) + (np.arange(Ls)[:, None] * B + rows[None, :]))
-        ov_ref[:, :Ls] = (size[:, :Ls] // e) * np.maximum(e - su.ccoef[:, d_ref] * ks_ref, 0)
-        refz[:, :Ls] = ov_ref[:, :Ls] == size[:, :Ls]
+        e = CE.reshape(-1).take(c9 * (L * B) + (np.arange(1, L)[:, None] * B + rows[None, :]))
+        ov_ref[:, 1:] = (size[:, 1:] // e) * np.maximum(e - su.ccoef[:, d_ref] * ks_ref, 0)
+        refz[:, 1:] = ov_ref[:, 1:] == size[:, 1:]
         G = keys.shape[0]
         kflat = keys.reshape(G * NT, -1)
-        for s in range(Ls):
+        for s in range(1, L):
             Rs = Rabove[s]
             if not Rs:
                 continue
@@ -364,9 +363,9 @@ def analyze(
             L, B, rows, Rabove, act_r, kw, kwf, keys, kcs, Dr, KS, su, CE, size, S_same, S_zero, ov_ref, refz
         )
     Acc = np.zeros((NT, L, B), np.int64)  # accesses of level s's tile to its parent
-    Acc[:, :Ls] = size[:, :Ls] * outer_s[None, :Ls] - ov_ref[:, :Ls] * S_same[:, :Ls]
+    Acc[:, 1:] = size[:, 1:] * outer_s[None, 1:] - ov_ref[:, 1:] * S_same[:, 1:]
     if stationary:
-        Acc[:, :Ls] -= size[:, :Ls] * S_zero[:, :Ls]
+        Acc[:, 1:] -= size[:, 1:] * S_zero[:, 1:]
 
     # ---- link transfers -------------------------------------------------------------------
     # A fan-out's children can share deltas over links only if the tensor has a spatial loop it
@@ -383,15 +382,15 @@ def analyze(
         mixed[1] = gt1[:, [P, R, Q, S]].any(axis=1)
         ctx = _LinkCtx(su, layer, Dr, KS, Nr, kw, keys, kcs, CE, size, sf, so, split, sig_s, ref, Rabove, R_)
         for i, p in enumerate(fan_lv):
-            if p == 0:
+            if p == L - 1:
                 # fan-out to the MACs: deltas are single points, one per visit (all loops are above)
                 nd = mixed[:, i] | ignored[:, i]
                 if nd.any():
                     link_flag |= ctx.level(
-                        -1, 0, R_, [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)], patches
+                        -1, p, R_, [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)], patches
                     )
                 continue
-            s = p - 1
+            s = p + 1
             # _link_candidates: the remembered translation is not zero; unless a coordinate is
             # mixed, only zero translations can match, after one that moved the tile off itself
             nd = has_rows[s][None, :] & ~refz[:, s] & (mixed[:, i] | (ignored[:, i] & (ov_ref[:, s] == 0)))
@@ -408,8 +407,8 @@ def analyze(
 
     # ---- access histograms per level ----------------------------------------------------------
     child_acc = np.empty((L, NT, B), np.int64)  # what a level receives from one child
-    child_acc[0] = compute_acc
-    child_acc[1:] = Acc[:, :Ls, :].transpose(1, 0, 2)
+    child_acc[L - 1] = compute_acc
+    child_acc[: L - 1] = Acc[:, 1:, :].transpose(1, 0, 2)
     hist_mc = np.ones((L, NT, 1, B), np.int64)
     hist_sc = np.ones((L, NT, 1, B), np.int64)
     if nf:
@@ -431,12 +430,12 @@ def analyze(
     # partition-fraction denominators: the child's tile, or its spatial partition below a fan-out
     size_l = size.transpose(1, 0, 2)  # [L, 3, B]
     pfd = np.zeros((L, NT, B), np.int64)
-    pfd[:Ls] = size_l[:Ls]
-    fl1 = [l for l in fan_lv if l > 0]
+    pfd[1:] = size_l[1:]
+    fl1 = [l for l in fan_lv if l < L - 1]
     if fl1 and sp_active[fl1].any():
         ssp = _sizes9(ext_sp[fl1].transpose(1, 0, 2), A)  # [3, n, B]
         for i, l in enumerate(fl1):
-            pfd[l - 1] = np.where(sp_active[l][None, :], ssp[:, i], size_l[l - 1])
+            pfd[l + 1] = np.where(sp_active[l][None, :], ssp[:, i], size_l[l + 1])
 
     stats = NestStats(
         size=np.ascontiguousarray(size_l),
@@ -548,7 +547,7 @@ class _LinkCtx:
             kw_b = self.kw[js, b]
             kn_b = self.Nr[js, b].astype(np.int64)
             if macs:
-                patches[(b, 0)] = _exact_links(
+                patches[(b, p)] = _exact_links(
                     Ub,
                     np.ones(len(js), bool),
                     kw_b,
@@ -558,7 +557,7 @@ class _LinkCtx:
                     None,
                     stationary,
                     True,
-                    self._layout_of(0, b),
+                    self._layout_of(p, b),
                     tensors=lf[:, b],
                 )
                 continue
@@ -753,7 +752,7 @@ def _stationary_sums(
     cs9 = _accumulate(np.add, st9, axis=1)
     V9 = cs9 + st9
     G = keys.shape[0]
-    for s in range(L - 1):
+    for s in range(1, L):
         Rs = Rabove[s]
         if not Rs:
             ov_ref[:, s] = size[:, s]

@@ -256,7 +256,7 @@ def mapping_from_directives(
     names = arch.level_names
     index = {n: i for i, n in enumerate(names)}
     bounds = layer_dims(layer)
-    fanouts = _fanouts(arch)
+    fanouts = level_fanouts(arch)
     temporal: dict[int, dict[int, int]] = {}
     t_order: dict[int, tuple[int, ...]] = {}
     spatial: dict[int, dict[int, int]] = {}
@@ -394,8 +394,9 @@ def validate_mapping(
             )
 
 
-def _fanouts(arch: Architecture) -> list[tuple[int, int]]:
-    """(fanout X, fanout Y) of every level (outer to inner) to the next inner level or the MACs."""
+def level_fanouts(arch: Architecture) -> list[tuple[int, int]]:
+    """(fan-out X, fan-out Y) of every storage level, outermost first: how many instances of the next
+    inner level (or of the MACs, below the innermost) each of its instances feeds along each axis."""
     out = []
     for i, lv in enumerate(arch.levels):
         inner = arch.levels[i + 1] if i + 1 < len(arch.levels) else arch.arithmetic

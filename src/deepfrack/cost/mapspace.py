@@ -45,7 +45,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from deepfrack.arch.spec import Architecture, Constraints
-from deepfrack.cost.mapping import LevelMapping, LoopMapping, MappingBatch, layer_dims
+from deepfrack.cost.mapping import LevelMapping, LoopMapping, MappingBatch, layer_dims, level_fanouts
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.workload.layer import Layer
 
@@ -180,7 +180,8 @@ class MapSpace:
     min_parallelism: float = 0.0
     notes: tuple[str, ...] = ()
     bounds: tuple[int, ...] = field(default=(1,) * 7)
-    #: per level, its orders restricted to the dimensions that can be > 1 there ([n_l, a_l])
+    #: per level, its orders restricted to the dimensions that can be > 1 there, outermost loop
+    #: first ([n_l, a_l])
     active_orders: tuple[np.ndarray, ...] = ()
 
     @property
@@ -358,14 +359,6 @@ def spatial_arrangement(
 # ------------------------------------------------------------------------------------------------ #
 # building the space
 # ------------------------------------------------------------------------------------------------ #
-def _level_fanouts(arch: Architecture) -> list[tuple[int, int]]:
-    out = []
-    for i, lv in enumerate(arch.levels):
-        inner = arch.levels[i + 1] if i + 1 < len(arch.levels) else arch.arithmetic
-        out.append((max(1, inner.mesh_x // max(1, lv.mesh_x)), max(1, inner.mesh_y // max(1, lv.mesh_y))))
-    return out
-
-
 def _parse_perm(p: str | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if not p:
         return (), ()
@@ -465,7 +458,7 @@ def space_template(
         )
     first = arch.constraints.merged(variant_constraints[names[0]])
     L = len(arch.levels)
-    fan = _level_fanouts(arch)
+    fan = level_fanouts(arch)
     levels: list[LevelInfo] = []
     fbounds = []
     min_par = 0.0
@@ -567,7 +560,9 @@ def _orders_cached(
     prefix: tuple[int, ...], suffix: tuple[int, ...], active: frozenset[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     o = _level_orders(prefix, suffix, set(active))
-    act = np.array([[d for d in row if d in active] for row in o.tolist()], np.int64).reshape(
+    # the loops that can be > 1, outermost first: the order in which the fast model walks a nest
+    # (a permutation lists the innermost loop first)
+    act = np.array([[d for d in reversed(row) if d in active] for row in o.tolist()], np.int64).reshape(
         len(o), len(active)
     )
     o.setflags(write=False)
