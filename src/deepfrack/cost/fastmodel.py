@@ -39,7 +39,8 @@ from functools import lru_cache
 
 import numpy as np
 
-from deepfrack.cost.mapspace import RELEVANT, Candidates, MapSpace
+from deepfrack.cost.mapspace import Candidates, MapSpace
+from deepfrack.cost.nest import RELEVANT
 from deepfrack.cost.timeloop_post import ArchTables, TimeloopRules
 from deepfrack.dims import C, M, N, P, Q, R, S
 

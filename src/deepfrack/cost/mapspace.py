@@ -50,15 +50,6 @@ from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.workload.layer import Layer
 
 T_SLOT, X_SLOT, Y_SLOT = 0, 1, 2
-#: loop dimensions each tensor depends on (Timeloop's CNN-layer projections)
-RELEVANT = np.array(
-    [
-        [1, 1, 1, 1, 0, 0, 0],  # Weights: C M R S
-        [1, 0, 1, 1, 1, 1, 1],  # Inputs: C R S N P Q
-        [0, 1, 0, 0, 1, 1, 1],  # Outputs: M N P Q
-    ],
-    bool,
-)
 #: dimension groups for the structured loop orders: irrelevant to Weights, to Inputs, to Outputs
 _GROUPS = (
     (DIM_INDEX["N"], DIM_INDEX["P"], DIM_INDEX["Q"]),
@@ -700,7 +691,6 @@ def minimal_candidate(space: MapSpace) -> Candidates:
 
 
 __all__ = [
-    "RELEVANT",
     "Candidates",
     "DimTable",
     "Infeasible",

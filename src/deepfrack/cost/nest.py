@@ -17,12 +17,31 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from deepfrack.arch.spec import Architecture
 from deepfrack.cost.mapping import LoopMapping, level_fanouts
-from deepfrack.dims import DIM_INDEX, C, M, N, P, Q, R, S
+from deepfrack.dims import DIM_INDEX, NT, C, M, N, P, Q, R, S
 from deepfrack.workload.layer import Layer
 
 TIME, SPACE_X, SPACE_Y = 0, 1, 2
+
+#: bool [3, 7]: the loop dimensions (C M R S N P Q) each tensor (Weights, Inputs, Outputs) depends on
+RELEVANT = np.array(
+    [
+        [1, 1, 1, 1, 0, 0, 0],  # Weights: C M R S
+        [1, 0, 1, 1, 1, 1, 1],  # Inputs: C R S N P Q
+        [0, 1, 0, 0, 1, 1, 1],  # Outputs: M N P Q
+    ],
+    bool,
+)
+RELEVANT.setflags(write=False)
+
+#: The nine data coordinates the three tensors use, as combinations of loop dimensions: C M R S N
+#: P Q, then the Inputs width (Wdilation R + Wstride P) and height (Hdilation S + Hstride Q); and per
+#: tensor, its four data coordinates (in the order of :func:`projections`) among them.
+N_COORDS = 9
+TENSOR_COORDS = ((C, M, R, S), (N, C, 7, 8), (N, M, Q, P))
 
 
 def projections(layer: Layer) -> tuple[tuple[tuple[tuple[int, int], ...], ...], ...]:
@@ -39,6 +58,17 @@ def projections(layer: Layer) -> tuple[tuple[tuple[tuple[int, int], ...], ...], 
         ),
         (((N, 1),), ((M, 1),), ((Q, 1),), ((P, 1),)),
     )
+
+
+def proj_matrix(layer: Layer) -> np.ndarray:
+    """The projections as a matrix, int64 [3, 4, 7]: data coordinate e of tensor t = sum over d of
+    A[t, e, d] x loop coordinate d."""
+    A = np.zeros((NT, 4, 7), np.int64)
+    for t, coords in enumerate(projections(layer)):
+        for e, terms in enumerate(coords):
+            for d, coef in terms:
+                A[t, e, d] = coef
+    return A
 
 
 @dataclass(frozen=True)
