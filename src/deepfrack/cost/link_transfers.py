@@ -456,7 +456,7 @@ class _Layout:
     nbr_diff: np.ndarray  # int64 [3, F, 4 dirs, 4]
     nbr_ok: np.ndarray  # bool [F, 4 dirs]
     keys: np.ndarray  # int64 [3, F]: one integer per distinct offset
-    # per (tensor, translation): the linked children and groups (see _links_one_tensor), shared by
+    # per (tensor, translation): the linked children and groups (see _TensorLinks), shared by
     # the candidates of one analysis with this layout
     memo: dict = field(default_factory=dict)
     segs: dict = field(default_factory=dict)  # tensor -> (children sorted by offset, segment starts)
@@ -538,11 +538,11 @@ class _Visits:
 def _exact_links(v: _Visits, lay: _Layout, tensors=None) -> list:
     """Per tensor: (extra histogram {(mc, sc): accesses}, accesses moved out of the plain histogram,
     link transfers) for the visits of one fan-out that Timeloop serves over links (see
-    :func:`_links_one_tensor`); ``tensors`` selects the tensors to account (others get nothing)."""
+    :class:`_TensorLinks`); ``tensors`` selects the tensors to account (others get nothing)."""
     out = []
     for t in range(NT):
         if v.U.shape[1] and (tensors is None or tensors[t]):
-            out.append(_links_one_tensor(t, v, lay))
+            out.append(_TensorLinks(t, v, lay).account())
         else:
             out.append(({}, 0.0, 0.0))
     return out
@@ -586,7 +586,7 @@ def _linked_groups(lay: _Layout, t: int, U: np.ndarray) -> list:
     return out
 
 
-def _links_one_tensor(t: int, v: _Visits, lay: _Layout):
+class _TensorLinks:
     """Link-transfer accounting of tensor t at one fan-out.
 
     Visits (see the module docstring of :mod:`deepfrack.cost.analytic`): the first (no
@@ -597,62 +597,64 @@ def _links_one_tensor(t: int, v: _Visits, lay: _Layout):
     translation, or single points at the MACs) and a mesh neighbour's offset differs from its own by
     the visit's translation. Timeloop then uses the links if that leaves fewer distinct deltas to
     fetch from the parent than multicast alone."""
-    extra: dict[tuple[int, int], float] = {}
-    moved = 0.0
-    links = 0.0
-    Ut = [tuple(x) for x in v.U[t].tolist()]
-    Dt = v.delta[t].tolist()
-    full = int(v.tile[t])
-    i1 = len(Ut) - 1  # the innermost loop
-    r_legacy = Ut[i1]
-    r_stat = tuple(int(x) for x in v.ref[t]) if v.ref is not None else None
-    zero_vec = (0, 0, 0, 0)
-    groups: list | None = None
 
-    def shape(i):
+    def __init__(self, t: int, v: _Visits, lay: _Layout):
+        self.t, self.v, self.lay = t, v, lay
+        self.U = [tuple(x) for x in v.U[t].tolist()]
+        self.delta = v.delta[t].tolist()
+        self.full = int(v.tile[t])
+        self.innermost = len(self.U) - 1
+        self.ref = tuple(int(x) for x in v.ref[t]) if v.ref is not None else None
+        self.groups: list | None = None
+        self.extra: dict[tuple[int, int], float] = {}  # {(multicast, groups): accesses}
+        self.moved = 0.0  # accesses moved out of the plain histogram
+        self.links = 0.0  # link transfers
+
+    def shape(self, i: int) -> tuple[str, int]:
         """(kind, size) of the delta of a visit whose translation is U[i]."""
-        if v.points:
+        if self.v.points:
             return ("pt", 1)
-        u = Ut[i]
-        if v.stationary:
-            if u == zero_vec:
+        u = self.U[i]
+        if self.v.stationary:
+            if u == (0, 0, 0, 0):
                 return ("empty", 0)
-            same = r_stat != zero_vec and u == r_stat
+            same = self.ref != (0, 0, 0, 0) and u == self.ref
         else:
-            same = u == r_legacy
-            if same and u == zero_vec:
+            same = u == self.U[self.innermost]
+            if same and u == (0, 0, 0, 0):
                 return ("empty", 0)
         if same:
-            return ("full", full) if Dt[i] == full else ("slab", Dt[i])
-        return ("full", full)
+            return ("full", self.full) if self.delta[i] == self.full else ("slab", self.delta[i])
+        return ("full", self.full)
 
-    def visit(i, pred_shape, weight):
-        nonlocal moved, links, groups
+    def visit(self, i: int, pred_shape: tuple[str, int], weight: int) -> None:
+        """``weight`` visits by U[i] after a visit whose delta had ``pred_shape``."""
         if weight == 0:
             return
-        sh = shape(i)
-        if sh[1] == 0 or sh[0] != pred_shape[0]:
+        kind, size = self.shape(i)
+        if size == 0 or kind != pred_shape[0]:
             return
-        if groups is None:
-            groups = _linked_groups(lay, t, v.U[t])
-        lg = groups[i]
+        if self.groups is None:
+            self.groups = _linked_groups(self.lay, self.t, self.v.U[self.t])
+        lg = self.groups[i]
         if lg is None:
             return
         nl, g = lg
-        amount = float(sh[1]) * float(weight)
-        moved += amount
-        links += float(nl) * amount
+        amount = float(size) * float(weight)
+        self.moved += amount
+        self.links += float(nl) * amount
         for m_, c_ in g.items():
-            extra[(m_, c_)] = extra.get((m_, c_), 0.0) + c_ * amount
+            self.extra[(m_, c_)] = self.extra.get((m_, c_), 0.0) + c_ * amount
 
-    first_shape = ("pt", 1) if v.points else ("full", full)
-    n1 = int(v.bound[i1])
-    visit(i1, first_shape, n1 - 1)  # visits by the innermost loop right after the first
-    for i in range(i1):
-        w = int(v.weight[i])
-        visit(i, shape(i1), w)  # carry into i (after a visit by the innermost loop)
-        visit(i1, shape(i), (n1 - 1) * w)  # visits by the innermost loop after that carry
-    return extra, moved, links
+    def account(self) -> tuple[dict[tuple[int, int], float], float, float]:
+        i1 = self.innermost
+        n1 = int(self.v.bound[i1])
+        self.visit(i1, ("pt", 1) if self.v.points else ("full", self.full), n1 - 1)  # right after the first
+        for i in range(i1):
+            w = int(self.v.weight[i])
+            self.visit(i, self.shape(i1), w)  # carry into i (after a visit by the innermost loop)
+            self.visit(i1, self.shape(i), (n1 - 1) * w)  # visits by the innermost loop after that carry
+        return self.extra, self.moved, self.links
 
 
 def apply_link_patches(

@@ -67,6 +67,7 @@ from deepfrack.cost.mapspace import (
     build_mapspace,
     minimal_candidate,
     prime_factors,
+    shared_key,
     space_template,
 )
 from deepfrack.cost.table import CostRecord
@@ -172,40 +173,10 @@ class MapResult:
 
 
 def mapping_directives(mapping: LoopMapping, repeats: int = 1) -> list[dict[str, Any]]:
-    """A mapping as Timeloop map.yaml directives, in the order Timeloop writes them (datatype
-    directives inner to outer, then each level's spatial and temporal directives inner to outer):
-    ``{target, type: datatype, keep, bypass}`` / ``{target, type: temporal|spatial, factors: {dim: n},
-    permutation (innermost first)[, split]}``. ``repeats`` > 1 (a depthwise, pool or add layer run as
-    that many copies of the mapped problem) is recorded in a last ``{type: repeats, count}`` entry."""
-    out: list[dict[str, Any]] = []
-    for lv in reversed(mapping.levels):
-        out.append(
-            {
-                "target": lv.target,
-                "type": "datatype",
-                "keep": [t for t, k in zip(TENSORS, lv.keep) if k],
-                "bypass": [t for t, k in zip(TENSORS, lv.keep) if not k],
-            }
-        )
-    for lv in reversed(mapping.levels):
-        if any(f != 1 for f in lv.spatial):
-            out.append(
-                {
-                    "target": lv.target,
-                    "type": "spatial",
-                    "factors": {d: int(lv.spatial[i]) for i, d in enumerate(DIMS)},
-                    "permutation": lv.spatial_permutation,
-                    "split": int(lv.split),
-                }
-            )
-        out.append(
-            {
-                "target": lv.target,
-                "type": "temporal",
-                "factors": {d: int(lv.temporal[i]) for i, d in enumerate(DIMS)},
-                "permutation": lv.temporal_permutation,
-            }
-        )
+    """The mapping as Timeloop map.yaml directives (:meth:`LoopMapping.directives`); ``repeats`` > 1
+    (a depthwise, pool or add layer run as that many copies of the mapped problem) is recorded in a
+    last ``{type: repeats, count}`` entry."""
+    out = mapping.directives()
     if repeats != 1:
         out.append({"type": "repeats", "count": int(repeats)})
     return out
@@ -694,17 +665,9 @@ def _as_constraint_sets(constraints: Constraints | Mapping[Any, Constraints]) ->
 
 def _groups_by_shared(arch: Architecture, sets: dict[str, Constraints]) -> list[dict[str, Constraints]]:
     """Constraint sets grouped by everything but the outermost level's keep/bypass."""
-    outer = arch.levels[0].name
     groups: dict[tuple, dict[str, Constraints]] = {}
     for name, cons in sets.items():
-        key = tuple(
-            sorted(
-                t.key()
-                for t in arch.constraints.merged(cons).targets
-                if not (t.target == outer and t.type == "datatype")
-            )
-        )
-        groups.setdefault(key, {})[name] = cons
+        groups.setdefault(shared_key(arch, cons), {})[name] = cons
     return list(groups.values())
 
 
@@ -944,13 +907,12 @@ def _infeasible_reason(space: MapSpace, search: _Search, tables, v: int | None =
     parts = []
     if search.cap_min is not None:
         capm = search.cap_min if v is None else search.cap_min[v : v + 1]
-        capm = capm.min(axis=0)  # Timeloop order
-        L = space.n_levels
-        for s in range(L):
-            eff = int(tables.eff_size[s])
-            if eff >= 0 and capm[s] > eff:
+        capm = capm.min(axis=0)  # [L]
+        for l in range(space.n_levels):
+            eff = int(tables.eff_size[l])
+            if eff >= 0 and capm[l] > eff:
                 parts.append(
-                    f"{tables.names[s]} needs at least {int(capm[s])} words per instance for this tile, "
+                    f"{tables.names[l]} needs at least {int(capm[l])} words per instance for this tile, "
                     f"more than its {eff}"
                 )
     if parts:
