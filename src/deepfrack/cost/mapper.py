@@ -365,10 +365,8 @@ class _Search:
         self.radix = space.radix
         self.use_codes = float(np.prod(self.radix.astype(np.float64))) < 2.0**62
         self.evaluated = 0
-        # best per variant: (key tuple, fidx row, oidx row, kbits)
-        self.best: list[tuple | None] = [None] * self.V
+        # per variant, its best candidates so far, best first: (objective key, fidx row, oidx row, kbits)
         self.short: list[list[tuple]] = [[] for _ in range(self.V)]
-        self.any_valid = np.zeros(self.V, bool)
         self.cap_min: np.ndarray | None = None
 
     # ---- evaluation ----------------------------------------------------------------------------
@@ -420,7 +418,6 @@ class _Search:
             valid = r.valid[v]
             if not valid.any():
                 continue
-            self.any_valid[v] = True
             order = self.obj.order(r.energy[v], r.cycles[v], r.last_level[v], valid)
             cols = self.obj.columns(r.energy[v], r.cycles[v], r.last_level[v])
             entries = list(self.short[v])
@@ -438,7 +435,6 @@ class _Search:
                 seen.add(k)
                 dedup.append(e)
             self.short[v] = dedup[:K]
-            self.best[v] = self.short[v][0]
 
     def incumbents(self) -> Candidates:
         """The current best candidates: per variant its ``beam`` best (distinct)."""

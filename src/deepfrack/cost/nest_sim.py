@@ -159,7 +159,6 @@ class SimResult:
     compute_replication: int
     x_expansion: list[int]  # per level, product of X spatial factors above it
     y_expansion: list[int]
-    calls: int = 0
 
 
 @dataclass
@@ -230,7 +229,6 @@ class NestSimulator:
         self.space_stamp: list[int] = []
         self.states: list[dict[tuple[int, ...], _State]] = [{} for _ in range(n)]
         self.compute: dict[tuple[int, ...], float] = {}
-        self.calls = 0
 
     # ---- geometry ---------------------------------------------------------------------------
     def _project(self, low: list[int], high: list[int]) -> list[PointSet]:
@@ -275,7 +273,6 @@ class NestSimulator:
         return st
 
     def compute_deltas(self, level: int) -> list[PointSet]:
-        self.calls += 1
         if self.boundary[level]:
             self.space_stamp.append(0)
         state = self._state(level)
@@ -494,7 +491,7 @@ class NestSimulator:
         first_valid = next(lv for lv, lp in enumerate(self.loops) if not lp.spatial or self.master[lv])
         comp_rep = self.num_above[first_valid] * self.fanout[first_valid]
         xs, ys = self._spatial_expansion()
-        return SimResult(tiles, comp, comp_rep, xs, ys, self.calls)
+        return SimResult(tiles, comp, comp_rep, xs, ys)
 
     def _working_sets(self) -> list[list[LoopTile]]:
         """CollectWorkingSets: per tensor, one tile per temporal or master-spatial loop (innermost
