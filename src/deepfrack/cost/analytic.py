@@ -37,7 +37,8 @@ src/loop-analysis/nest-analysis.cpp):
   exclude them for most candidates, the others are tested and accounted exactly
   (:mod:`deepfrack.cost.link_transfers`).
 
-The analysis runs in phases, each a function from frozen dataclasses of arrays to the next
+The analysis runs in phases, each a function from immutable records of arrays (NamedTuples: they
+cost a fraction of a frozen dataclass to build, which counts in the fixed cost of a call) to the next
 (candidate axis last, storage levels outermost first, as ``Architecture.levels``):
 :func:`_extents` (factors and tile extents), :func:`_fanouts` (children used, replication),
 :func:`_temporal_rows` (the active temporal loops, compacted), :func:`_translation_keys`,
@@ -51,7 +52,9 @@ reference runs).
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -192,8 +195,7 @@ def analyze(
 # --------------------------------------------------------------------------------------------- #
 # factors, extents, fan-outs
 # --------------------------------------------------------------------------------------------- #
-@dataclass(frozen=True)
-class Extents:
+class Extents(NamedTuple):
     """Loop factors and tile extents per level (outermost first), candidate axis last."""
 
     factors: np.ndarray  # int64 [L, 2, 7, B]: [l, 0] temporal, [l, 1] spatial (1 without a fan-out)
@@ -237,8 +239,7 @@ def _extents(batch: MappingBatch, su: AnalyticSetup) -> Extents:
     return Extents(fac, cum, CE, size, bad_spatial)
 
 
-@dataclass(frozen=True)
-class Fanouts:
+class Fanouts(NamedTuple):
     """The spatial fan-outs [L, B] (1 at levels without one): children ``used``, on ``x`` and on
     ``y``; and the products over the levels outside each level: ``replication`` (utilized
     instances), ``x_exp`` and ``y_exp``. At the levels with a fan-out (``levels``, nf of them):
@@ -291,8 +292,7 @@ def _fanouts(batch: MappingBatch, ext: Extents, su: AnalyticSetup) -> Fanouts:
 # --------------------------------------------------------------------------------------------- #
 # the active temporal loops, compacted into rows
 # --------------------------------------------------------------------------------------------- #
-@dataclass(frozen=True)
-class TemporalRows:
+class TemporalRows(NamedTuple):
     """The active temporal loops of every candidate, compacted per level into rows [R + 1, B],
     outermost first: level 0's rows, then level 1's ..., each level's loops outermost first. A
     level gets as many rows as its most active candidate (padding rows: bound 1, dimension 7, step
@@ -302,18 +302,15 @@ class TemporalRows:
     bound: np.ndarray  # int64
     dim: np.ndarray  # int8 (7: none)
     step: np.ndarray  # int64: the extent below the loop on its dimension (0 for padding rows)
-    count: int  # R, the rows that are not the last padding row
+    n_rows: int  # R, the rows before the last padding row
     above: tuple[int, ...]  # [L]
     active: np.ndarray  # bool: bound > 1
     cum: np.ndarray  # int64: the product of the bounds down to each row
     weight: np.ndarray  # int64: visits carrying into the row, (bound - 1) x the bounds outside it
     weight_f: np.ndarray | None  # ``weight`` as float64 when every sum of weights is exact there
-    ref: np.ndarray  # int64 [L, B]: the innermost active row above each level (``count``: none)
+    ref: np.ndarray  # int64 [L, B]: the innermost active row above each level (``n_rows``: none)
     outer: np.ndarray  # int64 [L, B]: the product of the temporal bounds above each level
-
-    @property
-    def has_loops_above(self) -> np.ndarray:
-        return self.ref != self.count
+    has_loops_above: np.ndarray  # bool [L, B]: ref != n_rows
 
 
 def _temporal_rows(batch: MappingBatch, ext: Extents) -> TemporalRows:
@@ -353,10 +350,10 @@ def _temporal_rows(batch: MappingBatch, ext: Extents) -> TemporalRows:
     kw = np.empty_like(cpn)
     kw[0] = cpn[0] - 1
     np.subtract(cpn[1:], cpn[:-1], out=kw[1:])
-    above = tuple(sum(Kl[:s]) for s in range(L))
+    above = (0, *itertools.accumulate(Kl[:-1]))
     ref, outer = _loops_above(act_r, cpn, above)
     kwf = kw.astype(np.float64) if (R_ and int(cpn[R_ - 1].max()) < 2**53) else None
-    return TemporalRows(Nr, Dr, KS, R_, above, act_r, cpn, kw, kwf, ref, outer)
+    return TemporalRows(Nr, Dr, KS, R_, above, act_r, cpn, kw, kwf, ref, outer, ref != R_)
 
 
 def _loops_above(
@@ -389,27 +386,25 @@ def _loops_above(
 # twice the layer's extent, so an integer key (mixed radix over the four data coordinates)
 # identifies it: accesses = |B| x prod(bounds above) - overlap(u_ref) x sum(weights of the
 # visits whose u equals u_ref) (module docstring; stationary: zero translations cost nothing).
-@dataclass(frozen=True)
-class TranslationKeys:
+class TranslationKeys(NamedTuple):
     """Integer keys [G, 3, K + 1, B] of the first K + 1 rows (those above the innermost level, and
     its own for a fan-out to the MACs): ``visit`` of V_m projected onto each tensor, ``inner`` of
     sum(t_j, j down to m); see :func:`_keys`."""
 
     visit: np.ndarray
     inner: np.ndarray
-    count: int  # K
+    n_rows: int  # K
 
 
 def _translation_keys(ext: Extents, rows: TemporalRows, su: AnalyticSetup) -> TranslationKeys:
     L, B = ext.size.shape[1:]
     dtot = ext.coord[:7, 0].max(axis=1) if B else np.ones(7, np.int64)  # [7] largest extent per dim
-    K = rows.count if su.has_fan[L - 1] else rows.above[L - 1]
+    K = rows.n_rows if su.has_fan[L - 1] else rows.above[L - 1]
     visit, inner = _keys(su.A, dtot, rows.dim[: K + 1], rows.step[: K + 1])
     return TranslationKeys(visit, inner, K)
 
 
-@dataclass(frozen=True)
-class Reuse:
+class Reuse(NamedTuple):
     """Per tensor and level [3, L, B] (level 0, the outermost, has no parent: 0): the ``accesses``
     of the level's tile to its parent; the ``overlap`` of the tile with itself moved by the
     remembered translation, and whether that leaves the tile ``in_place``."""
@@ -430,7 +425,8 @@ def _weighted_sum(rows: TemporalRows, n: int, mask: np.ndarray) -> np.ndarray:
 def _parent_accesses(size, outer, overlap, same, zero=None) -> np.ndarray:
     """|B| x prod(bounds above) - overlap(u_ref) x (weights of the visits by u_ref) (- |B| x the
     weights of the zero translations, under the stationary rule), [3, L, B]."""
-    acc = np.zeros_like(size)
+    acc = np.empty_like(size)
+    acc[:, 0] = 0
     acc[:, 1:] = size[:, 1:] * outer[None, 1:] - overlap[:, 1:] * same[:, 1:]
     if zero is not None:
         acc[:, 1:] -= size[:, 1:] * zero[:, 1:]
@@ -461,7 +457,7 @@ def _reuse_legacy(ext: Extents, rows: TemporalRows, keys: TranslationKeys, su: A
         if not n:
             continue
         # (no loop above: weights 0)
-        kref = kflat.take(np.minimum(rows.ref[s], keys.count) * B + ar, axis=1).reshape(G, NT, 1, B)
+        kref = kflat.take(np.minimum(rows.ref[s], keys.n_rows) * B + ar, axis=1).reshape(G, NT, 1, B)
         eq = visit[0, :, :n] == kref[0]
         for g in range(1, G):
             eq &= visit[g, :, :n] == kref[g]

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
@@ -69,8 +70,7 @@ def _distinct(a: int, fa: int, b: int, fb: int) -> int:
     return len({a * x + b * y for x in range(fa) for y in range(fb)})
 
 
-@dataclass(frozen=True)
-class _Slots:
+class _Slots(NamedTuple):
     """The temporal loops of every candidate that can be > 1, outermost first ("slots", [B, J]):
     level 0's loops, then level 1's, ...; the slots before ``start[l]`` are the loops above level
     l's tile. ``outer_product`` [B, J + 1]: the product of the bounds of the slots before j;
@@ -147,8 +147,7 @@ def _partitions(size: np.ndarray, size_sp: np.ndarray, sf: np.ndarray) -> np.nda
     return part
 
 
-@dataclass(frozen=True)
-class _Counts:
+class _Counts(NamedTuple):
     """Reads, fills and updates per instance at the inner levels [B, L, 3] (level 0's entries are 0),
     which every variant shares; ``fills_if_top``: the fills of each tensor's outermost inner keeping
     level, which exist only when the outermost level keeps the tensor; ``top_reads``,

@@ -97,7 +97,7 @@ def find_link_transfers(
     for i, p in enumerate(fans.levels):
         if p == L - 1:
             # fan-out to the MACs: deltas are single points, one per visit (all loops are above)
-            child, n_rows = None, rows.count
+            child, n_rows = None, rows.n_rows
             nd = mixed[:, i] | ignored[:, i]
         else:
             child = p + 1
@@ -117,22 +117,20 @@ def find_link_transfers(
     return link_flag, patches
 
 
+@dataclass
 class _LinkContext:
     """Link-transfer detection and exact accounting on subsets of candidates (columns): the
     candidates the cheap conditions of :func:`find_link_transfers` could not exclude. Follows the
-    rules of _link_candidates / _lattice_ok / _neighbour_rows / _exact_links."""
+    rules of _link_candidates / _lattice_ok / _neighbour_rows / _exact_links. ``layouts`` caches the
+    children's layouts of the fan-outs seen (:func:`_layout_cached`)."""
 
-    def __init__(
-        self,
-        su: AnalyticSetup,
-        layer: Layer,
-        ext: Extents,
-        fans: Fanouts,
-        rows: TemporalRows,
-        keys: TranslationKeys,
-    ):
-        self.su, self.layer, self.ext, self.fans, self.rows, self.keys = su, layer, ext, fans, rows, keys
-        self.layouts: dict = {}
+    su: AnalyticSetup
+    layer: Layer
+    ext: Extents
+    fans: Fanouts
+    rows: TemporalRows
+    keys: TranslationKeys
+    layouts: dict = field(default_factory=dict)
 
     def _u(self, n_rows: int, cols: np.ndarray) -> tuple[list[np.ndarray], np.ndarray]:
         """Translations of the visits carrying into the first ``n_rows`` rows (0 on padding rows),
@@ -292,7 +290,7 @@ class _LinkContext:
                 ridx = last_true(~zero & rel)  # the innermost non-zero translation
             else:
                 ref = self.rows.ref[child, cols]
-                ridx = np.where(ref == self.rows.count, 0, ref)  # the innermost loop
+                ridx = np.where(ref == self.rows.n_rows, 0, ref)  # the innermost loop
             refv = [Ut[c][ridx, r] for c in range(4)]
             eq = (Ut[0] == refv[0]) & (Ut[1] == refv[1]) & (Ut[2] == refv[2]) & (Ut[3] == refv[3])
             if stationary:

@@ -32,8 +32,10 @@ Every array here indexes storage levels **outermost first**, as ``Architecture.l
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import numpy as np
 
@@ -182,7 +184,7 @@ def _buffer_row(lv, energy: EnergyTable, rules: TimeloopRules) -> dict[str, floa
     leak = _pick(acts, rules.actions["leak"])
     return {
         "block": max(1, int(lv.block_size)),
-        "eff_size": -1 if size is None else int(np.floor(size / float(lv.multiple_buffering or 1.0))),
+        "eff_size": -1 if size is None else math.floor(size / float(lv.multiple_buffering or 1.0)),
         "instances": lv.instances,
         "cluster": max(1, int(lv.cluster_size or 1)),
         "mesh_x": lv.mesh_x,
@@ -223,10 +225,10 @@ def arch_tables(
     have no compute energy; a level's missing read/fill/update energy is left as nan (an error only
     when a mapping keeps a tensor there: :func:`check_energy_for_keep`)."""
     rows = [_buffer_row(lv, energy, rules) for lv in arch.levels]
-    columns = {
-        key: np.array([r[key] for r in rows], np.int64 if key in _INT_COLUMNS else np.float64)
-        for key in rows[0]
-    }
+    floats = [key for key in rows[0] if key not in _INT_COLUMNS]
+    ints = np.array([[r[key] for r in rows] for key in _INT_COLUMNS], np.int64)
+    reals = np.array([[r[key] for r in rows] for key in floats], np.float64)
+    columns = dict(zip(_INT_COLUMNS, ints)) | dict(zip(floats, reals))
     return ArchTables(
         names=arch.level_names,
         **columns,
@@ -365,20 +367,12 @@ def post_setup(tables: ArchTables) -> PostSetup:
     )
 
 
-def _any_through(a: np.ndarray) -> np.ndarray:
-    """out[l] = a[: l + 1].any(axis=0) for bool a [L, ...]: true at level l or outside it."""
-    out = np.empty_like(a)
-    out[0] = a[0]
-    for l in range(1, len(a)):
-        np.logical_or(out[l - 1], a[l], out=out[l])
-    return out
-
-
 def _kept_outside(a: np.ndarray) -> np.ndarray:
     """out[l] = a[:l].any(axis=0) for bool a [L, ...]: true at some level outside l."""
-    out = np.zeros_like(a)
-    if len(a) > 1:
-        out[1:] = _any_through(a[:-1])
+    out = np.empty_like(a)
+    out[0] = False
+    for l in range(1, len(a)):
+        np.logical_or(out[l - 1], a[l - 1], out=out[l])
     return out
 
 
@@ -394,8 +388,7 @@ def _sum_levels_inner_first(a: np.ndarray) -> np.ndarray:
 # --------------------------------------------------------------------------------------------- #
 # tiling.cpp: partition sizes, parent shares, bypass masks
 # --------------------------------------------------------------------------------------------- #
-@dataclass(frozen=True)
-class CollapsedTiles:
+class CollapsedTiles(NamedTuple):
     """Per level and tensor [L, 3, B], after Timeloop's tiling step: what reads, fills and updates
     are made of."""
 
@@ -443,6 +436,7 @@ def _parent_share(acc: np.ndarray, mc: np.ndarray, fan: np.ndarray) -> np.ndarra
 
 def _mask_bypassed_levels(
     masked: np.ndarray,
+    level_masked: list[bool],
     acc: np.ndarray,
     mc: np.ndarray,
     fan: np.ndarray,
@@ -452,12 +446,12 @@ def _mask_bypassed_levels(
     """MaskTiles: a level that bypasses a tensor hands its children to its parent, innermost levels
     first (a parent's content includes what it received): the parent's accesses are scaled by the
     children's content x fan-out / its weighted accesses, and its link transfers are dropped. Works
-    in place on the caller's working copies ``acc``, ``content`` and ``link``."""
+    in place on the caller's working copies ``acc``, ``content`` and ``link``. ``level_masked``:
+    per level, whether it bypasses some tensor in some candidate."""
     L, _, H, _ = acc.shape
-    any_masked = masked.any(axis=(1, 2)).tolist()
     with np.errstate(divide="ignore", invalid="ignore"):
         for cur in range(L - 1, 0, -1):
-            if not any_masked[cur]:
+            if not level_masked[cur]:
                 continue
             m = masked[cur]
             parent = cur - 1
@@ -509,8 +503,9 @@ def collapse_tiles(ns: NestStats, keep: np.ndarray) -> CollapsedTiles:
     share = _parent_share(acc, mc, fan)
 
     masked = ~keep & (size != 0)
-    _mask_bypassed_levels(masked, acc, mc, fan, content, link)
-    if masked.any():
+    level_masked = masked.any(axis=(1, 2)).tolist()
+    _mask_bypassed_levels(masked, level_masked, acc, mc, fan, content, link)
+    if any(level_masked):
         kept_m = ~masked
         size *= kept_m
         part *= kept_m
@@ -529,8 +524,7 @@ def collapse_tiles(ns: NestStats, keep: np.ndarray) -> CollapsedTiles:
 # --------------------------------------------------------------------------------------------- #
 # reads, fills, updates; buffer energy and cycles; arithmetic
 # --------------------------------------------------------------------------------------------- #
-@dataclass(frozen=True)
-class ActionCounts:
+class ActionCounts(NamedTuple):
     """Reads, fills and updates per instance, int64 [L, 3, B]; ``alive``: the level keeps the
     tensor (its tile is not empty)."""
 
@@ -619,7 +613,8 @@ def _bandwidth_cycles(
     bandwidth demand (``min(bandwidth / demand)``); levels without a limit run at compute speed."""
     cc = mac_cycles.astype(np.float64)
     L, B = xy.shape
-    level_cycles = np.repeat(mac_cycles[None, :], L, axis=0)
+    level_cycles = np.empty((L, B), np.int64)
+    level_cycles[:] = mac_cycles
     with np.errstate(divide="ignore", invalid="ignore"):
         for l in ps.bw_levels:
             ratio = xy[l][None, :] / repl[l]  # [3, B]
@@ -645,8 +640,7 @@ def _bandwidth_cycles(
     return level_cycles
 
 
-@dataclass(frozen=True)
-class _Arithmetic:
+class _Arithmetic(NamedTuple):
     """The MACs (arithmetic.cpp), [B]."""
 
     macs: np.ndarray  # int64
