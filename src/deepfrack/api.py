@@ -9,8 +9,9 @@
 * ``run``: benchmark what the search needs, then search (what ``deepfrack run`` does);
 * ``benchmark``: cost tables for every (layer, residency variant, tile shape) of a shape set;
 * ``optimize``: the best fused schedule from cost tables; ``evaluate``: cost and check a given one;
-* ``write_outputs``: the files of a result (schedule.json, deepfrack.log, energy.png, and the tables
-  when the result benchmarked them), all or nothing.
+* ``write_outputs``: the files of a result (schedule.json, deepfrack.log, the statistics and report of
+  ``deepfrack.stats``, and the tables when the result benchmarked them), all or nothing;
+* ``stats``: the statistics and report of a schedule.json and its tables.
 
 Inputs are paths (or already loaded objects: a ``Network``, a ``CostTable``, ``BenchmarkInputs``).
 Bad input raises ``deepfrack.errors.InputError`` naming the file and the field; a run whose benchmark
@@ -48,7 +49,7 @@ from deepfrack.search.receptive import RULES
 from deepfrack.search.required import required_shapes
 from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.schedule_io import read_stack_specs, schedule_to_json
-from deepfrack.stats.report import plot_energy, render_log
+from deepfrack.stats.report import render_log
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, load_workload
 
@@ -402,7 +403,8 @@ def evaluate(
 ) -> RunResult:
     """Cost a given schedule file (per stack: first, last, tile_shape [h, w] and cached_layers; a
     schedule.json written by deepfrack works) and check it: coverage, capacity, every layer in exactly
-    one stack. ``receptive_field`` None: the schedule file's, else exact. InputError naming the schedule
+    one stack, single exit, and the tiles, regions and variants the file lists (when it does).
+    ``receptive_field`` None: the schedule file's, else exact. InputError naming the schedule
     file when it is not valid."""
     start = time.perf_counter()
     if out is not None:
@@ -497,7 +499,8 @@ def run(
 
 
 def write_outputs(result: RunResult, out_dir: PathLike) -> RunResult:
-    """Write a result's files into ``out_dir``: schedule.json, deepfrack.log, energy.png, and tables/
+    """Write a result's files into ``out_dir``: schedule.json, deepfrack.log, the statistics (energy.png,
+    components.csv, summary.csv, report.html, report.md, the other pictures: docs/stats.md), and tables/
     (``<VARIANT>.json``, costs.csv, mappings.jsonl) when the result benchmarked its tables. All or
     nothing: they are written into a temporary folder beside ``out_dir`` and moved into place only when
     every one is complete. Returns the result with ``outputs`` set."""
@@ -508,12 +511,50 @@ def write_outputs(result: RunResult, out_dir: PathLike) -> RunResult:
             b = result.benchmark
             files = write_table_files(tmp / "tables", b.jobs, b.outcomes, b.table)
             names += [f"tables/{f.name}" for f in files]
-        baseline = [r.energy_pJ for r in layer_by_layer_records(result.network, result.table)]
-        plot_energy(result.schedule, result.network, baseline, tmp / "energy.png")
+        from deepfrack.stats.write import write_stats_into  # matplotlib and jinja2 only when writing
+
+        # energy.png, components.csv, summary.csv, report.html, report.md, the other pictures
+        report = write_stats_into(tmp, result.schedule, result.network, result.table, result.inputs)
         (tmp / "deepfrack.log").write_text(result.log)
         (tmp / "schedule.json").write_text(schedule_to_json(result.schedule, result.network, result.inputs))
-        names += ["energy.png", "deepfrack.log", "schedule.json"]
+        names += [p.name for p in report.files] + ["deepfrack.log", "schedule.json"]
+    for line in report.skipped:  # a picture the tables cannot give
+        warnings.warn(line, DeepfrackNote, stacklevel=2)
     return RunResult(**{**result.__dict__, "outputs": tuple(out / n for n in names)})
+
+
+@dataclass(frozen=True)
+class StatsResult:
+    """What ``stats`` read and wrote: the schedule costed again, its network, and the files."""
+
+    schedule: Schedule
+    network: Network
+    table: CostTable
+    outputs: tuple[Path, ...]
+
+
+def stats(
+    *,
+    schedule: PathLike,
+    tables: PathLike | CostTable,
+    workload: PathLike | Network | None = None,
+    out: PathLike,
+) -> StatsResult:
+    """The statistics and report of a schedule.json (what ``deepfrack stats`` does): components.csv,
+    summary.csv, the pictures, report.html and report.md in ``out`` (docs/stats.md). The schedule is
+    costed again from ``tables`` and must match them and the network (``workload``, else the layers the
+    file lists): else InputError naming the file and the entry, and nothing is written."""
+    from deepfrack.stats.load import load_schedule
+    from deepfrack.stats.write import write_stats
+
+    check_output_folder(out)
+    network = load_network(workload)[0] if workload is not None else None
+    table = tables if isinstance(tables, CostTable) else read_tables(Path(tables))
+    loaded = load_schedule(schedule, table, network, None if isinstance(tables, CostTable) else tables)
+    written = write_stats(out, loaded.schedule, loaded.network, table, loaded.inputs)
+    for line in written.skipped:
+        warnings.warn(line, DeepfrackNote, stacklevel=2)
+    return StatsResult(loaded.schedule, loaded.network, table, tuple(written.files))
 
 
 __all__ = [
@@ -528,5 +569,6 @@ __all__ = [
     "load_network",
     "optimize",
     "run",
+    "stats",
     "write_outputs",
 ]
