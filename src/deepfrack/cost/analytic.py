@@ -68,6 +68,8 @@ from deepfrack.workload.layer import Layer
 
 @dataclass(frozen=True)
 class AnalyticResult:
+    """The nest statistics of a batch, and two flags per candidate."""
+
     stats: NestStats
     link_flag: np.ndarray  # bool [B]: link transfers could not be excluded and were accounted exactly
     bad_spatial: np.ndarray  # bool [B]: spatial factors on a level without fan-out
