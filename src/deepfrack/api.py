@@ -21,6 +21,7 @@ for, go to stderr; notes for the user are ``DeepfrackNote`` warnings.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -31,7 +32,7 @@ from typing import Any, Literal
 from deepfrack.arch import CapacitySpec, capacity_spec
 from deepfrack.benchmark.backend import resolve_backend
 from deepfrack.benchmark.cache import ResultCache, default_cache_path
-from deepfrack.benchmark.executors import Executor, LocalExecutor, SerialExecutor
+from deepfrack.benchmark.executors import Executor, make_executor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
@@ -262,6 +263,7 @@ def benchmark(
     variants: Iterable[Variant | str] | None = None,
     max_stack_depth: int | None = None,
     jobs: int | None = None,
+    scheduler: str | None = None,
     backend: str = "builtin",
     cache: PathLike | None = None,
     batch_size: int | None = None,
@@ -273,7 +275,9 @@ def benchmark(
     the exact rule, up to ``max_stack_depth`` layers per stack),
     from the result cache where possible (``cache``: an SQLite file, default ``default_cache_path()``).
     With ``out``, writes ``<VARIANT>.json``, costs.csv and mappings.jsonl there, all or nothing.
-    Ctrl-C (KeyboardInterrupt) propagates after the workers are stopped; finished entries stay cached."""
+    Runs on ``jobs`` local processes, or on the Dask cluster at ``scheduler`` (docs/cluster.md), unless
+    an ``executor`` is given. Ctrl-C (KeyboardInterrupt) propagates after the workers are stopped;
+    finished entries stay cached."""
     if out is not None:
         check_output_folder(out)
     if shapes not in SHAPE_SETS:
@@ -297,10 +301,10 @@ def benchmark(
         )
     needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
     job_list = enumerate_jobs(network, shapes, inputs.variants, needed)
-    if executor is None:
-        executor = SerialExecutor() if jobs == 1 else LocalExecutor(jobs)
-    with ResultCache(Path(cache) if cache is not None else default_cache_path()) as rc:
-        result = run_benchmark(job_list, be, rc, executor, None, batch_size=batch_size, progress=progress)
+    # the executor first: an unreachable scheduler stops the call before the cache is touched
+    chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
+    with chosen as ex, ResultCache(Path(cache) if cache is not None else default_cache_path()) as rc:
+        result = run_benchmark(job_list, be, rc, ex, None, batch_size=batch_size, progress=progress)
     if out is not None:
         with output_folder(out) as tmp:
             files = write_table_files(tmp, result.jobs, result.outcomes, result.table)
@@ -447,6 +451,7 @@ def run(
     max_stack_depth: int | None = None,
     objective: Objective | str = ENERGY,
     jobs: int | None = None,
+    scheduler: str | None = None,
     backend: str = "builtin",
     cache: PathLike | None = None,
     executor: Executor | None = None,
@@ -471,6 +476,7 @@ def run(
         shapes="needed",
         max_stack_depth=max_stack_depth,
         jobs=jobs,
+        scheduler=scheduler,
         backend=backend,
         cache=cache,
         executor=executor,
