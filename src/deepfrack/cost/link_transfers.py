@@ -93,7 +93,7 @@ def find_link_transfers(
     ignored = np.tensordot(su.irr, spread, axes=([1], [1])) > 0  # [3, nf, B]
     mixed = np.zeros((NT, len(fans.levels), B), bool)
     mixed[1] = spread[:, [P, R, Q, S]].any(axis=1)
-    ctx = _LinkContext(su, layer, ext, fans, rows, keys)
+    ctx = None
     for i, p in enumerate(fans.levels):
         if p == L - 1:
             # fan-out to the MACs: deltas are single points, one per visit (all loops are above)
@@ -113,6 +113,7 @@ def find_link_transfers(
                 nd &= mixed[:, i].any(axis=1)[:, None]
         if nd.any():
             need = [(nd[t], mixed[t, i]) if nd[t].any() else None for t in range(NT)]
+            ctx = ctx or _LinkContext(su, layer, ext, fans, rows, keys)
             link_flag |= ctx.level(child, p, n_rows, need, patches)
     return link_flag, patches
 
