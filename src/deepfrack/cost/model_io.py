@@ -14,7 +14,7 @@ from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.parse import architecture_from_data, component_classes
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.arch.yamlio import Document, find_tag, load_documents
-from deepfrack.cost.mapping import Mapping, mapping_from_directives
+from deepfrack.cost.mapping import LoopMapping, mapping_from_directives
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
 from deepfrack.dims import DIMS
@@ -51,7 +51,7 @@ class ModelInputs:
     arch: Architecture
     energy: EnergyTable
     layer: Layer
-    mapping: Mapping
+    mapping: LoopMapping
     rules: TimeloopRules
     sources: dict[str, str]
 
@@ -97,20 +97,16 @@ def layer_from_problem(data: dict, path: Path) -> Layer:
     return Layer(name=path.stem, kind="conv", **vals, **coeffs)
 
 
-def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) -> ModelInputs:
-    """Read and check the inputs of one model run (see the module docstring). Without an ERT the
-    built-in energy table is used. InputError (naming file and field) on a missing or duplicated
-    part, an unknown top-level key, or a bad value."""
-    if not paths:
-        raise InputError(None, None, "no input files given")
-    docs = load_documents(*paths)
+def _check_documents(docs: list[Document]) -> dict:
+    """InputError for a document that is not a mapping, an unknown top-level key or a v0.4 tag
+    outside an architecture file; the compound-component classes the documents define."""
     classes = {}
+    known = _ARCH_KEYS | _IGNORED | {"problem", "mapping", "ERT"}
     for d in docs:
         if not isinstance(d.data, dict):
             raise InputError(
                 d.path, None, f"expected a YAML mapping at the top level, got {type(d.data).__name__}"
             )
-        known = _ARCH_KEYS | _IGNORED | {"problem", "mapping", "ERT"}
         unknown = [k for k in d.data if k not in known]
         if unknown:
             if "sparse_optimizations" in unknown:
@@ -130,12 +126,17 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
                     f"unknown YAML tag !{tagged[1]} (tags belong in v0.4 architecture files)",
                 )
         classes.update(component_classes(d.data, d.path))
+    return classes
+
+
+def _architecture(docs: list[Document], n_files: int, classes: dict) -> tuple[Architecture, Document]:
+    """The one architecture of the documents (with the variables the other files define)."""
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
     if not arch_docs:
         raise InputError(
             None,
             "architecture",
-            f"none of the {len(paths)} files given defines an architecture (a top-level 'architecture:' key)",
+            f"none of the {n_files} files given defines an architecture (a top-level 'architecture:' key)",
         )
     if len(arch_docs) > 1:
         raise InputError(
@@ -146,22 +147,33 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
     for other in docs:
         if other is not ad and "variables" in other.data:
             data["variables"] = {**(other.data.get("variables") or {}), **(data.get("variables") or {})}
-    arch = architecture_from_data(data, ad.path, classes)
-    pd = _one(docs, "problem", "problem")
-    if pd is None:
+    return architecture_from_data(data, ad.path, classes), ad
+
+
+def _required(docs: list[Document], key: str, n_files: int) -> Document:
+    """The one document with top-level ``key`` (problem, mapping); InputError if none or two."""
+    found = _one(docs, key, key)
+    if found is None:
         raise InputError(
             None,
-            "problem",
-            f"none of the {len(paths)} files given defines a problem (a top-level 'problem:' key)",
+            key,
+            f"none of the {n_files} files given defines a {key} (a top-level '{key}:' key)",
         )
+    return found
+
+
+def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) -> ModelInputs:
+    """Read and check the inputs of one model run (see the module docstring). Without an ERT the
+    built-in energy table is used. InputError (naming file and field) on a missing or duplicated
+    part, an unknown top-level key, or a bad value."""
+    if not paths:
+        raise InputError(None, None, "no input files given")
+    docs = load_documents(*paths)
+    classes = _check_documents(docs)
+    arch, ad = _architecture(docs, len(paths), classes)
+    pd = _required(docs, "problem", len(paths))
     layer = layer_from_problem(pd.data, pd.path)
-    md = _one(docs, "mapping", "mapping")
-    if md is None:
-        raise InputError(
-            None,
-            "mapping",
-            f"none of the {len(paths)} files given defines a mapping (a top-level 'mapping:' key)",
-        )
+    md = _required(docs, "mapping", len(paths))
     mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path)
     ed = _one(docs, "ERT", "ERT")
     if ed is not None:
