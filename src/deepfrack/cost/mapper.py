@@ -103,7 +103,7 @@ def ladder_uses(h: int, w: int) -> tuple[int, ...]:
     return tuple(sorted(picked))
 
 
-def ladder_to_plain(rungs: TMapping[int, list[dict[str, Any]]]) -> dict[str, Any]:
+def ladder_to_plain(rungs: Mapping[int, list[dict[str, Any]]]) -> dict[str, Any]:
     """One rung ({constraint group: best mappings}) as JSON data (``ladder_from_plain`` reads it back
     exactly)."""
     return {
@@ -120,7 +120,7 @@ def ladder_to_plain(rungs: TMapping[int, list[dict[str, Any]]]) -> dict[str, Any
     }
 
 
-def ladder_from_plain(doc: TMapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
+def ladder_from_plain(doc: Mapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
     return {
         int(gi): [
             {
@@ -812,7 +812,7 @@ class LayerMapper:
             return {}
         return {i: {gi: self._rung(gi, g, i) for gi, g in enumerate(self.groups)} for i in range(top + 1)}
 
-    def add_ladder(self, rungs: TMapping[int, TMapping[int, list[dict[str, Any]]]]) -> None:
+    def add_ladder(self, rungs: Mapping[int, Mapping[int, list[dict[str, Any]]]]) -> None:
         """Take rungs computed elsewhere (by ``ladder`` on the same layer problem, constraints and
         options, so exactly what this mapper would find): the tiles that start from them skip the
         ladder's searches."""
