@@ -74,6 +74,7 @@ def main() -> None:
       deepfrack optimize ...    the best fused schedule from those tables
       deepfrack evaluate ...    cost and check a given schedule
       deepfrack model ...       Timeloop-equivalent energy and cycles of one mapping
+      deepfrack zoo / workload show / arch list   networks and accelerators known by name
     """
 
 

@@ -35,7 +35,7 @@ from deepfrack.errors import InputError
 from deepfrack.residency import VARIANTS, parse_variant
 from deepfrack.search.required import required_shapes
 from deepfrack.workload.layer import Network
-from deepfrack.workload.loaders import ChainWarning, load_workload
+from deepfrack.workload.loaders import ChainWarning, resolve_workload
 
 
 def default_cache_path() -> Path:
@@ -83,6 +83,7 @@ def _parse_variants(text: str | None):
 @options(PROGRESS, out_option("<VARIANT>.json, costs.csv, mappings.jsonl"))
 def benchmark(
     workload: Path,
+    input_size: tuple[int, int] | None,
     arch: Path,
     components: Path | None,
     constraints: Path | None,
@@ -107,7 +108,7 @@ def benchmark(
     with warnings.catch_warnings():
         if shapes != "needed":  # unchained layers matter to fusion, not to per-layer costs
             warnings.simplefilter("ignore", ChainWarning)
-        network = load_workload(workload)
+        network = resolve_workload(workload, input_size or None)
     vs = _parse_variants(variants)
     inputs = load_inputs(arch, components, constraints, mapper, ert, vs)
     result = benchmark_tables(
@@ -143,6 +144,13 @@ def benchmark_tables(
             f"({', '.join(inputs.mapper.optimization_metrics)}) and ignores the Timeloop search options "
             f"{', '.join(inputs.mapper.ignored)}",
             err=True,
+        )
+    if shapes == "needed" and not network.is_chain:
+        raise InputError(
+            network.source,
+            None,
+            "the search handles chains of layers only (DAG support is planned); "
+            "`deepfrack benchmark --shapes square` costs this network's layers",
         )
     needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
     jobs = enumerate_jobs(network, shapes, inputs.variants, needed)

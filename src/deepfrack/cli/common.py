@@ -12,6 +12,7 @@ from typing import Any
 import click
 
 from deepfrack.arch import CapacitySpec, capacity_spec
+from deepfrack.arch.presets import resolve_arch
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.errors import InputError
 from deepfrack.files import make_temp
@@ -21,7 +22,8 @@ from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.schedule_io import schedule_to_json
 from deepfrack.stats.report import plot_energy, render_log
 from deepfrack.workload.layer import Network
-from deepfrack.workload.loaders import ChainWarning, load_workload
+from deepfrack.workload.loaders import ChainWarning, resolve_workload
+from deepfrack.workload.zoo import ZOO
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -37,25 +39,38 @@ def options(*decorators: Decorator) -> Decorator:
     return apply
 
 
-WORKLOAD = click.option(
-    "--workload",
-    "-w",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Network YAML (with padding and pooling) or a folder of Timeloop problem YAMLs.",
+INPUT_SIZE = click.option(
+    "--input-size",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="H W",
+    help="Input plane of a zoo network (default 224 224) or an ONNX model.",
+)
+WORKLOAD = options(
+    click.option(
+        "--workload",
+        "-w",
+        required=True,
+        type=click.Path(path_type=Path),
+        help="A network of the zoo by name (deepfrack zoo), a network YAML, an ONNX model, "
+        "or a folder of Timeloop problem YAMLs.",
+    ),
+    INPUT_SIZE,
 )
 ARCH_REQUIRED = click.option(
     "--arch",
     "-a",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Timeloop architecture YAML (v0.3 or v0.4).",
+    help="A bundled accelerator by name (deepfrack arch list) or a Timeloop architecture YAML (v0.3 or v0.4).",
 )
 ARCH_OPTIONAL = click.option(
     "--arch",
     "-a",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Timeloop architecture YAML (v0.3 or v0.4): gives the on-chip capacities.",
+    help="A bundled accelerator by name (deepfrack arch list) or a Timeloop architecture YAML: gives "
+    "the on-chip capacities.",
 )
 COMPONENTS = click.option(
     "--components",
@@ -151,11 +166,14 @@ def make_out(out: Path) -> None:
         raise InputError(out, None, f"cannot create the output folder: {exc.strerror or exc}") from None
 
 
-def load_workload_noting_chains(path: Path) -> tuple[Network, list[str]]:
-    """The network and the text of its ChainWarnings (layers that do not chain), for the log."""
+def load_workload_noting_chains(
+    path: Path, input_size: tuple[int, int] | None = None
+) -> tuple[Network, list[str]]:
+    """The network (a zoo name or a workload path, ``resolve_workload``) and the text of its
+    ChainWarnings (layers that do not chain), for the log."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ChainWarning)
-        network = load_workload(path)
+        network = resolve_workload(path, input_size or None)
     chain = [str(w.message) for w in caught if issubclass(w.category, ChainWarning)]
     for w in caught:  # anything else is reported as usual
         if not issubclass(w.category, ChainWarning):
@@ -211,10 +229,14 @@ def inputs_record(
     """What a run was given, for schedule.json: always the same keys, absolute paths (None when not
     given; the components folder also when it was found beside the architecture), the capacity per home
     level or "unlimited", then any command-specific entries."""
+    if arch is not None:  # a bundled accelerator's name: its files (load_inputs' defaults)
+        arch, preset_components, preset_constraints = resolve_arch(arch)
+        components = preset_components if components is None else components
+        constraints = preset_constraints if constraints is None else constraints
     if components is None and arch is not None and (arch.parent / "components").is_dir():
         components = arch.parent / "components"  # load_inputs' default
     rec: dict[str, Any] = {
-        "workload": _abs(workload),
+        "workload": str(workload) if str(workload) in ZOO else _abs(workload),
         "tables": _abs(tables),
         "arch": _abs(arch),
         "components": _abs(components),

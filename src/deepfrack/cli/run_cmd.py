@@ -57,6 +57,7 @@ from deepfrack.residency import VARIANTS
 )
 def run(
     workload: Path,
+    input_size: tuple[int, int] | None,
     arch: Path,
     components: Path | None,
     constraints: Path | None,
@@ -80,7 +81,7 @@ def run(
     """
     start = time.perf_counter()
     check_out(out)
-    network, chain = load_workload_noting_chains(workload)
+    network, chain = load_workload_noting_chains(workload, input_size)
     inputs = load_inputs(arch, components, constraints, mapper, ert, VARIANTS)
     cap = None if capacity == "unlimited" else capacity_from_inputs(inputs)
     tables_dir = out / "tables"

@@ -67,8 +67,10 @@ def chain_notes(chain_warnings: list[str], rule: str) -> list[str]:
     return [f"{w} {advice}" for w in chain_warnings]
 
 
-def load_network_and_tables(workload: Path, tables: Path) -> tuple[Network, CostTable, list[str]]:
-    network, chain = load_workload_noting_chains(workload)
+def load_network_and_tables(
+    workload: Path, tables: Path, input_size: tuple[int, int] | None = None
+) -> tuple[Network, CostTable, list[str]]:
+    network, chain = load_workload_noting_chains(workload, input_size)
     table = read_tables(tables)
     check_table(table, network)
     return network, table, chain
@@ -141,6 +143,7 @@ def optimize_and_write(
 @out_option("schedule.json, deepfrack.log, energy.png")
 def optimize(
     workload: Path,
+    input_size: tuple[int, int] | None,
     tables: Path,
     arch: Path | None,
     components: Path | None,
@@ -161,7 +164,7 @@ def optimize(
     """
     start = time.perf_counter()
     check_out(out)
-    network, table, chain = load_network_and_tables(workload, tables)
+    network, table, chain = load_network_and_tables(workload, tables, input_size)
     cap = capacity_from_paths(arch, components, constraints, capacity)
     inputs = inputs_record(
         workload=workload,
@@ -210,6 +213,7 @@ def _schedule_setting(schedule_path: Path, key: str, allowed: tuple[str, ...], g
 @out_option("schedule.json, deepfrack.log, energy.png")
 def evaluate(
     workload: Path,
+    input_size: tuple[int, int] | None,
     tables: Path,
     arch: Path | None,
     components: Path | None,
@@ -224,7 +228,7 @@ def evaluate(
 
     start = time.perf_counter()
     check_out(out)
-    network, table, chain = load_network_and_tables(workload, tables)
+    network, table, chain = load_network_and_tables(workload, tables, input_size)
     cap = capacity_from_paths(arch, components, constraints, capacity)
     specs = read_stack_specs(schedule_path)
     rule = _schedule_setting(schedule_path, "receptive_field", ("exact", "legacy"), rule)
