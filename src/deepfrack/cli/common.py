@@ -63,7 +63,8 @@ ARCH_REQUIRED = click.option(
     "-a",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="A bundled accelerator by name (deepfrack arch list) or a Timeloop architecture YAML (v0.3 or v0.4).",
+    help="A bundled accelerator by name (deepfrack arch list) or a Timeloop architecture YAML "
+    "(v0.3 or v0.4).",
 )
 ARCH_OPTIONAL = click.option(
     "--arch",

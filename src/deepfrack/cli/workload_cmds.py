@@ -29,11 +29,9 @@ def zoo_command() -> None:
         rows.append(
             (name, str(len(net)), f"{net.macs / 1e9:.3f} G", f"{net.weights / 1e6:.2f} M", entry.description)
         )
-    widths = [max(len(r[k]) for r in rows) for k in range(4)]
+    w = [max(len(r[k]) for r in rows) for k in range(4)]
     for r in rows:
-        click.echo(
-            f"{r[0]:<{widths[0]}}  {r[1]:>{widths[1]}}  {r[2]:>{widths[2]}}  {r[3]:>{widths[3]}}  {r[4]}".rstrip()
-        )
+        click.echo(f"{r[0]:<{w[0]}}  {r[1]:>{w[1]}}  {r[2]:>{w[2]}}  {r[3]:>{w[3]}}  {r[4]}".rstrip())
 
 
 @main.group("workload")

@@ -83,7 +83,8 @@ def network_table(network: Network) -> str:
     ]
     plane = f", input {network.input_plane[0]}x{network.input_plane[1]}" if network.input_plane else ""
     title = f"{network.name}: {len(network)} layers{plane}"
-    total = f"total: {network.macs:,} MACs ({_si(network.macs)}), {network.weights:,} weights ({_si(network.weights)})"
+    macs, weights = network.macs, network.weights
+    total = f"total: {macs:,} MACs ({_si(macs)}), {weights:,} weights ({_si(weights)})"
     return "\n".join([title, *lines, total]) + "\n"
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import NETWORK_INPUT, Layer, Network
@@ -87,9 +86,9 @@ def _join_error(layer: Layer, ops: Sequence[Operand]) -> tuple[str, str] | None:
         width = next((c for c in chans if c is not None), layer.C)
     else:
         width = sum(c for c in chans if c is not None) if None not in chans else layer.C
-    if layer.C != width or layer.M != width:
+    if width != layer.C or width != layer.M:
         return ("C", f"{kind} {layer.name} has C={layer.C}, M={layer.M}; its inputs give {width} channels")
-    if known and (layer.Q, layer.P) != known[0].plane:
+    if known and known[0].plane != (layer.Q, layer.P):
         q, p = known[0].plane  # type: ignore[misc]
         return ("P", f"{kind} {layer.name} has a {layer.Q}x{layer.P} plane; its inputs are {q}x{p}")
     return None
@@ -107,12 +106,12 @@ def operand_error(layer: Layer, ops: Sequence[Operand]) -> tuple[str, str] | Non
             "(join tensors with an add or concat layer)",
         )
     op = ops[0]
-    if op.channels is not None and layer.C != op.channels:
+    if op.channels is not None and op.channels != layer.C:
         hint = ""
-        if layer.kind == "fc" and op.plane is not None and layer.C == op.channels * op.plane[0] * op.plane[1]:
+        if layer.kind == "fc" and op.plane is not None and op.channels * op.plane[0] * op.plane[1] == layer.C:
             hint = f" (an fc after a plane reads it whole: C={op.channels}, R x S = its plane)"
         return ("C", f"{layer.name} takes {layer.C} channels but {op.name} gives {op.channels}{hint}")
-    if layer.kind == "fc" and op.plane is not None and (layer.S, layer.R) != op.plane:
+    if layer.kind == "fc" and op.plane is not None and op.plane != (layer.S, layer.R):
         return (
             "R",
             f"fc {layer.name} reads {op.name}'s whole {op.plane[0]}x{op.plane[1]} plane, so its kernel "

@@ -200,7 +200,7 @@ def _parse_layer(entry: dict[str, Any], path: Path, idx: int, ops: list[Operand]
     C = dim("C", c_default)
     if kind == "fc" and op_plane is not None and ops[0].channels is not None:
         h, w = op_plane
-        if C == ops[0].channels * h * w:  # C written as channels x height x width: the plane, read whole
+        if ops[0].channels * h * w == C:  # C written as channels x height x width: the plane, read whole
             C = ops[0].channels
     M = dim("M", C if kind in ("pool", "depthwise", *JOIN_KINDS) else None)
     vals = dict(

@@ -196,7 +196,7 @@ class _Importer:
         import onnx
 
         try:
-            self.model = onnx.shape_inference.infer_shapes(self.model)
+            self.model = onnx.shape_inference.infer_shapes(self.model, data_prop=True)
         except Exception as exc:
             raise InputError(self.path, None, f"ONNX shape inference failed: {exc}") from None
         self.graph = self.model.graph
@@ -228,13 +228,13 @@ class _Importer:
     def check_plane(self, node: Any, t: Tensor) -> None:
         """The output plane deepfrack computes must be the one shape inference gives (when it does)."""
         dims = self.shapes.get(node.output[0])
-        if dims and len(dims) == 4 and all(isinstance(d, int) for d in dims[2:]):
-            if (dims[2], dims[3]) != (t.h, t.w):
-                raise self.fail(
-                    node,
-                    f"shape inference gives a {dims[2]}x{dims[3]} output plane, the operator's definition "
-                    f"{t.h}x{t.w}",
-                )
+        known = dims is not None and len(dims) == 4 and all(isinstance(d, int) for d in dims[2:])
+        if known and (dims[2], dims[3]) != (t.h, t.w):  # type: ignore[index]
+            raise self.fail(
+                node,
+                f"shape inference gives a {dims[2]}x{dims[3]} output plane, the operator's definition "  # type: ignore[index]
+                f"{t.h}x{t.w}",
+            )
 
     def pads(self, node: Any, x: Tensor, kernel: tuple[int, int], strides, dilations) -> tuple[int, ...]:
         """deepfrack's (left, right, top, bottom) from ``auto_pad`` or ONNX's [top, left, bottom, right]."""
