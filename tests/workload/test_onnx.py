@@ -114,6 +114,24 @@ def test_pools_with_ceil_mode_and_global_pools(tmp_path: Path):
     assert all(layer.C == layer.M == 5 and layer.weights == 0 for layer in net.layers)
 
 
+@pytest.mark.parametrize("keepdims, opset", [(1, 18), (0, 18), (1, 13)])
+def test_reduce_mean_over_the_plane_is_a_global_pool(tmp_path: Path, keepdims: int, opset: int):
+    # PyTorch's dynamo exporter writes AdaptiveAvgPool2d((1, 1)) as ReduceMean over axes [-1, -2]
+    axes = {"axes": [2, 3]} if opset < 18 else {}
+    ins = ["c"] if opset < 18 else ["c", "axes"]
+    nodes = [
+        conv("c", "x", "w"),
+        helper.make_node("ReduceMean", ins, ["m"], name="mean", keepdims=keepdims, **axes),
+        *([] if not keepdims else [helper.make_node("Reshape", ["m", "shape"], ["r"], name="view")]),
+        helper.make_node("Gemm", ["r" if keepdims else "m", "fw"], ["fc"], name="fc", transB=1),
+    ]
+    inits = [weight("w", [8, 3, 1, 1]), weight("fw", [5, 8]), ints("axes", [-1, -2]), ints("shape", [1, 8])]
+    net = load_onnx(save(tmp_path, nodes, [1, 3, 6, 7], inits, opset=opset))
+    mean, fc = net.layers[1:]
+    assert (mean.kind, mean.pool, mean.R, mean.S, mean.P, mean.Q) == ("pool", "avg", 7, 6, 1, 1)
+    assert (fc.C, fc.R, fc.S, fc.M) == (8, 1, 1, 5)
+
+
 def test_gemm_and_matmul_after_flatten_reshape_and_global_pool(tmp_path: Path):
     nodes = [
         conv("c", "x", "w", pads=[1, 1, 1, 1]),

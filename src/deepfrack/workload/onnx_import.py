@@ -9,7 +9,8 @@ graph's one activation input, each node that reads an activation becomes a layer
   deepfrack's [left, right, top, bottom]; ``strides``, ``dilations``, ``auto_pad``;
 * ``MaxPool`` / ``AveragePool`` -> pool (``kernel_shape``, ``strides``, ``pads``, ``ceil_mode``: the
   padding after the plane that makes floor semantics give the ceil-mode output); ``GlobalAveragePool``
-  / ``GlobalMaxPool`` -> a pool over the whole plane;
+  / ``GlobalMaxPool``, and ``ReduceMean`` / ``ReduceMax`` over both spatial axes (what PyTorch's newer
+  exporter writes for a global average pool) -> a pool over the whole plane;
 * ``Gemm`` / ``MatMul`` with a weight matrix -> fc (after a plane: a convolution over the whole plane);
 * ``Add`` / ``Sum`` of two or more activations of equal shape -> add; ``Concat`` of activations along
   the channel axis -> concat;
@@ -63,6 +64,8 @@ SUPPORTED: tuple[str, ...] = tuple(
             "AveragePool",
             "GlobalAveragePool",
             "GlobalMaxPool",
+            "ReduceMean",
+            "ReduceMax",
             "Gemm",
             "MatMul",
             "Add",
@@ -345,6 +348,25 @@ class _Importer:
             raise self.fail(node, f"adds tensors of unequal shapes ({shown}; broadcasting is not supported)")
         return self.builder.add(xs, self.layer_name(node, k))
 
+    def reduce(self, node: Any, k: int, act: _Act) -> _Act:
+        """ReduceMean / ReduceMax over the whole plane (seen in the inferred output shape): a global pool,
+        flattened when the reduced axes are dropped (keepdims=0)."""
+        dims = self.shapes.get(node.output[0])
+        x = act.tensor
+        if act.flat or dims is None or not all(isinstance(d, int) for d in dims):
+            raise self.fail(node, "only a reduction over the whole plane of a known shape is supported")
+        if dims[1:] not in ([x.channels, 1, 1], [x.channels]):
+            shape = f"{x.channels}x{x.h}x{x.w}"
+            raise self.fail(
+                node, f"reduces {shape} to {dims[1:]}: only a reduction over the whole plane is read"
+            )
+        flat = len(dims) == 2
+        if (x.h, x.w) == (1, 1):
+            return _Act(x, flat=flat)
+        assert self.builder is not None
+        op = "max" if node.op_type == "ReduceMax" else "avg"
+        return _Act(self.builder.global_pool(x, self.layer_name(node, k), op), flat=flat)
+
     def reshape(self, node: Any, act: _Act) -> _Act:
         dims = self.shapes.get(node.output[0])
         x = act.tensor
@@ -376,6 +398,8 @@ class _Importer:
             out = _Act(self.conv(node, k))
         elif op in ("MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool"):
             out = _Act(self.pool(node, k))
+        elif op in ("ReduceMean", "ReduceMax"):
+            out = self.reduce(node, k, acts[0])
         elif op in ("Gemm", "MatMul"):
             out = _Act(self.fc(node, k))
         elif op in ("Add", "Sum") and len(acts) == 1:
