@@ -74,10 +74,8 @@ def run(
     """Benchmark what the search needs, then find the best fused schedule (exact receptive field).
 
     \b
-    Example (AlexNet with its padding and pooling, on the Simba-like accelerator):
-      deepfrack run -w examples/networks/alexnet.yaml \\
-        -a examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like/arch/simba_like.yaml \\
-        -c examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like/constraints -o out/alexnet
+    Example (AlexNet with its padding and pooling, on the bundled Simba-like accelerator):
+      deepfrack run -w examples/networks/alexnet.yaml -a simba-like -o out/alexnet
     """
     start = time.perf_counter()
     check_out(out)
