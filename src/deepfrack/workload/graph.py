@@ -162,6 +162,11 @@ class Tensor:
 Pad = int | tuple[int, int, int, int]
 
 
+def _pair(v: int | tuple[int, int]) -> tuple[int, int]:
+    """(height, width) from one number or a pair."""
+    return (v, v) if isinstance(v, int) else (v[0], v[1])
+
+
 def _pad4(pad: Pad) -> tuple[int, int, int, int]:
     return (pad, pad, pad, pad) if isinstance(pad, int) else tuple(pad)  # type: ignore[return-value]
 
@@ -208,24 +213,26 @@ class GraphBuilder:
         self.inputs.append(tuple(t.producer for t in ops))
         return Tensor(len(self.layers) - 1, layer.M, layer.Q, layer.P)
 
-    def conv(
+    def _window(
         self,
         x: Tensor,
         name: str,
         M: int,
         kernel: int | tuple[int, int],
-        stride: int | tuple[int, int] = 1,
-        pad: Pad = 0,
-        groups: int = 1,
-        dilation: int | tuple[int, int] = 1,
+        stride: int | tuple[int, int],
+        pad: Pad,
+        dilation: int | tuple[int, int],
+        ceil_mode: bool = False,
+        **fields: object,
     ) -> Tensor:
-        """A convolution; ``kernel``, ``stride``, ``dilation`` are one number or (height, width); ``pad``
-        one number or (left, right, top, bottom). groups == C == M is a depthwise layer."""
-        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-        sh, sw = (stride, stride) if isinstance(stride, int) else stride
-        dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
+        """A sliding-window layer (conv or pool) over ``x``; ``fields`` are the layer's kind and the like."""
+        kh, kw = _pair(kernel)
+        sh, sw = _pair(stride)
+        dh, dw = _pair(dilation)
         l, r, t, b = _pad4(pad)
-        kind = "depthwise" if groups > 1 and groups == x.channels == M else "conv"
+        if ceil_mode:
+            r += ceil_extra_pad(x.w, kw, sw, dw, l, r)
+            b += ceil_extra_pad(x.h, kh, sh, dh, t, b)
         layer = Layer(
             name,
             C=x.channels,
@@ -239,10 +246,25 @@ class GraphBuilder:
             Wdilation=dw,
             Hdilation=dh,
             pad=(l, r, t, b),
-            kind=kind,
-            groups=groups,
+            **fields,  # type: ignore[arg-type]
         )
         return self._add(layer, [x])
+
+    def conv(
+        self,
+        x: Tensor,
+        name: str,
+        M: int,
+        kernel: int | tuple[int, int],
+        stride: int | tuple[int, int] = 1,
+        pad: Pad = 0,
+        groups: int = 1,
+        dilation: int | tuple[int, int] = 1,
+    ) -> Tensor:
+        """A convolution; ``kernel``, ``stride``, ``dilation`` are one number or (height, width); ``pad``
+        one number or (left, right, top, bottom). groups == C == M is a depthwise layer."""
+        kind = "depthwise" if groups > 1 and groups == x.channels == M else "conv"
+        return self._window(x, name, M, kernel, stride, pad, dilation, kind=kind, groups=groups)
 
     def pool(
         self,
@@ -257,31 +279,10 @@ class GraphBuilder:
     ) -> Tensor:
         """A max or average pooling (stride defaults to the kernel); ``ceil_mode`` adds the padding after
         the plane that makes floor semantics give the ceil-mode output (``ceil_extra_pad``)."""
-        kh, kw = (kernel, kernel) if isinstance(kernel, int) else kernel
-        stride = (kh, kw) if stride is None else stride
-        sh, sw = (stride, stride) if isinstance(stride, int) else stride
-        dh, dw = (dilation, dilation) if isinstance(dilation, int) else dilation
-        l, r, t, b = _pad4(pad)
-        if ceil_mode:
-            r += ceil_extra_pad(x.w, kw, sw, dw, l, r)
-            b += ceil_extra_pad(x.h, kh, sh, dh, t, b)
-        layer = Layer(
-            name,
-            C=x.channels,
-            M=x.channels,
-            R=kw,
-            S=kh,
-            P=out_extent(x.w, kw, sw, dw, l, r),
-            Q=out_extent(x.h, kh, sh, dh, t, b),
-            Wstride=sw,
-            Hstride=sh,
-            Wdilation=dw,
-            Hdilation=dh,
-            pad=(l, r, t, b),
-            kind="pool",
-            pool=op,
+        stride = kernel if stride is None else stride
+        return self._window(
+            x, name, x.channels, kernel, stride, pad, dilation, ceil_mode, kind="pool", pool=op
         )
-        return self._add(layer, [x])
 
     def global_pool(self, x: Tensor, name: str, op: str = "avg") -> Tensor:
         """A pooling over the whole plane (global average pooling): a 1x1 output."""
