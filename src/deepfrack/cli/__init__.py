@@ -7,13 +7,15 @@ files. Every DeepfrackError becomes one line on stderr and exit code 2 (no trace
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 
 import click
 
 from deepfrack import __version__
-from deepfrack.errors import DeepfrackError
+from deepfrack.api import DeepfrackNote
+from deepfrack.errors import DeepfrackError, InputError
 
 
 class _Group(click.Group):
@@ -46,7 +48,7 @@ class _Group(click.Group):
                 click.echo(f"deepfrack: error: {exc.format_message()} (see '{path} --help')", err=True)
                 ctx.exit(2)
             except DeepfrackError as exc:
-                click.echo(f"deepfrack: error: {exc}", err=True)
+                click.echo(f"deepfrack: error: {_as_option(exc)}", err=True)
                 ctx.exit(2)
             except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: end quietly
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the exit flush does not fail again
@@ -57,8 +59,17 @@ class _Group(click.Group):
                 ctx.exit(2)
 
 
+def _as_option(exc: DeepfrackError) -> str:
+    """The error's line, with a bad argument of the Python API named as the command-line option that
+    gave it (the API's ``receptive_field`` is ``--receptive-field``)."""
+    if isinstance(exc, InputError) and exc.path is None and exc.field and re.fullmatch(r"[a-z_]+", exc.field):
+        return str(InputError(None, "--" + exc.field.replace("_", "-"), exc.message))
+    return str(exc)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    click.echo(f"deepfrack: warning: {message}", err=True)
+    kind = "note" if issubclass(category, DeepfrackNote) else "warning"
+    click.echo(f"deepfrack: {kind}: {message}", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
