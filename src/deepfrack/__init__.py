@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__version__ = "0.1.0"
+from deepfrack._version import __version__
 
 #: ``deepfrack.api.benchmark`` is not among them: ``deepfrack.benchmark`` is the benchmark stage's package
 _API = ("run", "optimize", "evaluate", "write_outputs", "RunResult")

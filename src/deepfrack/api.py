@@ -428,7 +428,8 @@ def evaluate(
 ) -> RunResult:
     """Cost a given schedule file (per stack: first, last, tile_shape [h, w] and cached_layers; a
     schedule.json written by deepfrack works) and check it: coverage, capacity, every layer in exactly
-    one stack. ``receptive_field`` None: the schedule file's, else exact. InputError naming the schedule
+    one stack, single exit, and the tiles, regions and variants the file lists (when it does).
+    ``receptive_field`` None: the schedule file's, else exact. InputError naming the schedule
     file when it is not valid."""
     start = time.perf_counter()
     if out is not None:

@@ -116,7 +116,7 @@ def optimize(
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
     help="Schedule JSON: per stack first, last, tile_shape [h, w] and cached_layers (a schedule.json "
-    "written by deepfrack works).",
+    "written by deepfrack works; its tiles, regions and variants must be what the rules give).",
 )
 @out_option("schedule.json, deepfrack.log, energy.png")
 def evaluate(

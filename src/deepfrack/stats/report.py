@@ -88,7 +88,7 @@ def render_log(
             f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer "
             f"(halo recompute {100 * schedule.recompute:.2f}%)"
         )
-    else:
+    elif schedule.receptive_field == "legacy":
         out.append(
             f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: the fused tiles compute only "
             f"{100 * tot.macs / base.macs:.2f}% of the network's MACs"
@@ -96,6 +96,14 @@ def render_log(
         out.append(
             "note: the fused tiles do not cover every layer's output (the legacy rule ignores padding and "
             "pooling), so this saving is not a like-for-like comparison"
+        )
+    else:
+        skipped = schedule.skipped_macs
+        out.append(
+            f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: {schedule.skipped_pixels:,} output "
+            f"pixels that no consumer reads are not computed ({skipped:,} MACs; e.g. the last row of an odd "
+            f"plane before a 2x2, stride-2 pool), more than the halo recompute adds "
+            f"({tot.macs - (base.macs - skipped):,} MACs)"
         )
     if stats is not None:
         out.append("")
