@@ -196,3 +196,15 @@ def test_bad_graphs_name_the_layer_and_field(tmp_path: Path, case: str):
     assert message in err.value.message
     assert str(err.value).startswith(f"{p}: {field}: ")
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("doc", ["README.md", "docs/workloads.md"])
+def test_the_network_yaml_examples_in_the_docs_load(tmp_path: Path, doc: str):
+    text = (ROOT / doc).read_text()
+    blocks = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:]]
+    examples = [b for b in blocks if b.startswith("network:")]
+    assert examples
+    for k, block in enumerate(examples):
+        net = load_network_yaml(_write(tmp_path, block))
+        check_network(net)
+        assert not net.is_chain and {"add"} <= {layer.kind for layer in net.layers}, k

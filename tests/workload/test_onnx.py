@@ -238,7 +238,7 @@ def test_symbolic_batch_is_one_and_input_size_fixes_a_dynamic_plane(tmp_path: Pa
         ),
         (
             [conv("c", "x", "w"), helper.make_node("Resize", ["c", "", "scales"], ["u"], name="")],
-            "node '?' (Resize)",
+            "node #1 (Resize)",
             "unsupported",
         ),
         (

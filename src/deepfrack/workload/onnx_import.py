@@ -132,7 +132,9 @@ class _Importer:
 
     # --- helpers ----------------------------------------------------------------------------------
     def fail(self, node: Any, message: str) -> InputError:
-        return InputError(self.path, f"node {node.name or '?'!r} ({node.op_type})", message)
+        """An InputError naming the node (its name, or its position in the graph when it has none)."""
+        who = repr(node.name) if node.name else f"#{list(self.graph.node).index(node)}"
+        return InputError(self.path, f"node {who} ({node.op_type})", message)
 
     def layer_name(self, node: Any, k: int) -> str:
         base = node.name or f"{node.op_type.lower()}_{k}"
