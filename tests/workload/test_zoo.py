@@ -6,7 +6,7 @@ import pytest
 
 from deepfrack.errors import InputError
 from deepfrack.workload.graph import check_network
-from deepfrack.workload.loaders import resolve_workload
+from deepfrack.workload.loaders import load_network_yaml, resolve_workload
 from deepfrack.workload.zoo import ZOO, zoo_network
 
 # Published multiply-accumulates at 224 x 224, batch 1 (conv, depthwise and fc layers):
@@ -136,3 +136,25 @@ def test_unknown_name_lists_the_zoo():
     text = str(err.value)
     assert text.startswith("resnet: ") and "resnet50" in text and "googlenet" in text
     assert resolve_workload("resnet18").name == "resnet18"
+
+
+def _as_yaml(net) -> str:
+    """A zoo network written as a network YAML: every field of each layer (a join's come from its inputs)."""
+    lines = [f"network: {net.name}", f"input: [3, {net.input_plane[0]}, {net.input_plane[1]}]", "layers:"]
+    for i, layer in enumerate(net.layers):
+        fields = {"type": layer.kind} if layer.kind in ("add", "concat") else dict(layer.summary())
+        fields.pop("n_inputs", None)
+        if fields.get("pool") is None:
+            fields.pop("pool", None)
+        fields |= {"name": f'"{layer.name}"', "inputs": list(net.operand_names(i))}
+        lines.append("  - {" + ", ".join(f"{k}: {v}" for k, v in fields.items()) + "}")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("name", sorted(ZOO))
+def test_zoo_networks_pass_the_network_yaml_loader(tmp_path, name: str):
+    net = zoo_network(name)
+    p = tmp_path / "net.yaml"
+    p.write_text(_as_yaml(net))
+    back = load_network_yaml(p)
+    assert back.layers == net.layers and back.inputs == net.inputs and back.input_plane == net.input_plane
