@@ -101,7 +101,9 @@ def test_a_failure_while_writing_leaves_no_output_folder(net: Path, tmp_path: Pa
     def broken_plot(*args, **kwargs):
         raise OSError("disk full")
 
-    monkeypatch.setattr(api, "plot_energy", broken_plot)
+    import deepfrack.stats.write
+
+    monkeypatch.setattr(deepfrack.stats.write, "write_stats_into", broken_plot)
     out = tmp_path / "out"
     with pytest.raises(OSError, match="disk full"):
         _run(net, tmp_path, out=out)

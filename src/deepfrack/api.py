@@ -9,8 +9,9 @@
 * ``run``: benchmark what the search needs, then search (what ``deepfrack run`` does);
 * ``benchmark``: cost tables for every (layer, residency variant, tile shape) of a shape set;
 * ``optimize``: the best fused schedule from cost tables; ``evaluate``: cost and check a given one;
-* ``write_outputs``: the files of a result (schedule.json, deepfrack.log, energy.png, and the tables
-  when the result benchmarked them), all or nothing.
+* ``write_outputs``: the files of a result (schedule.json, deepfrack.log, the statistics and report of
+  ``deepfrack.stats``, and the tables when the result benchmarked them), all or nothing;
+* ``stats``: the statistics and report of a schedule.json and its tables.
 
 Inputs are paths, names (a network of the zoo: ``workload="resnet50"`` with ``input_size=(h, w)``; a
 bundled accelerator: ``arch="simba-like"``), or already loaded objects (a ``Network``, a ``CostTable``,
@@ -22,6 +23,7 @@ for, go to stderr; notes for the user are ``DeepfrackNote`` warnings.
 
 from __future__ import annotations
 
+import contextlib
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -33,7 +35,7 @@ from deepfrack.arch import CapacitySpec, capacity_spec
 from deepfrack.arch.presets import resolve_arch
 from deepfrack.benchmark.backend import resolve_backend
 from deepfrack.benchmark.cache import ResultCache, default_cache_path
-from deepfrack.benchmark.executors import Executor, LocalExecutor, SerialExecutor
+from deepfrack.benchmark.executors import Executor, make_executor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
@@ -51,7 +53,7 @@ from deepfrack.search.receptive import RULES
 from deepfrack.search.required import required_shapes
 from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.schedule_io import read_stack_specs, schedule_to_json
-from deepfrack.stats.report import plot_energy, render_log
+from deepfrack.stats.report import render_log
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, resolve_workload
 from deepfrack.workload.zoo import ZOO
@@ -278,6 +280,7 @@ def benchmark(
     variants: Iterable[Variant | str] | None = None,
     max_stack_depth: int | None = None,
     jobs: int | None = None,
+    scheduler: str | None = None,
     backend: str = "builtin",
     cache: PathLike | None = None,
     batch_size: int | None = None,
@@ -289,7 +292,9 @@ def benchmark(
     the exact rule, up to ``max_stack_depth`` layers per stack),
     from the result cache where possible (``cache``: an SQLite file, default ``default_cache_path()``).
     With ``out``, writes ``<VARIANT>.json``, costs.csv and mappings.jsonl there, all or nothing.
-    Ctrl-C (KeyboardInterrupt) propagates after the workers are stopped; finished entries stay cached."""
+    Runs on ``jobs`` local processes, or on the Dask cluster at ``scheduler`` (docs/cluster.md), unless
+    an ``executor`` is given. Ctrl-C (KeyboardInterrupt) propagates after the workers are stopped;
+    finished entries stay cached."""
     if out is not None:
         check_output_folder(out)
     if shapes not in SHAPE_SETS:
@@ -320,10 +325,10 @@ def benchmark(
         )
     needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
     job_list = enumerate_jobs(network, shapes, inputs.variants, needed)
-    if executor is None:
-        executor = SerialExecutor() if jobs == 1 else LocalExecutor(jobs)
-    with ResultCache(Path(cache) if cache is not None else default_cache_path()) as rc:
-        result = run_benchmark(job_list, be, rc, executor, None, batch_size=batch_size, progress=progress)
+    # the executor first: an unreachable scheduler stops the call before the cache is touched
+    chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
+    with chosen as ex, ResultCache(Path(cache) if cache is not None else default_cache_path()) as rc:
+        result = run_benchmark(job_list, be, rc, ex, None, batch_size=batch_size, progress=progress)
     if out is not None:
         with output_folder(out) as tmp:
             files = write_table_files(tmp, result.jobs, result.outcomes, result.table)
@@ -473,6 +478,7 @@ def run(
     max_stack_depth: int | None = None,
     objective: Objective | str = ENERGY,
     jobs: int | None = None,
+    scheduler: str | None = None,
     backend: str = "builtin",
     cache: PathLike | None = None,
     executor: Executor | None = None,
@@ -497,6 +503,7 @@ def run(
         shapes="needed",
         max_stack_depth=max_stack_depth,
         jobs=jobs,
+        scheduler=scheduler,
         backend=backend,
         cache=cache,
         executor=executor,
@@ -525,7 +532,8 @@ def run(
 
 
 def write_outputs(result: RunResult, out_dir: PathLike) -> RunResult:
-    """Write a result's files into ``out_dir``: schedule.json, deepfrack.log, energy.png, and tables/
+    """Write a result's files into ``out_dir``: schedule.json, deepfrack.log, the statistics (energy.png,
+    components.csv, summary.csv, report.html, report.md, the other pictures: docs/stats.md), and tables/
     (``<VARIANT>.json``, costs.csv, mappings.jsonl) when the result benchmarked its tables. All or
     nothing: they are written into a temporary folder beside ``out_dir`` and moved into place only when
     every one is complete. Returns the result with ``outputs`` set."""
@@ -536,12 +544,50 @@ def write_outputs(result: RunResult, out_dir: PathLike) -> RunResult:
             b = result.benchmark
             files = write_table_files(tmp / "tables", b.jobs, b.outcomes, b.table)
             names += [f"tables/{f.name}" for f in files]
-        baseline = [r.energy_pJ for r in layer_by_layer_records(result.network, result.table)]
-        plot_energy(result.schedule, result.network, baseline, tmp / "energy.png")
+        from deepfrack.stats.write import write_stats_into  # matplotlib and jinja2 only when writing
+
+        # energy.png, components.csv, summary.csv, report.html, report.md, the other pictures
+        report = write_stats_into(tmp, result.schedule, result.network, result.table, result.inputs)
         (tmp / "deepfrack.log").write_text(result.log)
         (tmp / "schedule.json").write_text(schedule_to_json(result.schedule, result.network, result.inputs))
-        names += ["energy.png", "deepfrack.log", "schedule.json"]
+        names += [p.name for p in report.files] + ["deepfrack.log", "schedule.json"]
+    for line in report.skipped:  # a picture the tables cannot give
+        warnings.warn(line, DeepfrackNote, stacklevel=2)
     return RunResult(**{**result.__dict__, "outputs": tuple(out / n for n in names)})
+
+
+@dataclass(frozen=True)
+class StatsResult:
+    """What ``stats`` read and wrote: the schedule costed again, its network, and the files."""
+
+    schedule: Schedule
+    network: Network
+    table: CostTable
+    outputs: tuple[Path, ...]
+
+
+def stats(
+    *,
+    schedule: PathLike,
+    tables: PathLike | CostTable,
+    workload: PathLike | Network | None = None,
+    out: PathLike,
+) -> StatsResult:
+    """The statistics and report of a schedule.json (what ``deepfrack stats`` does): components.csv,
+    summary.csv, the pictures, report.html and report.md in ``out`` (docs/stats.md). The schedule is
+    costed again from ``tables`` and must match them and the network (``workload``, else the layers the
+    file lists): else InputError naming the file and the entry, and nothing is written."""
+    from deepfrack.stats.load import load_schedule
+    from deepfrack.stats.write import write_stats
+
+    check_output_folder(out)
+    network = load_network(workload)[0] if workload is not None else None
+    table = tables if isinstance(tables, CostTable) else read_tables(Path(tables))
+    loaded = load_schedule(schedule, table, network, None if isinstance(tables, CostTable) else tables)
+    written = write_stats(out, loaded.schedule, loaded.network, table, loaded.inputs)
+    for line in written.skipped:
+        warnings.warn(line, DeepfrackNote, stacklevel=2)
+    return StatsResult(loaded.schedule, loaded.network, table, tuple(written.files))
 
 
 __all__ = [
@@ -556,5 +602,6 @@ __all__ = [
     "load_network",
     "optimize",
     "run",
+    "stats",
     "write_outputs",
 ]

@@ -5,8 +5,10 @@
   ``<VARIANT>_cycles.json`` beside it gives cycles; other files (``*_area.json``, ``*_energy.json``)
   are ignored.
 * deepfrack's CSV: header ``layer,variant,tile_h,tile_w,energy_uJ`` with optional ``status``
-  (``ok`` / ``infeasible``), ``cycles``, ``macs`` and per-level ``energy_pJ_<level>`` columns;
-  layers 1-based; any rectangle.
+  (``ok`` / ``infeasible``), ``cycles``, ``macs``, per-level ``energy_pJ_<level>`` columns (storage
+  levels from the outermost inward, then the compute unit) and the words each tensor moves to and from
+  DRAM, ``dram_reads_<tensor>`` and ``dram_updates_<tensor>`` (all instances); layers 1-based; any
+  rectangle. Files without the optional columns are read as before.
 
 Internally layers are 0-based (CostTable keys).
 """
@@ -22,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfrack.cost.table import CostKey, CostRecord, CostTable
+from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
 from deepfrack.files import read_json, read_text, write_text_atomic
 from deepfrack.residency import VARIANTS, Variant, parse_variant
@@ -29,6 +32,10 @@ from deepfrack.workload.layer import Network
 
 CSV_BASE_COLUMNS = ("layer", "variant", "tile_h", "tile_w", "status", "energy_uJ", "cycles", "macs")
 LEVEL_PREFIX = "energy_pJ_"
+#: the DRAM word columns, (kind, tensor, column name)
+DRAM_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (kind, t, f"dram_{kind}_{t}") for kind in ("reads", "updates") for t in TENSORS
+)
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -114,6 +121,9 @@ def read_csv_table(path: str | Path) -> CostTable:
             path, "header", f"missing column {missing[0]!r}; need layer,variant,tile_h,tile_w,energy_uJ"
         )
     level_cols = [c for c in header if c.startswith(LEVEL_PREFIX)]
+    dram_cols = [(kind, t, c) for kind, t, c in DRAM_COLUMNS if c in header]
+    # the DRAM words belong to the outermost level: the first level column
+    dram_level = level_cols[0][len(LEVEL_PREFIX) :] if level_cols else "DRAM"
     seen: dict[CostKey, tuple[int, str]] = {}  # key -> (line, status) of its first row
     for lineno, row in enumerate(reader, start=2):
         where = f"line {lineno}"
@@ -155,10 +165,23 @@ def read_csv_table(path: str | Path) -> CostTable:
             cycles=_number(cyc, path, f"{where}.cycles") if cyc not in (None, "") else None,
             macs=int(_number(macs, path, f"{where}.macs")) if macs not in (None, "") else None,
             level_energy_pJ=levels,
+            accesses=_dram_accesses(row, dram_cols, dram_level, path, where),
         )
     if not table.records and not table.infeasible:
         raise InputError(path, None, "no cost rows")
     return table
+
+
+def _dram_accesses(
+    row: dict[str, str], cols: list[tuple[str, str, str]], level: str, path: Path, where: str
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The DRAM word columns of a row as ``CostRecord.accesses`` of the outermost level (words over
+    all instances); empty when the row has none."""
+    counts: dict[str, dict[str, float]] = {}
+    for kind, t, c in cols:
+        if row[c] not in ("", None):
+            counts.setdefault(kind, {})[t] = _number(row[c], path, f"{where}.{c}")
+    return {level: counts} if counts else {}
 
 
 def read_tables(path: str | Path) -> CostTable:
@@ -228,17 +251,23 @@ def table_to_csv(table: CostTable, levels: Iterable[str] | None = None) -> str:
                 seen.setdefault(name, None)
         levels = list(seen)
     levels = list(levels)
+    dram = {key: rec.dram_words() for key, rec in table.records.items()}
+    dram_cols = DRAM_COLUMNS if any(d is not None for d in dram.values()) else ()
     order = {v: i for i, v in enumerate(VARIANTS)}
     keys = sorted(set(table.records) | table.infeasible, key=lambda k: (k[0], order[k[1]], k[2], k[3]))
-    lines: list[list[str]] = [list(CSV_BASE_COLUMNS) + [LEVEL_PREFIX + n for n in levels]]
+    lines: list[list[str]] = [
+        list(CSV_BASE_COLUMNS) + [LEVEL_PREFIX + n for n in levels] + [c for _, _, c in dram_cols]
+    ]
     for key in keys:
         layer, v, h, w = key
         rec = table.records.get(key)
         if rec is None:
             lines.append(
-                [str(layer + 1), v.value, str(h), str(w), "infeasible", "", "", ""] + [""] * len(levels)
+                [str(layer + 1), v.value, str(h), str(w), "infeasible", "", "", ""]
+                + [""] * (len(levels) + len(dram_cols))
             )
             continue
+        words = dram[key]
         lines.append(
             [
                 str(layer + 1),
@@ -251,6 +280,7 @@ def table_to_csv(table: CostTable, levels: Iterable[str] | None = None) -> str:
                 _fmt(rec.macs),
             ]
             + [_fmt(rec.level_energy_pJ.get(n)) for n in levels]
+            + [_fmt(None if words is None else words[kind][t]) for kind, t, _ in dram_cols]
         )
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(lines)

@@ -23,6 +23,7 @@ from deepfrack.cli.common import (
     JOBS,
     MAPPER,
     PROGRESS,
+    SCHEDULER,
     WORKLOAD,
     options,
     out_option,
@@ -62,7 +63,7 @@ def interrupt_message(cache_path: Path | None, out: Path) -> Iterator[None]:
     default=None,
     help="With --shapes needed: the deepest stack `optimize` will consider [default: unlimited].",
 )
-@options(JOBS, BACKEND, CACHE)
+@options(JOBS, SCHEDULER, BACKEND, CACHE)
 @click.option(
     "--batch-size", type=click.IntRange(min=1), default=None, help="Entries per batch [default: automatic]."
 )
@@ -79,6 +80,7 @@ def benchmark(
     variants: str | None,
     max_stack_depth: int | None,
     n_jobs: int | None,
+    scheduler: str | None,
     backend: str,
     cache_path: Path | None,
     batch_size: int | None,
@@ -103,6 +105,7 @@ def benchmark(
             variants=None if not variants else variants.split(","),
             max_stack_depth=max_stack_depth,
             jobs=n_jobs,
+            scheduler=scheduler,
             backend=backend,
             cache=cache_path,
             batch_size=batch_size,

@@ -92,6 +92,14 @@ JOBS = click.option(
     default=None,
     help="Worker processes [default: all cores].",
 )
+SCHEDULER = click.option(
+    "--scheduler",
+    envvar="DEEPFRACK_SCHEDULER",
+    metavar="ADDRESS",
+    help="Run the benchmark on a Dask cluster: its scheduler (tcp://HOST:PORT or a scheduler file), or "
+    "'local' for a Dask LocalCluster of --jobs processes [env: DEEPFRACK_SCHEDULER; default: local "
+    "processes without Dask]. Needs pip install 'deepfrack[dask]'; see docs/cluster.md.",
+)
 BACKEND = click.option(
     "--backend",
     default="builtin",
