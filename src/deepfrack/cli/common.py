@@ -40,6 +40,7 @@ WORKLOAD = options(
         "-w",
         required=True,
         type=click.Path(path_type=Path),
+        metavar="NAME|PATH",
         help="A network of the zoo by name (deepfrack zoo), a network YAML, an ONNX model, "
         "or a folder of Timeloop problem YAMLs.",
     ),
@@ -50,6 +51,7 @@ ARCH_REQUIRED = click.option(
     "-a",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
+    metavar="NAME|FILE",
     help="A bundled accelerator by name (deepfrack arch list) or a Timeloop architecture YAML "
     "(v0.3 or v0.4).",
 )
@@ -57,6 +59,7 @@ ARCH_OPTIONAL = click.option(
     "--arch",
     "-a",
     type=click.Path(path_type=Path, dir_okay=False),
+    metavar="NAME|FILE",
     help="A bundled accelerator by name (deepfrack arch list) or a Timeloop architecture YAML: gives "
     "the on-chip capacities.",
 )
