@@ -12,7 +12,7 @@ as it needs them:
   value is the smaller of its best exact tiling (``stacks.best_tiling``, the exhaustive search's own
   step) and its open tilings' bounds; it is **settled** when no open tiling can beat or tie its best
   exact tiling under the canonical tie rule (lowest value, then lowest flat tiling index).
-* **Partition.** The chain's partition DP (``optimizer.partition``'s recurrence and tie rule) runs on
+* **Partition.** The partition DP (``optimizer.partition``'s recurrence and tie rule) runs on
   the optimistic values. When every stack of the optimum it finds (and every single layer, SLC) is
   exact, that optimum is the exhaustive one: every other option's value is at least its optimistic
   one, and the exhaustive DP prefers the same options on ties.
@@ -59,6 +59,7 @@ from deepfrack.search.stacks import (
     best_tiling,
     caching_options,
     stack_capacity,
+    sweep_live,
     sweep_stacks,
 )
 from deepfrack.workload.layer import Network
@@ -155,7 +156,7 @@ class KnownEntries:
 # --------------------------------------------------------------------------------------------- #
 @dataclass(frozen=True)
 class TermState:
-    """One layer at one position of the stacks ending at a last layer, over the Plan's tilings:
+    """One layer in one role in the stacks ending at a last layer, over the Plan's tilings:
     ``exact`` (valid where the entries are known), ``unc_known`` / ``cac_known`` (every shape the
     tiling needs is costed under the uncached / cached variant), ``lb_unc`` (bound, every tile
     uncached) and ``lb_any`` (bound whatever is cached; None without weights)."""
@@ -239,6 +240,7 @@ class LastLayer:
         self.lowest = lowest
         self.levels = levels
         self.plan, self.allowed = stack_plan(network, last, lowest, "exact")
+        self.live = list(sweep_live(network, self.plan, levels))  # the same whatever the entries
         self.terms: dict[tuple[int, Role], TermState] = {}
         self.stacks: list[StackState] = []
 
@@ -256,7 +258,7 @@ class LastLayer:
         """Recompute every stack's state from the entries known now."""
         self.stacks = []
         term_of = lambda l, role: self._term(known, l, role).exact  # noqa: E731
-        for st in sweep_stacks(self.network, self.plan, self.levels, term_of):
+        for st in sweep_stacks(self.network, self.plan, self.levels, term_of, self.live):
             self.stacks.append(self._stack(known, st, stats))
 
     def _stack(self, known: KnownEntries, st: StackArrays, stats: OnDemandStats) -> StackState:

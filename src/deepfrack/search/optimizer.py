@@ -1,7 +1,9 @@
 """The search: fused stacks, their tilings and cached weights that minimize energy (DESIGN.md 3).
 
 * Partition (3.6): dynamic programming over the layers in topological order,
-  ``best[i + 1] = min_j best[j] + cost(j..i)``; a single-layer stack is SLC on the whole plane.
+  ``best[i + 1] = min_j best[j] + cost(j..i)``; a single-layer stack is SLC on the whole plane. On a
+  network that branches and joins, ``j`` keeps single exit (docs/search.md, "Networks that branch and
+  join"), and a layer's variant follows what it reads (``graph.layer_role``).
 * A stack's cost (3.2): the minimum over its tilings (3.7, ``tiling.py``) of the uncached cost of every
   layer over every tile, minus the best caching saving. All tilings of all stacks that end at one
   layer are costed together, by tile class (``plan.py``): no loop over tiles.

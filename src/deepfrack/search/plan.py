@@ -10,7 +10,9 @@ bands), and summarize each layer by:
   matrix). The cost of a layer over all tiles of all tilings is then ``counts_h @ E @ counts_w.T``,
   where E[h, w] is the layer's cost table as a dense matrix: a sum over tile classes of count x cost.
 * the first band's length: the top-left tile, which pays the weight loads, is handled apart;
-* the distinct (producer length, layer length) pairs, for the live on-chip words (DESIGN.md 3.4);
+* per candidate, the distinct vectors of band lengths at several layers (``signatures``), for the
+  most on-chip words over the tiles of several tensors held at once (``Plan.max_words``; docs/search.md,
+  "Capacity");
 * the longest band and the total length (for capacity and MACs).
 
 The regions of a layer depend only on the stack's last layer and its tiling, not on where the stack
@@ -207,7 +209,7 @@ def _pad_groups(owner: np.ndarray, n: int, *values: np.ndarray) -> tuple[np.ndar
 
 @dataclass(frozen=True)
 class LayerTerm:
-    """One layer at one position of a stack, over all tilings (nTh, nTw), for one metric.
+    """One layer in one role in a stack, over all tilings (nTh, nTw), for one metric.
 
     ``unc``: the layer's cost over all tiles when it is not cached (every tile uncached), or, where it
     is ``forced``, when it is cached (top-left tile uncached, the others cached). ``forced``: the table

@@ -10,11 +10,12 @@ It follows ``optimize`` step by step, with the same helpers, so the two cannot d
   max_stack_depth)`` or later; its tilings are the candidate tile sizes of ``candidate_sizes`` (every
   height x every width under the exact rule), walked back through the stack (``stack_plan``; a layer's
   band lengths depend on the last layer and the tiling only, not on where the stack starts);
-* a layer at a position (first, middle, last) is looked up under ``position_variants`` (uncached, and
-  cached when it has weights);
+* a layer is looked up under the variants of its role in the stack (``graph.layer_role``: on a chain,
+  first, middle or last; on a graph it depends on which of its operands the stack holds): uncached,
+  cached when it has weights, and a mixed join's DRAM-input variant at the same shapes;
 * with a ``capacity``, a tiling of a stack whose activations alone overflow a home level is never
-  costed (``stacks.activation_capacity``), and a layer's cached variant only where its weights fit
-  beside the activations: shapes that only such tilings use are left out.
+  costed (``stacks.sweep_live``, ``stacks.activation_capacity``), and a layer's cached variant only
+  where its weights fit beside the activations: shapes that only such tilings use are left out.
 
 Per layer and variant, the shapes are the (band height, band width) pairs of the tilings that can use
 them: ``counts_h^T @ usable @ counts_w > 0`` over the Plan's band-length counts.

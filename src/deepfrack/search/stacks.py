@@ -6,8 +6,9 @@ the tilings whose entries are all known. Given the same entries, a tiling gets t
 for bit, in both.
 
 1. ``sweep_stacks``: the stacks [j..last] for j = last - 1 down to the lowest first layer, each as a
-   ``StackArrays``: its layers' terms (``plan.LayerTerm``), its uncached cost, missing shapes, forced
-   weights and most live words per on-chip level, every array over the tilings of the Plan;
+   ``StackArrays``: its layers' terms (``plan.LayerTerm``, one per layer and role), its uncached cost,
+   missing shapes, forced weights and most live words per on-chip level (``sweep_live``), every array
+   over the tilings of the Plan;
 2. ``stack_capacity``: which tilings fit (activations and forced weights, DESIGN.md 3.4) and what the
    weights' level has left for caching;
 3. ``caching_options``: per layer what caching saves, only where its weights could fit beside the
@@ -21,7 +22,7 @@ for bit, in both.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -120,12 +121,17 @@ def sweep_live(
 
 
 def sweep_stacks(
-    network: Network, plan: Plan, levels: Sequence[LevelUse], term_of: TermOf
+    network: Network,
+    plan: Plan,
+    levels: Sequence[LevelUse],
+    term_of: TermOf,
+    live: Iterable[tuple[int, dict[str, np.ndarray]]] | None = None,
 ) -> Iterator[StackArrays]:
     """Every stack [j..plan.last], j from last - 1 down to plan.lowest (until no tiling's activations
-    fit, ``sweep_live``), sharing running sums: a layer joins them once its role is final
-    (``graph.role_is_final``: on a chain, as soon as it is a middle layer); the others (a join
-    whose operand is made before the first layer, which reads it from DRAM) are summed per stack."""
+    fit: ``sweep_live``, or ``live``, what it gave before), sharing running sums: a layer joins them
+    once its role is final (``graph.role_is_final``: on a chain, as soon as it is a middle layer); the
+    others (a join whose operand is made before the first layer, which reads it from DRAM) are summed
+    per stack."""
     last = plan.last
     weights = [lay.weights for lay in network.layers]
     shape = plan.shape
@@ -134,7 +140,7 @@ def sweep_stacks(
     mid_forced = np.zeros(shape)
     settled: dict[int, tuple[Role, LayerTerm]] = {}
     pending: list[int] = []
-    for first, live in sweep_live(network, plan, levels):
+    for first, words in sweep_live(network, plan, levels) if live is None else live:
         if first + 1 < last:  # layer first + 1 becomes a middle layer
             pending.append(first + 1)
         still = []
@@ -173,7 +179,7 @@ def sweep_stacks(
             ft.unc + unc + lt.unc,
             ft.missing | missing | lt.missing,
             weights[first] * ft.forced + forced + weights[last] * lt.forced,
-            live,
+            words,
         )
 
 
