@@ -4,20 +4,17 @@ costed, each with the record the full benchmark has."""
 
 from __future__ import annotations
 
-import pytest
+from pathlib import Path
 
 from deepfrack.api import capacity_of
 from deepfrack.benchmark.builtin import make_builtin_backend
-from deepfrack.benchmark.cache import ResultCache, record_to_json
-from deepfrack.benchmark.executors import SerialExecutor
 from deepfrack.benchmark.inputs import load_inputs
-from deepfrack.benchmark.jobs import enumerate_jobs
-from deepfrack.benchmark.runner import BenchmarkSession, run_benchmark
-from deepfrack.residency import VARIANTS
-from deepfrack.search import optimize, required_shapes
-from deepfrack.search.ondemand import optimize_on_demand
-from deepfrack.search.source import BenchmarkSource
+from deepfrack.residency import VARIANTS, Variant
 from deepfrack.workload.layer import Layer, Network
+from tests.search.test_ondemand_benchmark import (
+    benchmark_every_needed_entry,
+    on_demand_as_benchmark_then_search,
+)
 
 PAD = (1, 1, 1, 1)
 NET = Network(
@@ -34,33 +31,14 @@ NET = Network(
 )
 
 
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory: pytest.TempPathFactory):
-    tmp = tmp_path_factory.mktemp("dag-ondemand")
-    inputs = load_inputs("simba-like", None, None, None, None, VARIANTS)
-    backend = make_builtin_backend(inputs)
+def test_same_schedule_as_benchmark_then_search(tmp_path: Path):
+    backend = make_builtin_backend(load_inputs("simba-like", None, None, None, None, VARIANTS))
     # a GlobalBuffer of 400 words: the whole network does not fit as one stack, the stem and the pool
     # fuse in tiles, and the block fuses with its add, which reads the skip tensor from DRAM
-    cap = capacity_of(inputs)
+    cap = capacity_of(load_inputs("simba-like", variants=(Variant.SLC,)))
     cap = type(cap)(dict(cap.home), {**cap.words, cap.home["Inputs"]: 400})
-    keys = required_shapes(NET, None, cap)
-    with ResultCache(tmp / "all.sqlite") as cache:
-        full = run_benchmark(enumerate_jobs(NET, "needed", VARIANTS, keys), backend, cache, SerialExecutor())
-    return tmp, backend, cap, keys, full
-
-
-def test_same_schedule_as_benchmark_then_search(setup):
-    tmp, backend, cap, keys, full = setup
-    ref, _ = optimize(NET, full.table, cap)
-    with ResultCache(tmp / "ondemand.sqlite") as cache, BenchmarkSession(backend, cache) as session:
-        got, stats = optimize_on_demand(NET, BenchmarkSource(NET, session), cap)
-    assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == [
-        (s.first, s.last, s.tile_shape, s.cached_layers) for s in ref.stacks
-    ]
-    assert got.total.energy_pJ == pytest.approx(ref.total.energy_pJ, rel=1e-9)
+    keys, full = benchmark_every_needed_entry(NET, backend, cap, tmp_path / "all.sqlite")
+    got, _ = on_demand_as_benchmark_then_search(NET, backend, cap, keys, full, tmp_path / "ondemand.sqlite")
     assert got.total.energy_pJ < got.layer_by_layer.energy_pJ
     assert [(s.first, s.last) for s in got.stacks] == [(0, 1), (2, 4)]
     assert len(got.stacks[0].tiles) > 1 and got.stacks[1].layers[-1].dram_variant is not None
-    assert stats.entries_requested < len(keys)
-    for key, rec in stats.table.records.items():
-        assert record_to_json(rec) == record_to_json(full.table.records[key])

@@ -204,6 +204,37 @@ def test_required_shapes_of_a_residual_block():
     assert stats.tilings_skipped_missing == 0 and stats.stacks_considered == 4 + 4
 
 
+def test_required_shapes_of_a_strided_shortcut():
+    """x -> a (3x3, stride 2) -> b (3x3) -> ds (1x1, stride 2, reads x) -> add(b, ds). In a..add and
+    b..add the shortcut ds reads x from DRAM in the middle of the stack: Start (OutWCC when cached) at
+    every shape of the add's tiles, as in ds..add where it comes first; in x..add it reads x on chip
+    (LBLC, WCC). The add reads both operands on chip, except in ds..add, where it reads b from DRAM."""
+    net = Network(
+        "down",
+        (
+            Layer("x", C=2, M=4, P=6, Q=6, R=3, S=3, pad=(1, 1, 1, 1)),
+            Layer("a", C=4, M=4, P=3, Q=3, R=3, S=3, Wstride=2, Hstride=2, pad=(1, 1, 1, 1)),
+            Layer("b", C=4, M=4, P=3, Q=3, R=3, S=3, pad=(1, 1, 1, 1)),
+            Layer("ds", C=4, M=4, P=3, Q=3, Wstride=2, Hstride=2),
+            Layer("add", C=4, M=4, P=3, Q=3, kind="add", n_inputs=2),
+        ),
+        ((-1,), (0,), (1,), (0,), (2, 3)),
+        input_plane=(6, 6),
+    )
+    keys = required_shapes(net)
+    variants = {(l, v) for l, v, _, _ in keys}
+    every = {(h, w) for h in range(1, 4) for w in range(1, 4)}
+    for v in (Variant.Start, Variant.OutWCC, Variant.LBLC, Variant.WCC):
+        assert {(h, w) for l, vv, h, w in keys if (l, vv) == (3, v)} == every, v
+    for v in (Variant.ELBLC, Variant.SLC):
+        assert {(h, w) for l, vv, h, w in keys if (l, vv) == (4, v)} == every, v
+    assert {v for l, v in variants if l == 4} == {Variant.ELBLC, Variant.SLC}
+    got, stats = optimize(net, synthetic_table(net, seed=4, keys=keys), None)
+    assert stats.tilings_skipped_missing == 0
+    optimum = reference_dag_optimum(net, synthetic_table(net, seed=4, keys=keys), None, None)
+    assert got.total.energy_pJ == pytest.approx(optimum.value, rel=1e-9)
+
+
 # --------------------------------------------------------------------------------------------- #
 # the live words over the tiles
 # --------------------------------------------------------------------------------------------- #

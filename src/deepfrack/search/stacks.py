@@ -120,6 +120,18 @@ def sweep_live(
             return
 
 
+@dataclass(frozen=True)
+class _Sums:
+    """Running sums over some layers of a stack: uncached cost, missing shapes, forced weights."""
+
+    unc: np.ndarray
+    missing: np.ndarray
+    forced: np.ndarray
+
+    def plus(self, term: LayerTerm, weights: int) -> _Sums:
+        return _Sums(self.unc + term.unc, self.missing | term.missing, self.forced + weights * term.forced)
+
+
 def sweep_stacks(
     network: Network,
     plan: Plan,
@@ -135,35 +147,23 @@ def sweep_stacks(
     last = plan.last
     weights = [lay.weights for lay in network.layers]
     shape = plan.shape
-    mid_unc = np.zeros(shape)
-    mid_missing = np.zeros(shape, dtype=bool)
-    mid_forced = np.zeros(shape)
+    settled_sums = _Sums(np.zeros(shape), np.zeros(shape, dtype=bool), np.zeros(shape))
     settled: dict[int, tuple[Role, LayerTerm]] = {}
     pending: list[int] = []
     for first, words in sweep_live(network, plan, levels) if live is None else live:
         if first + 1 < last:  # layer first + 1 becomes a middle layer
             pending.append(first + 1)
-        still = []
         for m in sorted(pending):
             if role_is_final(network, m, first):
                 role = layer_role(network, m, first, last)
-                t = term_of(m, role)
-                settled[m] = (role, t)
-                mid_unc = mid_unc + t.unc
-                mid_missing = mid_missing | t.missing
-                mid_forced = mid_forced + weights[m] * t.forced
-            else:
-                still.append(m)
-        pending = still
-        unc, missing, forced = mid_unc, mid_missing, mid_forced
-        middles = dict(settled)
+                settled[m] = (role, term_of(m, role))
+                settled_sums = settled_sums.plus(settled[m][1], weights[m])
+        pending = [m for m in pending if m not in settled]
+        sums, middles = settled_sums, dict(settled)
         for m in pending:
             role = layer_role(network, m, first, last)
-            t = term_of(m, role)
-            middles[m] = (role, t)
-            unc = unc + t.unc
-            missing = missing | t.missing
-            forced = forced + weights[m] * t.forced
+            middles[m] = (role, term_of(m, role))
+            sums = sums.plus(middles[m][1], weights[m])
         first_role = layer_role(network, first, first, last)
         ft = term_of(first, first_role)
         last_role = layer_role(network, last, first, last)
@@ -176,9 +176,9 @@ def sweep_stacks(
                 *((m, *middles[m]) for m in sorted(middles)),
                 (last, last_role, lt),
             ),
-            ft.unc + unc + lt.unc,
-            ft.missing | missing | lt.missing,
-            weights[first] * ft.forced + forced + weights[last] * lt.forced,
+            ft.unc + sums.unc + lt.unc,
+            ft.missing | sums.missing | lt.missing,
+            weights[first] * ft.forced + sums.forced + weights[last] * lt.forced,
             words,
         )
 
