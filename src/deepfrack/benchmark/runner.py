@@ -40,6 +40,7 @@ from deepfrack.benchmark.cache import ResultCache, job_key, to_plain
 from deepfrack.benchmark.executors import Executor, SerialExecutor
 from deepfrack.benchmark.jobs import Job, batches_of
 from deepfrack.benchmark.outcome import Outcome
+from deepfrack.benchmark.progress import ProgressLines
 from deepfrack.benchmark.tables_io import table_to_csv, write_json_tables, write_text_atomic
 from deepfrack.cost.table import CostKey, CostTable
 from deepfrack.residency import VARIANTS, Variant
@@ -129,11 +130,14 @@ def run_benchmark(
     executor: Executor | None = None,
     out_dir: str | Path | None = None,
     batch_size: int | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> BenchmarkResult:
     """Cost every job (from the cache where possible), commit new outcomes batch by batch, and write the
     outputs to ``out_dir`` (when given) at the end. KeyboardInterrupt propagates after the workers are
-    stopped; everything committed so far stays in the cache."""
+    stopped; everything committed so far stays in the cache.
+
+    ``progress``: False (nothing), True or "bar" (a bar on stderr), "lines" (a plain line on stderr every
+    few seconds: for logs and pipes)."""
     start = time.perf_counter()
     executor = executor or SerialExecutor()
     fingerprints = {v: backend.fingerprint(v) for v in {j.variant for j in jobs}}
@@ -164,8 +168,10 @@ def run_benchmark(
         backend=backend.name,
         workers=executor.workers,
     )
-    with _progress(progress) as bar:
-        task = bar.add_task("benchmark", total=len(jobs), completed=sum(len(by_key[k]) for k in found))
+    lines = ProgressLines("benchmark", "entries") if progress == "lines" else None
+    done = sum(len(by_key[k]) for k in found)
+    with _progress(progress in (True, "bar")) as bar:
+        task = bar.add_task("benchmark", total=len(jobs), completed=done)
         with contextlib.closing(executor.run(backend, batches)) as stream:  # type: ignore[arg-type]
             for index, outcomes in stream:
                 ks = batch_keys[index]
@@ -176,7 +182,11 @@ def run_benchmark(
                 for k, o in zip(ks, outcomes, strict=True):
                     results[k] = o
                 summary.computed += len(ks)
-                bar.advance(task, sum(len(by_key[k]) for k in ks))
+                step = sum(len(by_key[k]) for k in ks)
+                done += step
+                bar.advance(task, step)
+                if lines is not None:
+                    lines.update(done, len(jobs))
 
     outcomes: dict[CostKey, Outcome] = {}
     for job, k in zip(jobs, keys, strict=True):

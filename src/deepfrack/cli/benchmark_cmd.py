@@ -13,7 +13,7 @@ from deepfrack.benchmark.backend import resolve_backend
 from deepfrack.benchmark.cache import ResultCache
 from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
-from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs
+from deepfrack.benchmark.jobs import SHAPE_SETS, check_layers, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
 from deepfrack.cli import main
 from deepfrack.cli.common import (
@@ -144,11 +144,13 @@ def benchmark_tables(
             f"{', '.join(inputs.mapper.ignored)}",
             err=True,
         )
+    check_layers(network)  # before working out the shapes of a network too large to benchmark
     needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
     jobs = enumerate_jobs(network, shapes, inputs.variants, needed)
     executor = SerialExecutor() if n_jobs == 1 else LocalExecutor(n_jobs)
     cache_file = cache_path or default_cache_path()
-    show = sys.stderr.isatty() if progress is None else progress
+    # a bar on a terminal, else a line every few seconds (a log or a pipe); --no-progress: nothing
+    show: bool | str = ("bar" if sys.stderr.isatty() else "lines") if progress is None else progress
     with ResultCache(cache_file) as cache:
         try:
             result = run_benchmark(jobs, be, cache, executor, out_dir, batch_size=batch_size, progress=show)

@@ -102,7 +102,9 @@ CACHE = click.option(
     help="SQLite result cache [default: $DEEPFRACK_CACHE or ~/.cache/deepfrack/benchmark.sqlite].",
 )
 PROGRESS = click.option(
-    "--progress/--no-progress", default=None, help="Progress bar [default: when stderr is a terminal]."
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar [default: a bar when stderr is a terminal, else a line every few seconds].",
 )
 MAPPER = click.option(
     "--mapper",

@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from deepfrack.arch import CapacitySpec
+from deepfrack.benchmark.progress import ProgressLines
 from deepfrack.benchmark.tables_io import check_table, read_tables
 from deepfrack.cli import main
 from deepfrack.cli.common import (
@@ -103,9 +104,12 @@ def optimize_and_write(
         disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("search", total=None)
+        lines = None if console.is_terminal else ProgressLines("searching stacks")
 
         def report(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
+            if lines is not None:  # stderr is a log or a pipe: a line every few seconds
+                lines.update(done, total)
 
         schedule, stats = run_search(
             network,
