@@ -48,7 +48,7 @@ MAX_DEPTH = 100
 MAX_YAML_NODES = 2_000_000
 
 try:  # libyaml's parser, when PyYAML was built with it
-    from yaml import CParser as _CParser
+    from yaml._yaml import CParser as _CParser
 
     LIBYAML = True
 except ImportError:  # pragma: no cover - PyYAML without libyaml

@@ -28,7 +28,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from deepfrack.errors import InputError, shown
+from deepfrack.errors import InputError, clip, shown
 
 #: the longest expression, in characters
 MAX_EXPRESSION_CHARS = 1000
@@ -44,6 +44,10 @@ Number = int | float
 
 class ExpressionError(ValueError):
     """Why an expression cannot be evaluated (made an InputError by ``evaluate_expression``)."""
+
+
+class _SelfReference(ExpressionError):
+    pass
 
 
 def _check(x: Number) -> Number:
@@ -147,13 +151,19 @@ class _Evaluator:
             raise ExpressionError(f"unknown name {shown(name, 30)}")
         if name in self.resolving:
             chain = " -> ".join([*self.resolving[self.resolving.index(name) :], name])
-            raise ExpressionError(f"{name} refers to itself ({shown(chain, 60)})")
+            raise _SelfReference(f"{name} refers to itself ({clip(chain, 60)})")
         value = self.names[name]
         self.resolving.append(name)
         try:
             if isinstance(value, bool) or not isinstance(value, (int, float, str)):
                 raise ExpressionError(f"{name} is {shown(value, 30)}, not a number")
             result = self.text(value) if isinstance(value, str) else _check(value)
+        except _SelfReference:
+            raise
+        except ExpressionError as exc:
+            if str(exc).startswith(f"{name} is "):
+                raise
+            raise ExpressionError(f"{name} is {shown(value, 30)}: {exc}") from None
         finally:
             self.resolving.pop()
         self.values[name] = result
@@ -223,9 +233,9 @@ def evaluate_expression(
     """The value of ``text`` (a number, or an expression over ``names``; see the module docstring).
     ``names`` maps a name to a number or to an expression over the same names. InputError naming
     ``path`` and ``field`` when the expression cannot be evaluated within the bounds."""
+    if isinstance(text, bool) or not isinstance(text, (int, float, str)):
+        raise InputError(path, field, f"expected a number or an expression, got {shown(text, 60)}")
     try:
-        if isinstance(text, bool) or not isinstance(text, (int, float, str)):
-            raise ExpressionError(f"{shown(text, 40)} is not a number or an expression")
         if isinstance(text, str):
             return _Evaluator(names).text(text)
         return _check(text)

@@ -332,6 +332,14 @@ def _arithmetic(
     )
 
 
+def _claim_name(names: dict[str, str], name: str, path: Path | None, field: str) -> None:
+    """InputError when a second level (or the compute unit) takes a name already used: constraints,
+    mappings and energy tables name levels, so two levels of one name would make them ambiguous."""
+    if name in names:
+        raise InputError(path, field, f"a second level named {shown(name, 40)} (the first is {names[name]})")
+    names[name] = field
+
+
 def _class_of(node: Mapping[str, Any], path: Path | None, field: str) -> tuple[str, str | None]:
     cls = node.get("class")
     if not isinstance(cls, str) or not cls:
@@ -388,6 +396,7 @@ def _arch_v03(
     variables: Mapping[str, Any],
 ) -> Architecture:
     levels: list[StorageLevel] = []
+    names: dict[str, str] = {}
     arithmetic: ArithmeticLevel | None = None
     inherited: dict[str, Any] = {}
     mult = 1
@@ -420,6 +429,7 @@ def _arch_v03(
                 attrs = _Attrs(_attributes(comp, path, cf), inherited, False, variables, path, cf)
                 hp = ".".join([*hier, str(comp["name"]).strip()])
                 defaults = _defaults_for(cls, sub, classes)
+                _claim_name(names, base, path, f"{cf}.name")
                 if kind == "buffer":
                     levels.append(
                         _storage_level(base, cls, sub, mult * count, attrs, defaults, hp, v04=False)
@@ -602,6 +612,7 @@ def _arch_v04(
                 extra_bypass.setdefault(id(n), set()).update(set(TENSORS) - k)
 
     levels: list[StorageLevel] = []
+    names: dict[str, str] = {}
     arithmetic: ArithmeticLevel | None = None
     constraints: list[TargetConstraint] = []
     arch_attrs: dict[str, Any] = {}
@@ -667,6 +678,7 @@ def _arch_v04(
                     path,
                     field,
                 )
+                _claim_name(names, dname, path, f"{field}.name")
                 levels.append(
                     _storage_level(
                         dname,
@@ -695,6 +707,8 @@ def _arch_v04(
                 )
                 hp = f"{prefix}.{name}[1..{count}]"
                 defaults = _defaults_for(cls, sub, classes)
+                if kindc in ("buffer", "compute"):
+                    _claim_name(names, name, path, f"{field}.name")
                 if kindc == "buffer":
                     levels.append(
                         _storage_level(

@@ -15,19 +15,20 @@ EVERY_S = 5.0
 
 class ProgressLines:
     """``update(done, total)`` prints ``<what>: <done>/<total> <unit> (<pct>%), <s> s, about <s> s left``
-    at most once every ``every`` seconds, the first time ``every`` seconds after the start."""
+    at most once every ``every`` seconds (default ``EVERY_S``), the first time ``every`` seconds after the
+    start."""
 
     def __init__(
         self,
         what: str,
         unit: str = "",
-        every: float = EVERY_S,
+        every: float | None = None,
         stream: TextIO | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.what = what
         self.unit = unit
-        self.every = every
+        self.every = EVERY_S if every is None else every
         self.stream = stream
         self.clock = clock
         self.start = clock()
