@@ -11,6 +11,7 @@ message is not one line of at most ``MAX_MESSAGE`` characters naming a file or a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -98,6 +99,15 @@ def _check_outputs(check: str, out: Path, stdout: str) -> str:
     return ""
 
 
+def _out_dir(argv: list[str], case_dir: Path) -> Path:
+    """The output folder the command line names (the last --out or -o wins, as in click)."""
+    out = case_dir / "out"
+    for flag, value in itertools.pairwise(argv):
+        if flag in ("-o", "--out"):
+            out = case_dir / value
+    return out
+
+
 def _child(argv: list[str], case: Case, case_dir: Path, result_file: Path, mem_bytes: int) -> None:
     from click.testing import CliRunner
 
@@ -117,7 +127,7 @@ def _child(argv: list[str], case: Case, case_dir: Path, result_file: Path, mem_b
     bad_output = ""
     if res.exit_code == 0 and not tb:
         try:
-            bad_output = _check_outputs(case.check, case_dir / "out", res.stdout)
+            bad_output = _check_outputs(case.check, _out_dir(argv, case_dir), res.stdout)
         except Exception as e:  # any failure to read the outputs is what we are looking for
             bad_output = f"{type(e).__name__}: {e}"[:500]
     result_file.write_text(
@@ -203,11 +213,15 @@ def _out_written(case_dir: Path, before: bool) -> bool:
 
 
 def _names(argv: list[str]) -> set[str]:
+    """What a message may name: every argument that is not an option, as given, as a path and by the
+    names of its folders."""
     names = set()
-    for a in argv:
-        if "/" in a:
-            p = Path(a)
-            names.update({p.name, *(q.name for q in p.parents if q.name)})
+    for a in argv[1:]:
+        if a.startswith("-"):
+            continue
+        p = Path(a)
+        names.update({a, str(p), p.name, *(q.name for q in p.parents if q.name)})
+    names.discard("")
     return names
 
 
