@@ -16,6 +16,7 @@ partial outputs, bad messages (several lines, over 300 characters, naming no fil
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import tempfile
 import time
@@ -51,7 +52,11 @@ def main() -> None:
             if n % 100 == 0:
                 print(f"  {n}/{n_cases} cases, {time.perf_counter() - start:.0f} s", file=sys.stderr)
         elapsed = time.perf_counter() - start
-    print(f"{len(results)} cases (seed {args.seed}, {per_kind} per kind), {elapsed:.0f} s wall\n")
+    cpu = _cpu_seconds()
+    print(
+        f"{len(results)} cases (seed {args.seed}, {per_kind} per kind), {elapsed:.0f} s wall, "
+        f"{cpu:.0f} s CPU (cases and fuzzer)\n"
+    )
     print(table(results))
     shown: dict[tuple[str, str], int] = defaultdict(int)
     print()
@@ -61,6 +66,13 @@ def main() -> None:
             print(f"{r.outcome:8} {r.case.name:16} {r.case.note[:120]}\n         -> {r.detail[:240]}")
     slow = sorted(results, key=lambda r: -r.seconds)[:5]
     print("\nslowest cases: " + ", ".join(f"{r.case.name} {r.seconds:.1f} s ({r.outcome})" for r in slow))
+
+
+def _cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (the cases), user and system."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _tmp_root() -> str | None:

@@ -91,9 +91,10 @@ def test_a_cache_in_use_or_a_folder_is_one_line(tmp_path: Path):
 # ------------------------------------------------------------------------------------------------ #
 # Ctrl-C
 # ------------------------------------------------------------------------------------------------ #
+# the entry point the `deepfrack` script calls, once imported (before that is Python's own start-up)
 _STARTER = (
-    "import sys; sys.stderr.write('started\\n'); sys.stderr.flush(); "
-    "from deepfrack.__main__ import main; main()"
+    "import sys; from deepfrack.__main__ import main; sys.stderr.write('started\\n'); sys.stderr.flush(); "
+    "main()"
 )
 
 

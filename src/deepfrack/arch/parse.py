@@ -543,6 +543,31 @@ def _node_constraints(
     return out
 
 
+def _kept_dataspaces(node: Mapping[str, Any], path: Path | None, field: str) -> set[str]:
+    """The data spaces a v0.4 node's ``constraints.dataspace.keep`` names (checked: mappings and a list
+    of data-space names)."""
+    block = node.get("constraints")
+    if block is None:
+        return set()
+    if not isinstance(block, dict):
+        raise InputError(path, f"{field}.constraints", "expected a mapping (dataspace, temporal, spatial)")
+    ds = block.get("dataspace")
+    if ds is None:
+        return set()
+    if not isinstance(ds, dict):
+        raise InputError(path, f"{field}.constraints.dataspace", "expected a mapping (keep, bypass)")
+    keep = ds.get("keep") or []
+    if isinstance(keep, str):
+        keep = [keep]
+    if not isinstance(keep, list) or any(t not in TENSORS for t in keep):
+        raise InputError(
+            path,
+            f"{field}.constraints.dataspace.keep",
+            f"expected a list of {', '.join(TENSORS)}, got {shown(keep)}",
+        )
+    return set(keep)
+
+
 def _dummy_constraints(
     name: str, path: Path | None, spatial: list[TargetConstraint]
 ) -> list[TargetConstraint]:
@@ -585,9 +610,8 @@ def _arch_v04(
         keeps: list[set[str]] = []
         for b in branches:
             k: set[str] = set()
-            for n, _nf, _ in b:
-                ds = (n.get("constraints") or {}).get("dataspace") or {}
-                k.update(ds.get("keep") or [])
+            for n, nf, _ in b:
+                k.update(_kept_dataspaces(n, path, nf))
             keeps.append(k)
         for i in range(len(keeps)):
             for j in range(i + 1, len(keeps)):

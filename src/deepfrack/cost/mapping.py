@@ -34,7 +34,7 @@ import numpy as np
 
 from deepfrack.arch.spec import Architecture
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
-from deepfrack.errors import InputError
+from deepfrack.errors import InputError, shown
 from deepfrack.workload.layer import Layer
 
 _TENSOR_ALIASES = {t.lower(): t for t in TENSORS}
@@ -181,10 +181,10 @@ def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> 
             raise InputError(
                 path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}"
             ) from None
-        if str(raw).strip() != str(f) and not isinstance(raw, int):
+        if not isinstance(raw, int) and str(raw).strip() != str(f):
             raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}")
         if f < 0:
-            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {f}")
+            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {shown(f)}")
         d = DIM_INDEX[name]
         out[d] = bounds[d] if f == 0 else f
     return out
@@ -275,11 +275,11 @@ def mapping_from_directives(
                 )
             li = len(names) - 1 - target
         else:
-            if target not in index:
+            if not isinstance(target, str) or target not in index:
                 raise InputError(
                     path,
                     f"{where}.target",
-                    f"{target!r} is not a storage level of the architecture ({', '.join(names)})",
+                    f"{shown(target, 40)} is not a storage level of the architecture ({', '.join(names)})",
                 )
             li = index[target]
         typ = d.get("type")
