@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import textwrap
 from pathlib import Path
 
 import pytest
@@ -194,23 +193,3 @@ def test_a_problem_folder_with_a_misspelled_file_names_it(tmp_path: Path):
     bad.write_text(bad.read_text().replace("    C: ", "    CC: "))
     with pytest.raises(InputError, match=r"AlexNet_layer02.yaml: problem.instance.C: missing"):
         load_workload(folder)
-
-
-def test_v04_arch_with_unbounded_expression_in_variables(tmp_path: Path):
-    arch = tmp_path / "arch.yaml"
-    arch.write_text(
-        textwrap.dedent(
-            """\
-            variables: {big: "10**10**10"}
-            architecture:
-              version: 0.4
-              nodes:
-              - !Container {name: system}
-              - !Component {name: DRAM, class: DRAM, attributes: {width: 64, datawidth: 16}}
-              - !Component {name: buf, class: SRAM, attributes: {depth: big, width: 64, datawidth: 16}}
-              - !Component {name: mac, class: intmac, attributes: {}}
-            """
-        )
-    )
-    with pytest.raises(InputError, match=r"attributes.depth: 'big': big is '10\*\*10\*\*10': exponent"):
-        load_architecture(arch)

@@ -105,6 +105,21 @@ _KEY_RENAMES: tuple[Callable[[str], str], ...] = (
 
 
 # --------------------------------------------------------------------------------------------- #
+# text of any kind
+# --------------------------------------------------------------------------------------------- #
+def _truncated(text: str, rng: random.Random) -> tuple[str, str]:
+    cut = rng.randrange(len(text) + 1)
+    return text[:cut], f"truncated at {cut}"
+
+
+def _with_junk(text: str, rng: random.Random, most: int) -> tuple[bytes, str]:
+    junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, most)))
+    data = text.encode()
+    pos = rng.randrange(len(data) + 1)
+    return data[:pos] + junk + data[pos:], f"{len(junk)} random bytes at {pos}"
+
+
+# --------------------------------------------------------------------------------------------- #
 # the parsed document
 # --------------------------------------------------------------------------------------------- #
 def node_paths(doc: Any, limit: int = 5000) -> list[tuple[Any, ...]]:
@@ -297,8 +312,7 @@ def mutate_yaml_text(text: str, rng: random.Random) -> tuple[str | bytes, str]:
     op = rng.randrange(12)
     lines = text.splitlines(keepends=True)
     if op == 0:
-        cut = rng.randrange(len(text) + 1)
-        return text[:cut], f"truncated at {cut}"
+        return _truncated(text, rng)
     if op == 1 and lines:
         i = rng.randrange(len(lines))
         return "".join(lines[:i] + lines[i + 1 :]), f"line {i + 1} deleted"
@@ -327,10 +341,7 @@ def mutate_yaml_text(text: str, rng: random.Random) -> tuple[str | bytes, str]:
             lines[i] = f"{head}: {payload}\n"
             return pre + "".join(lines), f"line {i + 1}: {what}"
     if op == 7:
-        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64)))
-        data = text.encode()
-        pos = rng.randrange(len(data) + 1)
-        return data[:pos] + junk + data[pos:], f"{len(junk)} random bytes at {pos}"
+        return _with_junk(text, rng, 64)
     if op == 8:
         return rng.choice(
             ["", "# only a comment\n", "---\n---\n", "...\n", "- a\n- b\n", "just text\n", "null\n", "[]\n"]
@@ -425,8 +436,7 @@ def mutate_json(text: str, rng: random.Random) -> tuple[str | bytes, str]:
 def _json_text(text: str, rng: random.Random) -> tuple[str | bytes, str]:
     op = rng.randrange(8)
     if op == 0:
-        cut = rng.randrange(len(text) + 1)
-        return text[:cut], f"truncated at {cut}"
+        return _truncated(text, rng)
     if op == 1:
         token = rng.choice(["NaN", "Infinity", "-Infinity", "1e999", "-0", "1" + "0" * 5000, "null", '"1"'])
         spots = [i for i, c in enumerate(text) if c.isdigit() and (i == 0 or not text[i - 1].isalnum())]
@@ -443,10 +453,7 @@ def _json_text(text: str, rng: random.Random) -> tuple[str | bytes, str]:
             val = rng.choice(["1", "{}", '{"1": 5}', "[]", '"a"'])
             return text[: i + 1] + f"{key}: {val}, " + text[i + 1 :], f"key {key} inserted"
     if op == 3:
-        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 32)))
-        data = text.encode()
-        pos = rng.randrange(len(data) + 1)
-        return data[:pos] + junk + data[pos:], f"{len(junk)} random bytes at {pos}"
+        return _with_junk(text, rng, 32)
     if op == 4:
         n = rng.choice([1000, 100_000])
         return "[" * n + "]" * n, f"nested {n} deep"
@@ -544,13 +551,9 @@ def mutate_csv(text: str, rng: random.Random) -> tuple[str | bytes, str]:
 def _csv_text(text: str, rng: random.Random) -> tuple[str | bytes, str]:
     op = rng.randrange(5)
     if op == 0:
-        cut = rng.randrange(len(text) + 1)
-        return text[:cut], f"truncated at {cut}"
+        return _truncated(text, rng)
     if op == 1:
-        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 32)))
-        data = text.encode()
-        pos = rng.randrange(len(data) + 1)
-        return data[:pos] + junk + data[pos:], f"{len(junk)} random bytes at {pos}"
+        return _with_junk(text, rng, 32)
     if op == 2:
         return "\ufeff" + text.replace("\n", "\r\n"), "BOM and CRLF"
     if op == 3:

@@ -68,15 +68,11 @@ def _power(a: Number, b: Number) -> Number:
     return a**b
 
 
-def _div(a: Number, b: Number) -> Number:
-    return a / b
-
-
 _BINARY: dict[type, Callable[[Number, Number], Number]] = {
     ast.Add: lambda a, b: a + b,
     ast.Sub: lambda a, b: a - b,
     ast.Mult: lambda a, b: a * b,
-    ast.Div: _div,
+    ast.Div: lambda a, b: a / b,
     ast.FloorDiv: lambda a, b: a // b,
     ast.Mod: lambda a, b: a % b,
     ast.Pow: _power,
