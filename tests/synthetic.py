@@ -37,7 +37,8 @@ def synthetic_table(
     ``(mac_pJ * MACs + buf_pJ * (in + out words) + dram * (W if W off chip + I + O off chip))
     * (1 + noise * u)``, with per-layer random mac_pJ, buf_pJ and u uniform in [0, 1) per entry; the
     input region is the
-    ``(h - 1) * stride + kernel`` square clipped to the producer's plane. Cycles, when asked for, are
+    ``(h - 1) * stride + kernel`` square clipped to the producer's plane (an add reads it from each of
+    its operands). Cycles, when asked for, are
     ``MACs / 64 + DRAM words / 8`` with the same noise.
     """
     rng = np.random.default_rng(seed)
@@ -63,7 +64,7 @@ def synthetic_table(
                 hs, ws = (np.array(x) for x in zip(*sorted(set(pairs))))
             rin = np.minimum((hs - 1) * layer.Hstride + kh, in_h)
             cin = np.minimum((ws - 1) * layer.Wstride + kw, in_w)
-            in_words = layer.N * layer.C * rin * cin
+            in_words = layer.N * layer.C * rin * cin * (len(network.inputs[l]) if layer.kind == "add" else 1)
             out_words = layer.N * layer.M * hs * ws
             macs = layer.macs_for(1, 1) * hs * ws
             compute = mac_pJ * (macs if layer.has_weights else out_words)

@@ -18,10 +18,13 @@ is PyYAML's Python code either way.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
+import shutil
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -352,3 +355,54 @@ def write_text_atomic(path: str | Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def check_output_folder(out: str | Path) -> None:
+    """InputError, before any long work, when ``out`` cannot be an output folder: it is a file, it sits
+    under a file, or its nearest existing folder is not writable. Nothing is created here."""
+    out = Path(out)
+    if out.exists():
+        if not out.is_dir():
+            raise InputError(out, None, "the output folder is a file")
+        probe = out
+    else:
+        probe = out.parent
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise InputError(out, None, f"cannot create the output folder: {probe} is a file")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise InputError(out, None, f"cannot create the output folder: {probe} is not writable")
+
+
+@contextlib.contextmanager
+def output_folder(out: str | Path) -> Iterator[Path]:
+    """All-or-nothing outputs: yields a new hidden folder beside ``out`` to write into; when the block
+    completes, its files and folders are moved into ``out`` (created if needed; same-named entries of a
+    previous run are replaced, anything else in ``out`` is left alone), and when the block raises, the
+    temporary folder is removed and ``out`` is untouched."""
+    out = Path(out)
+    check_output_folder(out)
+    parent = out.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=parent))
+        os.chmod(tmp, 0o777 & ~_umask())
+    except OSError as exc:
+        raise InputError(out, None, f"cannot create the output folder: {exc.strerror or exc}") from None
+    try:
+        yield tmp
+        if not out.exists():
+            os.replace(tmp, out)
+            return
+        for entry in sorted(tmp.iterdir()):
+            target = out / entry.name
+            if target.is_dir() and not target.is_symlink():
+                old = Path(tempfile.mkdtemp(prefix=f".{entry.name}.", suffix=".old", dir=out))
+                os.replace(target, old / entry.name)
+                os.replace(entry, target)
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.replace(entry, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -260,9 +260,7 @@ def test_needed_shapes_come_from_the_search(tmp_path: Path, monkeypatch: pytest.
         (3, Variant.EWCC, 13, 13),
     }
     seen = []
-    monkeypatch.setattr(
-        "deepfrack.cli.benchmark_cmd.required_shapes", lambda network, depth: seen.append(depth) or asked
-    )
+    monkeypatch.setattr("deepfrack.api.required_shapes", lambda network, depth: seen.append(depth) or asked)
     r = _invoke(tmp_path, "--shapes", "needed", "--max-stack-depth", "3")
     assert r.exit_code == 0, r.output
     assert seen == [3]

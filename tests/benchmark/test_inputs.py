@@ -11,6 +11,25 @@ from tests.benchmark.conftest import ARCH, COMPONENTS, CONSTRAINTS, ERT, MAPPER
 from tests.paths import EXERCISES
 
 
+@pytest.mark.parametrize("seven_files", [True, False])
+def test_files_are_read_once(tmp_path: Path, seven_files: bool):
+    """Evaluators (on a cluster's workers, perhaps on another machine) never read the input files again:
+    every constraint set comes from what was read when the inputs were loaded."""
+    import shutil
+
+    folder = tmp_path / "constraints"
+    shutil.copytree(CONSTRAINTS, folder)
+    if not seven_files:
+        for v in VARIANTS:
+            (folder / f"{v.value}.yaml").unlink()
+    inp = load_inputs(ARCH, constraints=folder)
+    before = {v: inp.constraints_for(v) for v in VARIANTS}
+    shutil.rmtree(folder)
+    assert {v: inp.constraints_for(v) for v in VARIANTS} == before
+    # the seven files differ at DRAM only; made from the shared file, the variants do too
+    assert len({c.key() for c in before.values()}) == 7
+
+
 def test_reference_inputs():
     inp = load_inputs(ARCH, constraints=CONSTRAINTS, mapper=MAPPER, ert=ERT)
     assert set(inp.variant_files) == set(VARIANTS)

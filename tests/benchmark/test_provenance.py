@@ -10,6 +10,7 @@ import sys
 import pytest
 
 import deepfrack
+import deepfrack._version
 from deepfrack.benchmark import provenance
 from deepfrack.benchmark.builtin import CODE_ROOTS, builtin_code_digest, make_builtin_backend
 from deepfrack.benchmark.inputs import load_inputs
@@ -115,7 +116,7 @@ def test_what_does_not_change_results_keeps_the_fingerprint(
 
 def test_the_package_version_counts(inputs, monkeypatch: pytest.MonkeyPatch):
     before = _fingerprints(inputs)
-    monkeypatch.setattr(deepfrack, "__version__", deepfrack.__version__ + ".post1")
+    monkeypatch.setattr(deepfrack._version, "__version__", deepfrack.__version__ + ".post1")
     assert all(a != b for a, b in zip(_fingerprints(inputs).values(), before.values()))
 
 

@@ -18,7 +18,8 @@ from deepfrack.benchmark.timeloop import (
 from tests.paths import EXAMPLES, EXERCISES
 
 SAMPLES = sorted(EXAMPLES.glob("*/timeloop-samples/*_Layer*_Tile*"))
-LEVELS = ("LMAC", "PEWeightRegs", "PEAccuBuffer", "PEWeightBuffer", "PEInputBuffer", "GlobalBuffer", "DRAM")
+# outermost first, the arithmetic level last: CostRecord's level order
+LEVELS = ("DRAM", "GlobalBuffer", "PEInputBuffer", "PEWeightBuffer", "PEAccuBuffer", "PEWeightRegs", "LMAC")
 
 
 def _sample_id(folder: Path) -> tuple[str, str, int, int]:

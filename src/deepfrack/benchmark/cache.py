@@ -23,6 +23,7 @@ import functools
 import hashlib
 import json
 import math
+import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -349,3 +350,13 @@ class _Tx:
         else:
             with contextlib.suppress(sqlite3.Error):  # the error being raised says what went wrong
                 self.db.execute("ROLLBACK")
+
+
+def default_cache_path() -> Path:
+    """``$DEEPFRACK_CACHE``, else ``$XDG_CACHE_HOME/deepfrack/benchmark.sqlite`` (``~/.cache`` by default):
+    one cache shared by every run, so overlapping workloads reuse entries."""
+    env = os.environ.get("DEEPFRACK_CACHE")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "deepfrack" / "benchmark.sqlite"

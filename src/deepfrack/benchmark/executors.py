@@ -1,9 +1,8 @@
-"""Where batches of jobs run: in this process, or in local worker processes.
+"""Where batches of jobs run: in this process, in local worker processes, or on a Dask cluster
+(``dask_executor``, imported only when asked for: ``make_executor`` chooses).
 
 An executor takes a backend and batches of jobs and yields ``(batch index, outcomes)`` as batches
 finish, in any order. It never touches the cache: the runner (in the parent process) writes results.
-A Dask executor for clusters fits the same seam (a later issue): ``client.submit`` per batch with the
-backend scattered once, ``distributed.as_completed`` for results, ``client.cancel`` on abort.
 
 Interrupts: if the consumer stops (Ctrl-C in the parent, an exception, ``close()`` of the generator),
 the local executor terminates its workers at once; their unfinished batches are simply lost, and the
@@ -28,6 +27,7 @@ from typing import Protocol
 from deepfrack.benchmark.backend import Backend, Evaluator
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
+from deepfrack.errors import InputError
 
 BatchResult = tuple[int, list[Outcome]]
 
@@ -203,3 +203,27 @@ def _terminate(pool: ProcessPoolExecutor) -> None:
         p.join(timeout=5)
         if p.is_alive():
             p.kill()
+
+
+@contextlib.contextmanager
+def make_executor(jobs: int | None = None, scheduler: str | None = None) -> Iterator[Executor]:
+    """The executor for ``--jobs`` and ``--scheduler``, as a context manager that releases it.
+
+    No scheduler: ``jobs`` local worker processes (default: every core), or this process for
+    ``jobs == 1``. ``scheduler="local"``: a Dask ``LocalCluster`` of ``jobs`` processes with one thread
+    each. Anything else is a Dask scheduler's address (``tcp://HOST:PORT``) or the path of its scheduler
+    file; ``jobs`` is then ignored (the cluster has the workers it has). InputError, before any work,
+    when Dask is not installed or the scheduler cannot be reached."""
+    if not scheduler:
+        yield SerialExecutor() if jobs == 1 else LocalExecutor(jobs)
+        return
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise InputError(
+            None, "scheduler", "running on Dask needs the dask extra: pip install 'deepfrack[dask]'"
+        ) from None
+    from deepfrack.benchmark.dask_executor import DaskExecutor
+
+    with DaskExecutor(None if scheduler == "local" else scheduler, jobs) as executor:
+        yield executor

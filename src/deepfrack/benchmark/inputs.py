@@ -97,6 +97,10 @@ class BenchmarkInputs:
     ert: SourceFile | None = None
     energy_table: EnergyTable | None = None
     variants: tuple[Variant, ...] = VARIANTS
+    #: the constraints parsed when the files were read -- the shared files merged, and each variant's
+    #: file with them -- so that no evaluator reads a file again (a cluster's workers may not see them)
+    shared_constraints: Constraints = field(default_factory=Constraints)
+    variant_constraint_sets: Mapping[Variant, Constraints] = field(default_factory=dict)
 
     @property
     def dram(self) -> str:
@@ -118,12 +122,10 @@ class BenchmarkInputs:
         files were given, else the shared constraints with DRAM's keep set for the variant
         (``variant_constraints``). The architecture's own constraints are merged by their users.
         DeepfrackError when the variant cannot be made (e.g. the architecture has no DRAM level)."""
-        shared = [Path(c.path) for c in self.constraints]
-        vf = self.variant_files.get(variant)
-        if vf is not None:
-            return load_constraints(Path(vf.path), *shared)
-        base = load_constraints(*shared) if shared else Constraints()
-        return variant_constraints(base, self.architecture, variant)
+        own = self.variant_constraint_sets.get(variant)
+        if own is not None:
+            return own
+        return variant_constraints(self.shared_constraints, self.architecture, variant)
 
     def content(self, variant: Variant) -> dict[str, Any]:
         """What a result for ``variant`` depends on among these inputs, as digests (for cache keys)."""
@@ -171,6 +173,8 @@ def load_inputs(
     vs = tuple(v for v in VARIANTS if v in set(variants))
     shared: list[SourceFile] = []
     per_variant: dict[Variant, SourceFile] = {}
+    shared_set = Constraints()
+    variant_sets: dict[Variant, Constraints] = {}
     if constraints is not None:
         cp = Path(constraints)
         if cp.is_dir():
@@ -197,10 +201,10 @@ def load_inputs(
             )
         # every file parses, and every variant's constraints fit the architecture
         shared_paths = [Path(c.path) for c in shared]
-        for src in per_variant.values():
-            check_constraints(architecture, load_constraints(Path(src.path), *shared_paths))
-        if not per_variant:
-            check_constraints(architecture, load_constraints(*shared_paths))
+        shared_set = load_constraints(*shared_paths) if shared_paths else Constraints()
+        variant_sets = {v: load_constraints(Path(src.path), *shared_paths) for v, src in per_variant.items()}
+        for cons in variant_sets.values() if variant_sets else [shared_set]:
+            check_constraints(architecture, cons)
 
     # a mapper.yaml or ERT that parses is taken as it is: unusable settings, and actions the ERT lacks,
     # make entries infeasible (every entry, or those whose mapping needs the action), with the cause
@@ -225,4 +229,6 @@ def load_inputs(
         ert=ert_src,
         energy_table=energy,
         variants=vs,
+        shared_constraints=shared_set,
+        variant_constraint_sets=variant_sets,
     )

@@ -25,7 +25,7 @@ import importlib.resources
 import types
 from collections.abc import Iterable
 
-import deepfrack
+from deepfrack import _version
 
 PACKAGE = "deepfrack"
 #: modules under these names are followed when they are imported (a name, or a package prefix)
@@ -36,6 +36,9 @@ MODEL_PACKAGES: tuple[str, ...] = (
     "deepfrack.errors",
     "deepfrack.files",
     "deepfrack.rect",
+    "deepfrack.dims",
+    "deepfrack.residency",
+    "deepfrack.objective",
 )
 
 
@@ -154,7 +157,7 @@ def code_digest(roots: Iterable[str]) -> str:
     """sha256 of the package version and of the code (bytecode without docstrings, line numbers or
     comments) of ``roots`` and of the modules they import within ``MODEL_PACKAGES``, transitively
     (module docstring)."""
-    h = hashlib.sha256(f"{PACKAGE} {deepfrack.__version__}\n".encode())
+    h = hashlib.sha256(f"{PACKAGE} {_version.__version__}\n".encode())
     for name, code in sorted(_closure(roots).items()):
         h.update(f"\n# {name}\n".encode())
         _hash_code(h, code)

@@ -5,8 +5,10 @@
   ``<VARIANT>_cycles.json`` beside it gives cycles; other files (``*_area.json``, ``*_energy.json``)
   are ignored.
 * deepfrack's CSV: header ``layer,variant,tile_h,tile_w,energy_uJ`` with optional ``status``
-  (``ok`` / ``infeasible``), ``cycles``, ``macs`` and per-level ``energy_pJ_<level>`` columns;
-  layers 1-based; any rectangle.
+  (``ok`` / ``infeasible``), ``cycles``, ``macs``, per-level ``energy_pJ_<level>`` columns (storage
+  levels from the outermost inward, then the compute unit) and the words each tensor moves to and from
+  DRAM, ``dram_reads_<tensor>`` and ``dram_updates_<tensor>`` (all instances); layers 1-based; any
+  rectangle. Files without the optional columns are read as before.
 
 Internally layers are 0-based (CostTable keys).
 """
@@ -18,10 +20,12 @@ import io
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deepfrack.cost.table import CostKey, CostRecord, CostTable
+from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError, shown
 from deepfrack.files import MAX_CSV_BYTES, read_json, read_text, write_text_atomic
 from deepfrack.residency import VARIANTS, Variant, parse_variant
@@ -29,6 +33,10 @@ from deepfrack.workload.layer import Network
 
 CSV_BASE_COLUMNS = ("layer", "variant", "tile_h", "tile_w", "status", "energy_uJ", "cycles", "macs")
 LEVEL_PREFIX = "energy_pJ_"
+#: the DRAM word columns, (kind, tensor, column name)
+DRAM_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
+    (kind, t, f"dram_{kind}_{t}") for kind in ("reads", "updates") for t in TENSORS
+)
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -125,9 +133,9 @@ def read_csv_table(path: str | Path) -> CostTable:
     reader = csv.DictReader(io.StringIO(text, newline=""))
     seen: dict[CostKey, tuple[int, str]] = {}  # key -> (line, status) of its first row
     try:
-        levels = _csv_header(path, list(reader.fieldnames or []))
+        columns = _csv_header(path, list(reader.fieldnames or []))
         for lineno, row in enumerate(reader, start=2):
-            _csv_row(table, path, levels, lineno, row, seen)
+            _csv_row(table, path, columns, lineno, row, seen)
     except csv.Error as exc:
         raise InputError(path, f"line {reader.line_num}", f"malformed CSV: {exc}") from None
     if not table.records and not table.infeasible:
@@ -135,8 +143,18 @@ def read_csv_table(path: str | Path) -> CostTable:
     return table
 
 
-def _csv_header(path: Path, header: list[str]) -> list[str]:
-    """The per-level energy columns of a checked header."""
+@dataclass(frozen=True)
+class _CsvColumns:
+    """The optional columns a costs.csv header has: per-level energies, DRAM words (kind, tensor,
+    column) and the level those words belong to (the outermost: the first level column)."""
+
+    levels: list[str]
+    dram: list[tuple[str, str, str]]
+    dram_level: str
+
+
+def _csv_header(path: Path, header: list[str]) -> _CsvColumns:
+    """The optional columns of a checked header (required ones present, none given twice)."""
     missing = [c for c in ("layer", "variant", "tile_h", "tile_w", "energy_uJ") if c not in header]
     if missing:
         raise InputError(
@@ -148,13 +166,14 @@ def _csv_header(path: Path, header: list[str]) -> list[str]:
     levels = [c for c in header if c.startswith(LEVEL_PREFIX)]
     if LEVEL_PREFIX in levels:
         raise InputError(path, "header", f"column {LEVEL_PREFIX!r} names no level")
-    return levels
+    dram = [(kind, t, c) for kind, t, c in DRAM_COLUMNS if c in header]
+    return _CsvColumns(levels, dram, levels[0][len(LEVEL_PREFIX) :] if levels else "DRAM")
 
 
 def _csv_row(
     table: CostTable,
     path: Path,
-    level_cols: list[str],
+    columns: _CsvColumns,
     lineno: int,
     row: dict[str, Any],
     seen: dict[CostKey, tuple[int, str]],
@@ -191,7 +210,7 @@ def _csv_row(
     macs = row.get("macs")
     levels = {
         c[len(LEVEL_PREFIX) :]: _number(row[c], path, f"{where}.{c}")
-        for c in level_cols
+        for c in columns.levels
         if row[c] not in ("", None)
     }
     n_macs = None
@@ -205,7 +224,20 @@ def _csv_row(
         cycles=_number(cyc, path, f"{where}.cycles") if cyc not in (None, "") else None,
         macs=n_macs,
         level_energy_pJ=levels,
+        accesses=_dram_accesses(row, columns.dram, columns.dram_level, path, where),
     )
+
+
+def _dram_accesses(
+    row: dict[str, str], cols: list[tuple[str, str, str]], level: str, path: Path, where: str
+) -> dict[str, dict[str, dict[str, float]]]:
+    """The DRAM word columns of a row as ``CostRecord.accesses`` of the outermost level (words over
+    all instances); empty when the row has none."""
+    counts: dict[str, dict[str, float]] = {}
+    for kind, t, c in cols:
+        if row[c] not in ("", None):
+            counts.setdefault(kind, {})[t] = _number(row[c], path, f"{where}.{c}")
+    return {level: counts} if counts else {}
 
 
 def read_tables(path: str | Path) -> CostTable:
@@ -275,17 +307,23 @@ def table_to_csv(table: CostTable, levels: Iterable[str] | None = None) -> str:
                 seen.setdefault(name, None)
         levels = list(seen)
     levels = list(levels)
+    dram = {key: rec.dram_words() for key, rec in table.records.items()}
+    dram_cols = DRAM_COLUMNS if any(d is not None for d in dram.values()) else ()
     order = {v: i for i, v in enumerate(VARIANTS)}
     keys = sorted(set(table.records) | table.infeasible, key=lambda k: (k[0], order[k[1]], k[2], k[3]))
-    lines: list[list[str]] = [list(CSV_BASE_COLUMNS) + [LEVEL_PREFIX + n for n in levels]]
+    lines: list[list[str]] = [
+        list(CSV_BASE_COLUMNS) + [LEVEL_PREFIX + n for n in levels] + [c for _, _, c in dram_cols]
+    ]
     for key in keys:
         layer, v, h, w = key
         rec = table.records.get(key)
         if rec is None:
             lines.append(
-                [str(layer + 1), v.value, str(h), str(w), "infeasible", "", "", ""] + [""] * len(levels)
+                [str(layer + 1), v.value, str(h), str(w), "infeasible", "", "", ""]
+                + [""] * (len(levels) + len(dram_cols))
             )
             continue
+        words = dram[key]
         lines.append(
             [
                 str(layer + 1),
@@ -298,6 +336,7 @@ def table_to_csv(table: CostTable, levels: Iterable[str] | None = None) -> str:
                 _fmt(rec.macs),
             ]
             + [_fmt(rec.level_energy_pJ.get(n)) for n in levels]
+            + [_fmt(None if words is None else words[kind][t]) for kind, t, _ in dram_cols]
         )
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(lines)

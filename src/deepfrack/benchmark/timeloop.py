@@ -416,11 +416,12 @@ def parse_map_txt(
 # ============================================================================================= #
 def stats_to_record(stats: TimeloopStats, mapping: Any = None) -> CostRecord:
     """A CostRecord from parsed stats: energy = arithmetic + levels + networks (pJ); per-level energy
-    keyed by level name, arithmetic first then storage levels inner to outer; accesses per level as
+    keyed by level name in the record's order (storage levels from the outermost inward, then the
+    arithmetic level; Timeloop prints them the other way round); accesses per level as
     ``{"reads"|"fills"|"updates"|"utilized_instances": {dataspace: n}}`` (counts per instance)."""
-    level_energy = {stats.arithmetic.name: stats.arithmetic.energy_pJ}
+    level_energy: dict[str, float] = {}
     accesses: dict[str, dict[str, dict[str, int]]] = {}
-    for lv in stats.levels:
+    for lv in reversed(stats.levels):
         level_energy[lv.name] = lv.energy_pJ
         accesses[lv.name] = {
             "reads": {ds: d.reads for ds, d in lv.dataspaces.items()},
@@ -428,6 +429,7 @@ def stats_to_record(stats: TimeloopStats, mapping: Any = None) -> CostRecord:
             "updates": {ds: d.updates for ds, d in lv.dataspaces.items()},
             "utilized_instances": {ds: d.utilized_instances for ds, d in lv.dataspaces.items()},
         }
+    level_energy[stats.arithmetic.name] = stats.arithmetic.energy_pJ
     return CostRecord(
         energy_pJ=round(stats.energy_pJ, 6),
         cycles=stats.cycles,

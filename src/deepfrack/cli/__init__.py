@@ -7,13 +7,15 @@ files. Every DeepfrackError becomes one line on stderr and exit code 2 (no trace
 from __future__ import annotations
 
 import os
+import re
 import sys
 import warnings
 
 import click
 
 from deepfrack import __version__
-from deepfrack.errors import DeepfrackError, message_line
+from deepfrack.api import DeepfrackNote
+from deepfrack.errors import DeepfrackError, InputError, message_line
 
 
 class _Group(click.Group):
@@ -46,7 +48,7 @@ class _Group(click.Group):
                 click.echo(f"deepfrack: error: {exc.format_message()} (see '{path} --help')", err=True)
                 ctx.exit(2)
             except DeepfrackError as exc:
-                click.echo(f"deepfrack: error: {message_line(str(exc))}", err=True)
+                click.echo(f"deepfrack: error: {message_line(_as_option(exc))}", err=True)
                 ctx.exit(2)
             except KeyboardInterrupt:  # Ctrl-C anywhere a command does not handle it itself: one line
                 click.echo("deepfrack: interrupted", err=True)
@@ -60,8 +62,17 @@ class _Group(click.Group):
                 ctx.exit(2)
 
 
+def _as_option(exc: DeepfrackError) -> str:
+    """The error's line, with a bad argument of the Python API named as the command-line option that
+    gave it (the API's ``receptive_field`` is ``--receptive-field``)."""
+    if isinstance(exc, InputError) and exc.path is None and exc.field and re.fullmatch(r"[a-z_]+", exc.field):
+        return str(InputError(None, "--" + exc.field.replace("_", "-"), exc.message))
+    return str(exc)
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    click.echo(f"deepfrack: warning: {message_line(str(message), 400)}", err=True)
+    kind = "note" if issubclass(category, DeepfrackNote) else "warning"
+    click.echo(f"deepfrack: {kind}: {message_line(str(message), 400)}", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -76,6 +87,7 @@ def main() -> None:
       deepfrack benchmark ...   cost tables for every layer, tile shape and residency variant
       deepfrack optimize ...    the best fused schedule from those tables
       deepfrack evaluate ...    cost and check a given schedule
+      deepfrack stats ...       where the energy goes: CSVs, pictures, an HTML report
       deepfrack model ...       Timeloop-equivalent energy and cycles of one mapping
     """
 

@@ -5,4 +5,5 @@ from deepfrack.cli import (
     model_cmd,  # noqa: F401  model
     run_cmd,  # noqa: F401  run (benchmark + optimize)
     search_cmds,  # noqa: F401  optimize, evaluate
+    stats_cmd,  # noqa: F401  stats
 )

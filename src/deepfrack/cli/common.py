@@ -1,27 +1,17 @@
-"""What the commands share: option declarations, loading with warnings collected, the on-chip capacity,
-the record of a run's inputs, and writing a schedule's outputs all-or-nothing."""
+"""What the commands share: option declarations, progress on stderr, and printing a result."""
 
 from __future__ import annotations
 
-import os
-import warnings
-from collections.abc import Callable
+import contextlib
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import click
 
-from deepfrack.arch import CapacitySpec, capacity_spec
-from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
-from deepfrack.errors import InputError
-from deepfrack.files import make_temp
-from deepfrack.residency import Variant
-from deepfrack.search import layer_by_layer_records
-from deepfrack.search.schedule import Schedule, SearchStats
-from deepfrack.search.schedule_io import schedule_to_json
-from deepfrack.stats.report import plot_energy, render_log
-from deepfrack.workload.layer import Network
-from deepfrack.workload.loaders import ChainWarning, load_workload
+from deepfrack.api import RunResult
+from deepfrack.benchmark.progress import ProgressLines
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -89,6 +79,14 @@ JOBS = click.option(
     default=None,
     help="Worker processes [default: all cores].",
 )
+SCHEDULER = click.option(
+    "--scheduler",
+    envvar="DEEPFRACK_SCHEDULER",
+    metavar="ADDRESS",
+    help="Run the benchmark on a Dask cluster: its scheduler (tcp://HOST:PORT or a scheduler file), or "
+    "'local' for a Dask LocalCluster of --jobs processes [env: DEEPFRACK_SCHEDULER; default: local "
+    "processes without Dask]. Needs pip install 'deepfrack[dask]'; see docs/cluster.md.",
+)
 BACKEND = click.option(
     "--backend",
     default="builtin",
@@ -128,135 +126,67 @@ def out_option(what: str) -> Decorator:
     )
 
 
-def check_out(out: Path) -> None:
-    """Fail before any long work when --out cannot be an output folder (InputError): it is a file, it
-    sits under a file, or its nearest existing folder is not writable. Nothing is created here."""
-    if out.exists():
-        if not out.is_dir():
-            raise InputError(out, None, "--out must be a folder, and this is a file")
-        probe = out
-    else:
-        probe = out.parent
-        while not probe.exists() and probe != probe.parent:
-            probe = probe.parent
-        if not probe.is_dir():
-            raise InputError(out, None, f"cannot create the output folder: {probe} is a file")
-    if not os.access(probe, os.W_OK | os.X_OK):
-        raise InputError(out, None, f"cannot create the output folder: {probe} is not writable")
+def show_progress(flag: bool | None) -> bool | str:
+    """--progress/--no-progress: True (a bar) or False (nothing); by default a bar when stderr is a
+    terminal, else "lines" (a plain line every few seconds, for a log or a pipe)."""
+    if flag is None:
+        return True if sys.stderr.isatty() else "lines"
+    return flag
 
 
-def make_out(out: Path) -> None:
-    """Create the output folder (InputError when that fails)."""
+@contextlib.contextmanager
+def search_progress(enabled: bool | str) -> Iterator[Callable[[int, int], None] | None]:
+    """A progress callback for the search (stacks costed) that shows a bar on stderr from its first
+    call (so that it never overlaps the benchmark's bar), or a line every few seconds (``"lines"``), or
+    None when disabled."""
+    if not enabled:
+        yield None
+        return
+    if enabled == "lines":
+        yield ProgressLines("searching stacks", "stacks").update
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    bar = Progress(
+        TextColumn("searching stacks"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),  # stdout carries the log
+        transient=True,
+    )
+    task = None
+
+    def report(done: int, total: int) -> None:
+        nonlocal task
+        if task is None:
+            bar.start()
+            task = bar.add_task("search", total=total)
+        bar.update(task, completed=done, total=total)
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise InputError(out, None, f"cannot create the output folder: {exc.strerror or exc}") from None
-
-
-def load_workload_noting_chains(path: Path) -> tuple[Network, list[str]]:
-    """The network and the text of its ChainWarnings (layers that do not chain), for the log."""
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ChainWarning)
-        network = load_workload(path)
-    chain = [str(w.message) for w in caught if issubclass(w.category, ChainWarning)]
-    for w in caught:  # anything else is reported as usual
-        if not issubclass(w.category, ChainWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return network, chain
-
-
-def capacity_from_inputs(inputs: BenchmarkInputs) -> CapacitySpec:
-    """Home levels and capacities from the architecture and its on-chip keep/bypass: the SLC variant's
-    file when the seven files are given (plus the shared files), else the shared constraints, else the
-    architecture's own constraints."""
-    if not (inputs.constraints or inputs.variant_files or inputs.architecture.constraints.targets):
-        raise InputError(
-            inputs.arch.path,
-            None,
-            "the architecture carries no constraints: give --constraints "
-            "(keep/bypass per level) or --capacity unlimited",
-        )
-    return capacity_spec(inputs.architecture, inputs.constraints_for(Variant.SLC))
-
-
-def capacity_from_paths(
-    arch: Path | None, components: Path | None, constraints: Path | None, capacity: str
-) -> CapacitySpec | None:
-    """The search's capacities (None with --capacity unlimited) from the architecture files."""
-    if capacity == "unlimited":
-        return None
-    if arch is None:
-        raise InputError(
-            None,
-            "--arch",
-            "give the architecture (and its constraints) for the capacity check, or --capacity unlimited",
-        )
-    return capacity_from_inputs(load_inputs(arch, components, constraints, variants=(Variant.SLC,)))
-
-
-def _abs(p: Path | str | None) -> str | None:
-    return None if p is None else str(Path(p).resolve())
-
-
-def inputs_record(
-    *,
-    workload: Path,
-    tables: Path,
-    arch: Path | None,
-    components: Path | None,
-    constraints: Path | None,
-    capacity: CapacitySpec | None,
-    ert: Path | None = None,
-    mapper: Path | None = None,
-    **extra: Any,
-) -> dict[str, Any]:
-    """What a run was given, for schedule.json: always the same keys, absolute paths (None when not
-    given; the components folder also when it was found beside the architecture), the capacity per home
-    level or "unlimited", then any command-specific entries."""
-    if components is None and arch is not None and (arch.parent / "components").is_dir():
-        components = arch.parent / "components"  # load_inputs' default
-    rec: dict[str, Any] = {
-        "workload": _abs(workload),
-        "tables": _abs(tables),
-        "arch": _abs(arch),
-        "components": _abs(components),
-        "constraints": _abs(constraints),
-        "ert": _abs(ert),
-        "mapper": _abs(mapper),
-        "capacity": "unlimited" if capacity is None else dict(capacity.words),
-    }
-    rec.update(extra)
-    return rec
-
-
-def write_schedule_outputs(
-    out: Path,
-    schedule: Schedule,
-    network: Network,
-    table,
-    inputs: dict[str, Any],
-    stats: SearchStats | None,
-    elapsed: float,
-    notes: list[str],
-) -> None:
-    """schedule.json, deepfrack.log and energy.png, all or nothing: each is written to a temporary file
-    in ``out`` first, and they are renamed into place only when all three are complete (schedule.json
-    last). Prints the log."""
-    baseline = [r.energy_pJ for r in layer_by_layer_records(network, table)]
-    log = render_log(schedule, network, inputs, stats, elapsed, baseline, notes)
-    doc = schedule_to_json(schedule, network, inputs)
-    make_out(out)
-    temps: dict[str, str] = {}
-    try:
-        for name in ("energy.png", "deepfrack.log", "schedule.json"):
-            temps[name] = str(make_temp(out, name))
-        plot_energy(schedule, network, baseline, temps["energy.png"])
-        Path(temps["deepfrack.log"]).write_text(log)
-        Path(temps["schedule.json"]).write_text(doc)
-        for name in ("energy.png", "deepfrack.log", "schedule.json"):
-            os.replace(temps.pop(name), out / name)
+        yield report
     finally:
-        for tmp in temps.values():
-            Path(tmp).unlink(missing_ok=True)
-    click.echo(log, nl=False)
-    click.echo(f"wrote {out / 'schedule.json'}, {out / 'deepfrack.log'}, {out / 'energy.png'}")
+        if task is not None:
+            bar.stop()
+
+
+def print_result(result: RunResult) -> None:
+    """The log on stdout, then which files were written."""
+    click.echo(result.log, nl=False)
+    files = [p for p in result.outputs if p.parent.name != "tables"]
+    if files:
+        click.echo(f"wrote {', '.join(str(p) for p in files)}")
+
+
+def print_benchmark_summary(summary: Any, out_dir: Path | None) -> None:
+    """The benchmark's summary on stderr, and the table files written."""
+    click.echo(summary.text(), err=True)
+    if out_dir is not None:
+        tables = [p.name for p in summary.outputs if p.suffix == ".json"]
+        click.echo(
+            f"wrote {out_dir}: costs.csv, mappings.jsonl and {len(tables)} variant tables "
+            f"({', '.join(tables)})",
+            err=True,
+        )

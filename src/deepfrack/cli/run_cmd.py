@@ -7,14 +7,13 @@ DIR/deepfrack.log, DIR/energy.png. Interrupted, it resumes from the result cache
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
 import click
 
-from deepfrack.benchmark.inputs import load_inputs
+from deepfrack import api
 from deepfrack.cli import main
-from deepfrack.cli.benchmark_cmd import benchmark_tables
+from deepfrack.cli.benchmark_cmd import interrupt_message
 from deepfrack.cli.common import (
     ARCH_REQUIRED,
     BACKEND,
@@ -27,16 +26,15 @@ from deepfrack.cli.common import (
     MAPPER,
     MAX_STACK_DEPTH,
     PROGRESS,
+    SCHEDULER,
     WORKLOAD,
-    capacity_from_inputs,
-    check_out,
-    inputs_record,
-    load_workload_noting_chains,
     options,
     out_option,
+    print_benchmark_summary,
+    print_result,
+    search_progress,
+    show_progress,
 )
-from deepfrack.cli.search_cmds import chain_notes, optimize_and_write
-from deepfrack.residency import VARIANTS
 
 
 @main.command("run")
@@ -50,6 +48,7 @@ from deepfrack.residency import VARIANTS
     CAPACITY,
     MAX_STACK_DEPTH,
     JOBS,
+    SCHEDULER,
     BACKEND,
     CACHE,
     PROGRESS,
@@ -65,6 +64,7 @@ def run(
     capacity: str,
     max_stack_depth: int | None,
     n_jobs: int | None,
+    scheduler: str | None,
     backend: str,
     cache_path: Path | None,
     progress: bool | None,
@@ -78,40 +78,30 @@ def run(
         -a examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like/arch/simba_like.yaml \\
         -c examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like/constraints -o out/alexnet
     """
-    start = time.perf_counter()
-    check_out(out)
-    network, chain = load_workload_noting_chains(workload)
-    inputs = load_inputs(arch, components, constraints, mapper, ert, VARIANTS)
-    cap = None if capacity == "unlimited" else capacity_from_inputs(inputs)
-    tables_dir = out / "tables"
-    result = benchmark_tables(
-        network, inputs, backend, "needed", max_stack_depth, n_jobs, cache_path, None, progress, tables_dir
-    )
-    if result.summary.failed:
-        click.echo("deepfrack: not searching: some entries failed (see above)", err=True)
-        sys.exit(1)
-    record = inputs_record(
-        workload=workload,
-        tables=tables_dir,
-        arch=arch,
-        components=components,
-        constraints=constraints,
-        capacity=cap,
-        ert=ert,
-        mapper=mapper,
-        max_stack_depth=max_stack_depth,
-        energy_table="ert" if ert else "builtin 45 nm",
-        backend=backend,
-    )
-    optimize_and_write(
-        network,
-        result.table,
-        cap,
-        "exact",
-        max_stack_depth,
-        "energy",
-        record,
-        out,
-        chain_notes(chain, "exact"),
-        start,
-    )
+    show = show_progress(progress)
+    with interrupt_message(cache_path, out), search_progress(show) as report:
+        try:
+            result = api.run(
+                workload=workload,
+                arch=arch,
+                components=components,
+                constraints=constraints,
+                mapper=mapper,
+                ert=ert,
+                capacity=capacity,  # type: ignore[arg-type]
+                max_stack_depth=max_stack_depth,
+                jobs=n_jobs,
+                scheduler=scheduler,
+                backend=backend,
+                cache=cache_path,
+                progress=show,
+                search_progress=report,
+                out=out,
+            )
+        except api.EntriesFailed as exc:
+            print_benchmark_summary(exc.result.summary, None)
+            click.echo(f"deepfrack: not searching: {exc}", err=True)
+            sys.exit(1)
+    assert result.benchmark is not None
+    print_benchmark_summary(result.benchmark.summary, None)
+    print_result(result)

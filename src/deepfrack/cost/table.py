@@ -6,6 +6,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from deepfrack.dims import TENSORS
 from deepfrack.residency import Variant
 
 #: (layer index 0-based, variant, tile height, tile width)
@@ -18,8 +19,11 @@ class CostRecord:
     residency variant.
 
     energy_pJ: total energy in picojoules. cycles: latency in cycles (None when unknown).
-    macs: multiply-accumulates (None when unknown). level_energy_pJ: energy per architecture level.
-    accesses: optional per-level counts, ``{level: {"reads"|"fills"|"updates": {tensor: words}}}``.
+    macs: multiply-accumulates (None when unknown). level_energy_pJ: energy per architecture level, in
+    the architecture's order: storage levels from the outermost (DRAM) inward, then the compute unit
+    (empty when unknown, e.g. the original's JSON tables).
+    accesses: optional per-level counts of storage levels, ``{level: {"reads"|"fills"|"updates":
+    {tensor: words per instance}, "utilized_instances": {tensor: n}}}`` (instances 1 when absent).
     mapping: optional mapping that produced the record (Timeloop map.yaml terms).
     """
 
@@ -33,6 +37,32 @@ class CostRecord:
     @property
     def energy_uJ(self) -> float:
         return self.energy_pJ * 1e-6
+
+    @property
+    def outermost_level(self) -> str | None:
+        """The outermost storage level (DRAM): the first level of ``level_energy_pJ`` that has access
+        counts (the compute unit has none), else its first level; None without a per-level split."""
+        return next(
+            (n for n in self.level_energy_pJ if n in self.accesses), next(iter(self.level_energy_pJ), None)
+        )
+
+    def dram_words(self) -> dict[str, dict[str, float]] | None:
+        """Words each tensor moves between the outermost storage level (DRAM) and the chip, over all
+        instances: ``{"reads": {tensor: words}, "updates": {tensor: words}}`` (reads leave DRAM,
+        updates arrive; the outermost level is never filled). A tensor DRAM does not keep moves 0
+        words. None when the record has no counts for that level."""
+        level = self.outermost_level
+        counts = self.accesses.get(level) if level is not None else None
+        if not counts:
+            return None
+        inst = counts.get("utilized_instances") or {}
+        return {
+            kind: {
+                t: float((counts.get(kind) or {}).get(t, 0) or 0) * float(inst.get(t, 1) or 1)
+                for t in TENSORS
+            }
+            for kind in ("reads", "updates")
+        }
 
 
 @dataclass

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -16,8 +17,9 @@ from deepfrack.cost.table import CostRecord, CostTable
 from deepfrack.errors import ScheduleError
 from deepfrack.objective import ENERGY, Objective
 from deepfrack.rect import Rect
-from deepfrack.residency import Variant, position_in_stack, variant_for
+from deepfrack.residency import Variant
 from deepfrack.search.costs import LevelUse, capacity_levels, missing_error, search_metric
+from deepfrack.search.graph import Role, layer_role, live_tensors, single_exit_break, words_per_pixel
 from deepfrack.search.plan import walk_axis
 from deepfrack.search.receptive import RULES, Rule, legacy_lookup
 from deepfrack.search.schedule import Schedule, Stack, StackLayer, StackSpec, Totals
@@ -114,16 +116,52 @@ def _check_spec(network: Network, k: int, sp: StackSpec, rule: Rule) -> None:
             )
         if sp.cached_layers:
             raise ScheduleError(f"{name}: a single-layer stack runs as SLC (one tile) and caches no weights")
+        return
+    _check_single_exit(network, name, sp)
     if rule == "exact":
         for l in range(sp.first + 1, sp.last + 1):
-            if l in network.unchained:
+            inside = [j for j in network.producers(l) if j >= sp.first]
+            if l in network.unchained and inside:
                 raise ScheduleError(
-                    f"{name}: layers {l - 1} ({network.layers[l - 1].name}) and "
+                    f"{name}: layers {inside[-1]} ({network.layers[inside[-1]].name}) and "
                     f"{l} ({network.layers[l].name}) do not chain "
                     "(the workload gives no padding or pooling between them), so the exact "
                     "receptive-field rule cannot fuse them; split the stack there, give a network YAML with "
                     "padding and pooling, or use --receptive-field legacy"
                 )
+    else:
+        for l in range(sp.first, sp.last):
+            if network.consumers(l) != (l + 1,):
+                raise ScheduleError(
+                    f"{name}: the legacy rule reproduces the original DeepFrack, which fuses chains only, "
+                    f"but layer {l} ({network.layers[l].name}) is read by layers "
+                    f"{', '.join(map(str, network.consumers(l)))}; use the exact rule"
+                )
+    for l in sp.cached_layers:
+        if layer_role(network, l, sp.first, sp.last).mixed:
+            raise ScheduleError(
+                f"{name}: cached layer {l} ({network.layers[l].name}) reads tensors made both inside and "
+                "outside the stack; only a layer that reads one or the other has a cached variant"
+            )
+
+
+def _check_single_exit(network: Network, name: str, sp: StackSpec) -> None:
+    """ScheduleError naming the first layer of the stack (but its last) read by a layer outside it."""
+    broken = single_exit_break(network, sp.first, sp.last)
+    if broken is None:
+        return
+    l, reader = broken
+    what = network.layers[l].name
+    if reader is None:
+        raise ScheduleError(
+            f"{name}: layer {l} ({what}) is a network output (no layer reads it), so it can only be "
+            "the last layer of a stack; split the stack after it"
+        )
+    raise ScheduleError(
+        f"{name}: layer {l} ({what}) is read by layer {reader} ({network.layers[reader].name}), "
+        f"after the stack's last layer; every layer of a stack but its last must have all its consumers "
+        "inside the stack (single exit)"
+    )
 
 
 def stack_spans(
@@ -163,15 +201,13 @@ def _layer_cost(
     table: CostTable,
     rule: Rule,
     l: int,
-    position: str,
-    cached: bool,
+    first_v: Variant,
+    later_v: Variant,
     rows: np.ndarray,
     cols: np.ndarray,
 ) -> tuple[float, float | None]:
     """Energy (pJ) and cycles (None when a record lacks them) of layer ``l`` over all tiles, by tile class:
-    the top-left tile uses the uncached variant, the others the cached one when ``cached``."""
-    first_v = variant_for(position, False)
-    later_v = variant_for(position, cached)
+    the top-left tile uses ``first_v``, the others ``later_v``."""
     counts: Counter[tuple[Variant, int, int]] = Counter()
     counts[(first_v, int(rows[0]), int(cols[0]))] += 1
     hc, wc = Counter(rows.tolist()), Counter(cols.tolist())
@@ -190,78 +226,149 @@ def _layer_cost(
     return energy, cycles
 
 
+def _role_cost(
+    network: Network,
+    table: CostTable,
+    rule: Rule,
+    l: int,
+    role: Role,
+    cached: bool,
+    rows: np.ndarray,
+    cols: np.ndarray,
+) -> tuple[float, float | None]:
+    """Energy and cycles of layer ``l`` over all tiles in its role; a mixed join costs
+    ``on + share x (dram - on)`` (summed over tiles, which is the same as per tile)."""
+    first_v, later_v = role.variant(False), role.variant(cached)
+    energy, cycles = _layer_cost(network, table, rule, l, first_v, later_v, rows, cols)
+    dram_v = role.dram_variant
+    if dram_v is None:
+        return energy, cycles
+    e_dram, c_dram = _layer_cost(network, table, rule, l, dram_v, dram_v, rows, cols)
+    f = role.outside
+    energy += f * (e_dram - energy)
+    cycles = None if cycles is None or c_dram is None else cycles + f * (c_dram - cycles)
+    return energy, cycles
+
+
 def _check_capacity(network: Network, k: int, sp: StackSpec, spans, levels: Sequence[LevelUse]) -> None:
     """ScheduleError naming the first (tile, layer) step, in compute order, whose live words exceed a
-    level."""
+    level: cached weights, the in-stack tensors this or a later layer reads (``graph.live_tensors``)
+    and the layer's output unless it is the last one, each at its home level."""
     if not levels:
         return
     cached_words = sum(network.layers[l].weights for l in sp.cached_layers)
     nr, nc = spans[sp.last][1].size, spans[sp.last][3].size
+    areas: dict[int, np.ndarray] = {}
+
+    def area(l: int) -> np.ndarray:
+        if l not in areas:
+            areas[l] = np.outer(spans[l][1], spans[l][3])
+        return areas[l]
+
     worst: tuple[int, int, LevelUse, int, int, int, int] | None = None
     for l in range(sp.first, sp.last + 1):
+        live = live_tensors(network, sp.first, sp.last, l)
+        lay = network.layers[l]
         for lv in levels:
-            a, b = lv.coefficients(network, l)
             w_words = cached_words if lv.weights else 0
             in_words = np.zeros((nr, nc), dtype=np.int64)
+            held = np.zeros((nr, nc), dtype=np.int64)
             out_words = np.zeros((nr, nc), dtype=np.int64)
-            if l > sp.first and a:
-                in_words = a * np.outer(spans[l - 1][1], spans[l - 1][3])
-            if l < sp.last and b:
-                out_words = b * np.outer(spans[l][1], spans[l][3])
-            over = np.flatnonzero((w_words + in_words + out_words).ravel() > lv.words)
+            if lv.inputs:
+                for t, reader in live:
+                    words = words_per_pixel(network, reader, t) * area(t)
+                    if reader == l:
+                        in_words = in_words + words
+                    else:
+                        held = held + words
+            if l < sp.last and lv.outputs:
+                out_words = lay.N * lay.M * area(l)
+            over = np.flatnonzero((w_words + in_words + held + out_words).ravel() > lv.words)
             if over.size:
                 t = int(over[0])
-                key = (t, l)
-                if worst is None or key < (worst[0], worst[1]):
-                    worst = (t, l, lv, w_words, int(in_words.ravel()[t]), int(out_words.ravel()[t]), t)
+                if worst is None or (t, l) < (worst[0], worst[1]):
+                    flat = (in_words.ravel()[t], held.ravel()[t], out_words.ravel()[t])
+                    worst = (t, l, lv, w_words, *(int(x) for x in flat))
     if worst is None:
         return
-    t, l, lv, w_words, in_w, out_w, _ = worst
+    t, l, lv, w_words, in_w, held_w, out_w = worst
     r, c = divmod(t, nc)
     rs, rl, cs, cl = spans[sp.last]
     tile = Rect(int(rs[r]), int(cs[c]), int(rl[r]), int(cl[c]))
-    need = w_words + in_w + out_w
+    need = w_words + in_w + held_w + out_w
+    held_text = f" + {held_w:,} held for later layers" if held_w else ""
     raise ScheduleError(
         f"stack {k} (layers {sp.first}-{sp.last}), "
         f"tile {t} [row {tile.row}, col {tile.col}, {tile.h}x{tile.w}]: "
         f"layer {l} ({network.layers[l].name}) needs {need:,} words at {lv.name} "
-        f"({w_words:,} cached weights + {in_w:,} input + {out_w:,} output) "
+        f"({w_words:,} cached weights + {in_w:,} input{held_text} + {out_w:,} output) "
         f"but {lv.name} holds {int(lv.words):,}"
     )
+
+
+def _skipped_pixels(
+    network: Network, l: int, rows: tuple[np.ndarray, ...], cols: tuple[np.ndarray, ...]
+) -> int:
+    """Pixels of layer ``l``'s plane outside every tile's region (the regions of a grid are every
+    row band x every column band, so their union is the union of the rows x that of the columns)."""
+    q, p = network.layers[l].out_plane
+    return q * p - _union_length(rows, q) * _union_length(cols, p)
+
+
+def _union_length(spans: tuple[np.ndarray, ...], extent: int) -> int:
+    """Rows (or columns) of ``0..extent - 1`` inside at least one of the (starts, lengths) spans."""
+    starts, lengths = spans
+    diff = np.zeros(extent + 1, dtype=np.int64)
+    np.add.at(diff, np.clip(starts, 0, extent), 1)
+    np.add.at(diff, np.clip(starts + lengths, 0, extent), -1)
+    return int((np.cumsum(diff)[:-1] > 0).sum())
 
 
 def build_stack(
     network: Network, table: CostTable, k: int, sp: StackSpec, rule: Rule, levels: Sequence[LevelUse]
 ) -> Stack:
-    """Check and cost stack ``k``: regions of every layer for every tile, variants, totals."""
+    """Check and cost stack ``k``: regions of every layer for every tile, variants, totals; and that
+    what ``sp`` states besides (tiles, regions, variants) is what the rules give."""
     _check_spec(network, k, sp, rule)
     if sp.first == sp.last:
-        return _single_stack(network, table, sp.first)
+        stack = _single_stack(network, table, sp.first)
+    else:
+        stack = _fused_stack(network, table, k, sp, rule, levels)
+    _check_stated(network, k, sp, stack)
+    return stack
+
+
+def _fused_stack(
+    network: Network, table: CostTable, k: int, sp: StackSpec, rule: Rule, levels: Sequence[LevelUse]
+) -> Stack:
     spans = stack_spans(network, table, sp, rule)
     cached = set(sp.cached_layers)
     _check_capacity(network, k, sp, spans, levels)
-    energy, cycles, macs = 0.0, 0.0, 0
+    energy, cycles, macs, skipped, skipped_macs = 0.0, 0.0, 0, 0, 0
     layers = []
     rs, rl, cs, cl = spans[sp.last]
     tiles = tuple(
         Rect(int(rs[r]), int(cs[c]), int(rl[r]), int(cl[c])) for r in range(rl.size) for c in range(cl.size)
     )
     for l in range(sp.first, sp.last + 1):
-        position = position_in_stack(l, sp.first, sp.last)
+        role = layer_role(network, l, sp.first, sp.last)
         lrs, lrl, lcs, lcl = spans[l]
-        e, cyc = _layer_cost(network, table, rule, l, position, l in cached, lrl, lcl)
+        e, cyc = _role_cost(network, table, rule, l, role, l in cached, lrl, lcl)
         energy += e
         cycles = None if cycles is None or cyc is None else cycles + cyc
         lay = network.layers[l]
         macs += lay.macs_for(1, 1) * int(lrl.sum()) * int(lcl.sum())
-        uncached_v, later_v = variant_for(position, False), variant_for(position, l in cached)
+        n_skipped = _skipped_pixels(network, l, (lrs, lrl), (lcs, lcl))
+        skipped += n_skipped
+        skipped_macs += lay.macs_for(1, 1) * n_skipped
         regions = tuple(
             Rect(int(lrs[r]), int(lcs[c]), int(lrl[r]), int(lcl[c]))
             for r in range(lrl.size)
             for c in range(lcl.size)
         )
-        variants = (uncached_v,) + (later_v,) * (len(regions) - 1)
-        layers.append(StackLayer(l, variants, regions))
+        variants = (role.variant(False),) + (role.variant(l in cached),) * (len(regions) - 1)
+        share = role.outside if role.mixed else 0.0
+        layers.append(StackLayer(l, variants, regions, role.dram_variant, share))
     return Stack(
         sp.first,
         sp.last,
@@ -272,7 +379,63 @@ def build_stack(
         energy,
         cycles,
         macs,
+        skipped,
+        skipped_macs,
     )
+
+
+def _check_stated(network: Network, k: int, sp: StackSpec, stack: Stack) -> None:
+    """ScheduleError naming the stack, layer and tile where what ``sp`` states (tiles, regions,
+    variants, a join's DRAM-input entry) differs from what the rules give."""
+    name = f"stack {k} (layers {sp.first}-{sp.last})"
+    shape = f"tile_shape [{sp.tile_shape[0]}, {sp.tile_shape[1]}]"
+    if sp.tiles is not None:
+        where = f"{name}, layer {sp.last} ({network.layers[sp.last].name})"
+        _same_per_tile(where, "tile", sp.tiles, stack.tiles, shape)
+    if sp.layers is None:
+        return
+    stated = [c.layer for c in sp.layers]
+    if stated != list(range(sp.first, sp.last + 1)):
+        raise ScheduleError(
+            f"{name}: the schedule lists layers {stated} for the stack; "
+            f"expected {sp.first}..{sp.last} in order"
+        )
+    cached = f"{shape} and cached layers {list(sp.cached_layers)}"
+    for claim, sl in zip(sp.layers, stack.layers):
+        where = f"{name}, layer {sl.layer} ({network.layers[sl.layer].name})"
+        if claim.regions is not None:
+            _same_per_tile(where, "region", claim.regions, sl.regions, shape)
+        if claim.variants is not None:
+            _same_per_tile(where, "variant", claim.variants, sl.variants, cached)
+        if claim.dram_variant is not None and claim.dram_variant != sl.dram_variant:
+            rule_v = sl.dram_variant.value if sl.dram_variant is not None else "none"
+            raise ScheduleError(
+                f"{where}: the schedule says its DRAM-input variant is {claim.dram_variant.value} "
+                f"but the rules give {rule_v}"
+            )
+        if claim.dram_share is not None and abs(claim.dram_share - sl.dram_share) > 1e-9:
+            raise ScheduleError(
+                f"{where}: the schedule says {claim.dram_share:g} of its input words come from DRAM "
+                f"but the rules give {sl.dram_share:g}"
+            )
+
+
+def _fmt(x: object) -> str:
+    return str(x.as_list()) if isinstance(x, Rect) else str(x)
+
+
+def _same_per_tile(where: str, what: str, stated: Sequence, derived: Sequence, given: str) -> None:
+    for t, (a, b) in enumerate(zip(stated, derived)):
+        if a != b:
+            raise ScheduleError(
+                f"{where}, tile {t}: the schedule says {what} {_fmt(a)} but {given} gives {_fmt(b)}"
+            )
+    if len(stated) != len(derived):
+        t = min(len(stated), len(derived))
+        raise ScheduleError(
+            f"{where}, tile {t}: the schedule lists {len(stated)} {what}s but {given} gives "
+            f"{len(derived)} tiles"
+        )
 
 
 def assemble(
@@ -297,12 +460,14 @@ def evaluate(
 ) -> Schedule:
     """Cost a given schedule (per stack: first, last, tile_shape (h, w) on the last layer, cached layers).
     ``objective`` is recorded in the schedule (what the schedule was chosen for); it does not change
-    the costs.
+    the costs. The network may branch and join (docs/search.md, "Networks that branch and join").
 
-    Raises ScheduleError when the stacks do not cover every layer once in order, a tile shape is not
-    positive or larger than the plane, a cached layer is outside its stack or has no weights, a stack
-    spans an unchained pair under the exact rule, or an on-chip level overflows (DESIGN.md 3.4);
-    MissingCostError when the table lacks an entry the schedule needs.
+    Raises ScheduleError when the stacks do not cover every layer once in order, a stack breaks single
+    exit (a layer other than its last is read by a layer after it), a tile shape is not positive or
+    larger than the plane, a cached layer is outside its stack or has no weights, a stack spans an
+    unchained pair under the exact rule or a branch under the legacy rule, an on-chip level overflows
+    (DESIGN.md 3.4), or what a spec states besides (tiles, regions, variants) is not what the rules give
+    for its tile shape; MissingCostError when the table lacks an entry the schedule needs.
     """
     _check_rule(rule)
     metric = search_metric(objective)
@@ -313,7 +478,7 @@ def evaluate(
             network,
             table,
             k,
-            StackSpec(sp.first, sp.last, tuple(sp.tile_shape), tuple(sorted(set(sp.cached_layers)))),
+            replace(sp, tile_shape=tuple(sp.tile_shape), cached_layers=tuple(sorted(set(sp.cached_layers)))),
             rule,
             levels,
         )

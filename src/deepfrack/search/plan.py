@@ -14,7 +14,9 @@ bands), and summarize each layer by:
 * the longest band and the total length (for capacity and MACs).
 
 The regions of a layer depend only on the stack's last layer and its tiling, not on where the stack
-starts, so one walk serves every stack that ends at this layer.
+starts, so one walk serves every stack that ends at this layer. On a graph too: under single exit
+(``graph.py``) every consumer of a layer of the stack is in the stack, so a layer's region is the
+bounding box of what its consumers need, whatever the stack's first layer.
 """
 
 from __future__ import annotations
@@ -72,7 +74,15 @@ def walk_axis(
     available: Available | None = None,
 ) -> AxisWalk:
     """Walk the uniform-grid bands of every candidate size (rows for axis 0, columns for axis 1) of
-    layer ``last`` back to layer ``lowest`` with the given receptive-field rule."""
+    layer ``last`` back to layer ``lowest`` with the given receptive-field rule.
+
+    On a graph, layers are visited in reverse topological order and a layer's span is the bounding
+    span of what its consumers need from it (``exact_input_span`` per consumer; a join needs the same
+    span of each input). Every layer in ``lowest..last - 1`` must have all its consumers at or below
+    ``last`` (single exit, ``graph.single_exit_lowest``): ValueError otherwise. The legacy rule walks
+    chains only (ValueError when a layer has another consumer than the next layer). On a chain this is
+    the plain walk from each layer to the layer below.
+    """
     layers = network.layers
     extent = layers[last].out_plane[axis]
     sizes = np.asarray(sizes, dtype=np.int64)
@@ -81,23 +91,36 @@ def walk_axis(
     first_band = np.concatenate(([0], np.cumsum(n_bands)[:-1])).astype(np.int64)
     start = (np.arange(owner.size) - first_band[owner]) * sizes[owner]
     end = np.minimum(start + sizes[owner], extent)
-    starts, lengths = [start], [end - start]
-    for l in range(last, lowest, -1):
-        geom = axis_geometry(layers[l], axis)
-        pext = layers[l - 1].out_plane[axis]
+    spans = {last: (start, end)}
+    for l in range(last - 1, lowest - 1, -1):
+        readers = network.consumers(l)
+        if not readers or readers[-1] > last:
+            raise ValueError(
+                f"layer {l} ({layers[l].name}) has a consumer after layer {last} or none: "
+                f"no stack ending at {last} can hold it (single exit)"
+            )
+        pext = layers[l].out_plane[axis]
         if rule == "exact":
-            start, end = exact_input_span(start, end, geom, pext)
+            needs = [exact_input_span(*spans[c], axis_geometry(layers[c], axis), pext) for c in readers]
+            start, end = needs[0]
+            for lo, hi in needs[1:]:
+                start, end = np.minimum(start, lo), np.maximum(end, hi)
         else:
             if available is None:
                 raise ValueError("the legacy rule needs the table's available sizes")
+            if readers != (l + 1,):
+                raise ValueError(f"the legacy rule walks chains only; layer {l} ({layers[l].name}) branches")
+            geom = axis_geometry(layers[l + 1], axis)
+            start, end = spans[l + 1]
             length = end - start
-            t = lower_to_available(legacy_input_length(length, geom), available(l - 1, axis), pext)
+            t = lower_to_available(legacy_input_length(length, geom), available(l, axis), pext)
             t = np.where(length > 0, t, 0)
             start = legacy_start(start, geom, t, pext)
             end = start + t
-        starts.append(start)
-        lengths.append(end - start)
-    return AxisWalk(last, lowest, sizes, owner, first_band, tuple(starts), tuple(lengths))
+        spans[l] = (start, end)
+    starts = tuple(spans[l][0] for l in range(last, lowest - 1, -1))
+    lengths = tuple(spans[l][1] - spans[l][0] for l in range(last, lowest - 1, -1))
+    return AxisWalk(last, lowest, sizes, owner, first_band, starts, lengths)
 
 
 class AxisSummary:

@@ -110,6 +110,13 @@ def receptive_field(layer: Layer, region: Rect, in_plane: tuple[int, int]) -> Re
     return Rect(int(r0), int(c0), int(r1 - r0), int(c1 - c0))
 
 
+def _bounding_box(rects: list[Rect]) -> Rect:
+    """The smallest rectangle that holds every one of ``rects`` (rows and columns independently)."""
+    r0, c0 = min(r.row for r in rects), min(r.col for r in rects)
+    r1, c1 = max(r.row_end for r in rects), max(r.col_end for r in rects)
+    return Rect(r0, c0, r1 - r0, c1 - c0)
+
+
 def stack_regions(
     network: Network,
     first: int,
@@ -120,24 +127,33 @@ def stack_regions(
 ) -> tuple[Rect, ...]:
     """The output region of every layer first..last (in that order) for one tile of the last layer.
 
-    Exact rule: each layer's region is exactly what the next layer needs. Legacy rule: needs
-    ``table`` (the LBLC sizes it lowers to); a region lowered to nothing has size 0.
+    Exact rule: each layer's region is the bounding box of what its consumers need (on a chain, what
+    the next layer needs); every consumer of layers first..last - 1 must be in the stack (single
+    exit), else ValueError. Legacy rule: chains only; needs ``table`` (the LBLC sizes it lowers to); a
+    region lowered to nothing has size 0.
     """
-    regions = [tile]
-    for l in range(last, first, -1):
-        cons, prod = network.layers[l], network.layers[l - 1]
-        nxt = regions[-1]
+    regions = {last: tile}
+    for l in range(last - 1, first - 1, -1):
+        readers = network.consumers(l)
+        if not readers or readers[-1] > last:
+            raise ValueError(f"layer {l} ({network.layers[l].name}) has a consumer outside {first}..{last}")
+        prod = network.layers[l]
         if rule == "exact":
-            regions.append(receptive_field(cons, nxt, prod.out_plane))
+            regions[l] = _bounding_box(
+                [receptive_field(network.layers[c], regions[c], prod.out_plane) for c in readers]
+            )
             continue
         if table is None:
             raise ValueError("the legacy rule needs the cost table")
-        hs, ws = legacy_available(table, l - 1)
+        if readers != (l + 1,):
+            raise ValueError(f"the legacy rule walks chains only; layer {l} ({prod.name}) branches")
+        cons, nxt = network.layers[l + 1], regions[l + 1]
+        hs, ws = legacy_available(table, l)
         spans = []
         for axis, avail, start, length in ((0, hs, nxt.row, nxt.h), (1, ws, nxt.col, nxt.w)):
             geom = axis_geometry(cons, axis)
             extent = prod.out_plane[axis]
             t = int(lower_to_available(legacy_input_length(length, geom), avail, extent))
             spans.append((int(legacy_start(start, geom, t, extent)), t))
-        regions.append(Rect(spans[0][0], spans[1][0], spans[0][1], spans[1][1]))
-    return tuple(reversed(regions))
+        regions[l] = Rect(spans[0][0], spans[1][0], spans[0][1], spans[1][1])
+    return tuple(regions[l] for l in range(first, last + 1))

@@ -1,9 +1,8 @@
-"""Readable outputs of a search: the log (deepfrack.log) and a bar chart of fused vs layer-by-layer energy."""
+"""The log of a search (deepfrack.log): inputs, stacks, totals, recompute and what the search skipped."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 
 from deepfrack.search.schedule import Schedule, SearchStats, Stack
 from deepfrack.workload.layer import Network
@@ -27,6 +26,20 @@ def _tiles_summary(st: Stack) -> str:
 
 def _layer_by_layer_of(st: Stack, per_layer_pJ: Sequence[float]) -> float:
     return sum(per_layer_pJ[i] for i in range(st.first, st.last + 1))
+
+
+def _order_and_recompute(st: Stack, network: Network) -> list[str]:
+    """The compute order of a stack's tiles and the MACs it recomputes (halo) over its layers alone."""
+    alone = sum(network.layers[l].macs for l in range(st.first, st.last + 1))
+    extra = st.macs - (alone - st.skipped_macs)  # fused = alone - skipped + recomputed halo
+    pct = f" ({100 * extra / alone:+.2f}%)" if alone else ""
+    if extra >= 0:
+        macs = f"  recomputed MACs (halo): {extra:,}{pct} over these layers alone"
+        if st.skipped_macs:
+            macs += f", less {st.skipped_macs:,} MACs of pixels no consumer reads"
+    else:
+        macs = f"  MACs: {-extra:,} fewer than these layers alone{pct}: the tiles do not compute every output"
+    return ["  compute order: row-major from the top-left (left to right, then the next row down)", macs]
 
 
 def render_log(
@@ -53,7 +66,7 @@ def render_log(
     for note in notes:
         out.append(f"note: {note}")
     out.append("")
-    for k, st in enumerate(schedule.stacks, start=1):
+    for k, st in enumerate(schedule.stacks):  # numbered from 0, as in schedule.json
         span = f"layer {st.first}" if st.first == st.last else f"layers {st.first}-{st.last}"
         out.append(
             f"Stack {k}: {span} ({names[st.first]}{'' if st.first == st.last else ' .. ' + names[st.last]}): "
@@ -64,6 +77,8 @@ def render_log(
         )
         cached = ", ".join(f"{i} ({names[i]})" for i in st.cached_layers) or "none"
         out.append(f"  weights cached: {cached}")
+        if st.first != st.last:
+            out.extend(_order_and_recompute(st, network))
         if per_layer_baseline_pJ is not None:
             out.append(
                 f"  layer by layer for these layers: "
@@ -88,7 +103,7 @@ def render_log(
             f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer "
             f"(halo recompute {100 * schedule.recompute:.2f}%)"
         )
-    else:
+    elif schedule.receptive_field == "legacy":
         out.append(
             f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: the fused tiles compute only "
             f"{100 * tot.macs / base.macs:.2f}% of the network's MACs"
@@ -96,6 +111,14 @@ def render_log(
         out.append(
             "note: the fused tiles do not cover every layer's output (the legacy rule ignores padding and "
             "pooling), so this saving is not a like-for-like comparison"
+        )
+    else:
+        skipped = schedule.skipped_macs
+        out.append(
+            f"MACs: {tot.macs:,} fused vs {base.macs:,} layer by layer: {schedule.skipped_pixels:,} output "
+            f"pixels that no consumer reads are not computed ({skipped:,} MACs; e.g. the last row of an odd "
+            f"plane before a 2x2, stride-2 pool), more than the halo recompute adds "
+            f"({tot.macs - (base.macs - skipped):,} MACs)"
         )
     if stats is not None:
         out.append("")
@@ -108,35 +131,3 @@ def render_log(
             out.append(f"  e.g. {ex}")
     out.append(f"Elapsed time: {elapsed_s:.3f} s")
     return "\n".join(out) + "\n"
-
-
-def plot_energy(
-    schedule: Schedule, network: Network, per_layer_baseline_pJ: Sequence[float], path: str | Path
-) -> None:
-    """Bar chart: for each stack and in total, fused energy vs the same layers run layer by layer (uJ)."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    labels, fused, lbl = [], [], []
-    for st in schedule.stacks:
-        labels.append(f"{st.first}" if st.first == st.last else f"{st.first}-{st.last}")
-        fused.append(st.energy_pJ * 1e-6)
-        lbl.append(_layer_by_layer_of(st, per_layer_baseline_pJ) * 1e-6)
-    labels.append("total")
-    fused.append(schedule.total.energy_pJ * 1e-6)
-    lbl.append(schedule.layer_by_layer.energy_pJ * 1e-6)
-
-    fig = Figure(figsize=(max(5.0, 0.7 * len(labels) + 2), 4))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    xs = range(len(labels))
-    width = 0.4
-    ax.bar([x - width / 2 for x in xs], lbl, width, label="layer by layer", color="#9e9e9e")
-    ax.bar([x + width / 2 for x in xs], fused, width, label="fused schedule", color="#1f77b4")
-    ax.set_xticks(list(xs), labels)
-    ax.set_xlabel("stack (layers)")
-    ax.set_ylabel("energy (µJ)")
-    ax.set_title(f"{network.name}: {100 * schedule.reduction:.1f}% less energy than layer by layer")
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=120, format="png")

@@ -1,0 +1,583 @@
+"""deepfrack from Python: the whole job as keyword-only functions that return plain data.
+
+    import deepfrack
+
+    result = deepfrack.run(workload="examples/networks/alexnet.yaml", arch="arch.yaml",
+                           constraints="constraints/", out="out/alexnet")
+    result.schedule.total.energy_uJ, result.schedule.reduction
+
+* ``run``: benchmark what the search needs, then search (what ``deepfrack run`` does);
+* ``benchmark``: cost tables for every (layer, residency variant, tile shape) of a shape set;
+* ``optimize``: the best fused schedule from cost tables; ``evaluate``: cost and check a given one;
+* ``write_outputs``: the files of a result (schedule.json, deepfrack.log, the statistics and report of
+  ``deepfrack.stats``, and the tables when the result benchmarked them), all or nothing;
+* ``stats``: the statistics and report of a schedule.json and its tables.
+
+Inputs are paths (or already loaded objects: a ``Network``, a ``CostTable``, ``BenchmarkInputs``).
+Bad input raises ``deepfrack.errors.InputError`` naming the file and the field; a run whose benchmark
+could not cost some entries raises ``EntriesFailed``. Nothing here prints: progress bars, when asked
+for, go to stderr; notes for the user are ``DeepfrackNote`` warnings.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from deepfrack.arch import CapacitySpec, capacity_spec
+from deepfrack.benchmark.backend import resolve_backend
+from deepfrack.benchmark.cache import ResultCache, default_cache_path
+from deepfrack.benchmark.executors import Executor, make_executor
+from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
+from deepfrack.benchmark.jobs import SHAPE_SETS, check_layers, enumerate_jobs
+from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
+from deepfrack.benchmark.runner import write_outputs as write_table_files
+from deepfrack.benchmark.tables_io import check_table, read_tables
+from deepfrack.cost.table import CostTable
+from deepfrack.errors import DeepfrackError, InputError, ScheduleError
+from deepfrack.files import check_output_folder, output_folder, read_json
+from deepfrack.objective import ENERGY, Objective
+from deepfrack.residency import VARIANTS, Variant, parse_variant
+from deepfrack.search import evaluate as evaluate_schedule
+from deepfrack.search import layer_by_layer_records
+from deepfrack.search import optimize as search_schedule
+from deepfrack.search.receptive import RULES
+from deepfrack.search.required import required_shapes
+from deepfrack.search.schedule import Schedule, SearchStats
+from deepfrack.search.schedule_io import read_stack_specs, schedule_to_json
+from deepfrack.stats.report import render_log
+from deepfrack.workload.layer import Network
+from deepfrack.workload.loaders import ChainWarning, load_workload
+
+PathLike = str | Path
+Capacity = Literal["arch", "unlimited"] | CapacitySpec
+#: progress of the search: called with (stacks done, stacks in all)
+SearchProgress = Callable[[int, int], None]
+
+
+class DeepfrackNote(UserWarning):
+    """Something the user should know that is not a problem (the CLI prints it as a note)."""
+
+
+class EntriesFailed(DeepfrackError):
+    """The benchmark could not cost some entries (their evaluator failed; they were not cached, so the
+    same call retries them). ``result`` holds what was costed."""
+
+    def __init__(self, result: BenchmarkResult):
+        self.result = result
+        super().__init__(
+            f"{result.summary.failed} benchmark entries failed (not cached); run the same command again "
+            "to retry them"
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """A schedule and everything it was made from.
+
+    ``inputs``: what the run was given (schedule.json's ``inputs``). ``search``: what the search looked
+    at (None for ``evaluate``). ``benchmark``: the benchmark's outcomes and summary when this run costed
+    the tables (``run``), else None. ``notes``: lines for the log (e.g. layers that do not chain).
+    """
+
+    network: Network
+    schedule: Schedule
+    table: CostTable
+    inputs: dict[str, Any]
+    search: SearchStats | None = None
+    benchmark: BenchmarkResult | None = None
+    notes: tuple[str, ...] = ()
+    elapsed_s: float = 0.0
+    outputs: tuple[Path, ...] = field(default=())
+
+    @property
+    def log(self) -> str:
+        """The text of deepfrack.log."""
+        baseline = [r.energy_pJ for r in layer_by_layer_records(self.network, self.table)]
+        return render_log(
+            self.schedule, self.network, self.inputs, self.search, self.elapsed_s, baseline, self.notes
+        )
+
+
+# --------------------------------------------------------------------------------------------- #
+# inputs
+# --------------------------------------------------------------------------------------------- #
+def load_network(workload: PathLike | Network) -> tuple[Network, list[str]]:
+    """The network, and the text of its chain warnings (consecutive problem files that do not chain)."""
+    if isinstance(workload, Network):
+        return workload, []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ChainWarning)
+        network = load_workload(Path(workload))
+    chain = [str(w.message) for w in caught if issubclass(w.category, ChainWarning)]
+    for w in caught:  # anything else is reported as usual
+        if not issubclass(w.category, ChainWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return network, chain
+
+
+def chain_notes(chain_warnings: Sequence[str], rule: str) -> list[str]:
+    """The workload's chain warnings for the log, with what they mean under the rule in use."""
+    if rule == "exact":
+        advice = (
+            "under the exact rule no stack spans those pairs; give a network YAML with padding and pooling, "
+            "or use the legacy receptive-field rule to fuse them as the original DeepFrack did"
+        )
+    else:
+        advice = (
+            "the legacy rule fuses them anyway, as the original DeepFrack did: its tiles ignore padding "
+            "and pooling"
+        )
+    return [f"{w} {advice}" for w in chain_warnings]
+
+
+def _inputs(
+    arch: PathLike | BenchmarkInputs,
+    components: PathLike | None,
+    constraints: PathLike | None,
+    mapper: PathLike | None = None,
+    ert: PathLike | None = None,
+    variants: Iterable[Variant] = VARIANTS,
+) -> BenchmarkInputs:
+    if isinstance(arch, BenchmarkInputs):
+        return arch
+    return load_inputs(arch, components, constraints, mapper, ert, variants)
+
+
+def capacity_of(inputs: BenchmarkInputs) -> CapacitySpec:
+    """Home levels and capacities from the architecture and its on-chip keep/bypass: the SLC variant's
+    file when the seven files are given (plus the shared files), else the shared constraints, else the
+    architecture's own constraints."""
+    if not (inputs.constraints or inputs.variant_files or inputs.architecture.constraints.targets):
+        raise InputError(
+            inputs.arch.path,
+            "constraints",
+            "the architecture carries no constraints: give constraints (keep/bypass per level), or turn "
+            "the capacity check off (unlimited capacity)",
+        )
+    return capacity_spec(inputs.architecture, inputs.constraints_for(Variant.SLC))
+
+
+def _capacity(
+    capacity: Capacity,
+    arch: PathLike | BenchmarkInputs | None,
+    components: PathLike | None,
+    constraints: PathLike | None,
+) -> CapacitySpec | None:
+    if isinstance(capacity, CapacitySpec):
+        return capacity
+    if capacity == "unlimited":
+        return None
+    if capacity != "arch":
+        raise InputError(None, "capacity", f"must be 'arch' or 'unlimited', got {capacity!r}")
+    if arch is None:
+        raise InputError(
+            None,
+            "arch",
+            "give the architecture (and its constraints) for the capacity check, or turn it off "
+            "(unlimited capacity)",
+        )
+    return capacity_of(_inputs(arch, components, constraints, variants=(Variant.SLC,)))
+
+
+def _abs(p: PathLike | None) -> str | None:
+    return None if p is None else str(Path(p).resolve())
+
+
+def _source(obj: Any) -> str | None:
+    """The path an input came from: a path as given, or a loaded object's ``source``."""
+    if obj is None or isinstance(obj, str | Path):
+        return _abs(obj)
+    if isinstance(obj, BenchmarkInputs):
+        return _abs(obj.arch.path)
+    src = getattr(obj, "source", None)
+    return None if src is None else str(src)
+
+
+def inputs_record(
+    *,
+    workload: Any,
+    tables: Any,
+    arch: Any,
+    components: PathLike | None,
+    constraints: PathLike | None,
+    capacity: CapacitySpec | None,
+    ert: PathLike | None = None,
+    mapper: PathLike | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """What a run was given, for schedule.json: always the same keys, absolute paths (None when not
+    given; the components folder also when it was found beside the architecture), the capacity per
+    home level or "unlimited", then any call-specific entries."""
+    if components is None and isinstance(arch, str | Path) and (Path(arch).parent / "components").is_dir():
+        components = Path(arch).parent / "components"  # load_inputs' default
+    rec: dict[str, Any] = {
+        "workload": _source(workload),
+        "tables": _source(tables),
+        "arch": _source(arch),
+        "components": _abs(components),
+        "constraints": _abs(constraints),
+        "ert": _abs(ert),
+        "mapper": _abs(mapper),
+        "capacity": "unlimited" if capacity is None else dict(capacity.words),
+    }
+    rec.update(extra)
+    return rec
+
+
+def _check_rule(rule: str) -> None:
+    if rule not in RULES:
+        raise InputError(None, "receptive_field", f"must be one of {', '.join(RULES)}, got {rule!r}")
+
+
+def _objective(objective: Objective | str) -> Objective:
+    try:
+        return Objective.parse(objective)
+    except ValueError as exc:
+        raise InputError(None, "objective", str(exc)) from None
+
+
+def _tables(tables: PathLike | CostTable, network: Network) -> CostTable:
+    table = tables if isinstance(tables, CostTable) else read_tables(Path(tables))
+    check_table(table, network)
+    return table
+
+
+# --------------------------------------------------------------------------------------------- #
+# the job
+# --------------------------------------------------------------------------------------------- #
+def benchmark(
+    *,
+    workload: PathLike | Network,
+    arch: PathLike | BenchmarkInputs,
+    constraints: PathLike | None = None,
+    components: PathLike | None = None,
+    mapper: PathLike | None = None,
+    ert: PathLike | None = None,
+    shapes: str = "square",
+    variants: Iterable[Variant | str] | None = None,
+    max_stack_depth: int | None = None,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    backend: str = "builtin",
+    cache: PathLike | None = None,
+    batch_size: int | None = None,
+    executor: Executor | None = None,
+    progress: bool | str = False,
+    out: PathLike | None = None,
+) -> BenchmarkResult:
+    """Cost every entry of a shape set ("square", "all", or "needed": what the search may ask for under
+    the exact rule, up to ``max_stack_depth`` layers per stack),
+    from the result cache where possible (``cache``: an SQLite file, default ``default_cache_path()``).
+    With ``out``, writes ``<VARIANT>.json``, costs.csv and mappings.jsonl there, all or nothing.
+    Runs on ``jobs`` local processes, or on the Dask cluster at ``scheduler`` (docs/cluster.md), unless
+    an ``executor`` is given. ``progress``: a bar on stderr (True), a line every few seconds ("lines")
+    or nothing (False). Ctrl-C (KeyboardInterrupt) propagates after the workers are stopped;
+    finished entries stay cached. A network or shape set too large to benchmark (docs/benchmark.md,
+    "Input limits") is an InputError before any work."""
+    if out is not None:
+        check_output_folder(out)
+    if shapes not in SHAPE_SETS:
+        raise InputError(None, "shapes", f"must be one of {', '.join(SHAPE_SETS)}, got {shapes!r}")
+    network, _ = load_network(workload)
+    try:
+        vs = VARIANTS if variants is None else tuple(parse_variant(v) for v in variants)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise InputError(None, "variants", str(exc)) from None
+    inputs = _inputs(arch, components, constraints, mapper, ert, vs)
+    be = resolve_backend(backend, inputs)
+    if inputs.mapper.error:  # every entry will be recorded as infeasible with this cause: say it up front
+        warnings.warn(f"{inputs.mapper.error}: every entry will be infeasible", stacklevel=2)
+    if be.name != "timeloop" and inputs.mapper.ignored:  # Timeloop gets every option; others the metrics
+        warnings.warn(
+            f"{inputs.mapper.source}: the {be.name} backend uses optimization-metrics "
+            f"({', '.join(inputs.mapper.optimization_metrics)}) and ignores the Timeloop search options "
+            f"{', '.join(inputs.mapper.ignored)}",
+            DeepfrackNote,
+            stacklevel=2,
+        )
+    check_layers(network)  # before working out the shapes of a network too large to benchmark
+    needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
+    job_list = enumerate_jobs(network, shapes, inputs.variants, needed)
+    # the executor first: an unreachable scheduler stops the call before the cache is touched
+    chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
+    with chosen as ex, ResultCache(Path(cache) if cache is not None else default_cache_path()) as rc:
+        result = run_benchmark(job_list, be, rc, ex, None, batch_size=batch_size, progress=progress)
+    if out is not None:
+        with output_folder(out) as tmp:
+            files = write_table_files(tmp, result.jobs, result.outcomes, result.table)
+        result.summary.outputs = [Path(out) / f.name for f in files]
+    return result
+
+
+def optimize(
+    *,
+    workload: PathLike | Network,
+    tables: PathLike | CostTable,
+    arch: PathLike | BenchmarkInputs | None = None,
+    constraints: PathLike | None = None,
+    components: PathLike | None = None,
+    capacity: Capacity = "arch",
+    receptive_field: str = "exact",
+    max_stack_depth: int | None = None,
+    objective: Objective | str = ENERGY,
+    progress: SearchProgress | None = None,
+    out: PathLike | None = None,
+) -> RunResult:
+    """The fused stacks, tilings and cached weights that minimize ``objective`` (energy, or cycles
+    when every table entry has cycles), from cost tables. With ``out``, writes the outputs there."""
+    start = time.perf_counter()
+    if out is not None:
+        check_output_folder(out)
+    _check_rule(receptive_field)
+    obj = _objective(objective)
+    cap = _capacity(capacity, arch, components, constraints)
+    network, chain = load_network(workload)
+    table = _tables(tables, network)
+    record = inputs_record(
+        workload=workload,
+        tables=tables,
+        arch=arch,
+        components=components,
+        constraints=constraints,
+        capacity=cap,
+        max_stack_depth=max_stack_depth,
+    )
+    result = _search(network, table, cap, receptive_field, max_stack_depth, obj, progress, record, chain)
+    result = _finish(result, start)
+    return write_outputs(result, out) if out is not None else result
+
+
+def _search(
+    network: Network,
+    table: CostTable,
+    cap: CapacitySpec | None,
+    rule: str,
+    max_stack_depth: int | None,
+    objective: Objective,
+    progress: SearchProgress | None,
+    record: dict[str, Any],
+    chain: Sequence[str],
+    benchmarked: BenchmarkResult | None = None,
+) -> RunResult:
+    try:
+        schedule, stats = search_schedule(
+            network,
+            table,
+            capacity=cap,
+            rule=rule,  # type: ignore[arg-type]
+            max_stack_depth=max_stack_depth,
+            objective=objective,
+            progress=progress,
+        )
+    except ValueError as exc:  # an objective the search does not take
+        raise InputError(None, "objective", str(exc)) from None
+    return RunResult(network, schedule, table, record, stats, benchmarked, tuple(chain_notes(chain, rule)))
+
+
+def _finish(result: RunResult, start: float) -> RunResult:
+    return RunResult(**{**result.__dict__, "elapsed_s": time.perf_counter() - start})
+
+
+def _schedule_setting(path: Path, key: str, allowed: Sequence[str], given: str | None) -> str:
+    """A setting of the schedule file: the argument when given, else the file's own, else the first
+    allowed value."""
+    if given is not None:
+        return given
+    doc = read_json(path)
+    value = doc.get(key, allowed[0]) if isinstance(doc, dict) else allowed[0]
+    if value not in allowed:
+        raise InputError(path, key, f"must be one of {', '.join(map(repr, allowed))}, got {value!r}")
+    return value
+
+
+def evaluate(
+    *,
+    workload: PathLike | Network,
+    tables: PathLike | CostTable,
+    schedule: PathLike,
+    arch: PathLike | BenchmarkInputs | None = None,
+    constraints: PathLike | None = None,
+    components: PathLike | None = None,
+    capacity: Capacity = "arch",
+    receptive_field: str | None = None,
+    out: PathLike | None = None,
+) -> RunResult:
+    """Cost a given schedule file (per stack: first, last, tile_shape [h, w] and cached_layers; a
+    schedule.json written by deepfrack works) and check it: coverage, capacity, every layer in exactly
+    one stack, single exit, and the tiles, regions and variants the file lists (when it does).
+    ``receptive_field`` None: the schedule file's, else exact. InputError naming the schedule
+    file when it is not valid."""
+    start = time.perf_counter()
+    if out is not None:
+        check_output_folder(out)
+    cap = _capacity(capacity, arch, components, constraints)
+    network, chain = load_network(workload)
+    table = _tables(tables, network)
+    path = Path(schedule)
+    specs = read_stack_specs(path)
+    rule = _schedule_setting(path, "receptive_field", RULES, receptive_field)
+    _check_rule(rule)
+    objective = _schedule_setting(path, "objective", ("energy", "cycles"), None)
+    try:
+        sched = evaluate_schedule(network, table, specs, capacity=cap, rule=rule, objective=objective)  # type: ignore[arg-type]
+    except ScheduleError as exc:
+        raise InputError(path, None, str(exc)) from None
+    record = inputs_record(
+        workload=workload,
+        tables=tables,
+        arch=arch,
+        components=components,
+        constraints=constraints,
+        capacity=cap,
+        schedule=str(path.resolve()),
+    )
+    result = RunResult(network, sched, table, record, None, None, tuple(chain_notes(chain, rule)))
+    result = _finish(result, start)
+    return write_outputs(result, out) if out is not None else result
+
+
+def run(
+    *,
+    workload: PathLike | Network,
+    arch: PathLike | BenchmarkInputs,
+    constraints: PathLike | None = None,
+    components: PathLike | None = None,
+    mapper: PathLike | None = None,
+    ert: PathLike | None = None,
+    capacity: Capacity = "arch",
+    max_stack_depth: int | None = None,
+    objective: Objective | str = ENERGY,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    backend: str = "builtin",
+    cache: PathLike | None = None,
+    executor: Executor | None = None,
+    progress: bool | str = False,
+    search_progress: SearchProgress | None = None,
+    out: PathLike | None = None,
+) -> RunResult:
+    """The whole job: benchmark what the search needs (exact receptive field) with the built-in mapper
+    (or ``backend``), then find the best fused schedule. With ``out``, writes tables/, schedule.json,
+    deepfrack.log and energy.png there, all or nothing. Raises EntriesFailed when the benchmark could not
+    cost some entries (nothing is written then)."""
+    start = time.perf_counter()
+    if out is not None:
+        check_output_folder(out)
+    obj = _objective(objective)
+    network, chain = load_network(workload)
+    inputs = _inputs(arch, components, constraints, mapper, ert)
+    cap = _capacity(capacity, inputs, None, None)
+    bench = benchmark(
+        workload=network,
+        arch=inputs,
+        shapes="needed",
+        max_stack_depth=max_stack_depth,
+        jobs=jobs,
+        scheduler=scheduler,
+        backend=backend,
+        cache=cache,
+        executor=executor,
+        progress=progress,
+    )
+    if bench.summary.failed:
+        raise EntriesFailed(bench)
+    record = inputs_record(
+        workload=workload,
+        tables=Path(out) / "tables" if out is not None else None,
+        arch=arch,
+        components=components,
+        constraints=constraints,
+        capacity=cap,
+        ert=ert,
+        mapper=mapper,
+        max_stack_depth=max_stack_depth,
+        energy_table="ert" if ert else "builtin 45 nm",
+        backend=backend,
+    )
+    result = _search(
+        network, bench.table, cap, "exact", max_stack_depth, obj, search_progress, record, chain, bench
+    )
+    result = _finish(result, start)
+    return write_outputs(result, out) if out is not None else result
+
+
+def write_outputs(result: RunResult, out_dir: PathLike) -> RunResult:
+    """Write a result's files into ``out_dir``: schedule.json, deepfrack.log, the statistics (energy.png,
+    components.csv, summary.csv, report.html, report.md, the other pictures: docs/stats.md), and tables/
+    (``<VARIANT>.json``, costs.csv, mappings.jsonl) when the result benchmarked its tables. All or
+    nothing: they are written into a temporary folder beside ``out_dir`` and moved into place only when
+    every one is complete. Returns the result with ``outputs`` set."""
+    out = Path(out_dir)
+    names: list[str] = []
+    with output_folder(out) as tmp:
+        if result.benchmark is not None:
+            b = result.benchmark
+            files = write_table_files(tmp / "tables", b.jobs, b.outcomes, b.table)
+            names += [f"tables/{f.name}" for f in files]
+        from deepfrack.stats.write import write_stats_into  # matplotlib and jinja2 only when writing
+
+        # energy.png, components.csv, summary.csv, report.html, report.md, the other pictures
+        report = write_stats_into(tmp, result.schedule, result.network, result.table, result.inputs)
+        (tmp / "deepfrack.log").write_text(result.log)
+        (tmp / "schedule.json").write_text(schedule_to_json(result.schedule, result.network, result.inputs))
+        names += [p.name for p in report.files] + ["deepfrack.log", "schedule.json"]
+    for line in report.skipped:  # a picture the tables cannot give
+        warnings.warn(line, DeepfrackNote, stacklevel=2)
+    return RunResult(**{**result.__dict__, "outputs": tuple(out / n for n in names)})
+
+
+@dataclass(frozen=True)
+class StatsResult:
+    """What ``stats`` read and wrote: the schedule costed again, its network, and the files."""
+
+    schedule: Schedule
+    network: Network
+    table: CostTable
+    outputs: tuple[Path, ...]
+
+
+def stats(
+    *,
+    schedule: PathLike,
+    tables: PathLike | CostTable,
+    workload: PathLike | Network | None = None,
+    out: PathLike,
+) -> StatsResult:
+    """The statistics and report of a schedule.json (what ``deepfrack stats`` does): components.csv,
+    summary.csv, the pictures, report.html and report.md in ``out`` (docs/stats.md). The schedule is
+    costed again from ``tables`` and must match them and the network (``workload``, else the layers the
+    file lists): else InputError naming the file and the entry, and nothing is written."""
+    from deepfrack.stats.load import load_schedule
+    from deepfrack.stats.write import write_stats
+
+    check_output_folder(out)
+    network = load_network(workload)[0] if workload is not None else None
+    table = tables if isinstance(tables, CostTable) else read_tables(Path(tables))
+    loaded = load_schedule(schedule, table, network, None if isinstance(tables, CostTable) else tables)
+    written = write_stats(out, loaded.schedule, loaded.network, table, loaded.inputs)
+    for line in written.skipped:
+        warnings.warn(line, DeepfrackNote, stacklevel=2)
+    return StatsResult(loaded.schedule, loaded.network, table, tuple(written.files))
+
+
+__all__ = [
+    "DeepfrackNote",
+    "EntriesFailed",
+    "RunResult",
+    "benchmark",
+    "capacity_of",
+    "chain_notes",
+    "evaluate",
+    "inputs_record",
+    "load_network",
+    "optimize",
+    "run",
+    "stats",
+    "write_outputs",
+]
