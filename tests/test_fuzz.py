@@ -3,8 +3,9 @@ mapper.yaml, JSON and CSV tables, schedule.json, ``model`` inputs and options. E
 exit 0 and valid outputs, or exit 2 with one line naming the file (or option) and nothing written --
 never a traceback, a hang, a partial output or a message of several lines.
 
-``DEEPFRACK_FUZZ_CASES`` sets the cases per kind (default 150); ``benchmarks/fuzz.py`` runs the same
-cases with a larger budget and prints the table by kind."""
+``DEEPFRACK_FUZZ_CASES`` sets the cases per kind (default 100: 1,100 cases, about two minutes of CPU,
+most of it drawing the pictures of the accepted cases); ``benchmarks/fuzz.py`` runs the same cases with a
+larger budget and prints the table by kind."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from tests.fuzz.runner import DEFECTS, Result, run_cases
 
 pytestmark = pytest.mark.skipif(not hasattr(os, "fork"), reason="cases run in forked children")
 
-CASES = int(os.environ.get("DEEPFRACK_FUZZ_CASES", "150"))
+CASES = int(os.environ.get("DEEPFRACK_FUZZ_CASES", "100"))
 #: seconds before a case counts as a hang (a case takes well under a second; the machine may be busy)
 TIMEOUT = 20.0
 
