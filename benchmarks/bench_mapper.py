@@ -1,4 +1,4 @@
-"""Wall time and monotonicity of the built-in mapper (issue 4, items 7b and 7c).
+"""Wall time and monotonicity of the built-in mapper.
 
 For AlexNet_Simba and VGG_Simba (the original's layer files, Simba-like architecture, the seven
 constraint files, the [delay, energy] objective of their mapper.yaml, Timeloop's ERT of the

@@ -1,4 +1,4 @@
-"""deepfrack's mapper against Timeloop's on the reference runs (issue 4, item 7a).
+"""deepfrack's mapper against Timeloop's on the reference runs.
 
 AlexNet_Simba: the 756 Timeloop runs of the original DeepFrack (4 layers x 7 variants x every
 square tile), recorded in examples/reference/deepfrack-examples/AlexNet_Simba. With Timeloop's own

@@ -122,7 +122,8 @@ def test_a_failure_in_the_search_leaves_the_previous_outputs_untouched(
     def broken_search(*args, **kwargs):
         raise InputError("tables.csv", "layer 3", "no entry")
 
-    monkeypatch.setattr(api, "search_schedule", broken_search)
+    monkeypatch.setattr(api, "search_schedule", broken_search)  # --exhaustive
+    monkeypatch.setattr(api, "optimize_on_demand", broken_search)  # the default: on demand
     with pytest.raises(InputError):
         _run(net, tmp_path, out=out)
     after = {p.relative_to(out): p.read_bytes() for p in out.rglob("*") if p.is_file()}

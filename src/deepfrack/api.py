@@ -6,7 +6,7 @@
                            constraints="constraints/", out="out/alexnet")
     result.schedule.total.energy_uJ, result.schedule.reduction
 
-* ``run``: benchmark what the search needs, then search (what ``deepfrack run`` does);
+* ``run``: search, costing entries as the search needs them (what ``deepfrack run`` does);
 * ``benchmark``: cost tables for every (layer, residency variant, tile shape) of a shape set;
 * ``optimize``: the best fused schedule from cost tables; ``evaluate``: cost and check a given one;
 * ``write_outputs``: the files of a result (schedule.json, deepfrack.log, the statistics and report of
@@ -30,12 +30,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deepfrack.arch import CapacitySpec, capacity_spec
-from deepfrack.benchmark.backend import resolve_backend
+from deepfrack.benchmark.backend import Backend, resolve_backend
 from deepfrack.benchmark.cache import ResultCache, default_cache_path
 from deepfrack.benchmark.executors import Executor, make_executor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
 from deepfrack.benchmark.jobs import SHAPE_SETS, check_layers, enumerate_jobs
-from deepfrack.benchmark.runner import BenchmarkResult, run_benchmark
+from deepfrack.benchmark.runner import BenchmarkResult, BenchmarkSession, run_benchmark
 from deepfrack.benchmark.runner import write_outputs as write_table_files
 from deepfrack.benchmark.tables_io import check_table, read_tables
 from deepfrack.cost.table import CostTable
@@ -46,10 +46,12 @@ from deepfrack.residency import VARIANTS, Variant, parse_variant
 from deepfrack.search import evaluate as evaluate_schedule
 from deepfrack.search import layer_by_layer_records
 from deepfrack.search import optimize as search_schedule
+from deepfrack.search.ondemand import optimize_on_demand
 from deepfrack.search.receptive import RULES
 from deepfrack.search.required import required_shapes
 from deepfrack.search.schedule import Schedule, SearchStats
 from deepfrack.search.schedule_io import read_stack_specs, schedule_to_json
+from deepfrack.search.source import BenchmarkSource, CostingFailed
 from deepfrack.stats.report import render_log
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, load_workload
@@ -248,6 +250,22 @@ def _tables(tables: PathLike | CostTable, network: Network) -> CostTable:
     return table
 
 
+def _backend(name: str, inputs: BenchmarkInputs) -> Backend:
+    """The backend, with what the user should know about its settings as warnings."""
+    be = resolve_backend(name, inputs)
+    if inputs.mapper.error:  # every entry will be recorded as infeasible with this cause: say it up front
+        warnings.warn(f"{inputs.mapper.error}: every entry will be infeasible", stacklevel=3)
+    if be.name != "timeloop" and inputs.mapper.ignored:  # Timeloop gets every option; others the metrics
+        warnings.warn(
+            f"{inputs.mapper.source}: the {be.name} backend uses optimization-metrics "
+            f"({', '.join(inputs.mapper.optimization_metrics)}) and ignores the Timeloop search options "
+            f"{', '.join(inputs.mapper.ignored)}",
+            DeepfrackNote,
+            stacklevel=3,
+        )
+    return be
+
+
 # --------------------------------------------------------------------------------------------- #
 # the job
 # --------------------------------------------------------------------------------------------- #
@@ -262,9 +280,10 @@ def benchmark(
     shapes: str = "square",
     variants: Iterable[Variant | str] | None = None,
     max_stack_depth: int | None = None,
+    capacity: CapacitySpec | None = None,
     jobs: int | None = None,
     scheduler: str | None = None,
-    backend: str = "builtin",
+    backend: str | Backend = "builtin",
     cache: PathLike | None = None,
     batch_size: int | None = None,
     executor: Executor | None = None,
@@ -272,7 +291,8 @@ def benchmark(
     out: PathLike | None = None,
 ) -> BenchmarkResult:
     """Cost every entry of a shape set ("square", "all", or "needed": what the search may ask for under
-    the exact rule, up to ``max_stack_depth`` layers per stack),
+    the exact rule, up to ``max_stack_depth`` layers per stack; with a ``capacity``, only the shapes
+    some tiling that fits it can use),
     from the result cache where possible (``cache``: an SQLite file, default ``default_cache_path()``).
     With ``out``, writes ``<VARIANT>.json``, costs.csv and mappings.jsonl there, all or nothing.
     Runs on ``jobs`` local processes, or on the Dask cluster at ``scheduler`` (docs/cluster.md), unless
@@ -290,19 +310,9 @@ def benchmark(
     except ValueError as exc:
         raise InputError(None, "variants", str(exc)) from None
     inputs = _inputs(arch, components, constraints, mapper, ert, vs)
-    be = resolve_backend(backend, inputs)
-    if inputs.mapper.error:  # every entry will be recorded as infeasible with this cause: say it up front
-        warnings.warn(f"{inputs.mapper.error}: every entry will be infeasible", stacklevel=2)
-    if be.name != "timeloop" and inputs.mapper.ignored:  # Timeloop gets every option; others the metrics
-        warnings.warn(
-            f"{inputs.mapper.source}: the {be.name} backend uses optimization-metrics "
-            f"({', '.join(inputs.mapper.optimization_metrics)}) and ignores the Timeloop search options "
-            f"{', '.join(inputs.mapper.ignored)}",
-            DeepfrackNote,
-            stacklevel=2,
-        )
+    be = backend if not isinstance(backend, str) else _backend(backend, inputs)
     check_layers(network)  # before working out the shapes of a network too large to benchmark
-    needed = required_shapes(network, max_stack_depth) if shapes == "needed" else None
+    needed = required_shapes(network, max_stack_depth, capacity) if shapes == "needed" else None
     job_list = enumerate_jobs(network, shapes, inputs.variants, needed)
     # the executor first: an unreachable scheduler stops the call before the cache is touched
     chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
@@ -460,12 +470,16 @@ def run(
     executor: Executor | None = None,
     progress: bool | str = False,
     search_progress: SearchProgress | None = None,
+    exhaustive: bool = False,
     out: PathLike | None = None,
 ) -> RunResult:
-    """The whole job: benchmark what the search needs (exact receptive field) with the built-in mapper
-    (or ``backend``), then find the best fused schedule. With ``out``, writes tables/, schedule.json,
-    deepfrack.log and energy.png there, all or nothing. Raises EntriesFailed when the benchmark could not
-    cost some entries (nothing is written then)."""
+    """The whole job: the best fused schedule (exact receptive field), costing with the built-in mapper
+    (or ``backend``) only the entries that can still change it, as the search asks for them
+    (``deepfrack.search.optimize_on_demand``; ``progress`` shows the entries costed). ``exhaustive``:
+    benchmark every entry the search may use first, then search (the same schedule; also what a backend
+    without lower bounds on its entries does; ``search_progress`` follows that search). With ``out``, writes
+    tables/ (the entries costed), schedule.json, deepfrack.log and the statistics there, all or nothing.
+    Raises EntriesFailed when the benchmark could not cost some entries (nothing is written then)."""
     start = time.perf_counter()
     if out is not None:
         check_output_folder(out)
@@ -473,20 +487,15 @@ def run(
     network, chain = load_network(workload)
     inputs = _inputs(arch, components, constraints, mapper, ert)
     cap = _capacity(capacity, inputs, None, None)
-    bench = benchmark(
-        workload=network,
-        arch=inputs,
-        shapes="needed",
-        max_stack_depth=max_stack_depth,
-        jobs=jobs,
-        scheduler=scheduler,
-        backend=backend,
-        cache=cache,
-        executor=executor,
-        progress=progress,
-    )
-    if bench.summary.failed:
-        raise EntriesFailed(bench)
+    be = _backend(backend, inputs)
+    if not exhaustive and not callable(getattr(be, "entry_bounds", None)):
+        warnings.warn(
+            f"the {be.name} backend gives no lower bounds on its entries: every entry the search may use "
+            "is benchmarked first (as with exhaustive)",
+            DeepfrackNote,
+            stacklevel=2,
+        )
+        exhaustive = True
     record = inputs_record(
         workload=workload,
         tables=Path(out) / "tables" if out is not None else None,
@@ -500,9 +509,42 @@ def run(
         energy_table="ert" if ert else "builtin 45 nm",
         backend=backend,
     )
-    result = _search(
-        network, bench.table, cap, "exact", max_stack_depth, obj, search_progress, record, chain, bench
-    )
+    if exhaustive:
+        bench = benchmark(
+            workload=network,
+            arch=inputs,
+            shapes="needed",
+            max_stack_depth=max_stack_depth,
+            capacity=cap,
+            jobs=jobs,
+            scheduler=scheduler,
+            backend=be,
+            cache=cache,
+            executor=executor,
+            progress=progress,
+        )
+        if bench.summary.failed:
+            raise EntriesFailed(bench)
+        result = _search(
+            network, bench.table, cap, "exact", max_stack_depth, obj, search_progress, record, chain, bench
+        )
+    else:
+        chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
+        with (
+            chosen as ex,
+            ResultCache(Path(cache) if cache is not None else default_cache_path()) as rc,
+            BenchmarkSession(be, rc, ex, progress=progress) as session,
+        ):
+            source = BenchmarkSource(network, session)
+            try:
+                schedule, stats = optimize_on_demand(network, source, cap, "exact", max_stack_depth, obj)
+            except CostingFailed:
+                raise EntriesFailed(session.result()) from None
+            except ValueError as exc:  # an objective the search does not take
+                raise InputError(None, "objective", str(exc)) from None
+            bench = session.result()
+        notes = tuple(chain_notes(chain, "exact"))
+        result = RunResult(network, schedule, stats.table, record, stats, bench, notes)
     result = _finish(result, start)
     return write_outputs(result, out) if out is not None else result
 

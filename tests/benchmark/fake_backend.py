@@ -19,12 +19,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
+
 from deepfrack.benchmark.cache import content_hash
 from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
 from deepfrack.residency import VARIANTS, Variant
+from deepfrack.workload.layer import Layer
 
 FAKE_VERSION = 1
 
@@ -53,11 +56,24 @@ class FakeBackend:
             {"fake": FAKE_VERSION, "inputs": self.inputs_digest[variant.value], "cap": self.weight_capacity}
         )
 
+    def entry_bounds(self) -> FakeBounds:
+        return FakeBounds()
+
     def evaluator(self) -> FakeEvaluator:
         if self.pid_log:
             with open(self.pid_log, "a") as f:
                 f.write(f"{os.getpid()}\n")
         return FakeEvaluator(self)
+
+
+class FakeBounds:
+    """Lower bounds of the made-up costs (for the on-demand search): 2 pJ per MAC + 1.5 pJ per output
+    word, and MACs / 64 cycles."""
+
+    def grids(self, layer: Layer, variant: Variant, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        h, w = np.arange(rows + 1)[:, None], np.arange(cols + 1)[None, :]
+        macs = layer.macs_for(1, 1) * h * w
+        return 2.0 * macs + 1.5 * layer.output_words(1, 1) * h * w, macs / 64.0
 
 
 class FakeEvaluator:

@@ -260,10 +260,13 @@ def test_needed_shapes_come_from_the_search(tmp_path: Path, monkeypatch: pytest.
         (3, Variant.EWCC, 13, 13),
     }
     seen = []
-    monkeypatch.setattr("deepfrack.api.required_shapes", lambda network, depth: seen.append(depth) or asked)
+    monkeypatch.setattr(
+        "deepfrack.api.required_shapes",
+        lambda network, depth, capacity: seen.append((depth, capacity)) or asked,
+    )
     r = _invoke(tmp_path, "--shapes", "needed", "--max-stack-depth", "3")
     assert r.exit_code == 0, r.output
-    assert seen == [3]
+    assert seen == [(3, None)]  # `benchmark` costs every tiling's shapes: it knows no capacity
     table = read_tables(tmp_path / "out" / "costs.csv")
     assert set(table) == {
         (0, Variant.Start, 11, 11),

@@ -2,6 +2,7 @@
 uninterrupted run: nothing lost, nothing corrupt, the same files."""
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -12,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark.conftest import ARCH, CONSTRAINTS, FAKE, WORKLOAD
+from tests.benchmark.conftest import ARCH, CONSTRAINTS, FAKE, TINY_NET, WORKLOAD
 from tests.paths import ROOT
 
 TOTAL = 756  # AlexNet_Simba: 7 variants x 108 square tiles, all distinct
@@ -209,3 +210,53 @@ def _wait_workers(proc: subprocess.Popen, pid_log: Path, n: int, limit_s: float 
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.02)
     raise AssertionError("the workers did not start in time")
+
+
+# --------------------------------------------------------------------------------------------- #
+# `deepfrack run` (on demand): killed mid-run, run again
+# --------------------------------------------------------------------------------------------- #
+def _run_cmd(net: Path, out: Path, cache: Path) -> list[str]:
+    return [
+        sys.executable, "-m", "deepfrack", "run", "-w", str(net), "-a", str(ARCH), "-c", str(CONSTRAINTS),
+        "--backend", FAKE, "--jobs", "2", "--cache", str(cache), "-o", str(out), "--no-progress",
+    ]  # fmt: skip
+
+
+def _schedule(out: Path) -> dict:
+    doc = json.loads((out / "schedule.json").read_text())
+    return {k: doc[k] for k in ("stacks", "total", "layer_by_layer")}
+
+
+def test_on_demand_run_killed_then_resumed(tmp_path: Path):
+    """The search asks for entries round by round; killed while a round hangs, the run leaves the
+    committed entries in the cache and writes nothing; run again, it computes only the rest and writes
+    what an uninterrupted run writes."""
+    net = tmp_path / "tiny.yaml"
+    net.write_text(TINY_NET)
+    ref = subprocess.run(
+        _run_cmd(net, tmp_path / "ref", tmp_path / "ref.sqlite"), env=_env(0.0), capture_output=True,
+        text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert ref.returncode == 0, ref.stderr
+    total = _rows(tmp_path / "ref.sqlite")
+    out, cache = tmp_path / "out", tmp_path / "cache.sqlite"
+    proc = subprocess.Popen(
+        _run_cmd(net, out, cache), env=_env(0.01, hold_layer=2), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_rows(proc, cache, 3)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    finally:
+        _cleanup(proc)
+    saved = _rows(cache)
+    assert 3 <= saved < total
+    assert not out.exists()
+    done = subprocess.run(
+        _run_cmd(net, out, cache), env=_env(0.0), capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{total - saved} computed, {saved} from cache" in done.stderr
+    assert _schedule(out) == _schedule(tmp_path / "ref")
+    assert _files(out / "tables") == _files(tmp_path / "ref" / "tables")

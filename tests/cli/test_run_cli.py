@@ -71,3 +71,48 @@ def test_run_benchmarks_then_searches(tmp_path: Path):
     again = json.loads((tmp_path / "again/schedule.json").read_text())
     assert again["stacks"] == doc["stacks"] and again["total"] == doc["total"]
     assert "0 computed" in res2.output
+
+
+def test_run_on_demand_and_exhaustive_agree(tmp_path: Path):
+    """The default (on-demand) run and `--exhaustive` write the same schedule; the on-demand run's tables
+    hold fewer entries (only those it costed)."""
+    net = tmp_path / "net.yaml"
+    net.write_text(NET)
+    common = ["-w", str(net), "-a", str(SIMBA / "arch/simba_like.yaml"), "-c", str(SIMBA / "constraints")]
+    common += ["--jobs", "1", "--cache", str(tmp_path / "cache.sqlite"), "--no-progress"]
+    docs, sizes = {}, {}
+    for mode in ("on-demand", "exhaustive"):
+        out = tmp_path / mode
+        extra = ["--exhaustive"] if mode == "exhaustive" else []
+        res = CliRunner().invoke(main, ["run", *common, *extra, "-o", str(out)], catch_exceptions=False)
+        assert res.exit_code == 0, res.output
+        doc = json.loads((out / "schedule.json").read_text())
+        docs[mode] = {k: doc[k] for k in ("stacks", "total", "layer_by_layer")}
+        sizes[mode] = len(read_tables(out / "tables"))
+    assert docs["on-demand"] == docs["exhaustive"]
+    assert sizes["on-demand"] < sizes["exhaustive"]
+
+
+def test_run_stops_when_entries_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """An entry whose evaluator fails stops the on-demand search: exit code 1, the failure named, nothing
+    written (the entries costed so far stay cached)."""
+    monkeypatch.setenv("FAKE_FAIL", "layer 2 (p1), variant SLC")
+    net = tmp_path / "net.yaml"
+    net.write_text(NET)
+    out = tmp_path / "out"
+    args = [
+        "run",
+        "-w",
+        str(net),
+        "-a",
+        str(SIMBA / "arch/simba_like.yaml"),
+        "-c",
+        str(SIMBA / "constraints"),
+    ]
+    args += ["--backend", "tests.benchmark.fake_backend:make", "--jobs", "1"]
+    args += ["--cache", str(tmp_path / "cache.sqlite"), "--no-progress", "-o", str(out)]
+    res = CliRunner().invoke(main, args, catch_exceptions=False)
+    assert res.exit_code == 1
+    assert "failed" in res.output and "not searching" in res.output
+    assert "fake crash on layer 2 (p1), variant SLC" in res.output
+    assert not out.exists()

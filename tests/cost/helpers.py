@@ -123,10 +123,10 @@ def exercise_files(design: str, with_ert: bool = True) -> list[Path]:
 # random small cases (for closed form vs simulator)
 # --------------------------------------------------------------------------------------------- #
 def random_case(rng):
-    """(Architecture, Layer, Mapping) with 1-4 levels, random fan-outs (X and Y, also to the MACs),
+    """(Architecture, Layer, LoopMapping) with 1-4 levels, random fan-outs (X and Y, also to the MACs),
     a small layer with strides and dilations, and a random mapping (factors, orders, splits)."""
     from deepfrack.arch.spec import Architecture, ArithmeticLevel, StorageLevel
-    from deepfrack.cost.mapping import LevelMapping, Mapping
+    from deepfrack.cost.mapping import LevelMapping, LoopMapping
 
     L = int(rng.integers(1, 5))
     fans = [(int(rng.choice([1, 1, 2])), 1)] + [
@@ -182,7 +182,7 @@ def random_case(rng):
                 (True, True, True),
             )
         )
-    return arch, layer, Mapping(tuple(lms))
+    return arch, layer, LoopMapping(tuple(lms))
 
 
 def stats_equal(a, b, bi: int = 0) -> list[str]:

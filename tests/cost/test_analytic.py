@@ -9,9 +9,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from deepfrack.cost.analytic import analyze
-from deepfrack.cost.mapping import MappingBatch, mapping_from_directives
+from deepfrack.cost.mapping import MappingBatch, level_fanouts, mapping_from_directives
 from deepfrack.cost.model import simulate_stats
-from deepfrack.cost.nest import arch_fanouts_inner_first
 from tests.cost.helpers import golden_arch, golden_lines, layer_of, random_case, stats_equal
 
 
@@ -22,7 +21,7 @@ def test_golden_sample_matches_simulator(example):
     for d in lines:
         layer = layer_of(d["problem"])
         m = mapping_from_directives(d["mapping"], arch, layer)
-        a = analyze(MappingBatch.from_mappings([m]), arch_fanouts_inner_first(arch), layer).stats
+        a = analyze(MappingBatch.from_mappings([m]), level_fanouts(arch), layer).stats
         b = simulate_stats(arch, layer, m)
         assert stats_equal(a, b) == [], d["path"]
 
@@ -36,7 +35,7 @@ def test_random_sweep_matches_simulator(rule):
     mismatches = []
     for _ in range(120):
         arch, layer, m = random_case(rng)
-        a = analyze(MappingBatch.from_mappings([m]), arch_fanouts_inner_first(arch), layer, rule).stats
+        a = analyze(MappingBatch.from_mappings([m]), level_fanouts(arch), layer, rule).stats
         b = simulate_stats(arch, layer, m, rule)
         n_links += bool(np.any(b.link != 0))
         errs = stats_equal(a, b)
@@ -50,7 +49,7 @@ def test_random_sweep_matches_simulator(rule):
 @given(seed=st.integers(0, 2**32 - 1), rule=st.sampled_from(["legacy", "stationary"]))
 def test_property_matches_simulator(seed, rule):
     arch, layer, m = random_case(np.random.default_rng(seed))
-    a = analyze(MappingBatch.from_mappings([m]), arch_fanouts_inner_first(arch), layer, rule).stats
+    a = analyze(MappingBatch.from_mappings([m]), level_fanouts(arch), layer, rule).stats
     b = simulate_stats(arch, layer, m, rule)
     assert stats_equal(a, b) == []
 
@@ -60,9 +59,9 @@ def test_batch_equals_one_by_one():
     rng = np.random.default_rng(7)
     arch, layer, _ = random_case(rng)
     # many random mappings of this one layer on this one architecture
-    from deepfrack.cost.mapping import LevelMapping, Mapping
+    from deepfrack.cost.mapping import LevelMapping, LoopMapping
 
-    fan = arch_fanouts_inner_first(arch)[::-1]
+    fan = level_fanouts(arch)
     maps = []
     dims = (layer.C, layer.M, layer.R, layer.S, layer.N, layer.P, layer.Q)
     for _ in range(30):
@@ -76,7 +75,7 @@ def test_batch_equals_one_by_one():
                 else:
                     tf[i][d] *= p
         maps.append(
-            Mapping(
+            LoopMapping(
                 tuple(
                     LevelMapping(
                         lv.name,
@@ -91,9 +90,9 @@ def test_batch_equals_one_by_one():
                 )
             )
         )
-    batch = analyze(MappingBatch.from_mappings(maps), arch_fanouts_inner_first(arch), layer).stats
+    batch = analyze(MappingBatch.from_mappings(maps), level_fanouts(arch), layer).stats
     for bi, m in enumerate(maps):
-        one = analyze(MappingBatch.from_mappings([m]), arch_fanouts_inner_first(arch), layer).stats
+        one = analyze(MappingBatch.from_mappings([m]), level_fanouts(arch), layer).stats
         assert stats_equal(batch, one, bi) == []
 
 

@@ -7,7 +7,7 @@ import dataclasses
 import pytest
 
 from deepfrack.arch.spec import EnergyTable
-from deepfrack.cost.mapping import Mapping, MappingBatch, mapping_from_directives
+from deepfrack.cost.mapping import LoopMapping, MappingBatch, mapping_from_directives
 from deepfrack.cost.model import TIMELOOP_2023, TIMELOOP_2024, LayerModel, evaluate, evaluate_batch, get_rules
 from deepfrack.dims import DIMS
 from deepfrack.errors import InputError
@@ -70,7 +70,7 @@ def test_batch_matches_single(setup):
                 assert br.fills[b, li, t] == (st.fills if st else 0)
 
 
-def _move_all_to(m: Mapping, src: str, dst: str) -> Mapping:
+def _move_all_to(m: LoopMapping, src: str, dst: str) -> LoopMapping:
     levels = []
     moved = m.level(src).temporal
     for lv in m.levels:
@@ -79,7 +79,7 @@ def _move_all_to(m: Mapping, src: str, dst: str) -> Mapping:
         elif lv.target == dst:
             lv = dataclasses.replace(lv, temporal=tuple(a * b for a, b in zip(lv.temporal, moved)))
         levels.append(lv)
-    return Mapping(tuple(levels))
+    return LoopMapping(tuple(levels))
 
 
 def test_tile_too_big_is_flagged_with_numbers(setup):
@@ -101,7 +101,7 @@ def test_tile_too_big_is_flagged_with_numbers(setup):
 def test_unstored_tensor_and_instances(setup):
     arch, ert, layer, m, _ = setup
     levels = [dataclasses.replace(lv, keep=(False, lv.keep[1], lv.keep[2])) for lv in m.levels]
-    r = evaluate(arch, ert, layer, Mapping(tuple(levels)))
+    r = evaluate(arch, ert, layer, LoopMapping(tuple(levels)))
     assert not r.valid and "Weights: bypassed at every storage level" in r.violations
     # 32-way spatial M at the global buffer (16 PEs): too many instances below it
     gb = m.level("GlobalBuffer")
@@ -114,7 +114,7 @@ def test_unstored_tensor_and_instances(setup):
         elif lv.target == "PEInputBuffer":
             lv = dataclasses.replace(lv, spatial=tuple(4 if d == M else f for d, f in enumerate(pe.spatial)))
         levels.append(lv)
-    r = evaluate(arch, ert, layer, Mapping(tuple(levels)))
+    r = evaluate(arch, ert, layer, LoopMapping(tuple(levels)))
     assert not r.valid
     assert any(v.startswith("PEInputBuffer: mapped instances 32 exceed the 16") for v in r.violations), (
         r.violations

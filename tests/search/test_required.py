@@ -60,3 +60,37 @@ def test_without_fusion_only_the_whole_planes():
     # layer 0's regions: a band of t rows of layer 1 needs t + 2 rows of layer 0 inside, fewer at the edges
     hs = {h for (l, v, h, _) in keys if l == 0 and v == Variant.Start}
     assert hs == set(range(2, 6))
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_capacity_drops_only_shapes_no_feasible_tiling_uses(seed: int):
+    """With a capacity, shapes whose every use overflows a home level (activations alone; a cached
+    variant's weights beside them) are left out, and the optimum is unchanged."""
+    rng = np.random.default_rng(2000 + seed)
+    net = random_network(rng, max_layers=5, max_last=8)
+    cap = random_capacity(rng, net)
+    depth = None if seed % 3 else 2
+    full = synthetic_table(net, seed=seed, noise=0.3, dram_pJ_per_word=float(rng.uniform(5, 40)))
+    keys = required_shapes(net, depth, cap)
+    assert keys <= required_shapes(net, depth)
+    table = CostTable({k: full.records[k] for k in keys}, source="required")
+    best, _ = optimize(net, full, cap, max_stack_depth=depth)
+    got, _ = optimize(net, table, cap, max_stack_depth=depth)
+    assert got.total == best.total
+    assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == [
+        (s.first, s.last, s.tile_shape, s.cached_layers) for s in best.stacks
+    ]
+
+
+def test_capacity_drops_shapes_on_a_real_network():
+    """AlexNet (padding, pooling) on Simba's capacities: half of the entries can never be used."""
+    from deepfrack.arch.capacity import CapacitySpec
+    from deepfrack.workload.loaders import load_workload
+    from tests.paths import ROOT
+
+    simba = CapacitySpec(
+        home={"Weights": "PEWeightBuffer", "Inputs": "GlobalBuffer", "Outputs": "GlobalBuffer"},
+        words={"GlobalBuffer": 65536, "PEWeightBuffer": 524288},
+    )
+    net = load_workload(ROOT / "examples/networks/alexnet.yaml")
+    assert (len(required_shapes(net)), len(required_shapes(net, capacity=simba))) == (8382, 4305)

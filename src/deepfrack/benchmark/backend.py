@@ -52,6 +52,24 @@ class Backend(Protocol):
     def evaluator(self) -> Evaluator: ...
 
 
+@runtime_checkable
+class WarmStarts(Protocol):
+    """Optional: a backend whose jobs of one layer problem share work that is computed once (the built-in
+    mapper's warm-start ladder: the best mappings of a fixed ladder of square tiles, each rung
+    warm-started from the one below). The runner computes what is missing of it first, in one job per
+    layer problem, keeps it in the result cache, and hands each job the parts it uses (``Job.warm``).
+    Results never depend on it; it only saves the work.
+
+    ``warm_plan(job)``: (the key of the job's layer problem's shared work, the indices of the parts its
+    evaluation uses), or None. Part ``i`` may need the parts below it; asked to compute up to ``i``
+    (``Warm.compute_to``), an evaluator computes them all and returns them in ``Outcome.shared``.
+    ``warm_key(group, i)``: the cache key of one part."""
+
+    def warm_plan(self, job: Job) -> tuple[str, tuple[int, ...]] | None: ...
+
+    def warm_key(self, group: str, index: int) -> str: ...
+
+
 BackendFactory = Callable[[BenchmarkInputs], Backend]
 
 

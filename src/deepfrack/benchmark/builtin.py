@@ -19,19 +19,21 @@ tensor on chip that no on-chip level keeps) is infeasible for every entry, with 
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from deepfrack.arch import builtin_energy_table
 from deepfrack.arch.spec import Constraints
 from deepfrack.benchmark import energy_gaps
-from deepfrack.benchmark.cache import content_hash
+from deepfrack.benchmark.cache import content_hash, problem_json
 from deepfrack.benchmark.inputs import BenchmarkInputs
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.mapper_config import DEFAULT_METRICS
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.provenance import code_digest
-from deepfrack.cost.mapper import LayerMapper, MapperOptions
+from deepfrack.cost.bounds import EntryBounds
+from deepfrack.cost.mapper import LayerMapper, MapperOptions, ladder_from_plain, ladder_to_plain, ladder_uses
 from deepfrack.cost.model import default_rules
 from deepfrack.errors import DeepfrackError
 from deepfrack.objective import Objective
@@ -82,6 +84,30 @@ class BuiltinBackend:
     def evaluator(self) -> BuiltinEvaluator:
         return BuiltinEvaluator(self)
 
+    # ---- warm starts (``backend.WarmStarts``): the mapper's ladder, once per layer problem ----------
+    @functools.cached_property
+    def _ladder_digest(self) -> str:
+        """What every variant's results depend on (the ladder is searched for all of them at once)."""
+        return content_hash({"ladder": [self.fingerprint(v) for v in self.inputs.variants]})
+
+    def warm_plan(self, job: Job) -> tuple[str, tuple[int, ...]] | None:
+        if self.inputs.mapper.error is not None:
+            return None
+        return _ladder_group(self._ladder_digest, problem_json(job)), ladder_uses(job.tile_h, job.tile_w)
+
+    def warm_key(self, group: str, index: int) -> str:
+        return f"ladder:{group}:{index}"
+
+    def entry_bounds(self) -> EntryBounds:
+        """Lower bounds of every entry's energy and cycles under these inputs (``deepfrack.cost.bounds``)."""
+        ev = self.evaluator()
+        return EntryBounds(self.inputs.architecture, ev.energy, ev.sets, ev.options.rules)
+
+
+@functools.lru_cache(maxsize=4096)
+def _ladder_group(digest: str, problem: str) -> str:
+    return content_hash({"ladder": digest, "problem": problem})
+
 
 def make_builtin_backend(inputs: BenchmarkInputs, seed: int = 0) -> BuiltinBackend:
     """The built-in backend for these inputs (they are checked when read)."""
@@ -129,32 +155,43 @@ class BuiltinEvaluator:
         return lm
 
     def evaluate(self, jobs: Sequence[Job]) -> list[Outcome]:
-        out: list[Outcome] = []
-        for job in jobs:
-            v = job.variant.value
-            if self.broken is not None:
-                out.append(Outcome.infeasible(self.broken))
-                continue
-            if v in self.unavailable:
-                out.append(Outcome.infeasible(self.unavailable[v]))
-                continue
-            if not self.sets:
-                out.append(Outcome.infeasible("no variant can exist on this architecture"))
-                continue
-            try:
-                res = self._mapper(job.layer).map(job.tile_h, job.tile_w)[v]
-            except (
-                DeepfrackError
-            ) as exc:  # bad input that concerns this entry (e.g. a layer kind): not the run
-                out.append(Outcome.infeasible(str(exc)))
-                continue
-            if not res.ok:
-                out.append(Outcome.infeasible(res.reason))
-                continue
-            record = res.to_record()
-            used = energy_gaps.needed(record, self.gaps)
-            out.append(Outcome.infeasible(energy_gaps.reason(used)) if used else Outcome.ok(record))
-        return out
+        return [self._one(job) if job.warm is None else self._warmed(job) for job in jobs]
+
+    def _warmed(self, job: Job) -> Outcome:
+        """A job with ladder rungs computed elsewhere (``Job.warm``), and asked maybe to return the
+        layer problem's ladder up to a rung."""
+        assert job.warm is not None
+        if not self.sets or self.broken is not None:
+            return self._one(job)
+        lm = self._mapper(job.layer)
+        lm.add_ladder({i: ladder_from_plain(doc) for i, doc in job.warm.given.items()})
+        outcome = self._one(job)
+        if job.warm.compute_to is None:
+            return outcome
+        try:
+            ladder = lm.ladder(job.warm.compute_to)
+        except DeepfrackError:  # a layer the mapper cannot cost: its jobs say why
+            return outcome
+        return dataclasses.replace(outcome, shared={i: ladder_to_plain(r) for i, r in ladder.items()})
+
+    def _one(self, job: Job) -> Outcome:
+        """The outcome of one job."""
+        v = job.variant.value
+        if self.broken is not None:
+            return Outcome.infeasible(self.broken)
+        if v in self.unavailable:
+            return Outcome.infeasible(self.unavailable[v])
+        if not self.sets:
+            return Outcome.infeasible("no variant can exist on this architecture")
+        try:
+            res = self._mapper(job.layer).map(job.tile_h, job.tile_w)[v]
+        except DeepfrackError as exc:  # bad input that concerns this entry (e.g. a layer kind): not the run
+            return Outcome.infeasible(str(exc))
+        if not res.ok:
+            return Outcome.infeasible(res.reason)
+        record = res.to_record()
+        used = energy_gaps.needed(record, self.gaps)
+        return Outcome.infeasible(energy_gaps.reason(used)) if used else Outcome.ok(record)
 
 
 __all__ = ["CODE_ROOTS", "BuiltinBackend", "BuiltinEvaluator", "builtin_code_digest", "make_builtin_backend"]

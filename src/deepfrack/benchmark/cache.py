@@ -8,6 +8,9 @@ Key of an entry = sha256 of the canonical JSON of
   cost does not depend on them, so the same conv in two networks shares entries),
 * the variant, and then the tile shape (h x w, i.e. Q x P).
 
+Work shared between entries (the built-in mapper's warm-start ladder of a layer problem) is kept in a
+second table, ``shared``, by content key, as JSON.
+
 Durability: WAL journal, one transaction per batch of results. A process killed at any point (Ctrl-C,
 ``kill -9``) leaves every committed batch in the file and no partial one; SQLite's journal makes the file
 consistent on the next open. Only the parent process writes. ``synchronous=NORMAL`` is safe against a
@@ -55,6 +58,7 @@ CREATE TABLE IF NOT EXISTS entries (
     tile_w INTEGER,
     created REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shared (key TEXT PRIMARY KEY, value TEXT NOT NULL, created REAL NOT NULL);
 """
 
 
@@ -276,18 +280,20 @@ class ResultCache:
         with self._guard():
             return int(self.db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
+    def _rows(self, table: str, columns: str, keys: Iterable[str]) -> Iterator[tuple]:
+        """The rows of ``table`` whose key is in ``keys``, in chunks (SQLite's parameter limit)."""
+        keys = list(dict.fromkeys(keys))
+        for i in range(0, len(keys), 500):
+            chunk = keys[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            yield from self.db.execute(f"SELECT {columns} FROM {table} WHERE key IN ({marks})", chunk)
+
     def get_many(self, keys: Iterable[str]) -> dict[str, Outcome]:
         """Cached outcomes of the given keys (missing keys are absent from the result)."""
-        keys = list(dict.fromkeys(keys))
         found: dict[str, Outcome] = {}
         with self._guard():
-            for i in range(0, len(keys), 500):
-                chunk = keys[i : i + 500]
-                marks = ",".join("?" * len(chunk))
-                for key, status, record, reason in self.db.execute(
-                    f"SELECT key, status, record, reason FROM entries WHERE key IN ({marks})", chunk
-                ):
-                    found[key] = _outcome(key, status, record, reason)
+            for key, status, record, reason in self._rows("entries", "key, status, record, reason", keys):
+                found[key] = _outcome(key, status, record, reason)
         return found
 
     # -- writes
@@ -317,6 +323,26 @@ class ResultCache:
         with self._guard(), self._transaction():
             self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
+
+    def get_shared(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Shared work by key (JSON data; missing keys are absent)."""
+        found: dict[str, Any] = {}
+        with self._guard():
+            for key, value in self._rows("shared", "key, value", keys):
+                try:
+                    found[key] = json.loads(value)
+                except (TypeError, ValueError):
+                    raise _BadEntry(f"shared entry {str(key)[:12]}... does not decode") from None
+        return found
+
+    def put_shared(self, items: Mapping[str, Any]) -> None:
+        """Store shared work (JSON data) in one transaction."""
+        if not items:
+            return
+        now = time.time()
+        rows = [(k, json.dumps(v, separators=(",", ":")), now) for k, v in items.items()]
+        with self._guard(), self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO shared VALUES (?,?,?)", rows)
 
     def _transaction(self) -> _Tx:
         return _Tx(self.db)

@@ -40,6 +40,39 @@ class Executor(Protocol):
         ...
 
 
+class ExecutorSession(Protocol):
+    """Workers kept between calls of ``run`` (an executor's optional ``session(backend)`` context
+    manager gives one): a search that asks for entries round after round pays the workers' start-up
+    once, and their evaluators keep their state (warm starts, memos) between rounds."""
+
+    workers: int
+
+    def run(self, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]: ...
+
+
+class _OneShot:
+    """A session over an executor that has none: every ``run`` is a fresh ``executor.run``."""
+
+    def __init__(self, executor: Executor, backend: Backend):
+        self.executor = executor
+        self.backend = backend
+        self.workers = executor.workers
+
+    def run(self, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
+        return self.executor.run(self.backend, batches)
+
+
+@contextlib.contextmanager
+def open_session(executor: Executor, backend: Backend) -> Iterator[ExecutorSession]:
+    """The executor's own session when it has one, else one that calls ``executor.run`` each time."""
+    session = getattr(executor, "session", None)
+    if session is None:
+        yield _OneShot(executor, backend)
+        return
+    with session(backend) as s:
+        yield s
+
+
 def evaluate_batch(evaluator: Evaluator, jobs: Sequence[Job]) -> list[Outcome]:
     """Run one batch; if the evaluator raises, retry job by job so one bad entry costs only itself."""
     try:
@@ -71,9 +104,26 @@ class SerialExecutor:
     workers = 1
 
     def run(self, backend: Backend, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
-        evaluator = backend.evaluator()
+        with self.session(backend) as s:
+            yield from s.run(batches)
+
+    @contextlib.contextmanager
+    def session(self, backend: Backend) -> Iterator[_SerialSession]:
+        yield _SerialSession(backend)
+
+
+class _SerialSession:
+    workers = 1
+
+    def __init__(self, backend: Backend):
+        self.backend = backend
+        self.evaluator: Evaluator | None = None
+
+    def run(self, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
+        if batches and self.evaluator is None:
+            self.evaluator = self.backend.evaluator()
         for i, batch in enumerate(batches):
-            yield i, evaluate_batch(evaluator, batch)
+            yield i, evaluate_batch(self.evaluator, batch)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -147,34 +197,66 @@ class LocalExecutor:
     def run(self, backend: Backend, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
         if not batches:
             return
-        ctx = multiprocessing.get_context("spawn")
-        pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(batches)),
-            mp_context=ctx,
-            initializer=_init_worker,
-            initargs=(backend,),
-        )
-        pending: dict[Future[list[Outcome]], int] = {}
-        next_batch = 0
+        with self.session(backend, max_workers=len(batches)) as s:
+            yield from s.run(batches)
+
+    @contextlib.contextmanager
+    def session(self, backend: Backend, max_workers: int | None = None) -> Iterator[_PoolSession]:
+        """Worker processes kept until the block ends (started on the first batch); stopped at once if
+        the block ends with an exception (Ctrl-C included)."""
+        s = _PoolSession(backend, min(self.workers, max_workers or self.workers))
         clean = False
         try:
+            yield s
+            clean = True
+        finally:
+            s.close(clean)
+
+
+class _PoolSession:
+    def __init__(self, backend: Backend, workers: int):
+        self.backend = backend
+        self.workers = workers
+        self.pool: ProcessPoolExecutor | None = None
+
+    def run(self, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
+        if not batches:
+            return
+        if self.pool is None:
+            self.pool = ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_init_worker,
+                initargs=(self.backend,),
+            )
+        pending: dict[Future[list[Outcome]], int] = {}
+        next_batch = 0
+        finished = False
+        try:
             while next_batch < len(batches) or pending:
-                # workers start on the first submits: started with SIGINT ignored, they never see a Ctrl-C
-                # (not even before their initializer runs); the parent handles it
-                with _sigint_ignored(next_batch == 0):
+                # workers start on submits: started with SIGINT ignored, they never see a Ctrl-C (not
+                # even before their initializer runs); the parent handles it
+                with _sigint_ignored(True):
                     while next_batch < len(batches) and len(pending) < 2 * self.workers:
-                        pending[pool.submit(_run_batch, batches[next_batch])] = next_batch
+                        pending[self.pool.submit(_run_batch, batches[next_batch])] = next_batch
                         next_batch += 1
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
                 for fut in done:
                     index = pending.pop(fut)
                     yield index, fut.result()
-            clean = True
+            finished = True
         finally:
-            if clean:
-                pool.shutdown(wait=True)
-            else:
-                _terminate(pool)
+            if not finished:  # the consumer stopped early (an exception, Ctrl-C, close())
+                self.close(False)
+
+    def close(self, clean: bool) -> None:
+        if self.pool is None:
+            return
+        if clean:
+            self.pool.shutdown(wait=True)
+        else:
+            _terminate(self.pool)
+        self.pool = None
 
 
 @contextlib.contextmanager

@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from deepfrack.cost.table import CostKey
 from deepfrack.errors import InputError
@@ -38,6 +39,9 @@ class Job:
 
     layer_index: 0-based position in the network. layer: the network's layer with ``P = tile_w`` and
     ``Q = tile_h`` (its name kept for messages). tile_h, tile_w: the output tile (rows, columns).
+    warm: work shared between the jobs of one layer problem, computed once and handed to the jobs that
+    use it (``Warm``; the built-in mapper's warm-start ladder). It saves time only: a job's result
+    never depends on it, and it is not part of the job's identity.
     """
 
     layer_index: int
@@ -45,6 +49,7 @@ class Job:
     variant: Variant
     tile_h: int
     tile_w: int
+    warm: Warm | None = field(default=None, compare=False)
 
     @property
     def key(self) -> CostKey:
@@ -57,6 +62,16 @@ class Job:
             f"layer {self.layer_index + 1} ({self.layer.name}), variant {self.variant.value}, "
             f"tile {self.tile_h}x{self.tile_w}"
         )
+
+
+@dataclass(frozen=True)
+class Warm:
+    """Shared work for one job (see ``backend.WarmStarts``): ``given`` holds the parts already computed
+    ({index: data}); ``compute_to``, when set, asks the evaluator to also compute and return every part
+    up to that index (in ``Outcome.shared``)."""
+
+    given: dict[int, Any] = field(default_factory=dict)
+    compute_to: int | None = None
 
 
 def make_job(network: Network, layer_index: int, variant: Variant | str, tile_h: int, tile_w: int) -> Job:
@@ -169,11 +184,3 @@ def check_size(
             f"shapes {shapes!r} make {n:,} entries to benchmark, more than deepfrack computes in one run "
             f"({MAX_ENTRIES:,}){hint}",
         )
-
-
-def batches_of(jobs: Sequence[Job], size: int) -> list[list[Job]]:
-    """Consecutive slices of at most ``size`` jobs (jobs sharing a layer and shape stay together when
-    the list is ordered by problem, see ``runner``)."""
-    if size < 1:
-        raise ValueError("batch size must be >= 1")
-    return [list(jobs[i : i + size]) for i in range(0, len(jobs), size)]

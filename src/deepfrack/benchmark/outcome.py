@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from deepfrack.cost.table import CostRecord
 
@@ -18,11 +19,15 @@ class Outcome:
       level, ...); ``reason`` says why. A property of the inputs: cached.
     * ``error``: the evaluator failed (an exception, a crashed binary); ``reason`` says how. Not cached,
       so a re-run retries it; written to the tables as infeasible and counted apart in the summary.
+
+    ``shared``: work the evaluator computed for other jobs to reuse (``Job.warm``), {index: data}; not
+    part of the entry's result.
     """
 
     status: str
     record: CostRecord | None = None
     reason: str = ""
+    shared: dict[int, Any] | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.status not in STATUSES:

@@ -4,7 +4,8 @@
    in two layers or two networks) are computed once.
 2. Keys already in the cache are reused; the rest are grouped into batches (jobs of one layer and
    shape, all variants, side by side, so an evaluator can share work between them) and run by the
-   executor.
+   executor. A backend with warm starts (the built-in mapper's ladders) first computes, in one job per
+   layer problem, what of them is missing, and the other jobs carry it (``BenchmarkSession._warm_up``).
 3. As each batch finishes, the parent commits its outcomes to the cache in one transaction.
 4. At the end the outputs are written from the complete set of outcomes, each file atomically:
    ``<VARIANT>.json`` (the original's format: square tiles, energy in uJ, layers 1-based),
@@ -13,14 +14,19 @@
 
 An interrupted run leaves the committed batches in the cache and the output folder untouched; the same
 command then resumes where it stopped and writes the outputs from the cache.
+
+``BenchmarkSession`` does steps 1-3 call after call on the same worker processes (the on-demand search
+asks for entries round by round); ``run_benchmark`` is one call and step 4.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import time
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,10 +41,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from deepfrack.benchmark.backend import Backend
+from deepfrack.benchmark.backend import Backend, WarmStarts
 from deepfrack.benchmark.cache import ResultCache, job_key, to_plain
-from deepfrack.benchmark.executors import Executor, SerialExecutor
-from deepfrack.benchmark.jobs import Job, batches_of
+from deepfrack.benchmark.executors import Executor, ExecutorSession, SerialExecutor, open_session
+from deepfrack.benchmark.jobs import Job, Warm
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.benchmark.progress import ProgressLines
 from deepfrack.benchmark.tables_io import table_to_csv, write_json_tables, write_text_atomic
@@ -123,6 +129,222 @@ def _progress(enabled: bool) -> Progress:
     )
 
 
+VARIANT_ORDER = {v: i for i, v in enumerate(VARIANTS)}
+
+
+def _task(job: Job) -> tuple[int, int, int]:
+    """One mapper search: a layer's tile, all its variants."""
+    return (job.layer_index, job.tile_h, job.tile_w)
+
+
+class BenchmarkSession:
+    """Costs jobs with one backend, result cache and executor, call after call (``cost``), keeping the
+    executor's workers between calls (what the on-demand search needs; ``run_benchmark`` is one call).
+
+    Per call: jobs get their content-hash keys; keys already served or in the cache are free; the rest
+    run in batches (the variants of one tile side by side, so a mapper searches the tile once), and each
+    batch's outcomes are committed to the cache as it finishes. A backend with warm starts
+    (``backend.WarmStarts``) first computes what is missing of each layer problem's shared work in one
+    job per problem, caches it, and hands it to the other jobs. ``summary`` counts everything served."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        cache: ResultCache,
+        executor: Executor | None = None,
+        batch_size: int | None = None,
+        progress: bool | str = False,
+    ):
+        self.backend = backend
+        self.cache = cache
+        self.executor = executor or SerialExecutor()
+        self.batch_size = batch_size
+        self.summary = BenchmarkSummary(backend=backend.name, workers=self.executor.workers)
+        self.jobs: dict[CostKey, Job] = {}
+        self.outcomes: dict[CostKey, Outcome] = {}
+        self._by_key: dict[str, Outcome] = {}
+        self._fingerprints: dict[Variant, str] = {}
+        self._warm_known: dict[tuple[str, int], object] = {}
+        self._stack = contextlib.ExitStack()
+        self._bar = self._stack.enter_context(_progress(progress in (True, "bar")))
+        self._task = self._bar.add_task("benchmark", total=0)
+        # stderr not a terminal (a log, a pipe): a plain line every few seconds instead of the bar
+        self._lines = ProgressLines("benchmark", "entries") if progress == "lines" else None
+        self._session: ExecutorSession | None = None
+        self._start = time.perf_counter()
+
+    def __enter__(self) -> BenchmarkSession:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stack.__exit__(*exc)
+
+    def close(self) -> None:
+        self._stack.close()
+
+    @property
+    def workers(self) -> int:
+        return self.executor.workers
+
+    @property
+    def cache_path(self) -> str:
+        return str(self.cache.path)
+
+    def _key(self, job: Job) -> str:
+        fp = self._fingerprints.get(job.variant)
+        if fp is None:
+            fp = self._fingerprints[job.variant] = self.backend.fingerprint(job.variant)
+        return job_key(job, fp)
+
+    def _executor(self) -> ExecutorSession:
+        if self._session is None:
+            self._session = self._stack.enter_context(open_session(self.executor, self.backend))
+        return self._session
+
+    def cost(self, jobs: Sequence[Job]) -> dict[CostKey, Outcome]:
+        """The outcome of every job, by CostTable key (class docstring). KeyboardInterrupt propagates
+        after the workers are stopped; everything committed so far stays in the cache."""
+        keys = [self._key(j) for j in jobs]
+        by_key: dict[str, Job] = {}
+        fresh: dict[CostKey, str] = {}  # entries not served before -> their cache key
+        for job, k in zip(jobs, keys, strict=True):
+            by_key.setdefault(k, job)
+            if job.key not in self.jobs:
+                fresh.setdefault(job.key, k)
+        copies = Counter(fresh.values())  # entries per cache key (one tile problem in two layers)
+        new_keys = [k for k in by_key if k not in self._by_key]
+        found = self.cache.get_many(new_keys)
+        self._by_key.update(found)
+        s = self.summary
+        s.unique += len(new_keys)
+        s.from_cache += len(found)
+        self._bar.update(self._task, total=len(self.jobs) + len(fresh))
+        self._advance(sum(n for k, n in copies.items() if k in self._by_key))
+        pending = [k for k in new_keys if k not in found]
+        pending.sort(key=lambda k: (*_task(by_key[k]), VARIANT_ORDER[by_key[k].variant]))
+        if pending:
+            todo = {k: by_key[k] for k in pending}
+            if isinstance(self.backend, WarmStarts):
+                pending = self._warm_up(pending, todo, copies)
+            self._run([[todo[k] for k in b] for b in self._batches(pending, todo)], copies)
+        for job, k in zip(jobs, keys, strict=True):
+            if job.key in self.jobs:
+                continue
+            self.jobs[job.key] = job
+            o = self.outcomes[job.key] = self._by_key[k]
+            s.entries += 1
+            if o.status != "ok":
+                label = "infeasible" if o.status == "infeasible" else "failed"
+                s.infeasible += label == "infeasible"
+                s.failed += label == "failed"
+                s.causes.setdefault((label, o.reason), []).append(job.describe())
+        s.elapsed_s = time.perf_counter() - self._start
+        return {j.key: self._by_key[k] for j, k in zip(jobs, keys, strict=True)}
+
+    def _advance(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+        if self._lines is not None:
+            task = next(t for t in self._bar.tasks if t.id == self._task)
+            self._lines.update(int(task.completed), int(task.total or 0))
+
+    def _batches(self, pending: list[str], jobs: dict[str, Job]) -> list[list[str]]:
+        """Keys in batches: slices of ``batch_size`` when given; else about four batches per worker (at
+        most the backend's preferred size), cut between tiles so that no tile is split."""
+        if self.batch_size is not None:
+            size = self.batch_size
+            return [pending[i : i + size] for i in range(0, len(pending), size)]
+        size = _auto_batch(len(pending), self.workers)
+        if self.backend.batch_size:  # its preferred size, unless that leaves workers idle
+            size = min(self.backend.batch_size, max(1, math.ceil(len(pending) / (4 * self.workers))))
+        out: list[list[str]] = []
+        for k in pending:
+            if out and (len(out[-1]) < size or _task(jobs[out[-1][-1]]) == _task(jobs[k])):
+                out[-1].append(k)
+            else:
+                out.append([k])
+        return out
+
+    def _run(self, batches: list[list[Job]], copies: Counter[str]) -> list[list[Outcome]]:
+        """Run batches of jobs and commit each as it finishes; returns the outcomes per batch."""
+        results: list[list[Outcome]] = [[] for _ in batches]
+        if not batches:
+            return results
+        keys = [[self._key(j) for j in b] for b in batches]
+        for index, outcomes in self._executor().run(batches):
+            ks = keys[index]
+            self.cache.put_many(
+                ((k, batches[index][n], o) for n, (k, o) in enumerate(zip(ks, outcomes, strict=True))),
+                backend=self.backend.name,
+            )
+            for k, o in zip(ks, outcomes, strict=True):
+                self._by_key[k] = o
+            self.summary.computed += len(ks)
+            self._advance(sum(copies[k] for k in ks))
+            results[index] = outcomes
+        return results
+
+    def _warm_up(self, pending: list[str], jobs: dict[str, Job], copies: Counter[str]) -> list[str]:
+        """Compute the missing shared work of each layer problem (one job per problem computes it all,
+        with the other variants of its tile), cache it, and attach to every other pending job what it
+        uses. Returns the keys still to run."""
+        be: WarmStarts = self.backend  # type: ignore[assignment]
+        plans = {k: be.warm_plan(jobs[k]) for k in pending}
+        tops: dict[str, int] = {}
+        for plan in plans.values():
+            if plan is not None and plan[1]:
+                tops[plan[0]] = max(tops.get(plan[0], -1), max(plan[1]))
+        wanted = {(g, i): be.warm_key(g, i) for g, top in tops.items() for i in range(top + 1)}
+        missing = {gi: ck for gi, ck in wanted.items() if gi not in self._warm_known}
+        stored = self.cache.get_shared(missing.values())
+        self._warm_known.update({gi: stored[ck] for gi, ck in missing.items() if ck in stored})
+        carriers: dict[str, list[str]] = {}  # group -> the keys of one tile of that group
+        for k in pending:
+            plan = plans[k]
+            if plan is None or plan[0] not in tops:
+                continue
+            g = plan[0]
+            if all((g, i) in self._warm_known for i in range(tops[g] + 1)):
+                continue
+            if g not in carriers:
+                carriers[g] = [k]
+            elif _task(jobs[carriers[g][0]]) == _task(jobs[k]):
+                carriers[g].append(k)
+        batches = []
+        for g, ks in carriers.items():
+            given = {i: self._warm_known[(g, i)] for i in range(tops[g] + 1) if (g, i) in self._warm_known}
+            head = dataclasses.replace(jobs[ks[0]], warm=Warm(given, tops[g]))
+            batches.append([head, *(jobs[k] for k in ks[1:])])
+        new: dict[str, object] = {}
+        for g, outcomes in zip(carriers, self._run(batches, copies), strict=True):
+            for i, data in (outcomes[0].shared or {}).items():
+                self._warm_known[(g, int(i))] = data
+                new[be.warm_key(g, int(i))] = data
+        self.cache.put_shared(new)
+        done = {k for ks in carriers.values() for k in ks}
+        rest = []
+        for k in pending:
+            if k in done:
+                continue
+            plan = plans[k]
+            if plan is not None:
+                g, uses = plan
+                given = {i: self._warm_known[(g, i)] for i in uses if (g, i) in self._warm_known}
+                if given:
+                    jobs[k] = dataclasses.replace(jobs[k], warm=Warm(given))
+            rest.append(k)
+        return rest
+
+    def result(self, out_dir: str | Path | None = None) -> BenchmarkResult:
+        """Every job served so far, its outcome, their table, and the summary; with ``out_dir``, the
+        output files written there from them."""
+        jobs = list(self.jobs.values())
+        table = table_from_outcomes(jobs, self.outcomes)
+        if out_dir is not None:
+            self.summary.outputs = write_outputs(out_dir, jobs, self.outcomes, table)
+        self.summary.elapsed_s = time.perf_counter() - self._start
+        return BenchmarkResult(jobs, dict(self.outcomes), table, self.summary)
+
+
 def run_benchmark(
     jobs: Sequence[Job],
     backend: Backend,
@@ -134,75 +356,13 @@ def run_benchmark(
 ) -> BenchmarkResult:
     """Cost every job (from the cache where possible), commit new outcomes batch by batch, and write the
     outputs to ``out_dir`` (when given) at the end. KeyboardInterrupt propagates after the workers are
-    stopped; everything committed so far stays in the cache.
-
-    ``progress``: False (nothing), True or "bar" (a bar on stderr), "lines" (a plain line on stderr every
-    few seconds: for logs and pipes)."""
-    start = time.perf_counter()
-    executor = executor or SerialExecutor()
-    fingerprints = {v: backend.fingerprint(v) for v in {j.variant for j in jobs}}
-    keys = [job_key(j, fingerprints[j.variant]) for j in jobs]
-    by_key: dict[str, list[int]] = {}
-    for i, k in enumerate(keys):
-        by_key.setdefault(k, []).append(i)
-
-    found = cache.get_many(by_key)
-    results: dict[str, Outcome] = dict(found)
-    pending = [k for k in by_key if k not in found]
-    variant_order = {v: i for i, v in enumerate(VARIANTS)}
-    # one layer and shape, all variants, side by side
-
-    def batch_order(k: str) -> tuple[int, int, int, int]:
-        j = jobs[by_key[k][0]]
-        return (j.layer_index, j.tile_h, j.tile_w, variant_order[j.variant])
-
-    pending.sort(key=batch_order)
-    size = batch_size or backend.batch_size or _auto_batch(len(pending), executor.workers)
-    batches = batches_of([jobs[by_key[k][0]] for k in pending], size)
-    batch_keys = [pending[i : i + size] for i in range(0, len(pending), size)]
-
-    summary = BenchmarkSummary(
-        entries=len(jobs),
-        unique=len(by_key),
-        from_cache=len(found),
-        backend=backend.name,
-        workers=executor.workers,
-    )
-    lines = ProgressLines("benchmark", "entries") if progress == "lines" else None
-    done = sum(len(by_key[k]) for k in found)
-    with _progress(progress in (True, "bar")) as bar:
-        task = bar.add_task("benchmark", total=len(jobs), completed=done)
-        with contextlib.closing(executor.run(backend, batches)) as stream:  # type: ignore[arg-type]
-            for index, outcomes in stream:
-                ks = batch_keys[index]
-                cache.put_many(
-                    ((k, batches[index][n], o) for n, (k, o) in enumerate(zip(ks, outcomes, strict=True))),
-                    backend=backend.name,
-                )
-                for k, o in zip(ks, outcomes, strict=True):
-                    results[k] = o
-                summary.computed += len(ks)
-                step = sum(len(by_key[k]) for k in ks)
-                done += step
-                bar.advance(task, step)
-                if lines is not None:
-                    lines.update(done, len(jobs))
-
-    outcomes: dict[CostKey, Outcome] = {}
-    for job, k in zip(jobs, keys, strict=True):
-        o = results[k]
-        outcomes[job.key] = o
-        if o.status == "infeasible":
-            summary.infeasible += 1
-            summary.causes.setdefault(("infeasible", o.reason), []).append(job.describe())
-        elif o.status == "error":
-            summary.failed += 1
-            summary.causes.setdefault(("failed", o.reason), []).append(job.describe())
-    table = table_from_outcomes(jobs, outcomes)
-    if out_dir is not None:
-        summary.outputs = write_outputs(out_dir, jobs, outcomes, table)
-    summary.elapsed_s = time.perf_counter() - start
-    return BenchmarkResult(list(jobs), outcomes, table, summary)
+    stopped; everything committed so far stays in the cache. ``progress``: False (nothing), True or "bar"
+    (a bar on stderr), "lines" (a plain line on stderr every few seconds: for logs and pipes)."""
+    with BenchmarkSession(backend, cache, executor, batch_size, progress) as session:
+        session.cost(jobs)
+        result = session.result(out_dir)
+    result.summary.entries = len(jobs)
+    return result
 
 
 def table_from_outcomes(

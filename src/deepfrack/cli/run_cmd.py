@@ -1,7 +1,9 @@
-"""``deepfrack run``: the whole job in one command - benchmark the shapes the search needs, then search.
+"""``deepfrack run``: the whole job in one command (``deepfrack.api.run``) - the best fused schedule,
+benchmarking entries as the search needs them (``--exhaustive``: every entry it may use first).
 
-Writes DIR/tables/ (the benchmark's <VARIANT>.json, costs.csv, mappings.jsonl) and DIR/schedule.json,
-DIR/deepfrack.log, DIR/energy.png. Interrupted, it resumes from the result cache when run again.
+Writes DIR/tables/ (the benchmark's <VARIANT>.json, costs.csv, mappings.jsonl: the entries costed) and
+DIR/schedule.json, DIR/deepfrack.log, the statistics. Interrupted, it resumes from the result cache when
+run again.
 """
 
 from __future__ import annotations
@@ -54,6 +56,11 @@ from deepfrack.cli.common import (
     PROGRESS,
     out_option("tables/, schedule.json, deepfrack.log, energy.png"),
 )
+@click.option(
+    "--exhaustive",
+    is_flag=True,
+    help="Benchmark every entry the search may use, then search [default: only those that can still win].",
+)
 def run(
     workload: Path,
     arch: Path,
@@ -69,8 +76,10 @@ def run(
     cache_path: Path | None,
     progress: bool | None,
     out: Path,
+    exhaustive: bool,
 ) -> None:
-    """Benchmark what the search needs, then find the best fused schedule (exact receptive field).
+    """Find the best fused schedule (exact receptive field), benchmarking only the entries that can
+    still change it, as the search asks for them (--exhaustive: every entry it may use first).
 
     \b
     Example (AlexNet with its padding and pooling, on the Simba-like accelerator):
@@ -96,6 +105,7 @@ def run(
                 cache=cache_path,
                 progress=show,
                 search_progress=report,
+                exhaustive=exhaustive,
                 out=out,
             )
         except api.EntriesFailed as exc:

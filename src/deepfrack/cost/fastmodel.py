@@ -28,18 +28,20 @@ nest-analysis.cpp``, ``tiling.cpp``, ``src/model/buffer.cpp``; their closed form
   updates - partition size; energy = ceil(count / block) x action energy x utilized instances; cycles
   = compute cycles slowed by each level's bandwidth demand.
 
-Arrays here use Timeloop's level order (0 = innermost); results are per variant (V) and candidate
-(B).
+Arrays here index storage levels outermost first (as ``Architecture.levels``) and list the temporal
+loops of a nest outermost first; results are per variant (V) and candidate (B).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import NamedTuple
 
 import numpy as np
 
-from deepfrack.cost.mapspace import RELEVANT, Candidates, MapSpace
+from deepfrack.cost.mapspace import Candidates, MapSpace
+from deepfrack.cost.nest import RELEVANT
 from deepfrack.cost.timeloop_post import ArchTables, TimeloopRules
 from deepfrack.dims import C, M, N, P, Q, R, S
 
@@ -52,8 +54,8 @@ _COORD = np.array([1, -1, 2, 3, 0, 2, 3], np.int64)
 class FastResult:
     """Per variant and candidate: ``energy`` (pJ), ``cycles``, ``valid`` (fits every level, every
     tensor kept somewhere, spatial constraints met), ``last_level`` (accesses at the outermost
-    level, all tensors), ``cap_used`` [V, B, L] words per instance in Timeloop level order, and the
-    ``over`` [V, B, L]: the levels whose tile does not fit."""
+    level, all tensors), ``cap_used`` [V, B, L] words per instance (levels outermost first), and
+    the ``over`` [V, B, L]: the levels whose tile does not fit."""
 
     energy: np.ndarray
     cycles: np.ndarray
@@ -66,6 +68,97 @@ class FastResult:
 @lru_cache(maxsize=65536)
 def _distinct(a: int, fa: int, b: int, fb: int) -> int:
     return len({a * x + b * y for x in range(fa) for y in range(fb)})
+
+
+class _Slots(NamedTuple):
+    """The temporal loops of every candidate that can be > 1, outermost first ("slots", [B, J]):
+    level 0's loops, then level 1's, ...; the slots before ``start[l]`` are the loops above level
+    l's tile. ``outer_product`` [B, J + 1]: the product of the bounds of the slots before j;
+    ``weight``: (bound - 1) x the bounds outside the slot (the accesses a carry into it weighs);
+    ``input_coord``: the Inputs coordinate the slot moves (``_COORD``), ``input_step``: by how much."""
+
+    dim: np.ndarray
+    bound: np.ndarray
+    active: np.ndarray
+    start: tuple[int, ...]
+    outer_product: np.ndarray
+    weight: np.ndarray
+    input_coord: np.ndarray
+    input_step: np.ndarray
+
+    @property
+    def J(self) -> int:
+        return int(self.dim.shape[1])
+
+    def last_before(self, mask: np.ndarray) -> np.ndarray:
+        """int64 [B, J + 1]: for each j, the last slot before j where ``mask`` [B, J] holds (-1: none)."""
+        B, J = mask.shape
+        out = np.full((B, J + 1), -1, np.int64)
+        if J:
+            out[:, 1:] = np.maximum.accumulate(np.where(mask, np.arange(J)[None, :], -1), axis=1)
+        return out
+
+
+def _slots(space: MapSpace, c: Candidates, tf: np.ndarray, ext_sp: np.ndarray, coef: np.ndarray) -> _Slots:
+    B, L = len(c), space.n_levels
+    parts = [space.active_orders[l][c.oidx[:, l]] for l in range(L)]
+    widths = [p.shape[1] for p in parts]
+    start = tuple(int(x) for x in np.cumsum([0, *widths]))
+    J = start[-1]
+    dim = np.concatenate(parts, axis=1) if J else np.zeros((B, 0), np.int64)
+    lev = np.repeat(np.arange(L), widths)[None, :]
+    rows = np.arange(B)[:, None]
+    bound = tf[rows, lev, dim]
+    prod = np.ones((B, J + 1), np.int64)
+    if J:
+        np.cumprod(bound, axis=1, out=prod[:, 1:])
+    return _Slots(
+        dim=dim,
+        bound=bound,
+        active=bound > 1,
+        start=start,
+        outer_product=prod,
+        weight=(bound - 1) * prod[:, :J],
+        input_coord=_COORD[dim],
+        input_step=coef[dim] * ext_sp[rows, lev, dim],
+    )
+
+
+def _replication(sf: np.ndarray) -> np.ndarray:
+    """Utilized instances of each level [B, L]: the product of the fan-outs used outside it."""
+    F = sf.prod(axis=2)
+    repl = np.ones(F.shape, np.int64)
+    for l in range(1, F.shape[1]):
+        repl[:, l] = repl[:, l - 1] * F[:, l - 1]
+    return repl
+
+
+def _partitions(size: np.ndarray, size_sp: np.ndarray, sf: np.ndarray) -> np.ndarray:
+    """Partition sizes [B, L, 3] (Outputs reads = updates - partition): the outermost level's tile,
+    then inward partition x tile / (the tile, or the parent's spatial partition below a fan-out)."""
+    sp_active = (sf > 1).any(axis=2)
+    part = np.empty(size.shape, np.int64)
+    p = size[:, 0, :].copy()
+    part[:, 0] = p
+    for l in range(1, size.shape[1]):
+        d = np.where(sp_active[:, l - 1, None], size_sp[:, l - 1, :], size[:, l, :])
+        p = np.where(d != 0, (p * size[:, l, :]) // np.where(d != 0, d, 1), p)
+        part[:, l] = p
+    return part
+
+
+class _Counts(NamedTuple):
+    """Reads, fills and updates per instance at the inner levels [B, L, 3] (level 0's entries are 0),
+    which every variant shares; ``fills_if_top``: the fills of each tensor's outermost inner keeping
+    level, which exist only when the outermost level keeps the tensor; ``top_reads``,
+    ``top_updates`` [B, 3]: the outermost level's counts when it keeps the tensor."""
+
+    reads: np.ndarray
+    fills: np.ndarray
+    updates: np.ndarray
+    fills_if_top: np.ndarray
+    top_reads: np.ndarray
+    top_updates: np.ndarray
 
 
 class FastModel:
@@ -101,25 +194,23 @@ class FastModel:
         variant (spatial constraints, a tile that does not fit) are not scored (energy and cycles
         inf)."""
         space, L = self.space, self.L
-        tf0, sx0, sy0 = space.factors(c)
-        spatial_ok = space.spatial_ok(sx0, sy0)
-        tf = np.ascontiguousarray(tf0[:, ::-1, :])
-        sf = np.ascontiguousarray((sx0 * sy0)[:, ::-1, :])
-        keep = np.ascontiguousarray(space.keeps(c)[:, :, ::-1, :])  # [V, B, L, 3]
+        tf, sx, sy = space.factors(c)
+        spatial_ok = space.spatial_ok(sx, sy)
+        sf = sx * sy
+        keep = space.keeps(c)  # [V, B, L, 3]
         V, B = keep.shape[0], keep.shape[1]
 
-        # ---- extents and tile sizes ------------------------------------------------------------
+        # extents of each level's tile and below its temporal loops (their strides), from the MACs out
         ext_sp = np.empty((B, L, 7), np.int64)
         ext = np.empty((B, L, 7), np.int64)
         cur = np.ones((B, 7), np.int64)
-        for s in range(L):
-            cur = cur * sf[:, s]
-            ext_sp[:, s] = cur
-            cur = cur * tf[:, s]
-            ext[:, s] = cur
+        for l in range(L - 1, -1, -1):
+            cur = cur * sf[:, l]
+            ext_sp[:, l] = cur
+            cur = cur * tf[:, l]
+            ext[:, l] = cur
         size = self._sizes(ext)  # [B, L, 3]
 
-        # ---- validity -----------------------------------------------------------------------------
         cap = np.where(keep, size[None], 0).sum(axis=3)  # [V, B, L]
         eff = self.eff[None, None, :]
         bounded = eff >= 0
@@ -141,202 +232,198 @@ class FastModel:
         return FastResult(energy, cycles, valid, last, cap, over)
 
     def _score(self, c, tf, sf, keep, ext, ext_sp, size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        space, L, lay = self.space, self.L, self.space.layer
-        V, B = keep.shape[0], keep.shape[1]
-        size_sp = self._sizes(ext_sp)
+        """Energy, cycles and outermost-level accesses [V, B] of candidates that are valid under
+        some variant."""
+        sl = _slots(self.space, c, tf, ext_sp, self.coef)
+        acc = self._parent_accesses(sl, size, keep[0], ext)
+        compute_acc = sl.outer_product[:, -1]
+        repl = _replication(sf)
+        macs = compute_acc * sf.prod(axis=2).prod(axis=1)
+        part = _partitions(size, self._sizes(ext_sp), sf)
+        counts = self._counts(compute_acc, acc, self._distinct_groups(sf, ext), part, keep[0])
+        kt = keep[:, :, 0, :].astype(np.float64)  # [V, B, 3]: the outermost level keeps the tensor
+        energy = self._energy(counts, kt, repl, macs)
+        cycles = self._cycles(counts, kt, compute_acc)
+        if self.rules.leakage:
+            leak_per_cycle = (self.tables.e_leak[None, :] * np.maximum(1, repl).astype(np.float64)).sum(
+                axis=1
+            )
+            energy = energy + cycles * leak_per_cycle[None, :]
+        last = (kt * (counts.top_reads + counts.top_updates)[None]).sum(axis=2)
+        return energy, cycles, last
+
+    # ---- accesses of each level's tile to its parent ---------------------------------------------
+    def _parent_accesses(self, sl: _Slots, size: np.ndarray, keep: np.ndarray, ext: np.ndarray) -> np.ndarray:
+        """int64 [B, L, 3] (see the module docstring), for the (level, tensor) pairs some candidate
+        keeps at an inner level (the variants agree there)."""
+        B, L, _ = size.shape
+        rows = np.arange(B)
+        acc = np.zeros((B, L, 3), np.int64)
+        need = keep.any(axis=0)  # [L, 3]
+        last_rel = [
+            sl.last_before(sl.active & RELEVANT[t][sl.dim]) if need[1:, t].any() else None for t in range(3)
+        ]
+        last_any = sl.last_before(sl.active)
+        lay = self.space.layer
         wx = lay.Wstride * (ext[..., P] - 1) + lay.Wdilation * (ext[..., R] - 1) + 1  # [B, L]
         hx = lay.Hstride * (ext[..., Q] - 1) + lay.Hdilation * (ext[..., S] - 1) + 1
-
-        # ---- temporal loops in nest order (innermost first), only those that can be > 1 ----------
-        parts = [space.active_orders[L - 1 - s][c.oidx[:, L - 1 - s]] for s in range(L)]
-        starts = np.cumsum([0] + [p.shape[1] for p in parts])  # first slot of level s
-        J = int(starts[-1])
-        dimj = np.concatenate(parts, axis=1) if J else np.zeros((B, 0), np.int64)
-        levj = np.repeat(np.arange(L), [p.shape[1] for p in parts])
-        n = tf[np.arange(B)[:, None], levj[None, :], dimj]
-        sig = ext_sp[np.arange(B)[:, None], levj[None, :], dimj]
-        active = n > 1
-        SP = np.ones((B, J + 1), np.int64)
-        SP[:, :J] = np.cumprod(n[:, ::-1], axis=1)[:, ::-1]
-        jidx = np.arange(J)
-        rows = np.arange(B)[:, None]
-
-        def next_index(mask: np.ndarray) -> np.ndarray:
-            cand = np.where(mask, jidx[None, :], J)
-            out = np.empty((B, J + 1), np.int64)
-            out[:, :J] = np.minimum.accumulate(cand[:, ::-1], axis=1)[:, ::-1]
-            out[:, J] = J
-            return out
-
-        nxt = [
-            next_index(active & RELEVANT[t][dimj]) if keep[0, :, : L - 1, t].any() else None for t in range(3)
-        ]
-        nxt_any = next_index(active)
-        coord = _COORD[dimj]
-        tau = self.coef[dimj] * sig
-        w_slot = (n - 1) * SP[:, 1:]
-
-        acc = np.zeros((B, L, 3), np.int64)  # accesses of level s's tile to its parent
-        # only the levels that keep a tensor (in some candidate) need its accesses
-        need = keep[0, :, : L - 1, :].any(axis=0)  # [L-1, 3]
-        for s in range(L - 1):
-            start = int(starts[s + 1])
+        for l in range(1, L):
+            start = sl.start[l]
             for t in range(3):
-                if need[s, t]:
-                    acc[:, s, t] = size[:, s, t] * SP[rows[:, 0], nxt[t][:, start]]
-            if J == 0 or not need[s, 1]:
-                continue
-            # Inputs: sliding-window overlap credit (see module docstring)
-            l1 = nxt_any[:, start]
-            has = l1 < J
-            l1c = np.minimum(l1, max(J - 1, 0))
-            c1 = np.where(has, coord[rows[:, 0], l1c], -1)
-            slide = (c1 == 2) | (c1 == 3)
-            if not slide.any():
-                continue
-            extc = np.where(c1 == 2, wx[:, s], hx[:, s])
-            tau1 = tau[rows[:, 0], l1c]
-            overlap = np.maximum(0, extc - tau1)
-            slide &= overlap > 0
-            if not slide.any():
-                continue
-            deficit = (size[:, s, 1] // np.maximum(extc, 1)) * overlap
-            jj = jidx[start:]
-            act_s, coord_s, tau_s, w_s = (
-                active[:, start:],
-                coord[:, start:],
-                tau[:, start:],
-                w_slot[:, start:],
-            )
-            after = jj[None, :] > l1[:, None]
-            from_l1 = jj[None, :] >= l1[:, None]
-            same = coord_s == c1[:, None]
-            other = act_s & after & ~same & (coord_s >= 0)
-            broken = (np.cumsum(other, axis=1) - other) > 0
-            tau_c1 = np.where(act_s & same & from_l1, tau_s, 0)
-            s_excl = np.cumsum(tau_c1, axis=1) - tau_c1
-            eq = after & act_s & same & ~broken & (tau_s == s_excl + tau1[:, None])
-            corr = w_slot[rows[:, 0], l1c] + np.where(eq, w_s, 0).sum(axis=1)
-            acc[:, s, 1] -= np.where(slide, deficit * corr, 0)
+                if need[l, t]:
+                    acc[:, l, t] = size[:, l, t] * sl.outer_product[rows, last_rel[t][:, start] + 1]
+            if sl.J and need[l, 1]:
+                acc[:, l, 1] -= _input_overlap_credit(
+                    sl, last_any[:, start], start, size[:, l, 1], wx[:, l], hx[:, l]
+                )
+        return acc
 
-        compute_acc = SP[:, 0]
-        F = sf.prod(axis=2)  # [B, L]
-        repl = np.ones((B, L), np.int64)
-        for s in range(L - 2, -1, -1):
-            repl[:, s] = repl[:, s + 1] * F[:, s + 1]
-        macs = compute_acc * F.prod(axis=1)
-
-        # distinct groups per level and tensor
-        G = np.empty((B, L, 3), np.int64)
+    # ---- multicast groups ------------------------------------------------------------------------
+    def _distinct_groups(self, sf: np.ndarray, ext: np.ndarray) -> np.ndarray:
+        """Distinct data per level and tensor among a fan-out's children [B, L, 3]: the product of
+        the spatial factors relevant to the tensor, or for Inputs with P and R (or Q and S) both
+        spread at one level, the number of distinct offsets."""
+        lay = self.space.layer
+        B = sf.shape[0]
+        G = np.empty((*sf.shape[:2], 3), np.int64)
         for t in range(3):
             G[:, :, t] = np.where(RELEVANT[t][None, None, :], sf, 1).prod(axis=2)
         both_w = (sf[:, :, P] > 1) & (sf[:, :, R] > 1)
         both_h = (sf[:, :, Q] > 1) & (sf[:, :, S] > 1)
         if both_w.any() or both_h.any():
-            below = np.concatenate([np.ones((B, 1, 7), np.int64), ext[:, :-1, :]], axis=1)
-            for b, s in zip(*np.nonzero(both_w | both_h)):
+            # the step of a level's spatial loops: the extent of its child's tile
+            below = np.concatenate([ext[:, 1:, :], np.ones((B, 1, 7), np.int64)], axis=1)
+            for b, l in zip(*np.nonzero(both_w | both_h)):
                 dw = _distinct(
-                    lay.Wstride * int(below[b, s, P]),
-                    int(sf[b, s, P]),
-                    lay.Wdilation * int(below[b, s, R]),
-                    int(sf[b, s, R]),
+                    lay.Wstride * int(below[b, l, P]),
+                    int(sf[b, l, P]),
+                    lay.Wdilation * int(below[b, l, R]),
+                    int(sf[b, l, R]),
                 )
                 dh = _distinct(
-                    lay.Hstride * int(below[b, s, Q]),
-                    int(sf[b, s, Q]),
-                    lay.Hdilation * int(below[b, s, S]),
-                    int(sf[b, s, S]),
+                    lay.Hstride * int(below[b, l, Q]),
+                    int(sf[b, l, Q]),
+                    lay.Hdilation * int(below[b, l, S]),
+                    int(sf[b, l, S]),
                 )
-                G[b, s, 1] = int(sf[b, s, N]) * int(sf[b, s, C]) * dw * dh
+                G[b, l, 1] = int(sf[b, l, N]) * int(sf[b, l, C]) * dw * dh
+        return G
 
-        # partition sizes (Outputs reads = updates - partition)
-        sp_active = (sf > 1).any(axis=2)
-        part = np.empty((B, L, 3), np.int64)
-        p = size[:, L - 1, :].copy()
-        part[:, L - 1] = p
-        for s in range(L - 2, -1, -1):
-            d = np.where(sp_active[:, s + 1, None], size_sp[:, s + 1, :], size[:, s, :])
-            p = np.where(d != 0, (p * size[:, s, :]) // np.where(d != 0, d, 1), p)
-            part[:, s] = p
-
-        # ---- reads / fills / updates ---------------------------------------------------------------
-        # The variants differ only in what the outermost level keeps (MapSpace guarantees it): the
-        # inner levels are computed once; per variant only the outermost level's own counts and the
-        # fills of each tensor's topmost inner kept level (none when nothing above keeps it) change.
-        top = L - 1
-        keep_in = keep[0, :, :top, :]  # [B, L-1, 3]
-        keep_top = keep[:, :, top, :]  # [V, B, 3]
-        content = np.empty((B, top, 3), np.int64)
+    # ---- reads / fills / updates, energy, cycles ------------------------------------------------
+    def _counts(
+        self, compute_acc: np.ndarray, acc: np.ndarray, G: np.ndarray, part: np.ndarray, keep: np.ndarray
+    ) -> _Counts:
+        """A kept level receives its inner kept level's accesses (or the MACs') times the distinct
+        groups of the fan-outs in between; fills are its own accesses to its parent (none at the
+        outermost keeping level); Outputs reads = updates - partition size. The variants differ
+        only in what the outermost level keeps (MapSpace guarantees it): the inner levels are
+        computed once."""
+        B, L, _ = acc.shape
+        inner = keep.copy()
+        inner[:, 0] = False
+        content = np.empty((B, L, 3), np.int64)
         run = np.repeat(compute_acc[:, None], 3, axis=1)
-        for s in range(top):
-            run = run * G[:, s, :]
-            content[:, s, :] = run
-            run = np.where(keep_in[:, s, :], acc[:, s, :], run)
-        content_top = run * G[:, top, :]  # [B, 3]: what the outermost level receives if it keeps t
-        kept_above = np.zeros_like(keep_in)
-        seen = np.zeros((B, 3), bool)
-        for s in range(top - 1, -1, -1):
-            kept_above[:, s, :] = seen
-            seen = seen | keep_in[:, s, :]
-        is_top_inner = keep_in & ~kept_above
-        acc_in = acc[:, :top, :]
-        part_in = part[:, :top, 2]
-        fills = np.where(keep_in & kept_above, acc_in, 0)
-        fills_if = np.where(is_top_inner, acc_in, 0)  # added when the outermost level keeps t
+        for l in range(L - 1, -1, -1):  # from the MACs outward
+            run = run * G[:, l, :]
+            content[:, l, :] = run
+            run = np.where(inner[:, l, :], acc[:, l, :], run)
+        kept_outside = np.zeros_like(inner)  # kept at an inner level outside l
+        kept_outside[:, 1:] = np.logical_or.accumulate(inner[:, :-1], axis=1)
+        top_inner = inner & ~kept_outside
+        part_o = part[:, :, 2]
+        fills = np.where(inner & kept_outside, acc, 0)
+        fills_if = np.where(top_inner, acc, 0)
         if self.rules.fill_elision:
-            fills[..., 2] = np.where(
-                keep_in[..., 2] & kept_above[..., 2], np.maximum(acc_in[..., 2] - part_in, 0), 0
-            )
-            fills_if[..., 2] = np.where(is_top_inner[..., 2], np.maximum(acc_in[..., 2] - part_in, 0), 0)
-        reads = np.where(keep_in, content, 0)
-        reads[..., 2] = np.where(keep_in[..., 2], np.maximum(content[..., 2] - part_in, 0), 0)
+            elided = np.maximum(acc[..., 2] - part_o, 0)
+            fills[..., 2] = np.where(inner[..., 2] & kept_outside[..., 2], elided, 0)
+            fills_if[..., 2] = np.where(top_inner[..., 2], elided, 0)
+        reads = np.where(inner, content, 0)
+        reads[..., 2] = np.where(inner[..., 2], np.maximum(content[..., 2] - part_o, 0), 0)
         updates = np.zeros_like(content)
-        updates[..., 2] = np.where(keep_in[..., 2], content[..., 2], 0)
+        updates[..., 2] = np.where(inner[..., 2], content[..., 2], 0)
+        top = content[:, 0, :]
+        top_reads = top.copy()
+        top_reads[:, 2] = np.maximum(top[:, 2] - part[:, 0, 2], 0)
+        top_updates = np.zeros_like(top)
+        top_updates[:, 2] = top[:, 2]
+        return _Counts(reads, fills, updates, fills_if, top_reads, top_updates)
 
-        tb = self.tables
-        blk = tb.block.astype(np.int64)
+    def _energy(self, k: _Counts, kt: np.ndarray, repl: np.ndarray, macs: np.ndarray) -> np.ndarray:
+        """[V, B]: ceil(count / block size) x action energy x utilized instances, plus the MACs."""
+        blk = self.tables.block.astype(np.int64)
         er, ef, eu = self.er, self.ef, self.eu
-        bi = blk[None, :top, None]
-        rep_in = repl[:, :top, None].astype(np.float64)
+        bi = blk[None, :, None]
+        rep = repl[:, :, None].astype(np.float64)
         e_in = (
-            (-(-reads // bi)) * er[None, :top, None]
-            + (-(-fills // bi)) * ef[None, :top, None]
-            + (-(-updates // bi)) * eu[None, :top, None]
-        ) * rep_in
-        e_if = ((-(-fills_if // bi)) * ef[None, :top, None] * rep_in).sum(axis=1)  # [B, 3]
-        r_top = content_top.copy()
-        r_top[:, 2] = np.maximum(content_top[:, 2] - part[:, top, 2], 0)
-        u_top = np.zeros_like(content_top)
-        u_top[:, 2] = content_top[:, 2]
-        e_top = ((-(-r_top // blk[top])) * er[top] + (-(-u_top // blk[top])) * eu[top]) * float(repl[0, top])
-        kt = keep_top.astype(np.float64)
-        mac_e = macs.astype(np.float64) * tb.e_mac
-        energy = e_in.sum(axis=(1, 2))[None, :] + (kt * (e_if + e_top)[None]).sum(axis=2) + mac_e[None, :]
+            (-(-k.reads // bi)) * er[None, :, None]
+            + (-(-k.fills // bi)) * ef[None, :, None]
+            + (-(-k.updates // bi)) * eu[None, :, None]
+        ) * rep
+        e_if = ((-(-k.fills_if_top // bi)) * ef[None, :, None] * rep).sum(axis=1)  # [B, 3]
+        e_top = (-(-k.top_reads // blk[0])) * er[0] + (-(-k.top_updates // blk[0])) * eu[0]
+        mac_e = macs.astype(np.float64) * self.tables.e_mac
+        return e_in.sum(axis=(1, 2))[None, :] + (kt * (e_if + e_top)[None]).sum(axis=2) + mac_e[None, :]
 
-        # ---- cycles (only levels with a bandwidth limit can slow the compute) ------------------------
+    def _cycles(self, k: _Counts, kt: np.ndarray, compute_acc: np.ndarray) -> np.ndarray:
+        """[V, B]: the compute cycles, slowed by the levels with a bandwidth limit."""
+        tb = self.tables
         cc = compute_acc.astype(np.float64)
-        cycles = np.broadcast_to(cc[None, :], (V, B)).copy()
+        cycles = np.broadcast_to(cc[None, :], kt.shape[:2]).copy()
         for lv in self.bw_levels:
-            if lv < top:
-                rd = (reads[:, lv, :] / cc[:, None]).sum(axis=1)[None, :]
-                wr = ((fills[:, lv, :] + updates[:, lv, :]) / cc[:, None]).sum(axis=1)[None, :] + (
-                    kt * (fills_if[:, lv, :] / cc[:, None])[None]
+            if lv > 0:
+                rd = (k.reads[:, lv, :] / cc[:, None]).sum(axis=1)[None, :]
+                wr = ((k.fills[:, lv, :] + k.updates[:, lv, :]) / cc[:, None]).sum(axis=1)[None, :] + (
+                    kt * (k.fills_if_top[:, lv, :] / cc[:, None])[None]
                 ).sum(axis=2)
             else:
-                rd = (kt * (r_top / cc[:, None])[None]).sum(axis=2)
-                wr = (kt * (u_top / cc[:, None])[None]).sum(axis=2)
-            slow = np.ones((V, B))
+                rd = (kt * (k.top_reads / cc[:, None])[None]).sum(axis=2)
+                wr = (kt * (k.top_updates / cc[:, None])[None]).sum(axis=2)
+            slow = np.ones(kt.shape[:2])
             with np.errstate(divide="ignore", invalid="ignore"):
                 for bw, dem in ((tb.read_bw[lv], rd), (tb.write_bw[lv], wr), (tb.shared_bw[lv], rd + wr)):
                     if not np.isnan(bw):
                         slow = np.where(bw < dem, np.minimum(slow, bw / dem), slow)
                 cycles = np.maximum(cycles, np.ceil(cc[None, :] / slow))
-        if self.rules.leakage:
-            leak_per_cycle = (tb.e_leak[None, :] * np.maximum(1, repl).astype(np.float64)).sum(axis=1)  # [B]
-            energy = energy + cycles * leak_per_cycle[None, :]
+        return cycles
 
-        last = (kt * (r_top + u_top)[None]).sum(axis=2) * float(repl[0, top])
-        return energy, cycles, last
+
+def _input_overlap_credit(
+    sl: _Slots, l1: np.ndarray, start: int, tile: np.ndarray, wx: np.ndarray, hx: np.ndarray
+) -> np.ndarray:
+    """Inputs words not fetched again thanks to the sliding window [B] (see the module docstring):
+    when the innermost active loop above the tile (slot ``l1``, -1: none; the loops above the tile
+    are the slots before ``start``) moves it along the width or height, the overlap with the previous
+    tile is credited to that loop's steps and to the steps of outer loops whose translation equals
+    it. ``tile``: the Inputs tile [B]; ``wx``, ``hx``: its width and height [B]."""
+    B = len(l1)
+    rows = np.arange(B)
+    l1c = np.maximum(l1, 0)
+    c1 = np.where(l1 >= 0, sl.input_coord[rows, l1c], -1)
+    slide = (c1 == 2) | (c1 == 3)
+    if not slide.any():
+        return np.zeros(B, np.int64)
+    extc = np.where(c1 == 2, wx, hx)
+    tau1 = sl.input_step[rows, l1c]
+    overlap = np.maximum(0, extc - tau1)
+    slide &= overlap > 0
+    if not slide.any():
+        return np.zeros(B, np.int64)
+    deficit = (tile // np.maximum(extc, 1)) * overlap
+    jj = np.arange(start)[None, :]
+    act, coord, tau, w = (a[:, :start] for a in (sl.active, sl.input_coord, sl.input_step, sl.weight))
+    outward = jj < l1[:, None]
+    same = coord == c1[:, None]
+    # an active loop between the slot and l1 that moves another coordinate breaks the repetition
+    other = act & outward & ~same & (coord >= 0)
+    n_other = np.cumsum(other, axis=1)
+    broken = (n_other[:, -1:] - n_other) > 0
+    # the steps of the same coordinate's loops from the slot (excluded) in to l1 (included)
+    tau_c1 = np.where(act & same & (jj <= l1[:, None]), tau, 0)
+    cum_tau = np.cumsum(tau_c1, axis=1)
+    s_excl = cum_tau[:, -1:] - cum_tau
+    eq = outward & act & same & ~broken & (tau == s_excl + tau1[:, None])
+    corr = sl.weight[rows, l1c] + np.where(eq, w, 0).sum(axis=1)
+    return np.where(slide, deficit * corr, 0)
 
 
 __all__ = ["FastModel", "FastResult"]

@@ -48,8 +48,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from collections.abc import Mapping as TMapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +57,7 @@ import numpy as np
 from deepfrack.arch.capacity import capacity_spec
 from deepfrack.arch.spec import Architecture, Constraints, EnergyTable
 from deepfrack.cost.fastmodel import FastModel, FastResult
-from deepfrack.cost.mapping import Mapping
+from deepfrack.cost.mapping import LoopMapping
 from deepfrack.cost.mapspace import (
     Candidates,
     DimTable,
@@ -68,6 +67,7 @@ from deepfrack.cost.mapspace import (
     build_mapspace,
     minimal_candidate,
     prime_factors,
+    shared_key,
     space_template,
 )
 from deepfrack.cost.table import CostRecord
@@ -87,6 +87,52 @@ LADDER: tuple[int, ...] = tuple(
     + list(range(160, 513, 32))
     + list(range(640, 8193, 128))
 )
+
+
+def ladder_uses(h: int, w: int) -> tuple[int, ...]:
+    """Indices of the ``LADDER`` rungs whose best mappings warm-start the search of a tile h x w: the
+    nearest rungs below and above each side; for a rung's own square tile, the rung below it."""
+    if h == w:
+        i = bisect.bisect_left(LADDER, h)
+        if i < len(LADDER) and LADDER[i] == h:
+            return (i - 1,) if i > 0 else ()
+    picked: set[int] = set()
+    for side in {h, w}:
+        i = bisect.bisect_left(LADDER, side)  # LADDER[i] >= side
+        picked.update(j for j in (i - 1, i) if 0 <= j < len(LADDER))
+    return tuple(sorted(picked))
+
+
+def ladder_to_plain(rungs: Mapping[int, list[dict[str, Any]]]) -> dict[str, Any]:
+    """One rung ({constraint group: best mappings}) as JSON data (``ladder_from_plain`` reads it back
+    exactly)."""
+    return {
+        str(gi): [
+            {
+                "factors": [np.asarray(f).tolist() for f in sd["factors"]],
+                "orders": [[int(x) for x in o] for o in sd["orders"]],
+                "kbits": int(sd["kbits"]),
+                "free": [list(map(int, p)) for p in sd["free"]],
+            }
+            for sd in portable
+        ]
+        for gi, portable in rungs.items()
+    }
+
+
+def ladder_from_plain(doc: Mapping[str, Any]) -> dict[int, list[dict[str, Any]]]:
+    return {
+        int(gi): [
+            {
+                "factors": [np.array(f, dtype=np.int64) for f in sd["factors"]],
+                "orders": [tuple(o) for o in sd["orders"]],
+                "kbits": int(sd["kbits"]),
+                "free": tuple(tuple(p) for p in sd["free"]),
+            }
+            for sd in portable
+        ]
+        for gi, portable in doc.items()
+    }
 
 
 @dataclass(frozen=True)
@@ -145,9 +191,9 @@ class MapResult:
     cycles: float = math.nan
     macs: int = 0
     utilization: float = math.nan
-    level_energy_pJ: TMapping[str, float] = field(default_factory=dict)
-    accesses: TMapping[str, Any] = field(default_factory=dict)
-    mapping: Mapping | None = None
+    level_energy_pJ: Mapping[str, float] = field(default_factory=dict)
+    accesses: Mapping[str, Any] = field(default_factory=dict)
+    mapping: LoopMapping | None = None
     repeats: int = 1
     notes: tuple[str, ...] = ()
     evaluated: int = 0
@@ -172,41 +218,11 @@ class MapResult:
         )
 
 
-def mapping_directives(mapping: Mapping, repeats: int = 1) -> list[dict[str, Any]]:
-    """A mapping as Timeloop map.yaml directives, in the order Timeloop writes them (datatype
-    directives inner to outer, then each level's spatial and temporal directives inner to outer):
-    ``{target, type: datatype, keep, bypass}`` / ``{target, type: temporal|spatial, factors: {dim: n},
-    permutation (innermost first)[, split]}``. ``repeats`` > 1 (a depthwise, pool or add layer run as
-    that many copies of the mapped problem) is recorded in a last ``{type: repeats, count}`` entry."""
-    out: list[dict[str, Any]] = []
-    for lv in reversed(mapping.levels):
-        out.append(
-            {
-                "target": lv.target,
-                "type": "datatype",
-                "keep": [t for t, k in zip(TENSORS, lv.keep) if k],
-                "bypass": [t for t, k in zip(TENSORS, lv.keep) if not k],
-            }
-        )
-    for lv in reversed(mapping.levels):
-        if any(f != 1 for f in lv.spatial):
-            out.append(
-                {
-                    "target": lv.target,
-                    "type": "spatial",
-                    "factors": {d: int(lv.spatial[i]) for i, d in enumerate(DIMS)},
-                    "permutation": lv.spatial_permutation,
-                    "split": int(lv.split),
-                }
-            )
-        out.append(
-            {
-                "target": lv.target,
-                "type": "temporal",
-                "factors": {d: int(lv.temporal[i]) for i, d in enumerate(DIMS)},
-                "permutation": lv.temporal_permutation,
-            }
-        )
+def mapping_directives(mapping: LoopMapping, repeats: int = 1) -> list[dict[str, Any]]:
+    """The mapping as Timeloop map.yaml directives (:meth:`LoopMapping.directives`); ``repeats`` > 1
+    (a depthwise, pool or add layer run as that many copies of the mapped problem) is recorded in a
+    last ``{type: repeats, count}`` entry."""
+    out = mapping.directives()
     if repeats != 1:
         out.append({"type": "repeats", "count": int(repeats)})
     return out
@@ -395,10 +411,8 @@ class _Search:
         self.radix = space.radix
         self.use_codes = float(np.prod(self.radix.astype(np.float64))) < 2.0**62
         self.evaluated = 0
-        # best per variant: (key tuple, fidx row, oidx row, kbits)
-        self.best: list[tuple | None] = [None] * self.V
+        # per variant, its best candidates so far, best first: (objective key, fidx row, oidx row, kbits)
         self.short: list[list[tuple]] = [[] for _ in range(self.V)]
-        self.any_valid = np.zeros(self.V, bool)
         self.cap_min: np.ndarray | None = None
 
     # ---- evaluation ----------------------------------------------------------------------------
@@ -450,7 +464,6 @@ class _Search:
             valid = r.valid[v]
             if not valid.any():
                 continue
-            self.any_valid[v] = True
             order = self.obj.order(r.energy[v], r.cycles[v], r.last_level[v], valid)
             cols = self.obj.columns(r.energy[v], r.cycles[v], r.last_level[v])
             entries = list(self.short[v])
@@ -468,7 +481,6 @@ class _Search:
                 seen.add(k)
                 dedup.append(e)
             self.short[v] = dedup[:K]
-            self.best[v] = self.short[v][0]
 
     def incumbents(self) -> Candidates:
         """The current best candidates: per variant its ``beam`` best (distinct)."""
@@ -682,7 +694,7 @@ class _Search:
 # --------------------------------------------------------------------------------------------- #
 # layer mapper
 # --------------------------------------------------------------------------------------------- #
-def _as_constraint_sets(constraints: Constraints | TMapping[Any, Constraints]) -> dict[str, Constraints]:
+def _as_constraint_sets(constraints: Constraints | Mapping[Any, Constraints]) -> dict[str, Constraints]:
     if isinstance(constraints, Constraints):
         return {"default": constraints}
     out = {}
@@ -695,17 +707,9 @@ def _as_constraint_sets(constraints: Constraints | TMapping[Any, Constraints]) -
 
 def _groups_by_shared(arch: Architecture, sets: dict[str, Constraints]) -> list[dict[str, Constraints]]:
     """Constraint sets grouped by everything but the outermost level's keep/bypass."""
-    outer = arch.levels[0].name
     groups: dict[tuple, dict[str, Constraints]] = {}
     for name, cons in sets.items():
-        key = tuple(
-            sorted(
-                t.key()
-                for t in arch.constraints.merged(cons).targets
-                if not (t.target == outer and t.type == "datatype")
-            )
-        )
-        groups.setdefault(key, {})[name] = cons
+        groups.setdefault(shared_key(arch, cons), {})[name] = cons
     return list(groups.values())
 
 
@@ -720,7 +724,7 @@ class LayerMapper:
         arch: Architecture,
         energy: EnergyTable,
         layer: Layer,
-        constraints: Constraints | TMapping[Any, Constraints],
+        constraints: Constraints | Mapping[Any, Constraints],
         options: MapperOptions | None = None,
     ):
         from deepfrack.cost.model import default_rules
@@ -780,15 +784,11 @@ class LayerMapper:
 
     def _seeds_for(self, gi: int, g: dict[str, Constraints], h: int, w: int) -> list[dict[str, Any]]:
         """Warm starts of a tile h x w: the best mappings of the ladder rungs nearest below and
-        above h and w."""
+        above h and w (``ladder_uses``)."""
         if not self.options.anchor:
             return []
         seeds: list[dict[str, Any]] = []
-        picked: set[int] = set()
-        for side in {h, w}:
-            i = bisect.bisect_left(LADDER, side)  # LADDER[i] >= side
-            picked.update(j for j in (i - 1, i) if 0 <= j < len(LADDER))
-        for i in sorted(picked):
+        for i in ladder_uses(h, w):
             seeds += self._rung(gi, g, i)
         return seeds
 
@@ -796,10 +796,29 @@ class LayerMapper:
         if h == w and self.options.anchor:
             i = bisect.bisect_left(LADDER, h)
             if i < len(LADDER) and LADDER[i] == h:
+                if (gi, h, w) not in self._memo_group and (gi, i) in self._rungs:
+                    # the rung was given (``add_ladder``) without its results: the same search again
+                    below = self._rung(gi, g, i - 1) if i > 0 else []
+                    self._memo_group[(gi, h, w)] = self._search(gi, g, h, w, below, extra_effort=True)[0]
                 self._rung(gi, g, i)
                 return self._memo_group[(gi, h, w)]
         results, _ = self._search(gi, g, h, w, self._seeds_for(gi, g, h, w), extra_effort=False)
         return results
+
+    # ---- the ladder, shared between processes ---------------------------------------------------
+    def ladder(self, top: int) -> dict[int, dict[int, list[dict[str, Any]]]]:
+        """{rung index: {constraint group: best mappings}} of rungs 0..top, searched where not known."""
+        if not self.options.anchor:
+            return {}
+        return {i: {gi: self._rung(gi, g, i) for gi, g in enumerate(self.groups)} for i in range(top + 1)}
+
+    def add_ladder(self, rungs: Mapping[int, Mapping[int, list[dict[str, Any]]]]) -> None:
+        """Take rungs computed elsewhere (by ``ladder`` on the same layer problem, constraints and
+        options, so exactly what this mapper would find): the tiles that start from them skip the
+        ladder's searches."""
+        for i, groups in rungs.items():
+            for gi, portable in groups.items():
+                self._rungs.setdefault((int(gi), int(i)), portable)
 
     def _search(
         self,
@@ -945,13 +964,12 @@ def _infeasible_reason(space: MapSpace, search: _Search, tables, v: int | None =
     parts = []
     if search.cap_min is not None:
         capm = search.cap_min if v is None else search.cap_min[v : v + 1]
-        capm = capm.min(axis=0)  # Timeloop order
-        L = space.n_levels
-        for s in range(L):
-            eff = int(tables.eff_size[s])
-            if eff >= 0 and capm[s] > eff:
+        capm = capm.min(axis=0)  # [L]
+        for l in range(space.n_levels):
+            eff = int(tables.eff_size[l])
+            if eff >= 0 and capm[l] > eff:
                 parts.append(
-                    f"{tables.names[s]} needs at least {int(capm[s])} words per instance for this tile, "
+                    f"{tables.names[l]} needs at least {int(capm[l])} words per instance for this tile, "
                     f"more than its {eff}"
                 )
     if parts:
@@ -1038,7 +1056,7 @@ def map_tile(
     arch: Architecture,
     energy: EnergyTable,
     layer: Layer,
-    constraints: Constraints | TMapping[Any, Constraints],
+    constraints: Constraints | Mapping[Any, Constraints],
     objective: Objective | str | Sequence[str] = "energy",
     seed: int = 0,
     h: int | None = None,
@@ -1053,10 +1071,14 @@ def map_tile(
 
 
 __all__ = [
+    "LADDER",
     "LayerMapper",
     "MapResult",
     "MapperOptions",
     "Problem",
+    "ladder_from_plain",
+    "ladder_to_plain",
+    "ladder_uses",
     "map_tile",
     "tile_problem",
 ]

@@ -1,7 +1,9 @@
 """Timeloop mappings: one per storage level, outer to inner, in Timeloop's map.yaml vocabulary.
 
-A :class:`Mapping` holds, for every storage level of an :class:`~deepfrack.arch.spec.Architecture`
-(outermost first, the order of ``Architecture.levels``):
+A :class:`LoopMapping` is what Timeloop calls a mapping (``src/mapping/mapping.hpp``): the loop nest
+of one layer tiled over the storage levels, plus each level's keep/bypass choices. It holds, for every
+storage level of an :class:`~deepfrack.arch.spec.Architecture` (outermost first, the order of
+``Architecture.levels``):
 
 * the temporal loop factors of the seven CNN-layer dimensions and their order,
 * the spatial loop factors (the fan-out from this level to the next inner level's instances), their
@@ -24,9 +26,8 @@ reported as :class:`~deepfrack.errors.InputError` naming the file and the field.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
-from collections.abc import Mapping as TMapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ import numpy as np
 
 from deepfrack.arch.spec import Architecture
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
-from deepfrack.errors import InputError, shown
+from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 
 _TENSOR_ALIASES = {t.lower(): t for t in TENSORS}
@@ -75,7 +76,7 @@ class LevelMapping:
 
 
 @dataclass(frozen=True)
-class Mapping:
+class LoopMapping:
     """One mapping: a :class:`LevelMapping` per storage level, outermost first (the order of
     ``Architecture.levels``)."""
 
@@ -96,38 +97,53 @@ class Mapping:
                 prod[d] *= lv.temporal[d] * lv.spatial[d]
         return tuple(prod)
 
-    def to_yaml_doc(self) -> dict[str, Any]:
-        """Timeloop's map.yaml structure (``{"mapping": [...]}``), datatype directives first."""
-        out: list[dict[str, Any]] = []
-        for lv in reversed(self.levels):
-            out.append(
-                {
-                    "target": lv.target,
-                    "type": "datatype",
-                    "keep": [t for t, k in zip(TENSORS, lv.keep) if k],
-                    "bypass": [t for t, k in zip(TENSORS, lv.keep) if not k],
-                }
-            )
-        for lv in reversed(self.levels):
+    def directives(self) -> list[dict[str, Any]]:
+        """The mapping as Timeloop map.yaml directives, in the order Timeloop writes them (datatype
+        directives inner to outer, then each level's spatial and temporal directives inner to outer):
+        ``{target, type: datatype, keep, bypass}`` / ``{target, type: temporal|spatial, factors:
+        {dim: n}, permutation (innermost first)[, split]}``."""
+        inner_to_outer = self.levels[::-1]
+        out: list[dict[str, Any]] = [
+            {
+                "target": lv.target,
+                "type": "datatype",
+                "keep": [t for t, k in zip(TENSORS, lv.keep) if k],
+                "bypass": [t for t, k in zip(TENSORS, lv.keep) if not k],
+            }
+            for lv in inner_to_outer
+        ]
+        for lv in inner_to_outer:
             if any(f != 1 for f in lv.spatial):
                 out.append(
                     {
                         "target": lv.target,
                         "type": "spatial",
-                        "factors": " ".join(f"{d}{lv.spatial[DIM_INDEX[d]]}" for d in DIMS),
+                        "factors": {d: int(lv.spatial[i]) for i, d in enumerate(DIMS)},
                         "permutation": lv.spatial_permutation,
-                        "split": lv.split,
+                        "split": int(lv.split),
                     }
                 )
             out.append(
                 {
                     "target": lv.target,
                     "type": "temporal",
-                    "factors": " ".join(f"{d}{lv.temporal[DIM_INDEX[d]]}" for d in DIMS),
+                    "factors": {d: int(lv.temporal[i]) for i, d in enumerate(DIMS)},
                     "permutation": lv.temporal_permutation,
                 }
             )
-        return {"mapping": out}
+        return out
+
+    def to_yaml_doc(self) -> dict[str, Any]:
+        """Timeloop's map.yaml document, ``{"mapping": [...]}``, with factors written as Timeloop
+        writes them ("C1 M2 ...")."""
+        return {
+            "mapping": [
+                {**d, "factors": " ".join(f"{k}{v}" for k, v in d["factors"].items())}
+                if "factors" in d
+                else d
+                for d in self.directives()
+            ]
+        }
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -140,7 +156,7 @@ def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> 
     """Factors as a dict {dim index: factor}; accepts "C2 M1 ...", "C=2 M=1", a list of such
     strings, or a mapping. 0 means the full problem dimension (Timeloop's convention)."""
     items: list[tuple[str, Any]] = []
-    if isinstance(value, TMapping):
+    if isinstance(value, Mapping):
         items = [(str(k), v) for k, v in value.items()]
     elif isinstance(value, str) or (
         isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value)
@@ -181,10 +197,10 @@ def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> 
             raise InputError(
                 path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}"
             ) from None
-        if not isinstance(raw, int) and str(raw).strip() != str(f):
+        if str(raw).strip() != str(f) and not isinstance(raw, int):
             raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}")
         if f < 0:
-            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {shown(f)}")
+            raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {f}")
         d = DIM_INDEX[name]
         out[d] = bounds[d] if f == 0 else f
     return out
@@ -233,14 +249,111 @@ def _tensor_list(value: Any, where: str, path: Any) -> list[str]:
     return out
 
 
+@dataclass
+class _LevelDraft:
+    """What the directives say about one storage level, as they are read."""
+
+    temporal: dict[int, int] = field(default_factory=dict)
+    temporal_order: tuple[int, ...] = tuple(range(7))
+    spatial: dict[int, int] = field(default_factory=dict)
+    spatial_order: tuple[int, ...] = tuple(range(7))
+    split: int = 7
+    keep: list[bool] = field(default_factory=lambda: [True, True, True])
+
+    def build(self, target: str) -> LevelMapping:
+        return LevelMapping(
+            target=target,
+            temporal=tuple(self.temporal.get(d, 1) for d in range(7)),
+            temporal_order=self.temporal_order,
+            spatial=tuple(self.spatial.get(d, 1) for d in range(7)),
+            spatial_order=self.spatial_order,
+            split=self.split,
+            keep=tuple(self.keep),  # type: ignore[arg-type]
+        )
+
+
+#: per-level Timeloop directives deepfrack's model does not reproduce
+_UNSUPPORTED = (
+    "no_link_transfer",
+    "no_multicast_no_reduction",
+    "no_temporal_reuse",
+    "no-link-transfer",
+    "no-multicast-no-reduction",
+    "no-temporal-reuse",
+)
+
+
+def _directive_level(target: Any, names: tuple[str, ...], where: str, path: str | None) -> int:
+    """The index in ``names`` (outermost first) of a directive's target: a level name, or
+    Timeloop's storage level id (0 = innermost)."""
+    if isinstance(target, int) and not isinstance(target, bool):
+        if not 0 <= target < len(names):
+            raise InputError(
+                path, f"{where}.target", f"storage level id {target} out of range 0..{len(names) - 1}"
+            )
+        return len(names) - 1 - target
+    if target not in names:
+        raise InputError(
+            path,
+            f"{where}.target",
+            f"{target!r} is not a storage level of the architecture ({', '.join(names)})",
+        )
+    return names.index(target)
+
+
+def _apply_directive(
+    d: Mapping,
+    draft: _LevelDraft,
+    fanout: tuple[int, int],
+    bounds: Sequence[int],
+    where: str,
+    path: str | None,
+) -> None:
+    """Record one temporal, spatial, datatype or bypass directive in its level's draft."""
+    for key in _UNSUPPORTED:
+        if d.get(key):
+            raise InputError(
+                path, f"{where}.{key}", "this Timeloop directive is not supported by deepfrack's model"
+            )
+    typ = d.get("type")
+    if typ in ("temporal", "spatial"):
+        facs = _parse_factors(d.get("factors"), bounds, where, path)
+        perm = _parse_permutation(d.get("permutation"), where, path)
+        if typ == "temporal":
+            draft.temporal, draft.temporal_order = facs, perm
+            return
+        if fanout[0] * fanout[1] <= 1:
+            raise InputError(
+                path,
+                f"{where}.target",
+                f"{d.get('target')} has no spatial fan-out (its next inner level has as many instances), "
+                "so it takes no spatial directive",
+            )
+        sp = d.get("split", 7)
+        if isinstance(sp, bool) or not isinstance(sp, int) or sp < 0:
+            raise InputError(path, f"{where}.split", f"must be a non-negative integer, got {sp!r}")
+        draft.spatial, draft.spatial_order, draft.split = facs, perm, min(sp, 7)
+    elif typ in ("datatype", "bypass"):
+        for t in _tensor_list(d.get("keep"), f"{where}.keep", path):
+            draft.keep[TENSORS.index(t)] = True
+        for t in _tensor_list(d.get("bypass"), f"{where}.bypass", path):
+            draft.keep[TENSORS.index(t)] = False
+    else:
+        raise InputError(
+            path,
+            f"{where}.type",
+            f"unknown directive type {typ!r}; expected temporal, spatial, datatype or bypass",
+        )
+
+
 def mapping_from_directives(
     directives: Any,
     arch: Architecture,
     layer: Layer,
     source: str | Path | None = None,
     field_prefix: str = "mapping",
-) -> Mapping:
-    """Build and validate a :class:`Mapping` from Timeloop mapping directives (the list under
+) -> LoopMapping:
+    """Build and validate a :class:`LoopMapping` from Timeloop mapping directives (the list under
     ``mapping:`` in map.yaml, or a reference JSONL ``mapping`` list).
 
     Levels without a temporal directive get factor 1 everywhere; tensors not mentioned by a
@@ -253,102 +366,22 @@ def mapping_from_directives(
     if not isinstance(directives, (list, tuple)):
         raise InputError(path, field_prefix, "expected a list of mapping directives")
     names = arch.level_names
-    index = {n: i for i, n in enumerate(names)}
     bounds = layer_dims(layer)
-    fanouts = _fanouts(arch)
-    temporal: dict[int, dict[int, int]] = {}
-    t_order: dict[int, tuple[int, ...]] = {}
-    spatial: dict[int, dict[int, int]] = {}
-    s_order: dict[int, tuple[int, ...]] = {}
-    split: dict[int, int] = {}
-    keep: dict[int, list[bool]] = {i: [True, True, True] for i in range(len(names))}
+    fanouts = level_fanouts(arch)
+    drafts = [_LevelDraft() for _ in names]
     for k, d in enumerate(directives):
         where = f"{field_prefix}[{k}]"
-        if not isinstance(d, TMapping):
+        if not isinstance(d, Mapping):
             raise InputError(path, where, f"expected a mapping directive, got {d!r}")
-        target = d.get("target")
-        if isinstance(target, int) and not isinstance(target, bool):
-            # Timeloop also accepts the storage level id, 0 = innermost.
-            if not 0 <= target < len(names):
-                raise InputError(
-                    path, f"{where}.target", f"storage level id {target} out of range 0..{len(names) - 1}"
-                )
-            li = len(names) - 1 - target
-        else:
-            if not isinstance(target, str) or target not in index:
-                raise InputError(
-                    path,
-                    f"{where}.target",
-                    f"{shown(target, 40)} is not a storage level of the architecture ({', '.join(names)})",
-                )
-            li = index[target]
-        typ = d.get("type")
-        for key in (
-            "no_link_transfer",
-            "no_multicast_no_reduction",
-            "no_temporal_reuse",
-            "no-link-transfer",
-            "no-multicast-no-reduction",
-            "no-temporal-reuse",
-        ):
-            if d.get(key):
-                raise InputError(
-                    path, f"{where}.{key}", "this Timeloop directive is not supported by deepfrack's model"
-                )
-        if typ in ("temporal", "spatial"):
-            facs = _parse_factors(d.get("factors"), bounds, where, path)
-            perm = _parse_permutation(d.get("permutation"), where, path)
-            if typ == "temporal":
-                temporal[li] = facs
-                t_order[li] = perm
-            else:
-                fx, fy = fanouts[li]
-                if fx * fy <= 1:
-                    raise InputError(
-                        path,
-                        f"{where}.target",
-                        f"{target} has no spatial fan-out (its next inner level has as many instances), "
-                        "so it takes no spatial directive",
-                    )
-                spatial[li] = facs
-                s_order[li] = perm
-                sp = d.get("split", 7)
-                if isinstance(sp, bool) or not isinstance(sp, int) or sp < 0:
-                    raise InputError(path, f"{where}.split", f"must be a non-negative integer, got {sp!r}")
-                split[li] = min(sp, 7)
-        elif typ in ("datatype", "bypass"):
-            for t in _tensor_list(d.get("keep"), f"{where}.keep", path):
-                keep[li][TENSORS.index(t)] = True
-            for t in _tensor_list(d.get("bypass"), f"{where}.bypass", path):
-                keep[li][TENSORS.index(t)] = False
-        else:
-            raise InputError(
-                path,
-                f"{where}.type",
-                f"unknown directive type {typ!r}; expected temporal, spatial, datatype or bypass",
-            )
-    levels = []
-    for i, name in enumerate(names):
-        tf = tuple(temporal.get(i, {}).get(dd, 1) for dd in range(7))
-        sf = tuple(spatial.get(i, {}).get(dd, 1) for dd in range(7))
-        levels.append(
-            LevelMapping(
-                target=name,
-                temporal=tf,
-                temporal_order=t_order.get(i, tuple(range(7))),
-                spatial=sf,
-                spatial_order=s_order.get(i, tuple(range(7))),
-                split=split.get(i, 7),
-                keep=tuple(keep[i]),  # type: ignore[arg-type]
-            )
-        )
-    m = Mapping(tuple(levels), source=path)
+        li = _directive_level(d.get("target"), names, where, path)
+        _apply_directive(d, drafts[li], fanouts[li], bounds, where, path)
+    m = LoopMapping(tuple(dr.build(name) for dr, name in zip(drafts, names)), source=path)
     validate_mapping(m, arch, layer, source=path, field=field_prefix)
     return m
 
 
 def validate_mapping(
-    mapping: Mapping, arch: Architecture, layer: Layer, source: str | None = None, field: str = "mapping"
+    mapping: LoopMapping, arch: Architecture, layer: Layer, source: str | None = None, field: str = "mapping"
 ) -> None:
     """InputError unless the mapping has one level per architecture level (same names, same order),
     positive factors, valid orders, and factor products equal to the layer's dimensions."""
@@ -393,8 +426,9 @@ def validate_mapping(
             )
 
 
-def _fanouts(arch: Architecture) -> list[tuple[int, int]]:
-    """(fanout X, fanout Y) of every level (outer to inner) to the next inner level or the MACs."""
+def level_fanouts(arch: Architecture) -> list[tuple[int, int]]:
+    """(fan-out X, fan-out Y) of every storage level, outermost first: how many instances of the next
+    inner level (or of the MACs, below the innermost) each of its instances feeds along each axis."""
     out = []
     for i, lv in enumerate(arch.levels):
         inner = arch.levels[i + 1] if i + 1 < len(arch.levels) else arch.arithmetic
@@ -404,7 +438,7 @@ def _fanouts(arch: Architecture) -> list[tuple[int, int]]:
     return out
 
 
-def load_map_yaml(path: str | Path, arch: Architecture, layer: Layer) -> Mapping:
+def load_map_yaml(path: str | Path, arch: Architecture, layer: Layer) -> LoopMapping:
     """Read a Timeloop map.yaml (``mapping: [...]``, or a bare list) for ``arch`` and ``layer``."""
     from deepfrack.workload.loaders import read_yaml
 
@@ -412,13 +446,13 @@ def load_map_yaml(path: str | Path, arch: Architecture, layer: Layer) -> Mapping
     return mapping_from_doc(doc, arch, layer, source=path)
 
 
-def mapping_from_doc(doc: Any, arch: Architecture, layer: Layer, source: str | Path | None = None) -> Mapping:
-    if isinstance(doc, TMapping) and "mapping" in doc:
+def mapping_from_doc(
+    doc: Any, arch: Architecture, layer: Layer, source: str | Path | None = None
+) -> LoopMapping:
+    """A mapping from a map.yaml document (``{"mapping": [...]}``) or a bare list of directives."""
+    if isinstance(doc, Mapping) and "mapping" in doc:
         doc = doc["mapping"]
-        prefix = "mapping"
-    else:
-        prefix = "mapping"
-    return mapping_from_directives(doc, arch, layer, source=source, field_prefix=prefix)
+    return mapping_from_directives(doc, arch, layer, source=source)
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -446,7 +480,7 @@ class MappingBatch:
         return int(self.temporal.shape[0])
 
     @classmethod
-    def from_mappings(cls, mappings: Sequence[Mapping]) -> MappingBatch:
+    def from_mappings(cls, mappings: Sequence[LoopMapping]) -> MappingBatch:
         if not mappings:
             raise ValueError("empty list of mappings")
         names = tuple(lv.target for lv in mappings[0].levels)
@@ -461,8 +495,8 @@ class MappingBatch:
         kp = np.array([[lv.keep for lv in m.levels] for m in mappings], dtype=bool)
         return cls(tf, to, sf, so, sp, kp, names)
 
-    def mapping(self, b: int) -> Mapping:
-        """Candidate ``b`` as a :class:`Mapping`."""
+    def mapping(self, b: int) -> LoopMapping:
+        """Candidate ``b`` as a :class:`LoopMapping`."""
         names = self.level_names or tuple(f"L{i}" for i in range(self.temporal.shape[1]))
         levels = tuple(
             LevelMapping(
@@ -476,7 +510,7 @@ class MappingBatch:
             )
             for i in range(self.temporal.shape[1])
         )
-        return Mapping(levels)
+        return LoopMapping(levels)
 
     def take(self, idx: Iterable[int] | np.ndarray) -> MappingBatch:
         idx = np.asarray(list(idx) if not isinstance(idx, np.ndarray) else idx)

@@ -39,27 +39,17 @@ from __future__ import annotations
 
 import functools
 import itertools
-from collections.abc import Mapping as TMapping
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from deepfrack.arch.spec import Architecture, Constraints
-from deepfrack.cost.mapping import LevelMapping, Mapping, MappingBatch, layer_dims
+from deepfrack.cost.mapping import LevelMapping, LoopMapping, MappingBatch, layer_dims, level_fanouts
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.workload.layer import Layer
 
 T_SLOT, X_SLOT, Y_SLOT = 0, 1, 2
-#: loop dimensions each tensor depends on (Timeloop's CNN-layer projections)
-RELEVANT = np.array(
-    [
-        [1, 1, 1, 1, 0, 0, 0],  # Weights: C M R S
-        [1, 0, 1, 1, 1, 1, 1],  # Inputs: C R S N P Q
-        [0, 1, 0, 0, 1, 1, 1],  # Outputs: M N P Q
-    ],
-    bool,
-)
 #: dimension groups for the structured loop orders: irrelevant to Weights, to Inputs, to Outputs
 _GROUPS = (
     (DIM_INDEX["N"], DIM_INDEX["P"], DIM_INDEX["Q"]),
@@ -181,7 +171,8 @@ class MapSpace:
     min_parallelism: float = 0.0
     notes: tuple[str, ...] = ()
     bounds: tuple[int, ...] = field(default=(1,) * 7)
-    #: per level, its orders restricted to the dimensions that can be > 1 there ([n_l, a_l])
+    #: per level, its orders restricted to the dimensions that can be > 1 there, outermost loop
+    #: first ([n_l, a_l])
     active_orders: tuple[np.ndarray, ...] = ()
 
     @property
@@ -261,8 +252,8 @@ class MapSpace:
         return ok
 
     # ---- to Timeloop mappings ----------------------------------------------------------------------
-    def mapping(self, c: Candidates, b: int, variant: int) -> Mapping:
-        """Candidate ``b`` under variant index ``variant`` as a :class:`Mapping`."""
+    def mapping(self, c: Candidates, b: int, variant: int) -> LoopMapping:
+        """Candidate ``b`` under variant index ``variant`` as a :class:`LoopMapping`."""
         tf, sx, sy = self.factors(c.take([b]))
         to = self.temporal_orders(c.take([b]))[0]
         keep = self.keeps(c.take([b]))[variant, 0]
@@ -286,7 +277,7 @@ class MapSpace:
                     keep=tuple(bool(x) for x in keep[l]),  # type: ignore[arg-type]
                 )
             )
-        return Mapping(tuple(levels), source="deepfrack mapper")
+        return LoopMapping(tuple(levels), source="deepfrack mapper")
 
     def mapping_batch(self, c: Candidates, variants: Sequence[int]) -> MappingBatch:
         """Candidates (paired with ``variants``, one variant index per candidate) as a MappingBatch."""
@@ -359,14 +350,6 @@ def spatial_arrangement(
 # ------------------------------------------------------------------------------------------------ #
 # building the space
 # ------------------------------------------------------------------------------------------------ #
-def _level_fanouts(arch: Architecture) -> list[tuple[int, int]]:
-    out = []
-    for i, lv in enumerate(arch.levels):
-        inner = arch.levels[i + 1] if i + 1 < len(arch.levels) else arch.arithmetic
-        out.append((max(1, inner.mesh_x // max(1, lv.mesh_x)), max(1, inner.mesh_y // max(1, lv.mesh_y))))
-    return out
-
-
 def _parse_perm(p: str | None) -> tuple[tuple[int, ...], tuple[int, ...]]:
     if not p:
         return (), ()
@@ -437,67 +420,52 @@ class SpaceTemplate:
     min_parallelism: float
 
 
-def space_template(
-    arch: Architecture,
-    variant_constraints: TMapping[str, Constraints],
-    home_levels: TMapping[str, str] | None = None,
-) -> SpaceTemplate:
-    """See :class:`SpaceTemplate` and :func:`build_mapspace`."""
+def shared_key(arch: Architecture, constraints: Constraints) -> tuple:
+    """Everything a constraint set (merged with the architecture's own) says except what the
+    outermost level keeps: sets with equal keys are searched together, as residency variants."""
+    outer = arch.levels[0].name
+    return tuple(
+        sorted(
+            t.key()
+            for t in arch.constraints.merged(constraints).targets
+            if not (t.target == outer and t.type == "datatype")
+        )
+    )
+
+
+def _level_info(lv, constraints: Constraints, fanout: tuple[int, int]) -> tuple[LevelInfo, tuple, float]:
+    """One level's loop-order and split constraints, its factor constraints as (dim, op, value)
+    per kind (temporal, spatial), and its minimum MAC utilization (0: none)."""
+    temporal = constraints.for_target(lv.name, "temporal")
+    spatial = constraints.for_target(lv.name, "spatial")
+    tperm = next((t.permutation for t in temporal if t.permutation), None)
+    sperm = next((t.permutation for t in spatial if t.permutation), None)
+    split = next((t.split for t in spatial if t.split is not None), None)
+    if split is not None:
+        split = min(split, 7)  # Timeloop: a split past the last dimension puts them all on X
+    tpre, tsuf = _parse_perm(tperm)
+    spre, ssuf = _parse_perm(sperm)
+    info = LevelInfo(lv.name, *fanout, tpre, tsuf, spre, ssuf, bool(sperm) or split is not None, split)
+    bounds = tuple(
+        tuple((DIM_INDEX[name], fb.op, fb.value) for t in tl for name, fb in t.factors.items())
+        for tl in (temporal, spatial)
+    )
+    util = [t.min_utilization for t in constraints.for_target(lv.name, "utilization")]
+    return info, bounds, max([u for u in util if u is not None], default=0.0)
+
+
+def _variant_keeps(
+    arch: Architecture, variant_constraints: Mapping[str, Constraints], home_levels: Mapping[str, str] | None
+) -> tuple[np.ndarray, tuple[tuple[int, int], ...]]:
+    """bool [V, L, 3]: what each variant's constraints make every level keep; and the (level,
+    tensor) pairs they leave free (the mapper chooses), except a tensor's home level, which keeps it."""
     from deepfrack.arch.constraints import effective_keep
 
-    names = tuple(variant_constraints)
-    if not names:
-        raise ValueError("no constraint set given")
-    outer = arch.levels[0].name
-    shared_keys = set()
-    for cons in variant_constraints.values():
-        shared_keys.add(
-            tuple(
-                sorted(
-                    t.key()
-                    for t in arch.constraints.merged(cons).targets
-                    if not (t.target == outer and t.type == "datatype")
-                )
-            )
-        )
-    if len(shared_keys) != 1:
-        raise ValueError(
-            "the constraint sets differ elsewhere than in what the outermost level keeps; search them apart"
-        )
-    first = arch.constraints.merged(variant_constraints[names[0]])
     L = len(arch.levels)
-    fan = _level_fanouts(arch)
-    levels: list[LevelInfo] = []
-    fbounds = []
-    min_par = 0.0
-    for l, lv in enumerate(arch.levels):
-        temporal = first.for_target(lv.name, "temporal")
-        spatial = first.for_target(lv.name, "spatial")
-        tperm = next((t.permutation for t in temporal if t.permutation), None)
-        sperm = next((t.permutation for t in spatial if t.permutation), None)
-        split = next((t.split for t in spatial if t.split is not None), None)
-        if split is not None:
-            split = min(split, 7)  # Timeloop: a split past the last dimension puts them all on X
-        tpre, tsuf = _parse_perm(tperm)
-        spre, ssuf = _parse_perm(sperm)
-        fx, fy = fan[l]
-        levels.append(
-            LevelInfo(lv.name, fx, fy, tpre, tsuf, spre, ssuf, bool(sperm) or split is not None, split)
-        )
-        fbounds.append(
-            tuple(
-                tuple((DIM_INDEX[name], fb.op, fb.value) for t in tl for name, fb in t.factors.items())
-                for tl in (temporal, spatial)
-            )
-        )
-        for t in first.for_target(lv.name, "utilization"):
-            if t.min_utilization is not None:
-                min_par = max(min_par, t.min_utilization)
-    V = len(names)
-    vkeep = np.zeros((V, L, 3), bool)
+    vkeep = np.zeros((len(variant_constraints), L, 3), bool)
     free = np.zeros((L, 3), bool)
-    for v, name in enumerate(names):
-        ek = effective_keep(arch, variant_constraints[name])
+    for v, cons in enumerate(variant_constraints.values()):
+        ek = effective_keep(arch, cons)
         for l, lv in enumerate(arch.levels):
             for t, tensor in enumerate(TENSORS):
                 k = ek[lv.name][tensor]
@@ -508,8 +476,36 @@ def space_template(
                         free[l, t] = True
                 else:
                     vkeep[v, l, t] = k
-    free_keeps = tuple((int(l), int(t)) for l, t in zip(*np.nonzero(free)))
-    return SpaceTemplate(arch, tuple(levels), tuple(fan), tuple(fbounds), names, vkeep, free_keeps, min_par)
+    return vkeep, tuple((int(l), int(t)) for l, t in zip(*np.nonzero(free)))
+
+
+def space_template(
+    arch: Architecture,
+    variant_constraints: Mapping[str, Constraints],
+    home_levels: Mapping[str, str] | None = None,
+) -> SpaceTemplate:
+    """See :class:`SpaceTemplate` and :func:`build_mapspace`."""
+    names = tuple(variant_constraints)
+    if not names:
+        raise ValueError("no constraint set given")
+    if len({shared_key(arch, cons) for cons in variant_constraints.values()}) != 1:
+        raise ValueError(
+            "the constraint sets differ elsewhere than in what the outermost level keeps; search them apart"
+        )
+    first = arch.constraints.merged(variant_constraints[names[0]])
+    fan = level_fanouts(arch)
+    per_level = [_level_info(lv, first, fan[l]) for l, lv in enumerate(arch.levels)]
+    vkeep, free_keeps = _variant_keeps(arch, variant_constraints, home_levels)
+    return SpaceTemplate(
+        arch,
+        tuple(info for info, _, _ in per_level),
+        tuple(fan),
+        tuple(bounds for _, bounds, _ in per_level),
+        names,
+        vkeep,
+        free_keeps,
+        max([0.0] + [util for _, _, util in per_level]),
+    )
 
 
 def _resolve(
@@ -568,7 +564,9 @@ def _orders_cached(
     prefix: tuple[int, ...], suffix: tuple[int, ...], active: frozenset[int]
 ) -> tuple[np.ndarray, np.ndarray]:
     o = _level_orders(prefix, suffix, set(active))
-    act = np.array([[d for d in row if d in active] for row in o.tolist()], np.int64).reshape(
+    # the loops that can be > 1, outermost first: the order in which the fast model walks a nest
+    # (a permutation lists the innermost loop first)
+    act = np.array([[d for d in reversed(row) if d in active] for row in o.tolist()], np.int64).reshape(
         len(o), len(active)
     )
     o.setflags(write=False)
@@ -579,8 +577,8 @@ def _orders_cached(
 def build_mapspace(
     arch: Architecture,
     layer: Layer,
-    variant_constraints: TMapping[str, Constraints] | None = None,
-    home_levels: TMapping[str, str] | None = None,
+    variant_constraints: Mapping[str, Constraints] | None = None,
+    home_levels: Mapping[str, str] | None = None,
     template: SpaceTemplate | None = None,
 ) -> MapSpace:
     """The mapspace of ``layer`` on ``arch`` for one or more constraint sets that differ only in
@@ -609,24 +607,7 @@ def build_mapspace(
         )
     dims: list[DimTable] = []
     for d in range(7):
-        slots = []
-        sfilt = []
-        tmins = []
-        for l in range(L):
-            fx, fy = fan[l]
-            tb = per_level_bounds[l][T_SLOT].get(d, (None, None, None))
-            slots.append((l, T_SLOT, tb, bounds[d]))
-            if tb[1] is not None:
-                tmins.append((l, tb[1]))
-            if fx * fy > 1:
-                fixed, lo, hi = per_level_bounds[l][X_SLOT].get(d, (None, None, None))
-                # a spatial constraint bounds the level's factor on whichever axis carries it
-                if fx > 1:
-                    slots.append((l, X_SLOT, (None, None, hi), fx))
-                if fy > 1:
-                    slots.append((l, Y_SLOT, (None, None, hi), fy))
-                sfilt.append((l, fixed, lo))
-        arr = _dim_table(d, bounds[d], L, tuple(slots), tuple(sfilt), tuple(tmins))
+        arr = _dim_table(d, bounds[d], L, *_factor_slots(d, bounds[d], fan, per_level_bounds))
         if arr is None:
             raise Infeasible(_dim_reason(d, bounds[d], arch, fan, per_level_bounds))
         dims.append(DimTable(d, bounds[d], arr))
@@ -651,6 +632,27 @@ def build_mapspace(
         bounds=tuple(bounds),
         active_orders=tuple(active_orders),
     )
+
+
+def _factor_slots(d: int, bound: int, fan, per_level_bounds) -> tuple[tuple, tuple, tuple]:
+    """The slots dimension d's factors can go to, as :func:`_dim_table` takes them: per level its
+    temporal slot (level, kind, (fixed, min, max), cap), and where the level has a fan-out its X and
+    Y slots (capped by the fan-out; a spatial constraint bounds the level's factor on whichever axis
+    carries it); the spatial filters (level, fixed, min) and the temporal minimums (level, min)."""
+    slots, sfilt, tmins = [], [], []
+    for l, (fx, fy) in enumerate(fan):
+        tb = per_level_bounds[l][T_SLOT].get(d, (None, None, None))
+        slots.append((l, T_SLOT, tb, bound))
+        if tb[1] is not None:
+            tmins.append((l, tb[1]))
+        if fx * fy > 1:
+            fixed, lo, hi = per_level_bounds[l][X_SLOT].get(d, (None, None, None))
+            if fx > 1:
+                slots.append((l, X_SLOT, (None, None, hi), fx))
+            if fy > 1:
+                slots.append((l, Y_SLOT, (None, None, hi), fy))
+            sfilt.append((l, fixed, lo))
+    return tuple(slots), tuple(sfilt), tuple(tmins)
 
 
 def _dim_reason(d: int, bound: int, arch: Architecture, fan, per_level_bounds) -> str:
@@ -706,7 +708,6 @@ def minimal_candidate(space: MapSpace) -> Candidates:
 
 
 __all__ = [
-    "RELEVANT",
     "Candidates",
     "DimTable",
     "Infeasible",

@@ -11,7 +11,7 @@ Public API::
 ``arch`` is a :class:`~deepfrack.arch.spec.Architecture`, ``energy`` an
 :class:`~deepfrack.arch.spec.EnergyTable` (an Accelergy ERT or the built-in table), ``layer`` a
 :class:`~deepfrack.workload.layer.Layer` (Timeloop's CNN-layer problem; padding is not part of it),
-``mapping`` a :class:`~deepfrack.cost.mapping.Mapping` and ``batch`` a
+``mapping`` a :class:`~deepfrack.cost.mapping.LoopMapping` and ``batch`` a
 :class:`~deepfrack.cost.mapping.MappingBatch`.
 
 The model reproduces Timeloop's counts exactly (per level and tensor: reads, fills, updates,
@@ -29,7 +29,7 @@ size / multiple buffering, instances and mesh X/Y vs the spatial fan-out used).
 
 from __future__ import annotations
 
-from collections.abc import Mapping as TMapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,8 +37,8 @@ import numpy as np
 
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.cost.analytic import analytic_setup, analyze
-from deepfrack.cost.mapping import Mapping, MappingBatch, validate_mapping
-from deepfrack.cost.nest import arch_fanouts_inner_first, build_nest
+from deepfrack.cost.mapping import LoopMapping, MappingBatch, level_fanouts, validate_mapping
+from deepfrack.cost.nest import build_nest
 from deepfrack.cost.timeloop_post import (
     RULES,
     TIMELOOP_2023,
@@ -106,18 +106,6 @@ class TensorStats:
     partition_size: int
     energy_pJ: float
 
-    @property
-    def reads_total(self) -> int:
-        return self.reads * self.utilized_instances
-
-    @property
-    def fills_total(self) -> int:
-        return self.fills * self.utilized_instances
-
-    @property
-    def updates_total(self) -> int:
-        return self.updates * self.utilized_instances
-
 
 @dataclass(frozen=True)
 class LevelResult:
@@ -129,7 +117,7 @@ class LevelResult:
     energy_pJ: float
     leakage_pJ: float
     cycles: int
-    tensors: TMapping[str, TensorStats]
+    tensors: Mapping[str, TensorStats]
 
     def totals(self, kind: str) -> dict[str, int]:
         """{tensor: count summed over instances} for kind "reads", "fills" or "updates" (0 for a
@@ -137,7 +125,7 @@ class LevelResult:
         out = {}
         for t in TENSORS:
             st = self.tensors.get(t)
-            out[t] = 0 if st is None else getattr(st, f"{kind}_total")
+            out[t] = 0 if st is None else getattr(st, kind) * st.utilized_instances
         return out
 
 
@@ -158,7 +146,7 @@ class ModelResult:
     mac_cycles: int
     mac_utilized: int
     rules: str
-    mapping: Mapping | None = None
+    mapping: LoopMapping | None = None
 
     def level(self, name: str) -> LevelResult:
         for lv in self.levels:
@@ -220,8 +208,9 @@ class BatchResult:
 
     energy_pJ [B], cycles [B], macs [B], utilization [B], valid [B];
     level_energy_pJ [B, L]; reads, fills, updates [B, L, 3] per instance; utilized_instances,
-    utilized_capacity, partition_size [B, L, 3]; via_simulator [B]: candidates whose link transfers
-    could not be excluded and were evaluated by the reference simulator."""
+    utilized_capacity, partition_size [B, L, 3]; ``post``: the same as Timeloop's statistics with the
+    candidate axis last (:class:`~deepfrack.cost.timeloop_post.PostResult`); ``bad_spatial`` [B]:
+    spatial factors on a level without a fan-out."""
 
     energy_pJ: np.ndarray
     cycles: np.ndarray
@@ -238,9 +227,8 @@ class BatchResult:
     partition_size: np.ndarray
     energy_ds_pJ: np.ndarray
     leakage_pJ: np.ndarray
-    via_simulator: np.ndarray
     post: PostResult = field(repr=False)
-    bad_spatial: np.ndarray = field(repr=False, default=None)  # type: ignore[assignment]
+    bad_spatial: np.ndarray = field(repr=False)
 
     def __len__(self) -> int:
         return int(self.energy_pJ.shape[0])
@@ -267,7 +255,7 @@ class LayerModel:
         self.rules = default_rules(arch) if rules is None else get_rules(rules)
         self.source = source
         self.tables: ArchTables = arch_tables(arch, energy, self.rules, source)
-        self.fanouts = arch_fanouts_inner_first(arch)
+        self.fanouts = level_fanouts(arch)
         self.level_names = arch.level_names
         self._setup = analytic_setup(self.fanouts, self.layer, self.rules.translation)
         self._post = post_setup(self.tables)
@@ -284,40 +272,37 @@ class LayerModel:
             raise ValueError(
                 f"batch has {batch.temporal.shape[1]} levels, the architecture {len(self.level_names)}"
             )
-        keep_tl = np.ascontiguousarray(batch.keep[:, ::-1, :].transpose(1, 2, 0))  # [L, 3, B]
+        keep = _keep_levels_first(batch)
         if self._no_energy:
-            check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
+            check_energy_for_keep(self.tables, keep, self.source or self.energy.origin or None)
         ar = analyze(batch, self.fanouts, self.layer, self.rules.translation, self._setup)
-        stats = ar.stats
-        post = postprocess(stats, keep_tl, self.tables, self.rules, self._post)
-        valid = post.valid & ~ar.bad_spatial
+        post = postprocess(ar.stats, keep, self.tables, self.rules, self._post)
 
-        def flip(a: np.ndarray) -> np.ndarray:  # [L, (3,) B] Timeloop order -> [B, L, (3)] arch order
-            return a.transpose(2, 0, 1)[:, ::-1] if a.ndim == 3 else a.T[:, ::-1]
+        def per_candidate(a: np.ndarray) -> np.ndarray:  # [L, (3,) B] -> [B, L, (3)]
+            return a.transpose(2, 0, 1) if a.ndim == 3 else a.T
 
         return BatchResult(
             energy_pJ=post.energy,
             cycles=post.cycles,
             macs=post.macs,
             utilization=post.utilization,
-            valid=valid,
-            level_energy_pJ=flip(post.level_energy),
-            level_cycles=flip(post.level_cycles),
-            reads=flip(post.reads),
-            fills=flip(post.fills),
-            updates=flip(post.updates),
-            utilized_instances=flip(post.utilized_instances),
-            utilized_capacity=flip(post.utilized_capacity),
-            partition_size=flip(post.partition),
-            energy_ds_pJ=flip(post.energy_ds),
-            leakage_pJ=flip(post.leak),
-            via_simulator=np.zeros(len(batch), bool),
+            valid=post.valid & ~ar.bad_spatial,
+            level_energy_pJ=per_candidate(post.level_energy),
+            level_cycles=per_candidate(post.level_cycles),
+            reads=per_candidate(post.reads),
+            fills=per_candidate(post.fills),
+            updates=per_candidate(post.updates),
+            utilized_instances=per_candidate(post.utilized_instances),
+            utilized_capacity=per_candidate(post.utilized_capacity),
+            partition_size=per_candidate(post.partition),
+            energy_ds_pJ=per_candidate(post.energy_ds),
+            leakage_pJ=per_candidate(post.leak),
             post=post,
             bad_spatial=ar.bad_spatial,
         )
 
     # ---- one mapping ------------------------------------------------------------------------
-    def evaluate(self, mapping: Mapping, method: str = "analytic") -> ModelResult:
+    def evaluate(self, mapping: LoopMapping, method: str = "analytic") -> ModelResult:
         """Evaluate one mapping. ``method`` "analytic" (closed form) or "simulate" (the reference
         simulator of Timeloop's nest analysis; slow, for cross-checks)."""
         validate_mapping(mapping, self.arch, self.layer, source=mapping.source)
@@ -326,10 +311,10 @@ class LayerModel:
             br = self.evaluate_batch(batch)
             post, bad = br.post, br.bad_spatial
         elif method == "simulate":
-            keep_tl = np.ascontiguousarray(batch.keep[:, ::-1, :].transpose(1, 2, 0))
-            check_energy_for_keep(self.tables, keep_tl, self.source or self.energy.origin or None)
+            keep = _keep_levels_first(batch)
+            check_energy_for_keep(self.tables, keep, self.source or self.energy.origin or None)
             stats = simulate_stats(self.arch, self.layer, mapping, self.rules.translation)
-            post = postprocess(stats, keep_tl, self.tables, self.rules, self._post)
+            post = postprocess(stats, keep, self.tables, self.rules, self._post)
             bad = np.zeros(1, bool)
         else:
             raise ValueError(f"unknown method {method!r}; expected 'analytic' or 'simulate'")
@@ -340,7 +325,7 @@ def evaluate(
     arch: Architecture,
     energy: EnergyTable,
     layer: Layer,
-    mapping: Mapping,
+    mapping: LoopMapping,
     rules: TimeloopRules | str | None = None,
     method: str = "analytic",
 ) -> ModelResult:
@@ -363,6 +348,11 @@ def evaluate_batch(
 # --------------------------------------------------------------------------------------------- #
 # helpers
 # --------------------------------------------------------------------------------------------- #
+def _keep_levels_first(batch: MappingBatch) -> np.ndarray:
+    """The batch's keep flags as bool [L, 3, B] (candidate axis last, as the kernels take them)."""
+    return np.ascontiguousarray(batch.keep.transpose(1, 2, 0))
+
+
 def _check_layer(layer: Layer) -> Layer:
     if layer.kind not in ("conv", "fc") or layer.groups != 1:
         raise InputError(
@@ -375,7 +365,7 @@ def _check_layer(layer: Layer) -> Layer:
 
 
 def simulate_stats(
-    arch: Architecture, layer: Layer, mapping: Mapping, translation: str = "legacy"
+    arch: Architecture, layer: Layer, mapping: LoopMapping, translation: str = "legacy"
 ) -> NestStats:
     """NestStats of one mapping from the reference simulator (batch of one)."""
     from deepfrack.cost.nest import SPACE_X, SPACE_Y
@@ -427,14 +417,12 @@ def _violations(
 ) -> list[str]:
     """Timeloop's failure reasons for candidate b, in architecture order."""
     out: list[str] = []
-    L = len(tables.names)
     for t, name in enumerate(TENSORS):
         if post.unstored[t, b]:
             out.append(f"{name}: bypassed at every storage level")
     if bad_spatial:
         out.append("spatial factors on a level without spatial fan-out")
-    for l in range(L - 1, -1, -1):
-        n = tables.names[l]
+    for l, n in enumerate(tables.names):
         if post.over_capacity[l, b]:
             out.append(
                 f"{n}: mapped tile size {int(post.capacity_used[l, b])} words exceeds buffer capacity "
@@ -468,18 +456,14 @@ def _result(
     arch: Architecture,
     tables: ArchTables,
     rules: TimeloopRules,
-    mapping: Mapping | None,
+    mapping: LoopMapping | None,
     bad_spatial: bool,
 ) -> ModelResult:
-    L = len(tables.names)
     levels = []
-    keep_tl = None
-    if mapping is not None:
-        keep_tl = [lv.keep for lv in reversed(mapping.levels)]
-    for l in range(L - 1, -1, -1):
+    for l, level_name in enumerate(tables.names):
         tensors = {}
         for t, name in enumerate(TENSORS):
-            kept = keep_tl[l][t] if keep_tl is not None else post.utilized_capacity[l, t, b] > 0
+            kept = mapping.levels[l].keep[t] if mapping is not None else post.utilized_capacity[l, t, b] > 0
             if not kept or post.utilized_capacity[l, t, b] == 0:
                 continue
             tensors[name] = TensorStats(
@@ -493,7 +477,7 @@ def _result(
             )
         levels.append(
             LevelResult(
-                name=tables.names[l],
+                name=level_name,
                 instances=int(tables.instances[l]),
                 energy_pJ=float(post.level_energy[l, b]),
                 leakage_pJ=float(post.leak[l, b]),

@@ -13,7 +13,7 @@ from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.parse import architecture_from_data, component_classes
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.arch.yamlio import Document, find_tag, load_documents
-from deepfrack.cost.mapping import Mapping, mapping_from_directives
+from deepfrack.cost.mapping import LoopMapping, mapping_from_directives
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
 from deepfrack.errors import InputError
@@ -50,7 +50,7 @@ class ModelInputs:
     arch: Architecture
     energy: EnergyTable
     layer: Layer
-    mapping: Mapping
+    mapping: LoopMapping
     rules: TimeloopRules
     sources: dict[str, str]
 
@@ -68,20 +68,16 @@ def layer_from_problem(data: dict, path: Path) -> Layer:
     return problem_layer(data, path)
 
 
-def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) -> ModelInputs:
-    """Read and check the inputs of one model run (see the module docstring). Without an ERT the
-    built-in energy table is used. InputError (naming file and field) on a missing or duplicated
-    part, an unknown top-level key, or a bad value."""
-    if not paths:
-        raise InputError(None, None, "no input files given")
-    docs = load_documents(*paths)
+def _check_documents(docs: list[Document]) -> dict:
+    """InputError for a document that is not a mapping, an unknown top-level key or a v0.4 tag
+    outside an architecture file; the compound-component classes the documents define."""
     classes = {}
+    known = _ARCH_KEYS | _IGNORED | {"problem", "mapping", "ERT"}
     for d in docs:
         if not isinstance(d.data, dict):
             raise InputError(
                 d.path, None, f"expected a YAML mapping at the top level, got {type(d.data).__name__}"
             )
-        known = _ARCH_KEYS | _IGNORED | {"problem", "mapping", "ERT"}
         unknown = [k for k in d.data if k not in known]
         if unknown:
             if "sparse_optimizations" in unknown:
@@ -101,13 +97,21 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
                     f"unknown YAML tag !{tagged[1]} (tags belong in v0.4 architecture files)",
                 )
         classes.update(component_classes(d.data, d.path))
+    return classes
+
+
+def _architecture(
+    docs: list[Document], paths: tuple[str | Path, ...], classes: dict
+) -> tuple[Architecture, Document]:
+    """The one architecture of the documents (with the variables the other files define); when none
+    defines one, the InputError names the files given."""
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
-    given = ", ".join(str(p) for p in paths)
+    given, n_files = ", ".join(str(p) for p in paths), len(paths)
     if not arch_docs:
         raise InputError(
             given,
             "architecture",
-            f"none of the {len(paths)} files given defines an architecture (a top-level 'architecture:' key)",
+            f"none of the {n_files} files given defines an architecture (a top-level 'architecture:' key)",
         )
     if len(arch_docs) > 1:
         raise InputError(
@@ -118,22 +122,35 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
     for other in docs:
         if other is not ad and "variables" in other.data:
             data["variables"] = {**(other.data.get("variables") or {}), **(data.get("variables") or {})}
-    arch = architecture_from_data(data, ad.path, classes)
-    pd = _one(docs, "problem", "problem")
-    if pd is None:
+    return architecture_from_data(data, ad.path, classes), ad
+
+
+def _required(docs: list[Document], key: str, paths: tuple[str | Path, ...]) -> Document:
+    """The one document with top-level ``key`` (problem, mapping); InputError (naming the files given)
+    if none or two."""
+    found = _one(docs, key, key)
+    if found is None:
+        given, n_files = ", ".join(str(p) for p in paths), len(paths)
         raise InputError(
             given,
-            "problem",
-            f"none of the {len(paths)} files given defines a problem (a top-level 'problem:' key)",
+            key,
+            f"none of the {n_files} files given defines a {key} (a top-level '{key}:' key)",
         )
+    return found
+
+
+def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) -> ModelInputs:
+    """Read and check the inputs of one model run (see the module docstring). Without an ERT the
+    built-in energy table is used. InputError (naming file and field) on a missing or duplicated
+    part, an unknown top-level key, or a bad value."""
+    if not paths:
+        raise InputError(None, None, "no input files given")
+    docs = load_documents(*paths)
+    classes = _check_documents(docs)
+    arch, ad = _architecture(docs, paths, classes)
+    pd = _required(docs, "problem", paths)
     layer = layer_from_problem(pd.data, pd.path)
-    md = _one(docs, "mapping", "mapping")
-    if md is None:
-        raise InputError(
-            given,
-            "mapping",
-            f"none of the {len(paths)} files given defines a mapping (a top-level 'mapping:' key)",
-        )
+    md = _required(docs, "mapping", paths)
     mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path)
     ed = _one(docs, "ERT", "ERT")
     if ed is not None:

@@ -127,6 +127,7 @@ def ps_translation(a: PointSet, b: PointSet) -> tuple[int, ...] | None:
 class LoopTile:
     """Timeloop's per-loop DataMovementInfo for one tensor (only temporal and master-spatial loops)."""
 
+    level: int  # the storage level of the loop
     size: int
     access: dict[tuple[int, int], float]
     link_transfers: int
@@ -150,7 +151,7 @@ class CollapsedTile:
 
 @dataclass
 class SimResult:
-    """Per storage level (Timeloop order, 0 = innermost) and tensor, the collapsed tiles; and the
+    """Per storage level (outermost first) and tensor, the collapsed tiles; and the
     compute iterations per MAC instance and the number of MAC instances used."""
 
     tiles: list[list[CollapsedTile]]  # [level][tensor]
@@ -158,7 +159,6 @@ class SimResult:
     compute_replication: int
     x_expansion: list[int]  # per level, product of X spatial factors above it
     y_expansion: list[int]
-    calls: int = 0
 
 
 @dataclass
@@ -229,7 +229,6 @@ class NestSimulator:
         self.space_stamp: list[int] = []
         self.states: list[dict[tuple[int, ...], _State]] = [{} for _ in range(n)]
         self.compute: dict[tuple[int, ...], float] = {}
-        self.calls = 0
 
     # ---- geometry ---------------------------------------------------------------------------
     def _project(self, low: list[int], high: list[int]) -> list[PointSet]:
@@ -274,7 +273,6 @@ class NestSimulator:
         return st
 
     def compute_deltas(self, level: int) -> list[PointSet]:
-        self.calls += 1
         if self.boundary[level]:
             self.space_stamp.append(0)
         state = self._state(level)
@@ -485,13 +483,21 @@ class NestSimulator:
 
     # ---- driver -----------------------------------------------------------------------------
     def run(self) -> SimResult:
-        n = len(self.loops)
         self.epochs = 1
-        self.compute_deltas(n - 1)
-        # CollectWorkingSets: one tile per temporal or master-spatial loop, averaged over live states
+        self.compute_deltas(len(self.loops) - 1)
+        tiles = self._collapse(self._working_sets())
+        vals = list(self.compute.values())
+        comp = sum(vals) / len(vals) if vals else 0.0
+        first_valid = next(lv for lv, lp in enumerate(self.loops) if not lp.spatial or self.master[lv])
+        comp_rep = self.num_above[first_valid] * self.fanout[first_valid]
+        xs, ys = self._spatial_expansion()
+        return SimResult(tiles, comp, comp_rep, xs, ys)
+
+    def _working_sets(self) -> list[list[LoopTile]]:
+        """CollectWorkingSets: per tensor, one tile per temporal or master-spatial loop (innermost
+        first), averaged over the loop's live states."""
         per_loop: list[list[LoopTile]] = [[] for _ in range(NT)]
-        for lv in range(n):
-            lp = self.loops[lv]
+        for lv, lp in enumerate(self.loops):
             if lp.spatial and not self.master[lv]:
                 continue
             states = list(self.states[lv].values())
@@ -508,6 +514,7 @@ class NestSimulator:
                 acc = {k: val / cnt for k, val in acc.items()}
                 per_loop[t].append(
                     LoopTile(
+                        lp.storage,
                         msz // cnt,
                         acc,
                         link // cnt,
@@ -517,48 +524,52 @@ class NestSimulator:
                         self.master[lv],
                     )
                 )
-        # CollapseDataMovementNest
+        return per_loop
+
+    def _collapse(self, per_loop: list[list[LoopTile]]) -> list[list[CollapsedTile]]:
+        """CollapseDataMovementNest: the loops of one storage level make one tile (the size and
+        replication of its outermost loop, the accesses, link transfers and fan-out of its
+        innermost); a level's partition-fraction denominator is its parent's innermost loop's tile
+        when that loop is spatial, else its own tile."""
         nlev = len(self.nest.boundaries)
         tiles: list[list[CollapsedTile]] = [[None] * NT for _ in range(nlev)]  # type: ignore[list-item]
         for t in range(NT):
             lst = per_loop[t]
             i = 0
-            s = 0
             while i < len(lst):
                 j = i
                 while not lst[j].boundary and j < len(lst) - 1:
                     j += 1
                 inner, outer = lst[i], lst[j]
-                ct = CollapsedTile(
+                level = outer.level
+                tiles[level][t] = CollapsedTile(
                     outer.size,
                     dict(sorted(inner.access.items())),
                     inner.link_transfers,
                     outer.replication,
                     inner.fanout,
                 )
-                if s > 0:
-                    prev = tiles[s - 1][t]
-                    prev.pfd = inner.size if inner.master else prev.size
-                tiles[s][t] = ct
-                s += 1
+                if level + 1 < nlev:  # the child level, collapsed before
+                    child = tiles[level + 1][t]
+                    child.pfd = inner.size if inner.master else child.size
                 i = j + 1
-        vals = list(self.compute.values())
-        comp = sum(vals) / len(vals) if vals else 0.0
-        first_valid = next(lv for lv in range(n) if not self.loops[lv].spatial or self.master[lv])
-        comp_rep = self.num_above[first_valid] * self.fanout[first_valid]
-        # spatial expansion per storage level (product of X / Y spatial factors above it)
+        return tiles
+
+    def _spatial_expansion(self) -> tuple[list[int], list[int]]:
+        """Per storage level (outermost first), the product of the X and of the Y spatial factors
+        of the levels outside it."""
+        nlev = len(self.nest.boundaries)
         xs, ys = [1] * nlev, [1] * nlev
         px = py = 1
-        for s in range(nlev - 1, -1, -1):
-            xs[s], ys[s] = px, py
-            lo = self.nest.boundaries[s - 1] + 1 if s > 0 else 0
-            for lv in range(lo, self.nest.boundaries[s] + 1):
-                lp = self.loops[lv]
+        for level in range(nlev):
+            xs[level], ys[level] = px, py
+            first = self.nest.boundaries[level + 1] + 1 if level + 1 < nlev else 0
+            for lp in self.loops[first : self.nest.boundaries[level] + 1]:
                 if lp.kind == SPACE_X:
                     px *= lp.end
                 elif lp.kind != TIME:
                     py *= lp.end
-        return SimResult(tiles, comp, comp_rep, xs, ys, self.calls)
+        return xs, ys
 
 
 def simulate(

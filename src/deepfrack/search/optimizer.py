@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 
@@ -35,15 +36,29 @@ from deepfrack.search.costs import (
     search_metric,
 )
 from deepfrack.search.evaluation import _check_rule, _slc_record, assemble, build_stack
-from deepfrack.search.knapsack import solve_knapsack
 from deepfrack.search.plan import LayerTerm, Plan
 from deepfrack.search.receptive import Rule, legacy_lookup
 from deepfrack.search.schedule import Schedule, SearchStats, StackSpec
+from deepfrack.search.stacks import (
+    Capacity,
+    StackArrays,
+    best_tiling,
+    caching_options,
+    stack_capacity,
+    sweep_stacks,
+)
 from deepfrack.search.tiling import square_candidates, tile_size_candidates
 from deepfrack.workload.layer import Layer, Network
 
 Progress = Callable[[int, int], None]
 MAX_EXAMPLES = 3  # per kind of skip
+
+
+class StackOption(Protocol):
+    """An option of the partition: a stack starting at ``first`` and costing ``value``."""
+
+    first: int
+    value: float
 
 
 @dataclass(frozen=True)
@@ -71,10 +86,6 @@ class _Context:
 
     def __post_init__(self) -> None:
         self.available = legacy_lookup(self.table)
-
-    @property
-    def weight_level(self) -> LevelUse | None:
-        return next((lv for lv in self.levels if lv.weights), None)
 
 
 def lowest_first_layer(network: Network, last: int, rule: Rule, max_stack_depth: int | None) -> int:
@@ -143,133 +154,79 @@ def _explain_missing(
     return f"stack {first}-{plan.last}, tile {th}x{tw}: a shape is missing from the tables"
 
 
+def _note_skips(ctx: _Context, plan: Plan, st: StackArrays, allowed: np.ndarray, cap: Capacity) -> None:
+    """Count the stack and its tilings in the stats, with a few examples of tilings skipped because a
+    shape is missing or the activations (and forced weights) do not fit."""
+    stats = ctx.stats
+    stats.stacks_considered += 1
+    stats.tilings_considered += int(allowed.sum())
+    missing = allowed & st.missing
+    over = allowed & ~st.missing & ~cap.fits
+    stats.tilings_skipped_missing += int(missing.sum())
+    stats.tilings_skipped_capacity += int(over.sum())
+    examples = stats.skipped_examples
+    if missing.any() and ctx.missing_examples < MAX_EXAMPLES:
+        ctx.missing_examples += 1
+        flat = int(np.flatnonzero(missing.ravel())[0])
+        examples.append(_explain_missing(ctx, plan, st.first, flat, list(st.terms)))
+    if over.any() and ctx.capacity_examples < MAX_EXAMPLES:
+        ctx.capacity_examples += 1
+        flat = int(np.flatnonzero(over.ravel())[0])
+        th, tw = plan.tiling(flat)
+        too_much = [
+            f"{lv.name} needs {int(st.live[lv.name].ravel()[flat]):,} words > {int(lv.words):,}"
+            for lv in ctx.levels
+            if st.live[lv.name].ravel()[flat] > lv.words
+        ]
+        what = "activations alone" if not st.forced_words.ravel()[flat] else "activations and forced weights"
+        examples.append(
+            f"stack {st.first}-{st.last}, tile {th}x{tw}: "
+            f"{'; '.join(too_much) or 'weights do not fit'} ({what})"
+        )
+
+
+def stack_plan(
+    network: Network, last: int, lowest: int, rule: Rule, available=None
+) -> tuple[Plan, np.ndarray]:
+    """The Plan of every tiling of the stacks ending at ``last`` (first layer >= ``lowest``), and the
+    mask of the (height, width) pairs the rule allows."""
+    hs, ws, allowed = candidate_sizes(network, last, rule)
+    return Plan(network, last, lowest, hs, ws, rule, available if rule == "legacy" else None), allowed
+
+
 def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice]:
     """The best tiling and caching of every multi-layer stack [j..last], lowest <= j < last (the
-    feasible ones only)."""
-    net = ctx.network
-    hs, ws, allowed = candidate_sizes(net, last, ctx.rule)
-    plan = Plan(net, last, lowest, hs, ws, ctx.rule, ctx.available if ctx.rule == "legacy" else None)
-    shape = plan.shape
-    wl = ctx.weight_level
-    other_levels = [lv for lv in ctx.levels if lv is not wl]
+    feasible ones only), by the steps of ``stacks.py``."""
+    plan, allowed = stack_plan(ctx.network, last, lowest, ctx.rule, ctx.available)
 
-    def live(layer: int, position: str) -> dict[str, np.ndarray]:
-        return {lv.name: plan.live_words(layer, *lv.coefficients(net, layer), position) for lv in ctx.levels}
+    def counted() -> None:
+        ctx.stats.knapsacks_solved += 1
 
-    last_term = _term(ctx, plan, last, "last")
-    last_live = live(last, "last")
-    weights = {l: net.layers[l].weights for l in range(lowest, last + 1)}
-
-    mid_unc = np.zeros(shape)
-    mid_missing = np.zeros(shape, dtype=bool)
-    mid_pos = np.zeros(shape)
-    mid_wpos = np.zeros(shape)
-    mid_forced = np.zeros(shape)
-    mid_live = {lv.name: np.zeros(shape) for lv in ctx.levels}
-    mid_terms: dict[int, LayerTerm] = {}
     choices: list[StackChoice] = []
-    n_allowed = int(allowed.sum())
-    examples = ctx.stats.skipped_examples
-
-    for first in range(last - 1, lowest - 1, -1):
-        if first + 1 < last:  # layer first+1 becomes a middle layer
-            m = first + 1
-            t = mid_terms[m] = _term(ctx, plan, m, "middle")
-            mid_unc = mid_unc + t.unc
-            mid_missing = mid_missing | t.missing
-            mid_pos = mid_pos + t.positive
-            mid_wpos = mid_wpos + weights[m] * (t.benefit > 0)
-            mid_forced = mid_forced + weights[m] * t.forced
-            for name, words in live(m, "middle").items():
-                mid_live[name] = np.maximum(mid_live[name], words)
-        ft = _term(ctx, plan, first, "first")
-        first_live = live(first, "first")
-        stack_live = {n: np.maximum(np.maximum(first_live[n], mid_live[n]), last_live[n]) for n in mid_live}
-
-        missing = ft.missing | mid_missing | last_term.missing
-        fits = np.ones(shape, dtype=bool)
-        for lv in other_levels:
-            fits &= stack_live[lv.name] <= lv.words
-        forced_words = weights[first] * ft.forced + mid_forced + weights[last] * last_term.forced
-        kcap = np.full(shape, math.inf) if wl is None else wl.words - stack_live[wl.name] - forced_words
-        fits &= kcap >= 0
-        feasible = allowed & ~missing & fits
-
-        st = ctx.stats
-        st.stacks_considered += 1
-        st.tilings_considered += n_allowed
-        n_missing = int((allowed & missing).sum())
-        n_capacity = int((allowed & ~missing & ~fits).sum())
-        st.tilings_skipped_missing += n_missing
-        st.tilings_skipped_capacity += n_capacity
-        terms = (
-            [(first, "first", ft)]
-            + [(l, "middle", mid_terms[l]) for l in range(first + 1, last)]
-            + [(last, "last", last_term)]
-        )
-        if n_missing and ctx.missing_examples < MAX_EXAMPLES:
-            ctx.missing_examples += 1
-            flat = int(np.flatnonzero((allowed & missing).ravel())[0])
-            examples.append(_explain_missing(ctx, plan, first, flat, terms))
-        if n_capacity and ctx.capacity_examples < MAX_EXAMPLES:
-            ctx.capacity_examples += 1
-            flat = int(np.flatnonzero((allowed & ~missing & ~fits).ravel())[0])
-            th, tw = plan.tiling(flat)
-            over = [
-                f"{lv.name} needs {int(stack_live[lv.name].ravel()[flat]):,} words > {int(lv.words):,}"
-                for lv in ctx.levels
-                if stack_live[lv.name].ravel()[flat] > lv.words
-            ]
-            what = "activations alone" if not forced_words.ravel()[flat] else "activations and forced weights"
-            examples.append(
-                f"stack {first}-{last}, tile {th}x{tw}: {'; '.join(over) or 'weights do not fit'} ({what})"
-            )
+    for st in sweep_stacks(ctx.network, plan, ctx.levels, lambda l, pos: _term(ctx, plan, l, pos)):
+        cap = stack_capacity(st, ctx.levels)
+        _note_skips(ctx, plan, st, allowed, cap)
+        feasible = allowed & ~st.missing & cap.fits
         if not feasible.any():
             continue
-
-        unc = (ft.unc + mid_unc + last_term.unc).ravel()
-        bound = unc - (ft.positive + mid_pos + last_term.positive).ravel()
-        wpos = (
-            weights[first] * (ft.benefit > 0) + mid_wpos + weights[last] * (last_term.benefit > 0)
-        ).ravel()
-        kflat = kcap.ravel()
-        idx = np.flatnonzero(feasible.ravel())
-        quick = wpos[idx] <= kflat[idx]
-
-        best_val, best_idx, best_cached = math.inf, -1, None
-        if quick.any():
-            qi = idx[quick]
-            k = int(qi[np.argmin(bound[qi])])
-            best_val, best_idx = float(bound[k]), k
-        slow = idx[~quick]
-        for k in slow[np.argsort(bound[slow], kind="stable")]:
-            if bound[k] >= best_val:
-                break
-            layer_ids = [l for l, _, _ in terms]
-            benefits = [float(term.benefit.ravel()[k]) for _, _, term in terms]
-            gain, chosen = solve_knapsack([weights[l] for l in layer_ids], benefits, float(kflat[k]))
-            st.knapsacks_solved += 1
-            if unc[k] - gain < best_val:
-                best_val, best_idx = float(unc[k] - gain), int(k)
-                best_cached = {layer_ids[c] for c in chosen}
-        if best_cached is None:
-            best_cached = {l for l, _, term in terms if term.benefit.ravel()[best_idx] > 0}
-        best_cached |= {l for l, _, term in terms if term.forced.ravel()[best_idx]}
-        choices.append(StackChoice(first, last, best_val, plan.tiling(best_idx), tuple(sorted(best_cached))))
+        opts = caching_options(st, ctx.network, cap.headroom)
+        best = best_tiling(st, ctx.network, feasible, cap, opts, counted)
+        if best is not None:
+            choices.append(StackChoice(st.first, last, best.value, plan.tiling(best.index), best.cached))
     return choices
 
 
-def partition(
+def forward_partition(
     n: int,
     single_cost: Callable[[int], float],
-    stacks_ending_at: Callable[[int], list[StackChoice]],
-) -> list[tuple[int, int, StackChoice | None]]:
-    """Cheapest cover of layers 0..n-1 (in topological order) by contiguous stacks:
-    best[i + 1] = min(best[i] + single_cost(i), min_j best[j] + cost(j..i)). Returns (first, last,
-    choice) per stack in order (choice None for a single-layer stack). Ties keep the earlier option:
-    a single-layer stack, then the shorter stack."""
+    stacks_ending_at: Callable[[int], Sequence[StackOption]],
+) -> tuple[list[float], list[tuple[int, StackOption | None]]]:
+    """The partition DP: ``best[i + 1] = min(best[i] + single_cost(i), min_j best[j] + cost(j..i))``
+    over the options ``stacks_ending_at(i)`` (first layer descending), and the back pointers. Ties keep
+    the earlier option: the single-layer stack, then the shorter stack (only a strictly lower value
+    replaces)."""
     best = [0.0] + [math.inf] * n
-    back: list[tuple[int, StackChoice | None]] = [(0, None)] * (n + 1)
+    back: list[tuple[int, StackOption | None]] = [(0, None)] * (n + 1)
     for i in range(n):
         best[i + 1] = best[i] + single_cost(i)
         back[i + 1] = (i, None)
@@ -278,6 +235,18 @@ def partition(
             if v < best[i + 1]:
                 best[i + 1] = v
                 back[i + 1] = (ch.first, ch)
+    return best, back
+
+
+def partition(
+    n: int,
+    single_cost: Callable[[int], float],
+    stacks_ending_at: Callable[[int], Sequence[StackOption]],
+) -> list[tuple[int, int, StackOption | None]]:
+    """Cheapest cover of layers 0..n-1 (in topological order) by contiguous stacks
+    (``forward_partition``). Returns (first, last, option) per stack in order (None for a single-layer
+    stack)."""
+    _, back = forward_partition(n, single_cost, stacks_ending_at)
     out = []
     i = n
     while i > 0:
@@ -285,6 +254,33 @@ def partition(
         out.append((first, i - 1, ch))
         i = first
     return out[::-1]
+
+
+def check_search(network: Network, max_stack_depth: int | None) -> None:
+    """ValueError for a depth below 1; InputError for a network that is not a chain."""
+    if max_stack_depth is not None and max_stack_depth < 1:
+        raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
+    if not network.is_chain:
+        raise InputError(
+            network.source, None, "the search handles chains of layers only (DAG support is planned)"
+        )
+
+
+def build_schedule(
+    network: Network,
+    table: CostTable,
+    parts: Sequence[tuple[int, int, tuple[int, int] | None, tuple[int, ...]]],
+    rule: Rule,
+    levels: Sequence[LevelUse],
+    metric: Metric,
+) -> Schedule:
+    """The Schedule of the chosen stacks: (first, last, tile shape (None: a single layer, its whole
+    plane), cached layers) each, costed and checked by ``evaluation.build_stack``."""
+    stacks = []
+    for k, (first, last, tile_shape, cached) in enumerate(parts):
+        shape = network.layers[first].out_plane if tile_shape is None else tile_shape
+        stacks.append(build_stack(network, table, k, StackSpec(first, last, shape, cached), rule, levels))
+    return assemble(network, table, stacks, rule, metric)
 
 
 def optimize(
@@ -308,12 +304,7 @@ def optimize(
     metric = search_metric(objective)
     if metric == "cycles" and not table.has_cycles:
         raise InputError(table.source, None, "the objective 'cycles' needs cycles for every cost-table entry")
-    if max_stack_depth is not None and max_stack_depth < 1:
-        raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
-    if not network.is_chain:
-        raise InputError(
-            network.source, None, "the search handles chains of layers only (DAG support is planned)"
-        )
+    check_search(network, max_stack_depth)
     start = time.perf_counter()
     stats = SearchStats()
     ctx = _Context(
@@ -344,15 +335,16 @@ def optimize(
         return choices
 
     parts = partition(n, single, ending_at)
-    levels = ctx.levels
-    stacks = []
-    for k, (first, last, ch) in enumerate(parts):
-        if ch is None:
-            q, p = network.layers[first].out_plane
-            spec = StackSpec(first, last, (q, p), ())
-        else:
-            spec = StackSpec(first, last, ch.tile_shape, ch.cached_layers)
-        stacks.append(build_stack(network, table, k, spec, rule, levels))
-    schedule = assemble(network, table, stacks, rule, metric)
+    schedule = build_schedule(
+        network,
+        table,
+        [
+            (f, l, None if ch is None else ch.tile_shape, () if ch is None else ch.cached_layers)
+            for f, l, ch in parts
+        ],
+        rule,
+        ctx.levels,
+        metric,
+    )
     stats.elapsed_s = time.perf_counter() - start
     return schedule, stats

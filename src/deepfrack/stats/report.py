@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from deepfrack.search.ondemand import OnDemandStats
 from deepfrack.search.schedule import Schedule, SearchStats, Stack
 from deepfrack.workload.layer import Network
 
@@ -129,5 +130,11 @@ def render_log(
         )
         for ex in stats.skipped_examples:
             out.append(f"  e.g. {ex}")
+        if isinstance(stats, OnDemandStats):
+            out.append(
+                f"On demand: {stats.entries_requested:,} entries asked for ({stats.entries_computed:,} "
+                f"computed, the rest from the cache) in {stats.rounds} rounds; "
+                f"{stats.tilings_resolved:,} tilings costed exactly"
+            )
     out.append(f"Elapsed time: {elapsed_s:.3f} s")
     return "\n".join(out) + "\n"
