@@ -13,7 +13,9 @@
   ``deepfrack.stats``, and the tables when the result benchmarked them), all or nothing;
 * ``stats``: the statistics and report of a schedule.json and its tables.
 
-Inputs are paths (or already loaded objects: a ``Network``, a ``CostTable``, ``BenchmarkInputs``).
+Inputs are paths, names (a network of the zoo: ``workload="resnet50"`` with ``input_size=(h, w)``; a
+bundled accelerator: ``arch="simba-like"``), or already loaded objects (a ``Network``, a ``CostTable``,
+``BenchmarkInputs``).
 Bad input raises ``deepfrack.errors.InputError`` naming the file and the field; a run whose benchmark
 could not cost some entries raises ``EntriesFailed``. Nothing here prints: progress bars, when asked
 for, go to stderr; notes for the user are ``DeepfrackNote`` warnings.
@@ -30,6 +32,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deepfrack.arch import CapacitySpec, capacity_spec
+from deepfrack.arch.presets import resolve_arch
 from deepfrack.benchmark.backend import Backend, resolve_backend
 from deepfrack.benchmark.cache import ResultCache, default_cache_path
 from deepfrack.benchmark.executors import Executor, make_executor
@@ -54,7 +57,8 @@ from deepfrack.search.schedule_io import read_stack_specs, schedule_to_json
 from deepfrack.search.source import BenchmarkSource, CostingFailed
 from deepfrack.stats.report import render_log
 from deepfrack.workload.layer import Network
-from deepfrack.workload.loaders import ChainWarning, load_workload
+from deepfrack.workload.loaders import ChainWarning, resolve_workload
+from deepfrack.workload.zoo import ZOO
 
 PathLike = str | Path
 Capacity = Literal["arch", "unlimited"] | CapacitySpec
@@ -109,13 +113,19 @@ class RunResult:
 # --------------------------------------------------------------------------------------------- #
 # inputs
 # --------------------------------------------------------------------------------------------- #
-def load_network(workload: PathLike | Network) -> tuple[Network, list[str]]:
-    """The network, and the text of its chain warnings (consecutive problem files that do not chain)."""
+def load_network(
+    workload: PathLike | Network, input_size: tuple[int, int] | None = None
+) -> tuple[Network, list[str]]:
+    """The network -- a zoo name, a network YAML, an ONNX model or a folder of problem files
+    (``resolve_workload``; ``input_size`` (height, width) for a zoo network or an ONNX model) -- and the
+    text of its chain warnings (consecutive problem files that do not chain)."""
     if isinstance(workload, Network):
+        if input_size is not None:
+            raise InputError(None, "input_size", "applies to a workload given by name or file")
         return workload, []
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ChainWarning)
-        network = load_workload(Path(workload))
+        network = resolve_workload(workload, input_size)
     chain = [str(w.message) for w in caught if issubclass(w.category, ChainWarning)]
     for w in caught:  # anything else is reported as usual
         if not issubclass(w.category, ChainWarning):
@@ -215,11 +225,17 @@ def inputs_record(
 ) -> dict[str, Any]:
     """What a run was given, for schedule.json: always the same keys, absolute paths (None when not
     given; the components folder also when it was found beside the architecture), the capacity per
-    home level or "unlimited", then any call-specific entries."""
+    home level or "unlimited", then any call-specific entries. A bundled accelerator's name is recorded as
+    its files, a zoo network's as its name."""
+    if isinstance(arch, str | Path):  # a preset's name: its files (load_inputs' defaults)
+        arch, preset_components, preset_constraints = resolve_arch(arch)
+        components = preset_components if components is None else components
+        constraints = preset_constraints if constraints is None else constraints
     if components is None and isinstance(arch, str | Path) and (Path(arch).parent / "components").is_dir():
         components = Path(arch).parent / "components"  # load_inputs' default
+    named = isinstance(workload, str | Path) and str(workload) in ZOO
     rec: dict[str, Any] = {
-        "workload": _source(workload),
+        "workload": str(workload) if named else _source(workload),
         "tables": _source(tables),
         "arch": _source(arch),
         "components": _abs(components),
@@ -250,6 +266,16 @@ def _tables(tables: PathLike | CostTable, network: Network) -> CostTable:
     return table
 
 
+def _require_chain(network: Network) -> None:
+    if not network.is_chain:
+        raise InputError(
+            network.source,
+            None,
+            "the search handles chains of layers only (DAG support is planned); "
+            "`deepfrack benchmark --shapes square` costs this network's layers",
+        )
+
+
 def _backend(name: str, inputs: BenchmarkInputs) -> Backend:
     """The backend, with what the user should know about its settings as warnings."""
     be = resolve_backend(name, inputs)
@@ -272,6 +298,7 @@ def _backend(name: str, inputs: BenchmarkInputs) -> Backend:
 def benchmark(
     *,
     workload: PathLike | Network,
+    input_size: tuple[int, int] | None = None,
     arch: PathLike | BenchmarkInputs,
     constraints: PathLike | None = None,
     components: PathLike | None = None,
@@ -304,7 +331,7 @@ def benchmark(
         check_output_folder(out)
     if shapes not in SHAPE_SETS:
         raise InputError(None, "shapes", f"must be one of {', '.join(SHAPE_SETS)}, got {shapes!r}")
-    network, _ = load_network(workload)
+    network, _ = load_network(workload, input_size)
     try:
         vs = VARIANTS if variants is None else tuple(parse_variant(v) for v in variants)  # type: ignore[arg-type]
     except ValueError as exc:
@@ -312,6 +339,8 @@ def benchmark(
     inputs = _inputs(arch, components, constraints, mapper, ert, vs)
     be = backend if not isinstance(backend, str) else _backend(backend, inputs)
     check_layers(network)  # before working out the shapes of a network too large to benchmark
+    if shapes == "needed":
+        _require_chain(network)
     needed = required_shapes(network, max_stack_depth, capacity) if shapes == "needed" else None
     job_list = enumerate_jobs(network, shapes, inputs.variants, needed)
     # the executor first: an unreachable scheduler stops the call before the cache is touched
@@ -328,6 +357,7 @@ def benchmark(
 def optimize(
     *,
     workload: PathLike | Network,
+    input_size: tuple[int, int] | None = None,
     tables: PathLike | CostTable,
     arch: PathLike | BenchmarkInputs | None = None,
     constraints: PathLike | None = None,
@@ -347,7 +377,7 @@ def optimize(
     _check_rule(receptive_field)
     obj = _objective(objective)
     cap = _capacity(capacity, arch, components, constraints)
-    network, chain = load_network(workload)
+    network, chain = load_network(workload, input_size)
     table = _tables(tables, network)
     record = inputs_record(
         workload=workload,
@@ -409,6 +439,7 @@ def _schedule_setting(path: Path, key: str, allowed: Sequence[str], given: str |
 def evaluate(
     *,
     workload: PathLike | Network,
+    input_size: tuple[int, int] | None = None,
     tables: PathLike | CostTable,
     schedule: PathLike,
     arch: PathLike | BenchmarkInputs | None = None,
@@ -427,7 +458,7 @@ def evaluate(
     if out is not None:
         check_output_folder(out)
     cap = _capacity(capacity, arch, components, constraints)
-    network, chain = load_network(workload)
+    network, chain = load_network(workload, input_size)
     table = _tables(tables, network)
     path = Path(schedule)
     specs = read_stack_specs(path)
@@ -455,6 +486,7 @@ def evaluate(
 def run(
     *,
     workload: PathLike | Network,
+    input_size: tuple[int, int] | None = None,
     arch: PathLike | BenchmarkInputs,
     constraints: PathLike | None = None,
     components: PathLike | None = None,
@@ -484,7 +516,8 @@ def run(
     if out is not None:
         check_output_folder(out)
     obj = _objective(objective)
-    network, chain = load_network(workload)
+    network, chain = load_network(workload, input_size)
+    _require_chain(network)
     inputs = _inputs(arch, components, constraints, mapper, ert)
     cap = _capacity(capacity, inputs, None, None)
     be = _backend(backend, inputs)

@@ -207,13 +207,13 @@ BAD_INPUTS = {
         "network: t\nlayers:\n  - {name: a, C: 3, M: 4, R: 1, S: 1, P: 4, Q: 4}\n"
         "  - {name: b, type: add, C: 4, P: 4, Q: 4}\n",
         None,
-        "layers[1].type",
+        "layers[1].inputs: an add layer joins two or more tensors",
     ),
     "fc": (
         "network: t\nlayers:\n  - {name: a, C: 3, M: 4, R: 1, S: 1, P: 4, Q: 4}\n"
-        "  - {name: b, type: fc, C: 64, M: 10}\n",
+        "  - {name: b, type: fc, C: 60, M: 10}\n",
         None,
-        "as a conv with C=4, R=4, S=4",
+        "layers[1].C: b takes 60 channels but a gives 4",
     ),
 }
 

@@ -17,7 +17,7 @@ from deepfrack.arch.spec import Constraints, TargetConstraint
 from deepfrack.benchmark.builtin import make_builtin_backend
 from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.cost.bounds import EntryBounds, touched
-from deepfrack.cost.mapping import Mapping
+from deepfrack.cost.mapping import LoopMapping
 from deepfrack.cost.model import TIMELOOP_2023, TIMELOOP_2024, evaluate
 from deepfrack.dims import TENSORS
 from deepfrack.residency import VARIANTS
@@ -107,7 +107,8 @@ def test_bound_below_model_on_random_mappings(seed, rules):
         for i, lv in enumerate(arch.levels)
         if fixed[i]
     )
-    mapping = Mapping(tuple(dataclasses.replace(lm, keep=keeps[i]) for i, lm in enumerate(mapping.levels)))
+    levels = tuple(dataclasses.replace(lm, keep=keeps[i]) for i, lm in enumerate(mapping.levels))
+    mapping = LoopMapping(levels)
     res = evaluate(arch, energy, layer, mapping, rules)
     if not res.valid:
         return

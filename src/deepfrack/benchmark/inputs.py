@@ -34,6 +34,7 @@ from deepfrack.arch import (
     load_ert,
     variant_constraints,
 )
+from deepfrack.arch.presets import resolve_arch
 from deepfrack.arch.yamlio import load_yaml
 from deepfrack.benchmark.cache import content_hash, to_plain
 from deepfrack.benchmark.mapper_config import MapperSettings, settings_from_doc
@@ -157,10 +158,14 @@ def load_inputs(
     actions as it is (``deepfrack.benchmark.energy_gaps``): the backends record the entries they make
     uncostable as infeasible, with the cause.
 
-    ``components``: a folder of component-class YAMLs; when None, ``<arch folder>/components`` is used
-    if it exists (the original's layout).
+    ``arch``: an architecture file or a bundled accelerator's name (``deepfrack.arch.presets``), whose
+    component classes and seven variant files are then the defaults of ``components`` and
+    ``constraints``. ``components``: a folder of component-class YAMLs; when None, ``<arch
+    folder>/components`` is used if it exists (the original's layout).
     """
-    arch_p = Path(arch)
+    arch_p, preset_components, preset_constraints = resolve_arch(arch)
+    components = preset_components if components is None else components
+    constraints = preset_constraints if constraints is None else constraints
     if arch_p.is_dir():
         raise InputError(arch_p, None, "is a folder; give the architecture YAML file")
     comp_dir = Path(components) if components is not None else arch_p.parent / "components"

@@ -89,6 +89,7 @@ def main() -> None:
       deepfrack evaluate ...    cost and check a given schedule
       deepfrack stats ...       where the energy goes: CSVs, pictures, an HTML report
       deepfrack model ...       Timeloop-equivalent energy and cycles of one mapping
+      deepfrack zoo / workload show / arch list   networks and accelerators known by name
     """
 
 

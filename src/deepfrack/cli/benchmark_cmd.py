@@ -70,6 +70,7 @@ def interrupt_message(cache_path: Path | None, out: Path) -> Iterator[None]:
 @options(PROGRESS, out_option("<VARIANT>.json, costs.csv, mappings.jsonl"))
 def benchmark(
     workload: Path,
+    input_size: tuple[int, int] | None,
     arch: Path,
     components: Path | None,
     constraints: Path | None,
@@ -94,6 +95,7 @@ def benchmark(
     with interrupt_message(cache_path, out):
         result = api.benchmark(
             workload=workload,
+            input_size=input_size or None,
             arch=arch,
             components=components,
             constraints=constraints,

@@ -6,4 +6,5 @@ from deepfrack.cli import (
     run_cmd,  # noqa: F401  run (benchmark + optimize)
     search_cmds,  # noqa: F401  optimize, evaluate
     stats_cmd,  # noqa: F401  stats
+    workload_cmds,  # noqa: F401  zoo, workload show, arch list
 )

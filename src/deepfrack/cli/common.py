@@ -27,25 +27,42 @@ def options(*decorators: Decorator) -> Decorator:
     return apply
 
 
-WORKLOAD = click.option(
-    "--workload",
-    "-w",
-    required=True,
-    type=click.Path(path_type=Path),
-    help="Network YAML (with padding and pooling) or a folder of Timeloop problem YAMLs.",
+INPUT_SIZE = click.option(
+    "--input-size",
+    nargs=2,
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="H W",
+    help="Input plane of a zoo network (default 224 224) or an ONNX model.",
+)
+WORKLOAD = options(
+    click.option(
+        "--workload",
+        "-w",
+        required=True,
+        type=click.Path(path_type=Path),
+        metavar="NAME|PATH",
+        help="A network of the zoo by name (deepfrack zoo), a network YAML, an ONNX model, "
+        "or a folder of Timeloop problem YAMLs.",
+    ),
+    INPUT_SIZE,
 )
 ARCH_REQUIRED = click.option(
     "--arch",
     "-a",
     required=True,
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Timeloop architecture YAML (v0.3 or v0.4).",
+    metavar="NAME|FILE",
+    help="A bundled accelerator by name (deepfrack arch list) or a Timeloop architecture YAML "
+    "(v0.3 or v0.4).",
 )
 ARCH_OPTIONAL = click.option(
     "--arch",
     "-a",
     type=click.Path(path_type=Path, dir_okay=False),
-    help="Timeloop architecture YAML (v0.3 or v0.4): gives the on-chip capacities.",
+    metavar="NAME|FILE",
+    help="A bundled accelerator by name (deepfrack arch list) or a Timeloop architecture YAML: gives "
+    "the on-chip capacities.",
 )
 COMPONENTS = click.option(
     "--components",

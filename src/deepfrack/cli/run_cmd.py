@@ -63,6 +63,7 @@ from deepfrack.cli.common import (
 )
 def run(
     workload: Path,
+    input_size: tuple[int, int] | None,
     arch: Path,
     components: Path | None,
     constraints: Path | None,
@@ -82,16 +83,15 @@ def run(
     still change it, as the search asks for them (--exhaustive: every entry it may use first).
 
     \b
-    Example (AlexNet with its padding and pooling, on the Simba-like accelerator):
-      deepfrack run -w examples/networks/alexnet.yaml \\
-        -a examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like/arch/simba_like.yaml \\
-        -c examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like/constraints -o out/alexnet
+    Example (AlexNet with its padding and pooling, on the bundled Simba-like accelerator):
+      deepfrack run -w examples/networks/alexnet.yaml -a simba-like -o out/alexnet
     """
     show = show_progress(progress)
     with interrupt_message(cache_path, out), search_progress(show) as report:
         try:
             result = api.run(
                 workload=workload,
+                input_size=input_size or None,
                 arch=arch,
                 components=components,
                 constraints=constraints,

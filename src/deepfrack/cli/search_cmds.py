@@ -62,6 +62,7 @@ _shared = options(WORKLOAD, TABLES, ARCH_OPTIONAL, COMPONENTS, CONSTRAINTS, CAPA
 @out_option("schedule.json, deepfrack.log, energy.png")
 def optimize(
     workload: Path,
+    input_size: tuple[int, int] | None,
     tables: Path,
     arch: Path | None,
     components: Path | None,
@@ -84,6 +85,7 @@ def optimize(
     with search_progress(show_progress(progress)) as report:
         result = api.optimize(
             workload=workload,
+            input_size=input_size or None,
             tables=tables,
             arch=arch,
             components=components,
@@ -119,6 +121,7 @@ def optimize(
 @out_option("schedule.json, deepfrack.log, energy.png")
 def evaluate(
     workload: Path,
+    input_size: tuple[int, int] | None,
     tables: Path,
     arch: Path | None,
     components: Path | None,
@@ -131,6 +134,7 @@ def evaluate(
     """Cost a given schedule and check it (coverage, capacity, every layer in exactly one stack)."""
     result = api.evaluate(
         workload=workload,
+        input_size=input_size or None,
         tables=tables,
         schedule=schedule_path,
         arch=arch,

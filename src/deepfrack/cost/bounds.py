@@ -153,7 +153,7 @@ class EntryBounds:
             energy = energy + tr.per_word[t] * words[t]
             if tr.dram_keeps[t]:
                 dram[t] = words[t]
-                blk = int(self.tables.block[-1])
+                blk = int(self.tables.block[0])  # DRAM, the outermost level
                 energy = energy + np.ceil(words[t] / blk) * tr.dram_energy[t]
         if not prob.drop_weights:
             energy = energy + self.tables.e_mac * macs
@@ -199,13 +199,9 @@ def _traffic(arch: Architecture, tables: ArchTables, cons: Constraints) -> Traff
     levels = arch.levels
     L = len(levels)
 
-    def at(i: int) -> int:  # ArchTables index (innermost first) of arch level i (outermost first)
-        return L - 1 - i
-
     def per_word(i: int, op: np.ndarray) -> float:
-        t = at(i)
-        e = float(np.nan_to_num(op[t]))
-        return e / (float(tables.block[t]) * max(1, int(tables.cluster[t])))
+        e = float(np.nan_to_num(op[i]))
+        return e / (float(tables.block[i]) * max(1, int(tables.cluster[i])))
 
     per: list[float] = []
     dram_keeps: list[bool] = []
@@ -214,7 +210,7 @@ def _traffic(arch: Architecture, tables: ArchTables, cons: Constraints) -> Traff
         read_op = tables.e_update if ti == OUTPUTS else tables.e_read
         on_dram = bool(keep[levels[0].name][tensor])
         dram_keeps.append(on_dram)
-        dram_e.append(float(np.nan_to_num(read_op[at(0)])))
+        dram_e.append(float(np.nan_to_num(read_op[0])))
         certain = [i for i in range(1, L) if keep[levels[i].name][tensor] is True and not levels[i].is_dummy]
         total = 0.0
         for i in certain:

@@ -39,8 +39,11 @@ Layers beyond Timeloop's CNN-layer problem (see docs/mapper.md): a depthwise or 
 is costed as ``groups`` runs of its per-group problem (C/groups -> M/groups channels), one after the
 other (energy, cycles and counts x groups); a pooling layer as ``C`` runs of a one-channel problem
 with its window as the kernel, with the weights' energy and the MAC energy removed and MACs = 0 (the
-data movement of inputs and outputs, and the comparisons' cycles); an ``add`` as ``C`` runs of a
-two-operand reduction (C=2 -> M=1, 1x1), likewise without weights and MACs.
+data movement of inputs and outputs, and the comparisons' cycles); an ``add`` of n operands as ``C``
+runs of an n-operand reduction (C=n -> M=1, 1x1), likewise without weights and MACs. A ``concat`` is a
+view of its inputs: it costs nothing (energy, cycles and MACs 0) under a constraint set where DRAM
+keeps both its inputs and its output or neither (they live in the same place), and otherwise the copy
+of its C channels from one place to the other: C runs of a one-channel 1x1 window, costed as a pool.
 """
 
 from __future__ import annotations
@@ -241,6 +244,7 @@ class Problem:
     drop_weights: bool
     note: str | None
     macs: int
+    view: bool = False  # free where its inputs and output live in the same place (a concat)
 
 
 def tile_problem(layer: Layer, h: int | None = None, w: int | None = None) -> Problem:
@@ -272,15 +276,25 @@ def tile_problem(layer: Layer, h: int | None = None, w: int | None = None) -> Pr
             "(data movement of inputs and outputs, comparison cycles), MACs = 0"
         )
         return Problem(prob, layer.C, True, note, 0)
-    if layer.kind == "add":
-        prob = dataclasses.replace(
-            base, C=2, M=1, R=1, S=1, Wstride=1, Hstride=1, Wdilation=1, Hdilation=1, groups=1, kind="conv"
+    if layer.kind in ("add", "concat"):
+        one = dict(
+            R=1, S=1, Wstride=1, Hstride=1, Wdilation=1, Hdilation=1, groups=1, kind="conv", n_inputs=1
         )
+        if layer.kind == "add":
+            n = max(layer.n_inputs, 2)
+            prob = dataclasses.replace(base, C=n, M=1, **one)
+            note = (
+                f"add layer {layer.name}: costed as {layer.M} runs of a {n}-operand 1x1 reduction, "
+                "without weights and MAC energy, MACs = 0"
+            )
+            return Problem(prob, layer.M, True, note, 0)
+        prob = dataclasses.replace(base, C=1, M=1, **one)
         note = (
-            f"add layer {layer.name}: costed as {layer.M} runs of a two-operand 1x1 reduction, "
-            "without weights and MAC energy, MACs = 0"
+            f"concat layer {layer.name}: a view of its inputs, free where they and its output live in the "
+            f"same place; else costed as copying its {layer.C} channels (a 1x1 one-channel window per "
+            "channel, without weights and MAC energy), MACs = 0"
         )
-        return Problem(prob, layer.M, True, note, 0)
+        return Problem(prob, layer.C, True, note, 0, view=True)
     raise InputError(None, f"layer {layer.name}", f"unknown layer kind {layer.kind!r}")
 
 
@@ -761,10 +775,38 @@ class LayerMapper:
         if got is not None:
             return got
         out: dict[str, MapResult] = {}
+        prob = tile_problem(self.layer, h, w)
         for gi, g in enumerate(self.groups):
-            out.update(self._map_group(gi, g, h, w))
+            free = {n: self._view_result(n, prob) for n, c in g.items() if prob.view and self._same_place(c)}
+            if len(free) < len(g):
+                out.update(self._map_group(gi, g, h, w))
+            out.update(free)
         self._memo[key] = out
         return out
+
+    def _same_place(self, constraints: Constraints) -> bool:
+        """Whether DRAM keeps both Inputs and Outputs, or neither, under these constraints (Timeloop's
+        default: the outermost level keeps what no constraint bypasses)."""
+        merged = self.arch.constraints.merged(constraints)
+        dram = self.arch.levels[0].name
+        return (merged.keeps(dram, "Inputs") is not False) == (merged.keeps(dram, "Outputs") is not False)
+
+    def _view_result(self, variant: str, prob: Problem) -> MapResult:
+        """A view's (concat's) cost where its inputs and output live in the same place: nothing moves."""
+        levels = {lv.name: 0.0 for lv in self.arch.levels} | {self.arch.arithmetic.name: 0.0}
+        note = (
+            f"{self.layer.kind} layer {self.layer.name}: its inputs and output live in the same place: cost 0"
+        )
+        return MapResult(
+            variant,
+            "ok",
+            energy_pJ=0.0,
+            cycles=0.0,
+            macs=0,
+            utilization=0.0,
+            level_energy_pJ=levels,
+            notes=(note,),
+        )
 
     # ---- one group of variants ------------------------------------------------------------------
     def _rung(self, gi: int, g: dict[str, Constraints], i: int) -> list[dict[str, Any]]:

@@ -219,3 +219,12 @@ class Network:
     @property
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
+
+    @property
+    def weights(self) -> int:
+        """Weight words of every layer (conv, depthwise and fc layers have weights)."""
+        return sum(layer.weights for layer in self.layers)
+
+    def operand_names(self, i: int) -> tuple[str, ...]:
+        """The names of the tensors layer i reads, in order (``input`` for the network's input)."""
+        return tuple("input" if p == NETWORK_INPUT else self.layers[p].name for p in self.inputs[i])

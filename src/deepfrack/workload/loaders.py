@@ -1,5 +1,6 @@
 """Workload loaders: a folder of Timeloop problem YAMLs (the original DeepFrack's input), one Timeloop
-problem file, and deepfrack's network YAML (which also carries padding and pooling)."""
+problem file, and deepfrack's network YAML (a graph of layers with padding, pooling, residual adds
+and concatenations; docs/workloads.md)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from typing import Any
 from deepfrack.dims import DIMS
 from deepfrack.errors import InputError, shown
 from deepfrack.files import read_yaml
-from deepfrack.workload.layer import LAYER_KINDS, Layer, Network
+from deepfrack.workload.graph import Operand, operand_error
+from deepfrack.workload.layer import JOIN_KINDS, LAYER_KINDS, NETWORK_INPUT, Layer, Network
 
 #: the largest plane side accepted: the search keeps a (Q+1) x (P+1) cost grid per layer and variant, and
 #: real layers are far smaller (a 16384 x 16384 plane already needs 2 GiB per grid)
@@ -159,6 +161,7 @@ def load_problem_folder(folder: str | Path) -> Network:
 _LAYER_KEYS = {
     "name",
     "type",
+    "inputs",
     "C",
     "M",
     "R",
@@ -176,12 +179,25 @@ _LAYER_KEYS = {
     "stride",
     "dilation",
 }
+#: the name that stands for the network's input in an ``inputs`` list
+INPUT_NAME = "input"
 
 
-def _parse_layer(entry: Any, path: Path, idx: int) -> Layer:
+def _join_defaults(kind: str, ops: list[Operand]) -> tuple[int | None, tuple[int, int] | None]:
+    """Channels and plane an add or concat layer gets from its operands (None where they are unknown)."""
+    chans = [op.channels for op in ops]
+    if kind == "add":
+        c = next((ch for ch in chans if ch is not None), None)
+    else:
+        c = None if None in chans else sum(chans)  # type: ignore[arg-type]
+    plane = next((op.plane for op in ops if op.plane is not None), None)
+    return c, plane
+
+
+def _parse_layer(entry: dict[str, Any], path: Path, idx: int, ops: list[Operand]) -> Layer:
+    """One layer entry, with the fields its operands determine filled in: an add's or concat's channels
+    and plane, and an fc's kernel (its input plane: the fc reads the plane whole, docs/workloads.md)."""
     where = f"layers[{idx}]"
-    if not isinstance(entry, dict):
-        raise InputError(path, where, "must be a mapping of layer fields")
     unknown = sorted(set(entry) - _LAYER_KEYS)
     if unknown:
         raise InputError(
@@ -205,17 +221,37 @@ def _parse_layer(entry: Any, path: Path, idx: int) -> Layer:
     dil = entry.get("dilation")
     s_default = _positive_int(stride, path, f"{where}.stride") if stride is not None else 1
     d_default = _positive_int(dil, path, f"{where}.dilation") if dil is not None else 1
-    C = dim("C")
-    M = dim("M", C if kind in ("pool", "add", "depthwise") else None)
-    fc = kind == "fc"
+    op_plane = ops[0].plane if len(ops) == 1 else None
+    c_default: int | None = None
+    plane_default: tuple[int, int] | None = None
+    rs_default = (1, 1)  # (R, S)
+    if kind in JOIN_KINDS:
+        c_default, plane_default = _join_defaults(kind, ops)
+    elif kind == "fc":
+        plane_default = (1, 1)
+        if op_plane is not None:
+            rs_default = (op_plane[1], op_plane[0])
+            if ops[0].channels is None and op_plane != (1, 1) and not ("R" in entry and "S" in entry):
+                raise InputError(
+                    path,
+                    f"{where}.C",
+                    f"fc {name} reads the network's {op_plane[0]}x{op_plane[1]} input whole: state the "
+                    "input's channels (input: [C, H, W]) or the fc's kernel R and S",
+                )
+    C = dim("C", c_default)
+    if kind == "fc" and op_plane is not None and ops[0].channels is not None:
+        h, w = op_plane
+        if ops[0].channels * h * w == C:  # C written as channels x height x width: the plane, read whole
+            C = ops[0].channels
+    M = dim("M", C if kind in ("pool", "depthwise", *JOIN_KINDS) else None)
     vals = dict(
         C=C,
         M=M,
-        R=dim("R", 1),
-        S=dim("S", 1),
+        R=dim("R", rs_default[0]),
+        S=dim("S", rs_default[1]),
         N=dim("N", 1),
-        P=dim("P", 1 if fc else None),
-        Q=dim("Q", 1 if fc else None),
+        P=dim("P", plane_default[1] if plane_default else None),
+        Q=dim("Q", plane_default[0] if plane_default else None),
         Wstride=dim("Wstride", s_default),
         Hstride=dim("Hstride", s_default),
         Wdilation=dim("Wdilation", d_default),
@@ -228,12 +264,14 @@ def _parse_layer(entry: Any, path: Path, idx: int) -> Layer:
         raise InputError(path, f"{where}.pad", f"must be [left, right, top, bottom], got {pad_raw!r}")
     pad = tuple(_positive_int(v, path, f"{where}.pad", allow_zero=True) for v in pad_raw)
     groups = dim("groups", C if kind == "depthwise" else 1)
-    if kind in ("pool", "add", "depthwise") and M != C:
+    if kind in ("pool", "depthwise", *JOIN_KINDS) and M != C:
         raise InputError(
             path, f"{where}.M", f"a {kind} layer keeps its channels: M must equal C ({C}), got {M}"
         )
     if C % groups or M % groups:
         raise InputError(path, f"{where}.groups", f"must divide C ({C}) and M ({M}), got {groups}")
+    if kind not in ("conv", "depthwise", "fc") and groups != 1:
+        raise InputError(path, f"{where}.groups", f"a {kind} layer has no groups")
     pool = entry.get("pool")
     if kind == "pool":
         pool = str(pool or "max")
@@ -241,7 +279,10 @@ def _parse_layer(entry: Any, path: Path, idx: int) -> Layer:
             raise InputError(path, f"{where}.pool", f"must be 'max' or 'avg', got {pool!r}")
     elif pool is not None:
         raise InputError(path, f"{where}.pool", "only pool layers take a pool operation")
-    layer = Layer(name=name, kind=kind, groups=groups, pad=pad, pool=pool, **vals)  # type: ignore[arg-type]
+    n_inputs = len(ops) if kind in JOIN_KINDS else 1
+    layer = Layer(name=name, kind=kind, groups=groups, pad=pad, pool=pool, n_inputs=n_inputs, **vals)  # type: ignore[arg-type]
+    if kind in JOIN_KINDS and (layer.R, layer.S, layer.Wstride, layer.Hstride, pad) != (1, 1, 1, 1, (0,) * 4):
+        raise InputError(path, where, f"an {kind} layer has no kernel, stride or padding")
     kh, kw = layer.kernel_extent
     left, right, top, bottom = pad
     if left >= kw or right >= kw or top >= kh or bottom >= kh:
@@ -251,11 +292,77 @@ def _parse_layer(entry: Any, path: Path, idx: int) -> Layer:
     return layer
 
 
-def load_network_yaml(path: str | Path) -> Network:
-    """deepfrack's network YAML: ``{network: name, input: [H, W] (optional), layers: [...]}``.
+def _layer_names(raw_layers: list[Any], path: Path) -> list[str]:
+    """Every entry's name (``layer<i>`` when unnamed); InputError for a duplicate or the reserved name."""
+    names = []
+    for i, entry in enumerate(raw_layers):
+        if not isinstance(entry, dict):
+            raise InputError(path, f"layers[{i}]", "must be a mapping of layer fields")
+        names.append(str(entry.get("name", f"layer{i}")))
+    seen: set[str] = set()
+    for i, n in enumerate(names):
+        if n == INPUT_NAME:
+            raise InputError(path, f"layers[{i}].name", f"{INPUT_NAME!r} names the network's input")
+        if n in seen:
+            raise InputError(path, "layers", f"two layers are named {n!r}")
+        seen.add(n)
+    return names
 
-    Each layer consumes the previous layer's output; consecutive layers must agree in channels and
-    in plane size (floor semantics), else InputError naming the layer and field.
+
+def _parse_inputs(entry: dict[str, Any], path: Path, i: int, names: list[str]) -> tuple[int, ...]:
+    """Layer ``i``'s operands as indices (``NETWORK_INPUT`` for ``input``); default: the layer above
+    (the network input for the first layer). Only layers above may be read (topological order)."""
+    where = f"layers[{i}].inputs"
+    raw = entry.get("inputs")
+    if raw is None:
+        return (i - 1,) if i > 0 else (NETWORK_INPUT,)
+    if isinstance(raw, str):
+        raw = [raw]
+    if not isinstance(raw, list) or not raw:
+        raise InputError(path, where, f"must be a list of layer names (or {INPUT_NAME!r}), got {raw!r}")
+    own = names[i]
+    out = []
+    for name in raw:
+        if not isinstance(name, str):
+            raise InputError(path, where, f"must be a list of layer names, got {name!r}")
+        if name == INPUT_NAME:
+            out.append(NETWORK_INPUT)
+        elif name == own:
+            raise InputError(path, where, f"{own} reads itself (a cycle)")
+        elif name in names[:i]:
+            out.append(names.index(name))
+        elif name in names:
+            raise InputError(
+                path,
+                where,
+                f"{own} reads {name}, which comes later in the file (a forward reference or a cycle): "
+                "list the layers in topological order, each after the layers it reads",
+            )
+        else:
+            raise InputError(
+                path, where, f"no layer named {name!r} above {own} (the network's input is {INPUT_NAME!r})"
+            )
+    return tuple(out)
+
+
+def _parse_input(doc: dict[str, Any], path: Path) -> tuple[int | None, tuple[int, int] | None]:
+    """The network input's channels (when stated) and plane: ``input: [H, W]`` or ``[C, H, W]``."""
+    if "input" not in doc:
+        return None, None
+    raw = doc["input"]
+    if not isinstance(raw, (list, tuple)) or len(raw) not in (2, 3):
+        raise InputError(path, "input", f"must be [H, W] or [C, H, W], got {raw!r}")
+    vals = [_positive_int(v, path, f"input[{k}]") for k, v in enumerate(raw)]
+    return (vals[0] if len(vals) == 3 else None), (vals[-2], vals[-1])
+
+
+def load_network_yaml(path: str | Path) -> Network:
+    """deepfrack's network YAML: ``{network: name, input: [H, W] or [C, H, W] (optional), layers: [...]}``.
+
+    A layer reads the layers named in its ``inputs`` (default: the layer above; ``input`` is the
+    network's input), which must come before it in the file (topological order). Shapes are checked
+    across every edge (``deepfrack.workload.graph``: channels, planes with floor semantics, join
+    shapes), else InputError naming the layer and the field (docs/workloads.md).
     """
     p = Path(path)
     doc = read_yaml(p)
@@ -264,77 +371,84 @@ def load_network_yaml(path: str | Path) -> Network:
     raw_layers = doc.get("layers")
     if not isinstance(raw_layers, list) or not raw_layers:
         raise InputError(p, "layers", "missing or empty; expected a list of layers")
-    layers = [_parse_layer(e, p, i) for i, e in enumerate(raw_layers)]
-    names = [layer.name for layer in layers]
-    if len(set(names)) != len(names):
-        dup = next(n for n in names if names.count(n) > 1)
-        raise InputError(p, "layers", f"two layers are named {dup!r}")
-    input_plane = None
-    if "input" in doc:
-        raw = doc["input"]
-        if not isinstance(raw, (list, tuple)) or len(raw) != 2:
-            raise InputError(p, "input", f"must be [H, W], got {raw!r}")
-        input_plane = (_positive_int(raw[0], p, "input[0]"), _positive_int(raw[1], p, "input[1]"))
-        if not layers[0].accepts_input_plane(*input_plane):
-            nh, nw = layers[0].min_input_plane
-            raise InputError(
-                p,
-                "input",
-                f"a {input_plane[0]}x{input_plane[1]} input does not give layer {layers[0].name}'s "
-                f"{layers[0].Q}x{layers[0].P} output (it needs {nh}..{nh + layers[0].Hstride - 1} rows and "
-                f"{nw}..{nw + layers[0].Wstride - 1} columns)",
-            )
-    for i, layer in enumerate(layers):
-        if layer.kind == "add":
-            raise InputError(
-                p,
-                f"layers[{i}].type",
-                "an add layer joins two inputs; a network YAML is a chain, so "
-                "residual networks are not supported yet",
-            )
-    for i in range(1, len(layers)):
-        prev, cur = layers[i - 1], layers[i]
-        where = f"layers[{i}]"
-        if cur.C != prev.M:
-            hint = ""
-            if cur.kind == "fc" and cur.C == prev.M * prev.P * prev.Q:
-                hint = (
-                    f" (an fc layer reads a 1x1 plane: write the first fc after a {prev.Q}x{prev.P} plane "
-                    f"as a conv with C={prev.M}, R={prev.P}, S={prev.Q}, P=Q=1)"
+    names = _layer_names(raw_layers, p)
+    input_channels, input_plane = _parse_input(doc, p)
+    layers: list[Layer] = []
+    inputs: list[tuple[int, ...]] = []
+    readers = 0
+    for i, entry in enumerate(raw_layers):
+        ops_idx = _parse_inputs(entry, p, i, names)
+        if NETWORK_INPUT in ops_idx:
+            readers += 1
+            if readers > 1 and input_plane is None:
+                raise InputError(
+                    p,
+                    f"layers[{i}].inputs",
+                    f"several layers read the network's input: state its plane with {INPUT_NAME}: [H, W]",
                 )
-            raise InputError(
-                p, f"{where}.C", f"{cur.name} takes {cur.C} channels but {prev.name} gives {prev.M}{hint}"
-            )
-        nh, nw = cur.min_input_plane
-        if not nw <= prev.P < nw + cur.Wstride:
-            raise InputError(
-                p,
-                f"{where}.P",
-                f"{cur.name}'s output width {cur.P} does not follow from {prev.name}'s "
-                f"width {prev.P} (kernel, stride, dilation and padding need {nw}..{nw + cur.Wstride - 1})",
-            )
-        if not nh <= prev.Q < nh + cur.Hstride:
-            raise InputError(
-                p,
-                f"{where}.Q",
-                f"{cur.name}'s output height {cur.Q} does not follow from {prev.name}'s "
-                f"height {prev.Q} (kernel, stride, dilation and padding need {nh}..{nh + cur.Hstride - 1})",
-            )
+        ops = [
+            Operand(INPUT_NAME, input_channels, input_plane)
+            if j == NETWORK_INPUT
+            else Operand(layers[j].name, layers[j].M, layers[j].out_plane)
+            for j in ops_idx
+        ]
+        layer = _parse_layer(entry, p, i, ops)
+        err = operand_error(layer, ops)
+        if err is not None:
+            field, message = err
+            if ops_idx == (NETWORK_INPUT,) and field in ("P", "Q") and input_plane is not None:
+                field = "input"
+            raise InputError(p, field if field == "input" else f"layers[{i}].{field}", message)
+        layers.append(layer)
+        inputs.append(ops_idx)
     name = str(doc.get("network", p.stem))
-    return Network.chain(name, layers, input_plane=input_plane, source=str(p))
+    return Network(name, tuple(layers), tuple(inputs), input_plane=input_plane, source=str(p))
 
 
-def load_workload(path: str | Path) -> Network:
-    """Any workload the CLI accepts: a folder of Timeloop problem files, a network YAML, or a single
-    Timeloop problem file."""
+def load_workload(path: str | Path, input_size: tuple[int, int] | None = None) -> Network:
+    """A workload file or folder: a folder of Timeloop problem files, a network YAML, a single
+    Timeloop problem file, or an ONNX model (``.onnx``; ``input_size`` (height, width) sets its input
+    plane). A network YAML and problem files state their planes, so ``input_size`` is refused there."""
     p = Path(path)
-    if p.is_dir():
-        return load_problem_folder(p)
+    if p.suffix.lower() == ".onnx":
+        from deepfrack.workload.onnx_import import load_onnx
+
+        return load_onnx(p, input_size)
     if not p.exists():
         raise InputError(
-            p, None, "workload not found (give a network YAML or a folder of Timeloop problem YAMLs)"
+            p,
+            None,
+            "workload not found (give a network YAML, an ONNX model, a folder of Timeloop problem YAMLs, "
+            "or a network of the zoo: deepfrack zoo lists them)",
         )
+    if input_size is not None:
+        raise InputError(
+            p,
+            "--input-size",
+            "applies to networks of the zoo and ONNX models; a network YAML or Timeloop problem files "
+            "state every layer's plane",
+        )
+    if p.is_dir():
+        return load_problem_folder(p)
     doc = read_yaml(p)
     if isinstance(doc, dict) and "problem" in doc and "layers" not in doc:
         return Network.chain(p.stem, [load_problem(p)], source=str(p))
     return load_network_yaml(p)
+
+
+def resolve_workload(spec: str | Path, input_size: tuple[int, int] | None = None) -> Network:
+    """What the CLI's ``--workload`` names: a network of the zoo by its bare name (``resnet50``; write
+    ``./resnet50`` for a file or folder of that name), else a path as ``load_workload`` reads it. An
+    unknown bare name lists the zoo's networks. ``input_size`` (height, width): the input plane of a
+    zoo network (default 224 x 224) or an ONNX model."""
+    from deepfrack.workload.zoo import ZOO, zoo_network
+
+    s = str(spec)
+    if s in ZOO:
+        return zoo_network(s, input_size)
+    p = Path(spec)
+    if not p.exists() and p.suffix == "" and p.name == s:
+        raise InputError(
+            s, None, f"no such file or folder, and not a network of the zoo (known: {', '.join(ZOO)})"
+        )
+    return load_workload(p, input_size)
