@@ -126,6 +126,7 @@ def _progress(enabled: bool) -> Progress:
         TimeRemainingColumn(),
         console=Console(stderr=True),
         disable=not enabled,
+        transient=True,  # gone when the run ends: the summary says what was done, an error is one line
     )
 
 
