@@ -8,7 +8,7 @@ levels and a YAML document holds at most ``MAX_YAML_NODES`` nodes once its alias
 alias "bomb" -- a few lines that expand to billions of nodes -- is refused before anything walks it); an
 alias that refers to the node containing it is refused too. Mapping keys must be unique (YAML requires
 it; PyYAML would silently keep the last, Timeloop's parser the first). PyYAML's errors, whatever their
-Python type (a ``ValueError`` for the date ``2024-13-45`` or the integer ``0b2``, a ``KeyError`` for the
+Python type (a ``ValueError`` for the date ``2024-13-45`` or the integer ``!!int abc``, a ``KeyError`` for the
 boolean ``!!bool maybe``), become one InputError with the line and column.
 
 YAML is parsed by libyaml (PyYAML's C parser) when PyYAML was built with it, about three times faster
