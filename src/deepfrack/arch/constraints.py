@@ -16,7 +16,9 @@ The accepted spellings follow Timeloop's parser (NVlabs/timeloop src/mapping/con
   (``Constraints::ParseFactors``); ``<=`` and ``>=`` bounds must be positive;
 * ``permutation``: dimension letters innermost first, optionally split by ``_`` into a prefix and a
   suffix (``Constraints::ParsePermutations``), or a v0.4 list;
-* ``split`` (spatial): the first ``split`` dimensions of the permutation go on X.
+* ``split`` (spatial): the first ``split`` dimensions of the permutation go on X; as in timeloopfe it
+  may be an expression over the variables (``split: len(spec.problem.instance)``, see
+  ``deepfrack.arch.expressions``).
 
 Errors name the file and the field (``InputError``).
 """
@@ -29,6 +31,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from deepfrack.arch.expressions import evaluate_expression
 from deepfrack.arch.spec import Architecture, Constraints, FactorBound, TargetConstraint
 from deepfrack.arch.yamlio import Document, load_documents, underscore_keys
 from deepfrack.dims import DIMS, TENSORS
@@ -201,11 +204,17 @@ def _int(value: Any, path: str | Path | None, field: str, minimum: int = 0) -> i
 # targets
 # ------------------------------------------------------------------------------------------------ #
 def parse_target(
-    item: Any, path: str | Path | None, field: str, target: str | None = None, type_: str | None = None
+    item: Any,
+    path: str | Path | None,
+    field: str,
+    target: str | None = None,
+    type_: str | None = None,
+    symbols: Mapping[str, Any] | None = None,
 ) -> list[TargetConstraint]:
     """One entry of a Timeloop constraint (or mapping) list -> TargetConstraints. An entry with its
     own ``constraints`` list gives one TargetConstraint per element. ``target``/``type_`` fill in a
-    missing ``target``/``type`` (v0.4 per-node constraints)."""
+    missing ``target``/``type`` (v0.4 per-node constraints). ``symbols``: the names an expression
+    written as ``split`` may use (the variables, and ``spec.problem.instance`` when known)."""
     if not isinstance(item, dict):
         raise InputError(path, field, f"expected a mapping with target and type, got {item!r}")
     item = dict(item)
@@ -216,7 +225,9 @@ def parse_target(
             raise InputError(path, f"{field}.constraints", "expected a list")
         out = []
         for j, c in enumerate(sub):
-            out.extend(parse_target(c, path, f"{field}.constraints[{j}]", target=tgt, type_=type_))
+            out.extend(
+                parse_target(c, path, f"{field}.constraints[{j}]", target=tgt, type_=type_, symbols=symbols)
+            )
         return out
     if isinstance(item.get("attributes"), dict):  # older spelling: the fields under `attributes`
         attrs = item.pop("attributes")
@@ -258,7 +269,10 @@ def parse_target(
     if item.get("split") is not None:
         if ctype != "spatial":
             raise InputError(path, f"{field}.split", "only a spatial constraint has a split")
-        split = _int(item["split"], path, f"{field}.split")
+        raw_split = item["split"]
+        if isinstance(raw_split, str):
+            raw_split = evaluate_expression(raw_split, symbols or {}, path, f"{field}.split")
+        split = _int(raw_split, path, f"{field}.split")
     if ctype == "utilization":
         mn = item.get("min")
         if isinstance(mn, bool) or not isinstance(mn, (int, float)) or not 0 <= mn <= 1:

@@ -521,7 +521,12 @@ def _v04_flatten(nodes: Any, path: Path | None, field: str, parallel: bool, out:
 
 
 def _node_constraints(
-    node: Mapping[str, Any], target: str, path: Path | None, field: str, skip_spatial: bool
+    node: Mapping[str, Any],
+    target: str,
+    path: Path | None,
+    field: str,
+    skip_spatial: bool,
+    symbols: Mapping[str, Any],
 ) -> list[TargetConstraint]:
     block = node.get("constraints")
     if block is None:
@@ -539,7 +544,7 @@ def _node_constraints(
         item = dict(body)
         item.setdefault("type", kind)
         item.setdefault("target", target)
-        out.extend(parse_target(item, path, f"{field}.constraints.{kind}"))
+        out.extend(parse_target(item, path, f"{field}.constraints.{kind}", symbols=symbols))
     return out
 
 
@@ -693,6 +698,7 @@ def _arch_v04(
                     path,
                     field,
                     skip_spatial=False,
+                    symbols=symbols,
                 )
                 dattrs = _Attrs(
                     {"width": 1, "depth": 1, "datawidth": 1, "technology": -1},
@@ -754,7 +760,7 @@ def _arch_v04(
                         f"unknown component class {cls!r} (its name must "
                         f"contain one of {', '.join(BUFFER_CLASSES + COMPUTE_CLASSES)})",
                     )
-                cs = _node_constraints(n, name, path, field, skip_spatial=has_fanout)
+                cs = _node_constraints(n, name, path, field, skip_spatial=has_fanout, symbols=symbols)
                 add = extra_bypass.get(id(n))
                 if add:
                     cs = _with_bypass(cs, name, add, path)
