@@ -69,3 +69,37 @@ def test_ispass_exercise_matches_stats(exercise, mapping, run):
             assert abs(pi["energy_pJ"] - ds["Energy (total)"]) <= 0.006
             checked += 1
     assert checked >= 3
+
+
+INTERFACE = EXERCISES / "interface2024"
+
+
+def test_interface_2024_run_matches_stats():
+    """The 2024 exercise's processed input (the grouped-convolution shape with G=1, a PE container with
+    a spatial fan-out, an empty ``mapping: []``) with the mapper's mapping: Timeloop's counts."""
+    out_dir = INTERFACE / "outputs"
+    files = [
+        out_dir / f
+        for f in ("parsed-processed-input.yaml", "timeloop-mapper.map.yaml", "timeloop-mapper.ERT.yaml")
+    ]
+    res = CliRunner().invoke(main, ["model", *map(str, files), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    stats, summary = read_stats(out_dir / "timeloop-mapper.stats.txt")
+    assert (out["cycles"], out["macs"]) == (summary["cycles"], summary["computes"])
+    assert abs(out["energy_pJ"] / 1e6 - summary["energy_uJ"]) <= 0.005 + 1e-9
+    checked = 0
+    for lv in out["levels"]:
+        for tn, ds in stats.get(lv["name"], {"ds": {}})["ds"].items():
+            pi = lv["per_instance"][tn]
+            got = (pi["reads"], pi["fills"], pi["updates"])
+            want = tuple(ds[f"Scalar {k} (per-instance)"] for k in ("reads", "fills", "updates"))
+            assert got == want, (lv["name"], tn)
+            checked += 1
+    assert checked >= 4
+
+
+def test_jinja_templates_refused_with_one_line():
+    res = CliRunner().invoke(main, ["model", str(INTERFACE / "inputs")])
+    assert res.exit_code == 2
+    assert "Jinja2" in res.output and res.output.count("\n") == 1

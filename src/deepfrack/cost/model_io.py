@@ -138,7 +138,10 @@ def _architecture(
 
 def _required(docs: list[Document], key: str, paths: tuple[str | Path, ...]) -> Document:
     """The one document with top-level ``key`` (problem, mapping); InputError (naming the files given)
-    if none or two."""
+    if none or two. An empty ``mapping: []`` (as timeloopfe writes into parsed-processed-input.yaml)
+    gives way to a mapping in another file."""
+    if key == "mapping" and any(d.data.get(key) for d in docs):
+        docs = [d for d in docs if d.data.get(key) or key not in d.data]
     found = _one(docs, key, key)
     if found is None:
         given, n_files = ", ".join(str(p) for p in paths), len(paths)

@@ -28,7 +28,7 @@ from typing import Any
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS, C, M, N, P, Q, R, S
 from deepfrack.errors import InputError, shown
 from deepfrack.workload.layer import Layer
-from deepfrack.workload.loaders import _positive_int, problem_layer
+from deepfrack.workload.loaders import _positive_int, check_dense, problem_layer
 
 #: the CNN layer's ranks per tensor (Weights, Inputs, Outputs): each rank a tuple of (dimension,
 #: coefficient name or None for 1)
@@ -219,8 +219,7 @@ def problem_from_doc(doc: Any, path: Path, name: str | None = None) -> Problem:
     inst = prob.get("instance")
     if not isinstance(inst, Mapping):
         raise InputError(path, "problem.instance", "missing or not a mapping")
-    if inst.get("densities") is not None or inst.get("commonDensity") is not None:
-        raise InputError(path, "problem.instance.densities", "sparse workloads are not supported")
+    check_dense(inst, path)
     for d in dims:
         if d not in inst:
             raise InputError(
