@@ -300,7 +300,8 @@ class EnergyTable:
 
 
 #: Timeloop operation -> ERT action names in priority order (NVlabs/timeloop
-#: include/model/topology.hpp: storageOperationMappings and arithmeticOperationMappings).
+#: include/model/topology.hpp: storageOperationMappings and arithmeticOperationMappings), each storage
+#: list ended by deepfrack with ``access`` (older Accelergy tables' one storage action).
 OP_ACTIONS: Mapping[str, tuple[str, ...]] = {
     "read": ("random_read", "read", "access"),
     "fill": ("random_fill", "random_write", "fill", "write", "access"),
