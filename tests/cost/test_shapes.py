@@ -317,3 +317,20 @@ def test_size_one_dimension_takes_only_factor_one():
     bad = [{"target": top, "type": "temporal", "factors": "C=1 G=2"}]
     with pytest.raises(InputError, match="G=1"):
         mapping_from_directives(bad, arch, problem.layer, problem=problem)
+
+
+def test_older_problem_layouts():
+    """``shape: cnn-layer`` names Timeloop's built-in shape; bounds may sit directly under ``problem``;
+    a projection may list one dimension per rank; other built-in shape names and flattening are refused."""
+    flat = {"problem": {"shape": "cnn-layer", "C": 3, "M": 4, "R": 1, "S": 1, "N": 1, "P": 5, "Q": 6}}
+    assert problem_from_doc(flat, Path("p.yaml")).layer.Q == 6
+    short = _problem_doc(SHAPES["matmul"][0], {"M": 4, "N": 6, "K": 8}, None)
+    for ds in short["problem"]["shape"]["data_spaces"]:
+        ds["projection"] = [rank[0][0] for rank in ds["projection"]]
+    assert problem_from_doc(short, Path("p.yaml")).layer.macs == 4 * 6 * 8
+    with pytest.raises(InputError, match="cnn-layer only"):
+        problem_from_doc({"problem": {"shape": "matmul", "instance": {"M": 1}}}, Path("p.yaml"))
+    flat2 = _problem_doc(SHAPES["matmul"][0], {"M": 4, "N": 6, "K": 8}, None)
+    flat2["problem"]["shape"]["flatten"] = [{"name": "X", "dimensions": ["M", "N"]}]
+    with pytest.raises(InputError, match="flattened dimensions are not supported"):
+        problem_from_doc(flat2, Path("p.yaml"))

@@ -311,6 +311,8 @@ class _LevelDraft:
 
 #: per-level Timeloop directives deepfrack's model does not reproduce
 _UNSUPPORTED = (
+    "passthrough",
+    "rmw_on_first_writeback",
     "no_link_transfer",
     "no_multicast_no_reduction",
     "no_temporal_reuse",
@@ -409,6 +411,8 @@ def _apply_directive(
             draft.keep[TENSORS.index(t)] = True
         for t in _tensor_list(d.get("bypass"), f"{where}.bypass", path, aliases):
             draft.keep[TENSORS.index(t)] = False
+    elif typ == "skew":
+        raise InputError(path, f"{where}.type", "skew directives are not supported by deepfrack's model")
     else:
         raise InputError(
             path,

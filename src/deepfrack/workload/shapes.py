@@ -38,6 +38,8 @@ _CNN_RANKS: tuple[tuple[tuple[tuple[int, str | None], ...], ...], ...] = (
     (((N, None),), ((M, None),), ((Q, None),), ((P, None),)),
 )
 _OUTPUTS = 2
+#: the names of Timeloop's built-in CNN-layer shape file (``shape: cnn-layer``)
+_CNN_SHAPE_NAMES = ("cnn-layer", "cnn_layer")
 
 
 @dataclass(frozen=True)
@@ -210,10 +212,31 @@ def problem_from_doc(doc: Any, path: Path, name: str | None = None) -> Problem:
     shape's dimensions) or a declared shape embedded in it (see the module docstring). InputError
     naming the field for a shape deepfrack cannot evaluate exactly."""
     prob = doc.get("problem") if isinstance(doc, Mapping) else None
+    if isinstance(prob, Mapping) and "instance" not in prob:
+        # Timeloop also reads the bounds directly under ``problem`` (its older layout)
+        bounds = {k: v for k, v in prob.items() if k not in ("shape", "version")}
+        prob = {k: v for k, v in prob.items() if k in ("shape", "version")} | {"instance": bounds}
+        doc = {**doc, "problem": prob}
     shape = prob.get("shape") if isinstance(prob, Mapping) else None
+    if isinstance(shape, str) and shape.removesuffix(".yaml") not in _CNN_SHAPE_NAMES:
+        raise InputError(
+            path,
+            "problem.shape",
+            f"{shown(shape, 30)}: deepfrack knows Timeloop's built-in shape cnn-layer only; "
+            "write the shape out (dimensions, data_spaces)",
+        )
     if not isinstance(shape, Mapping) or shape.get("dimensions") is None:
         return Problem(problem_layer(doc, path, name))
+    if shape.get("flatten") is not None:
+        raise InputError(path, "problem.shape.flatten", "flattened dimensions are not supported")
     dims = _name_list(shape.get("dimensions"), path, "problem.shape.dimensions")
+    long = [d for d in dims if len(d) != 1]
+    if long:
+        raise InputError(
+            path,
+            "problem.shape.dimensions",
+            f"{shown(long[0], 20)}: dimension names are one letter (as in Timeloop)",
+        )
     if set(dims) == set(DIMS) and shape.get("data_spaces") is None:
         return Problem(problem_layer(doc, path, name))
     inst = prob.get("instance")
