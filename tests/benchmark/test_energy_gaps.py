@@ -39,7 +39,8 @@ def test_the_reference_ert_is_complete(arch):
             "write",
             [("GlobalBuffer", "fill"), ("GlobalBuffer", "update")],
             "ERT.tables[System.ws.GlobalBuffer].actions",
-            "no fill action (random_fill or write or access) for storage level GlobalBuffer (have: idle, read)",
+            "no fill action (random_fill or write or access) for storage level GlobalBuffer "
+            "(have: idle, read)",
         ),
         (
             "PEWeightBuffer",

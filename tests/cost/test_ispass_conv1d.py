@@ -103,3 +103,30 @@ def test_jinja_templates_refused_with_one_line():
     res = CliRunner().invoke(main, ["model", str(INTERFACE / "inputs")])
     assert res.exit_code == 2
     assert "Jinja2" in res.output and res.output.count("\n") == 1
+
+
+def test_dense_dot_product_matches_stats():
+    """A problem of three data spaces with its own names (A[K], B[K], Z[M], M = 1)."""
+    d = EXERCISES / "dot_product"
+    ref = d / "ref_outputs"
+    files = [d / "arch.yaml", EXERCISES / "_components", d / "problem.yaml"]
+    files += [ref / "timeloop-mapper.map.yaml", ref / "timeloop-mapper.ERT.yaml"]
+    res = CliRunner().invoke(main, ["model", *map(str, files), "--json"])
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    text = (ref / "timeloop-mapper.stats.txt").read_text()
+    assert out["problem"]["data_spaces"]["Z"] == "Outputs"
+    assert out["cycles"] == int(re.search(r"\nCycles: (\d+)", text).group(1)) == 16
+    fj = float(re.search(r"\n\s+Total\s+= ([0-9.]+)", text).group(1))
+    assert abs(out["energy_pJ"] / out["macs"] * 1000 - fj) <= 0.006
+    # per level and data space, Timeloop's per-instance scalar reads
+    checked = 0
+    for lv in out["levels"]:
+        block = text.split(f"=== {lv['name']} ===", 1)
+        if len(block) < 2:
+            continue
+        for name, pi in lv["per_instance"].items():
+            m = re.search(rf"\n\s+{name}:\n(?:.*\n)*?\s+Scalar reads \(per-instance\)\s+: (\d+)", block[1])
+            assert m is not None and pi["reads"] == int(m.group(1)), (lv["name"], name)
+            checked += 1
+    assert checked >= 3
