@@ -9,7 +9,7 @@ import copy
 import pytest
 import yaml
 
-from deepfrack.arch.constraints import parse_target
+from deepfrack.arch.constraints import Names, parse_target
 from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.expressions import evaluate_expression
 from deepfrack.cost.mapping import mapping_from_directives
@@ -75,7 +75,7 @@ def test_split_expression_with_problem_instance():
         {"target": "PE", "type": "spatial", "split": "len(spec.problem.instance) - n + 1"},
         "a.yaml",
         "c",
-        symbols=names,
+        names=Names(symbols=names),
     )
     assert t.split == 1
     with pytest.raises(InputError, match="not a list or mapping"):
@@ -120,3 +120,22 @@ def test_spatial_directive_on_a_container_without_fan_out_is_refused(tmp_path):
     (tmp_path / "map.yaml").write_text(text)
     with pytest.raises(InputError, match="'System' is not a storage level"):
         load_model_inputs(SPATIAL / "arch", tmp_path / "map.yaml", SPATIAL / "prob")
+
+
+def test_architecture_constraints_use_the_problems_names(tmp_path):
+    """With a declared shape, the architecture's constraints name its dimensions (K) and data spaces;
+    the CNN layer's names are then unknown there, as in Timeloop."""
+    text = (SPATIAL / "arch/3levelspatial.arch.yaml").read_text()
+    cons = "constraints: {spatial: {factors: K=1, permutation: [C, K, R, P]}, dataspace: {keep: [Weights]}}"
+    (tmp_path / "arch.yaml").write_text(
+        text.replace("spatial: {meshX: 16}", "spatial: {meshX: 16}\n    " + cons)
+    )
+    files = (SPATIAL / "map/conv1d+oc+ic-3levelspatial-cp-ws.map.yaml", SPATIAL / "prob")
+    inputs = load_model_inputs(tmp_path / "arch.yaml", *files)
+    [c] = [t for t in inputs.arch.constraints.targets if t.type == "spatial"]
+    assert set(c.factors) == {"K"} and c.permutation == "CKRP"
+    (tmp_path / "arch.yaml").write_text(
+        text.replace("spatial: {meshX: 16}", "spatial: {meshX: 16}\n    " + cons.replace("K=1", "M=1"))
+    )
+    with pytest.raises(InputError, match="unknown dimension 'M'"):
+        load_model_inputs(tmp_path / "arch.yaml", *files)

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepfrack.arch.constraints import Names
 from deepfrack.arch.energy import builtin_energy_table
 from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.parse import architecture_from_data, component_classes
@@ -17,6 +18,7 @@ from deepfrack.arch.yamlio import Document, find_tag, load_documents
 from deepfrack.cost.mapping import LoopMapping, mapping_from_directives
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
+from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 from deepfrack.workload.loaders import problem_layer
@@ -109,11 +111,12 @@ def _check_documents(docs: list[Document]) -> dict:
 
 
 def _architecture(
-    docs: list[Document], paths: tuple[str | Path, ...], classes: dict, instance: Any = None
+    docs: list[Document], paths: tuple[str | Path, ...], classes: dict, problem: Problem, instance: Any = None
 ) -> tuple[Architecture, Document]:
     """The one architecture of the documents (with the variables the other files define, and the
-    problem's ``instance`` as ``spec.problem.instance`` for expressions such as ``len(...)``); when none
-    defines one, the InputError names the files given."""
+    problem's ``instance`` as ``spec.problem.instance`` for expressions such as ``len(...)``; its
+    constraints may name the problem's dimensions and data spaces); when none defines one, the
+    InputError names the files given."""
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
     given, n_files = ", ".join(str(p) for p in paths), len(paths)
     if not arch_docs:
@@ -133,7 +136,8 @@ def _architecture(
             data["variables"] = {**(other.data.get("variables") or {}), **(data.get("variables") or {})}
     if isinstance(instance, dict) and isinstance(data.get("variables") or {}, dict):
         data["variables"] = {**(data.get("variables") or {}), "spec.problem.instance": instance}
-    return architecture_from_data(data, ad.path, classes), ad
+    names = Names(tuple(problem.dims), tuple(problem.tensor_names[t] for t in TENSORS))
+    return architecture_from_data(data, ad.path, classes, names), ad
 
 
 def _required(docs: list[Document], key: str, paths: tuple[str | Path, ...]) -> Document:
@@ -164,7 +168,7 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
     pd = _required(docs, "problem", paths)
     problem = problem_from_doc(pd.data, pd.path)
     layer = problem.layer
-    arch, ad = _architecture(docs, paths, classes, _instance(pd.data))
+    arch, ad = _architecture(docs, paths, classes, problem, _instance(pd.data))
     md = _required(docs, "mapping", paths)
     mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path, problem=problem)
     ed = _one(docs, "ERT", "ERT")
