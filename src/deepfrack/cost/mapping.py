@@ -216,9 +216,9 @@ def _parse_factors(
     return out
 
 
-def _declared_permutation(value: Any, where: str, path: Any, names: Sequence[str]) -> list[str]:
+def _permutation_names(value: Any, where: str, path: Any, names: Sequence[str]) -> list[str]:
     """A permutation (innermost first) as the problem's dimension names, padded with the missing ones
-    in declared order (Timeloop pads an incomplete permutation the same way)."""
+    in the problem's order (Timeloop pads an incomplete permutation the same way)."""
     if value is None:
         letters: list[str] = []
     elif isinstance(value, str):
@@ -226,7 +226,9 @@ def _declared_permutation(value: Any, where: str, path: Any, names: Sequence[str
     elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         letters = [str(v).strip() for v in value]
     else:
-        raise InputError(path, f"{where}.permutation", f"expected a string like 'RPK', got {value!r}")
+        raise InputError(
+            path, f"{where}.permutation", f"expected a string like {''.join(names)!r}, got {value!r}"
+        )
     for i, c in enumerate(letters):
         if c not in names:
             raise InputError(
@@ -240,30 +242,8 @@ def _declared_permutation(value: Any, where: str, path: Any, names: Sequence[str
 
 
 def _parse_permutation(value: Any, where: str, path: Any) -> tuple[int, ...]:
-    """Permutation (innermost first) as dim indices; missing dims are appended in DIMS order
-    (Timeloop pads an incomplete permutation the same way)."""
-    if value is None:
-        letters: list[str] = []
-    elif isinstance(value, str):
-        letters = [c for c in value if not c.isspace()]
-    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
-        letters = [str(v).strip() for v in value]
-    else:
-        raise InputError(path, f"{where}.permutation", f"expected a string like 'CMRSNPQ', got {value!r}")
-    order: list[int] = []
-    for c in letters:
-        if c not in DIM_INDEX:
-            raise InputError(
-                path,
-                f"{where}.permutation",
-                f"unknown dimension {c!r}; the CNN-layer dimensions are {''.join(DIMS)}",
-            )
-        d = DIM_INDEX[c]
-        if d in order:
-            raise InputError(path, f"{where}.permutation", f"dimension {c} appears twice")
-        order.append(d)
-    order += [d for d in range(7) if d not in order]
-    return tuple(order)
+    """A CNN-layer permutation (innermost first) as dim indices, padded in DIMS order."""
+    return tuple(DIM_INDEX[d] for d in _permutation_names(value, where, path, DIMS))
 
 
 def _tensor_list(
@@ -345,14 +325,14 @@ def _directive_level(target: Any, names: tuple[str, ...], where: str, path: str 
     return names.index(target)
 
 
-def _spatial_order(
+def _declared_order(
     value: Any, split: int, where: str, path: Any, problem: Problem
 ) -> tuple[tuple[int, ...], int]:
-    """A spatial permutation of a declared shape's dimensions and its split, as DIMS indices and the
+    """A permutation of a declared shape's dimensions and a spatial split, as DIMS indices and the
     split over them: the first ``split`` declared dimensions (padding included) stay on X, the size-1
     dimensions the model leaves out are dropped, and the CNN dimensions the shape has no use for are
-    appended on Y (their factors are 1)."""
-    names = _declared_permutation(value, where, path, problem.dims)
+    appended last (their factors are 1). A temporal order is the same with every dimension "on X"."""
+    names = _permutation_names(value, where, path, problem.dims)
     idx = problem.index
     x = [idx[d] for d in names[:split] if idx[d] is not None]
     y = [idx[d] for d in names[split:] if idx[d] is not None]
@@ -377,13 +357,12 @@ def _apply_directive(
                 path, f"{where}.{key}", "this Timeloop directive is not supported by deepfrack's model"
             )
     typ = d.get("type")
-    declared = problem is not None and not problem.is_cnn
+    declared = problem if problem is not None and not problem.is_cnn else None
     if typ in ("temporal", "spatial"):
         index = problem.index if problem is not None else DIM_INDEX
         facs = _parse_factors(d.get("factors"), bounds, where, path, index)
-        if declared:
-            assert problem is not None
-            perm, _ = _spatial_order(d.get("permutation"), len(problem.dims), where, path, problem)
+        if declared is not None:
+            perm, _ = _declared_order(d.get("permutation"), len(declared.dims), where, path, declared)
         else:
             perm = _parse_permutation(d.get("permutation"), where, path)
         if typ == "temporal":
@@ -396,13 +375,11 @@ def _apply_directive(
                 f"{d.get('target')} has no spatial fan-out (its next inner level has as many instances), "
                 "so it takes no spatial directive",
             )
-        n_dims = len(problem.dims) if declared and problem is not None else 7
-        sp = d.get("split", n_dims)
+        sp = d.get("split", len(declared.dims) if declared is not None else 7)
         if isinstance(sp, bool) or not isinstance(sp, int) or sp < 0:
             raise InputError(path, f"{where}.split", f"must be a non-negative integer, got {sp!r}")
-        if declared:
-            assert problem is not None
-            perm, sp = _spatial_order(d.get("permutation"), sp, where, path, problem)
+        if declared is not None:
+            perm, sp = _declared_order(d.get("permutation"), sp, where, path, declared)
         draft.spatial, draft.spatial_order, draft.split = facs, perm, min(sp, 7)
     elif typ in ("datatype", "dataspace", "bypass"):
         aliases = _tensor_aliases(problem)
