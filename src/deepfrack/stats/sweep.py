@@ -213,7 +213,6 @@ def _draw(
         ax.set_xticks(range(len(values)), [str(v) for v in values])
     ax.tick_params(axis="x", labelrotation=30, labelsize="small")
     ax.set_xlabel(target)
-    ax.set_ylabel("energy saved (%)")
     ax.grid(True, alpha=0.3)
 
 
@@ -235,6 +234,8 @@ def sweep_figure(rows: Sequence[SweepRow], targets: Sequence[str]) -> Figure:
             title, subset = panels[j]
             _draw(ax, subset, target, values, networks)
             ax.set_title(title, fontsize="small")
+            if j == 0:
+                ax.set_ylabel("energy saved (%)")
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=min(len(labels), 6))
     return fig
