@@ -268,34 +268,6 @@ def best_rows(rows: Sequence[SweepRow]) -> list[SweepRow]:
     return list(best.values())
 
 
-def sweep_report(
-    rows: Sequence[SweepRow],
-    targets: Sequence[str],
-    values: Mapping[str, Sequence[Any]],
-    inputs: Mapping[str, Any],
-    cache: CacheUse,
-    elapsed_s: float,
-    picture: Picture,
-    notes: Sequence[str] = (),
-) -> str:
-    """``report.html`` of a sweep (``templates/sweep.html.j2``)."""
-    context = {
-        "networks": list(dict.fromkeys(r.network for r in rows)),
-        "points": len({r.point for r in rows}),
-        "targets": list(targets),
-        "values": {t: [str(v) for v in values[t]] for t in targets},
-        "inputs": input_lines(inputs),
-        "rows": list(rows),
-        "best": best_rows(rows),
-        "levels": list(dict.fromkeys(lv for r in rows for lv in r.capacity)),
-        "cache": cache,
-        "elapsed_s": elapsed_s,
-        "picture": picture,
-        "notes": list(notes),
-    }
-    return render("sweep.html", context)
-
-
 def sweep_contents(
     rows: Sequence[SweepRow],
     targets: Sequence[str],
@@ -305,10 +277,28 @@ def sweep_contents(
     elapsed_s: float,
     notes: Sequence[str] = (),
 ) -> dict[str, bytes]:
-    """Every output file of a sweep by name: sweep.csv, sweep.png, report.html."""
+    """Every output file of a sweep by name: sweep.csv, sweep.png, and report.html
+    (``templates/sweep.html.j2``, the picture embedded). ``values``: each target's values in order;
+    ``inputs``: what the sweep was given; ``notes``: lines for the report."""
     title = "Energy saved by fusion against each varied attribute, one line per network"
     picture = Picture("sweep.png", title, png_bytes(sweep_figure(rows, targets)))
-    page = sweep_report(rows, targets, values, inputs, cache, elapsed_s, picture, notes)
+    page = render(
+        "sweep.html",
+        {
+            "networks": list(dict.fromkeys(r.network for r in rows)),
+            "points": len({r.point for r in rows}),
+            "targets": list(targets),
+            "values": {t: [str(v) for v in values[t]] for t in targets},
+            "inputs": input_lines(inputs),
+            "rows": list(rows),
+            "best": best_rows(rows),
+            "levels": list(dict.fromkeys(lv for r in rows for lv in r.capacity)),
+            "cache": cache,
+            "elapsed_s": elapsed_s,
+            "picture": picture,
+            "notes": list(notes),
+        },
+    )
     return {
         "sweep.csv": sweep_csv(rows, targets).encode(),
         "sweep.png": picture.png or b"",
@@ -325,6 +315,5 @@ __all__ = [
     "sweep_contents",
     "sweep_csv",
     "sweep_figure",
-    "sweep_report",
     "sweep_row",
 ]
