@@ -738,6 +738,38 @@ def _cache_use(keys: Sequence[set[str]], computed: int) -> CacheUse:
     )
 
 
+def _sweep_run(
+    index: int,
+    point: Mapping[str, Any],
+    inputs: BenchmarkInputs,
+    cap: CapacitySpec | None,
+    network: Network,
+    executor: Executor,
+    options: Mapping[str, Any],
+) -> tuple[SweepRow, SweepRun, set[str]]:
+    """One run of a sweep (``run`` with the point's inputs and capacity, and ``options``): its row, its
+    schedule, and the cache keys of the entries it asked for."""
+    from deepfrack.stats.sweep import sweep_row
+
+    start = time.perf_counter()
+    r = run(
+        workload=network,
+        arch=inputs,
+        capacity=cap if cap is not None else "unlimited",
+        executor=executor,
+        **options,
+    )
+    assert r.benchmark is not None
+    s = r.benchmark.summary
+    fingerprint = resolve_backend(options["backend"], inputs).fingerprint
+    fps = {v: fingerprint(v) for v in inputs.variants}
+    keys = {job_key(j, fps[j.variant]) for j in r.benchmark.jobs}
+    words = dict(cap.words) if cap is not None else None
+    elapsed = time.perf_counter() - start
+    row = sweep_row(index, point, network.name, r.schedule, words, s.entries, s.computed, elapsed)
+    return row, SweepRun(index, dict(point), network, r.schedule, {**r.inputs, "vary": dict(point)}), keys
+
+
 def sweep(
     *,
     workloads: Sequence[PathLike | Network],
@@ -772,8 +804,6 @@ def sweep(
     report.html and ``schedules/point<i>-<network>.json`` there, all or nothing. ``on_run`` is called
     before each run. Raises EntriesFailed (nothing written) when a run's benchmark could not cost some
     entries."""
-    from deepfrack.stats.sweep import sweep_row
-
     start = time.perf_counter()
     if out is not None:
         check_output_folder(out)
@@ -787,51 +817,33 @@ def sweep(
     _backend(backend, base)  # bad backend settings: said once, before any work
     prepared = [_point_inputs(base, p, capacity) for p in points]
     notes = []
-    if base.energy_table is not None:
+    if base.ert is not None:
         notes.append(
-            f"the energy per action is the ERT's ({base.ert.path if base.ert else ''}) at every point: the "
-            "sweep changes capacities, meshes and the mapspace, not the ERT's energies"
+            f"the energy per action is the ERT's ({base.ert.path}) at every point: the sweep changes "
+            "capacities, meshes and the mapspace, not the ERT's energies"
         )
-    rows: list[SweepRow] = []
-    runs: list[SweepRun] = []
-    keys: list[set[str]] = []
-    total = len(points) * len(networks)
+    options = {
+        "max_stack_depth": max_stack_depth,
+        "objective": objective,
+        "backend": backend,
+        "cache": cache,
+        "progress": progress,
+    }
+    done: list[tuple[SweepRow, SweepRun, set[str]]] = []
     chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
     with chosen as ex:
         for i, (point, (inputs, cap)) in enumerate(zip(points, prepared, strict=True)):
-            fingerprint = resolve_backend(backend, inputs).fingerprint
             for net in networks:
                 if on_run is not None:
-                    on_run(len(rows), total, point, net.name)
-                t0 = time.perf_counter()
-                r = run(
-                    workload=net,
-                    arch=inputs,
-                    capacity=cap if cap is not None else "unlimited",
-                    max_stack_depth=max_stack_depth,
-                    objective=objective,
-                    backend=backend,
-                    cache=cache,
-                    executor=ex,
-                    progress=progress,
-                )
-                assert r.benchmark is not None
-                s = r.benchmark.summary
-                fps = {v: fingerprint(v) for v in inputs.variants}
-                keys.append({job_key(j, fps[j.variant]) for j in r.benchmark.jobs})
-                words = dict(cap.words) if cap is not None else None
-                rows.append(
-                    sweep_row(
-                        i, point, net.name, r.schedule, words, s.entries, s.computed, time.perf_counter() - t0
-                    )
-                )
-                runs.append(SweepRun(i, dict(point), net, r.schedule, {**r.inputs, "vary": dict(point)}))
+                    on_run(len(done), len(points) * len(networks), point, net.name)
+                done.append(_sweep_run(i, point, inputs, cap, net, ex, options))
+    rows = tuple(d[0] for d in done)
     result = SweepResult(
         variations=variations,
         points=tuple(points),
-        rows=tuple(rows),
-        runs=tuple(runs),
-        cache=_cache_use(keys, sum(r.computed for r in rows)),
+        rows=rows,
+        runs=tuple(d[1] for d in done),
+        cache=_cache_use([d[2] for d in done], sum(r.computed for r in rows)),
         elapsed_s=time.perf_counter() - start,
         notes=tuple(notes),
     )
