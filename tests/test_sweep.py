@@ -192,3 +192,9 @@ def test_an_interrupted_sweep_resumes_from_the_cache(tmp_path: Path):
         {k: v for k, v in r.__dict__.items() if k not in strip} for r in fresh.rows
     ]
     assert (tmp_path / "out/sweep.csv").exists()
+
+
+def test_the_package_exports_sweep():
+    import deepfrack
+
+    assert deepfrack.sweep is api.sweep
