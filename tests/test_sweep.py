@@ -14,8 +14,9 @@ from click.testing import CliRunner
 
 from deepfrack import api
 from deepfrack.arch.presets import presets
-from deepfrack.arch.vary import vary_document
+from deepfrack.arch.vary import load_study, sweep_points, vary_document
 from deepfrack.arch.yamlio import load_yaml
+from deepfrack.benchmark.inputs import load_inputs, with_architecture
 from deepfrack.cli import main
 from deepfrack.search.schedule_io import schedule_to_json
 from tests.benchmark.conftest import FAKE, TINY_NET
@@ -198,3 +199,86 @@ def test_the_package_exports_sweep():
     import deepfrack
 
     assert deepfrack.sweep is api.sweep
+
+
+def test_a_study_file_with_the_command_line_replacing_parts(tmp_path: Path):
+    """--study gives the networks, the architecture and the variations; -w and --vary replace the file's
+    networks and the file's values of that attribute, an attribute the file lacks is added."""
+    _write(tmp_path, "tiny.yaml", TINY_NET)
+    other = _write(tmp_path, "other.yaml", TINY_NET.replace("network: tiny", "network: other"))
+    study = _write(
+        tmp_path,
+        "study.yaml",
+        "workloads: [tiny.yaml]\narch: simba-like\n"
+        "vary:\n  DRAM.type: [LPDDR4, HBM2, GDDR5]\n  GlobalBuffer.memory_depth: [512, 1024]\n",
+    )
+    common = ["--backend", FAKE, "--jobs", "1", "--cache", str(tmp_path / "c.sqlite"), "--no-progress"]
+    res = CliRunner().invoke(main, ["sweep", "--study", str(study), *common, "-o", str(tmp_path / "a")])
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "a/sweep.csv").read_text())))
+    assert [(r["DRAM.type"], r["GlobalBuffer.memory_depth"], r["network"]) for r in rows] == [
+        (d, m, "tiny") for d in ("LPDDR4", "HBM2", "GDDR5") for m in ("512", "1024")
+    ]
+    args = ["sweep", "--study", str(study), "-w", str(other), "--vary", "GlobalBuffer.memory_depth=2048"]
+    args += ["--vary", "PE.instances=4", *common, "-o", str(tmp_path / "b")]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 0, res.output
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "b/sweep.csv").read_text())))
+    assert [
+        (r["DRAM.type"], r["GlobalBuffer.memory_depth"], r["PE.instances"], r["network"]) for r in rows
+    ] == [(d, "2048", "4", "other") for d in ("LPDDR4", "HBM2", "GDDR5")]
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("arch: simba-like\nvary: {DRAM.type: [HBM2]}\n", "study.yaml: workloads: missing"),
+        (
+            "workloads: [tiny.yaml]\narch: simba-like\nvary: {DRAM.type: [HBM2]}\nzipp: true\n",
+            "zipp: unknown key",
+        ),
+        ("workloads: [tiny.yaml]\narch: simba-like\nvary: {DRAM.type: [HBM2, HBM2]}\n", "listed twice"),
+        (
+            "workloads: [tiny.yaml]\narch: simba-like\nvary: {DRAMtype: [HBM2]}\n",
+            "vary.DRAMtype: write LEVEL",
+        ),
+        ("workloads: [tiny.yaml]\narch: simba-like\nvary: {DRAM.type: [[HBM2]]}\n", "single values"),
+        (
+            "workloads: [tiny.yaml]\narch: simba-like\nvary: {DRAM.kind: [HBM2]}\n",
+            "DRAM has no attribute kind",
+        ),
+    ],
+)
+def test_a_bad_study_file_is_one_line(tmp_path: Path, text: str, words: str):
+    _write(tmp_path, "tiny.yaml", TINY_NET)
+    study = _write(tmp_path, "study.yaml", text)
+    out, cache = tmp_path / "out", tmp_path / "cache.sqlite"
+    args = ["sweep", "--study", str(study), "--backend", FAKE, "--cache", str(cache), "-o", str(out)]
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 2, res.output
+    lines = res.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("deepfrack: error: ") and words in lines[0], res.output
+    assert not out.exists() and not cache.exists()
+
+
+def test_without_a_study_the_command_line_names_everything(tmp_path: Path):
+    tiny = _write(tmp_path, "tiny.yaml", TINY_NET)
+    res = CliRunner().invoke(main, ["sweep", "-w", str(tiny), "-a", "simba-like", "-o", str(tmp_path / "o")])
+    assert res.exit_code == 2 and res.output.strip() == (
+        "deepfrack: error: --vary: missing: give it, or a --study file that names it"
+    )
+
+
+def test_the_bundled_study_reads():
+    """examples/sweeps/buffer-vs-dram.yaml: three networks, 7 buffer sizes x 4 DRAM types, every point a
+    valid architecture."""
+    study = load_study(Path(__file__).parents[1] / "examples/sweeps/buffer-vs-dram.yaml")
+    assert study.workloads == ("alexnet", "vgg16", "resnet18") and study.arch == "simba-like"
+    points = sweep_points(study.vary, study.zipped)
+    assert len(points) == 28
+    base = load_inputs("simba-like")
+    words = {
+        api.capacity_of(with_architecture(base, vary_document(base.arch.doc, p))).words["GlobalBuffer"]
+        for p in points
+    }
+    assert min(words) == 16 * 1024 and max(words) == 1024 * 1024

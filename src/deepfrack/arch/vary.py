@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from deepfrack.arch.parse import split_name
+from deepfrack.arch.yamlio import load_yaml
 from deepfrack.errors import InputError
 
 #: the pseudo-attribute of a v0.3 node's instance count (the ``[a..b]`` of its name)
@@ -82,6 +83,76 @@ def parse_variation(spec: str) -> Variation:
     if len(set(map(repr, parsed))) != len(parsed):
         raise InputError(None, FIELD, f"{spec!r}: a value is listed twice")
     return Variation(level.strip(), attribute.strip(), parsed)
+
+
+@dataclass(frozen=True)
+class Study:
+    """A sweep written down (``deepfrack sweep --study FILE``): the networks (zoo names or paths), the
+    architecture (a bundled name or a path), the variations, and whether they are zipped. Paths in the
+    file are relative to its folder."""
+
+    workloads: tuple[str | Path, ...]
+    arch: str | Path
+    vary: tuple[Variation, ...]
+    zipped: bool = False
+
+
+def _study_path(value: Any, folder: Path) -> str | Path:
+    """A name stays a name (``alexnet``, ``simba-like``); a path that exists beside the file is that."""
+    beside = folder / str(value)
+    return beside if beside.exists() else str(value)
+
+
+def load_study(path: str | Path) -> Study:
+    """Read a study file::
+
+        workloads: [alexnet, vgg16]            # zoo names, network YAMLs, ONNX models
+        arch: simba-like                        # a bundled accelerator or an architecture YAML
+        vary:                                   # LEVEL.ATTRIBUTE: [values]
+          GlobalBuffer.memory_depth: [512, 2048, 8192]
+          DRAM.type: [LPDDR4, HBM2]
+        zip: false                              # optional
+
+    InputError naming the file and the field on anything else (a missing or unknown key, a value that
+    is not a list of single values, a value listed twice)."""
+    p = Path(path)
+    doc = load_yaml(p)
+    keys = {"workloads", "arch", "vary", "zip"}
+    if not isinstance(doc, dict):
+        raise InputError(p, None, "expected a mapping with workloads, arch and vary")
+    unknown = sorted(str(k) for k in doc if k not in keys)
+    if unknown:
+        raise InputError(p, unknown[0], f"unknown key (a study has {', '.join(sorted(keys))})")
+    for k in ("workloads", "arch", "vary"):
+        if k not in doc:
+            raise InputError(p, k, "missing")
+    workloads, arch, vary, zipped = doc["workloads"], doc["arch"], doc["vary"], doc.get("zip", False)
+    if isinstance(workloads, str):
+        workloads = [workloads]
+    if not isinstance(workloads, list) or not workloads or not all(isinstance(w, str) for w in workloads):
+        raise InputError(p, "workloads", "expected a list of network names or paths")
+    if not isinstance(arch, str):
+        raise InputError(p, "arch", "expected a bundled accelerator's name or a path")
+    if not isinstance(zipped, bool):
+        raise InputError(p, "zip", "expected true or false")
+    if not isinstance(vary, dict) or not vary:
+        raise InputError(p, "vary", "expected a mapping LEVEL.ATTRIBUTE: [v1, v2, ...]")
+    variations = []
+    for target, values in vary.items():
+        level, dot, attribute = str(target).rpartition(".")
+        field = f"vary.{target}"
+        if not dot or not level or not attribute:
+            raise InputError(p, field, "write LEVEL.ATTRIBUTE (e.g. DRAM.type)")
+        values = values if isinstance(values, list) else [values]
+        if not values or any(v is None or isinstance(v, list | dict) for v in values):
+            raise InputError(p, field, "expected a list of single values")
+        if len(set(map(repr, values))) != len(values):
+            raise InputError(p, field, "a value is listed twice")
+        variations.append(Variation(level, attribute, tuple(values)))
+    folder = p.parent
+    return Study(
+        tuple(_study_path(w, folder) for w in workloads), _study_path(arch, folder), tuple(variations), zipped
+    )
 
 
 def sweep_points(variations: Sequence[Variation], zipped: bool = False) -> list[dict[str, Any]]:
@@ -275,4 +346,13 @@ def vary_document(doc: Any, point: Mapping[str, Any], path: str | Path | None = 
     return new
 
 
-__all__ = ["FIELD", "INSTANCES", "Variation", "parse_variation", "sweep_points", "vary_document"]
+__all__ = [
+    "FIELD",
+    "INSTANCES",
+    "Study",
+    "Variation",
+    "load_study",
+    "parse_variation",
+    "sweep_points",
+    "vary_document",
+]

@@ -9,17 +9,18 @@ resumes from the result cache when run again.
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import click
 
 from deepfrack import api
+from deepfrack.arch.vary import Study, Variation, load_study, parse_variation
 from deepfrack.cli import main
 from deepfrack.cli.benchmark_cmd import interrupt_message
 from deepfrack.cli.common import (
-    ARCH_REQUIRED,
+    ARCH_OPTIONAL,
     BACKEND,
     CACHE,
     CAPACITY,
@@ -37,6 +38,7 @@ from deepfrack.cli.common import (
     print_benchmark_summary,
     show_progress,
 )
+from deepfrack.errors import InputError
 
 
 def _announce(done: int, total: int, point: Mapping[str, Any], network: str) -> None:
@@ -68,12 +70,39 @@ def _print_sweep(result: api.SweepResult) -> None:
         click.echo(f"wrote {', '.join(str(p) for p in files)} and {len(result.runs)} schedules in schedules/")
 
 
+def _combine(
+    study: Study | None,
+    workloads: Sequence[Path],
+    arch: Path | None,
+    vary: Sequence[str],
+    zipped: bool,
+) -> tuple[list[str | Path], str | Path, list[Variation], bool]:
+    """The sweep to run: the --study file's, with -w and -a replacing its networks and architecture and
+    each --vary replacing the file's values of that attribute (or adding one)."""
+    given = [parse_variation(v) for v in vary]
+    if study is None:
+        for name, value in (("--workload", workloads), ("--arch", arch), ("--vary", given)):
+            if not value:
+                raise InputError(None, name, "missing: give it, or a --study file that names it")
+        assert arch is not None
+        return list(workloads), arch, given, zipped
+    by_target = {v.target: v for v in given}
+    variations = [by_target.pop(v.target, v) for v in study.vary] + list(by_target.values())
+    return list(workloads or study.workloads), arch or study.arch, variations, zipped or study.zipped
+
+
 @main.command("sweep")
+@click.option(
+    "--study",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="FILE",
+    help="A study file (workloads, arch, vary, zip; examples/sweeps/buffer-vs-dram.yaml). -w, -a and "
+    "--vary given as well replace its networks, its architecture and its values of that attribute.",
+)
 @click.option(
     "--workload",
     "-w",
     "workloads",
-    required=True,
     multiple=True,
     type=click.Path(path_type=Path),
     metavar="NAME|PATH [NAME|PATH ...]",
@@ -81,10 +110,9 @@ def _print_sweep(result: api.SweepResult) -> None:
     "problem YAMLs (-w alexnet vgg16, or -w once per network).",
 )
 @click.argument("more_workloads", nargs=-1, type=click.Path(path_type=Path), metavar="")
-@options(INPUT_SIZE, ARCH_REQUIRED)
+@options(INPUT_SIZE, ARCH_OPTIONAL)
 @click.option(
     "--vary",
-    required=True,
     multiple=True,
     metavar="LEVEL.ATTRIBUTE=V1,V2,...",
     help="An attribute of the architecture as its file names it, and its values: "
@@ -112,10 +140,11 @@ def _print_sweep(result: api.SweepResult) -> None:
     out_option("sweep.csv, sweep.png, report.html, schedules/"),
 )
 def sweep(
+    study: Path | None,
     workloads: tuple[Path, ...],
     more_workloads: tuple[Path, ...],
     input_size: tuple[int, int] | None,
-    arch: Path,
+    arch: Path | None,
     vary: tuple[str, ...],
     zipped: bool,
     components: Path | None,
@@ -136,18 +165,25 @@ def sweep(
     changed copy of the architecture (the file is not touched), all sharing one result cache.
 
     \b
+    The bundled study (docs/designers.md), on two of its networks:
+      deepfrack sweep --study examples/sweeps/buffer-vs-dram.yaml -w alexnet vgg16 -o out/study
+
+    \b
     Example (the global buffer from 16 K to 1 M words x four DRAM types; docs/designers.md):
       deepfrack sweep -w alexnet vgg16 -a simba-like \\
         --vary GlobalBuffer.memory_depth=512,1024,2048,4096,8192,16384,32768 \\
         --vary DRAM.type=LPDDR4,HBM2,GDDR5,DDR4 -o out/buffer-vs-dram
     """
+    nets, arch_given, variations, zipped = _combine(
+        load_study(study) if study is not None else None, [*workloads, *more_workloads], arch, vary, zipped
+    )
     with interrupt_message(cache_path, out):
         try:
             result = api.sweep(
-                workloads=[*workloads, *more_workloads],
+                workloads=nets,
                 input_size=input_size or None,
-                arch=arch,
-                vary=vary,
+                arch=arch_given,
+                vary=variations,
                 zipped=zipped,
                 components=components,
                 constraints=constraints,
