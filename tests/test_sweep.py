@@ -29,6 +29,16 @@ layers:
   - {name: p1, type: pool, C: 8, R: 2, S: 2, P: 4, Q: 4, stride: 2}
   - {name: c2, C: 8, M: 16, R: 3, S: 3, P: 4, Q: 4, pad: 1}
 """
+# a residual block: the search fuses over the graph
+RESIDUAL = """\
+network: residual
+input: [8, 8]
+layers:
+  - {name: c1, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8, pad: 1}
+  - {name: c2, C: 8, M: 8, R: 3, S: 3, P: 8, Q: 8, pad: 1}
+  - {name: c3, C: 8, M: 8, R: 3, S: 3, P: 8, Q: 8, pad: 1}
+  - {name: join, type: add, inputs: [c1, c3], C: 8, P: 8, Q: 8}
+"""
 # the zipped points: a global buffer too small for the whole first layer's output, and the preset's
 VARY = ["GlobalBuffer.memory_depth=16,2048", "DRAM.type=LPDDR4,HBM2"]
 
@@ -39,10 +49,11 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     return p
 
 
-def test_rows_equal_the_single_runs(tmp_path: Path):
+@pytest.mark.parametrize("text", [SMALL, RESIDUAL], ids=["chain", "residual"])
+def test_rows_equal_the_single_runs(tmp_path: Path, text: str):
     """Each row of a sweep (built-in mapper) is what `deepfrack run` gives on the architecture file of that
     point, costed from a cache of its own."""
-    net = _write(tmp_path, "small.yaml", SMALL)
+    net = _write(tmp_path, "small.yaml", text)
     res = api.sweep(
         workloads=[net],
         arch="simba-like",
@@ -81,7 +92,9 @@ def test_rows_equal_the_single_runs(tmp_path: Path):
         assert row.cached_layers == sum(len(st.cached_layers) for st in s.stacks)
         assert row.recompute_pct == pytest.approx(100 * s.recompute, abs=1e-4)
         assert row.capacity == dict(single.inputs["capacity"])
-        doc = json.loads((tmp_path / f"out/schedules/point{row.point}-small.json").read_text())
+        doc = json.loads(
+            (tmp_path / f"out/schedules/point{row.point}-{single.network.name}.json").read_text()
+        )
         assert doc["inputs"]["vary"] == point
         assert doc["stacks"] == json.loads(schedule_to_json(s, single.network, single.inputs))["stacks"]
         schedules.append(doc["stacks"])

@@ -698,12 +698,10 @@ def _point_inputs(
 def _sweep_networks(
     workloads: Sequence[PathLike | Network], input_size: tuple[int, int] | None
 ) -> list[Network]:
-    """The networks of a sweep, checked before any work: each one the search takes, no name twice."""
+    """The networks of a sweep, read before any work; no name twice."""
     networks = [load_network(w, input_size if not isinstance(w, Network) else None)[0] for w in workloads]
     if not networks:
         raise InputError(None, "workload", "give at least one network")
-    for net in networks:
-        _require_chain(net)
     names = [n.name for n in networks]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
