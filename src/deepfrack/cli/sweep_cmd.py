@@ -20,7 +20,6 @@ from deepfrack.arch.vary import Study, Variation, load_study, parse_variation
 from deepfrack.cli import main
 from deepfrack.cli.benchmark_cmd import interrupt_message
 from deepfrack.cli.common import (
-    ARCH_OPTIONAL,
     BACKEND,
     CACHE,
     CAPACITY,
@@ -110,7 +109,15 @@ def _combine(
     "problem YAMLs (-w alexnet vgg16, or -w once per network).",
 )
 @click.argument("more_workloads", nargs=-1, type=click.Path(path_type=Path), metavar="")
-@options(INPUT_SIZE, ARCH_OPTIONAL)
+@options(INPUT_SIZE)
+@click.option(
+    "--arch",
+    "-a",
+    type=click.Path(path_type=Path, dir_okay=False),
+    metavar="NAME|FILE",
+    help="The architecture to vary: a bundled accelerator by name (deepfrack arch list) or a Timeloop "
+    "architecture YAML (v0.3 or v0.4) [default: the --study file's].",
+)
 @click.option(
     "--vary",
     multiple=True,
