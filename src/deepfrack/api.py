@@ -11,7 +11,9 @@
 * ``optimize``: the best fused schedule from cost tables; ``evaluate``: cost and check a given one;
 * ``write_outputs``: the files of a result (schedule.json, deepfrack.log, the statistics and report of
   ``deepfrack.stats``, and the tables when the result benchmarked them), all or nothing;
-* ``stats``: the statistics and report of a schedule.json and its tables.
+* ``stats``: the statistics and report of a schedule.json and its tables;
+* ``sweep``: ``run`` for several networks at every point of a grid of architecture variations
+  (``deepfrack.arch.vary``), one result cache shared by all, and the sweep's CSV, picture and report.
 
 Inputs are paths, names (a network of the zoo: ``workload="resnet50"`` with ``input_size=(h, w)``; a
 bundled accelerator: ``arch="simba-like"``), or already loaded objects (a ``Network``, a ``CostTable``,
@@ -24,19 +26,23 @@ for, go to stderr; notes for the user are ``DeepfrackNote`` warnings.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import re
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from deepfrack.arch import CapacitySpec, capacity_spec
+from deepfrack.arch import CapacitySpec, builtin_energy_table, capacity_spec
 from deepfrack.arch.presets import resolve_arch
+from deepfrack.arch.vary import Variation, parse_variation, sweep_points, vary_document
 from deepfrack.benchmark.backend import Backend, resolve_backend
-from deepfrack.benchmark.cache import ResultCache, default_cache_path
+from deepfrack.benchmark.cache import ResultCache, default_cache_path, job_key
 from deepfrack.benchmark.executors import Executor, make_executor
-from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
+from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs, with_architecture
 from deepfrack.benchmark.jobs import SHAPE_SETS, check_layers, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, BenchmarkSession, run_benchmark
 from deepfrack.benchmark.runner import write_outputs as write_table_files
@@ -59,6 +65,9 @@ from deepfrack.stats.report import render_log
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, resolve_workload
 from deepfrack.workload.zoo import ZOO
+
+if TYPE_CHECKING:  # matplotlib and jinja2 only when a sweep runs
+    from deepfrack.stats.sweep import CacheUse, SweepRow
 
 PathLike = str | Path
 Capacity = Literal["arch", "unlimited"] | CapacitySpec
@@ -628,10 +637,250 @@ def stats(
     return StatsResult(loaded.schedule, loaded.network, table, tuple(written.files))
 
 
+# --------------------------------------------------------------------------------------------- #
+# sweeps
+# --------------------------------------------------------------------------------------------- #
+#: called before each run of a sweep with (runs done, runs in all, the point, the network's name)
+SweepProgress = Callable[[int, int, Mapping[str, Any], str], None]
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: the index of its point, the point's ``{attribute: value}``, the network, its
+    best schedule, and what the run was given (schedule.json's ``inputs``, the point under ``vary``)."""
+
+    point: int
+    values: Mapping[str, Any]
+    network: Network
+    schedule: Schedule
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What ``sweep`` did: the variations, the points (``{attribute: value}`` each), one row and one run
+    per point and network (points outermost, networks in the order given), how the runs used the result
+    cache, the wall time, and the files written."""
+
+    variations: tuple[Variation, ...]
+    points: tuple[Mapping[str, Any], ...]
+    rows: tuple[SweepRow, ...]
+    runs: tuple[SweepRun, ...]
+    cache: CacheUse
+    elapsed_s: float
+    notes: tuple[str, ...] = ()
+    outputs: tuple[Path, ...] = ()
+
+
+def _point_text(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{t}={v}" for t, v in point.items())
+
+
+def _point_inputs(
+    base: BenchmarkInputs, point: Mapping[str, Any], capacity: str
+) -> tuple[BenchmarkInputs, CapacitySpec | None]:
+    """A point's inputs (the architecture document changed, never the file) and its capacity; an error
+    about them names the point (field ``vary``): a level or attribute the architecture lacks, a value
+    of the wrong type, or an architecture the change makes invalid (a size that is not positive, a mesh
+    that does not divide the instances, a DRAM type the built-in energy table does not know)."""
+    try:
+        inputs = with_architecture(base, vary_document(base.arch.doc, point, base.arch.path))
+        cap = capacity_of(inputs) if capacity == "arch" else None
+        if inputs.energy_table is None:
+            builtin_energy_table(inputs.architecture)
+    except InputError as exc:
+        if exc.path is None and exc.field == "vary":
+            raise
+        raise InputError(None, "vary", f"{_point_text(point)}: {exc}") from None
+    return inputs, cap
+
+
+def _sweep_networks(
+    workloads: Sequence[PathLike | Network], input_size: tuple[int, int] | None
+) -> list[Network]:
+    """The networks of a sweep, read before any work; no name twice."""
+    networks = [load_network(w, input_size if not isinstance(w, Network) else None)[0] for w in workloads]
+    if not networks:
+        raise InputError(None, "workload", "give at least one network")
+    names = [n.name for n in networks]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(
+            None, "workload", f"two workloads are named {twice[0]!r}; the sweep's rows need distinct names"
+        )
+    return networks
+
+
+def _cache_use(keys: Sequence[set[str]], computed: int) -> CacheUse:
+    """How runs (the cache keys each asked for) shared the cache (``CacheUse``)."""
+    from deepfrack.stats.sweep import CacheUse
+
+    runs: Counter[str] = Counter()
+    for ks in keys:
+        runs.update(ks)
+    return CacheUse(
+        asked=sum(len(ks) for ks in keys),
+        distinct=len(runs),
+        computed=computed,
+        shared=sum(n > 1 for n in runs.values()),
+    )
+
+
+def _sweep_run(
+    index: int,
+    point: Mapping[str, Any],
+    inputs: BenchmarkInputs,
+    cap: CapacitySpec | None,
+    network: Network,
+    executor: Executor,
+    options: Mapping[str, Any],
+) -> tuple[SweepRow, SweepRun, set[str]]:
+    """One run of a sweep (``run`` with the point's inputs and capacity, and ``options``): its row, its
+    schedule, and the cache keys of the entries it asked for."""
+    from deepfrack.stats.sweep import sweep_row
+
+    start = time.perf_counter()
+    r = run(
+        workload=network,
+        arch=inputs,
+        capacity=cap if cap is not None else "unlimited",
+        executor=executor,
+        **options,
+    )
+    assert r.benchmark is not None
+    s = r.benchmark.summary
+    fingerprint = resolve_backend(options["backend"], inputs).fingerprint
+    fps = {v: fingerprint(v) for v in inputs.variants}
+    keys = {job_key(j, fps[j.variant]) for j in r.benchmark.jobs}
+    words = dict(cap.words) if cap is not None else None
+    elapsed = time.perf_counter() - start
+    row = sweep_row(index, point, network.name, r.schedule, words, s.entries, s.computed, elapsed)
+    return row, SweepRun(index, dict(point), network, r.schedule, {**r.inputs, "vary": dict(point)}), keys
+
+
+def sweep(
+    *,
+    workloads: Sequence[PathLike | Network],
+    arch: PathLike | BenchmarkInputs,
+    vary: Sequence[str | Variation],
+    zipped: bool = False,
+    input_size: tuple[int, int] | None = None,
+    constraints: PathLike | None = None,
+    components: PathLike | None = None,
+    mapper: PathLike | None = None,
+    ert: PathLike | None = None,
+    capacity: Literal["arch", "unlimited"] = "arch",
+    max_stack_depth: int | None = None,
+    objective: Objective | str = ENERGY,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    backend: str = "builtin",
+    cache: PathLike | None = None,
+    executor: Executor | None = None,
+    progress: bool | str = False,
+    on_run: SweepProgress | None = None,
+    out: PathLike | None = None,
+) -> SweepResult:
+    """``run`` for every network of ``workloads`` at every point of a grid of architecture variations:
+    ``vary`` lists ``LEVEL.ATTRIBUTE=v1,v2,...`` (``deepfrack.arch.vary``: ``GlobalBuffer.memory_depth``,
+    ``DRAM.type``, ``PE.instances`` for the PE array), the points are the cartesian product of their
+    values (``zipped``: the i-th value of each). Each point changes a copy of the parsed architecture
+    document, never the file. Every point and network is checked before any work (InputError naming the
+    point). All runs share one executor (``jobs`` local processes, or the Dask cluster at ``scheduler``)
+    and one result cache: an entry two runs ask for is mapped once, and a sweep interrupted and started
+    again takes what it had finished from the cache. With ``out``, writes sweep.csv, sweep.png,
+    report.html and ``schedules/point<i>-<network>.json`` there, all or nothing. ``on_run`` is called
+    before each run. Raises EntriesFailed (nothing written) when a run's benchmark could not cost some
+    entries."""
+    start = time.perf_counter()
+    if out is not None:
+        check_output_folder(out)
+    if capacity not in ("arch", "unlimited"):
+        raise InputError(None, "capacity", f"must be 'arch' or 'unlimited', got {capacity!r}")
+    _objective(objective)
+    variations = tuple(v if isinstance(v, Variation) else parse_variation(v) for v in vary)
+    points = sweep_points(variations, zipped)
+    networks = _sweep_networks(workloads, input_size)
+    base = _inputs(arch, components, constraints, mapper, ert)
+    _backend(backend, base)  # bad backend settings: said once, before any work
+    prepared = [_point_inputs(base, p, capacity) for p in points]
+    notes = []
+    if base.ert is not None:
+        notes.append(
+            f"the energy per action is the ERT's ({base.ert.path}) at every point: the sweep changes "
+            "capacities, meshes and the mapspace, not the ERT's energies"
+        )
+    options = {
+        "max_stack_depth": max_stack_depth,
+        "objective": objective,
+        "backend": backend,
+        "cache": cache,
+        "progress": progress,
+    }
+    done: list[tuple[SweepRow, SweepRun, set[str]]] = []
+    chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
+    with chosen as ex:
+        for i, (point, (inputs, cap)) in enumerate(zip(points, prepared, strict=True)):
+            for net in networks:
+                if on_run is not None:
+                    on_run(len(done), len(points) * len(networks), point, net.name)
+                done.append(_sweep_run(i, point, inputs, cap, net, ex, options))
+    rows = tuple(d[0] for d in done)
+    result = SweepResult(
+        variations=variations,
+        points=tuple(points),
+        rows=rows,
+        runs=tuple(d[1] for d in done),
+        cache=_cache_use([d[2] for d in done], sum(r.computed for r in rows)),
+        elapsed_s=time.perf_counter() - start,
+        notes=tuple(notes),
+    )
+    if out is None:
+        return result
+    record = inputs_record(
+        workload=None,
+        tables=None,
+        arch=arch,
+        components=components,
+        constraints=constraints,
+        capacity=None,
+        ert=ert,
+        mapper=mapper,
+        max_stack_depth=max_stack_depth,
+        backend=backend,
+    )
+    record.update(workload=", ".join(n.name for n in networks), capacity=capacity, zip=zipped)
+    return write_sweep(result, out, record)
+
+
+def write_sweep(result: SweepResult, out_dir: PathLike, inputs: Mapping[str, Any]) -> SweepResult:
+    """Write a sweep's files into ``out_dir``, all or nothing (``deepfrack.stats.sweep``: sweep.csv,
+    sweep.png, report.html; and each run's schedule.json as ``schedules/point<i>-<network>.json``).
+    ``inputs``: what the sweep was given, for the report. Returns the result with ``outputs`` set."""
+    from deepfrack.stats.sweep import sweep_contents
+
+    targets = [v.target for v in result.variations]
+    values = {v.target: v.values for v in result.variations}
+    files = sweep_contents(result.rows, targets, values, inputs, result.cache, result.elapsed_s, result.notes)
+    out = Path(out_dir)
+    names = list(files)
+    with output_folder(out) as tmp:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        (tmp / "schedules").mkdir()
+        for r in result.runs:
+            name = f"schedules/point{r.point}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', r.network.name)}.json"
+            (tmp / name).write_text(schedule_to_json(r.schedule, r.network, r.inputs))
+            names.append(name)
+    return dataclasses.replace(result, outputs=tuple(out / n for n in names))
+
+
 __all__ = [
     "DeepfrackNote",
     "EntriesFailed",
     "RunResult",
+    "SweepResult",
+    "SweepRun",
     "benchmark",
     "capacity_of",
     "chain_notes",
@@ -641,5 +890,7 @@ __all__ = [
     "optimize",
     "run",
     "stats",
+    "sweep",
     "write_outputs",
+    "write_sweep",
 ]
