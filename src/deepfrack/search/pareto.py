@@ -336,3 +336,50 @@ def choose(
         return Choice(int(obj.order(e, c, None, ok)[0]), True)
     cols = [excess, *obj.columns(e, c)]
     return Choice(int(np.lexsort(tuple(reversed(cols)))[0]), False)
+
+
+@dataclass(frozen=True)
+class Front:
+    """A front whose every point was costed and checked by ``evaluate``'s rules: the points' values are
+    their schedules' totals (points that the dynamic program's sums and ``evaluate``'s differ on by
+    rounding only, and that are then dominated, are dropped), energy ascending. ``epsilon``: the thinning
+    (0: exact)."""
+
+    points: tuple[FrontPoint, ...]
+    schedules: tuple[Schedule, ...]
+    epsilon: float = 0.0
+
+    @property
+    def energy(self) -> np.ndarray:
+        return np.array([p.energy_pJ for p in self.points])
+
+    @property
+    def cycles(self) -> np.ndarray:
+        return np.array([p.cycles for p in self.points])
+
+    def best(self, objective: Objective | str) -> int:
+        """The index of the point ``objective`` ranks first."""
+        return choose(self.energy, self.cycles, objective).index
+
+
+def evaluated_front(
+    network: Network,
+    table: CostTable,
+    capacity: CapacitySpec | None = None,
+    rule: Rule = "exact",
+    max_stack_depth: int | None = None,
+    epsilon: float = 0.0,
+    objective: Objective | str = "energy",
+    progress: Progress | None = None,
+) -> tuple[Front, SearchStats]:
+    """``pareto_front``, then every point's schedule by ``front_schedules`` (recorded with
+    ``objective``), the points valued by those schedules."""
+    points, stats = pareto_front(network, table, capacity, rule, max_stack_depth, epsilon, progress)
+    start = time.perf_counter()
+    schedules = front_schedules(network, table, points, capacity, rule, objective)
+    e = np.array([s.total.energy_pJ for s in schedules])
+    c = np.array([float(s.total.cycles) for s in schedules])  # type: ignore[arg-type]
+    keep = np.sort(nondominated(e, c)) if epsilon == 0 else np.arange(len(points))
+    kept = tuple(FrontPoint(float(e[k]), float(c[k]), points[k].parts) for k in keep)
+    stats.elapsed_s += time.perf_counter() - start
+    return Front(kept, tuple(schedules[k] for k in keep), epsilon), stats
