@@ -491,8 +491,8 @@ def _front_search(
         objective,
         progress,  # type: ignore[arg-type]
     )
-    max_pJ = None if opts.max_energy_uJ is None else opts.max_energy_uJ * 1e6
-    pick = choose(front.energy, front.cycles, objective, opts.max_cycles, max_pJ)
+    # the energy budget in uJ, as given and as pareto.csv shows the points
+    pick = choose(front.energy * 1e-6, front.cycles, objective, opts.max_cycles, opts.max_energy_uJ)
     budgets = {"max_cycles": opts.max_cycles, "max_energy_uJ": opts.max_energy_uJ}
     record = {**record, "pareto_points": len(front.points), "pareto_epsilon": opts.epsilon, **budgets}
     notes = tuple(chain_notes(chain, rule))

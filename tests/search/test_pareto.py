@@ -139,14 +139,14 @@ def test_budgets_pick_the_best_point_that_meets_them():
     c = [9.0, 5.0, 4.0, 1.0]
     assert choose(e, c, "energy", max_cycles=4.5) == choose(e, c, "energy", max_cycles=4.0)
     assert choose(e, c, "energy", max_cycles=4.5).index == 2
-    assert choose(e, c, "cycles", max_energy_pJ=3.0).index == 2
+    assert choose(e, c, "cycles", max_energy=3.0).index == 2
     assert choose(e, c, "edp").index == 3  # 9, 10, 12, 5
     assert choose(e, c, "edp", max_cycles=4.0).index == 3
-    assert choose(e, c, "edp", max_energy_pJ=3.5).index == 0
-    assert choose(e, c, "energy", max_cycles=5.0, max_energy_pJ=2.0).index == 1
+    assert choose(e, c, "edp", max_energy=3.5).index == 0
+    assert choose(e, c, "energy", max_cycles=5.0, max_energy=2.0).index == 1
     miss = choose(e, c, "energy", max_cycles=0.5)
     assert not miss.met and miss.index == 3  # the fewest cycles is the closest
-    miss = choose(e, c, "energy", max_cycles=4.0, max_energy_pJ=2.0)  # 9/4, 5/4 & 1, 4/4 & 1.5, ...
+    miss = choose(e, c, "energy", max_cycles=4.0, max_energy=2.0)  # 9/4, 5/4 & 1, 4/4 & 1.5, ...
     assert not miss.met and miss.index == 1
 
 

@@ -317,11 +317,12 @@ def choose(
     cycles: Sequence[float],
     objective: Objective | str,
     max_cycles: float | None = None,
-    max_energy_pJ: float | None = None,
+    max_energy: float | None = None,
 ) -> Choice:
     """The best point by ``objective`` (lexicographic; ties: the lower index) among the points within
-    both budgets (None: no budget); when none is, the one with the least relative excess
-    ``max(cycles / max_cycles, energy / max_energy_pJ)``, then the best by ``objective``."""
+    both budgets (None: no budget; ``max_energy`` in the unit of ``energy``); when none is, the one
+    with the least relative excess ``max(cycles / max_cycles, energy / max_energy)``, then the best by
+    ``objective``."""
     e, c = np.asarray(energy, dtype=float), np.asarray(cycles, dtype=float)
     obj = Objective.parse(objective)
     ok = np.ones(e.shape, dtype=bool)
@@ -329,9 +330,9 @@ def choose(
     if max_cycles is not None:
         ok &= c <= max_cycles
         excess = np.maximum(excess, c / max_cycles if max_cycles > 0 else np.where(c > 0, np.inf, 0.0))
-    if max_energy_pJ is not None:
-        ok &= e <= max_energy_pJ
-        excess = np.maximum(excess, e / max_energy_pJ if max_energy_pJ > 0 else np.where(e > 0, np.inf, 0.0))
+    if max_energy is not None:
+        ok &= e <= max_energy
+        excess = np.maximum(excess, e / max_energy if max_energy > 0 else np.where(e > 0, np.inf, 0.0))
     if ok.any():
         return Choice(int(obj.order(e, c, None, ok)[0]), True)
     cols = [excess, *obj.columns(e, c)]
