@@ -1,4 +1,4 @@
-"""The search: fused stacks, their tilings and cached weights that minimize energy (DESIGN.md 3).
+"""The search: fused stacks, their tilings and cached weights that minimize the objective (docs/search.md).
 
 * Partition (3.6): dynamic programming over the layers in topological order,
   ``best[i + 1] = min_j best[j] + cost(j..i)``; a single-layer stack is SLC on the whole plane. On a

@@ -1,4 +1,4 @@
-"""Every tiling of one last layer at once: band walks and per-layer tile classes (DESIGN.md 7).
+"""Every tiling of one last layer at once: band walks and per-layer tile classes (docs/search.md).
 
 A uniform grid is separable: tile (r, c) of a stack is row band r times column band c, and the
 region it needs at every layer of the stack is (rows of band r at that layer) x (columns of band c).

@@ -9,7 +9,7 @@ for bit, in both.
    ``StackArrays``: its layers' terms (``plan.LayerTerm``, one per layer and role), its uncached cost,
    missing shapes, forced weights and most live words per on-chip level (``sweep_live``), every array
    over the tilings of the Plan;
-2. ``stack_capacity``: which tilings fit (activations and forced weights, DESIGN.md 3.4) and what the
+2. ``stack_capacity``: which tilings fit (activations and forced weights) and what the
    weights' level has left for caching;
 3. ``caching_options``: per layer what caching saves, only where its weights could fit beside the
    activations (elsewhere caching is impossible whatever the table says), and the sums the quick
@@ -212,7 +212,7 @@ def activation_capacity(live: dict[str, np.ndarray], levels: Sequence[LevelUse],
 
 
 def stack_capacity(st: StackArrays, levels: Sequence[LevelUse]) -> Capacity:
-    """Step 2 (DESIGN.md 3.4): per home level, the most live words against its size."""
+    """Step 2: per home level, the most live words against its size."""
     shape = st.unc.shape
     act_fit, headroom = activation_capacity(st.live, levels, shape)
     kcap = headroom - st.forced_words
