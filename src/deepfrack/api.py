@@ -497,7 +497,15 @@ def _front_search(
     record = {**record, "pareto_points": len(front.points), "pareto_epsilon": opts.epsilon, **budgets}
     notes = tuple(chain_notes(chain, rule))
     result = RunResult(
-        network, front.schedules[pick.index], table, record, stats, benchmarked, notes, 0.0, (), front, opts
+        network,
+        front.schedules[pick.index],
+        table,
+        record,
+        stats,
+        benchmarked,
+        notes,
+        front=front,
+        front_options=opts,
     )
     if not pick.met:
         p = front.points[pick.index]

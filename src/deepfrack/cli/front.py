@@ -31,7 +31,7 @@ FRONT = options(
     click.option(
         "--pareto-schedules",
         is_flag=True,
-        help="With --pareto: also every front point's schedule, as pareto/point-NNN.json.",
+        help="--pareto, and every front point's schedule as pareto/point-NNN.json.",
     ),
     click.option(
         "--pareto-epsilon",
