@@ -178,7 +178,8 @@ def _tiling_fronts(
             pts_c.append(float(unc_c[pos] - gc))
             pts_k.append((int(pos), tuple(layers[m] for m in chosen)))
         keep = nondominated(np.array(pts_e), np.array(pts_c))
-        front_e, front_c = _merge(front_e, front_c, np.array(pts_e)[keep], np.array(pts_c)[keep])
+        pts_e, pts_c, pts_k = [pts_e[k] for k in keep], [pts_c[k] for k in keep], [pts_k[k] for k in keep]
+        front_e, front_c = _merge(front_e, front_c, np.array(pts_e), np.array(pts_c))
     # the options: every knapsack point and every uncached tiling, non-dominated
     all_e = np.concatenate([np.array(pts_e), unc_e[base]])
     all_c = np.concatenate([np.array(pts_c), unc_c[base]])
