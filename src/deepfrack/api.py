@@ -24,6 +24,7 @@ for, go to stderr; notes for the user are ``DeepfrackNote`` warnings.
 from __future__ import annotations
 
 import contextlib
+import math
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
@@ -109,10 +110,10 @@ class FrontOptions:
             raise InputError(None, "objective", "the search minimizes energy, cycles or edp")
         for name in ("epsilon", "max_cycles", "max_energy_uJ"):
             v = getattr(self, name)
-            if v is not None and (isinstance(v, bool) or not isinstance(v, int | float) or not v >= 0):
-                raise InputError(None, name, f"must be a number >= 0, got {v!r}")
-        if self.epsilon == float("inf") or (self.epsilon and not self.epsilon < 1e6):
-            raise InputError(None, "epsilon", f"must be finite, got {self.epsilon!r}")
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (v >= 0 and math.isfinite(v)):
+                raise InputError(None, name, f"must be a finite number >= 0, got {v!r}")
 
 
 class BudgetNotMet(DeepfrackError):
@@ -485,11 +486,11 @@ def _front_search(
         network,
         table,
         cap,
-        rule,
+        rule,  # type: ignore[arg-type]
         max_stack_depth,
         opts.epsilon,
         objective,
-        progress,  # type: ignore[arg-type]
+        progress,
     )
     # the energy budget in uJ, as given and as pareto.csv shows the points
     pick = choose(front.energy * 1e-6, front.cycles, objective, opts.max_cycles, opts.max_energy_uJ)
