@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from deepfrack import api
 from deepfrack.benchmark.tables_io import write_csv_table
 from deepfrack.cli import main
+from deepfrack.errors import InputError
 from tests.cli.test_run_cli import NET, SIMBA
 from tests.paths import EXAMPLES
 from tests.synthetic import synthetic_table
@@ -177,3 +178,25 @@ def test_run_with_edp_benchmarks_every_entry_and_writes_the_front(tmp_path: Path
     edp = [float(p["energy_uJ"]) * float(p["cycles"]) for p in pts]
     assert doc["total"]["energy_uJ"] * doc["total"]["cycles"] == pytest.approx(min(edp), rel=1e-6)
     assert not (out / "pareto").exists()  # point schedules only with --pareto-schedules
+
+
+@pytest.mark.parametrize(
+    "opts, objective, field",
+    [
+        (api.FrontOptions(max_cycles=-1), "energy", "max_cycles"),
+        (api.FrontOptions(max_energy_uJ=float("nan")), "energy", "max_energy_uJ"),
+        (api.FrontOptions(epsilon=float("inf")), "edp", "epsilon"),
+        (None, "last-level-accesses", "objective"),
+    ],
+)
+def test_bad_front_options_are_input_errors(front: Path, opts, objective: str, field: str):
+    with pytest.raises(InputError) as err:
+        api.optimize(workload=ARGS[1], tables=ARGS[3], capacity="unlimited", objective=objective, front=opts)
+    assert err.value.field == field
+
+
+def test_a_lexicographic_objective_is_picked_from_the_front(front: Path):
+    pts = rows(front / "pareto.csv")
+    res = api.optimize(workload=ARGS[1], tables=ARGS[3], capacity="unlimited", objective="cycles,energy")
+    assert res.front is not None and res.schedule.objective == "cycles,energy"
+    assert res.schedule.total.cycles == pytest.approx(float(pts[-1]["cycles"]), rel=1e-12)
