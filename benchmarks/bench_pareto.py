@@ -3,9 +3,10 @@
     PYTHONPATH=src python benchmarks/bench_pareto.py --root DIR [--networks alexnet,vgg16,resnet18]
         [--arch simba-like] [--make] [--jobs 2] [--cache FILE] [--repeat 2]
 
-Per network, the tables are DIR/NAME/tables: every entry the search may use on the architecture with
-its capacity, as ``deepfrack run -w NAME -a ARCH --exhaustive -o DIR/NAME`` writes them (``--make``
-runs that first when they are missing). Then, in this process, back to back (CPU seconds,
+Per network (a zoo name or a network file's path, e.g. examples/networks/alexnet.yaml), the tables are
+DIR/NAME/tables: every entry the search may use on the architecture with its capacity, as
+``deepfrack run -w NAME -a ARCH --exhaustive -o DIR/NAME`` writes them (``--make`` runs that first when
+they are missing). Then, in this process, back to back (CPU seconds,
 ``time.process_time``, the best of ``--repeat``):
 
 * the energy search alone (``deepfrack.search.optimize``);
