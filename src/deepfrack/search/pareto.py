@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -49,7 +49,14 @@ from deepfrack.search.optimizer import (
 )
 from deepfrack.search.receptive import Rule
 from deepfrack.search.schedule import Schedule, SearchStats
-from deepfrack.search.stacks import StackArrays, caching_options, stack_capacity, sweep_live, sweep_stacks
+from deepfrack.search.stacks import (
+    Capacity,
+    StackArrays,
+    caching_options,
+    stack_capacity,
+    sweep_live,
+    sweep_stacks,
+)
 from deepfrack.workload.layer import Network
 
 #: (first, last, tile shape (None: a single layer on its whole plane), cached layers)
@@ -139,8 +146,8 @@ def _tiling_fronts(
     st_c: StackArrays,
     network: Network,
     feasible: np.ndarray,
-    cap,
-    tiling_of,
+    cap: Capacity,
+    tiling_of: Callable[[int], tuple[int, int]],
     weights_of: Sequence[int],
     stats: SearchStats,
 ) -> _Options:
