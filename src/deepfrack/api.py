@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import re
 import time
 import warnings
@@ -56,6 +57,7 @@ from deepfrack.search import evaluate as evaluate_schedule
 from deepfrack.search import layer_by_layer_records
 from deepfrack.search import optimize as search_schedule
 from deepfrack.search.ondemand import optimize_on_demand
+from deepfrack.search.pareto import Front, choose, evaluated_front
 from deepfrack.search.receptive import RULES
 from deepfrack.search.required import required_shapes
 from deepfrack.search.schedule import Schedule, SearchStats
@@ -92,6 +94,47 @@ class EntriesFailed(DeepfrackError):
 
 
 @dataclass(frozen=True)
+class FrontOptions:
+    """The energy-cycles front (docs/search.md, "Energy and cycles together"). ``pareto``: write
+    pareto.csv and pareto.png; ``schedules``: and every point's schedule (pareto/point-NNN.json);
+    ``epsilon``: thin the front (every exact point within a factor 1 + epsilon of a point kept; 0: exact);
+    ``max_cycles`` / ``max_energy_uJ``: the best point by the objective that meets them."""
+
+    pareto: bool = False
+    schedules: bool = False
+    epsilon: float = 0.0
+    max_cycles: float | None = None
+    max_energy_uJ: float | None = None
+
+    def used(self, objective: Objective) -> bool:
+        """Whether the schedule comes from the front: for a front's files, a budget, or an objective that
+        is not one additive metric (edp, or a lexicographic pair)."""
+        budgets = self.max_cycles is not None or self.max_energy_uJ is not None
+        single = len(objective.metrics) == 1 and objective.additive
+        return self.pareto or self.schedules or budgets or not single
+
+    def check(self, objective: Objective) -> None:
+        """InputError for what the front cannot give."""
+        if "last-level-accesses" in objective.metrics:
+            raise InputError(None, "objective", "the search minimizes energy, cycles or edp")
+        for name in ("epsilon", "max_cycles", "max_energy_uJ"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (v >= 0 and math.isfinite(v)):
+                raise InputError(None, name, f"must be a finite number >= 0, got {v!r}")
+
+
+class BudgetNotMet(DeepfrackError):
+    """No schedule of the front meets the budgets: ``closest`` is the point nearest to them (the least
+    relative excess), as a result (nothing is written)."""
+
+    def __init__(self, message: str, closest: RunResult):
+        self.closest = closest
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
 class RunResult:
     """A schedule and everything it was made from.
 
@@ -109,6 +152,9 @@ class RunResult:
     notes: tuple[str, ...] = ()
     elapsed_s: float = 0.0
     outputs: tuple[Path, ...] = field(default=())
+    #: the energy-cycles front the schedule was picked from (``FrontOptions``), and what to write of it
+    front: Front | None = None
+    front_options: FrontOptions | None = None
 
     @property
     def log(self) -> str:
@@ -364,15 +410,19 @@ def optimize(
     max_stack_depth: int | None = None,
     objective: Objective | str = ENERGY,
     progress: SearchProgress | None = None,
+    front: FrontOptions | None = None,
     out: PathLike | None = None,
 ) -> RunResult:
-    """The fused stacks, tilings and cached weights that minimize ``objective`` (energy, or cycles
-    when every table entry has cycles), from cost tables. With ``out``, writes the outputs there."""
+    """The fused stacks, tilings and cached weights that minimize ``objective`` (energy; cycles or edp
+    when every table entry has cycles), from cost tables. With ``out``, writes the outputs there.
+    ``front``: pick from the energy-cycles front (always for edp): its files, a thinning, budgets
+    (``FrontOptions``); BudgetNotMet when no schedule meets the budgets."""
     start = time.perf_counter()
     if out is not None:
         check_output_folder(out)
     _check_rule(receptive_field)
     obj = _objective(objective)
+    (front or FrontOptions()).check(obj)
     cap = _capacity(capacity, arch, components, constraints)
     network, chain = load_network(workload, input_size)
     table = _tables(tables, network)
@@ -385,7 +435,9 @@ def optimize(
         capacity=cap,
         max_stack_depth=max_stack_depth,
     )
-    result = _search(network, table, cap, receptive_field, max_stack_depth, obj, progress, record, chain)
+    result = _search(
+        network, table, cap, receptive_field, max_stack_depth, obj, progress, record, chain, None, front
+    )
     result = _finish(result, start)
     return write_outputs(result, out) if out is not None else result
 
@@ -401,7 +453,13 @@ def _search(
     record: dict[str, Any],
     chain: Sequence[str],
     benchmarked: BenchmarkResult | None = None,
+    front: FrontOptions | None = None,
 ) -> RunResult:
+    front = front or FrontOptions()
+    if front.used(objective):
+        return _front_search(
+            network, table, cap, rule, max_stack_depth, objective, progress, record, chain, benchmarked, front
+        )
     try:
         schedule, stats = search_schedule(
             network,
@@ -415,6 +473,59 @@ def _search(
     except ValueError as exc:  # an objective the search does not take
         raise InputError(None, "objective", str(exc)) from None
     return RunResult(network, schedule, table, record, stats, benchmarked, tuple(chain_notes(chain, rule)))
+
+
+def _front_search(
+    network: Network,
+    table: CostTable,
+    cap: CapacitySpec | None,
+    rule: str,
+    max_stack_depth: int | None,
+    objective: Objective,
+    progress: SearchProgress | None,
+    record: dict[str, Any],
+    chain: Sequence[str],
+    benchmarked: BenchmarkResult | None,
+    opts: FrontOptions,
+) -> RunResult:
+    """The schedule picked from the energy-cycles front: the best point by ``objective`` within the
+    budgets; BudgetNotMet (with the closest point) when none meets them."""
+    opts.check(objective)
+    front, stats = evaluated_front(
+        network,
+        table,
+        cap,
+        rule,  # type: ignore[arg-type]
+        max_stack_depth,
+        opts.epsilon,
+        objective,
+        progress,
+    )
+    # the energy budget in uJ, as given and as pareto.csv shows the points
+    pick = choose(front.energy * 1e-6, front.cycles, objective, opts.max_cycles, opts.max_energy_uJ)
+    budgets = {"max_cycles": opts.max_cycles, "max_energy_uJ": opts.max_energy_uJ}
+    record = {**record, "pareto_points": len(front.points), "pareto_epsilon": opts.epsilon, **budgets}
+    notes = tuple(chain_notes(chain, rule))
+    result = RunResult(
+        network,
+        front.schedules[pick.index],
+        table,
+        record,
+        stats,
+        benchmarked,
+        notes,
+        front=front,
+        front_options=opts,
+    )
+    if not pick.met:
+        p = front.points[pick.index]
+        asked = " and ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in budgets.items() if v is not None)
+        raise BudgetNotMet(
+            f"no schedule meets {asked}; the closest: {p.energy_pJ * 1e-6:.6g} uJ, {p.cycles:.6g} cycles "
+            f"(point {pick.index} of {len(front.points)} on the energy-cycles front)",
+            result,
+        )
+    return result
 
 
 def _finish(result: RunResult, start: float) -> RunResult:
@@ -444,13 +555,15 @@ def evaluate(
     components: PathLike | None = None,
     capacity: Capacity = "arch",
     receptive_field: str | None = None,
+    objective: Objective | str | None = None,
     out: PathLike | None = None,
 ) -> RunResult:
     """Cost a given schedule file (per stack: first, last, tile_shape [h, w] and cached_layers; a
     schedule.json written by deepfrack works) and check it: coverage, capacity, every layer in exactly
     one stack, single exit, and the tiles, regions and variants the file lists (when it does).
-    ``receptive_field`` None: the schedule file's, else exact. InputError naming the schedule
-    file when it is not valid."""
+    ``receptive_field`` None: the schedule file's, else exact; ``objective`` (what the schedule is
+    recorded as chosen for; cycles and edp need cycles in the tables) None: the file's, else energy.
+    InputError naming the schedule file when it is not valid."""
     start = time.perf_counter()
     if out is not None:
         check_output_folder(out)
@@ -461,7 +574,12 @@ def evaluate(
     specs = read_stack_specs(path)
     rule = _schedule_setting(path, "receptive_field", RULES, receptive_field)
     _check_rule(rule)
-    objective = _schedule_setting(path, "objective", ("energy", "cycles"), None)
+    given = None if objective is None else _objective(objective).name
+    objective = _schedule_setting(path, "objective", ("energy", "cycles", "edp"), given)
+    if objective in ("cycles", "edp") and not table.has_cycles:
+        raise InputError(
+            table.source, None, f"the objective {objective!r} needs cycles for every cost-table entry"
+        )
     try:
         sched = evaluate_schedule(network, table, specs, capacity=cap, rule=rule, objective=objective)  # type: ignore[arg-type]
     except ScheduleError as exc:
@@ -500,6 +618,7 @@ def run(
     progress: bool | str = False,
     search_progress: SearchProgress | None = None,
     exhaustive: bool = False,
+    front: FrontOptions | None = None,
     out: PathLike | None = None,
 ) -> RunResult:
     """The whole job: the best fused schedule (exact receptive field), costing with the built-in mapper
@@ -508,15 +627,26 @@ def run(
     benchmark every entry the search may use first, then search (the same schedule; also what a backend
     without lower bounds on its entries does; ``search_progress`` follows that search). With ``out``, writes
     tables/ (the entries costed), schedule.json, deepfrack.log and the statistics there, all or nothing.
-    Raises EntriesFailed when the benchmark could not cost some entries (nothing is written then)."""
+    Raises EntriesFailed when the benchmark could not cost some entries (nothing is written then).
+    ``front`` (and the objective edp) as in ``optimize``: the front needs every entry the search may
+    use, so they are benchmarked first (as ``exhaustive``)."""
     start = time.perf_counter()
     if out is not None:
         check_output_folder(out)
     obj = _objective(objective)
+    (front or FrontOptions()).check(obj)
     network, chain = load_network(workload, input_size)
     inputs = _inputs(arch, components, constraints, mapper, ert)
     cap = _capacity(capacity, inputs, None, None)
     be = _backend(backend, inputs)
+    if not exhaustive and (front or FrontOptions()).used(obj):
+        warnings.warn(
+            "the energy-cycles front needs every entry the search may use: they are benchmarked first "
+            "(as with exhaustive)",
+            DeepfrackNote,
+            stacklevel=2,
+        )
+        exhaustive = True
     if not exhaustive and not callable(getattr(be, "entry_bounds", None)):
         warnings.warn(
             f"the {be.name} backend gives no lower bounds on its entries: every entry the search may use "
@@ -555,7 +685,17 @@ def run(
         if bench.summary.failed:
             raise EntriesFailed(bench)
         result = _search(
-            network, bench.table, cap, "exact", max_stack_depth, obj, search_progress, record, chain, bench
+            network,
+            bench.table,
+            cap,
+            "exact",
+            max_stack_depth,
+            obj,
+            search_progress,
+            record,
+            chain,
+            bench,
+            front,
         )
     else:
         chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
@@ -595,6 +735,15 @@ def write_outputs(result: RunResult, out_dir: PathLike) -> RunResult:
 
         # energy.png, components.csv, summary.csv, report.html, report.md, the other pictures
         report = write_stats_into(tmp, result.schedule, result.network, result.table, result.inputs)
+        opts = result.front_options
+        if result.front is not None and opts is not None and (opts.pareto or opts.schedules):
+            from deepfrack.stats.pareto import write_pareto_into
+
+            chosen = next(k for k, sc in enumerate(result.front.schedules) if sc is result.schedule)
+            written = write_pareto_into(
+                tmp, result.front, result.network, result.inputs, chosen, opts.schedules
+            )
+            names += [str(p.relative_to(tmp)) for p in written]
         (tmp / "deepfrack.log").write_text(result.log)
         (tmp / "schedule.json").write_text(schedule_to_json(result.schedule, result.network, result.inputs))
         names += [p.name for p in report.files] + ["deepfrack.log", "schedule.json"]
