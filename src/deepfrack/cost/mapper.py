@@ -60,7 +60,7 @@ import numpy as np
 from deepfrack.arch.capacity import capacity_spec
 from deepfrack.arch.spec import Architecture, Constraints, EnergyTable
 from deepfrack.cost.fastmodel import FastModel, FastResult
-from deepfrack.cost.mapping import LoopMapping
+from deepfrack.cost.mapping import LevelMapping, LoopMapping, MappingBatch
 from deepfrack.cost.mapspace import (
     Candidates,
     DimTable,
@@ -931,15 +931,16 @@ class LayerMapper:
             np.array([e[3] for _, e in pairs], np.int64),
         )
         batch = space.mapping_batch(cands, [v for v, _ in pairs])
-        ev = LayerModel(self.arch, self.energy, prob.layer, self.rules)
+        ev = LayerModel(self.arch, self.energy, prob.layer, self.rules, tables=self.tables)
         res = ev.evaluate_batch(batch)
         energy = np.array(res.energy_pJ, np.float64)
         if prob.drop_weights:
             energy = energy - res.energy_ds_pJ[:, :, 0].sum(axis=1) - res.post.mac_energy
         last = (res.reads[:, 0, :] + res.fills[:, 0, :] + res.updates[:, 0, :]).astype(np.float64)
         last = (last * res.utilized_instances[:, 0, :]).sum(axis=1)
+        of_variant = np.array([v for v, _ in pairs], np.int64)
         for v, name in enumerate(names):
-            idx = np.array([i for i, (vv, _) in enumerate(pairs) if vv == v], np.int64)
+            idx = np.nonzero(of_variant == v)[0]
             if len(idx) == 0:
                 reason = _infeasible_reason(space, search, self.tables, v)
                 out.append(
@@ -968,22 +969,26 @@ class LayerMapper:
         k = prob.repeats
         lvl_e = {}
         acc = {}
+        level_energy = res.level_energy_pJ[b].tolist()
+        weights_energy = res.energy_ds_pJ[b, :, 0].tolist()
+        counts = {kind: getattr(res, kind)[b].tolist() for kind in ("reads", "fills", "updates")}
+        instances = res.utilized_instances[b].tolist()
+        keeps = batch.keep[b].tolist()
         for l, lname in enumerate(space.level_names):
-            e = float(res.level_energy_pJ[b, l])
+            e = level_energy[l]
             if prob.drop_weights:
-                e -= float(res.energy_ds_pJ[b, l, 0])
+                e -= weights_energy[l]
             lvl_e[lname] = e * k
-            inst = res.utilized_instances[b, l]
-            kept = [ti for ti in range(3) if batch.keep[b, l, ti] and not (prob.drop_weights and ti == 0)]
+            kept = [ti for ti in range(3) if keeps[l][ti] and not (prob.drop_weights and ti == 0)]
             acc[lname] = {
-                kind: {TENSORS[ti]: int(getattr(res, kind)[b, l, ti]) * k for ti in kept}
+                kind: {TENSORS[ti]: int(counts[kind][l][ti]) * k for ti in kept}
                 for kind in ("reads", "fills", "updates")
             }
-            acc[lname]["utilized_instances"] = {TENSORS[ti]: int(inst[ti]) for ti in kept}
+            acc[lname]["utilized_instances"] = {TENSORS[ti]: int(instances[l][ti]) for ti in kept}
         mac_e = float(res.post.mac_energy[b]) if not prob.drop_weights else 0.0
         lvl_e[self.arch.arithmetic.name] = mac_e * k
-        mapping = dataclasses.replace(
-            batch.mapping(b), source=f"deepfrack mapper, {prob.layer.name} {prob.layer.Q}x{prob.layer.P}"
+        mapping = _loop_mapping(
+            batch, b, f"deepfrack mapper, {prob.layer.name} {prob.layer.Q}x{prob.layer.P}"
         )
         return MapResult(
             variant=name,
@@ -999,6 +1004,26 @@ class LayerMapper:
             notes=tuple(notes),
             evaluated=evaluated,
         )
+
+
+def _loop_mapping(batch: MappingBatch, b: int, source: str) -> LoopMapping:
+    """Candidate ``b`` of a batch as a LoopMapping (what ``MappingBatch.mapping`` gives, built from
+    Python lists at once)."""
+    rows = zip(
+        batch.level_names,
+        batch.temporal[b].tolist(),
+        batch.temporal_order[b].tolist(),
+        batch.spatial[b].tolist(),
+        batch.spatial_order[b].tolist(),
+        batch.split[b].tolist(),
+        batch.keep[b].tolist(),
+        strict=True,
+    )
+    levels = tuple(
+        LevelMapping(name, tuple(t), tuple(to), tuple(sp), tuple(so), split, tuple(kp))  # type: ignore[arg-type]
+        for name, t, to, sp, so, split, kp in rows
+    )
+    return LoopMapping(levels, source=source)
 
 
 def _infeasible_reason(space: MapSpace, search: _Search, tables, v: int | None = None) -> str:
