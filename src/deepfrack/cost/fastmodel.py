@@ -34,6 +34,7 @@ loops of a nest outermost first; results are per variant (V) and candidate (B).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -99,16 +100,21 @@ class _Slots(NamedTuple):
         return out
 
 
-def _slots(space: MapSpace, c: Candidates, tf: np.ndarray, ext_sp: np.ndarray, coef: np.ndarray) -> _Slots:
-    B, L = len(c), space.n_levels
-    parts = [space.active_orders[l][c.oidx[:, l]] for l in range(L)]
-    widths = [p.shape[1] for p in parts]
+def _slots(
+    active_dims: np.ndarray, widths: tuple[int, ...], tf: np.ndarray, ext_sp: np.ndarray, coef: np.ndarray
+) -> _Slots:
+    """The slots of candidates whose loops that can be > 1 are ``active_dims`` [B, J] (per level
+    ``widths[l]`` of them, outermost first; -1: a padding slot, bound 1)."""
+    B, L = tf.shape[0], tf.shape[1]
     start = tuple(int(x) for x in np.cumsum([0, *widths]))
     J = start[-1]
-    dim = np.concatenate(parts, axis=1) if J else np.zeros((B, 0), np.int64)
+    pad = active_dims < 0
+    dim = np.where(pad, 0, active_dims)
     lev = np.repeat(np.arange(L), widths)[None, :]
     rows = np.arange(B)[:, None]
     bound = tf[rows, lev, dim]
+    if pad.any():
+        bound = np.where(pad, 1, bound)
     prod = np.ones((B, J + 1), np.int64)
     if J:
         np.cumprod(bound, axis=1, out=prod[:, 1:])
@@ -122,6 +128,54 @@ def _slots(space: MapSpace, c: Candidates, tf: np.ndarray, ext_sp: np.ndarray, c
         input_coord=_COORD[dim],
         input_step=coef[dim] * ext_sp[rows, lev, dim],
     )
+
+
+class _Decoded(NamedTuple):
+    """Candidates of one or more mapspaces of a layer problem, decoded: temporal, spatial X and Y
+    factors [B, L, 7], what is kept below the outermost level [B, L, 3], whether the spatial
+    factors fit, and the loops that can be > 1 ([B, J], ``widths[l]`` per level, -1 padding)."""
+
+    tf: np.ndarray
+    sx: np.ndarray
+    sy: np.ndarray
+    keep: np.ndarray
+    spatial_ok: np.ndarray
+    active_dims: np.ndarray
+    widths: tuple[int, ...]
+
+    def take(self, rows: np.ndarray) -> _Decoded:
+        return _Decoded(
+            self.tf[rows],
+            self.sx[rows],
+            self.sy[rows],
+            self.keep[rows],
+            self.spatial_ok[rows],
+            self.active_dims[rows],
+            self.widths,
+        )
+
+    @staticmethod
+    def concat(parts: list[_Decoded]) -> _Decoded:
+        """One batch of several mapspaces' candidates: each level's loops padded to the widest."""
+        L = len(parts[0].widths)
+        widths = tuple(max(p.widths[l] for p in parts) for l in range(L))
+        dims = []
+        for p in parts:
+            starts = np.cumsum([0, *p.widths])
+            cols = []
+            for l in range(L):
+                cols.append(p.active_dims[:, starts[l] : starts[l + 1]])
+                if widths[l] > p.widths[l]:
+                    cols.append(np.full((len(p.tf), widths[l] - p.widths[l]), -1, np.int64))
+            dims.append(np.concatenate(cols, axis=1) if cols else p.active_dims)
+        return _Decoded(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in ("tf", "sx", "sy", "keep", "spatial_ok")
+            ),
+            np.concatenate(dims),
+            widths,
+        )
 
 
 def _partitions(size: np.ndarray, size_sp: np.ndarray, sf: np.ndarray) -> np.ndarray:
@@ -174,6 +228,16 @@ class FastModel:
             raise ValueError("the variants of a mapspace may differ only in what the outermost level keeps")
         #: [V, 3]: what each variant's outermost level keeps (the variants agree everywhere else)
         self.top_keep = vk[:, 0, :]
+        #: what the scoring depends on besides the decoded candidates (``evaluate_many``)
+        self.signature = (
+            id(tables),
+            rules,
+            tuple(self.coef.tolist()),
+            vk.tobytes(),
+            space.free_keeps,
+            space.levels,
+            space.min_parallelism,
+        )
 
     def _sizes(self, e: np.ndarray) -> np.ndarray:
         """Data sizes [..., 3] of op-space extents e [..., 7]."""
@@ -185,17 +249,29 @@ class FastModel:
         o = e[..., N] * e[..., M] * e[..., P] * e[..., Q]
         return np.stack([w, i, o], axis=-1)
 
+    def decode(self, c: Candidates) -> _Decoded:
+        """The candidates' factors, keeps, spatial validity and active loops (what depends on the
+        mapspace; the rest of the model depends only on the layer problem and the architecture)."""
+        space = self.space
+        tf, sx, sy = space.factors(c)
+        parts = [space.active_orders[l][c.oidx[:, l]] for l in range(self.L)]
+        widths = tuple(int(p.shape[1]) for p in parts)
+        dims = np.concatenate(parts, axis=1) if sum(widths) else np.zeros((len(c), 0), np.int64)
+        return _Decoded(tf, sx, sy, space.inner_keeps(c), space.spatial_ok(sx, sy), dims, widths)
+
     def evaluate(self, c: Candidates) -> FastResult:
         """Scores of every candidate under every variant; candidates that are invalid under every
         variant (spatial constraints, a tile that does not fit) are not scored (energy and cycles
         inf)."""
-        space, L = self.space, self.L
-        tf, sx, sy = space.factors(c)
-        spatial_ok = space.spatial_ok(sx, sy)
-        sf = sx * sy
-        keep = space.inner_keeps(c)  # [B, L, 3], every variant's below the outermost level
+        return self.evaluate_decoded(self.decode(c))
+
+    def evaluate_decoded(self, dc: _Decoded) -> FastResult:
+        """``evaluate`` of decoded candidates (of this model's mapspace, or of another mapspace of
+        the same layer problem: :func:`evaluate_many`)."""
+        L = self.L
+        tf, sf, keep, spatial_ok = dc.tf, dc.sx * dc.sy, dc.keep, dc.spatial_ok
         vk0 = self.top_keep  # [V, 3]
-        V, B = vk0.shape[0], len(c)
+        V, B = vk0.shape[0], len(tf)
 
         # extents of each level's tile and below its temporal loops (their strides), from the MACs out
         ext_sp = np.empty((B, L, 7), np.int64)
@@ -227,16 +303,15 @@ class FastModel:
         last = np.full((V, B), np.inf)
         rows = np.nonzero(valid.any(axis=0))[0]
         if len(rows):
-            e, cy, la = self._score(
-                c.take(rows), tf[rows], sf[rows], keep[rows], ext[rows], ext_sp[rows], size[rows]
-            )
+            e, cy, la = self._score(dc.take(rows), sf[rows], ext[rows], ext_sp[rows], size[rows])
             energy[:, rows], cycles[:, rows], last[:, rows] = e, cy, la
         return FastResult(energy, cycles, valid, last, cap, over)
 
-    def _score(self, c, tf, sf, keep, ext, ext_sp, size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _score(self, dc: _Decoded, sf, ext, ext_sp, size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Energy, cycles and outermost-level accesses [V, B] of candidates that are valid under
         some variant (``keep``: [B, L, 3], what every variant keeps below the outermost level)."""
-        sl = _slots(self.space, c, tf, ext_sp, self.coef)
+        keep = dc.keep
+        sl = _slots(dc.active_dims, dc.widths, dc.tf, ext_sp, self.coef)
         acc = self._parent_accesses(sl, size, keep, ext)
         compute_acc = sl.outer_product[:, -1]
         F = sf.prod(axis=2)  # [B, L]: fan-out used per level
@@ -245,7 +320,7 @@ class FastModel:
         macs = compute_acc * repl[:, -1] * F[:, -1]
         part = _partitions(size, self._sizes(ext_sp), sf)
         counts = self._counts(compute_acc, acc, self._distinct_groups(sf, ext), part, keep)
-        kt = np.broadcast_to(self.top_keep[:, None, :], (self.top_keep.shape[0], len(c), 3)).astype(
+        kt = np.broadcast_to(self.top_keep[:, None, :], (self.top_keep.shape[0], len(sf), 3)).astype(
             np.float64
         )  # [V, B, 3]: the outermost level keeps the tensor
         energy = self._energy(counts, kt, repl, macs)
@@ -391,6 +466,30 @@ class FastModel:
         return cycles
 
 
+def evaluate_many(models: list[FastModel], batches: list[Candidates]) -> list[FastResult]:
+    """``[m.evaluate(c) for m, c in zip(models, batches)]`` in one pass (the same numbers): the
+    models are of mapspaces of one layer problem (tile shapes of one layer: the same architecture
+    tables, rules, strides and variants), so that one model can score every decoded candidate."""
+    parts = [(m, c) for m, c in zip(models, batches, strict=True) if len(c)]
+    if len(parts) <= 1:
+        return [m.evaluate(c) for m, c in zip(models, batches, strict=True)]
+    head = parts[0][0]
+    for m, _ in parts[1:]:
+        if m.signature != head.signature:
+            raise ValueError("evaluate_many needs models of one layer problem")
+    res = head.evaluate_decoded(_Decoded.concat([m.decode(c) for m, c in parts]))
+    out, at = [], 0
+    for m, c in zip(models, batches, strict=True):
+        n = len(c)
+        out.append(
+            FastResult(*(getattr(res, f.name)[:, at : at + n] for f in dataclasses.fields(FastResult)))
+            if n
+            else m.evaluate(c)
+        )
+        at += n
+    return out
+
+
 def _input_overlap_credit(
     sl: _Slots, l1: np.ndarray, tile: np.ndarray, wx: np.ndarray, hx: np.ndarray
 ) -> np.ndarray:
@@ -428,4 +527,4 @@ def _input_overlap_credit(
     return np.where(slide, deficit * corr, 0)
 
 
-__all__ = ["FastModel", "FastResult"]
+__all__ = ["FastModel", "FastResult", "evaluate_many"]
