@@ -509,21 +509,27 @@ def _input_overlap_credit(
     if not slide.any():
         return np.zeros((B, K), np.int64)
     deficit = (tile // np.maximum(extc, 1)) * overlap
-    # per (candidate, tile, slot j): the loops outside l1 whose translation repeats l1's
-    jj = np.arange(sl.J)[None, None, :]
-    act, coord, tau = sl.active[:, None, :], sl.input_coord[:, None, :], sl.input_step[:, None, :]
-    outward = jj < l1[:, :, None]
-    same = coord == c1[:, :, None]
+    # per (candidate, tile, slot j): the loops outside l1 whose translation repeats l1's; only the
+    # candidates with a sliding tile, and the slots up to the outermost such l1, matter
+    sel = np.nonzero(slide.any(axis=1))[0]
+    Jm = int(l1[slide].max()) + 1
+    l1s, c1s = l1[sel][:, :, None], c1[sel][:, :, None]
+    jj = np.arange(Jm)[None, None, :]
+    act, coord = sl.active[sel, None, :Jm], sl.input_coord[sel, None, :Jm]
+    tau, w = sl.input_step[sel, None, :Jm], sl.weight[sel, None, :Jm]
+    outward = jj < l1s
+    same = coord == c1s
     # an active loop between the slot and l1 that moves another coordinate breaks the repetition
     other = act & outward & ~same & (coord >= 0)
     n_other = np.cumsum(other, axis=2)
     broken = (n_other[:, :, -1:] - n_other) > 0
     # the steps of the same coordinate's loops from the slot (excluded) in to l1 (included)
-    tau_c1 = np.where(act & same & (jj <= l1[:, :, None]), tau, 0)
+    tau_c1 = np.where(act & same & (jj <= l1s), tau, 0)
     cum_tau = np.cumsum(tau_c1, axis=2)
     s_excl = cum_tau[:, :, -1:] - cum_tau
-    eq = outward & act & same & ~broken & (tau == s_excl + tau1[:, :, None])
-    corr = sl.weight[rows, l1c] + np.where(eq, sl.weight[:, None, :], 0).sum(axis=2)
+    eq = outward & act & same & ~broken & (tau == s_excl + tau1[sel][:, :, None])
+    corr = np.zeros((B, K), np.int64)
+    corr[sel] = sl.weight[sel[:, None], l1c[sel]] + np.where(eq, w, 0).sum(axis=2)
     return np.where(slide, deficit * corr, 0)
 
 

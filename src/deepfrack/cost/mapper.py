@@ -800,6 +800,7 @@ class LayerMapper:
         self._rungs: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self._memo_group: dict[tuple[int, int, int], dict[str, MapResult]] = {}
         self._templates: dict[int, SpaceTemplate] = {}
+        self._seed_memo: dict = {}  # _adapt_seeds' per-seed work, shared between tile shapes
         for gi, g in enumerate(self.groups):
             try:
                 homes = dict(capacity_spec(arch, next(iter(g.values()))).home)
@@ -990,7 +991,7 @@ class LayerMapper:
         fm = FastModel(space, self.tables, self.rules)
         seed = (opt.seed * 1_000_003 + h * 10_007 + w) & 0xFFFFFFFF
         search = _Search(space, fm, opt.objective, np.random.default_rng(seed), opt)
-        steps = search.run(_adapt_seeds(space, search.idx, seeds))
+        steps = search.run(_adapt_seeds(space, search.idx, seeds, memo=self._seed_memo))
         return _Task(gi, names, prob, notes, space, search, steps)
 
     def _finish(self, tasks: Sequence[_Task]) -> list[tuple[dict[str, MapResult], list[dict[str, Any]]]]:
@@ -1218,50 +1219,80 @@ def _portable(space: MapSpace, e: tuple) -> dict[str, Any]:
     }
 
 
+def _memoized(memo: dict | None, tag: tuple, objs: tuple, compute: Any) -> Any:
+    """``compute()``, remembered in ``memo`` under ``tag`` and the identity of ``objs`` (kept with the
+    value, so that a recycled id never matches)."""
+    if memo is None:
+        return compute()
+    key = (tag, *map(id, objs))
+    got = memo.get(key)
+    if got is not None and all(a is b for a, b in zip(got[0], objs, strict=True)):
+        return got[1]
+    value = compute()
+    memo[key] = (objs, value)
+    return value
+
+
 def _adapt_seeds(
-    space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, Any]], pq_limit: int = 25
+    space: MapSpace,
+    idx: list[_TableIndex],
+    seeds: list[dict[str, Any]],
+    pq_limit: int = 25,
+    memo: dict | None = None,
 ) -> Candidates | None:
     """Portable candidates mapped into ``space``: the same factorization where a dimension's table
     has it; for the output-plane dimensions P and Q (the ones a tile shape changes) every pair of
     their factorizations (the ``pq_limit`` pairs closest to the seed's when there are more); the same
-    loop orders when present, else the first."""
+    loop orders when present, else the first. ``memo`` keeps what depends only on a seed and a
+    dimension's table or a level's orders (tables and orders are shared between the tile shapes of a
+    layer)."""
     if not seeds:
         return None
     P_, Q_ = DIMS.index("P"), DIMS.index("Q")
+    nP, nQ = len(space.dims[P_]), len(space.dims[Q_])
+    k = max(1, int(pq_limit**0.5))
+
+    def row(sd: dict[str, Any], d: int) -> int:
+        tgt = sd["factors"][d]
+        j = (
+            idx[d].rows.get(tuple(np.asarray(tgt).reshape(-1).tolist()))
+            if tgt.shape == space.dims[d].factors.shape[1:]
+            else None
+        )
+        return j if j is not None else int(idx[d].closest(tgt)[0])
+
+    def order(sd: dict[str, Any], l: int) -> int:
+        hit = (
+            np.nonzero((space.orders[l] == np.array(sd["orders"][l])[None, :]).all(axis=1))[0]
+            if l < len(sd["orders"])
+            else []
+        )
+        return int(hit[0]) if len(hit) else 0
+
+    def closest(sd: dict[str, Any], d: int, n: int) -> np.ndarray:
+        if sd["factors"][d].shape == space.dims[d].factors.shape[1:]:
+            return idx[d].closest(sd["factors"][d])[:k]
+        return np.arange(min(k, n))
+
     parts = []
     for sd in seeds:
-        base = []
-        for d in range(7):
-            tgt = sd["factors"][d]
-            j = (
-                idx[d].rows.get(tuple(np.asarray(tgt).reshape(-1).tolist()))
-                if tgt.shape == space.dims[d].factors.shape[1:]
-                else None
-            )
-            base.append(j if j is not None else int(idx[d].closest(tgt)[0]))
-        o = []
-        for l in range(space.n_levels):
-            hit = (
-                np.nonzero((space.orders[l] == np.array(sd["orders"][l])[None, :]).all(axis=1))[0]
-                if l < len(sd["orders"])
-                else []
-            )
-            o.append(int(hit[0]) if len(hit) else 0)
+        base = [
+            _memoized(memo, ("row", d), (sd, space.dims[d].factors), lambda sd=sd, d=d: row(sd, d))
+            for d in range(7)
+        ]
+        o = [
+            _memoized(memo, ("order", l), (sd, space.orders[l]), lambda sd=sd, l=l: order(sd, l))
+            for l in range(space.n_levels)
+        ]
         kb = sd["kbits"] if sd["free"] == space.free_keeps else 0
-        nP, nQ = len(space.dims[P_]), len(space.dims[Q_])
         if nP * nQ <= pq_limit:
             ps, qs = np.arange(nP), np.arange(nQ)
         else:
-            k = max(1, int(pq_limit**0.5))
-            ps = (
-                idx[P_].closest(sd["factors"][P_])[:k]
-                if sd["factors"][P_].shape == space.dims[P_].factors.shape[1:]
-                else np.arange(min(k, nP))
+            ps = _memoized(
+                memo, ("near", P_), (sd, space.dims[P_].factors), lambda sd=sd: closest(sd, P_, nP)
             )
-            qs = (
-                idx[Q_].closest(sd["factors"][Q_])[:k]
-                if sd["factors"][Q_].shape == space.dims[Q_].factors.shape[1:]
-                else np.arange(min(k, nQ))
+            qs = _memoized(
+                memo, ("near", Q_), (sd, space.dims[Q_].factors), lambda sd=sd: closest(sd, Q_, nQ)
             )
         gp, gq = np.meshgrid(ps, qs, indexing="ij")
         m = gp.size
