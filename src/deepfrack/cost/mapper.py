@@ -648,15 +648,39 @@ class _Search:
         return Candidates.concat(out)
 
     # ---- drivers ---------------------------------------------------------------------------------
+    def loop_classes(self, c: Candidates) -> np.ndarray:
+        """int64 [B, 7 + L + 1]: equal rows for candidates that differ only in where their loops of
+        bound 1 stand in a level's order (the model cannot tell them apart: same factors, keeps and
+        order of the loops > 1 at every level)."""
+        sp = self.space
+        tf, _, _ = sp.factors(c)
+        rows = np.arange(len(c))[:, None]
+        cols = [c.fidx, c.kbits[:, None]]
+        for l in range(sp.n_levels):
+            loops = sp.active_orders[l][c.oidx[:, l]]  # [B, a], outermost first
+            on = tf[rows, l, loops] > 1
+            code = np.zeros(len(c), np.int64)
+            for j in range(loops.shape[1]):
+                code = np.where(on[:, j], code * 8 + loops[:, j] + 1, code)
+            cols.append(code[:, None])
+        return np.concatenate(cols, axis=1)
+
     def enumerate_all(self) -> Steps[None]:
+        """Every candidate of the space, one per loop class (``loop_classes``): the first of each class
+        in enumeration order, which is the one the objective's stable order would keep among equals."""
         sp = self.space
         sizes = [len(t) for t in sp.dims] + [len(o) for o in sp.orders] + [1 << len(sp.free_keeps)]
         total = int(np.prod(sizes))
+        seen: set[bytes] = set()
         for start in range(0, total, self.opt.batch):
             idx = np.arange(start, min(total, start + self.opt.batch))
             digits = np.stack(np.unravel_index(idx, sizes), axis=1).astype(np.int64)
             c = Candidates(digits[:, :7], digits[:, 7 : 7 + sp.n_levels], digits[:, -1])
-            yield from self.evaluate(c, dedupe=False)
+            classes = self.loop_classes(c)
+            _, first = np.unique(classes, axis=0, return_index=True)
+            first = [i for i in np.sort(first).tolist() if classes[i].tobytes() not in seen]
+            seen.update(classes[i].tobytes() for i in first)
+            yield from self.evaluate(c.take(np.array(first, np.int64)), dedupe=False)
 
     def descend(self, max_rounds: int) -> Steps[None]:
         """Best-improvement local search from the current incumbents (every variant at once):
