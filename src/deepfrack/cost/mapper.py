@@ -1298,16 +1298,22 @@ def _adapt_seeds(
             return idx[d].closest(sd["factors"][d])[:k]
         return np.arange(min(k, n))
 
+    others = [d for d in range(7) if d not in (P_, Q_)]  # P and Q take every pair below
     parts = []
     for sd in seeds:
-        base = [
-            _memoized(memo, ("row", d), (sd, space.dims[d].factors), lambda sd=sd, d=d: row(sd, d))
-            for d in range(7)
-        ]
-        o = [
-            _memoized(memo, ("order", l), (sd, space.orders[l]), lambda sd=sd, l=l: order(sd, l))
-            for l in range(space.n_levels)
-        ]
+        base = np.zeros(7, np.int64)
+        base[others] = _memoized(
+            memo,
+            ("rows",),
+            (sd, *(space.dims[d].factors for d in others)),
+            lambda sd=sd: [row(sd, d) for d in others],
+        )
+        o = _memoized(
+            memo,
+            ("orders",),
+            (sd, *space.orders),
+            lambda sd=sd: np.array([order(sd, l) for l in range(space.n_levels)], np.int64),
+        )
         kb = sd["kbits"] if sd["free"] == space.free_keeps else 0
         if nP * nQ <= pq_limit:
             ps, qs = np.arange(nP), np.arange(nQ)
@@ -1318,16 +1324,11 @@ def _adapt_seeds(
             qs = _memoized(
                 memo, ("near", Q_), (sd, space.dims[Q_].factors), lambda sd=sd: closest(sd, Q_, nQ)
             )
-        gp, gq = np.meshgrid(ps, qs, indexing="ij")
-        m = gp.size
-        f = np.repeat(np.array(base, np.int64)[None, :], m, axis=0)
-        f[:, P_] = gp.reshape(-1)
-        f[:, Q_] = gq.reshape(-1)
-        parts.append(
-            Candidates(
-                f, np.repeat(np.array(o, np.int64).reshape(1, -1), m, axis=0), np.full(m, kb, np.int64)
-            )
-        )
+        m = len(ps) * len(qs)
+        f = np.repeat(base[None, :], m, axis=0)
+        f[:, P_] = np.repeat(ps, len(qs))  # every (P, Q) pair, P major
+        f[:, Q_] = np.tile(qs, len(ps))
+        parts.append(Candidates(f, np.repeat(o[None, :], m, axis=0), np.full(m, kb, np.int64)))
     return Candidates.concat(parts)
 
 
