@@ -136,13 +136,17 @@ class BenchmarkSource:
         energy, cycles = self._grids[key]
         return energy if metric == "energy" else cycles
 
-    def cost(self, keys: Sequence[CostKey]) -> CostTable:
+    #: ``cost`` takes entries to compute ahead on idle workers
+    works_ahead = True
+
+    def cost(self, keys: Sequence[CostKey], ahead: Sequence[CostKey] = ()) -> CostTable:
         """The entries, from the cache or computed now; CostingFailed when the evaluator failed on some
-        (they are not cached: running again retries them)."""
+        (they are not cached: running again retries them). ``ahead``: entries likely to be asked for
+        next, computed by workers that would otherwise idle (``BenchmarkSession.cost``); not returned."""
         keys = list(dict.fromkeys(keys))
         jobs = [make_job(self.network, l, v, h, w) for l, v, h, w in keys]
         before = self.session.summary.computed
-        outcomes = self.session.cost(jobs)
+        outcomes = self.session.cost(jobs, [make_job(self.network, *k) for k in ahead])
         new = [k for k in keys if k not in self._seen]
         self._seen.update(new)
         self.stats.requested += len(new)
