@@ -65,6 +65,7 @@ def run(network: str, mode: str, jobs: int, keep: Path | None, src: Path = ROOT 
         raise SystemExit(f"{network} {mode} failed:\n{done.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     m = re.search(r"(\d+) entries \((\d+) distinct\): (\d+) computed", done.stderr)
+    ahead = re.search(r"(\d+) computed ahead of being asked for", done.stderr)
     table = read_tables(work / "out" / "tables" / "costs.csv")
     doc = read_json(work / "out" / "schedule.json")
     return {
@@ -74,6 +75,7 @@ def run(network: str, mode: str, jobs: int, keep: Path | None, src: Path = ROOT 
         "cpu": cpu,
         "entries": int(m.group(1)) if m else len(table),
         "computed": int(m.group(3)) if m else len(table),
+        "ahead": int(ahead.group(1)) if ahead else 0,
         "tiles": len({(l, h, w) for l, _, h, w in table}),
         "energy": doc["total"]["energy_uJ"],
         "stacks": [
@@ -139,14 +141,17 @@ def main() -> None:
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     results = []
     print(f"{'network':8s} {'mode':10s} {'wall s':>7s} {'CPU s':>7s} {'entries':>8s} {'computed':>8s} "
-          f"{'tiles':>6s} {'energy uJ':>10s}")  # fmt: skip
+          f"{'ahead':>6s} {'tiles':>6s} {'energy uJ':>10s}")  # fmt: skip
     for network in args.networks.split(","):
         modes = args.modes.split(",") + (["before"] if args.before else [])
         for mode in modes:
             src = args.before if mode == "before" else ROOT / "src"
             r = run(network, mode, args.jobs, args.keep, src)
             results.append(r)
-            cols = f"{r['wall']:7.1f} {r['cpu']:7.1f} {r['entries']:8d} {r['computed']:8d} {r['tiles']:6d}"
+            cols = (
+                f"{r['wall']:7.1f} {r['cpu']:7.1f} {r['entries']:8d} {r['computed']:8d} {r['ahead']:6d} "
+                f"{r['tiles']:6d}"
+            )
             print(f"{network:8s} {mode:10s} {cols} {r['energy']:10.2f}", flush=True)
         same = {tuple(r["stacks"]) for r in results if r["network"] == network}
         if len(same) > 1:

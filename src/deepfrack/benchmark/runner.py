@@ -87,6 +87,7 @@ class BenchmarkSummary:
             f"{self.entries} entries ({self.unique} distinct): {self.computed} computed, "
             f"{self.from_cache} from cache, "
             f"{self.infeasible} infeasible, {self.failed} failed; {self.elapsed_s:.1f} s"
+            + (f"; {self.ahead} computed ahead of being asked for" if self.ahead else "")
         ]
         ranked = sorted(self.causes.items(), key=lambda kv: (kv[0][0] != "failed", -len(kv[1])))
         for (status, reason), entries in ranked[:max_causes]:

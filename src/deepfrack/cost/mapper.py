@@ -5,6 +5,8 @@ Public API::
     map_tile(arch, energy, layer, constraints, objective="energy", seed=0, variants=None)
         -> {variant: MapResult}
     LayerMapper(arch, energy, layer, constraints, options).map(h, w) -> {variant: MapResult}
+    LayerMapper(...).map_many([(h, w), ...]) -> {(h, w): {variant: MapResult}}  (the same results,
+        the tiles' searches run side by side: one model call scores the candidates of all of them)
 
 ``constraints`` is one :class:`~deepfrack.arch.spec.Constraints` (searched as it is, under the name
 "default") or ``{variant: Constraints}`` (e.g. the seven residency variants from

@@ -8,7 +8,9 @@ A ``CostSource`` has two methods:
   mapper runs.
 * ``cost(keys)``: cost a batch of (layer, variant, h, w) entries and return them as a ``CostTable``
   (records for the costed ones, ``infeasible`` and ``reasons`` for those with no valid mapping).
-  Entries are costed once; asking again is free.
+  Entries are costed once; asking again is free. A source whose ``works_ahead`` is true also takes
+  ``cost(keys, ahead=more)``: entries likely to be asked for next, which it may compute meanwhile on
+  workers that would otherwise idle (``BenchmarkSource``); they are not returned until asked for.
 
 ``TableSource`` serves a finished ``CostTable`` (what ``deepfrack optimize --tables`` reads; its bounds
 are the entries themselves). ``BenchmarkSource`` costs entries with a benchmark backend (the built-in
