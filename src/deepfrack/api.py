@@ -37,7 +37,7 @@ from deepfrack.benchmark.backend import Backend, resolve_backend
 from deepfrack.benchmark.cache import ResultCache, default_cache_path
 from deepfrack.benchmark.executors import Executor, make_executor
 from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
-from deepfrack.benchmark.jobs import SHAPE_SETS, enumerate_jobs
+from deepfrack.benchmark.jobs import SHAPE_SETS, check_layers, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, BenchmarkSession, run_benchmark
 from deepfrack.benchmark.runner import write_outputs as write_table_files
 from deepfrack.benchmark.tables_io import check_table, read_tables
@@ -314,7 +314,7 @@ def benchmark(
     cache: PathLike | None = None,
     batch_size: int | None = None,
     executor: Executor | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
     out: PathLike | None = None,
 ) -> BenchmarkResult:
     """Cost every entry of a shape set ("square", "all", or "needed": what the search may ask for under
@@ -323,8 +323,10 @@ def benchmark(
     from the result cache where possible (``cache``: an SQLite file, default ``default_cache_path()``).
     With ``out``, writes ``<VARIANT>.json``, costs.csv and mappings.jsonl there, all or nothing.
     Runs on ``jobs`` local processes, or on the Dask cluster at ``scheduler`` (docs/cluster.md), unless
-    an ``executor`` is given. Ctrl-C (KeyboardInterrupt) propagates after the workers are stopped;
-    finished entries stay cached."""
+    an ``executor`` is given. ``progress``: a bar on stderr (True), a line every few seconds ("lines")
+    or nothing (False). Ctrl-C (KeyboardInterrupt) propagates after the workers are stopped;
+    finished entries stay cached. A network or shape set too large to benchmark (docs/benchmark.md,
+    "Input limits") is an InputError before any work."""
     if out is not None:
         check_output_folder(out)
     if shapes not in SHAPE_SETS:
@@ -336,6 +338,7 @@ def benchmark(
         raise InputError(None, "variants", str(exc)) from None
     inputs = _inputs(arch, components, constraints, mapper, ert, vs)
     be = backend if not isinstance(backend, str) else _backend(backend, inputs)
+    check_layers(network)  # before working out the shapes of a network too large to benchmark
     if shapes == "needed":
         _require_chain(network)
     needed = required_shapes(network, max_stack_depth, capacity) if shapes == "needed" else None
@@ -497,7 +500,7 @@ def run(
     backend: str = "builtin",
     cache: PathLike | None = None,
     executor: Executor | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
     search_progress: SearchProgress | None = None,
     exhaustive: bool = False,
     out: PathLike | None = None,

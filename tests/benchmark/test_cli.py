@@ -209,7 +209,9 @@ def test_broken_mapper_yaml(tmp_path: Path, tiny_net: Path):
 
 def test_a_mapper_yaml_that_does_not_parse_stops_the_run(tmp_path: Path):
     mapper = _bad_file(tmp_path, "mapper.yaml", "mapper:\n  optimization-metrics: [delay\n")
-    _assert_one_line_error(_invoke(tmp_path, "--mapper", str(mapper)), f"{mapper}: line 3: malformed YAML")
+    _assert_one_line_error(
+        _invoke(tmp_path, "--mapper", str(mapper)), f"{mapper}: line 3, column 1: malformed YAML"
+    )
     assert not (tmp_path / "out").exists()
     _assert_one_line_error(
         _invoke(tmp_path, "--mapper", str(tmp_path / "none.yaml")), "none.yaml", "not found"

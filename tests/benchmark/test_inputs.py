@@ -112,7 +112,7 @@ def test_tagged_documents_are_written_back_with_their_tags(tmp_path: Path):
 @pytest.mark.parametrize(
     "which, text, field",
     [
-        ("arch", "architecture:\n  subtree: [\n", "line 3"),
+        ("arch", "architecture:\n  subtree: [\n", "line 3, column 1"),
         (
             "arch",
             "architecture:\n  subtree:\n    - local:\n        - {class: DRAM}\n",

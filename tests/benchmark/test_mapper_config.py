@@ -47,7 +47,7 @@ def test_defaults_and_single_metric():
         ("mapper:\n  algorithm: genetic\n", "mapper.algorithm"),
         ("mapper:\n  live-status: 3\n", "mapper.live-status"),
         ("mapper: [1, 2]\n", "mapper"),
-        ("mapper:\n  optimization-metrics: [delay\n", "line 3"),
+        ("mapper:\n  optimization-metrics: [delay\n", "line 3, column 1"),
     ],
 )
 def test_broken_mapper_yaml_names_the_field(tmp_path: Path, text: str, field: str):

@@ -14,6 +14,7 @@ most expensive one (see ``EnergyTable.action_energy``).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from typing import Any
 
 from deepfrack.arch.spec import ActionEnergy, Architecture, EnergyTable
 from deepfrack.arch.yamlio import load_documents
-from deepfrack.errors import InputError
+from deepfrack.errors import InputError, shown
 
 _RANGE = re.compile(r"\[[^\]]*\]")
 
@@ -34,13 +35,37 @@ def component_name(hierarchical: str) -> str:
     return _RANGE.sub("", str(hierarchical)).rsplit(".", 1)[-1].strip()
 
 
+#: the largest energy of one action accepted, in pJ (a DRAM access of a wide block is about 1e4 pJ)
+MAX_ENERGY_PJ = 1e12
+
+
 def _energy(value: Any, path: Path | None, field: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    """An action's energy in pJ: a number (or a numeric string), finite, at least 0 and at most
+    MAX_ENERGY_PJ. A negative or NaN energy is refused rather than clamped: the tables would be silently
+    wrong."""
+    x: float | None = None
+    if isinstance(value, (int, float, str)) and not isinstance(value, bool):
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            raise InputError(path, field, f"expected an energy in pJ, got {value!r}") from None
-    return float(value)
+            x = float(value)
+        except ValueError:
+            x = None
+    if x is None:
+        raise InputError(path, field, f"expected an energy in pJ, got {shown(value)}")
+    if not math.isfinite(x) or x < 0:
+        raise InputError(path, field, f"an energy must be a finite number of pJ >= 0, got {shown(value)}")
+    if x > MAX_ENERGY_PJ:
+        raise InputError(
+            path, field, f"{x:g} pJ for one action is more than deepfrack accepts ({MAX_ENERGY_PJ:g})"
+        )
+    return x
+
+
+def _arguments(raw: Any, path: Path | None, field: str) -> dict[str, Any]:
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise InputError(path, field, f"expected a mapping of action arguments, got {shown(raw)}")
+    return dict(raw)
 
 
 def _actions(raw: Any, path: Path | None, field: str) -> list[ActionEnergy]:
@@ -55,7 +80,7 @@ def _actions(raw: Any, path: Path | None, field: str) -> list[ActionEnergy]:
                     ActionEnergy(
                         str(name),
                         _energy(e["energy"], path, f"{field}.{name}[{j}].energy"),
-                        dict(e.get("arguments") or {}),
+                        _arguments(e.get("arguments"), path, f"{field}.{name}[{j}].arguments"),
                     )
                 )
         return out
@@ -68,7 +93,11 @@ def _actions(raw: Any, path: Path | None, field: str) -> list[ActionEnergy]:
         if "energy" not in a:
             raise InputError(path, f"{f}.energy", f"action {a['name']!r} has no energy")
         out.append(
-            ActionEnergy(a["name"], _energy(a["energy"], path, f"{f}.energy"), dict(a.get("arguments") or {}))
+            ActionEnergy(
+                a["name"],
+                _energy(a["energy"], path, f"{f}.energy"),
+                _arguments(a.get("arguments"), path, f"{f}.arguments"),
+            )
         )
     return out
 

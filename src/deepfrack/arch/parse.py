@@ -28,15 +28,13 @@ enclosing subtrees.
 
 from __future__ import annotations
 
-import ast
-import math
-import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from deepfrack.arch.constraints import parse_target
+from deepfrack.arch.expressions import evaluate_expression
 from deepfrack.arch.spec import (
     Architecture,
     ArithmeticLevel,
@@ -48,7 +46,7 @@ from deepfrack.arch.spec import (
 )
 from deepfrack.arch.yamlio import Document, Tagged, load_documents, underscore_keys
 from deepfrack.dims import DIMS, TENSORS
-from deepfrack.errors import InputError
+from deepfrack.errors import InputError, shown
 
 # include/model/topology.hpp: bufferClasses / computeClasses / networkClasses (substring match)
 BUFFER_CLASSES = ("DRAM", "SRAM", "regfile", "smartbuffer", "storage")
@@ -95,72 +93,10 @@ def split_name(raw: Any, path: Path | None, field: str) -> tuple[str, int]:
     return base, hi - lo + 1
 
 
-_BINOPS: dict[type, Callable[[Any, Any], Any]] = {
-    ast.Add: operator.add,
-    ast.Sub: operator.sub,
-    ast.Mult: operator.mul,
-    ast.Div: operator.truediv,
-    ast.FloorDiv: operator.floordiv,
-    ast.Mod: operator.mod,
-    ast.Pow: operator.pow,
-}
-_FUNCS: dict[str, Callable[..., Any]] = {
-    "ceil": math.ceil,
-    "floor": math.floor,
-    "log2": math.log2,
-    "log": math.log,
-    "max": max,
-    "min": min,
-    "round": round,
-    "int": int,
-    "abs": abs,
-    "sqrt": math.sqrt,
-}
-
-
-def _eval_expr(text: str, symbols: Mapping[str, Any]) -> float:
-    """Arithmetic over numbers and known symbols (timeloopfe allows expressions in attributes)."""
-
-    def ev(node: ast.AST) -> Any:
-        if isinstance(node, ast.Expression):
-            return ev(node.body)
-        if (
-            isinstance(node, ast.Constant)
-            and isinstance(node.value, (int, float))
-            and not isinstance(node.value, bool)
-        ):
-            return node.value
-        if isinstance(node, ast.BinOp) and type(node.op) in _BINOPS:
-            return _BINOPS[type(node.op)](ev(node.left), ev(node.right))
-        if isinstance(node, ast.UnaryOp) and isinstance(node.op, (ast.USub, ast.UAdd)):
-            v = ev(node.operand)
-            return -v if isinstance(node.op, ast.USub) else v
-        if isinstance(node, ast.Name) and node.id in symbols:
-            return _number(symbols[node.id], {k: v for k, v in symbols.items() if k != node.id})
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id in _FUNCS:
-            return _FUNCS[node.func.id](*(ev(a) for a in node.args))
-        raise ValueError(text)
-
-    return ev(ast.parse(text, mode="eval"))
-
-
-def _number(value: Any, symbols: Mapping[str, Any]) -> float:
-    if isinstance(value, bool):
-        raise ValueError(value)
-    if isinstance(value, (int, float)):
-        return value
-    if isinstance(value, str):
-        s = value.strip()
-        try:
-            return int(s)
-        except ValueError:
-            pass
-        try:
-            return float(s)
-        except ValueError:
-            pass
-        return _eval_expr(s, symbols)
-    raise ValueError(value)
+#: the most instances of one level (counts multiply down the tree) and the largest other size, in the
+#: attributes' own units (words, bits, blocks, words per cycle): beyond them a file is surely mistyped
+MAX_INSTANCES = 1 << 24
+MAX_SIZE = 1 << 48
 
 
 class _Attrs:
@@ -205,22 +141,20 @@ class _Attrs:
         if found is None:
             return None
         k, v = found
-        try:
-            x = _number(v, self.symbols)
-        except (ValueError, TypeError, ZeroDivisionError, SyntaxError):
-            raise InputError(
-                self.path, f"{self.field}.attributes.{k}", f"expected a number, got {v!r}"
-            ) from None
-        if not math.isfinite(x):
-            raise InputError(
-                self.path, f"{self.field}.attributes.{k}", f"expected a finite number, got {v!r}"
-            )
+        x = evaluate_expression(v, self.symbols, self.path, f"{self.field}.attributes.{k}")
         if integer:
             if int(x) != x:
-                raise InputError(self.path, f"{self.field}.attributes.{k}", f"expected an integer, got {v!r}")
+                raise InputError(
+                    self.path, f"{self.field}.attributes.{k}", f"expected an integer, got {shown(v)}"
+                )
             x = int(x)
         if positive and (x < 0 or (x == 0 and not allow_zero)):
-            raise InputError(self.path, f"{self.field}.attributes.{k}", f"must be positive, got {v!r}")
+            raise InputError(self.path, f"{self.field}.attributes.{k}", f"must be positive, got {shown(v)}")
+        limit = MAX_INSTANCES if k in ("instances", "meshX", "meshY") else MAX_SIZE
+        if abs(x) > limit:
+            raise InputError(
+                self.path, f"{self.field}.attributes.{k}", f"{x:,} is more than deepfrack handles ({limit:,})"
+            )
         return x
 
 
@@ -398,6 +332,14 @@ def _arithmetic(
     )
 
 
+def _claim_name(names: dict[str, str], name: str, path: Path | None, field: str) -> None:
+    """InputError when a second level (or the compute unit) takes a name already used: constraints,
+    mappings and energy tables name levels, so two levels of one name would make them ambiguous."""
+    if name in names:
+        raise InputError(path, field, f"a second level named {shown(name, 40)} (the first is {names[name]})")
+    names[name] = field
+
+
 def _class_of(node: Mapping[str, Any], path: Path | None, field: str) -> tuple[str, str | None]:
     cls = node.get("class")
     if not isinstance(cls, str) or not cls:
@@ -454,6 +396,7 @@ def _arch_v03(
     variables: Mapping[str, Any],
 ) -> Architecture:
     levels: list[StorageLevel] = []
+    names: dict[str, str] = {}
     arithmetic: ArithmeticLevel | None = None
     inherited: dict[str, Any] = {}
     mult = 1
@@ -486,6 +429,7 @@ def _arch_v03(
                 attrs = _Attrs(_attributes(comp, path, cf), inherited, False, variables, path, cf)
                 hp = ".".join([*hier, str(comp["name"]).strip()])
                 defaults = _defaults_for(cls, sub, classes)
+                _claim_name(names, base, path, f"{cf}.name")
                 if kind == "buffer":
                     levels.append(
                         _storage_level(base, cls, sub, mult * count, attrs, defaults, hp, v04=False)
@@ -599,6 +543,31 @@ def _node_constraints(
     return out
 
 
+def _kept_dataspaces(node: Mapping[str, Any], path: Path | None, field: str) -> set[str]:
+    """The data spaces a v0.4 node's ``constraints.dataspace.keep`` names (checked: mappings and a list
+    of data-space names)."""
+    block = node.get("constraints")
+    if block is None:
+        return set()
+    if not isinstance(block, dict):
+        raise InputError(path, f"{field}.constraints", "expected a mapping (dataspace, temporal, spatial)")
+    ds = block.get("dataspace")
+    if ds is None:
+        return set()
+    if not isinstance(ds, dict):
+        raise InputError(path, f"{field}.constraints.dataspace", "expected a mapping (keep, bypass)")
+    keep = ds.get("keep") or []
+    if isinstance(keep, str):
+        keep = [keep]
+    if not isinstance(keep, list) or any(t not in TENSORS for t in keep):
+        raise InputError(
+            path,
+            f"{field}.constraints.dataspace.keep",
+            f"expected a list of {', '.join(TENSORS)}, got {shown(keep)}",
+        )
+    return set(keep)
+
+
 def _dummy_constraints(
     name: str, path: Path | None, spatial: list[TargetConstraint]
 ) -> list[TargetConstraint]:
@@ -641,9 +610,8 @@ def _arch_v04(
         keeps: list[set[str]] = []
         for b in branches:
             k: set[str] = set()
-            for n, _nf, _ in b:
-                ds = (n.get("constraints") or {}).get("dataspace") or {}
-                k.update(ds.get("keep") or [])
+            for n, nf, _ in b:
+                k.update(_kept_dataspaces(n, path, nf))
             keeps.append(k)
         for i in range(len(keeps)):
             for j in range(i + 1, len(keeps)):
@@ -668,6 +636,7 @@ def _arch_v04(
                 extra_bypass.setdefault(id(n), set()).update(set(TENSORS) - k)
 
     levels: list[StorageLevel] = []
+    names: dict[str, str] = {}
     arithmetic: ArithmeticLevel | None = None
     constraints: list[TargetConstraint] = []
     arch_attrs: dict[str, Any] = {}
@@ -733,6 +702,7 @@ def _arch_v04(
                     path,
                     field,
                 )
+                _claim_name(names, dname, path, f"{field}.name")
                 levels.append(
                     _storage_level(
                         dname,
@@ -761,6 +731,8 @@ def _arch_v04(
                 )
                 hp = f"{prefix}.{name}[1..{count}]"
                 defaults = _defaults_for(cls, sub, classes)
+                if kindc in ("buffer", "compute"):
+                    _claim_name(names, name, path, f"{field}.name")
                 if kindc == "buffer":
                     levels.append(
                         _storage_level(

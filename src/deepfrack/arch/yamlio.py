@@ -23,7 +23,7 @@ from typing import Any
 import yaml
 
 from deepfrack.errors import InputError
-from deepfrack.files import YAML_SUFFIXES, read_yaml
+from deepfrack.files import YAML_SUFFIXES, YamlLoader, read_yaml
 
 
 class Tagged(dict):
@@ -39,25 +39,23 @@ class Tagged(dict):
 
 
 def find_tag(obj: Any, where: str = "") -> tuple[str, str] | None:
-    """The (field path, tag) of the first tagged node inside ``obj``, or None: for files where Timeloop
-    takes no tags (problem, mapping, ERT)."""
-    if isinstance(obj, Tagged):
-        return where or "(top)", obj.tag
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            found = find_tag(v, f"{where}.{k}" if where else str(k))
-            if found:
-                return found
-    elif isinstance(obj, list):
-        for i, v in enumerate(obj):
-            found = find_tag(v, f"{where}[{i}]")
-            if found:
-                return found
+    """The (field path, tag) of the first tagged node inside ``obj`` (depth first, in document order), or
+    None: for files where Timeloop takes no tags (problem, mapping, ERT). Walks without recursion."""
+    stack: list[tuple[Any, str]] = [(obj, where)]
+    while stack:
+        node, at = stack.pop()
+        if isinstance(node, Tagged):
+            return at or "(top)", node.tag
+        if isinstance(node, dict):
+            stack.extend((v, f"{at}.{k}" if at else str(k)) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((v, f"{at}[{i}]") for i, v in reversed(list(enumerate(node))))
     return None
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that accepts local ``!Tag`` nodes (Timeloop v0.4 front-end tags)."""
+class _Loader(YamlLoader):
+    """The checked safe loader (``deepfrack.files``), accepting local ``!Tag`` nodes (Timeloop v0.4
+    front-end tags)."""
 
 
 def _construct_tagged(loader: _Loader, suffix: str, node: yaml.Node) -> Any:
@@ -84,17 +82,40 @@ class Document:
     data: Any
 
 
-def underscore_keys(obj: Any) -> Any:
+def underscore_keys(obj: Any, path: str | Path | None = None) -> Any:
     """Copy of ``obj`` with every mapping key's hyphens turned into underscores (Timeloop's
-    hyphens-to-underscores rule, applied to keys only)."""
-    if isinstance(obj, Tagged):
-        out = Tagged(obj.tag, {_us(k): underscore_keys(v) for k, v in obj.items()})
-        return out
-    if isinstance(obj, dict):
-        return {_us(k): underscore_keys(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [underscore_keys(v) for v in obj]
-    return obj
+    hyphens-to-underscores rule, applied to keys only). Two keys of one mapping that become the same
+    (``word-bits`` and ``word_bits``) are an InputError naming ``path`` and the field. Copies without
+    recursion (the YAML reader bounds what it visits: aliases expanded, at most MAX_YAML_NODES)."""
+    root: list[Any] = [None]
+    # (source node, the container to put its copy in, the key or index there, field path)
+    stack: list[tuple[Any, Any, Any, str]] = [(obj, root, 0, "")]
+    while stack:
+        node, into, slot, at = stack.pop()
+        if isinstance(node, dict):
+            copy: dict = Tagged(node.tag) if isinstance(node, Tagged) else {}
+            for k, v in node.items():
+                key = _us(k)
+                if key in copy:
+                    raise InputError(
+                        path,
+                        f"{at}.{k}" if at else str(k),
+                        f"given twice, as {_other_spelling(node, k, key)!r} and {k!r} (hyphens and "
+                        "underscores are the same in Timeloop's keys)",
+                    )
+                copy[key] = None
+                stack.append((v, copy, key, f"{at}.{key}" if at else str(key)))
+        elif isinstance(node, list):
+            copy = [None] * len(node)
+            stack.extend((v, copy, i, f"{at}[{i}]") for i, v in enumerate(node))
+        else:
+            copy = node
+        into[slot] = copy
+    return root[0]
+
+
+def _other_spelling(node: dict, k: Any, key: Any) -> Any:
+    return next((o for o in node if o != k and _us(o) == key), key)
 
 
 def _us(key: Any) -> Any:
@@ -129,5 +150,5 @@ def load_documents(*paths: str | Path) -> list[Document]:
     docs = []
     for p in expand_paths(paths):
         data = load_yaml(p)
-        docs.append(Document(p, underscore_keys(data) if data is not None else {}))
+        docs.append(Document(p, underscore_keys(data, p) if data is not None else {}))
     return docs

@@ -19,6 +19,7 @@ process crash; after a power loss the last batches may be lost (never corrupted)
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import enum
 import functools
@@ -36,7 +37,7 @@ from deepfrack.arch.yamlio import Tagged
 from deepfrack.benchmark.jobs import Job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
-from deepfrack.errors import InputError
+from deepfrack.errors import InputError, shown
 from deepfrack.workload.layer import Layer
 
 SCHEMA_VERSION = 1
@@ -64,29 +65,39 @@ CREATE TABLE IF NOT EXISTS shared (key TEXT PRIMARY KEY, value TEXT NOT NULL, cr
 # --------------------------------------------------------------------------------------------- #
 # canonical JSON and keys
 # --------------------------------------------------------------------------------------------- #
-def to_plain(obj: Any) -> Any:
+#: the deepest nesting ``to_plain`` converts (parsed input files nest at most deepfrack.files.MAX_DEPTH)
+MAX_PLAIN_DEPTH = 200
+
+
+def to_plain(obj: Any, _depth: int = 0) -> Any:
     """Plain JSON data from dataclasses, enums, mappings, sequences, sets and paths (deterministic:
-    sets are sorted, mapping keys become strings; a YAML ``Tagged`` mapping keeps its tag under "!")."""
+    sets are sorted, mapping keys become strings; a YAML ``Tagged`` mapping keeps its tag under "!").
+    ValueError beyond ``MAX_PLAIN_DEPTH`` levels of nesting (a structure that contains itself)."""
     if obj is None or isinstance(obj, (str, bool, int)):
         return obj.value if isinstance(obj, enum.Enum) else obj
     if isinstance(obj, float):
         return obj if math.isfinite(obj) else repr(obj)
+    if _depth > MAX_PLAIN_DEPTH:
+        raise ValueError(f"data nested deeper than {MAX_PLAIN_DEPTH} levels")
+    d = _depth + 1
     if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
+        return [to_plain(v, d) for v in obj]
     if isinstance(obj, Tagged):  # a v0.4 !Tag mapping: the tag is content too
-        return {"!": obj.tag, **{str(k): to_plain(v) for k, v in obj.items()}}
+        return {"!": obj.tag, **{str(k): to_plain(v, d) for k, v in obj.items()}}
     if isinstance(obj, dict):
-        return {str(k): to_plain(v) for k, v in obj.items()}
+        return {str(k): to_plain(v, d) for k, v in obj.items()}
     if isinstance(obj, enum.Enum):
-        return to_plain(obj.value)
+        return to_plain(obj.value, d)
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+        return {f.name: to_plain(getattr(obj, f.name), d) for f in dataclasses.fields(obj)}
     if isinstance(obj, Mapping):
-        return {str(k): to_plain(v) for k, v in obj.items()}
+        return {str(k): to_plain(v, d) for k, v in obj.items()}
     if isinstance(obj, (set, frozenset)):
-        return sorted((to_plain(v) for v in obj), key=lambda v: json.dumps(v, sort_keys=True))
+        return sorted((to_plain(v, d) for v in obj), key=lambda v: json.dumps(v, sort_keys=True))
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, bytes):
+        return obj.hex()
     return str(obj)  # dates and other YAML scalars
 
 
@@ -156,8 +167,30 @@ def record_to_json(record: CostRecord) -> str:
     return json.dumps(doc, separators=(",", ":"))
 
 
+def _num(value: Any, optional: bool = False) -> Any:
+    if value is None and optional:
+        return value
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < 0
+    ):
+        raise ValueError(f"not a count or energy: {shown(value, 30)}")
+    return value
+
+
 def record_from_json(text: str) -> CostRecord:
+    """The record ``record_to_json`` wrote; ValueError when the text is not such a record."""
     d = json.loads(text)
+    if not isinstance(d, dict):
+        raise ValueError("not a cost record")
+    _num(d.get("energy_pJ"))
+    _num(d.get("cycles"), optional=True)
+    _num(d.get("macs"), optional=True)
+    for k in ("level_energy_pJ", "accesses"):
+        if not isinstance(d.get(k) or {}, dict):
+            raise ValueError(f"{k} is not a mapping")
     return CostRecord(
         energy_pJ=d["energy_pJ"],
         cycles=d.get("cycles"),
@@ -180,8 +213,14 @@ class ResultCache:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(
+                self.path, None, f"cannot create the cache's folder: {exc.strerror or exc}"
+            ) from None
+        self._db: sqlite3.Connection | None = None
+        with self._guard():
             self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
@@ -193,13 +232,39 @@ class ResultCache:
                 raise InputError(
                     self.path,
                     None,
-                    f"cache schema {row[0]} is not this deepfrack's ({SCHEMA_VERSION}); "
-                    "use another --cache file",
+                    f"cache schema {shown(row[0], 20)} is not this deepfrack's ({SCHEMA_VERSION}); "
+                    "give another --cache file",
                 )
-        except sqlite3.DatabaseError as exc:
-            raise InputError(
-                self.path, None, f"not a usable deepfrack cache ({exc}); use another --cache file"
-            ) from None
+
+    @contextlib.contextmanager
+    def _guard(self) -> Iterator[None]:
+        """Any SQLite error, and any entry that does not decode, whenever it shows (a damaged page may
+        be found only when a query reads it): one InputError naming the cache and how to go on."""
+        try:
+            yield
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise InputError(
+                    self.path,
+                    None,
+                    f"the result cache is in use by another run ({exc}); wait, or give another --cache",
+                ) from None
+            raise self._damaged(exc) from None
+        except (sqlite3.DatabaseError, _BadEntry) as exc:
+            raise self._damaged(exc) from None
+
+    def _damaged(self, exc: Exception) -> InputError:
+        return InputError(
+            self.path,
+            None,
+            f"not a usable deepfrack result cache ({exc}): delete the file (it holds only results that can "
+            "be computed again) or give another --cache",
+        )
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        assert self._db is not None, "cache closed"
+        return self._db
 
     # -- context manager
     def __enter__(self) -> ResultCache:
@@ -209,11 +274,15 @@ class ResultCache:
         self.close()
 
     def close(self) -> None:
-        self._db.close()
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+            self._db = None
 
     # -- reads
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
+        with self._guard():
+            return int(self.db.execute("SELECT COUNT(*) FROM entries").fetchone()[0])
 
     def _rows(self, table: str, columns: str, keys: Iterable[str]) -> Iterator[tuple]:
         """The rows of ``table`` whose key is in ``keys``, in chunks (SQLite's parameter limit)."""
@@ -221,16 +290,14 @@ class ResultCache:
         for i in range(0, len(keys), 500):
             chunk = keys[i : i + 500]
             marks = ",".join("?" * len(chunk))
-            yield from self._db.execute(f"SELECT {columns} FROM {table} WHERE key IN ({marks})", chunk)
+            yield from self.db.execute(f"SELECT {columns} FROM {table} WHERE key IN ({marks})", chunk)
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Outcome]:
         """Cached outcomes of the given keys (missing keys are absent from the result)."""
         found: dict[str, Outcome] = {}
-        for key, status, record, reason in self._rows("entries", "key, status, record, reason", keys):
-            if status == "ok":
-                found[key] = Outcome.ok(record_from_json(record))
-            else:
-                found[key] = Outcome.infeasible(reason)
+        with self._guard():
+            for key, status, record, reason in self._rows("entries", "key, status, record, reason", keys):
+                found[key] = _outcome(key, status, record, reason)
         return found
 
     # -- writes
@@ -257,13 +324,20 @@ class ResultCache:
             )
         if not rows:
             return 0
-        with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
+        with self._guard(), self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO entries VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
         return len(rows)
 
     def get_shared(self, keys: Iterable[str]) -> dict[str, Any]:
         """Shared work by key (JSON data; missing keys are absent)."""
-        return {key: json.loads(value) for key, value in self._rows("shared", "key, value", keys)}
+        found: dict[str, Any] = {}
+        with self._guard():
+            for key, value in self._rows("shared", "key, value", keys):
+                try:
+                    found[key] = json.loads(value)
+                except (TypeError, ValueError):
+                    raise _BadEntry(f"shared entry {str(key)[:12]}... does not decode") from None
+        return found
 
     def put_shared(self, items: Mapping[str, Any]) -> None:
         """Store shared work (JSON data) in one transaction."""
@@ -271,11 +345,26 @@ class ResultCache:
             return
         now = time.time()
         rows = [(k, json.dumps(v, separators=(",", ":")), now) for k, v in items.items()]
-        with self._transaction():
-            self._db.executemany("INSERT OR REPLACE INTO shared VALUES (?,?,?)", rows)
+        with self._guard(), self._transaction():
+            self.db.executemany("INSERT OR REPLACE INTO shared VALUES (?,?,?)", rows)
 
     def _transaction(self) -> _Tx:
-        return _Tx(self._db)
+        return _Tx(self.db)
+
+
+class _BadEntry(ValueError):
+    """A cached entry that does not decode (a damaged file)."""
+
+
+def _outcome(key: str, status: Any, record: Any, reason: Any) -> Outcome:
+    try:
+        if status == "ok":
+            return Outcome.ok(record_from_json(record))
+        if status == "infeasible" and isinstance(reason, str):
+            return Outcome.infeasible(reason)
+    except (ValueError, TypeError, KeyError, AttributeError):
+        pass
+    raise _BadEntry(f"entry {key[:12]}... does not decode")
 
 
 class _Tx:
@@ -289,7 +378,8 @@ class _Tx:
         if exc_type is None:
             self.db.execute("COMMIT")
         else:
-            self.db.execute("ROLLBACK")
+            with contextlib.suppress(sqlite3.Error):  # the error being raised says what went wrong
+                self.db.execute("ROLLBACK")
 
 
 def default_cache_path() -> Path:

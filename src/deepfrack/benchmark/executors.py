@@ -159,8 +159,13 @@ def _init_worker(backend: Backend) -> None:
     global _worker_evaluator
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
-    _die_with_parent()
-    _worker_evaluator = backend.evaluator()
+    try:
+        _die_with_parent()
+        _worker_evaluator = backend.evaluator()
+    except SystemExit as exc:
+        # SIGTERM while starting (the parent stops the pool, e.g. on Ctrl-C): leave quietly; the pool
+        # would log an initializer failure with its traceback
+        os._exit(exc.code if isinstance(exc.code, int) else 1)
 
 
 def _run_batch(jobs: Sequence[Job]) -> list[Outcome]:

@@ -16,15 +16,21 @@ Shape sets (``enumerate_jobs(shapes=...)``):
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from deepfrack.cost.table import CostKey
+from deepfrack.errors import InputError
 from deepfrack.residency import VARIANTS, Variant, parse_variant
 from deepfrack.workload.layer import Layer, Network
 
 SHAPE_SETS: tuple[str, ...] = ("square", "needed", "all")
+#: the most entries one benchmark computes (docs/benchmark.md, "Input limits"): at 10-20 ms per entry
+#: on two cores, already a day's work
+MAX_ENTRIES = 5_000_000
+#: the most layers a benchmarked network may have
+MAX_LAYERS = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,12 +125,12 @@ def enumerate_jobs(
     if shapes not in SHAPE_SETS:
         raise ValueError(f"unknown shape set {shapes!r}; expected one of {', '.join(SHAPE_SETS)}")
     vs = _variants(variants)
+    if shapes == "needed" and needed is None:
+        raise ValueError('shapes="needed" takes the entries to cost: needed=required_shapes(network, ...)')
+    needed = list(needed) if needed is not None else None
+    check_size(network, shapes, vs, needed)
     jobs: list[Job] = []
-    if shapes == "needed":
-        if needed is None:
-            raise ValueError(
-                'shapes="needed" takes the entries to cost: needed=required_shapes(network, ...)'
-            )
+    if needed is not None:
         wanted = set(vs)
         order = {v: i for i, v in enumerate(VARIANTS)}
         keys = {(int(l), Variant(v), int(h), int(w)) for l, v, h, w in needed}
@@ -139,3 +145,42 @@ def enumerate_jobs(
         for v in vs:
             jobs.extend(Job(i, tile, v, h, w) for h, w, tile in tiles)
     return jobs
+
+
+def count_entries(
+    network: Network, shapes: str, variants: Sequence[Variant], needed: Sequence[CostKey] | None = None
+) -> int:
+    """How many entries ``enumerate_jobs`` would make (without making them)."""
+    if shapes == "needed":
+        wanted = set(variants)
+        return sum(1 for k in needed or () if Variant(k[1]) in wanted)
+    per_variant = sum(
+        min(lay.P, lay.Q) + (lay.P != lay.Q) if shapes == "square" else lay.P * lay.Q
+        for lay in network.layers
+    )
+    return per_variant * len(variants)
+
+
+def check_layers(network: Network) -> None:
+    """InputError (naming the workload) when the network has more than MAX_LAYERS layers."""
+    if len(network) > MAX_LAYERS:
+        raise InputError(
+            network.source, None, f"{len(network):,} layers; deepfrack benchmarks at most {MAX_LAYERS:,}"
+        )
+
+
+def check_size(
+    network: Network, shapes: str, variants: Sequence[Variant], needed: Sequence[CostKey] | None = None
+) -> None:
+    """InputError (naming the workload) when the benchmark would need more than MAX_LAYERS layers or
+    MAX_ENTRIES entries, with the number it would need: refused up front rather than run for days."""
+    check_layers(network)
+    n = count_entries(network, shapes, variants, needed)
+    if n > MAX_ENTRIES:
+        hint = "; benchmark the shapes the search needs (shapes 'needed')" if shapes == "all" else ""
+        raise InputError(
+            network.source,
+            None,
+            f"shapes {shapes!r} make {n:,} entries to benchmark, more than deepfrack computes in one run "
+            f"({MAX_ENTRIES:,}){hint}",
+        )

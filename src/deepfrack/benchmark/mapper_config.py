@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepfrack.errors import InputError
+from deepfrack.errors import InputError, shown
 from deepfrack.files import read_yaml
 
 #: metrics Timeloop's mapper knows; deepfrack's mappers accept the same names
@@ -29,10 +29,11 @@ _INT_KEYS = {
     "heartbeat": 0,
     "victory-condition": 0,
     "search-size": 0,
-    "search_size": 0,
     "sync-interval": 0,
     "max-permutations-per-if-visit": 1,
 }
+#: the largest integer option accepted (Timeloop reads them as 32-bit integers)
+MAX_OPTION = 2**31 - 1
 _BOOL_KEYS = {
     "live-status",
     "log-stats",
@@ -42,7 +43,7 @@ _BOOL_KEYS = {
     "penalize-consecutive-bypass-fails",
     "emit-whoop-nest",
 }
-_STR_KEYS = {"algorithm", "out_prefix"}
+_STR_KEYS = {"algorithm", "out-prefix"}
 _ALGORITHMS = {"random-pruned", "random", "exhaustive", "linear-pruned", "hybrid"}
 
 
@@ -87,51 +88,65 @@ def parse_mapper_doc(doc: Any, path: str | Path | None = None) -> MapperSettings
             prefix or None,
             "expected a mapping of mapper options (e.g. optimization-metrics: [delay, energy])",
         )
+    # Timeloop reads its keys with hyphens and underscores alike: so do we, and two spellings of one
+    # key are an error rather than one silently winning
+    spelled: dict[str, Any] = {}
+    for k in body:
+        canon = str(k).replace("_", "-")
+        if canon in spelled:
+            raise InputError(path, where(str(k)), f"given twice, as {spelled[canon]!r} and {k!r}")
+        spelled[canon] = k
+    canon_body = {str(k).replace("_", "-"): (k, v) for k, v in body.items()}
     metrics: tuple[str, ...] = DEFAULT_METRICS
-    if "optimization-metric" in body and "optimization-metrics" in body:
+    if "optimization-metric" in canon_body and "optimization-metrics" in canon_body:
         raise InputError(
             path, where("optimization-metric"), "give optimization-metric or optimization-metrics, not both"
         )
-    if "optimization-metric" in body:
-        raw: Any = [body["optimization-metric"]]
-        key = "optimization-metric"
-    elif "optimization-metrics" in body:
-        raw = body["optimization-metrics"]
-        key = "optimization-metrics"
-    else:
-        raw, key = None, ""
+    raw: Any = None
+    key = ""
+    if "optimization-metric" in canon_body:
+        key, one = canon_body["optimization-metric"]
+        raw = [one]
+    elif "optimization-metrics" in canon_body:
+        key, raw = canon_body["optimization-metrics"]
     if raw is not None:
         if isinstance(raw, str) or not isinstance(raw, list) or not raw:
             raise InputError(
-                path, where(key), f"must be a non-empty list of metrics ({', '.join(METRICS)}), got {raw!r}"
+                path,
+                where(key),
+                f"must be a non-empty list of metrics ({', '.join(METRICS)}), got {shown(raw)}",
             )
         for m in raw:
             if not isinstance(m, str) or m not in METRICS:
                 raise InputError(
-                    path, where(key), f"unknown metric {m!r}; expected one of {', '.join(METRICS)}"
+                    path, where(key), f"unknown metric {shown(m)}; expected one of {', '.join(METRICS)}"
                 )
         if len(set(raw)) != len(raw):
-            raise InputError(path, where(key), f"a metric is listed twice: {raw!r}")
+            raise InputError(path, where(key), f"a metric is listed twice: {shown(raw)}")
         metrics = tuple(raw)
     options: dict[str, Any] = {}
-    for k, v in body.items():
-        if k in ("optimization-metric", "optimization-metrics"):
+    for canon, (k, v) in canon_body.items():
+        if canon in ("optimization-metric", "optimization-metrics"):
             continue
-        if k in _INT_KEYS:
-            if isinstance(v, bool) or not isinstance(v, int) or v < _INT_KEYS[k]:
-                raise InputError(path, where(k), f"must be an integer >= {_INT_KEYS[k]}, got {v!r}")
-        elif k in _BOOL_KEYS:
-            if not isinstance(v, bool):
-                raise InputError(path, where(k), f"must be True or False, got {v!r}")
-        elif k == "algorithm":
-            if v not in _ALGORITHMS:
+        if canon in _INT_KEYS:
+            if isinstance(v, bool) or not isinstance(v, int) or not _INT_KEYS[canon] <= v <= MAX_OPTION:
                 raise InputError(
                     path,
-                    where(k),
-                    f"unknown algorithm {v!r}; expected one of {', '.join(sorted(_ALGORITHMS))}",
+                    where(str(k)),
+                    f"must be an integer from {_INT_KEYS[canon]} to {MAX_OPTION:,}, got {shown(v)}",
                 )
-        elif k in _STR_KEYS and not isinstance(v, str):
-            raise InputError(path, where(k), f"must be a string, got {v!r}")
+        elif canon in _BOOL_KEYS:
+            if not isinstance(v, bool):
+                raise InputError(path, where(str(k)), f"must be True or False, got {shown(v)}")
+        elif canon == "algorithm":
+            if not isinstance(v, str) or v not in _ALGORITHMS:
+                raise InputError(
+                    path,
+                    where(str(k)),
+                    f"unknown algorithm {shown(v)}; expected one of {', '.join(sorted(_ALGORITHMS))}",
+                )
+        elif canon in _STR_KEYS and not isinstance(v, str):
+            raise InputError(path, where(str(k)), f"must be a string, got {shown(v)}")
         options[str(k)] = v
     return MapperSettings(metrics, options, str(path) if path is not None else None)
 

@@ -46,6 +46,7 @@ from deepfrack.benchmark.cache import ResultCache, job_key, to_plain
 from deepfrack.benchmark.executors import Executor, ExecutorSession, SerialExecutor, open_session
 from deepfrack.benchmark.jobs import Job, Warm
 from deepfrack.benchmark.outcome import Outcome
+from deepfrack.benchmark.progress import ProgressLines
 from deepfrack.benchmark.tables_io import table_to_csv, write_json_tables, write_text_atomic
 from deepfrack.cost.table import CostKey, CostTable
 from deepfrack.residency import VARIANTS, Variant
@@ -129,6 +130,7 @@ def _progress(enabled: bool) -> Progress:
         TimeRemainingColumn(),
         console=Console(stderr=True),
         disable=not enabled,
+        transient=True,  # gone when the run ends: the summary says what was done, an error is one line
     )
 
 
@@ -156,7 +158,7 @@ class BenchmarkSession:
         cache: ResultCache,
         executor: Executor | None = None,
         batch_size: int | None = None,
-        progress: bool = False,
+        progress: bool | str = False,
     ):
         self.backend = backend
         self.cache = cache
@@ -172,8 +174,10 @@ class BenchmarkSession:
         self._ahead_done: dict[str, Outcome] = {}  # outcomes of work ahead not asked for yet
         self._done_ahead: list[tuple[Sequence[Job], list[Outcome]]] = []
         self._stack = contextlib.ExitStack()
-        self._bar = self._stack.enter_context(_progress(progress))
+        self._bar = self._stack.enter_context(_progress(progress in (True, "bar")))
         self._task = self._bar.add_task("benchmark", total=0)
+        # stderr not a terminal (a log, a pipe): a plain line every few seconds instead of the bar
+        self._lines = ProgressLines("benchmark", "entries") if progress == "lines" else None
         self._session: ExecutorSession | None = None
         self._start = time.perf_counter()
 
@@ -233,7 +237,7 @@ class BenchmarkSession:
         s.from_cache += len(found)
         s.computed += len(early)
         self._bar.update(self._task, total=len(self.jobs) + len(fresh))
-        self._bar.advance(self._task, sum(n for k, n in copies.items() if k in self._by_key))
+        self._advance(sum(n for k, n in copies.items() if k in self._by_key))
         pending = [k for k in new_keys if k not in found and k not in early and k not in self._ahead_keys]
         pending.sort(key=lambda k: (*_task(by_key[k]), VARIANT_ORDER[by_key[k].variant]))
         if pending:
@@ -254,7 +258,7 @@ class BenchmarkSession:
         for k in waiting:
             self._by_key[k] = self._ahead_done.pop(k)
             s.computed += 1
-            self._bar.advance(self._task, copies[k])
+            self._advance(copies[k])
         for job, k in zip(jobs, keys, strict=True):
             if job.key in self.jobs:
                 continue
@@ -268,6 +272,12 @@ class BenchmarkSession:
                 s.causes.setdefault((label, o.reason), []).append(job.describe())
         s.elapsed_s = time.perf_counter() - self._start
         return {j.key: self._by_key[k] for j, k in zip(jobs, keys, strict=True)}
+
+    def _advance(self, n: int) -> None:
+        self._bar.advance(self._task, n)
+        if self._lines is not None:
+            task = next(t for t in self._bar.tasks if t.id == self._task)
+            self._lines.update(int(task.completed), int(task.total or 0))
 
     def _batches(self, pending: list[str], jobs: dict[str, Job]) -> list[list[str]]:
         """Keys in batches: slices of ``batch_size`` when given; else about four batches per worker (at
@@ -351,7 +361,7 @@ class BenchmarkSession:
             for k, o in zip(ks, outcomes, strict=True):
                 self._by_key[k] = o
             self.summary.computed += len(ks)
-            self._bar.advance(self._task, sum(copies[k] for k in ks))
+            self._advance(sum(copies[k] for k in ks))
             results[index] = outcomes
         if works_ahead:  # the work ahead under way or done, not committed yet (the session took some)
             running = [b for b in session.ahead.values()]  # type: ignore[attr-defined]
@@ -427,11 +437,12 @@ def run_benchmark(
     executor: Executor | None = None,
     out_dir: str | Path | None = None,
     batch_size: int | None = None,
-    progress: bool = False,
+    progress: bool | str = False,
 ) -> BenchmarkResult:
     """Cost every job (from the cache where possible), commit new outcomes batch by batch, and write the
     outputs to ``out_dir`` (when given) at the end. KeyboardInterrupt propagates after the workers are
-    stopped; everything committed so far stays in the cache."""
+    stopped; everything committed so far stays in the cache. ``progress``: False (nothing), True or "bar"
+    (a bar on stderr), "lines" (a plain line on stderr every few seconds: for logs and pipes)."""
     with BenchmarkSession(backend, cache, executor, batch_size, progress) as session:
         session.cost(jobs)
         result = session.result(out_dir)

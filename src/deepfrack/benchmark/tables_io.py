@@ -20,13 +20,14 @@ import io
 import json
 import math
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from deepfrack.cost.table import CostKey, CostRecord, CostTable
 from deepfrack.dims import TENSORS
-from deepfrack.errors import InputError
-from deepfrack.files import read_json, read_text, write_text_atomic
+from deepfrack.errors import InputError, shown
+from deepfrack.files import MAX_CSV_BYTES, read_json, read_text, write_text_atomic
 from deepfrack.residency import VARIANTS, Variant, parse_variant
 from deepfrack.workload.layer import Network
 
@@ -42,39 +43,55 @@ DRAM_COLUMNS: tuple[tuple[str, str, str], ...] = tuple(
 # readers
 # --------------------------------------------------------------------------------------------- #
 def _number(value: Any, path: Path, field: str) -> float:
-    if isinstance(value, bool):
-        raise InputError(path, field, f"must be a number, got {value!r}")
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise InputError(path, field, f"must be a number, got {shown(value)}")
     try:
         x = float(value)
-    except (TypeError, ValueError):
-        raise InputError(path, field, f"must be a number, got {value!r}") from None
+    except (TypeError, ValueError, OverflowError):
+        raise InputError(path, field, f"must be a number, got {shown(value)}") from None
     if not math.isfinite(x) or x < 0:
-        raise InputError(path, field, f"must be a finite non-negative number, got {value!r}")
+        raise InputError(path, field, f"must be a finite non-negative number, got {shown(value)}")
     return x
 
 
 def _key_int(key: Any, path: Path, field: str) -> int:
-    try:
-        v = int(str(key).strip())
-    except ValueError:
-        raise InputError(path, field, f"must be a positive integer, got {key!r}") from None
-    if v <= 0:
-        raise InputError(path, field, f"must be a positive integer, got {key!r}")
-    return v
+    text = str(key).strip()
+    if not text.isdigit() or len(text) > 18 or int(text) <= 0:
+        raise InputError(path, field, f"must be a positive integer, got {shown(key)}")
+    return int(text)
 
 
 def _read_json_variant(path: Path) -> dict[tuple[int, int], float]:
+    """{(layer, tile): value} of one ``<VARIANT>.json``; keys that name the same layer or tile once read
+    as numbers (``"1"`` and ``" 1 "``, ``"01"``) are an InputError, not one silently winning."""
     doc = read_json(path)
     if not isinstance(doc, dict):
         raise InputError(path, None, 'expected {"<layer>": {"<tile>": value}}')
     out: dict[tuple[int, int], float] = {}
+    layer_keys: dict[int, str] = {}
     for lkey, tiles in doc.items():
-        layer = _key_int(lkey, path, f"layer key {lkey!r}")
+        layer = _key_int(lkey, path, f"layer key {shown(lkey, 30)}")
+        if layer in layer_keys:
+            raise InputError(
+                path,
+                shown(lkey, 30),
+                f"layer {layer} is given twice, as {shown(layer_keys[layer], 30)} and {shown(lkey, 30)}",
+            )
+        layer_keys[layer] = lkey
         if not isinstance(tiles, dict):
             raise InputError(path, f'"{lkey}"', 'expected {"<tile>": value}')
+        tile_keys: dict[int, str] = {}
         for tkey, value in tiles.items():
-            tile = _key_int(tkey, path, f'"{lkey}"."{tkey}"')
-            out[(layer, tile)] = _number(value, path, f'"{lkey}"."{tkey}"')
+            where = f"{shown(lkey, 30)}.{shown(tkey, 30)}"
+            tile = _key_int(tkey, path, where)
+            if tile in tile_keys:
+                raise InputError(
+                    path,
+                    where,
+                    f"tile {tile} is given twice, as {shown(tile_keys[tile], 30)} and {shown(tkey, 30)}",
+                )
+            tile_keys[tile] = tkey
+            out[(layer, tile)] = _number(value, path, where)
     return out
 
 
@@ -112,64 +129,103 @@ def read_csv_table(path: str | Path) -> CostTable:
     tile_w): a repeated entry (twice ok, or ok and infeasible) is an InputError naming both lines."""
     path = Path(path)
     table = CostTable(source=str(path))
-    text = read_text(path, "CSV file")
+    text = read_text(path, "CSV file", MAX_CSV_BYTES)
     reader = csv.DictReader(io.StringIO(text, newline=""))
-    header = reader.fieldnames or []
+    seen: dict[CostKey, tuple[int, str]] = {}  # key -> (line, status) of its first row
+    try:
+        columns = _csv_header(path, list(reader.fieldnames or []))
+        for lineno, row in enumerate(reader, start=2):
+            _csv_row(table, path, columns, lineno, row, seen)
+    except csv.Error as exc:
+        raise InputError(path, f"line {reader.line_num}", f"malformed CSV: {exc}") from None
+    if not table.records and not table.infeasible:
+        raise InputError(path, None, "no cost rows")
+    return table
+
+
+@dataclass(frozen=True)
+class _CsvColumns:
+    """The optional columns a costs.csv header has: per-level energies, DRAM words (kind, tensor,
+    column) and the level those words belong to (the outermost: the first level column)."""
+
+    levels: list[str]
+    dram: list[tuple[str, str, str]]
+    dram_level: str
+
+
+def _csv_header(path: Path, header: list[str]) -> _CsvColumns:
+    """The optional columns of a checked header (required ones present, none given twice)."""
     missing = [c for c in ("layer", "variant", "tile_h", "tile_w", "energy_uJ") if c not in header]
     if missing:
         raise InputError(
             path, "header", f"missing column {missing[0]!r}; need layer,variant,tile_h,tile_w,energy_uJ"
         )
-    level_cols = [c for c in header if c.startswith(LEVEL_PREFIX)]
-    dram_cols = [(kind, t, c) for kind, t, c in DRAM_COLUMNS if c in header]
-    # the DRAM words belong to the outermost level: the first level column
-    dram_level = level_cols[0][len(LEVEL_PREFIX) :] if level_cols else "DRAM"
-    seen: dict[CostKey, tuple[int, str]] = {}  # key -> (line, status) of its first row
-    for lineno, row in enumerate(reader, start=2):
-        where = f"line {lineno}"
-        if None in row or any(v is None for v in row.values()):
-            raise InputError(path, where, "wrong number of fields")
-        layer = _key_int(row["layer"], path, f"{where}.layer")
-        try:
-            variant = parse_variant(row["variant"])
-        except ValueError as exc:
-            raise InputError(path, f"{where}.variant", str(exc)) from None
-        h = _key_int(row["tile_h"], path, f"{where}.tile_h")
-        w = _key_int(row["tile_w"], path, f"{where}.tile_w")
-        status = (row.get("status") or "ok").strip().lower()
-        if status not in ("ok", "infeasible"):
-            raise InputError(path, f"{where}.status", f"must be 'ok' or 'infeasible', got {row['status']!r}")
-        key = (layer - 1, variant, h, w)
-        if key in seen:
-            first, first_status = seen[key]
-            entry = f"layer {layer}, variant {variant.value}, tile {h}x{w}"
-            if first_status != status:
-                raise InputError(
-                    path, where, f"{entry} is {first_status} on line {first} and {status} on line {lineno}"
-                )
-            raise InputError(path, where, f"{entry} is given twice, on lines {first} and {lineno}")
-        seen[key] = (lineno, status)
-        if status == "infeasible":
-            table.infeasible.add(key)
-            continue
-        energy = _number(row["energy_uJ"], path, f"{where}.energy_uJ")
-        cyc = row.get("cycles")
-        macs = row.get("macs")
-        levels = {
-            c[len(LEVEL_PREFIX) :]: _number(row[c], path, f"{where}.{c}")
-            for c in level_cols
-            if row[c] not in ("", None)
-        }
-        table.records[key] = CostRecord(
-            energy_pJ=energy * 1e6,
-            cycles=_number(cyc, path, f"{where}.cycles") if cyc not in (None, "") else None,
-            macs=int(_number(macs, path, f"{where}.macs")) if macs not in (None, "") else None,
-            level_energy_pJ=levels,
-            accesses=_dram_accesses(row, dram_cols, dram_level, path, where),
-        )
-    if not table.records and not table.infeasible:
-        raise InputError(path, None, "no cost rows")
-    return table
+    twice = sorted({c for c in header if header.count(c) > 1})
+    if twice:
+        raise InputError(path, "header", f"column {shown(twice[0], 40)} is given twice")
+    levels = [c for c in header if c.startswith(LEVEL_PREFIX)]
+    if LEVEL_PREFIX in levels:
+        raise InputError(path, "header", f"column {LEVEL_PREFIX!r} names no level")
+    dram = [(kind, t, c) for kind, t, c in DRAM_COLUMNS if c in header]
+    return _CsvColumns(levels, dram, levels[0][len(LEVEL_PREFIX) :] if levels else "DRAM")
+
+
+def _csv_row(
+    table: CostTable,
+    path: Path,
+    columns: _CsvColumns,
+    lineno: int,
+    row: dict[str, Any],
+    seen: dict[CostKey, tuple[int, str]],
+) -> None:
+    """Add one row of a costs.csv to ``table`` (``seen``: key -> line and status of its first row)."""
+    where = f"line {lineno}"
+    if None in row or any(v is None for v in row.values()):
+        raise InputError(path, where, "wrong number of fields")
+    layer = _key_int(row["layer"], path, f"{where}.layer")
+    try:
+        variant = parse_variant(row["variant"])
+    except ValueError as exc:
+        raise InputError(path, f"{where}.variant", str(exc)) from None
+    h = _key_int(row["tile_h"], path, f"{where}.tile_h")
+    w = _key_int(row["tile_w"], path, f"{where}.tile_w")
+    status = (row.get("status") or "ok").strip().lower()
+    if status not in ("ok", "infeasible"):
+        raise InputError(path, f"{where}.status", f"must be 'ok' or 'infeasible', got {shown(row['status'])}")
+    key = (layer - 1, variant, h, w)
+    if key in seen:
+        first, first_status = seen[key]
+        entry = f"layer {layer}, variant {variant.value}, tile {h}x{w}"
+        if first_status != status:
+            raise InputError(
+                path, where, f"{entry} is {first_status} on line {first} and {status} on line {lineno}"
+            )
+        raise InputError(path, where, f"{entry} is given twice, on lines {first} and {lineno}")
+    seen[key] = (lineno, status)
+    if status == "infeasible":
+        table.infeasible.add(key)
+        return
+    energy = _number(row["energy_uJ"], path, f"{where}.energy_uJ")
+    cyc = row.get("cycles")
+    macs = row.get("macs")
+    levels = {
+        c[len(LEVEL_PREFIX) :]: _number(row[c], path, f"{where}.{c}")
+        for c in columns.levels
+        if row[c] not in ("", None)
+    }
+    n_macs = None
+    if macs not in (None, ""):
+        m = _number(macs, path, f"{where}.macs")
+        if not m.is_integer():
+            raise InputError(path, f"{where}.macs", f"must be a whole number, got {shown(macs)}")
+        n_macs = int(m)
+    table.records[key] = CostRecord(
+        energy_pJ=energy * 1e6,
+        cycles=_number(cyc, path, f"{where}.cycles") if cyc not in (None, "") else None,
+        macs=n_macs,
+        level_energy_pJ=levels,
+        accesses=_dram_accesses(row, columns.dram, columns.dram_level, path, where),
+    )
 
 
 def _dram_accesses(

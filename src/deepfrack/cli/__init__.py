@@ -15,7 +15,7 @@ import click
 
 from deepfrack import __version__
 from deepfrack.api import DeepfrackNote
-from deepfrack.errors import DeepfrackError, InputError
+from deepfrack.errors import DeepfrackError, InputError, message_line
 
 
 class _Group(click.Group):
@@ -48,14 +48,17 @@ class _Group(click.Group):
                 click.echo(f"deepfrack: error: {exc.format_message()} (see '{path} --help')", err=True)
                 ctx.exit(2)
             except DeepfrackError as exc:
-                click.echo(f"deepfrack: error: {_as_option(exc)}", err=True)
+                click.echo(f"deepfrack: error: {message_line(_as_option(exc))}", err=True)
                 ctx.exit(2)
+            except KeyboardInterrupt:  # Ctrl-C anywhere a command does not handle it itself: one line
+                click.echo("deepfrack: interrupted", err=True)
+                ctx.exit(130)
             except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: end quietly
                 sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - so that the exit flush does not fail again
                 ctx.exit(1)
             except OSError as exc:
                 where = f"{exc.filename}: " if exc.filename else ""
-                click.echo(f"deepfrack: error: {where}{exc.strerror or exc}", err=True)
+                click.echo(f"deepfrack: error: {message_line(f'{where}{exc.strerror or exc}')}", err=True)
                 ctx.exit(2)
 
 
@@ -69,7 +72,7 @@ def _as_option(exc: DeepfrackError) -> str:
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
     kind = "note" if issubclass(category, DeepfrackNote) else "warning"
-    click.echo(f"deepfrack: {kind}: {message}", err=True)
+    click.echo(f"deepfrack: {kind}: {message_line(str(message), 400)}", err=True)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})

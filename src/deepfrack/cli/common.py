@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from deepfrack.api import RunResult
+from deepfrack.benchmark.progress import ProgressLines
 
 Decorator = Callable[[Callable[..., Any]], Callable[..., Any]]
 
@@ -116,7 +117,9 @@ CACHE = click.option(
     help="SQLite result cache [default: $DEEPFRACK_CACHE or ~/.cache/deepfrack/benchmark.sqlite].",
 )
 PROGRESS = click.option(
-    "--progress/--no-progress", default=None, help="Progress bar [default: when stderr is a terminal]."
+    "--progress/--no-progress",
+    default=None,
+    help="Progress bar [default: a bar when stderr is a terminal, else a line every few seconds].",
 )
 MAPPER = click.option(
     "--mapper",
@@ -140,17 +143,24 @@ def out_option(what: str) -> Decorator:
     )
 
 
-def show_progress(flag: bool | None) -> bool:
-    """--progress/--no-progress, by default on when stderr is a terminal."""
-    return sys.stderr.isatty() if flag is None else flag
+def show_progress(flag: bool | None) -> bool | str:
+    """--progress/--no-progress: True (a bar) or False (nothing); by default a bar when stderr is a
+    terminal, else "lines" (a plain line every few seconds, for a log or a pipe)."""
+    if flag is None:
+        return True if sys.stderr.isatty() else "lines"
+    return flag
 
 
 @contextlib.contextmanager
-def search_progress(enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+def search_progress(enabled: bool | str) -> Iterator[Callable[[int, int], None] | None]:
     """A progress callback for the search (stacks costed) that shows a bar on stderr from its first
-    call (so that it never overlaps the benchmark's bar), or None when disabled."""
+    call (so that it never overlaps the benchmark's bar), or a line every few seconds (``"lines"``), or
+    None when disabled."""
     if not enabled:
         yield None
+        return
+    if enabled == "lines":
+        yield ProgressLines("searching stacks", "stacks").update
         return
     from rich.console import Console
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn

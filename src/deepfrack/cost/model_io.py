@@ -7,7 +7,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from deepfrack.arch.energy import builtin_energy_table
 from deepfrack.arch.ert import check_energy_table, ert_from_data
@@ -17,9 +16,9 @@ from deepfrack.arch.yamlio import Document, find_tag, load_documents
 from deepfrack.cost.mapping import LoopMapping, mapping_from_directives
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
-from deepfrack.dims import DIMS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
+from deepfrack.workload.loaders import problem_layer
 
 #: top-level keys deepfrack reads, and those it accepts and ignores (Timeloop mapper/constraint
 #: settings do not change a single model evaluation)
@@ -63,38 +62,10 @@ def _one(docs: list[Document], key: str, what: str) -> Document | None:
     return found[0] if found else None
 
 
-def _int(value: Any, path: Path, field: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or int(value) != value or value < 1:
-        raise InputError(path, field, f"must be a positive integer, got {value!r}")
-    return int(value)
-
-
 def layer_from_problem(data: dict, path: Path) -> Layer:
-    """A CNN-layer :class:`Layer` from a Timeloop problem document (v0.3 or v0.4). Padding
-    (Hpad/Wpad) is not part of Timeloop's problem and is ignored, as Timeloop does."""
-    prob = data.get("problem")
-    if not isinstance(prob, dict):
-        raise InputError(path, "problem", "expected a mapping with 'instance' (and optionally 'shape')")
-    shape = prob.get("shape")
-    if isinstance(shape, dict):
-        dims = shape.get("dimensions")
-        if isinstance(dims, list) and set(map(str, dims)) - set(DIMS):
-            raise InputError(
-                path,
-                "problem.shape.dimensions",
-                f"only the CNN-layer shape ({', '.join(DIMS)}) is supported, got {dims}",
-            )
-    inst = prob.get("instance")
-    if not isinstance(inst, dict):
-        raise InputError(path, "problem.instance", "missing or not a mapping")
-    vals = {d: _int(inst.get(d, 1), path, f"problem.instance.{d}") for d in DIMS}
-    coeffs = {
-        c: _int(inst.get(c, 1), path, f"problem.instance.{c}")
-        for c in ("Wstride", "Hstride", "Wdilation", "Hdilation")
-    }
-    if inst.get("densities"):
-        raise InputError(path, "problem.instance.densities", "sparse workloads are not supported")
-    return Layer(name=path.stem, kind="conv", **vals, **coeffs)
+    """A CNN-layer :class:`Layer` from a Timeloop problem document (v0.3 or v0.4), read as Timeloop reads
+    it (``deepfrack.workload.loaders.problem_layer``)."""
+    return problem_layer(data, path)
 
 
 def _check_documents(docs: list[Document]) -> dict:
@@ -129,12 +100,16 @@ def _check_documents(docs: list[Document]) -> dict:
     return classes
 
 
-def _architecture(docs: list[Document], n_files: int, classes: dict) -> tuple[Architecture, Document]:
-    """The one architecture of the documents (with the variables the other files define)."""
+def _architecture(
+    docs: list[Document], paths: tuple[str | Path, ...], classes: dict
+) -> tuple[Architecture, Document]:
+    """The one architecture of the documents (with the variables the other files define); when none
+    defines one, the InputError names the files given."""
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
+    given, n_files = ", ".join(str(p) for p in paths), len(paths)
     if not arch_docs:
         raise InputError(
-            None,
+            given,
             "architecture",
             f"none of the {n_files} files given defines an architecture (a top-level 'architecture:' key)",
         )
@@ -150,12 +125,14 @@ def _architecture(docs: list[Document], n_files: int, classes: dict) -> tuple[Ar
     return architecture_from_data(data, ad.path, classes), ad
 
 
-def _required(docs: list[Document], key: str, n_files: int) -> Document:
-    """The one document with top-level ``key`` (problem, mapping); InputError if none or two."""
+def _required(docs: list[Document], key: str, paths: tuple[str | Path, ...]) -> Document:
+    """The one document with top-level ``key`` (problem, mapping); InputError (naming the files given)
+    if none or two."""
     found = _one(docs, key, key)
     if found is None:
+        given, n_files = ", ".join(str(p) for p in paths), len(paths)
         raise InputError(
-            None,
+            given,
             key,
             f"none of the {n_files} files given defines a {key} (a top-level '{key}:' key)",
         )
@@ -170,10 +147,10 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
         raise InputError(None, None, "no input files given")
     docs = load_documents(*paths)
     classes = _check_documents(docs)
-    arch, ad = _architecture(docs, len(paths), classes)
-    pd = _required(docs, "problem", len(paths))
+    arch, ad = _architecture(docs, paths, classes)
+    pd = _required(docs, "problem", paths)
     layer = layer_from_problem(pd.data, pd.path)
-    md = _required(docs, "mapping", len(paths))
+    md = _required(docs, "mapping", paths)
     mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path)
     ed = _one(docs, "ERT", "ERT")
     if ed is not None:

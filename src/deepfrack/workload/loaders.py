@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from deepfrack.dims import DIMS
-from deepfrack.errors import InputError
+from deepfrack.errors import InputError, shown
 from deepfrack.files import read_yaml
 from deepfrack.workload.graph import Operand, operand_error
 from deepfrack.workload.layer import JOIN_KINDS, LAYER_KINDS, NETWORK_INPUT, Layer, Network
@@ -58,21 +58,62 @@ def _layer_number(path: Path) -> int:
 def load_problem(path: str | Path, name: str | None = None) -> Layer:
     """One Timeloop CNN-layer problem file (``problem: {instance: {...}}``, v0.3 or v0.4)."""
     p = Path(path)
-    doc = read_yaml(p)
+    return problem_layer(read_yaml(p), p, name)
+
+
+#: problem.instance keys Timeloop's front end writes and its model does not read (v0.4 planes and padding)
+_INSTANCE_IGNORED = frozenset({"H", "W", "Hpad", "Wpad"})
+
+
+def problem_layer(doc: Any, path: Path, name: str | None = None) -> Layer:
+    """The CNN layer of a parsed Timeloop problem document. As Timeloop's ``ParseWorkloadInstance``
+    (NVlabs/timeloop src/workload/workload.cpp), every dimension of the shape must be given (Timeloop
+    asserts it) and the coefficients default to 1; a misspelled dimension (``RR: 3``) therefore leaves
+    one missing and is an error, where defaulting it to 1 would silently change the layer. Other unknown
+    instance keys are ignored, as Timeloop ignores them, with a warning. Padding (``Hpad``/``Wpad``) is
+    not part of Timeloop's problem and is ignored, as Timeloop does."""
     if not isinstance(doc, dict) or "problem" not in doc:
-        raise InputError(p, "problem", "missing; expected a Timeloop problem file with problem.instance")
+        raise InputError(path, "problem", "missing; expected a Timeloop problem file with problem.instance")
     prob = doc["problem"]
-    inst = prob.get("instance") if isinstance(prob, dict) else None
+    if not isinstance(prob, dict):
+        raise InputError(path, "problem", "expected a mapping with 'instance' (and optionally 'shape')")
+    shape = prob.get("shape")
+    if isinstance(shape, dict):
+        dims = shape.get("dimensions")
+        if dims is not None and (not isinstance(dims, list) or {str(d) for d in dims} != set(DIMS)):
+            raise InputError(
+                path, "problem.shape.dimensions", f"only the CNN-layer shape ({', '.join(DIMS)}) is supported"
+            )
+    inst = prob.get("instance")
     if not isinstance(inst, dict):
-        raise InputError(p, "problem.instance", "missing or not a mapping")
-    vals: dict[str, int] = {}
-    for d in DIMS:
-        vals[d] = _positive_int(inst.get(d, 1), p, f"problem.instance.{d}")
+        raise InputError(path, "problem.instance", "missing or not a mapping")
+    missing = [d for d in DIMS if d not in inst]
+    if missing:
+        unknown = sorted(
+            str(k) for k in inst if k not in DIMS and k not in _COEFFS and k not in _INSTANCE_IGNORED
+        )
+        hint = f" (is {shown(unknown[0], 20)} a misspelling?)" if unknown else ""
+        raise InputError(
+            path,
+            f"problem.instance.{missing[0]}",
+            f"missing: Timeloop needs every dimension of the CNN layer ({', '.join(DIMS)}){hint}",
+        )
+    if inst.get("densities") is not None or inst.get("commonDensity") is not None:
+        raise InputError(path, "problem.instance.densities", "sparse workloads are not supported")
+    for k in inst:
+        if (
+            k not in DIMS
+            and k not in _COEFFS
+            and k not in _INSTANCE_IGNORED
+            and k not in ("densities", "commonDensity")
+        ):
+            warnings.warn(
+                f"{path}: problem.instance.{k}: unknown key, ignored (as Timeloop does)", stacklevel=2
+            )
+    vals = {d: _positive_int(inst[d], path, f"problem.instance.{d}") for d in DIMS}
     for c in _COEFFS:
-        vals[c] = _positive_int(inst.get(c, 1), p, f"problem.instance.{c}")
-    # v0.4 problems may carry Wpad/Hpad; Timeloop ignores them (its input extent is (P-1)*s + R),
-    # and so does the original DeepFrack. We keep them out of the layer, as Timeloop does.
-    return Layer(name=name or p.stem, kind="conv", **vals)
+        vals[c] = _positive_int(inst.get(c, 1), path, f"problem.instance.{c}")
+    return Layer(name=name or path.stem, kind="conv", **vals)
 
 
 def load_problem_folder(folder: str | Path) -> Network:
