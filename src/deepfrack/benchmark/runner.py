@@ -51,8 +51,8 @@ from deepfrack.benchmark.tables_io import table_to_csv, write_json_tables, write
 from deepfrack.cost.table import CostKey, CostTable
 from deepfrack.residency import VARIANTS, Variant
 
-#: jobs per batch when the backend has no preference: enough batches to balance the workers, few
-#: enough that per-batch overhead (pickling, one SQLite commit) stays small
+#: most jobs per batch when the backend has no preference: few enough batches that per-batch overhead
+#: (pickling, one SQLite commit) stays small
 MAX_AUTO_BATCH = 64
 
 
@@ -113,10 +113,6 @@ class BenchmarkResult:
     outcomes: dict[CostKey, Outcome]
     table: CostTable
     summary: BenchmarkSummary
-
-
-def _auto_batch(n_pending: int, workers: int) -> int:
-    return max(1, min(MAX_AUTO_BATCH, math.ceil(n_pending / (4 * workers))))
 
 
 def _progress(enabled: bool) -> Progress:
@@ -280,20 +276,25 @@ class BenchmarkSession:
             self._lines.update(int(task.completed), int(task.total or 0))
 
     def _batches(self, pending: list[str], jobs: dict[str, Job]) -> list[list[str]]:
-        """Keys in batches: slices of ``batch_size`` when given; else about four batches per worker (at
-        most the backend's preferred size), cut between tiles so that no tile is split."""
+        """Keys in batches: slices of ``batch_size`` when given; else cut between tiles (a tile's variants
+        are mapped together, so the work is about one search per tile, whatever its number of variants)
+        into about four batches per worker, each of at most the backend's preferred size in entries."""
         if self.batch_size is not None:
             size = self.batch_size
             return [pending[i : i + size] for i in range(0, len(pending), size)]
-        size = _auto_batch(len(pending), self.workers)
-        if self.backend.batch_size:  # its preferred size, unless that leaves workers idle
-            size = min(self.backend.batch_size, max(1, math.ceil(len(pending) / (4 * self.workers))))
+        tiles = math.ceil(len({_task(jobs[k]) for k in pending}) / (4 * self.workers))
+        size = self.backend.batch_size or MAX_AUTO_BATCH
         out: list[list[str]] = []
+        in_last = 0  # tiles in the last batch
         for k in pending:
-            if out and (len(out[-1]) < size or _task(jobs[out[-1][-1]]) == _task(jobs[k])):
+            if out and _task(jobs[out[-1][-1]]) == _task(jobs[k]):
                 out[-1].append(k)
+            elif out and in_last < tiles and len(out[-1]) < size:
+                out[-1].append(k)
+                in_last += 1
             else:
                 out.append([k])
+                in_last = 1
         return out
 
     def _ahead_batches(self, ahead: Sequence[Job], asked: set[str]) -> list[list[Job]]:
