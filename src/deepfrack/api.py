@@ -266,16 +266,6 @@ def _tables(tables: PathLike | CostTable, network: Network) -> CostTable:
     return table
 
 
-def _require_chain(network: Network) -> None:
-    if not network.is_chain:
-        raise InputError(
-            network.source,
-            None,
-            "the search handles chains of layers only (DAG support is planned); "
-            "`deepfrack benchmark --shapes square` costs this network's layers",
-        )
-
-
 def _backend(name: str, inputs: BenchmarkInputs) -> Backend:
     """The backend, with what the user should know about its settings as warnings."""
     be = resolve_backend(name, inputs)
@@ -339,8 +329,6 @@ def benchmark(
     inputs = _inputs(arch, components, constraints, mapper, ert, vs)
     be = backend if not isinstance(backend, str) else _backend(backend, inputs)
     check_layers(network)  # before working out the shapes of a network too large to benchmark
-    if shapes == "needed":
-        _require_chain(network)
     needed = required_shapes(network, max_stack_depth, capacity) if shapes == "needed" else None
     job_list = enumerate_jobs(network, shapes, inputs.variants, needed)
     # the executor first: an unreachable scheduler stops the call before the cache is touched
@@ -517,7 +505,6 @@ def run(
         check_output_folder(out)
     obj = _objective(objective)
     network, chain = load_network(workload, input_size)
-    _require_chain(network)
     inputs = _inputs(arch, components, constraints, mapper, ert)
     cap = _capacity(capacity, inputs, None, None)
     be = _backend(backend, inputs)

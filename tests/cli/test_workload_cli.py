@@ -160,12 +160,30 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path: Path, case: str)
     assert not out.exists()
 
 
-def test_run_on_a_dag_says_so_before_any_work(tmp_path: Path):
-    proc = _cli("run", "-w", "resnet18", "-a", "simba-like", "-o", str(tmp_path / "out"))
-    assert proc.returncode == 2
-    expected = (
-        "deepfrack: error: resnet18: the search handles chains of layers only (DAG support is planned); "
-        "`deepfrack benchmark --shapes square` costs this network's layers"
-    )
-    assert proc.stderr.strip() == expected
-    assert not (tmp_path / "out").exists()
+TINY_RESIDUAL = """network: tiny-residual
+input: [3, 8, 8]
+layers:
+  - {name: stem, C: 3, M: 8, R: 3, S: 3, P: 8, Q: 8, pad: 1}
+  - {name: pool, type: pool, pool: max, C: 8, R: 2, S: 2, P: 4, Q: 4, stride: 2}
+  - {name: a, C: 8, M: 8, R: 3, S: 3, P: 4, Q: 4, pad: 1}
+  - {name: b, C: 8, M: 8, R: 3, S: 3, P: 4, Q: 4, pad: 1}
+  - {name: sum, type: add, inputs: [b, pool]}
+"""
+
+
+def test_run_on_a_graph(tmp_path: Path):
+    """deepfrack run on a network that branches and joins: a schedule over every layer, costed from the
+    entries it benchmarked."""
+    net = tmp_path / "net.yaml"
+    net.write_text(TINY_RESIDUAL)
+    out = tmp_path / "out"
+    cmd = ("run", "-w", str(net), "-a", "simba-like", "-o", str(out), "--cache", str(tmp_path / "c.sqlite"))
+    proc = _cli(*cmd, "--jobs", "1")
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads((out / "schedule.json").read_text())
+    layers = [layer for stack in doc["stacks"] for layer in range(stack["first"], stack["last"] + 1)]
+    assert layers == list(range(5))
+    assert doc["total"]["energy_uJ"] < doc["layer_by_layer"]["energy_uJ"]
+    assert (out / "tables" / "costs.csv").exists() and "Energy reduction" in (
+        out / "deepfrack.log"
+    ).read_text()

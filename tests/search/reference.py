@@ -20,7 +20,7 @@ CACHED = {"first": Variant.OutWCC, "middle": Variant.WCC, "last": Variant.EWCC}
 
 def needed_span(out_lo: int, out_hi: int, stride: int, dilation: int, kernel: int, pad: int, in_size: int):
     """Input rows for output rows [out_lo, out_hi): the span of every kernel tap (padding included),
-    found by visiting the taps, then clipped to the plane (DESIGN.md 3.3 pins this bounding span: with
+    found by visiting the taps, then clipped to the plane (docs/search.md keeps this bounding span: with
     dilation it may include a row at a clipped edge that no tap reads)."""
     taps = [y * stride - pad + k * dilation for y in range(out_lo, out_hi) for k in range(kernel)]
     return max(min(taps), 0), min(max(taps) + 1, in_size)

@@ -11,7 +11,7 @@ import math
 import numpy as np
 import pytest
 
-from deepfrack.errors import InputError, MissingCostError
+from deepfrack.errors import MissingCostError
 from deepfrack.residency import Variant
 from deepfrack.search import optimize, required_shapes
 from deepfrack.search.ondemand import optimize_on_demand
@@ -140,11 +140,8 @@ def test_missing_whole_plane_entry_is_an_error():
         optimize_on_demand(net, TableSource(net, table))
 
 
-def test_rejects_legacy_and_graphs():
+def test_rejects_legacy():
     net = Network.chain("n", [Layer("a", C=2, M=2, P=4, Q=3), Layer("b", C=2, M=2, P=4, Q=3)])
     source = TableSource(net, synthetic_table(net, seed=1))
     with pytest.raises(ValueError, match="exact"):
         optimize_on_demand(net, source, rule="legacy")
-    dag = Network("d", net.layers, ((-1,), (-1,)))
-    with pytest.raises(InputError, match="chains"):
-        optimize_on_demand(dag, source)

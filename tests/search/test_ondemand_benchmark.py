@@ -51,27 +51,39 @@ def setup(tmp_path_factory: pytest.TempPathFactory):
     inputs = load_inputs(SIMBA / "arch/simba_like.yaml", None, SIMBA / "constraints", None, None, VARIANTS)
     backend = make_builtin_backend(inputs)
     cap = capacity_of(inputs)
-    keys = required_shapes(NET, None, cap)
-    jobs = enumerate_jobs(NET, "needed", VARIANTS, keys)
-    with ResultCache(tmp / "all.sqlite") as cache:
-        full = run_benchmark(jobs, backend, cache, SerialExecutor())
+    keys, full = benchmark_every_needed_entry(NET, backend, cap, tmp / "all.sqlite")
     return tmp, backend, cap, keys, full
 
 
-def test_same_schedule_as_benchmark_then_search(setup):
-    tmp, backend, cap, keys, full = setup
-    ref, _ = optimize(NET, full.table, cap)
-    with ResultCache(tmp / "ondemand.sqlite") as cache, BenchmarkSession(backend, cache) as session:
-        got, stats = optimize_on_demand(NET, BenchmarkSource(NET, session), cap)
+def benchmark_every_needed_entry(net: Network, backend, cap, cache_path: Path):
+    """(required_shapes, the benchmark of every one of them)."""
+    keys = required_shapes(net, None, cap)
+    with ResultCache(cache_path) as cache:
+        full = run_benchmark(enumerate_jobs(net, "needed", VARIANTS, keys), backend, cache, SerialExecutor())
+    return keys, full
+
+
+def on_demand_as_benchmark_then_search(net: Network, backend, cap, keys, full, cache_path: Path):
+    """The on-demand search from a fresh cache: the schedule optimize finds on the full benchmark, fewer
+    entries costed, each with the record the full benchmark has. Returns the schedule and its stats."""
+    ref, _ = optimize(net, full.table, cap)
+    with ResultCache(cache_path) as cache, BenchmarkSession(backend, cache) as session:
+        got, stats = optimize_on_demand(net, BenchmarkSource(net, session), cap)
     assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == [
         (s.first, s.last, s.tile_shape, s.cached_layers) for s in ref.stacks
     ]
     assert got.total.energy_pJ == pytest.approx(ref.total.energy_pJ, rel=1e-9)
-    assert any(s.depth > 1 for s in got.stacks)  # something is fused
-    assert stats.entries_requested < len(keys) and stats.entries_computed == stats.entries_requested
-    # every entry it costed has the record the full benchmark has
+    assert stats.entries_requested < len(keys)
     for key, rec in stats.table.records.items():
         assert record_to_json(rec) == record_to_json(full.table.records[key])
+    return got, stats
+
+
+def test_same_schedule_as_benchmark_then_search(setup):
+    tmp, backend, cap, keys, full = setup
+    got, stats = on_demand_as_benchmark_then_search(NET, backend, cap, keys, full, tmp / "ondemand.sqlite")
+    assert any(s.depth > 1 for s in got.stacks)  # something is fused
+    assert stats.entries_computed == stats.entries_requested
 
 
 def test_an_entry_does_not_depend_on_what_else_is_asked(setup):

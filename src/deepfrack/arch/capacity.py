@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 class CapacitySpec:
     """``home`` maps each tensor ("Weights", "Inputs", "Outputs") to the name of its home level
     (the outermost non-DRAM level that keeps it); ``words`` maps each home level to its total
-    capacity in words (depth x block size x instances). DESIGN.md section 3.4.
+    capacity in words (depth x block size x instances); docs/search.md, "Capacity".
 
     A tensor that no on-chip level keeps has no entry in ``home``: it can never stay on chip."""
 

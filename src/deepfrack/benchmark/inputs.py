@@ -13,7 +13,7 @@ Constraints (``--constraints DIR-or-FILE``):
   input): each variant uses its own file; every other YAML in the folder (e.g.
   ``simba_like_map_constraints.yaml``) holds constraints applied to every variant;
 * a folder without such files, or one file: constraints applied to every variant, the variants being
-  made from them by changing only what DRAM keeps (DESIGN.md section 2);
+  made from them by changing only what DRAM keeps (docs/arch.md, "Residency variants");
 * nothing: the architecture's own constraints, variants made the same way.
 """
 

@@ -509,7 +509,7 @@ def variant_constraint_docs(inputs: BenchmarkInputs, variant: Variant, dram: str
 
     With the original's seven files: the variant's file plus the shared files, as they are. Otherwise
     the shared files with the DRAM keep/bypass set for the variant (DRAM keeps the tensors that are not
-    on chip, DESIGN.md section 2): any DRAM datatype target is replaced; one is added to the first
+    on chip): any DRAM datatype target is replaced; one is added to the first
     ``architecture_constraints`` (a new document when there is none -- Timeloop merges documents by
     top-level key, so a second ``architecture_constraints`` would replace the first)."""
     if inputs.variant_files:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -14,7 +15,8 @@ from deepfrack.dims import TENSORS
 from deepfrack.errors import MissingCostError
 from deepfrack.objective import Objective
 from deepfrack.residency import Variant
-from deepfrack.workload.layer import Network
+from deepfrack.search.graph import Role
+from deepfrack.workload.layer import Layer, Network
 
 Metric = Literal["energy", "cycles"]
 
@@ -80,6 +82,27 @@ class CostGrids:
         return self._grids[key]
 
 
+def mixed_grid(on: np.ndarray, dram: np.ndarray, share: float) -> np.ndarray:
+    """A join that reads ``share`` of its input words from DRAM and the rest on chip, as one grid:
+    ``on + share x (dram - on)`` per shape (docs/search.md, "Networks that branch and join"). NaN
+    where either grid is NaN, +inf where either is +inf (a bound grid's absent entries)."""
+    with np.errstate(invalid="ignore"):
+        out = on + share * (dram - on)
+    return np.where(np.isinf(on) | np.isinf(dram), math.inf, out)
+
+
+def role_grids(
+    grid_of: Callable[[Variant], np.ndarray], layer: Layer, role: Role
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The uncached grid of a layer in its role (a mixed join: its two entries mixed by ``mixed_grid``)
+    and its cached variant's grid (None when it cannot be cached), from ``grid_of(variant)``."""
+    unc = grid_of(role.variant(False))
+    if role.dram_variant is not None:
+        unc = mixed_grid(unc, grid_of(role.dram_variant), role.outside)
+    cached = role.cached_variant(layer.has_weights)
+    return unc, (None if cached is None else grid_of(cached))
+
+
 def missing_error(
     network: Network, table: CostTable, layer: int, variant: Variant, shape: tuple[int, int], rule: str | None
 ) -> MissingCostError:
@@ -102,11 +125,6 @@ class LevelUse:
     weights: bool
     inputs: bool
     outputs: bool
-
-    def coefficients(self, network: Network, layer: int) -> tuple[int, int]:
-        """Words per input pixel and per output pixel of ``layer`` that live at this level."""
-        lay = network.layers[layer]
-        return (lay.N * lay.C if self.inputs else 0, lay.N * lay.M if self.outputs else 0)
 
 
 def capacity_levels(capacity: CapacitySpec | None) -> tuple[LevelUse, ...]:

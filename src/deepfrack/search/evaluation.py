@@ -1,4 +1,4 @@
-"""Cost and check a given schedule (``evaluate``), and the layer-by-layer baseline (DESIGN.md 3.8).
+"""Cost and check a given schedule (``evaluate``), and the layer-by-layer baseline.
 
 The optimizer builds its final schedule with the same functions, so a schedule it returns and the
 same schedule given to ``evaluate`` cost the same.
@@ -27,7 +27,7 @@ from deepfrack.workload.layer import Network
 
 
 def layer_by_layer_records(network: Network, table: CostTable) -> list[CostRecord]:
-    """The SLC record of every layer on its whole plane (DESIGN.md 3.8), in network order.
+    """The SLC record of every layer on its whole plane, in network order.
     MissingCostError naming the table when an SLC entry is absent."""
     return [_slc_record(network, table, i) for i in range(len(network))]
 
@@ -41,7 +41,7 @@ def _slc_record(network: Network, table: CostTable, i: int) -> CostRecord:
 
 
 def layer_by_layer(network: Network, table: CostTable) -> Totals:
-    """Every layer alone, SLC on its whole plane (DESIGN.md 3.8). MissingCostError when an SLC entry is
+    """Every layer alone, SLC on its whole plane. MissingCostError when an SLC entry is
     absent."""
     energy, cycles, macs = 0.0, 0.0, 0
     for layer, rec in zip(network.layers, layer_by_layer_records(network, table)):
@@ -465,9 +465,9 @@ def evaluate(
     Raises ScheduleError when the stacks do not cover every layer once in order, a stack breaks single
     exit (a layer other than its last is read by a layer after it), a tile shape is not positive or
     larger than the plane, a cached layer is outside its stack or has no weights, a stack spans an
-    unchained pair under the exact rule or a branch under the legacy rule, an on-chip level overflows
-    (DESIGN.md 3.4), or what a spec states besides (tiles, regions, variants) is not what the rules give
-    for its tile shape; MissingCostError when the table lacks an entry the schedule needs.
+    unchained pair under the exact rule or a branch under the legacy rule, an on-chip level overflows,
+    or what a spec states besides (tiles, regions, variants) is not what the rules give for its tile
+    shape; MissingCostError when the table lacks an entry the schedule needs.
     """
     _check_rule(rule)
     metric = search_metric(objective)

@@ -102,6 +102,11 @@ class Role:
             return variant_for("first", cached)
         return variant_for("last" if self.last else "middle", cached)
 
+    def cached_variant(self, has_weights: bool) -> Variant | None:
+        """The entry of a tile that reuses cached weights; None when the layer cannot be cached (no
+        weights, or a mixed join)."""
+        return self.variant(True) if has_weights and not self.mixed else None
+
     @property
     def dram_variant(self) -> Variant | None:
         """A mixed join's DRAM-input entry (Start in the middle of a stack, SLC as its last layer);
@@ -114,6 +119,13 @@ class Role:
 def layer_role(network: Network, layer: int, first: int, last: int) -> Role:
     """The role of ``layer`` in the multi-layer stack ``first..last`` (single exit assumed)."""
     return Role(layer == last, outside_share(network, layer, first))
+
+
+def role_is_final(network: Network, layer: int, first: int) -> bool:
+    """True when ``layer``'s role stays the same in every stack that starts at ``first`` or below it (and
+    holds ``layer`` as a layer other than its first and last): every layer it reads is at or after
+    ``first``, so moving the first layer further down changes nothing it reads."""
+    return min(network.producers(layer), default=layer) >= first
 
 
 def live_tensors(network: Network, first: int, last: int, layer: int) -> tuple[tuple[int, int], ...]:

@@ -1,4 +1,4 @@
-"""Exact 0/1 knapsack for weight caching (DESIGN.md 3.5).
+"""Exact 0/1 knapsack for weight caching (docs/search.md, "Caching").
 
 Items are a stack's layers: weight = the layer's weight words, benefit = what caching them saves
 over the tiles after the first. We never enumerate 2^n subsets: a dynamic program keeps the Pareto

@@ -12,7 +12,7 @@ as it needs them:
   value is the smaller of its best exact tiling (``stacks.best_tiling``, the exhaustive search's own
   step) and its open tilings' bounds; it is **settled** when no open tiling can beat or tie its best
   exact tiling under the canonical tie rule (lowest value, then lowest flat tiling index).
-* **Partition.** The chain's partition DP (``optimizer.partition``'s recurrence and tie rule) runs on
+* **Partition.** The partition DP (``optimizer.partition``'s recurrence and tie rule) runs on
   the optimistic values. When every stack of the optimum it finds (and every single layer, SLC) is
   exact, that optimum is the exhaustive one: every other option's value is at least its optimistic
   one, and the exhaustive DP prefers the same options on ties.
@@ -39,14 +39,14 @@ from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostKey, CostTable
 from deepfrack.objective import ENERGY, Objective
 from deepfrack.residency import Variant
-from deepfrack.search.costs import LevelUse, Metric, capacity_levels, search_metric
+from deepfrack.search.costs import LevelUse, Metric, capacity_levels, role_grids, search_metric
 from deepfrack.search.evaluation import _slc_record
+from deepfrack.search.graph import Role, layer_role
 from deepfrack.search.optimizer import (
     build_schedule,
     check_search,
     forward_partition,
     lowest_first_layer,
-    position_variants,
     stack_plan,
 )
 from deepfrack.search.plan import LayerTerm, Plan
@@ -59,6 +59,7 @@ from deepfrack.search.stacks import (
     best_tiling,
     caching_options,
     stack_capacity,
+    sweep_live,
     sweep_stacks,
 )
 from deepfrack.workload.layer import Network
@@ -157,12 +158,12 @@ class KnownEntries:
 # --------------------------------------------------------------------------------------------- #
 @dataclass(frozen=True)
 class TermState:
-    """One layer at one position of the stacks ending at a last layer, over the Plan's tilings:
+    """One layer in one role in the stacks ending at a last layer, over the Plan's tilings:
     ``exact`` (valid where the entries are known), ``unc_known`` / ``cac_known`` (every shape the
     tiling needs is costed under the uncached / cached variant), ``lb_unc`` (bound, every tile
     uncached) and ``lb_any`` (bound whatever is cached; None without weights)."""
 
-    versions: tuple[int, int]
+    versions: tuple[int, ...]
     exact: LayerTerm
     unc_known: np.ndarray
     cac_known: np.ndarray | None
@@ -177,19 +178,32 @@ def _bound_sums(plan: Plan, layer: int, grid: np.ndarray) -> tuple[np.ndarray, n
     return total, np.where(np.isnan(top_left), math.inf, top_left)
 
 
+def role_lookups(network: Network, layer: int, role: Role) -> tuple[Variant, ...]:
+    """The variants a layer's term in ``role`` reads: its uncached entry, a mixed join's DRAM-input
+    entry, and its cached entry when it can be cached."""
+    cached = role.cached_variant(network.layers[layer].has_weights)
+    return tuple(v for v in (role.variant(False), role.dram_variant, cached) if v is not None)
+
+
 def term_state(
-    known: KnownEntries, plan: Plan, layer: int, position: str, versions: tuple[int, int]
+    known: KnownEntries, plan: Plan, layer: int, role: Role, versions: tuple[int, ...]
 ) -> TermState:
-    unc_v, cac_v = position_variants(known.network.layers[layer], position)
-    unc_exact = known.exact(layer, unc_v)
-    cac_exact = known.exact(layer, cac_v) if cac_v is not None else None
+    lay = known.network.layers[layer]
+    unc_exact, cac_exact = role_grids(lambda v: known.exact(layer, v), lay, role)
     exact = plan.term(layer, unc_exact, cac_exact)
-    unc_known = plan.class_sum(layer, (~known.known(layer, unc_v)).astype(float)) < 0.5
-    lb_unc, top_left = _bound_sums(plan, layer, known.optimistic(layer, unc_v))
-    if cac_v is None:
+
+    def all_known(variants) -> np.ndarray:
+        unknown = np.logical_or.reduce([~known.known(layer, v) for v in variants])
+        return plan.class_sum(layer, unknown.astype(float)) < 0.5
+
+    unc_opt, cac_opt = role_grids(lambda v: known.optimistic(layer, v), lay, role)
+    unc_known = all_known([v for v in (role.variant(False), role.dram_variant) if v is not None])
+    lb_unc, top_left = _bound_sums(plan, layer, unc_opt)
+    cac_v = role.cached_variant(lay.has_weights)
+    if cac_v is None or cac_opt is None:
         return TermState(versions, exact, unc_known, None, lb_unc, None)
-    cac_known = plan.class_sum(layer, (~known.known(layer, cac_v)).astype(float)) < 0.5
-    low = np.minimum(known.optimistic(layer, unc_v), known.optimistic(layer, cac_v))
+    cac_known = all_known([cac_v])
+    low = np.minimum(unc_opt, cac_opt)
     low_total, low_top_left = _bound_sums(plan, layer, low)
     with np.errstate(invalid="ignore"):  # inf - inf: that tile is +inf anyway
         later = np.where(np.isinf(low_total), math.inf, low_total - low_top_left)
@@ -228,25 +242,25 @@ class LastLayer:
         self.lowest = lowest
         self.levels = levels
         self.plan, self.allowed = stack_plan(network, last, lowest, "exact")
-        self.terms: dict[tuple[int, str], TermState] = {}
+        self.live = list(sweep_live(network, self.plan, levels))  # the same whatever the entries
+        self.terms: dict[tuple[int, Role], TermState] = {}
         self.stacks: list[StackState] = []
 
-    def _term(self, known: KnownEntries, layer: int, position: str) -> TermState:
-        unc_v, cac_v = position_variants(self.network.layers[layer], position)
-        known.exact(layer, unc_v)  # the grids exist (and have a version) from here on
-        if cac_v is not None:
-            known.exact(layer, cac_v)
-        versions = (known.version[(layer, unc_v)], known.version[(layer, cac_v)] if cac_v else -1)
-        got = self.terms.get((layer, position))
+    def _term(self, known: KnownEntries, layer: int, role: Role) -> TermState:
+        variants = role_lookups(self.network, layer, role)
+        for v in variants:
+            known.exact(layer, v)  # the grids exist (and have a version) from here on
+        versions = tuple(known.version[(layer, v)] for v in variants)
+        got = self.terms.get((layer, role))
         if got is None or got.versions != versions:
-            got = self.terms[(layer, position)] = term_state(known, self.plan, layer, position, versions)
+            got = self.terms[(layer, role)] = term_state(known, self.plan, layer, role, versions)
         return got
 
     def evaluate(self, known: KnownEntries, stats: OnDemandStats) -> None:
         """Recompute every stack's state from the entries known now."""
         self.stacks = []
-        term_of = lambda l, pos: self._term(known, l, pos).exact  # noqa: E731
-        for st in sweep_stacks(self.network, self.plan, self.levels, term_of):
+        term_of = lambda l, role: self._term(known, l, role).exact  # noqa: E731
+        for st in sweep_stacks(self.network, self.plan, self.levels, term_of, self.live):
             self.stacks.append(self._stack(known, st, stats))
 
     def _stack(self, known: KnownEntries, st: StackArrays, stats: OnDemandStats) -> StackState:
@@ -254,8 +268,8 @@ class LastLayer:
         candidates = self.allowed & cap.activations_fit
         resolved = candidates.copy()
         bound = np.zeros(st.unc.shape)
-        for layer, position, _ in st.terms:
-            ts = self._term(known, layer, position)
+        for layer, role, _ in st.terms:
+            ts = self._term(known, layer, role)
             weights = self.network.layers[layer].weights
             if ts.lb_any is None:
                 resolved &= ts.unc_known
@@ -300,10 +314,10 @@ class LastLayer:
         r, c = divmod(int(flat), self.plan.w.n)
         out = []
         for layer in range(stack.first, self.last + 1):
-            position = "first" if layer == stack.first else "last" if layer == self.last else "middle"
+            role = layer_role(self.network, layer, stack.first, self.last)
             lay = self.network.layers[layer]
-            unc_v, cac_v = position_variants(lay, position)
-            variants = [unc_v]
+            variants = [v for v in (role.variant(False), role.dram_variant) if v is not None]
+            cac_v = role.cached_variant(lay.has_weights)
             if cac_v is not None and stack.headroom[flat] >= lay.weights:
                 variants.append(cac_v)
             lh, nh = self.plan.h.classes(layer)

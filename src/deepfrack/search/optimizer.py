@@ -1,7 +1,9 @@
-"""The search: fused stacks, their tilings and cached weights that minimize energy (DESIGN.md 3).
+"""The search: fused stacks, their tilings and cached weights that minimize the objective (docs/search.md).
 
 * Partition (3.6): dynamic programming over the layers in topological order,
-  ``best[i + 1] = min_j best[j] + cost(j..i)``; a single-layer stack is SLC on the whole plane.
+  ``best[i + 1] = min_j best[j] + cost(j..i)``; a single-layer stack is SLC on the whole plane. On a
+  network that branches and joins, ``j`` keeps single exit (docs/search.md, "Networks that branch and
+  join"), and a layer's variant follows what it reads (``graph.layer_role``).
 * A stack's cost (3.2): the minimum over its tilings (3.7, ``tiling.py``) of the uncached cost of every
   layer over every tile, minus the best caching saving. All tilings of all stacks that end at one
   layer are costed together, by tile class (``plan.py``): no loop over tiles.
@@ -14,10 +16,11 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -26,16 +29,17 @@ from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostTable
 from deepfrack.errors import InputError
 from deepfrack.objective import ENERGY, Objective
-from deepfrack.residency import Variant, variant_for
 from deepfrack.search.costs import (
     SQUARE_ONLY_HINT,
     CostGrids,
     LevelUse,
     Metric,
     capacity_levels,
+    role_grids,
     search_metric,
 )
 from deepfrack.search.evaluation import _check_rule, _slc_record, assemble, build_stack
+from deepfrack.search.graph import Role, single_exit_lowest
 from deepfrack.search.plan import LayerTerm, Plan
 from deepfrack.search.receptive import Rule, legacy_lookup
 from deepfrack.search.schedule import Schedule, SearchStats, StackSpec
@@ -48,7 +52,7 @@ from deepfrack.search.stacks import (
     sweep_stacks,
 )
 from deepfrack.search.tiling import square_candidates, tile_size_candidates
-from deepfrack.workload.layer import Layer, Network
+from deepfrack.workload.layer import Network
 
 Progress = Callable[[int, int], None]
 MAX_EXAMPLES = 3  # per kind of skip
@@ -83,20 +87,28 @@ class _Context:
     stats: SearchStats
     missing_examples: int = 0
     capacity_examples: int = 0
+    terms: dict[tuple[int, int, Role], LayerTerm] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.available = legacy_lookup(self.table)
 
 
 def lowest_first_layer(network: Network, last: int, rule: Rule, max_stack_depth: int | None) -> int:
-    """The lowest layer a stack ending at ``last`` may start at: within ``max_stack_depth`` and, under
-    the exact rule, not across an unchained pair."""
+    """The lowest layer a stack ending at ``last`` may start at: within ``max_stack_depth``, keeping
+    single exit (``graph.single_exit_lowest``; on a chain, any layer) and, under the exact rule, not
+    across an unchained pair; under the legacy rule, which fuses chains only, not across a layer that
+    another layer than the next one reads."""
     lo = 0 if max_stack_depth is None else max(0, last - max_stack_depth + 1)
     if rule == "exact":
         spans = [u for u in network.unchained if lo < u <= last]
         if spans:
             lo = max(spans)
-    return lo
+    else:
+        j = last
+        while j > lo and network.consumers(j - 1) == (j,):
+            j -= 1
+        lo = j
+    return single_exit_lowest(network, last, lo)
 
 
 def candidate_sizes(network: Network, last: int, rule: Rule) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -109,48 +121,42 @@ def candidate_sizes(network: Network, last: int, rule: Rule) -> tuple[np.ndarray
     return hs, ws, np.ones((hs.size, ws.size), dtype=bool)
 
 
-def position_variants(layer: Layer, position: str) -> tuple[Variant, Variant | None]:
-    """The variants a layer is looked up under at a stack position ("first", "middle", "last"):
-    uncached, and cached (None when the layer has no weights to cache)."""
-    return variant_for(position, False), (variant_for(position, True) if layer.weights > 0 else None)
-
-
-def _term(ctx: _Context, plan: Plan, layer: int, position: str) -> LayerTerm:
-    unc_v, cac_v = position_variants(ctx.network.layers[layer], position)
-    unc = ctx.grids.grid(layer, unc_v, ctx.metric)
-    cac = ctx.grids.grid(layer, cac_v, ctx.metric) if cac_v is not None else None
-    return plan.term(layer, unc, cac)
+def _term(ctx: _Context, plan: Plan, layer: int, role: Role) -> LayerTerm:
+    key = (plan.last, layer, role)
+    if key not in ctx.terms:
+        unc, cached = role_grids(
+            lambda v: ctx.grids.grid(layer, v, ctx.metric), ctx.network.layers[layer], role
+        )
+        ctx.terms[key] = plan.term(layer, unc, cached)
+    return ctx.terms[key]
 
 
 def _explain_missing(
-    ctx: _Context, plan: Plan, first: int, flat: int, terms: list[tuple[int, str, LayerTerm]]
+    ctx: _Context, plan: Plan, first: int, flat: int, terms: list[tuple[int, Role, LayerTerm]]
 ) -> str:
     """One line on why a tiling needs a shape the table lacks."""
     r, c = divmod(flat, plan.w.n)
     th, tw = plan.tiling(flat)
-    for layer, position, term in terms:
+    for layer, role, term in terms:
         if not term.missing.ravel()[flat]:
             continue
-        v = variant_for(position, False)
-        grid = ctx.grids.grid(layer, v, ctx.metric)
         hs = np.unique(plan.h.lengths(layer)[plan.h.walk.owner == r])
         ws = np.unique(plan.w.lengths(layer)[plan.w.walk.owner == c])
-        for h in hs:
-            for w in ws:
-                if np.isnan(grid[h, w]):
-                    name = ctx.network.layers[layer].name
-                    hint = ""
-                    if ctx.table.square_only and h != w:
-                        hint = (
-                            f" ({SQUARE_ONLY_HINT})"
-                            if ctx.rule == "exact"
-                            else f" (the tables hold only square tiles and {th}x{tw} tiles "
-                            "leave a non-square remainder)"
-                        )
-                    return (
-                        f"stack {first}-{plan.last}, tile {th}x{tw}: no {v.value} entry for layer {layer} "
-                        f"({name}) at {h}x{w}{hint}"
+        for v, h, w in itertools.product((role.variant(False), role.dram_variant), hs, ws):
+            if v is not None and np.isnan(ctx.grids.grid(layer, v, ctx.metric)[h, w]):
+                name = ctx.network.layers[layer].name
+                hint = ""
+                if ctx.table.square_only and h != w:
+                    hint = (
+                        f" ({SQUARE_ONLY_HINT})"
+                        if ctx.rule == "exact"
+                        else f" (the tables hold only square tiles and {th}x{tw} tiles "
+                        "leave a non-square remainder)"
                     )
+                return (
+                    f"stack {first}-{plan.last}, tile {th}x{tw}: no {v.value} entry for layer {layer} "
+                    f"({name}) at {h}x{w}{hint}"
+                )
     return f"stack {first}-{plan.last}, tile {th}x{tw}: a shape is missing from the tables"
 
 
@@ -203,7 +209,9 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
         ctx.stats.knapsacks_solved += 1
 
     choices: list[StackChoice] = []
-    for st in sweep_stacks(ctx.network, plan, ctx.levels, lambda l, pos: _term(ctx, plan, l, pos)):
+    deepest = last
+    for st in sweep_stacks(ctx.network, plan, ctx.levels, lambda l, role: _term(ctx, plan, l, role)):
+        deepest = st.first
         cap = stack_capacity(st, ctx.levels)
         _note_skips(ctx, plan, st, allowed, cap)
         feasible = allowed & ~st.missing & cap.fits
@@ -213,6 +221,11 @@ def _stacks_ending_at(ctx: _Context, last: int, lowest: int) -> list[StackChoice
         best = best_tiling(st, ctx.network, feasible, cap, opts, counted)
         if best is not None:
             choices.append(StackChoice(st.first, last, best.value, plan.tiling(best.index), best.cached))
+    # the sweep stops once no tiling's activations fit: the deeper stacks overflow as well
+    skipped = deepest - lowest
+    ctx.stats.stacks_considered += skipped
+    ctx.stats.tilings_considered += skipped * int(allowed.sum())
+    ctx.stats.tilings_skipped_capacity += skipped * int(allowed.sum())
     return choices
 
 
@@ -257,13 +270,9 @@ def partition(
 
 
 def check_search(network: Network, max_stack_depth: int | None) -> None:
-    """ValueError for a depth below 1; InputError for a network that is not a chain."""
+    """ValueError for a depth below 1."""
     if max_stack_depth is not None and max_stack_depth < 1:
         raise ValueError(f"max_stack_depth must be at least 1, got {max_stack_depth}")
-    if not network.is_chain:
-        raise InputError(
-            network.source, None, "the search handles chains of layers only (DAG support is planned)"
-        )
 
 
 def build_schedule(

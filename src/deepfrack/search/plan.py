@@ -1,4 +1,4 @@
-"""Every tiling of one last layer at once: band walks and per-layer tile classes (DESIGN.md 7).
+"""Every tiling of one last layer at once: band walks and per-layer tile classes (docs/search.md).
 
 A uniform grid is separable: tile (r, c) of a stack is row band r times column band c, and the
 region it needs at every layer of the stack is (rows of band r at that layer) x (columns of band c).
@@ -10,7 +10,9 @@ bands), and summarize each layer by:
   matrix). The cost of a layer over all tiles of all tilings is then ``counts_h @ E @ counts_w.T``,
   where E[h, w] is the layer's cost table as a dense matrix: a sum over tile classes of count x cost.
 * the first band's length: the top-left tile, which pays the weight loads, is handled apart;
-* the distinct (producer length, layer length) pairs, for the live on-chip words (DESIGN.md 3.4);
+* per candidate, the distinct vectors of band lengths at several layers (``signatures``), for the
+  most on-chip words over the tiles of several tensors held at once (``Plan.max_words``; docs/search.md,
+  "Capacity");
 * the longest band and the total length (for capacity and MACs).
 
 The regions of a layer depend only on the stack's last layer and its tiling, not on where the stack
@@ -132,7 +134,7 @@ class AxisSummary:
         self.axis = axis
         self._classes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
         self._counts: dict[int, np.ndarray] = {}
-        self._pairs: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._signatures: dict[tuple[int, ...], np.ndarray] = {}
 
     @property
     def n(self) -> int:
@@ -175,26 +177,22 @@ class AxisSummary:
     def max_len(self, layer: int) -> np.ndarray:
         return np.maximum.reduceat(self.lengths(layer), self.walk.first_band)
 
-    def pairs(self, layer: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per candidate, the Pareto-maximal (producer length, layer length) pairs over its bands (no
-        other band is at least as long in both), padded with zeros: two (nT, K) integer arrays. Live
-        words are a non-negative combination of the two lengths per axis, so their maximum over the
-        tiles is reached on these pairs. ``layer - 1`` must be in the walk."""
-        if layer not in self._pairs:
-            a, b = self.lengths(layer - 1), self.lengths(layer)
-            base = int(max(a.max(initial=0), b.max(initial=0))) + 1
-            # distinct pairs sorted by owner, then producer length descending, then layer length descending
-            keys = np.unique((self.walk.owner * base + (base - 1 - a)) * base + (base - 1 - b))
-            own, rest = np.divmod(keys, base * base)
-            pa, pb = np.divmod(rest, base)
-            pa, pb = base - 1 - pa, base - 1 - pb
-            # keep a pair when its layer length beats every earlier pair of its owner (which are at
-            # least as long on the producer side); owner * base keeps the running max per owner
-            tagged = own * base + pb
-            prev = np.concatenate(([-1], np.maximum.accumulate(tagged)[:-1]))
-            keep = tagged > prev
-            self._pairs[layer] = _pad_groups(own[keep], self.n, pa[keep], pb[keep])
-        return self._pairs[layer]
+    def signatures(self, layers: tuple[int, ...]) -> np.ndarray:
+        """Per candidate, the distinct vectors (length of the band at each of ``layers``) over its bands,
+        keeping only the maximal ones (no other band of the candidate is at least as long at every
+        layer), padded with zero vectors: an (nT, K, len(layers)) integer array. Live words are a
+        non-negative combination of row length x column length per tensor, so their maximum over the
+        tiles is reached on these vectors."""
+        if layers not in self._signatures:
+            lens = np.stack([self.lengths(l) for l in layers], axis=1)
+            rows = np.unique(np.column_stack([self.walk.owner, lens]), axis=0)  # sorted by owner
+            own, vecs = rows[:, 0], rows[:, 1:]
+            same = own[:, None] == own[None, :]
+            covers = (vecs[None, :, :] >= vecs[:, None, :]).all(axis=2)  # [a, b]: b >= a everywhere
+            strictly = covers & ~(vecs[None, :, :] == vecs[:, None, :]).all(axis=2)
+            keep = ~(same & strictly).any(axis=1)
+            self._signatures[layers] = np.stack(_pad_groups(own[keep], self.n, *vecs[keep].T), axis=2)
+        return self._signatures[layers]
 
 
 def _pad_groups(owner: np.ndarray, n: int, *values: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -211,7 +209,7 @@ def _pad_groups(owner: np.ndarray, n: int, *values: np.ndarray) -> tuple[np.ndar
 
 @dataclass(frozen=True)
 class LayerTerm:
-    """One layer at one position of a stack, over all tilings (nTh, nTw), for one metric.
+    """One layer in one role in a stack, over all tilings (nTh, nTw), for one metric.
 
     ``unc``: the layer's cost over all tiles when it is not cached (every tile uncached), or, where it
     is ``forced``, when it is cached (top-left tile uncached, the others cached). ``forced``: the table
@@ -303,21 +301,18 @@ class Plan:
         benefit = np.where(later_missing | c_later_missing | missing, -np.inf, later_unc - later_cached)
         return LayerTerm(unc, missing, benefit, forced)
 
-    def live_words(self, layer: int, in_coef: float, out_coef: float, position: str) -> np.ndarray:
-        """Most on-chip words at one level over the tiles of every tiling, for ``layer`` at ``position``
-        ("first": output only, "middle": input + output, "last": input only); the input region is the
-        producer's output region. ``in_coef`` / ``out_coef``: words per input / output pixel at this
-        level (0 when the level is not the tensor's home)."""
-        if position == "first" or in_coef == 0:
-            if position == "last" or out_coef == 0:
-                return np.zeros(self.shape)
-            return out_coef * np.outer(self.h.max_len(layer), self.w.max_len(layer))
-        if position == "last" or out_coef == 0:
-            return in_coef * np.outer(self.h.max_len(layer - 1), self.w.max_len(layer - 1))
-        hin, hout = self.h.pairs(layer)
-        win, wout = self.w.pairs(layer)
-        words = (
-            in_coef * hin[:, :, None, None] * win[None, None, :, :]
-            + out_coef * hout[:, :, None, None] * wout[None, None, :, :]
-        )
-        return words.max(axis=(1, 3)).astype(float)
+    def max_words(self, tensors: tuple[tuple[int, int], ...]) -> np.ndarray:
+        """Most words over the tiles of every tiling, shape (nTh, nTw), of the tensors (layer, words per
+        pixel) held at once: the max over tiles (r, c) of ``sum_k words_k x rows_k[r] x cols_k[c]``, with
+        rows_k / cols_k the band lengths of layer k. Exact: the max of the sums over every pair of a
+        row signature and a column signature (``AxisSummary.signatures``), in integers."""
+        if not tensors:
+            return np.zeros(self.shape)
+        if len(tensors) == 1:
+            layer, coef = tensors[0]
+            return (coef * np.outer(self.h.max_len(layer), self.w.max_len(layer))).astype(float)
+        layers = tuple(layer for layer, _ in tensors)
+        coefs = np.array([coef for _, coef in tensors], dtype=np.int64)
+        rows = self.h.signatures(layers) * coefs  # (nTh, Kh, m)
+        cols = self.w.signatures(layers)  # (nTw, Kw, m)
+        return np.einsum("rak,cbk->racb", rows, cols).max(axis=(1, 3)).astype(float)

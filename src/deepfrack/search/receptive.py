@@ -1,4 +1,4 @@
-"""Receptive field: which part of each layer's output a fused tile needs (DESIGN.md 3.3).
+"""Receptive field: which part of each layer's output a fused tile needs (docs/search.md, "Receptive field").
 
 Both rules work one axis at a time (rows along the height, columns along the width): a rectangle's
 receptive field is the product of its row span's and its column span's.

@@ -10,11 +10,12 @@ It follows ``optimize`` step by step, with the same helpers, so the two cannot d
   max_stack_depth)`` or later; its tilings are the candidate tile sizes of ``candidate_sizes`` (every
   height x every width under the exact rule), walked back through the stack (``stack_plan``; a layer's
   band lengths depend on the last layer and the tiling only, not on where the stack starts);
-* a layer at a position (first, middle, last) is looked up under ``position_variants`` (uncached, and
-  cached when it has weights);
+* a layer is looked up under the variants of its role in the stack (``graph.layer_role``: on a chain,
+  first, middle or last; on a graph it depends on which of its operands the stack holds): uncached,
+  cached when it has weights, and a mixed join's DRAM-input variant at the same shapes;
 * with a ``capacity``, a tiling of a stack whose activations alone overflow a home level is never
-  costed (``stacks.activation_capacity``), and a layer's cached variant only where its weights fit
-  beside the activations: shapes that only such tilings use are left out.
+  costed (``stacks.sweep_live``, ``stacks.activation_capacity``), and a layer's cached variant only
+  where its weights fit beside the activations: shapes that only such tilings use are left out.
 
 Per layer and variant, the shapes are the (band height, band width) pairs of the tilings that can use
 them: ``counts_h^T @ usable @ counts_w > 0`` over the Plan's band-length counts.
@@ -28,7 +29,8 @@ from deepfrack.arch.capacity import CapacitySpec
 from deepfrack.cost.table import CostKey
 from deepfrack.residency import Variant
 from deepfrack.search.costs import capacity_levels
-from deepfrack.search.optimizer import lowest_first_layer, position_variants, stack_plan
+from deepfrack.search.graph import Role, layer_role
+from deepfrack.search.optimizer import lowest_first_layer, stack_plan
 from deepfrack.search.plan import Plan
 from deepfrack.search.stacks import activation_capacity, sweep_live
 from deepfrack.workload.layer import Network
@@ -63,27 +65,27 @@ def needed_grids(
             f, headroom = activation_capacity(live, levels, plan.shape)
             fit[first] = f & allowed
             room[first] = np.where(fit[first], headroom, -np.inf)
-        firsts = sorted(fit)  # ascending: the stacks a middle layer l sits in start below it
-        below_fit = np.zeros(plan.shape, dtype=bool)
-        below_room = np.full(plan.shape, -np.inf)
-        for l in range(lowest, last + 1):
-            weights = network.layers[l].weights
-            uses = []
-            if l == last:
-                any_fit = np.logical_or.reduce([fit[j] for j in firsts])
-                best_room = np.maximum.reduce([room[j] for j in firsts])
-                uses.append(("last", any_fit, best_room >= weights))
-            else:
-                uses.append(("first", fit[l], room[l] >= weights))
-                if l > lowest:
-                    uses.append(("middle", below_fit, below_room >= weights))
-                below_fit = below_fit | fit[l]
-                below_room = np.maximum(below_room, room[l])
-            for position, usable, cacheable in uses:
-                unc_v, cac_v = position_variants(network.layers[l], position)
-                mark(l, unc_v, _shapes(plan, l, usable))
-                if cac_v is not None:
-                    mark(l, cac_v, _shapes(plan, l, usable & cacheable))
+        deepest = min(fit)  # stacks starting lower overflow whatever the tiling (``sweep_live``)
+        for l in range(deepest, last + 1):
+            for role, firsts in _roles(network, l, deepest, last).items():
+                usable = np.logical_or.reduce([fit[j] for j in firsts])
+                cacheable = np.maximum.reduce([room[j] for j in firsts]) >= network.layers[l].weights
+                shapes = _shapes(plan, l, usable)
+                mark(l, role.variant(False), shapes)
+                if role.dram_variant is not None:
+                    mark(l, role.dram_variant, shapes)
+                cached = role.cached_variant(network.layers[l].has_weights)
+                if cached is not None:
+                    mark(l, cached, _shapes(plan, l, usable & cacheable))
+    return out
+
+
+def _roles(network: Network, layer: int, lowest: int, last: int) -> dict[Role, list[int]]:
+    """The roles ``layer`` takes in the multi-layer stacks ``[j..last]`` (``lowest <= j <= layer``), each
+    with the first layers j that give it (on a chain: first, middle or last)."""
+    out: dict[Role, list[int]] = {}
+    for j in range(min(layer, last - 1), lowest - 1, -1):
+        out.setdefault(layer_role(network, layer, j, last), []).append(j)
     return out
 
 

@@ -1,4 +1,4 @@
-"""Schedules: the search's output, plain data (DESIGN.md section 2).
+"""Schedules: the search's output, plain data.
 
 A schedule is a list of stacks covering every layer once. Each stack has a tiling of its last layer's
 output plane (a uniform grid ``tile_shape`` with remainders, tiles in row-major compute order), the
@@ -71,7 +71,7 @@ class Totals:
 
 @dataclass(frozen=True)
 class Schedule:
-    """Stacks in network order, their total, and the layer-by-layer baseline (DESIGN.md 3.8)."""
+    """Stacks in network order, their total, and the layer-by-layer baseline."""
 
     stacks: tuple[Stack, ...]
     total: Totals

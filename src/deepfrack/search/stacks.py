@@ -6,9 +6,10 @@ the tilings whose entries are all known. Given the same entries, a tiling gets t
 for bit, in both.
 
 1. ``sweep_stacks``: the stacks [j..last] for j = last - 1 down to the lowest first layer, each as a
-   ``StackArrays``: its layers' terms (``plan.LayerTerm``), its uncached cost, missing shapes, forced
-   weights and most live words per on-chip level, every array over the tilings of the Plan;
-2. ``stack_capacity``: which tilings fit (activations and forced weights, DESIGN.md 3.4) and what the
+   ``StackArrays``: its layers' terms (``plan.LayerTerm``, one per layer and role), its uncached cost,
+   missing shapes, forced weights and most live words per on-chip level (``sweep_live``), every array
+   over the tilings of the Plan;
+2. ``stack_capacity``: which tilings fit (activations and forced weights) and what the
    weights' level has left for caching;
 3. ``caching_options``: per layer what caching saves, only where its weights could fit beside the
    activations (elsewhere caching is impossible whatever the table says), and the sums the quick
@@ -21,89 +22,164 @@ for bit, in both.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
 from deepfrack.search.costs import LevelUse
+from deepfrack.search.graph import Role, layer_role, live_tensors, role_is_final, words_per_pixel
 from deepfrack.search.knapsack import solve_knapsack
 from deepfrack.search.plan import LayerTerm, Plan
 from deepfrack.workload.layer import Network
 
-#: (layer, position) -> the layer's term over the Plan's tilings
-TermOf = Callable[[int, str], LayerTerm]
+#: (layer, its role in the stack) -> the layer's term over the Plan's tilings
+TermOf = Callable[[int, Role], LayerTerm]
 
 
 @dataclass(frozen=True)
 class StackArrays:
     """Stack [first..last] over every tiling of its Plan (arrays shaped like ``Plan.shape``).
 
-    ``terms``: (layer, position, term) for every layer, first to last. ``unc``: the cost with no free
+    ``terms``: (layer, role, term) for every layer, first to last. ``unc``: the cost with no free
     caching (forced layers cached). ``missing``: some shape has no usable entry. ``forced_words``:
     weights that must be cached. ``live``: per on-chip level, the most live activation words over
     the (tile, layer) steps."""
 
     first: int
     last: int
-    terms: tuple[tuple[int, str, LayerTerm], ...]
+    terms: tuple[tuple[int, Role, LayerTerm], ...]
     unc: np.ndarray
     missing: np.ndarray
     forced_words: np.ndarray
     live: dict[str, np.ndarray]
 
 
-def live_words(network: Network, plan: Plan, levels: Sequence[LevelUse], layer: int, position: str):
-    """{level: most live words of ``layer`` at ``position`` over the tiles of every tiling}."""
-    return {lv.name: plan.live_words(layer, *lv.coefficients(network, layer), position) for lv in levels}
+def step_tensors(
+    network: Network, level: LevelUse, layer: int, last: int, held: Sequence[tuple[int, int]]
+) -> tuple[tuple[int, int], ...]:
+    """(tensor, words per pixel) of what ``level`` holds at the step of ``layer``: the in-stack tensors
+    ``held`` (tensor, its first reader at or after the step; ``graph.live_tensors``) when it is the
+    inputs' home, and the layer's output, unless it is the stack's last layer, when it is the outputs'
+    home."""
+    out = [(t, words_per_pixel(network, reader, t)) for t, reader in held] if level.inputs else []
+    if level.outputs and layer < last:
+        lay = network.layers[layer]
+        out.append((layer, lay.N * lay.M))
+    return tuple(out)
+
+
+def _max(a: dict[str, np.ndarray], b: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    return {name: np.maximum(a[name], b[name]) for name in a}
 
 
 def sweep_live(
     network: Network, plan: Plan, levels: Sequence[LevelUse]
 ) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
-    """(j, most live words per level) of every stack [j..plan.last], j from last - 1 down to
-    plan.lowest (DESIGN.md 3.4: a layer's input region unless it is first, its output unless last)."""
-    last = plan.last
-    last_live = live_words(network, plan, levels, last, "last")
-    mid_live = {lv.name: np.zeros(plan.shape) for lv in levels}
-    for first in range(last - 1, plan.lowest - 1, -1):
-        if first + 1 < last:  # layer first + 1 becomes a middle layer
-            for name, words in live_words(network, plan, levels, first + 1, "middle").items():
-                mid_live[name] = np.maximum(mid_live[name], words)
-        first_live = live_words(network, plan, levels, first, "first")
-        yield first, {n: np.maximum(np.maximum(first_live[n], mid_live[n]), last_live[n]) for n in mid_live}
+    """(j, most live words per level over the (tile, layer) steps) of the stacks [j..plan.last], j from
+    last - 1 down to plan.lowest (docs/search.md, "Capacity"). It stops after the first stack in which
+    no tiling's activations fit: a step holds at least as much when the stack starts lower (the same
+    tensors, and those made between the two first layers), so no deeper stack fits either.
+
+    A step's words change only when the first layer moves below a tensor the step holds; once the
+    first layer is at or below all of them, the step is settled and enters a running maximum."""
+    last, lowest = plan.last, plan.lowest
+    if not levels:
+        for first in range(last - 1, lowest - 1, -1):
+            yield first, {}
+        return
+    # what step l holds when the stack starts at lowest; starting at j, those made at or after j
+    held = {l: live_tensors(network, lowest, last, l) for l in range(lowest, last + 1)}
+    words: dict[tuple[int, int], dict[str, np.ndarray]] = {}
+
+    def step(l: int, first: int) -> dict[str, np.ndarray]:
+        inside = tuple((t, r) for t, r in held[l] if t >= first)
+        key = (l, len(inside))
+        if key not in words:
+            words[key] = {
+                lv.name: plan.max_words(step_tensors(network, lv, l, last, inside)) for lv in levels
+            }
+        return words[key]
+
+    settled = {lv.name: np.zeros(plan.shape) for lv in levels}
+    pending: list[int] = []  # steps after the first layer that are not settled yet
+    for first in range(last - 1, lowest - 1, -1):
+        pending.append(first + 1)
+        still = []
+        for l in pending:
+            if not held[l] or first <= held[l][0][0]:
+                settled = _max(settled, step(l, first))
+            else:
+                still.append(l)
+        pending = still
+        live = _max(settled, step(first, first))
+        for l in pending:
+            live = _max(live, step(l, first))
+        yield first, live
+        if not activation_capacity(live, levels, plan.shape)[0].any():
+            return
+
+
+@dataclass(frozen=True)
+class _Sums:
+    """Running sums over some layers of a stack: uncached cost, missing shapes, forced weights."""
+
+    unc: np.ndarray
+    missing: np.ndarray
+    forced: np.ndarray
+
+    def plus(self, term: LayerTerm, weights: int) -> _Sums:
+        return _Sums(self.unc + term.unc, self.missing | term.missing, self.forced + weights * term.forced)
 
 
 def sweep_stacks(
-    network: Network, plan: Plan, levels: Sequence[LevelUse], term_of: TermOf
+    network: Network,
+    plan: Plan,
+    levels: Sequence[LevelUse],
+    term_of: TermOf,
+    live: Iterable[tuple[int, dict[str, np.ndarray]]] | None = None,
 ) -> Iterator[StackArrays]:
-    """Every stack [j..plan.last], j from last - 1 down to plan.lowest, sharing running sums: going one
-    layer down turns the previous first layer into a middle layer."""
+    """Every stack [j..plan.last], j from last - 1 down to plan.lowest (until no tiling's activations
+    fit: ``sweep_live``, or ``live``, what it gave before), sharing running sums: a layer joins them
+    once its role is final (``graph.role_is_final``: on a chain, as soon as it is a middle layer); the
+    others (a join whose operand is made before the first layer, which reads it from DRAM) are summed
+    per stack."""
     last = plan.last
     weights = [lay.weights for lay in network.layers]
-    last_term = term_of(last, "last")
     shape = plan.shape
-    mid_unc = np.zeros(shape)
-    mid_missing = np.zeros(shape, dtype=bool)
-    mid_forced = np.zeros(shape)
-    middles: list[tuple[int, str, LayerTerm]] = []
-    for first, live in sweep_live(network, plan, levels):
+    settled_sums = _Sums(np.zeros(shape), np.zeros(shape, dtype=bool), np.zeros(shape))
+    settled: dict[int, tuple[Role, LayerTerm]] = {}
+    pending: list[int] = []
+    for first, words in sweep_live(network, plan, levels) if live is None else live:
         if first + 1 < last:  # layer first + 1 becomes a middle layer
-            m = first + 1
-            t = term_of(m, "middle")
-            middles.insert(0, (m, "middle", t))
-            mid_unc = mid_unc + t.unc
-            mid_missing = mid_missing | t.missing
-            mid_forced = mid_forced + weights[m] * t.forced
-        ft = term_of(first, "first")
+            pending.append(first + 1)
+        for m in sorted(pending):
+            if role_is_final(network, m, first):
+                role = layer_role(network, m, first, last)
+                settled[m] = (role, term_of(m, role))
+                settled_sums = settled_sums.plus(settled[m][1], weights[m])
+        pending = [m for m in pending if m not in settled]
+        sums, middles = settled_sums, dict(settled)
+        for m in pending:
+            role = layer_role(network, m, first, last)
+            middles[m] = (role, term_of(m, role))
+            sums = sums.plus(middles[m][1], weights[m])
+        first_role = layer_role(network, first, first, last)
+        ft = term_of(first, first_role)
+        last_role = layer_role(network, last, first, last)
+        lt = term_of(last, last_role)
         yield StackArrays(
             first,
             last,
-            ((first, "first", ft), *middles, (last, "last", last_term)),
-            ft.unc + mid_unc + last_term.unc,
-            ft.missing | mid_missing | last_term.missing,
-            weights[first] * ft.forced + mid_forced + weights[last] * last_term.forced,
-            live,
+            (
+                (first, first_role, ft),
+                *((m, *middles[m]) for m in sorted(middles)),
+                (last, last_role, lt),
+            ),
+            ft.unc + sums.unc + lt.unc,
+            ft.missing | sums.missing | lt.missing,
+            weights[first] * ft.forced + sums.forced + weights[last] * lt.forced,
+            words,
         )
 
 
@@ -136,7 +212,7 @@ def activation_capacity(live: dict[str, np.ndarray], levels: Sequence[LevelUse],
 
 
 def stack_capacity(st: StackArrays, levels: Sequence[LevelUse]) -> Capacity:
-    """Step 2 (DESIGN.md 3.4): per home level, the most live words against its size."""
+    """Step 2: per home level, the most live words against its size."""
     shape = st.unc.shape
     act_fit, headroom = activation_capacity(st.live, levels, shape)
     kcap = headroom - st.forced_words

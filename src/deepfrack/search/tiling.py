@@ -1,4 +1,4 @@
-"""Tilings of a stack's output plane (DESIGN.md 3.7).
+"""Tilings of a stack's output plane (docs/search.md, "The tiling space").
 
 A tiling is a uniform grid with remainder: tile shape (th, tw) on the stack's last layer, bands of th
 rows and tw columns, the last band smaller when the extent does not divide. Tiles are computed in

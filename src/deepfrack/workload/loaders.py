@@ -121,7 +121,7 @@ def load_problem_folder(folder: str | Path) -> Network:
     (``VGG02_layer07.yaml`` -> 7). That 1-based position is the layer key of the original's JSON tables.
 
     Such files carry no padding or pooling. Consecutive layers that do not agree (channels or planes)
-    are recorded in ``Network.unchained`` with a ChainWarning (DESIGN.md section 3.3).
+    are recorded in ``Network.unchained`` with a ChainWarning.
     """
     folder = Path(folder)
     files = sorted(
