@@ -61,10 +61,10 @@ class BenchmarkSummary:
     """entries: jobs asked for. unique: distinct cache keys among them. computed / from_cache: keys
     computed in this run / found in the cache. ahead: keys computed ahead of being asked for (work given
     to idle workers, ``cost(ahead=...)``; counted in ``computed`` once asked for). infeasible: entries
-    with no valid mapping. failed: entries
-    whose evaluator failed (not cached; a re-run retries them). causes: the infeasible and failed entries
-    grouped by cause, ``{(status, reason): [entry, ...]}`` with each entry named as ``Job.describe`` does
-    (``layer 2 (conv2), variant WCC, tile 27x27``), in job order."""
+    with no valid mapping. failed: entries whose evaluator failed (not cached; a re-run retries them).
+    causes: the infeasible and failed entries grouped by cause, ``{(status, reason): [entry, ...]}`` with
+    each entry named as ``Job.describe`` does (``layer 2 (conv2), variant WCC, tile 27x27``), in job
+    order."""
 
     entries: int = 0
     unique: int = 0
