@@ -159,7 +159,7 @@ class MapperOptions:
     objective: Objective = ENERGY
     seed: int = 0
     enumerate_limit: int = 1000
-    random_samples: int = 16
+    random_samples: int = 64
     restarts: int = 0
     max_rounds: int = 60
     shortlist: int = 1
