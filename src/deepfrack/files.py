@@ -231,6 +231,8 @@ def parse_yaml(text: str, path: str | Path | None, loader: type[YamlLoader] = Ya
         problem = getattr(exc, "problem", None) or getattr(exc, "reason", None) or "malformed YAML"
         if getattr(exc, "context", None) and "while" not in str(problem):
             problem = f"{problem} ({exc.context})"
+        if "{%" in text or "{{" in text:  # timeloopfe renders its inputs with Jinja2 first
+            problem = "a Jinja2 template ({% %} or {{ }}); deepfrack does not render them: render it first"
         raise InputError(path, _where(text, exc), f"malformed YAML: {problem}") from None
     except RecursionError:  # the limits above keep the nesting far from Python's recursion limit
         raise InputError(path, None, f"nested deeper than {MAX_DEPTH} levels") from None

@@ -164,7 +164,7 @@ def test_a_missing_action_makes_infeasible_only_what_needs_it(tmp_path: Path, ti
     assert r.exit_code == 0, r.output
     cause = (
         f"{ert}: ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions: "
-        "no read action (random_read or read) for storage level PEWeightBuffer (have: idle, write)"
+        "no read action (random_read or read or access) for storage level PEWeightBuffer (have: idle, write)"
     )
     assert (
         f"  infeasible, 42 entries: its mapping needs an action the energy table lacks: {cause}"

@@ -39,14 +39,15 @@ def test_the_reference_ert_is_complete(arch):
             "write",
             [("GlobalBuffer", "fill"), ("GlobalBuffer", "update")],
             "ERT.tables[System.ws.GlobalBuffer].actions",
-            "no fill action (random_fill or write) for storage level GlobalBuffer (have: idle, read)",
+            "no fill action (random_fill or write or access) for storage level GlobalBuffer "
+            "(have: idle, read)",
         ),
         (
             "PEWeightBuffer",
             "read",
             [("PEWeightBuffer", "read")],
             "ERT.tables[System.ws.PE[0..15].PEWeightBuffer[0..7]].actions",
-            "no read action (random_read or read)",
+            "no read action (random_read or read or access)",
         ),
         (
             "LMAC",

@@ -99,7 +99,7 @@ def test_missing_datatype_keeps(arch):
         ),
         (lambda ds: ds[-1].update(factors={"C": -1}), "factors.C", "positive integer"),
         (lambda ds: ds[-1].update(no_temporal_reuse=["Inputs"]), "no_temporal_reuse", "not supported"),
-        (lambda ds: ds[-1].update(type="skew"), "type", "unknown directive type"),
+        (lambda ds: ds[-1].update(type="skew"), "type", "skew directives are not supported"),
     ],
 )
 def test_bad_mappings(arch, mutate, field, text):

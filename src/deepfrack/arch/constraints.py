@@ -16,19 +16,23 @@ The accepted spellings follow Timeloop's parser (NVlabs/timeloop src/mapping/con
   (``Constraints::ParseFactors``); ``<=`` and ``>=`` bounds must be positive;
 * ``permutation``: dimension letters innermost first, optionally split by ``_`` into a prefix and a
   suffix (``Constraints::ParsePermutations``), or a v0.4 list;
-* ``split`` (spatial): the first ``split`` dimensions of the permutation go on X.
+* ``split`` (spatial): the first ``split`` dimensions of the permutation go on X; as in timeloopfe it
+  may be an expression over the variables (``split: len(spec.problem.instance)``, see
+  ``deepfrack.arch.expressions``).
 
 Errors name the file and the field (``InputError``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from deepfrack.arch.expressions import evaluate_expression
 from deepfrack.arch.spec import Architecture, Constraints, FactorBound, TargetConstraint
 from deepfrack.arch.yamlio import Document, load_documents, underscore_keys
 from deepfrack.dims import DIMS, TENSORS
@@ -173,7 +177,20 @@ def parse_permutation(
     return "".join(out)
 
 
-def _tensor_list(value: Any, path: str | Path | None, field: str) -> tuple[str, ...]:
+@dataclasses.dataclass(frozen=True)
+class Names:
+    """What a constraint may name: the problem's dimensions and data spaces (the CNN layer's unless a
+    problem declares its own shape), and the values an expression written as ``split`` may use (the
+    variables, and ``spec.problem.instance`` when the problem is known)."""
+
+    dims: tuple[str, ...] = DIMS
+    tensors: tuple[str, ...] = TENSORS
+    symbols: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+
+def _tensor_list(
+    value: Any, path: str | Path | None, field: str, tensors: tuple[str, ...] = TENSORS
+) -> tuple[str, ...]:
     if value is None:
         return ()
     if isinstance(value, str):
@@ -181,9 +198,9 @@ def _tensor_list(value: Any, path: str | Path | None, field: str) -> tuple[str, 
     if not isinstance(value, (list, tuple)):
         raise InputError(path, field, f"expected a list of data spaces, got {value!r}")
     for v in value:
-        if v not in TENSORS:
-            raise InputError(path, field, f"unknown data space {v!r} (expected {', '.join(TENSORS)})")
-    return tuple(t for t in TENSORS if t in value)
+        if v not in tensors:
+            raise InputError(path, field, f"unknown data space {v!r} (expected {', '.join(tensors)})")
+    return tuple(t for t in tensors if t in value)
 
 
 def _int(value: Any, path: str | Path | None, field: str, minimum: int = 0) -> int:
@@ -201,11 +218,18 @@ def _int(value: Any, path: str | Path | None, field: str, minimum: int = 0) -> i
 # targets
 # ------------------------------------------------------------------------------------------------ #
 def parse_target(
-    item: Any, path: str | Path | None, field: str, target: str | None = None, type_: str | None = None
+    item: Any,
+    path: str | Path | None,
+    field: str,
+    target: str | None = None,
+    type_: str | None = None,
+    names: Names | None = None,
 ) -> list[TargetConstraint]:
     """One entry of a Timeloop constraint (or mapping) list -> TargetConstraints. An entry with its
     own ``constraints`` list gives one TargetConstraint per element. ``target``/``type_`` fill in a
-    missing ``target``/``type`` (v0.4 per-node constraints)."""
+    missing ``target``/``type`` (v0.4 per-node constraints). ``names``: the dimensions, data spaces
+    and expression values the entry may use (by default the CNN layer's, no variables)."""
+    names = names or Names()
     if not isinstance(item, dict):
         raise InputError(path, field, f"expected a mapping with target and type, got {item!r}")
     item = dict(item)
@@ -216,7 +240,9 @@ def parse_target(
             raise InputError(path, f"{field}.constraints", "expected a list")
         out = []
         for j, c in enumerate(sub):
-            out.extend(parse_target(c, path, f"{field}.constraints[{j}]", target=tgt, type_=type_))
+            out.extend(
+                parse_target(c, path, f"{field}.constraints[{j}]", target=tgt, type_=type_, names=names)
+            )
         return out
     if isinstance(item.get("attributes"), dict):  # older spelling: the fields under `attributes`
         attrs = item.pop("attributes")
@@ -245,20 +271,23 @@ def parse_target(
     extra: dict[str, Any] = {}
     if ctype == "datatype":
         if "keep" in item:
-            keep = _tensor_list(item["keep"], path, f"{field}.keep")
+            keep = _tensor_list(item["keep"], path, f"{field}.keep", names.tensors)
         if "bypass" in item:
-            bypass = _tensor_list(item["bypass"], path, f"{field}.bypass")
+            bypass = _tensor_list(item["bypass"], path, f"{field}.bypass", names.tensors)
         both = set(keep or ()) & set(bypass or ())
         if both:
             raise InputError(path, field, f"{', '.join(sorted(both))} both kept and bypassed at {tgt}")
     if "factors" in item and ctype in ("temporal", "spatial"):
-        factors = parse_factors(item["factors"], path, f"{field}.factors")
+        factors = parse_factors(item["factors"], path, f"{field}.factors", names.dims)
     if "permutation" in item and ctype in ("temporal", "spatial"):
-        permutation = parse_permutation(item["permutation"], path, f"{field}.permutation")
+        permutation = parse_permutation(item["permutation"], path, f"{field}.permutation", names.dims)
     if item.get("split") is not None:
         if ctype != "spatial":
             raise InputError(path, f"{field}.split", "only a spatial constraint has a split")
-        split = _int(item["split"], path, f"{field}.split")
+        raw_split = item["split"]
+        if isinstance(raw_split, str):
+            raw_split = evaluate_expression(raw_split, names.symbols, path, f"{field}.split")
+        split = _int(raw_split, path, f"{field}.split")
     if ctype == "utilization":
         mn = item.get("min")
         if isinstance(mn, bool) or not isinstance(mn, (int, float)) or not 0 <= mn <= 1:
@@ -287,7 +316,9 @@ def parse_target(
     ]
 
 
-def parse_target_list(items: Any, path: str | Path | None, field: str) -> tuple[TargetConstraint, ...]:
+def parse_target_list(
+    items: Any, path: str | Path | None, field: str, names: Names | None = None
+) -> tuple[TargetConstraint, ...]:
     """A Timeloop constraint list in any of its container spellings (a list; a mapping with a
     ``targets`` or ``constraints`` list; None = empty) -> TargetConstraints, in file order. Also
     reads the ``mapping:`` list of a Timeloop map.yaml (same entry syntax)."""
@@ -296,7 +327,7 @@ def parse_target_list(items: Any, path: str | Path | None, field: str) -> tuple[
     if isinstance(items, dict):
         for key in ("targets", "constraints"):
             if key in items:
-                return parse_target_list(items[key], path, f"{field}.{key}")
+                return parse_target_list(items[key], path, f"{field}.{key}", names)
         if not items:
             return ()
         raise InputError(path, field, "expected a list of constraints or a mapping with a 'targets' list")
@@ -304,7 +335,7 @@ def parse_target_list(items: Any, path: str | Path | None, field: str) -> tuple[
         raise InputError(path, field, f"expected a list of constraints, got {type(items).__name__}")
     out: list[TargetConstraint] = []
     for i, it in enumerate(items):
-        out.extend(parse_target(it, path, f"{field}[{i}]"))
+        out.extend(parse_target(it, path, f"{field}[{i}]", names=names))
     return tuple(out)
 
 

@@ -9,6 +9,9 @@ language and refuses, with one InputError naming the file and the field, whateve
   directly or through others, is an error);
 * ``+ - * / // % **``, unary ``+ -``, parentheses, and the functions ``ceil floor log2 log max min
   round int abs sqrt``; nothing else (no attributes, subscripts, comparisons, shifts, strings, lambdas);
+* ``len(a.b.c)`` of a dotted name whose value is a list or a mapping (timeloopfe's
+  ``len(spec.problem.instance)``: the number of entries of the problem's instance, when the caller
+  provides it under that name);
 * at most ``MAX_EXPRESSION_CHARS`` characters and ``MAX_EXPRESSION_DEPTH`` levels of nesting;
 * every value, intermediate ones included, at most ``MAX_VALUE`` (2**63) in magnitude, and every
   exponent at most ``MAX_EXPONENT`` in magnitude (unless the base is 0, 1 or -1).
@@ -165,6 +168,20 @@ class _Evaluator:
         self.values[name] = result
         return result
 
+    def length(self, node: ast.AST) -> int:
+        """``len`` of a dotted name (``spec.problem.instance``) whose value is a list or a mapping."""
+        parts: list[str] = []
+        while isinstance(node, ast.Attribute):
+            parts.append(node.attr)
+            node = node.value
+        if not isinstance(node, ast.Name):
+            raise ExpressionError("len takes a name such as spec.problem.instance")
+        dotted = ".".join([node.id, *reversed(parts)])
+        value = self.names.get(dotted)
+        if not isinstance(value, (list, tuple, Mapping)):
+            raise ExpressionError(f"len of {shown(dotted, 40)}: not a list or mapping known here")
+        return len(value)
+
     def node(self, node: ast.AST, depth: int) -> Number:
         if depth > MAX_EXPRESSION_DEPTH:
             raise ExpressionError(f"nested deeper than {MAX_EXPRESSION_DEPTH} levels")
@@ -187,6 +204,14 @@ class _Evaluator:
                 raise ExpressionError("division by zero") from None
             except OverflowError:
                 raise ExpressionError("a value larger than 2**63 in magnitude") from None
+        if (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Name)
+            and node.func.id == "len"
+            and len(node.args) == 1
+            and not node.keywords
+        ):
+            return self.length(node.args[0])
         if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and not node.keywords:
             spec = _FUNCTIONS.get(node.func.id)
             if spec is not None:

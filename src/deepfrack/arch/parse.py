@@ -33,7 +33,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from deepfrack.arch.constraints import parse_target
+from deepfrack.arch.constraints import Names, parse_target
 from deepfrack.arch.expressions import evaluate_expression
 from deepfrack.arch.spec import (
     Architecture,
@@ -45,7 +45,7 @@ from deepfrack.arch.spec import (
     TargetConstraint,
 )
 from deepfrack.arch.yamlio import Document, Tagged, load_documents, underscore_keys
-from deepfrack.dims import DIMS, TENSORS
+from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError, shown
 
 # include/model/topology.hpp: bufferClasses / computeClasses / networkClasses (substring match)
@@ -394,6 +394,7 @@ def _arch_v03(
     path: Path | None,
     classes: Mapping[str, ComponentClass],
     variables: Mapping[str, Any],
+    problem_names: Names,
 ) -> Architecture:
     levels: list[StorageLevel] = []
     names: dict[str, str] = {}
@@ -470,7 +471,7 @@ def _arch_v03(
     if arch.get("constraints") is not None:
         from deepfrack.arch.constraints import parse_target_list
 
-        cons = parse_target_list(arch["constraints"], path, "architecture.constraints")
+        cons = parse_target_list(arch["constraints"], path, "architecture.constraints", problem_names)
     return Architecture(
         name=top_name or (path.stem if path else "architecture"),
         levels=tuple(levels),
@@ -521,7 +522,12 @@ def _v04_flatten(nodes: Any, path: Path | None, field: str, parallel: bool, out:
 
 
 def _node_constraints(
-    node: Mapping[str, Any], target: str, path: Path | None, field: str, skip_spatial: bool
+    node: Mapping[str, Any],
+    target: str,
+    path: Path | None,
+    field: str,
+    skip_spatial: bool,
+    names: Names,
 ) -> list[TargetConstraint]:
     block = node.get("constraints")
     if block is None:
@@ -539,11 +545,13 @@ def _node_constraints(
         item = dict(body)
         item.setdefault("type", kind)
         item.setdefault("target", target)
-        out.extend(parse_target(item, path, f"{field}.constraints.{kind}"))
+        out.extend(parse_target(item, path, f"{field}.constraints.{kind}", names=names))
     return out
 
 
-def _kept_dataspaces(node: Mapping[str, Any], path: Path | None, field: str) -> set[str]:
+def _kept_dataspaces(
+    node: Mapping[str, Any], path: Path | None, field: str, tensors: tuple[str, ...] = TENSORS
+) -> set[str]:
     """The data spaces a v0.4 node's ``constraints.dataspace.keep`` names (checked: mappings and a list
     of data-space names)."""
     block = node.get("constraints")
@@ -559,25 +567,26 @@ def _kept_dataspaces(node: Mapping[str, Any], path: Path | None, field: str) -> 
     keep = ds.get("keep") or []
     if isinstance(keep, str):
         keep = [keep]
-    if not isinstance(keep, list) or any(t not in TENSORS for t in keep):
+    if not isinstance(keep, list) or any(t not in tensors for t in keep):
         raise InputError(
             path,
             f"{field}.constraints.dataspace.keep",
-            f"expected a list of {', '.join(TENSORS)}, got {shown(keep)}",
+            f"expected a list of {', '.join(tensors)}, got {shown(keep)}",
         )
     return set(keep)
 
 
 def _dummy_constraints(
-    name: str, path: Path | None, spatial: list[TargetConstraint]
+    name: str, path: Path | None, spatial: list[TargetConstraint], names: Names
 ) -> list[TargetConstraint]:
     """The constraints timeloopfe gives a placeholder level (v4/constraints.py ``dummy_constraints``):
     no temporal loops (every factor 1), bypass every data space; plus the container's spatial ones."""
     src = str(path) if path else None
-    ones = {d: FactorBound("=", 1) for d in DIMS}
+    ones = {d: FactorBound("=", 1) for d in names.dims}
+    perm = "".join(names.dims)
     return [
-        TargetConstraint(target=name, type="temporal", factors=ones, permutation="".join(DIMS), source=src),
-        TargetConstraint(target=name, type="datatype", keep=(), bypass=TENSORS, source=src),
+        TargetConstraint(target=name, type="temporal", factors=ones, permutation=perm, source=src),
+        TargetConstraint(target=name, type="datatype", keep=(), bypass=names.tensors, source=src),
         *[
             TargetConstraint(
                 target=name,
@@ -599,7 +608,9 @@ def _arch_v04(
     path: Path | None,
     classes: Mapping[str, ComponentClass],
     variables: Mapping[str, Any],
+    problem_names: Names,
 ) -> Architecture:
+    dims, tensors = problem_names.dims, problem_names.tensors
     flat: list[tuple[Tagged, str, bool]] = []
     groups: list = []
     _v04_flatten(arch.get("nodes"), path, "architecture.nodes", False, flat, groups)
@@ -611,7 +622,7 @@ def _arch_v04(
         for b in branches:
             k: set[str] = set()
             for n, nf, _ in b:
-                k.update(_kept_dataspaces(n, path, nf))
+                k.update(_kept_dataspaces(n, path, nf, tensors))
             keeps.append(k)
         for i in range(len(keeps)):
             for j in range(i + 1, len(keeps)):
@@ -623,7 +634,7 @@ def _arch_v04(
                         f"data spaces {sorted(shared)} are kept in two branches of one "
                         "!Parallel; each can be kept in only one",
                     )
-        missing = set(TENSORS) - set().union(*keeps) if keeps else set()
+        missing = set(tensors) - set().union(*keeps) if keeps else set()
         if missing:
             raise InputError(
                 path,
@@ -633,7 +644,7 @@ def _arch_v04(
             )
         for b, k in zip(branches, keeps):
             for n, _, _ in b:
-                extra_bypass.setdefault(id(n), set()).update(set(TENSORS) - k)
+                extra_bypass.setdefault(id(n), set()).update(set(tensors) - k)
 
     levels: list[StorageLevel] = []
     names: dict[str, str] = {}
@@ -693,6 +704,7 @@ def _arch_v04(
                     path,
                     field,
                     skip_spatial=False,
+                    names=Names(dims, tensors, symbols),
                 )
                 dattrs = _Attrs(
                     {"width": 1, "depth": 1, "datawidth": 1, "technology": -1},
@@ -716,7 +728,7 @@ def _arch_v04(
                         mesh=(mesh_x, mesh_y),
                     )
                 )
-                constraints.extend(_dummy_constraints(dname, path, spatial_c))
+                constraints.extend(_dummy_constraints(dname, path, spatial_c, Names(dims, tensors)))
             else:
                 cls, sub = _class_of(n, path, field)
                 kindc = classify(cls)
@@ -754,10 +766,12 @@ def _arch_v04(
                         f"unknown component class {cls!r} (its name must "
                         f"contain one of {', '.join(BUFFER_CLASSES + COMPUTE_CLASSES)})",
                     )
-                cs = _node_constraints(n, name, path, field, skip_spatial=has_fanout)
+                cs = _node_constraints(
+                    n, name, path, field, skip_spatial=has_fanout, names=Names(dims, tensors, symbols)
+                )
                 add = extra_bypass.get(id(n))
                 if add:
-                    cs = _with_bypass(cs, name, add, path)
+                    cs = _with_bypass(cs, name, add, path, tensors)
                 constraints.extend(cs)
             mesh_x, mesh_y = mesh_x * next_x, mesh_y * next_y
             next_x = next_y = 1
@@ -781,7 +795,7 @@ def _arch_v04(
 
 
 def _with_bypass(
-    cs: list[TargetConstraint], name: str, add: set[str], path: Path | None
+    cs: list[TargetConstraint], name: str, add: set[str], path: Path | None, tensors: tuple[str, ...]
 ) -> list[TargetConstraint]:
     out = []
     done = False
@@ -794,7 +808,7 @@ def _with_bypass(
                     target=t.target,
                     type=t.type,
                     keep=t.keep,
-                    bypass=tuple(x for x in TENSORS if x in byp),
+                    bypass=tuple(x for x in tensors if x in byp),
                     source=t.source,
                     extra=t.extra,
                     where=t.where,
@@ -809,7 +823,7 @@ def _with_bypass(
                 target=name,
                 type="datatype",
                 keep=(),
-                bypass=tuple(x for x in TENSORS if x in add),
+                bypass=tuple(x for x in tensors if x in add),
                 source=str(path) if path else None,
             )
         )
@@ -823,8 +837,12 @@ def architecture_from_data(
     data: Mapping[str, Any],
     path: str | Path | None = None,
     classes: Mapping[str, ComponentClass] | None = None,
+    problem_names: Names | None = None,
 ) -> Architecture:
-    """Architecture from one parsed document (a mapping with ``architecture`` or ``arch``)."""
+    """Architecture from one parsed document (a mapping with ``architecture`` or ``arch``).
+    ``problem_names``: the dimensions and data spaces its constraints may name (by default the CNN
+    layer's)."""
+    problem_names = problem_names or Names()
     p = Path(path) if path is not None else None
     data = underscore_keys(dict(data))
     arch = data.get("architecture", data.get("arch"))
@@ -839,9 +857,9 @@ def architecture_from_data(
     if not isinstance(variables, dict):
         variables = {}
     if "nodes" in arch:
-        return _arch_v04(arch, p, cls, variables)
+        return _arch_v04(arch, p, cls, variables, problem_names)
     if "subtree" in arch or "local" in arch:
-        return _arch_v03(arch, p, cls, variables)
+        return _arch_v03(arch, p, cls, variables, problem_names)
     if "storage" in arch or "arithmetic" in arch:
         raise InputError(
             p,

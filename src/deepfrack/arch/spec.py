@@ -289,7 +289,9 @@ class EnergyTable:
         ERT action names (include/model/topology.hpp, storageOperationMappings /
         arithmeticOperationMappings): fill -> random_fill, random_write, fill, write; update ->
         random_update, random_write, update, write; read -> random_read, read; compute -> mac_random,
-        mult_random, mac, mult, compute. None when no listed action exists."""
+        mult_random, mac, mult, compute. Older Accelergy tables name one ``access`` action for a
+        storage level: it is used last, for reads, fills and updates alike, when none of the
+        listed actions exists (see docs/model.md). None when no listed action exists."""
         for name in OP_ACTIONS[op]:
             e = self.action_energy(component, name)
             if e is not None:
@@ -298,11 +300,12 @@ class EnergyTable:
 
 
 #: Timeloop operation -> ERT action names in priority order (NVlabs/timeloop
-#: include/model/topology.hpp: storageOperationMappings and arithmeticOperationMappings).
+#: include/model/topology.hpp: storageOperationMappings and arithmeticOperationMappings), each storage
+#: list ended by deepfrack with ``access`` (older Accelergy tables' one storage action).
 OP_ACTIONS: Mapping[str, tuple[str, ...]] = {
-    "read": ("random_read", "read"),
-    "fill": ("random_fill", "random_write", "fill", "write"),
-    "update": ("random_update", "random_write", "update", "write"),
+    "read": ("random_read", "read", "access"),
+    "fill": ("random_fill", "random_write", "fill", "write", "access"),
+    "update": ("random_update", "random_write", "update", "write", "access"),
     "leak": ("leak",),
     "compute": ("mac_random", "mult_random", "mac", "mult", "compute"),
 }

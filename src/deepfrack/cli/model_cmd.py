@@ -4,6 +4,7 @@ mapping (a drop-in for ``timeloop-model``)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 
 import click
@@ -14,7 +15,15 @@ from deepfrack.cost.model_io import load_model_inputs
 from deepfrack.dims import TENSORS
 
 
-def _summary(res: ModelResult, sources: dict[str, str]) -> str:
+def _renamed_json(doc: dict, names: Mapping[str, str]) -> dict:
+    """The --json document with the tensors under the problem's own data-space names."""
+    for lv in doc["levels"]:
+        for key in ("reads", "fills", "updates", "per_instance"):
+            lv[key] = {names.get(t, t): v for t, v in lv[key].items()}
+    return doc
+
+
+def _summary(res: ModelResult, sources: dict[str, str], names: Mapping[str, str]) -> str:
     lines = []
     lines.append(f"deepfrack model ({res.rules} rules)")
     lines.append("  " + "  ".join(f"{k}: {v}" for k, v in sources.items()))
@@ -39,7 +48,7 @@ def _summary(res: ModelResult, sources: dict[str, str]) -> str:
                 continue
             name = lv.name if first else ""
             lines.append(
-                f"{name:<24} {t:<8} {st.utilized_instances:>6} {st.utilized_capacity:>9} "
+                f"{name:<24} {names.get(t, t):<8} {st.utilized_instances:>6} {st.utilized_capacity:>9} "
                 f"{st.reads:>14} {st.fills:>14} {st.updates:>14} {st.energy_pJ:>16.2f}"
             )
             first = False
@@ -87,9 +96,10 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
 
     FILES are YAML files or folders, merged as Timeloop merges its inputs and recognized by their
     top-level keys: the architecture (v0.3 or v0.4) and its compound-component classes, the problem
-    (a CNN layer), the mapping (map.yaml) and, optionally, an Accelergy ERT (without one the
-    built-in 45 nm energy table is used). A mapping whose tiles do not fit is reported with
-    valid: false and the violations, and its numbers.
+    (a CNN layer, or a declared shape that embeds in one: conv1d, matrix multiply, ...), the mapping
+    (map.yaml) and, optionally, an Accelergy ERT (without one the built-in 45 nm energy table is
+    used). A mapping whose tiles do not fit is reported with valid: false and the violations, and its
+    numbers.
 
     \b
     Example:
@@ -100,9 +110,17 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
         inputs.arch, inputs.energy, inputs.layer, inputs.rules, source=inputs.sources.get("energy")
     )
     res = ev.evaluate(inputs.mapping)
+    problem = inputs.problem
+    names = problem.tensor_names
     if as_json:
-        doc = res.to_json()
+        doc = _renamed_json(res.to_json(), names)
         doc["sources"] = inputs.sources
+        if not problem.is_cnn:
+            doc["problem"] = {
+                "shape": problem.shape,
+                "dimensions": list(problem.dims),
+                "data_spaces": dict(problem.tensors or {}),
+            }
         click.echo(json.dumps(doc, indent=2))
     else:
-        click.echo(_summary(res, inputs.sources))
+        click.echo(_summary(res, inputs.sources, names))

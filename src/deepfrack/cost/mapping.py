@@ -15,7 +15,8 @@ order the first ``split`` dimensions go on the X axis of the fan-out, the rest o
 every dimension of the permutation, factor-1 ones included).
 
 Parsers read Timeloop's ``map.yaml`` (``mapping: [{target, type, factors, permutation, split, keep,
-bypass}]``, ``type`` one of temporal, spatial, datatype or the older bypass) and the ``mapping`` lists
+bypass}]``, ``type`` one of temporal, spatial, datatype, or the spellings ``dataspace`` (timeloopfe
+v4) and ``bypass`` (older files)) and the ``mapping`` lists
 of the reference JSON Lines files (the same directives with ``factors`` as a dict). Every problem is
 reported as :class:`~deepfrack.errors.InputError` naming the file and the field.
 
@@ -37,6 +38,7 @@ from deepfrack.arch.spec import Architecture
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
+from deepfrack.workload.shapes import Problem
 
 _TENSOR_ALIASES = {t.lower(): t for t in TENSORS}
 
@@ -152,9 +154,13 @@ class LoopMapping:
 _FACTOR_RE = re.compile(r"([A-Za-z]+)\s*=?\s*([0-9]+)(?:,([0-9]+))?")
 
 
-def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> dict[int, int]:
+def _parse_factors(
+    value: Any, bounds: Sequence[int], where: str, path: Any, index: Mapping[str, int | None] = DIM_INDEX
+) -> dict[int, int]:
     """Factors as a dict {dim index: factor}; accepts "C2 M1 ...", "C=2 M=1", a list of such
-    strings, or a mapping. 0 means the full problem dimension (Timeloop's convention)."""
+    strings, or a mapping. 0 means the full problem dimension (Timeloop's convention). ``index`` maps
+    the problem's dimension names to DIMS positions (None: a size-1 dimension the model leaves out,
+    whose factor must be 1)."""
     items: list[tuple[str, Any]] = []
     if isinstance(value, Mapping):
         items = [(str(k), v) for k, v in value.items()]
@@ -183,11 +189,11 @@ def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> 
         )
     out: dict[int, int] = {}
     for name, raw in items:
-        if name not in DIM_INDEX:
+        if name not in index:
             raise InputError(
                 path,
                 f"{where}.factors",
-                f"unknown dimension {name!r}; the CNN-layer dimensions are {''.join(DIMS)}",
+                f"unknown dimension {name!r}; the problem's dimensions are {' '.join(index)}",
             )
         if isinstance(raw, bool):
             raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}")
@@ -201,14 +207,18 @@ def _parse_factors(value: Any, bounds: Sequence[int], where: str, path: Any) -> 
             raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {raw!r}")
         if f < 0:
             raise InputError(path, f"{where}.factors.{name}", f"must be a positive integer, got {f}")
-        d = DIM_INDEX[name]
+        d = index[name]
+        if d is None:  # a size-1 dimension of a declared shape
+            if f > 1:
+                raise InputError(path, f"{where}.factors.{name}", f"{f} is more than the problem's {name}=1")
+            continue
         out[d] = bounds[d] if f == 0 else f
     return out
 
 
-def _parse_permutation(value: Any, where: str, path: Any) -> tuple[int, ...]:
-    """Permutation (innermost first) as dim indices; missing dims are appended in DIMS order
-    (Timeloop pads an incomplete permutation the same way)."""
+def _permutation_names(value: Any, where: str, path: Any, names: Sequence[str]) -> list[str]:
+    """A permutation (innermost first) as the problem's dimension names, padded with the missing ones
+    in the problem's order (Timeloop pads an incomplete permutation the same way)."""
     if value is None:
         letters: list[str] = []
     elif isinstance(value, str):
@@ -216,24 +226,29 @@ def _parse_permutation(value: Any, where: str, path: Any) -> tuple[int, ...]:
     elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         letters = [str(v).strip() for v in value]
     else:
-        raise InputError(path, f"{where}.permutation", f"expected a string like 'CMRSNPQ', got {value!r}")
-    order: list[int] = []
-    for c in letters:
-        if c not in DIM_INDEX:
+        raise InputError(
+            path, f"{where}.permutation", f"expected a string like {''.join(names)!r}, got {value!r}"
+        )
+    for i, c in enumerate(letters):
+        if c not in names:
             raise InputError(
                 path,
                 f"{where}.permutation",
-                f"unknown dimension {c!r}; the CNN-layer dimensions are {''.join(DIMS)}",
+                f"unknown dimension {c!r}; the problem's dimensions are {' '.join(names)}",
             )
-        d = DIM_INDEX[c]
-        if d in order:
+        if c in letters[:i]:
             raise InputError(path, f"{where}.permutation", f"dimension {c} appears twice")
-        order.append(d)
-    order += [d for d in range(7) if d not in order]
-    return tuple(order)
+    return letters + [d for d in names if d not in letters]
 
 
-def _tensor_list(value: Any, where: str, path: Any) -> list[str]:
+def _parse_permutation(value: Any, where: str, path: Any) -> tuple[int, ...]:
+    """A CNN-layer permutation (innermost first) as dim indices, padded in DIMS order."""
+    return tuple(DIM_INDEX[d] for d in _permutation_names(value, where, path, DIMS))
+
+
+def _tensor_list(
+    value: Any, where: str, path: Any, aliases: Mapping[str, str] = _TENSOR_ALIASES
+) -> list[str]:
     if value is None:
         return []
     if isinstance(value, str):
@@ -242,9 +257,10 @@ def _tensor_list(value: Any, where: str, path: Any) -> list[str]:
         raise InputError(path, where, f"expected a list of tensor names, got {value!r}")
     out = []
     for v in value:
-        t = _TENSOR_ALIASES.get(str(v).strip().lower())
+        t = aliases.get(str(v).strip().lower())
         if t is None:
-            raise InputError(path, where, f"unknown tensor {v!r}; expected one of {', '.join(TENSORS)}")
+            names = ", ".join(TENSORS) if aliases is _TENSOR_ALIASES else ", ".join(aliases)
+            raise InputError(path, where, f"unknown tensor {v!r}; expected one of {names}")
         out.append(t)
     return out
 
@@ -259,6 +275,7 @@ class _LevelDraft:
     spatial_order: tuple[int, ...] = tuple(range(7))
     split: int = 7
     keep: list[bool] = field(default_factory=lambda: [True, True, True])
+    keep_given: bool = False
 
     def build(self, target: str) -> LevelMapping:
         return LevelMapping(
@@ -274,6 +291,8 @@ class _LevelDraft:
 
 #: per-level Timeloop directives deepfrack's model does not reproduce
 _UNSUPPORTED = (
+    "passthrough",
+    "rmw_on_first_writeback",
     "no_link_transfer",
     "no_multicast_no_reduction",
     "no_temporal_reuse",
@@ -284,14 +303,19 @@ _UNSUPPORTED = (
 
 
 def _directive_level(target: Any, names: tuple[str, ...], where: str, path: str | None) -> int:
-    """The index in ``names`` (outermost first) of a directive's target: a level name, or
-    Timeloop's storage level id (0 = innermost)."""
+    """The index in ``names`` (outermost first) of a directive's target: a level name, the name of a
+    v0.4 Container with a spatial fan-out (as timeloopfe reads it), or Timeloop's storage level id
+    (0 = innermost)."""
     if isinstance(target, int) and not isinstance(target, bool):
         if not 0 <= target < len(names):
             raise InputError(
                 path, f"{where}.target", f"storage level id {target} out of range 0..{len(names) - 1}"
             )
         return len(names) - 1 - target
+    if target not in names and f"inter_{target}_spatial" in names:
+        # a v0.4 Container with a spatial fan-out: its directives apply to the fan-out below it, which
+        # the architecture holds as the placeholder level timeloopfe inserts for it
+        return names.index(f"inter_{target}_spatial")
     if target not in names:
         raise InputError(
             path,
@@ -301,6 +325,22 @@ def _directive_level(target: Any, names: tuple[str, ...], where: str, path: str 
     return names.index(target)
 
 
+def _declared_order(
+    value: Any, split: int, where: str, path: Any, problem: Problem
+) -> tuple[tuple[int, ...], int]:
+    """A permutation of a declared shape's dimensions and a spatial split, as DIMS indices and the
+    split over them: the first ``split`` declared dimensions (padding included) stay on X, the size-1
+    dimensions the model leaves out are dropped, and the CNN dimensions the shape has no use for are
+    appended last (their factors are 1). A temporal order is the same with every dimension "on X"."""
+    names = _permutation_names(value, where, path, problem.dims)
+    idx = problem.index
+    x = [idx[d] for d in names[:split] if idx[d] is not None]
+    y = [idx[d] for d in names[split:] if idx[d] is not None]
+    order = [*x, *y]
+    order += [d for d in range(7) if d not in order]
+    return tuple(int(d) for d in order), len(x)  # type: ignore[arg-type]
+
+
 def _apply_directive(
     d: Mapping,
     draft: _LevelDraft,
@@ -308,17 +348,23 @@ def _apply_directive(
     bounds: Sequence[int],
     where: str,
     path: str | None,
+    problem: Problem | None = None,
 ) -> None:
-    """Record one temporal, spatial, datatype or bypass directive in its level's draft."""
+    """Record one temporal, spatial, datatype (dataspace) or bypass directive in its level's draft."""
     for key in _UNSUPPORTED:
         if d.get(key):
             raise InputError(
                 path, f"{where}.{key}", "this Timeloop directive is not supported by deepfrack's model"
             )
     typ = d.get("type")
+    declared = problem if problem is not None and not problem.is_cnn else None
     if typ in ("temporal", "spatial"):
-        facs = _parse_factors(d.get("factors"), bounds, where, path)
-        perm = _parse_permutation(d.get("permutation"), where, path)
+        index = problem.index if problem is not None else DIM_INDEX
+        facs = _parse_factors(d.get("factors"), bounds, where, path, index)
+        if declared is not None:
+            perm, _ = _declared_order(d.get("permutation"), len(declared.dims), where, path, declared)
+        else:
+            perm = _parse_permutation(d.get("permutation"), where, path)
         if typ == "temporal":
             draft.temporal, draft.temporal_order = facs, perm
             return
@@ -329,21 +375,34 @@ def _apply_directive(
                 f"{d.get('target')} has no spatial fan-out (its next inner level has as many instances), "
                 "so it takes no spatial directive",
             )
-        sp = d.get("split", 7)
+        sp = d.get("split", len(declared.dims) if declared is not None else 7)
         if isinstance(sp, bool) or not isinstance(sp, int) or sp < 0:
             raise InputError(path, f"{where}.split", f"must be a non-negative integer, got {sp!r}")
+        if declared is not None:
+            perm, sp = _declared_order(d.get("permutation"), sp, where, path, declared)
         draft.spatial, draft.spatial_order, draft.split = facs, perm, min(sp, 7)
-    elif typ in ("datatype", "bypass"):
-        for t in _tensor_list(d.get("keep"), f"{where}.keep", path):
+    elif typ in ("datatype", "dataspace", "bypass"):
+        aliases = _tensor_aliases(problem)
+        draft.keep_given = True
+        for t in _tensor_list(d.get("keep"), f"{where}.keep", path, aliases):
             draft.keep[TENSORS.index(t)] = True
-        for t in _tensor_list(d.get("bypass"), f"{where}.bypass", path):
+        for t in _tensor_list(d.get("bypass"), f"{where}.bypass", path, aliases):
             draft.keep[TENSORS.index(t)] = False
+    elif typ == "skew":
+        raise InputError(path, f"{where}.type", "skew directives are not supported by deepfrack's model")
     else:
         raise InputError(
             path,
             f"{where}.type",
-            f"unknown directive type {typ!r}; expected temporal, spatial, datatype or bypass",
+            f"unknown directive type {typ!r}; expected temporal, spatial, datatype (dataspace) or bypass",
         )
+
+
+def _tensor_aliases(problem: Problem | None) -> dict[str, str]:
+    """Lower-cased data space name -> CNN tensor."""
+    if problem is None or problem.tensors is None:
+        return _TENSOR_ALIASES
+    return {k.lower(): v for k, v in problem.tensors.items()}
 
 
 def mapping_from_directives(
@@ -352,15 +411,17 @@ def mapping_from_directives(
     layer: Layer,
     source: str | Path | None = None,
     field_prefix: str = "mapping",
+    problem: Problem | None = None,
 ) -> LoopMapping:
     """Build and validate a :class:`LoopMapping` from Timeloop mapping directives (the list under
     ``mapping:`` in map.yaml, or a reference JSONL ``mapping`` list).
 
     Levels without a temporal directive get factor 1 everywhere; tensors not mentioned by a
-    datatype directive are kept (Timeloop's default). InputError (naming ``source`` and the field)
-    for: an unknown type, a target the architecture does not have, a spatial directive on a level
-    without fan-out, an unknown dimension or tensor, or factors whose product differs from the
-    layer's dimension.
+    datatype directive are kept (Timeloop's default), except at the v0.4 spatial placeholder levels,
+    which keep nothing unless a directive says otherwise (timeloopfe adds that bypass). InputError
+    (naming ``source`` and the field) for: an unknown type, a target the architecture does not
+    have, a spatial directive on a level without fan-out, an unknown dimension or tensor, or factors
+    whose product differs from the layer's dimension.
     """
     path = str(source) if source is not None else None
     if not isinstance(directives, (list, tuple)):
@@ -374,17 +435,30 @@ def mapping_from_directives(
         if not isinstance(d, Mapping):
             raise InputError(path, where, f"expected a mapping directive, got {d!r}")
         li = _directive_level(d.get("target"), names, where, path)
-        _apply_directive(d, drafts[li], fanouts[li], bounds, where, path)
+        _apply_directive(d, drafts[li], fanouts[li], bounds, where, path, problem)
+    for lv, dr in zip(arch.levels, drafts):
+        if lv.is_dummy and not dr.keep_given:  # timeloopfe bypasses everything at its placeholder levels
+            dr.keep = [False, False, False]
     m = LoopMapping(tuple(dr.build(name) for dr, name in zip(drafts, names)), source=path)
-    validate_mapping(m, arch, layer, source=path, field=field_prefix)
+    shown_names = DIMS
+    if problem is not None and not problem.is_cnn:
+        back = {i: d for d, i in problem.index.items() if i is not None}
+        shown_names = tuple(back.get(i, DIMS[i]) for i in range(7))
+    validate_mapping(m, arch, layer, source=path, field=field_prefix, dim_names=shown_names)
     return m
 
 
 def validate_mapping(
-    mapping: LoopMapping, arch: Architecture, layer: Layer, source: str | None = None, field: str = "mapping"
+    mapping: LoopMapping,
+    arch: Architecture,
+    layer: Layer,
+    source: str | None = None,
+    field: str = "mapping",
+    dim_names: Sequence[str] = DIMS,
 ) -> None:
     """InputError unless the mapping has one level per architecture level (same names, same order),
-    positive factors, valid orders, and factor products equal to the layer's dimensions."""
+    positive factors, valid orders, and factor products equal to the layer's dimensions (named in the
+    messages by ``dim_names``, the problem's names of the DIMS positions)."""
     names = arch.level_names
     if tuple(lv.target for lv in mapping.levels) != names:
         raise InputError(
@@ -419,10 +493,11 @@ def validate_mapping(
                 )
                 or "1"
             )
+            nm = dim_names[d]
             raise InputError(
                 source,
-                f"{field}.factors.{DIMS[d]}",
-                f"factors of {DIMS[d]} multiply to {p} ({parts}) but the layer has {DIMS[d]}={b}",
+                f"{field}.factors.{nm}",
+                f"factors of {nm} multiply to {p} ({parts}) but the layer has {nm}={b}",
             )
 
 

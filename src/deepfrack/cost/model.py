@@ -31,14 +31,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.cost.analytic import analytic_setup, analyze
 from deepfrack.cost.mapping import LoopMapping, MappingBatch, level_fanouts, validate_mapping
-from deepfrack.cost.nest import build_nest
+from deepfrack.cost.nest import LoopNest, build_nest
 from deepfrack.cost.timeloop_post import (
     RULES,
     TIMELOOP_2023,
@@ -55,6 +55,9 @@ from deepfrack.cost.timeloop_post import (
 from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
+
+if TYPE_CHECKING:
+    from deepfrack.cost.nest_sim import SimResult
 
 __all__ = [
     "RULES",
@@ -373,11 +376,16 @@ def simulate_stats(
     arch: Architecture, layer: Layer, mapping: LoopMapping, translation: str = "legacy"
 ) -> NestStats:
     """NestStats of one mapping from the reference simulator (batch of one)."""
-    from deepfrack.cost.nest import SPACE_X, SPACE_Y
     from deepfrack.cost.nest_sim import simulate
 
     nest = build_nest(arch, mapping)
-    res = simulate(nest, layer, translation)
+    return stats_of_simulation(simulate(nest, layer, translation), nest)
+
+
+def stats_of_simulation(res: SimResult, nest: LoopNest) -> NestStats:
+    """The NestStats (batch of one) of a reference simulation of ``nest``."""
+    from deepfrack.cost.nest import SPACE_X, SPACE_Y
+
     L = len(res.tiles)
     H = max([len(res.tiles[l][t].access) for l in range(L) for t in range(3)] + [1])
     size = np.zeros((L, 3, 1), np.int64)

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from deepfrack.arch.constraints import Names
 from deepfrack.arch.energy import builtin_energy_table
 from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.parse import architecture_from_data, component_classes
@@ -16,9 +18,11 @@ from deepfrack.arch.yamlio import Document, find_tag, load_documents
 from deepfrack.cost.mapping import LoopMapping, mapping_from_directives
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
+from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
 from deepfrack.workload.loaders import problem_layer
+from deepfrack.workload.shapes import Problem, problem_from_doc
 
 #: top-level keys deepfrack reads, and those it accepts and ignores (Timeloop mapper/constraint
 #: settings do not change a single model evaluation)
@@ -51,6 +55,7 @@ class ModelInputs:
     energy: EnergyTable
     layer: Layer
     mapping: LoopMapping
+    problem: Problem
     rules: TimeloopRules
     sources: dict[str, str]
 
@@ -66,6 +71,11 @@ def layer_from_problem(data: dict, path: Path) -> Layer:
     """A CNN-layer :class:`Layer` from a Timeloop problem document (v0.3 or v0.4), read as Timeloop reads
     it (``deepfrack.workload.loaders.problem_layer``)."""
     return problem_layer(data, path)
+
+
+def _instance(data: dict) -> Any:
+    prob = data.get("problem")
+    return prob.get("instance") if isinstance(prob, dict) else None
 
 
 def _check_documents(docs: list[Document]) -> dict:
@@ -101,10 +111,12 @@ def _check_documents(docs: list[Document]) -> dict:
 
 
 def _architecture(
-    docs: list[Document], paths: tuple[str | Path, ...], classes: dict
+    docs: list[Document], paths: tuple[str | Path, ...], classes: dict, problem: Problem, instance: Any = None
 ) -> tuple[Architecture, Document]:
-    """The one architecture of the documents (with the variables the other files define); when none
-    defines one, the InputError names the files given."""
+    """The one architecture of the documents (with the variables the other files define, and the
+    problem's ``instance`` as ``spec.problem.instance`` for expressions such as ``len(...)``; its
+    constraints may name the problem's dimensions and data spaces); when none defines one, the
+    InputError names the files given."""
     arch_docs = [d for d in docs if _ARCH_KEYS & d.data.keys()]
     given, n_files = ", ".join(str(p) for p in paths), len(paths)
     if not arch_docs:
@@ -122,12 +134,18 @@ def _architecture(
     for other in docs:
         if other is not ad and "variables" in other.data:
             data["variables"] = {**(other.data.get("variables") or {}), **(data.get("variables") or {})}
-    return architecture_from_data(data, ad.path, classes), ad
+    if isinstance(instance, dict) and isinstance(data.get("variables") or {}, dict):
+        data["variables"] = {**(data.get("variables") or {}), "spec.problem.instance": instance}
+    names = Names(tuple(problem.dims), tuple(problem.tensor_names[t] for t in TENSORS))
+    return architecture_from_data(data, ad.path, classes, names), ad
 
 
 def _required(docs: list[Document], key: str, paths: tuple[str | Path, ...]) -> Document:
     """The one document with top-level ``key`` (problem, mapping); InputError (naming the files given)
-    if none or two."""
+    if none or two. An empty ``mapping: []`` (as timeloopfe writes into parsed-processed-input.yaml)
+    gives way to a mapping in another file."""
+    if key == "mapping" and any(d.data.get(key) for d in docs):
+        docs = [d for d in docs if d.data.get(key) or key not in d.data]
     found = _one(docs, key, key)
     if found is None:
         given, n_files = ", ".join(str(p) for p in paths), len(paths)
@@ -147,11 +165,12 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
         raise InputError(None, None, "no input files given")
     docs = load_documents(*paths)
     classes = _check_documents(docs)
-    arch, ad = _architecture(docs, paths, classes)
     pd = _required(docs, "problem", paths)
-    layer = layer_from_problem(pd.data, pd.path)
+    problem = problem_from_doc(pd.data, pd.path)
+    layer = problem.layer
+    arch, ad = _architecture(docs, paths, classes, problem, _instance(pd.data))
     md = _required(docs, "mapping", paths)
-    mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path)
+    mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path, problem=problem)
     ed = _one(docs, "ERT", "ERT")
     if ed is not None:
         energy = ert_from_data(ed.data, ed.path)
@@ -165,6 +184,7 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
         energy=energy,
         layer=layer,
         mapping=mapping,
+        problem=problem,
         rules=rules or default_rules(arch),
         sources={
             "architecture": str(ad.path),

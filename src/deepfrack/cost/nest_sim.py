@@ -2,7 +2,8 @@
 
 This follows the algorithm of NVlabs/timeloop ``src/loop-analysis/nest-analysis.cpp`` (the
 "legacy" point-set analysis, v2.x/v3.x) step by step, on axis-aligned boxes, for CNN-layer problems
-with perfect factorization, no skew and no flattening:
+(or any problem of three data spaces given by its projections) with perfect factorization, no skew
+and no flattening:
 
 * ``ComputeDeltas`` walks the nest from the outermost loop. A temporal loop runs only its iterations
   #0 and #1 and scales what #1 returns by (bound - 1) ("uniform temporal extrapolation"); the
@@ -34,6 +35,8 @@ from deepfrack.dims import NT
 from deepfrack.workload.layer import Layer
 
 Box = tuple[tuple[int, ...], tuple[int, ...]]  # (low inclusive, high exclusive)
+#: per data space, per rank, its (loop dimension, coefficient) terms
+Projection = tuple[tuple[tuple[tuple[int, int], ...], ...], ...]
 PointSet = tuple[Box, ...]  # disjoint boxes (Timeloop's MultiAAHR)
 
 
@@ -173,16 +176,29 @@ class _State:
 
 class NestSimulator:
     """Run Timeloop's nest analysis on one loop nest. ``translation_rule`` is "legacy" or
-    "stationary" (see the module docstring); ``link_transfers`` mirrors Timeloop's default (on)."""
+    "stationary" (see the module docstring); ``link_transfers`` mirrors Timeloop's default (on).
+
+    The problem is the CNN ``layer`` (its projections, ``deepfrack.cost.nest.projections``), or any
+    problem of three data spaces given as ``projection``: per data space, per rank, the (loop dimension,
+    coefficient) terms, over ``n_dims`` loop dimensions numbered as the nest's loops number them."""
 
     def __init__(
-        self, nest: LoopNest, layer: Layer, translation_rule: str = "legacy", link_transfers: bool = True
+        self,
+        nest: LoopNest,
+        layer: Layer | None,
+        translation_rule: str = "legacy",
+        link_transfers: bool = True,
+        projection: Projection | None = None,
+        n_dims: int = 7,
     ):
         if translation_rule not in ("legacy", "stationary"):
             raise ValueError(f"unknown translation rule {translation_rule!r}")
+        if (layer is None) == (projection is None):
+            raise ValueError("give either a CNN layer or the projection of a problem")
         self.nest = nest
         self.loops = nest.loops
-        self.proj = projections(layer)
+        self.proj = projection if projection is not None else projections(layer)  # type: ignore[arg-type]
+        self.n_dims = n_dims if projection is not None else 7
         self.rule = translation_rule
         self.link_enabled = link_transfers
         n = len(self.loops)
@@ -218,12 +234,12 @@ class NestSimulator:
         # vector strides (extent of each dim below a loop) and molds (extent at and below)
         self.vstride: list[list[int]] = []
         self.mold: list[list[int]] = []
-        scale = [1] * 7
+        scale = [1] * self.n_dims
         for lp in self.loops:
             self.vstride.append(list(scale))
             scale[lp.dim] *= lp.end
             self.mold.append([s - 1 for s in scale])
-        self.transform = [0] * 7
+        self.transform = [0] * self.n_dims
         self.indices = [0] * n
         self.epochs = 1
         self.space_stamp: list[int] = []
@@ -245,11 +261,11 @@ class NestSimulator:
 
     def _working_set(self, level: int) -> list[PointSet]:
         low = list(self.transform)
-        high = [self.transform[d] + self.mold[level][d] for d in range(7)]
+        high = [self.transform[d] + self.mold[level][d] for d in range(self.n_dims)]
         return self._project(low, high)
 
     def _point(self) -> list[PointSet]:
-        pt = [0] * 7
+        pt = [0] * self.n_dims
         for lv, lp in enumerate(self.loops):
             pt[lp.dim] += self.vstride[lv][lp.dim] * self.indices[lv]
         return self._project(pt, pt)
@@ -573,7 +589,12 @@ class NestSimulator:
 
 
 def simulate(
-    nest: LoopNest, layer: Layer, translation_rule: str = "legacy", link_transfers: bool = True
+    nest: LoopNest,
+    layer: Layer | None,
+    translation_rule: str = "legacy",
+    link_transfers: bool = True,
+    projection: Projection | None = None,
+    n_dims: int = 7,
 ) -> SimResult:
     """Timeloop's nest analysis of ``nest`` (see :class:`NestSimulator`)."""
-    return NestSimulator(nest, layer, translation_rule, link_transfers).run()
+    return NestSimulator(nest, layer, translation_rule, link_transfers, projection, n_dims).run()

@@ -55,7 +55,9 @@ class TimeloopRules:
     ``fill_elision``: Outputs fills = parent share - partition size except at the outermost kept
     level (timeloop 59fdc83, May 2023, and 494c9ba, Sep 2023); before, fills = parent share.
     ``leakage``: buffer leakage = leak energy x cycles x utilized instances (feb3bd0, Sep 2023).
-    ``actions``: ERT action names tried in order for each operation (include/model/topology.hpp).
+    ``actions``: ERT action names tried in order for each operation (include/model/topology.hpp);
+    deepfrack ends the storage lists with ``access``, the one action older Accelergy tables give a
+    storage component (used only where none of Timeloop's names exists; docs/model.md).
     """
 
     name: str
@@ -74,9 +76,9 @@ TIMELOOP_2023 = TimeloopRules(
     fill_elision=False,
     leakage=False,
     actions={
-        "read": ("random_read", "read"),
-        "fill": ("random_fill", "write"),
-        "update": ("random_update", "random_fill", "write"),
+        "read": ("random_read", "read", "access"),
+        "fill": ("random_fill", "write", "access"),
+        "update": ("random_update", "random_fill", "write", "access"),
         "leak": ("leak",),
         "compute": ("mac_random", "mult_random", "mac", "mult", "compute"),
     },
@@ -90,9 +92,9 @@ TIMELOOP_2024 = TimeloopRules(
     fill_elision=True,
     leakage=True,
     actions={
-        "read": ("random_read", "read"),
-        "fill": ("random_fill", "random_write", "fill", "write"),
-        "update": ("random_update", "random_write", "update", "write"),
+        "read": ("random_read", "read", "access"),
+        "fill": ("random_fill", "random_write", "fill", "write", "access"),
+        "update": ("random_update", "random_write", "update", "write", "access"),
         "leak": ("leak",),
         "compute": ("mac_random", "mult_random", "mac", "mult", "compute"),
     },

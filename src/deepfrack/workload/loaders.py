@@ -55,6 +55,23 @@ def _layer_number(path: Path) -> int:
     return int(nums[-1])
 
 
+def _density_one(value: Any) -> bool:
+    if isinstance(value, dict):
+        return set(value) <= {"distribution", "density"} and _density_one(value.get("density", 1))
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value == 1
+
+
+def check_dense(inst: dict, path: Path) -> None:
+    """InputError unless the problem instance is dense: no ``densities``/``commonDensity``, or only
+    densities of 1 (timeloopfe writes an empty ``densities: {}`` into every problem it processes)."""
+    common = inst.get("commonDensity")
+    dens = inst.get("densities")
+    if common is not None and not _density_one(common):
+        raise InputError(path, "problem.instance.commonDensity", "sparse workloads are not supported")
+    if dens is not None and not (isinstance(dens, dict) and all(_density_one(v) for v in dens.values())):
+        raise InputError(path, "problem.instance.densities", "sparse workloads are not supported")
+
+
 def load_problem(path: str | Path, name: str | None = None) -> Layer:
     """One Timeloop CNN-layer problem file (``problem: {instance: {...}}``, v0.3 or v0.4)."""
     p = Path(path)
@@ -98,8 +115,7 @@ def problem_layer(doc: Any, path: Path, name: str | None = None) -> Layer:
             f"problem.instance.{missing[0]}",
             f"missing: Timeloop needs every dimension of the CNN layer ({', '.join(DIMS)}){hint}",
         )
-    if inst.get("densities") is not None or inst.get("commonDensity") is not None:
-        raise InputError(path, "problem.instance.densities", "sparse workloads are not supported")
+    check_dense(inst, path)
     for k in inst:
         if (
             k not in DIMS
