@@ -603,19 +603,10 @@ def _dummy_constraints(
     ]
 
 
-def _arch_v04(
-    arch: Mapping[str, Any],
-    path: Path | None,
-    classes: Mapping[str, ComponentClass],
-    variables: Mapping[str, Any],
-    problem_names: Names,
-) -> Architecture:
-    dims, tensors = problem_names.dims, problem_names.tensors
-    flat: list[tuple[Tagged, str, bool]] = []
-    groups: list = []
-    _v04_flatten(arch.get("nodes"), path, "architecture.nodes", False, flat, groups)
-
-    # data spaces of a !Parallel: each branch bypasses what its peers keep (dataspace2branch.py)
+def _parallel_bypass(groups: list, path: Path | None, tensors: tuple[str, ...]) -> dict[int, set[str]]:
+    """What each node under a !Parallel must bypass besides its own constraints: the data spaces its
+    branch's peers keep (as Timeloop's v4 front end splits data spaces over branches), keyed by the
+    node's ``id``. A data space kept in two branches of one !Parallel, or in none, is an error."""
     extra_bypass: dict[int, set[str]] = {}
     for gfield, branches in groups:
         keeps: list[set[str]] = []
@@ -645,6 +636,59 @@ def _arch_v04(
         for b, k in zip(branches, keeps):
             for n, _, _ in b:
                 extra_bypass.setdefault(id(n), set()).update(set(tensors) - k)
+    return extra_bypass
+
+
+def _spatial_level(
+    node: Tagged,
+    name: str,
+    count: int,
+    mesh: tuple[int, int],
+    prefix: str,
+    taken: dict[str, str],
+    problem_names: Names,
+    path: Path | None,
+    field: str,
+) -> tuple[StorageLevel, list[TargetConstraint]]:
+    """The placeholder level ``inter_<name>_spatial`` that carries a node's spatial fanout (as Timeloop
+    v4 inserts it: one word, no energy), and its constraints: the node's spatial ones, keeping nothing."""
+    dname = f"inter_{name}_spatial"
+    spatial_c = _node_constraints(
+        {"constraints": {"spatial": (node.get("constraints") or {}).get("spatial")}},
+        dname,
+        path,
+        field,
+        skip_spatial=False,
+        names=problem_names,
+    )
+    dattrs = _Attrs(
+        {"width": 1, "depth": 1, "datawidth": 1, "technology": -1},
+        {},
+        False,
+        problem_names.symbols,
+        path,
+        field,
+    )
+    _claim_name(taken, dname, path, f"{field}.name")
+    level = _storage_level(
+        dname, "dummy_storage", None, count, dattrs, {}, f"{prefix}.{dname}[1..{count}]", v04=True, mesh=mesh
+    )
+    return level, _dummy_constraints(dname, path, spatial_c, Names(problem_names.dims, problem_names.tensors))
+
+
+def _arch_v04(
+    arch: Mapping[str, Any],
+    path: Path | None,
+    classes: Mapping[str, ComponentClass],
+    variables: Mapping[str, Any],
+    problem_names: Names,
+) -> Architecture:
+    dims, tensors = problem_names.dims, problem_names.tensors
+    flat: list[tuple[Tagged, str, bool]] = []
+    groups: list = []
+    _v04_flatten(arch.get("nodes"), path, "architecture.nodes", False, flat, groups)
+
+    extra_bypass = _parallel_bypass(groups, path, tensors)
 
     levels: list[StorageLevel] = []
     names: dict[str, str] = {}
@@ -697,38 +741,19 @@ def _arch_v04(
         for kind, n in to_place:
             count = mesh_x * mesh_y
             if kind == "dummy":
-                dname = f"inter_{name}_spatial"
-                spatial_c = _node_constraints(
-                    {"constraints": {"spatial": (node.get("constraints") or {}).get("spatial")}},
-                    dname,
-                    path,
-                    field,
-                    skip_spatial=False,
-                    names=Names(dims, tensors, symbols),
-                )
-                dattrs = _Attrs(
-                    {"width": 1, "depth": 1, "datawidth": 1, "technology": -1},
-                    {},
-                    False,
-                    symbols,
+                level, dummy_cs = _spatial_level(
+                    node,
+                    name,
+                    count,
+                    (mesh_x, mesh_y),
+                    prefix,
+                    names,
+                    Names(dims, tensors, symbols),
                     path,
                     field,
                 )
-                _claim_name(names, dname, path, f"{field}.name")
-                levels.append(
-                    _storage_level(
-                        dname,
-                        "dummy_storage",
-                        None,
-                        count,
-                        dattrs,
-                        {},
-                        f"{prefix}.{dname}[1..{count}]",
-                        v04=True,
-                        mesh=(mesh_x, mesh_y),
-                    )
-                )
-                constraints.extend(_dummy_constraints(dname, path, spatial_c, Names(dims, tensors)))
+                levels.append(level)
+                constraints.extend(dummy_cs)
             else:
                 cls, sub = _class_of(n, path, field)
                 kindc = classify(cls)
