@@ -93,9 +93,9 @@ class LoopMapping:
 
     def factor_products(self) -> tuple[int, ...]:
         """Product over all levels of temporal x spatial factors, per dimension (DIMS order)."""
-        prod = [1] * 7
+        prod = [1] * (len(self.levels[0].temporal) if self.levels else 7)
         for lv in self.levels:
-            for d in range(7):
+            for d in range(len(prod)):
                 prod[d] *= lv.temporal[d] * lv.spatial[d]
         return tuple(prod)
 
@@ -278,11 +278,12 @@ class _LevelDraft:
     keep_given: bool = False
 
     def build(self, target: str) -> LevelMapping:
+        width = len(self.temporal_order)
         return LevelMapping(
             target=target,
-            temporal=tuple(self.temporal.get(d, 1) for d in range(7)),
+            temporal=tuple(self.temporal.get(d, 1) for d in range(width)),
             temporal_order=self.temporal_order,
-            spatial=tuple(self.spatial.get(d, 1) for d in range(7)),
+            spatial=tuple(self.spatial.get(d, 1) for d in range(width)),
             spatial_order=self.spatial_order,
             split=self.split,
             keep=tuple(self.keep),  # type: ignore[arg-type]
@@ -337,7 +338,7 @@ def _declared_order(
     x = [idx[d] for d in names[:split] if idx[d] is not None]
     y = [idx[d] for d in names[split:] if idx[d] is not None]
     order = [*x, *y]
-    order += [d for d in range(7) if d not in order]
+    order += [d for d in range(problem.width) if d not in order]
     return tuple(int(d) for d in order), len(x)  # type: ignore[arg-type]
 
 
@@ -380,7 +381,7 @@ def _apply_directive(
             raise InputError(path, f"{where}.split", f"must be a non-negative integer, got {sp!r}")
         if declared is not None:
             perm, sp = _declared_order(d.get("permutation"), sp, where, path, declared)
-        draft.spatial, draft.spatial_order, draft.split = facs, perm, min(sp, 7)
+        draft.spatial, draft.spatial_order, draft.split = facs, perm, min(sp, len(perm))
     elif typ in ("datatype", "dataspace", "bypass"):
         aliases = _tensor_aliases(problem)
         draft.keep_given = True
@@ -427,9 +428,12 @@ def mapping_from_directives(
     if not isinstance(directives, (list, tuple)):
         raise InputError(path, field_prefix, "expected a list of mapping directives")
     names = arch.level_names
-    bounds = layer_dims(layer)
+    shape = problem.declared if problem is not None else None
+    bounds = shape.bounds if shape is not None else layer_dims(layer)  # type: ignore[arg-type]
     fanouts = level_fanouts(arch)
-    drafts = [_LevelDraft() for _ in names]
+    w = len(bounds)
+    start = tuple(range(w))
+    drafts = [_LevelDraft(temporal_order=start, spatial_order=start, split=w) for _ in names]
     for k, d in enumerate(directives):
         where = f"{field_prefix}[{k}]"
         if not isinstance(d, Mapping):
@@ -443,23 +447,28 @@ def mapping_from_directives(
     shown_names = DIMS
     if problem is not None and not problem.is_cnn:
         back = {i: d for d, i in problem.index.items() if i is not None}
-        shown_names = tuple(back.get(i, DIMS[i]) for i in range(7))
-    validate_mapping(m, arch, layer, source=path, field=field_prefix, dim_names=shown_names)
+        shown_names = tuple(back.get(i, DIMS[i] if i < len(DIMS) else "") for i in range(w))
+    validate_mapping(m, arch, layer, source=path, field=field_prefix, dim_names=shown_names, bounds=bounds)
     return m
 
 
 def validate_mapping(
     mapping: LoopMapping,
     arch: Architecture,
-    layer: Layer,
+    layer: Layer | None,
     source: str | None = None,
     field: str = "mapping",
     dim_names: Sequence[str] = DIMS,
+    bounds: Sequence[int] | None = None,
 ) -> None:
     """InputError unless the mapping has one level per architecture level (same names, same order),
     positive factors, valid orders, and factor products equal to the layer's dimensions (named in the
-    messages by ``dim_names``, the problem's names of the DIMS positions)."""
+    messages by ``dim_names``, the problem's names of the DIMS positions), or to ``bounds``, the
+    dimensions of a declared shape the mapping is written over."""
     names = arch.level_names
+    if bounds is None:
+        bounds = layer_dims(layer)  # type: ignore[arg-type]
+    w = len(bounds)
     if tuple(lv.target for lv in mapping.levels) != names:
         raise InputError(
             source,
@@ -471,17 +480,18 @@ def validate_mapping(
             ("temporal", lv.temporal, lv.temporal_order),
             ("spatial", lv.spatial, lv.spatial_order),
         ):
-            if len(facs) != 7 or any((not isinstance(f, (int, np.integer))) or f < 1 for f in facs):
+            if len(facs) != w or any((not isinstance(f, (int, np.integer))) or f < 1 for f in facs):
                 raise InputError(
-                    source, f"{field}.{lv.target}.{kind}.factors", f"must be 7 positive integers, got {facs}"
+                    source,
+                    f"{field}.{lv.target}.{kind}.factors",
+                    f"must be {w} positive integers, got {facs}",
                 )
-            if sorted(order) != list(range(7)):
+            if sorted(order) != list(range(w)):
                 raise InputError(
                     source,
                     f"{field}.{lv.target}.{kind}.permutation",
-                    f"must be a permutation of {''.join(DIMS)}",
+                    f"must be a permutation of {''.join(dim_names)}",
                 )
-    bounds = layer_dims(layer)
     prods = mapping.factor_products()
     for d, (p, b) in enumerate(zip(prods, bounds)):
         if p != b:

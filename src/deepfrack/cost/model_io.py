@@ -53,7 +53,7 @@ class ModelInputs:
 
     arch: Architecture
     energy: EnergyTable
-    layer: Layer
+    layer: Layer | None  # None for a declared shape that does not embed in the CNN layer (problem.declared)
     mapping: LoopMapping
     problem: Problem
     rules: TimeloopRules
