@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from deepfrack.arch.expressions import evaluate_factors, evaluate_integer
 from deepfrack.arch.spec import Architecture
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.errors import InputError
@@ -350,8 +351,10 @@ def _apply_directive(
     where: str,
     path: str | None,
     problem: Problem | None = None,
+    symbols: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record one temporal, spatial, datatype (dataspace) or bypass directive in its level's draft."""
+    """Record one temporal, spatial, datatype (dataspace) or bypass directive in its level's draft;
+    factor values and ``split`` may be expressions over ``symbols``."""
     for key in _UNSUPPORTED:
         if d.get(key):
             raise InputError(
@@ -361,7 +364,8 @@ def _apply_directive(
     declared = problem if problem is not None and not problem.is_cnn else None
     if typ in ("temporal", "spatial"):
         index = problem.index if problem is not None else DIM_INDEX
-        facs = _parse_factors(d.get("factors"), bounds, where, path, index)
+        raw = evaluate_factors(d.get("factors"), symbols or {}, path, f"{where}.factors")
+        facs = _parse_factors(raw, bounds, where, path, index)
         if declared is not None:
             perm, _ = _declared_order(d.get("permutation"), len(declared.dims), where, path, declared)
         else:
@@ -377,6 +381,8 @@ def _apply_directive(
                 "so it takes no spatial directive",
             )
         sp = d.get("split", len(declared.dims) if declared is not None else 7)
+        if isinstance(sp, str):
+            sp = evaluate_integer(sp, symbols or {}, path, f"{where}.split")
         if isinstance(sp, bool) or not isinstance(sp, int) or sp < 0:
             raise InputError(path, f"{where}.split", f"must be a non-negative integer, got {sp!r}")
         if declared is not None:
@@ -413,6 +419,7 @@ def mapping_from_directives(
     source: str | Path | None = None,
     field_prefix: str = "mapping",
     problem: Problem | None = None,
+    symbols: Mapping[str, Any] | None = None,
 ) -> LoopMapping:
     """Build and validate a :class:`LoopMapping` from Timeloop mapping directives (the list under
     ``mapping:`` in map.yaml, or a reference JSONL ``mapping`` list).
@@ -422,7 +429,8 @@ def mapping_from_directives(
     which keep nothing unless a directive says otherwise (timeloopfe adds that bypass). InputError
     (naming ``source`` and the field) for: an unknown type, a target the architecture does not
     have, a spatial directive on a level without fan-out, an unknown dimension or tensor, or factors
-    whose product differs from the layer's dimension.
+    whose product differs from the layer's dimension. Factor values and ``split`` may be expressions
+    over ``symbols`` (the variables, ``spec.problem.instance``), as timeloopfe evaluates them.
     """
     path = str(source) if source is not None else None
     if not isinstance(directives, (list, tuple)):
@@ -439,7 +447,7 @@ def mapping_from_directives(
         if not isinstance(d, Mapping):
             raise InputError(path, where, f"expected a mapping directive, got {d!r}")
         li = _directive_level(d.get("target"), names, where, path)
-        _apply_directive(d, drafts[li], fanouts[li], bounds, where, path, problem)
+        _apply_directive(d, drafts[li], fanouts[li], bounds, where, path, problem, symbols)
     for lv, dr in zip(arch.levels, drafts):
         if lv.is_dummy and not dr.keep_given:  # timeloopfe bypasses everything at its placeholder levels
             dr.keep = [False, False, False]
