@@ -370,6 +370,7 @@ def evaluate_shape(
     projections (exact, but 2^k steps for k non-trivial temporal loops: more than
     ``MAX_SIMULATED_LOOPS`` is an InputError); tiling, buffers, energy and cycles are the same
     post-processing as for the CNN layer."""
+    validate_mapping(mapping, arch, None, source=mapping.source, bounds=shape.bounds)
     rules_ = default_rules(arch) if rules is None else get_rules(rules)
     tables = arch_tables(arch, energy, rules_, source)
     keep = np.array([[lv.keep for lv in mapping.levels]], bool).transpose(1, 2, 0)  # [L, 3, 1]
