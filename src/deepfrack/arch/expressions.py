@@ -310,7 +310,13 @@ def evaluate_factors(value: Any, names: Mapping[str, Any], path: str | Path | No
     for it, m in zip(items, matches):
         if m is not None and not _INTEGER.fullmatch(m.group(3)):
             dim, op = m.group(1), m.group(2)
-            it = f"{dim}{op}{evaluate_integer(m.group(3), names, path, f'{field}.{dim}')}"
+            try:
+                v = evaluate_integer(m.group(3), names, path, field)
+            except InputError as exc:
+                raise InputError(
+                    exc.path, exc.field, f"malformed factor {shown(it.strip(), 40)}: {exc.message}"
+                ) from None
+            it = f"{dim}{op}{v}"
         out.append(it)
     return out
 
