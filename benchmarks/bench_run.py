@@ -2,17 +2,20 @@
 bounds are (prints figures; not a test).
 
     PYTHONPATH=src python benchmarks/bench_run.py [--networks alexnet,vgg16] [--modes on-demand,exhaustive]
-                                                  [--jobs 2] [--keep DIR] [--before SRC]
+                                                  [--jobs 2] [--keep DIR] [--before SRC] [--repeat N]
+                                                  [--arch NAME]
 
 ``--before SRC`` adds a run of another checkout's code (its ``src`` folder), plain ``deepfrack run``: e.g.
-the code before the on-demand search, which benchmarked every needed entry first.
+the code before the on-demand search, which benchmarked every needed entry first. ``--repeat N`` runs the
+modes in turn N times (A/B back to back, for a shared machine) and ends with each mode's medians.
 
 Each run is the README's main command (the Simba-like architecture and the original's seven constraint
-files, the built-in 45 nm energies) on examples/networks/<network>.yaml, as a separate process with a fresh
-result cache. Per run: wall time, CPU time (the run and its worker processes), entries costed, mapper
-searches (distinct layer tiles), and the schedule's energy (the two modes must agree). Then the bound's
-tightness, bound / actual energy: over every recorded Timeloop run of the reference data, and over the
-entries each run costed.
+files, the built-in 45 nm energies) on examples/networks/<network>.yaml, or on a network of the zoo by
+name (``--arch simba-like``: the bundled accelerator with its own constraints instead of the original's
+files), as a separate process with a fresh result cache. Per run: wall time, CPU time (the run and its
+worker processes), entries costed, mapper searches (distinct layer tiles), and the schedule's energy (the
+modes must agree). Then the bound's tightness, bound / actual energy: over every recorded Timeloop run of
+the reference data, and over the entries each run costed.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import os
 import platform
 import re
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -40,17 +44,30 @@ from deepfrack.cost.bounds import EntryBounds
 from deepfrack.cost.model import TIMELOOP_2023
 from deepfrack.files import read_json
 from deepfrack.residency import VARIANTS
-from deepfrack.workload.loaders import load_workload
+from deepfrack.workload.loaders import resolve_workload
 
 ROOT = Path(__file__).resolve().parents[1]
 SIMBA = ROOT / "examples/reference/deepfrack-examples/AlexNet_Simba/inputs/simba_like"
 
 
-def run(network: str, mode: str, jobs: int, keep: Path | None, src: Path = ROOT / "src") -> dict:
+def workload(network: str) -> str:
+    """The example network's file, or else a zoo network's name."""
+    path = ROOT / f"examples/networks/{network}.yaml"
+    return str(path) if path.exists() else network
+
+
+def arch_args(arch: str | None) -> list[str]:
+    if arch is None:  # the original's files
+        return ["-a", str(SIMBA / "arch/simba_like.yaml"), "-c", str(SIMBA / "constraints")]
+    return ["-a", arch]
+
+
+def run(
+    network: str, mode: str, jobs: int, keep: Path | None, src: Path = ROOT / "src", arch: str | None = None
+) -> dict:
     work = Path(tempfile.mkdtemp(prefix=f"bench_run_{network}_", dir=keep))
     cmd = [
-        sys.executable, "-m", "deepfrack", "run", "-w", str(ROOT / f"examples/networks/{network}.yaml"),
-        "-a", str(SIMBA / "arch/simba_like.yaml"), "-c", str(SIMBA / "constraints"),
+        sys.executable, "-m", "deepfrack", "run", "-w", workload(network), *arch_args(arch),
         "--jobs", str(jobs), "--cache", str(work / "cache.sqlite"), "-o", str(work / "out"), "--no-progress",
     ]  # fmt: skip
     if mode == "exhaustive":
@@ -65,6 +82,7 @@ def run(network: str, mode: str, jobs: int, keep: Path | None, src: Path = ROOT 
         raise SystemExit(f"{network} {mode} failed:\n{done.stderr}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     m = re.search(r"(\d+) entries \((\d+) distinct\): (\d+) computed", done.stderr)
+    ahead = re.search(r"(\d+) computed ahead of being asked for", done.stderr)
     table = read_tables(work / "out" / "tables" / "costs.csv")
     doc = read_json(work / "out" / "schedule.json")
     return {
@@ -74,6 +92,7 @@ def run(network: str, mode: str, jobs: int, keep: Path | None, src: Path = ROOT 
         "cpu": cpu,
         "entries": int(m.group(1)) if m else len(table),
         "computed": int(m.group(3)) if m else len(table),
+        "ahead": int(ahead.group(1)) if ahead else 0,
         "tiles": len({(l, h, w) for l, _, h, w in table}),
         "energy": doc["total"]["energy_uJ"],
         "stacks": [
@@ -105,10 +124,11 @@ def tightness_reference() -> list[str]:
     return out
 
 
-def tightness_run(result: dict) -> str:
-    inputs = load_inputs(SIMBA / "arch/simba_like.yaml", None, SIMBA / "constraints", None, None, VARIANTS)
+def tightness_run(result: dict, arch: str | None) -> str:
+    files = (SIMBA / "arch/simba_like.yaml", SIMBA / "constraints") if arch is None else (arch, None)
+    inputs = load_inputs(files[0], None, files[1], None, None, VARIANTS)
     bounds = make_builtin_backend(inputs).entry_bounds()
-    net = load_workload(ROOT / f"examples/networks/{result['network']}.yaml")
+    net = resolve_workload(workload(result["network"]))
     re_, rc = [], []
     for (l, v, h, w), rec in result["table"].items():
         e, c = bounds.entry(net.layers[l], v, h, w)
@@ -134,28 +154,39 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--keep", type=Path, default=None, help="keep each run's folder under DIR")
     ap.add_argument("--before", type=Path, default=None, help="also run this src folder's `deepfrack run`")
+    ap.add_argument("--repeat", type=int, default=1, help="run the modes in turn N times; print medians")
+    ap.add_argument("--arch", default=None, help="a bundled accelerator (default: the original's files)")
     args = ap.parse_args()
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"load average {os.getloadavg()[0]:.1f}")  # fmt: skip
     results = []
     print(f"{'network':8s} {'mode':10s} {'wall s':>7s} {'CPU s':>7s} {'entries':>8s} {'computed':>8s} "
-          f"{'tiles':>6s} {'energy uJ':>10s}")  # fmt: skip
+          f"{'ahead':>6s} {'tiles':>6s} {'energy uJ':>10s}")  # fmt: skip
     for network in args.networks.split(","):
         modes = args.modes.split(",") + (["before"] if args.before else [])
-        for mode in modes:
+        for mode in modes * args.repeat:
             src = args.before if mode == "before" else ROOT / "src"
-            r = run(network, mode, args.jobs, args.keep, src)
+            r = run(network, mode, args.jobs, args.keep, src, args.arch)
             results.append(r)
-            cols = f"{r['wall']:7.1f} {r['cpu']:7.1f} {r['entries']:8d} {r['computed']:8d} {r['tiles']:6d}"
+            cols = (
+                f"{r['wall']:7.1f} {r['cpu']:7.1f} {r['entries']:8d} {r['computed']:8d} {r['ahead']:6d} "
+                f"{r['tiles']:6d}"
+            )
             print(f"{network:8s} {mode:10s} {cols} {r['energy']:10.2f}", flush=True)
         same = {tuple(r["stacks"]) for r in results if r["network"] == network}
         if len(same) > 1:
             print(f"  {network}: the schedules differ!")
+    if args.repeat > 1:
+        print(f"medians of {args.repeat} runs:")
+        for (network, mode), rs in {(r["network"], r["mode"]): [] for r in results}.items():
+            rs.extend(r for r in results if (r["network"], r["mode"]) == (network, mode))
+            wall, cpu = (statistics.median(r[k] for r in rs) for k in ("wall", "cpu"))
+            print(f"{network:8s} {mode:10s} {wall:7.1f} {cpu:7.1f}")
     print("bound tightness (bound / actual):")
     for line in tightness_reference():
         print(line)
-    for r in results:
-        print(tightness_run(r))
+    for r in {(r["network"], r["mode"]): r for r in results}.values():
+        print(tightness_run(r, args.arch))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,10 @@ ARCH -o DIR``. Per run:
 
 * wall and CPU seconds (the run's process and its worker processes), split into the benchmark (the
   search waiting for entries; the workers' CPU), the search (the on-demand search's own CPU, without the
-  entry requests) and the rest (loading the inputs, writing tables, schedule, log and pictures);
+  entry requests) and the rest (loading the inputs, writing tables, schedule, log and pictures); after
+  the bar, CPU seconds: the workers (the mapper), the run's own process, and of that the search, the
+  entry requests (sending jobs, reading results and the cache), writing tables/ and writing the report
+  (pictures, report.html, report.md, CSVs);
 * entries asked for and computed, tiles mapped (distinct layer x tile shape: one mapper search costs
   every variant of a tile), rounds of requests;
 * fused energy and cycles against layer by layer (the exact receptive-field rule, energy objective);
@@ -41,29 +44,27 @@ def one(name: str, arch: str, jobs: int, cache: Path, out: Path) -> dict[str, An
     """Run one network in this process, with timers around the search and its entry requests."""
     from deepfrack import api
     from deepfrack.search import source as source_module
+    from deepfrack.stats import write as stats_write
 
-    clock: dict[str, float] = {"cost_cpu": 0.0, "cost_wall": 0.0, "search_cpu": 0.0, "search_wall": 0.0}
-    plain_cost = source_module.BenchmarkSource.cost
-    plain_search = api.optimize_on_demand
+    clock: dict[str, float] = {}
 
-    def cost(self, keys):  # type: ignore[no-untyped-def]
-        c, w = time.process_time(), time.perf_counter()
-        try:
-            return plain_cost(self, keys)
-        finally:
-            clock["cost_cpu"] += time.process_time() - c
-            clock["cost_wall"] += time.perf_counter() - w
+    def timed(owner: Any, name: str, key: str) -> None:
+        plain = getattr(owner, name)
 
-    def search(*args, **kwargs):  # type: ignore[no-untyped-def]
-        c, w = time.process_time(), time.perf_counter()
-        try:
-            return plain_search(*args, **kwargs)
-        finally:
-            clock["search_cpu"] += time.process_time() - c
-            clock["search_wall"] += time.perf_counter() - w
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            c, w = time.process_time(), time.perf_counter()
+            try:
+                return plain(*args, **kwargs)
+            finally:
+                clock[f"{key}_cpu"] = clock.get(f"{key}_cpu", 0.0) + time.process_time() - c
+                clock[f"{key}_wall"] = clock.get(f"{key}_wall", 0.0) + time.perf_counter() - w
 
-    source_module.BenchmarkSource.cost = cost  # type: ignore[method-assign]
-    api.optimize_on_demand = search  # type: ignore[assignment]
+        setattr(owner, name, wrapper)
+
+    timed(source_module.BenchmarkSource, "cost", "cost")  # the search waiting for entries
+    timed(api, "optimize_on_demand", "search")
+    timed(api, "write_table_files", "tables")  # tables/: <VARIANT>.json, costs.csv, mappings.jsonl
+    timed(stats_write, "write_stats_into", "report")  # pictures, report.html, report.md, CSVs
     c0, w0 = time.process_time(), time.perf_counter()
     result = api.run(workload=name, arch=arch, jobs=jobs, cache=cache, out=out)
     wall, cpu = time.perf_counter() - w0, time.process_time() - c0
@@ -76,10 +77,14 @@ def one(name: str, arch: str, jobs: int, cache: Path, out: Path) -> dict[str, An
         "wall": wall,
         "cpu": cpu + workers.ru_utime + workers.ru_stime,
         "workers_cpu": workers.ru_utime + workers.ru_stime,
-        "benchmark_wall": clock["cost_wall"],
-        "search_cpu": clock["search_cpu"] - clock["cost_cpu"],
-        "search_wall": clock["search_wall"] - clock["cost_wall"],
+        "benchmark_wall": clock.get("cost_wall", 0.0),
+        "search_cpu": clock["search_cpu"] - clock.get("cost_cpu", 0.0),
+        "search_wall": clock["search_wall"] - clock.get("cost_wall", 0.0),
         "rest_wall": wall - clock["search_wall"],
+        "parent_cpu": cpu,
+        "entries_cpu": clock.get("cost_cpu", 0.0),
+        "tables_cpu": clock.get("tables_cpu", 0.0),
+        "report_cpu": clock.get("report_cpu", 0.0),
         "entries": stats.entries_requested,
         "computed": stats.entries_computed,
         "tiles": len({(l, h, w) for l, _, h, w in (*stats.table.records, *stats.table.infeasible)}),
@@ -141,6 +146,7 @@ def main() -> None:
     )
     head = (
         f"{'network':<13} {'wall s':>7} {'CPU s':>7} {'bench s':>7} {'search s':>8} {'rest s':>6} "
+        f"{'| workers':>9} {'parent':>7} {'search':>7} {'entries':>7} {'tables':>7} {'report':>7} | "
         f"{'entries':>8} {'computed':>8} {'tiles':>6} {'rounds':>6}"
     )
     print(head)
@@ -160,7 +166,9 @@ def main() -> None:
                 f.write(json.dumps(r) + "\n")
         print(
             f"{name:<13} {r['wall']:7.1f} {r['cpu']:7.1f} {r['benchmark_wall']:7.1f} {r['search_cpu']:8.1f} "
-            f"{r['rest_wall']:6.1f} {r['entries']:8d} {r['computed']:8d} {r['tiles']:6d} {r['rounds']:6d}",
+            f"{r['rest_wall']:6.1f} | {r['workers_cpu']:7.1f} {r['parent_cpu']:7.1f} {r['search_cpu']:7.1f} "
+            f"{r['entries_cpu']:7.1f} {r['tables_cpu']:7.1f} {r['report_cpu']:7.1f} | "
+            f"{r['entries']:8d} {r['computed']:8d} {r['tiles']:6d} {r['rounds']:6d}",
             flush=True,
         )
     print()

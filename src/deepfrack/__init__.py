@@ -13,7 +13,7 @@ from typing import Any
 from deepfrack._version import __version__
 
 #: ``deepfrack.api.benchmark`` is not among them: ``deepfrack.benchmark`` is the benchmark stage's package
-_API = ("run", "optimize", "evaluate", "write_outputs", "RunResult")
+_API = ("run", "optimize", "evaluate", "sweep", "write_outputs", "RunResult")
 
 
 def __getattr__(name: str) -> Any:

@@ -11,7 +11,9 @@
 * ``optimize``: the best fused schedule from cost tables; ``evaluate``: cost and check a given one;
 * ``write_outputs``: the files of a result (schedule.json, deepfrack.log, the statistics and report of
   ``deepfrack.stats``, and the tables when the result benchmarked them), all or nothing;
-* ``stats``: the statistics and report of a schedule.json and its tables.
+* ``stats``: the statistics and report of a schedule.json and its tables;
+* ``sweep``: ``run`` for several networks at every point of a grid of architecture variations
+  (``deepfrack.arch.vary``), one result cache shared by all, and the sweep's CSV, picture and report.
 
 Inputs are paths, names (a network of the zoo: ``workload="resnet50"`` with ``input_size=(h, w)``; a
 bundled accelerator: ``arch="simba-like"``), or already loaded objects (a ``Network``, a ``CostTable``,
@@ -24,19 +26,24 @@ for, go to stderr; notes for the user are ``DeepfrackNote`` warnings.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import math
+import re
 import time
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from deepfrack.arch import CapacitySpec, capacity_spec
+from deepfrack.arch import CapacitySpec, builtin_energy_table, capacity_spec
 from deepfrack.arch.presets import resolve_arch
+from deepfrack.arch.vary import Variation, parse_variation, sweep_points, vary_document
 from deepfrack.benchmark.backend import Backend, resolve_backend
-from deepfrack.benchmark.cache import ResultCache, default_cache_path
+from deepfrack.benchmark.cache import ResultCache, default_cache_path, job_key
 from deepfrack.benchmark.executors import Executor, make_executor
-from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs
+from deepfrack.benchmark.inputs import BenchmarkInputs, load_inputs, with_architecture
 from deepfrack.benchmark.jobs import SHAPE_SETS, check_layers, enumerate_jobs
 from deepfrack.benchmark.runner import BenchmarkResult, BenchmarkSession, run_benchmark
 from deepfrack.benchmark.runner import write_outputs as write_table_files
@@ -50,6 +57,7 @@ from deepfrack.search import evaluate as evaluate_schedule
 from deepfrack.search import layer_by_layer_records
 from deepfrack.search import optimize as search_schedule
 from deepfrack.search.ondemand import optimize_on_demand
+from deepfrack.search.pareto import Front, choose, evaluated_front
 from deepfrack.search.receptive import RULES
 from deepfrack.search.required import required_shapes
 from deepfrack.search.schedule import Schedule, SearchStats
@@ -59,6 +67,9 @@ from deepfrack.stats.report import render_log
 from deepfrack.workload.layer import Network
 from deepfrack.workload.loaders import ChainWarning, resolve_workload
 from deepfrack.workload.zoo import ZOO
+
+if TYPE_CHECKING:  # matplotlib and jinja2 only when a sweep runs
+    from deepfrack.stats.sweep import CacheUse, SweepRow
 
 PathLike = str | Path
 Capacity = Literal["arch", "unlimited"] | CapacitySpec
@@ -83,6 +94,47 @@ class EntriesFailed(DeepfrackError):
 
 
 @dataclass(frozen=True)
+class FrontOptions:
+    """The energy-cycles front (docs/search.md, "Energy and cycles together"). ``pareto``: write
+    pareto.csv and pareto.png; ``schedules``: and every point's schedule (pareto/point-NNN.json);
+    ``epsilon``: thin the front (every exact point within a factor 1 + epsilon of a point kept; 0: exact);
+    ``max_cycles`` / ``max_energy_uJ``: the best point by the objective that meets them."""
+
+    pareto: bool = False
+    schedules: bool = False
+    epsilon: float = 0.0
+    max_cycles: float | None = None
+    max_energy_uJ: float | None = None
+
+    def used(self, objective: Objective) -> bool:
+        """Whether the schedule comes from the front: for a front's files, a budget, or an objective that
+        is not one additive metric (edp, or a lexicographic pair)."""
+        budgets = self.max_cycles is not None or self.max_energy_uJ is not None
+        single = len(objective.metrics) == 1 and objective.additive
+        return self.pareto or self.schedules or budgets or not single
+
+    def check(self, objective: Objective) -> None:
+        """InputError for what the front cannot give."""
+        if "last-level-accesses" in objective.metrics:
+            raise InputError(None, "objective", "the search minimizes energy, cycles or edp")
+        for name in ("epsilon", "max_cycles", "max_energy_uJ"):
+            v = getattr(self, name)
+            if v is None:
+                continue
+            if isinstance(v, bool) or not isinstance(v, int | float) or not (v >= 0 and math.isfinite(v)):
+                raise InputError(None, name, f"must be a finite number >= 0, got {v!r}")
+
+
+class BudgetNotMet(DeepfrackError):
+    """No schedule of the front meets the budgets: ``closest`` is the point nearest to them (the least
+    relative excess), as a result (nothing is written)."""
+
+    def __init__(self, message: str, closest: RunResult):
+        self.closest = closest
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
 class RunResult:
     """A schedule and everything it was made from.
 
@@ -100,6 +152,9 @@ class RunResult:
     notes: tuple[str, ...] = ()
     elapsed_s: float = 0.0
     outputs: tuple[Path, ...] = field(default=())
+    #: the energy-cycles front the schedule was picked from (``FrontOptions``), and what to write of it
+    front: Front | None = None
+    front_options: FrontOptions | None = None
 
     @property
     def log(self) -> str:
@@ -355,15 +410,19 @@ def optimize(
     max_stack_depth: int | None = None,
     objective: Objective | str = ENERGY,
     progress: SearchProgress | None = None,
+    front: FrontOptions | None = None,
     out: PathLike | None = None,
 ) -> RunResult:
-    """The fused stacks, tilings and cached weights that minimize ``objective`` (energy, or cycles
-    when every table entry has cycles), from cost tables. With ``out``, writes the outputs there."""
+    """The fused stacks, tilings and cached weights that minimize ``objective`` (energy; cycles or edp
+    when every table entry has cycles), from cost tables. With ``out``, writes the outputs there.
+    ``front``: pick from the energy-cycles front (always for edp): its files, a thinning, budgets
+    (``FrontOptions``); BudgetNotMet when no schedule meets the budgets."""
     start = time.perf_counter()
     if out is not None:
         check_output_folder(out)
     _check_rule(receptive_field)
     obj = _objective(objective)
+    (front or FrontOptions()).check(obj)
     cap = _capacity(capacity, arch, components, constraints)
     network, chain = load_network(workload, input_size)
     table = _tables(tables, network)
@@ -376,7 +435,9 @@ def optimize(
         capacity=cap,
         max_stack_depth=max_stack_depth,
     )
-    result = _search(network, table, cap, receptive_field, max_stack_depth, obj, progress, record, chain)
+    result = _search(
+        network, table, cap, receptive_field, max_stack_depth, obj, progress, record, chain, None, front
+    )
     result = _finish(result, start)
     return write_outputs(result, out) if out is not None else result
 
@@ -392,7 +453,13 @@ def _search(
     record: dict[str, Any],
     chain: Sequence[str],
     benchmarked: BenchmarkResult | None = None,
+    front: FrontOptions | None = None,
 ) -> RunResult:
+    front = front or FrontOptions()
+    if front.used(objective):
+        return _front_search(
+            network, table, cap, rule, max_stack_depth, objective, progress, record, chain, benchmarked, front
+        )
     try:
         schedule, stats = search_schedule(
             network,
@@ -406,6 +473,59 @@ def _search(
     except ValueError as exc:  # an objective the search does not take
         raise InputError(None, "objective", str(exc)) from None
     return RunResult(network, schedule, table, record, stats, benchmarked, tuple(chain_notes(chain, rule)))
+
+
+def _front_search(
+    network: Network,
+    table: CostTable,
+    cap: CapacitySpec | None,
+    rule: str,
+    max_stack_depth: int | None,
+    objective: Objective,
+    progress: SearchProgress | None,
+    record: dict[str, Any],
+    chain: Sequence[str],
+    benchmarked: BenchmarkResult | None,
+    opts: FrontOptions,
+) -> RunResult:
+    """The schedule picked from the energy-cycles front: the best point by ``objective`` within the
+    budgets; BudgetNotMet (with the closest point) when none meets them."""
+    opts.check(objective)
+    front, stats = evaluated_front(
+        network,
+        table,
+        cap,
+        rule,  # type: ignore[arg-type]
+        max_stack_depth,
+        opts.epsilon,
+        objective,
+        progress,
+    )
+    # the energy budget in uJ, as given and as pareto.csv shows the points
+    pick = choose(front.energy * 1e-6, front.cycles, objective, opts.max_cycles, opts.max_energy_uJ)
+    budgets = {"max_cycles": opts.max_cycles, "max_energy_uJ": opts.max_energy_uJ}
+    record = {**record, "pareto_points": len(front.points), "pareto_epsilon": opts.epsilon, **budgets}
+    notes = tuple(chain_notes(chain, rule))
+    result = RunResult(
+        network,
+        front.schedules[pick.index],
+        table,
+        record,
+        stats,
+        benchmarked,
+        notes,
+        front=front,
+        front_options=opts,
+    )
+    if not pick.met:
+        p = front.points[pick.index]
+        asked = " and ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in budgets.items() if v is not None)
+        raise BudgetNotMet(
+            f"no schedule meets {asked}; the closest: {p.energy_pJ * 1e-6:.6g} uJ, {p.cycles:.6g} cycles "
+            f"(point {pick.index} of {len(front.points)} on the energy-cycles front)",
+            result,
+        )
+    return result
 
 
 def _finish(result: RunResult, start: float) -> RunResult:
@@ -435,13 +555,15 @@ def evaluate(
     components: PathLike | None = None,
     capacity: Capacity = "arch",
     receptive_field: str | None = None,
+    objective: Objective | str | None = None,
     out: PathLike | None = None,
 ) -> RunResult:
     """Cost a given schedule file (per stack: first, last, tile_shape [h, w] and cached_layers; a
     schedule.json written by deepfrack works) and check it: coverage, capacity, every layer in exactly
     one stack, single exit, and the tiles, regions and variants the file lists (when it does).
-    ``receptive_field`` None: the schedule file's, else exact. InputError naming the schedule
-    file when it is not valid."""
+    ``receptive_field`` None: the schedule file's, else exact; ``objective`` (what the schedule is
+    recorded as chosen for; cycles and edp need cycles in the tables) None: the file's, else energy.
+    InputError naming the schedule file when it is not valid."""
     start = time.perf_counter()
     if out is not None:
         check_output_folder(out)
@@ -452,7 +574,12 @@ def evaluate(
     specs = read_stack_specs(path)
     rule = _schedule_setting(path, "receptive_field", RULES, receptive_field)
     _check_rule(rule)
-    objective = _schedule_setting(path, "objective", ("energy", "cycles"), None)
+    given = None if objective is None else _objective(objective).name
+    objective = _schedule_setting(path, "objective", ("energy", "cycles", "edp"), given)
+    if objective in ("cycles", "edp") and not table.has_cycles:
+        raise InputError(
+            table.source, None, f"the objective {objective!r} needs cycles for every cost-table entry"
+        )
     try:
         sched = evaluate_schedule(network, table, specs, capacity=cap, rule=rule, objective=objective)  # type: ignore[arg-type]
     except ScheduleError as exc:
@@ -491,6 +618,7 @@ def run(
     progress: bool | str = False,
     search_progress: SearchProgress | None = None,
     exhaustive: bool = False,
+    front: FrontOptions | None = None,
     out: PathLike | None = None,
 ) -> RunResult:
     """The whole job: the best fused schedule (exact receptive field), costing with the built-in mapper
@@ -499,15 +627,26 @@ def run(
     benchmark every entry the search may use first, then search (the same schedule; also what a backend
     without lower bounds on its entries does; ``search_progress`` follows that search). With ``out``, writes
     tables/ (the entries costed), schedule.json, deepfrack.log and the statistics there, all or nothing.
-    Raises EntriesFailed when the benchmark could not cost some entries (nothing is written then)."""
+    Raises EntriesFailed when the benchmark could not cost some entries (nothing is written then).
+    ``front`` (and the objective edp) as in ``optimize``: the front needs every entry the search may
+    use, so they are benchmarked first (as ``exhaustive``)."""
     start = time.perf_counter()
     if out is not None:
         check_output_folder(out)
     obj = _objective(objective)
+    (front or FrontOptions()).check(obj)
     network, chain = load_network(workload, input_size)
     inputs = _inputs(arch, components, constraints, mapper, ert)
     cap = _capacity(capacity, inputs, None, None)
     be = _backend(backend, inputs)
+    if not exhaustive and (front or FrontOptions()).used(obj):
+        warnings.warn(
+            "the energy-cycles front needs every entry the search may use: they are benchmarked first "
+            "(as with exhaustive)",
+            DeepfrackNote,
+            stacklevel=2,
+        )
+        exhaustive = True
     if not exhaustive and not callable(getattr(be, "entry_bounds", None)):
         warnings.warn(
             f"the {be.name} backend gives no lower bounds on its entries: every entry the search may use "
@@ -546,7 +685,17 @@ def run(
         if bench.summary.failed:
             raise EntriesFailed(bench)
         result = _search(
-            network, bench.table, cap, "exact", max_stack_depth, obj, search_progress, record, chain, bench
+            network,
+            bench.table,
+            cap,
+            "exact",
+            max_stack_depth,
+            obj,
+            search_progress,
+            record,
+            chain,
+            bench,
+            front,
         )
     else:
         chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
@@ -586,6 +735,15 @@ def write_outputs(result: RunResult, out_dir: PathLike) -> RunResult:
 
         # energy.png, components.csv, summary.csv, report.html, report.md, the other pictures
         report = write_stats_into(tmp, result.schedule, result.network, result.table, result.inputs)
+        opts = result.front_options
+        if result.front is not None and opts is not None and (opts.pareto or opts.schedules):
+            from deepfrack.stats.pareto import write_pareto_into
+
+            chosen = next(k for k, sc in enumerate(result.front.schedules) if sc is result.schedule)
+            written = write_pareto_into(
+                tmp, result.front, result.network, result.inputs, chosen, opts.schedules
+            )
+            names += [str(p.relative_to(tmp)) for p in written]
         (tmp / "deepfrack.log").write_text(result.log)
         (tmp / "schedule.json").write_text(schedule_to_json(result.schedule, result.network, result.inputs))
         names += [p.name for p in report.files] + ["deepfrack.log", "schedule.json"]
@@ -628,10 +786,250 @@ def stats(
     return StatsResult(loaded.schedule, loaded.network, table, tuple(written.files))
 
 
+# --------------------------------------------------------------------------------------------- #
+# sweeps
+# --------------------------------------------------------------------------------------------- #
+#: called before each run of a sweep with (runs done, runs in all, the point, the network's name)
+SweepProgress = Callable[[int, int, Mapping[str, Any], str], None]
+
+
+@dataclass(frozen=True)
+class SweepRun:
+    """One run of a sweep: the index of its point, the point's ``{attribute: value}``, the network, its
+    best schedule, and what the run was given (schedule.json's ``inputs``, the point under ``vary``)."""
+
+    point: int
+    values: Mapping[str, Any]
+    network: Network
+    schedule: Schedule
+    inputs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    """What ``sweep`` did: the variations, the points (``{attribute: value}`` each), one row and one run
+    per point and network (points outermost, networks in the order given), how the runs used the result
+    cache, the wall time, and the files written."""
+
+    variations: tuple[Variation, ...]
+    points: tuple[Mapping[str, Any], ...]
+    rows: tuple[SweepRow, ...]
+    runs: tuple[SweepRun, ...]
+    cache: CacheUse
+    elapsed_s: float
+    notes: tuple[str, ...] = ()
+    outputs: tuple[Path, ...] = ()
+
+
+def _point_text(point: Mapping[str, Any]) -> str:
+    return ", ".join(f"{t}={v}" for t, v in point.items())
+
+
+def _point_inputs(
+    base: BenchmarkInputs, point: Mapping[str, Any], capacity: str
+) -> tuple[BenchmarkInputs, CapacitySpec | None]:
+    """A point's inputs (the architecture document changed, never the file) and its capacity; an error
+    about them names the point (field ``vary``): a level or attribute the architecture lacks, a value
+    of the wrong type, or an architecture the change makes invalid (a size that is not positive, a mesh
+    that does not divide the instances, a DRAM type the built-in energy table does not know)."""
+    try:
+        inputs = with_architecture(base, vary_document(base.arch.doc, point, base.arch.path))
+        cap = capacity_of(inputs) if capacity == "arch" else None
+        if inputs.energy_table is None:
+            builtin_energy_table(inputs.architecture)
+    except InputError as exc:
+        if exc.path is None and exc.field == "vary":
+            raise
+        raise InputError(None, "vary", f"{_point_text(point)}: {exc}") from None
+    return inputs, cap
+
+
+def _sweep_networks(
+    workloads: Sequence[PathLike | Network], input_size: tuple[int, int] | None
+) -> list[Network]:
+    """The networks of a sweep, read before any work; no name twice."""
+    networks = [load_network(w, input_size if not isinstance(w, Network) else None)[0] for w in workloads]
+    if not networks:
+        raise InputError(None, "workload", "give at least one network")
+    names = [n.name for n in networks]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise InputError(
+            None, "workload", f"two workloads are named {twice[0]!r}; the sweep's rows need distinct names"
+        )
+    return networks
+
+
+def _cache_use(keys: Sequence[set[str]], computed: int) -> CacheUse:
+    """How runs (the cache keys each asked for) shared the cache (``CacheUse``)."""
+    from deepfrack.stats.sweep import CacheUse
+
+    runs: Counter[str] = Counter()
+    for ks in keys:
+        runs.update(ks)
+    return CacheUse(
+        asked=sum(len(ks) for ks in keys),
+        distinct=len(runs),
+        computed=computed,
+        shared=sum(n > 1 for n in runs.values()),
+    )
+
+
+def _sweep_run(
+    index: int,
+    point: Mapping[str, Any],
+    inputs: BenchmarkInputs,
+    cap: CapacitySpec | None,
+    network: Network,
+    executor: Executor,
+    options: Mapping[str, Any],
+) -> tuple[SweepRow, SweepRun, set[str]]:
+    """One run of a sweep (``run`` with the point's inputs and capacity, and ``options``): its row, its
+    schedule, and the cache keys of the entries it asked for."""
+    from deepfrack.stats.sweep import sweep_row
+
+    start = time.perf_counter()
+    r = run(
+        workload=network,
+        arch=inputs,
+        capacity=cap if cap is not None else "unlimited",
+        executor=executor,
+        **options,
+    )
+    assert r.benchmark is not None
+    s = r.benchmark.summary
+    fingerprint = resolve_backend(options["backend"], inputs).fingerprint
+    fps = {v: fingerprint(v) for v in inputs.variants}
+    keys = {job_key(j, fps[j.variant]) for j in r.benchmark.jobs}
+    words = dict(cap.words) if cap is not None else None
+    elapsed = time.perf_counter() - start
+    row = sweep_row(index, point, network.name, r.schedule, words, s.entries, s.computed, elapsed)
+    return row, SweepRun(index, dict(point), network, r.schedule, {**r.inputs, "vary": dict(point)}), keys
+
+
+def sweep(
+    *,
+    workloads: Sequence[PathLike | Network],
+    arch: PathLike | BenchmarkInputs,
+    vary: Sequence[str | Variation],
+    zipped: bool = False,
+    input_size: tuple[int, int] | None = None,
+    constraints: PathLike | None = None,
+    components: PathLike | None = None,
+    mapper: PathLike | None = None,
+    ert: PathLike | None = None,
+    capacity: Literal["arch", "unlimited"] = "arch",
+    max_stack_depth: int | None = None,
+    objective: Objective | str = ENERGY,
+    jobs: int | None = None,
+    scheduler: str | None = None,
+    backend: str = "builtin",
+    cache: PathLike | None = None,
+    executor: Executor | None = None,
+    progress: bool | str = False,
+    on_run: SweepProgress | None = None,
+    out: PathLike | None = None,
+) -> SweepResult:
+    """``run`` for every network of ``workloads`` at every point of a grid of architecture variations:
+    ``vary`` lists ``LEVEL.ATTRIBUTE=v1,v2,...`` (``deepfrack.arch.vary``: ``GlobalBuffer.memory_depth``,
+    ``DRAM.type``, ``PE.instances`` for the PE array), the points are the cartesian product of their
+    values (``zipped``: the i-th value of each). Each point changes a copy of the parsed architecture
+    document, never the file. Every point and network is checked before any work (InputError naming the
+    point). All runs share one executor (``jobs`` local processes, or the Dask cluster at ``scheduler``)
+    and one result cache: an entry two runs ask for is mapped once, and a sweep interrupted and started
+    again takes what it had finished from the cache. With ``out``, writes sweep.csv, sweep.png,
+    report.html and ``schedules/point<i>-<network>.json`` there, all or nothing. ``on_run`` is called
+    before each run. Raises EntriesFailed (nothing written) when a run's benchmark could not cost some
+    entries."""
+    start = time.perf_counter()
+    if out is not None:
+        check_output_folder(out)
+    if capacity not in ("arch", "unlimited"):
+        raise InputError(None, "capacity", f"must be 'arch' or 'unlimited', got {capacity!r}")
+    _objective(objective)
+    variations = tuple(v if isinstance(v, Variation) else parse_variation(v) for v in vary)
+    points = sweep_points(variations, zipped)
+    networks = _sweep_networks(workloads, input_size)
+    base = _inputs(arch, components, constraints, mapper, ert)
+    _backend(backend, base)  # bad backend settings: said once, before any work
+    prepared = [_point_inputs(base, p, capacity) for p in points]
+    notes = []
+    if base.ert is not None:
+        notes.append(
+            f"the energy per action is the ERT's ({base.ert.path}) at every point: the sweep changes "
+            "capacities, meshes and the mapspace, not the ERT's energies"
+        )
+    options = {
+        "max_stack_depth": max_stack_depth,
+        "objective": objective,
+        "backend": backend,
+        "cache": cache,
+        "progress": progress,
+    }
+    done: list[tuple[SweepRow, SweepRun, set[str]]] = []
+    chosen = contextlib.nullcontext(executor) if executor is not None else make_executor(jobs, scheduler)
+    with chosen as ex:
+        for i, (point, (inputs, cap)) in enumerate(zip(points, prepared, strict=True)):
+            for net in networks:
+                if on_run is not None:
+                    on_run(len(done), len(points) * len(networks), point, net.name)
+                done.append(_sweep_run(i, point, inputs, cap, net, ex, options))
+    rows = tuple(d[0] for d in done)
+    result = SweepResult(
+        variations=variations,
+        points=tuple(points),
+        rows=rows,
+        runs=tuple(d[1] for d in done),
+        cache=_cache_use([d[2] for d in done], sum(r.computed for r in rows)),
+        elapsed_s=time.perf_counter() - start,
+        notes=tuple(notes),
+    )
+    if out is None:
+        return result
+    record = inputs_record(
+        workload=None,
+        tables=None,
+        arch=arch,
+        components=components,
+        constraints=constraints,
+        capacity=None,
+        ert=ert,
+        mapper=mapper,
+        max_stack_depth=max_stack_depth,
+        backend=backend,
+    )
+    record.update(workload=", ".join(n.name for n in networks), capacity=capacity, zip=zipped)
+    return write_sweep(result, out, record)
+
+
+def write_sweep(result: SweepResult, out_dir: PathLike, inputs: Mapping[str, Any]) -> SweepResult:
+    """Write a sweep's files into ``out_dir``, all or nothing (``deepfrack.stats.sweep``: sweep.csv,
+    sweep.png, report.html; and each run's schedule.json as ``schedules/point<i>-<network>.json``).
+    ``inputs``: what the sweep was given, for the report. Returns the result with ``outputs`` set."""
+    from deepfrack.stats.sweep import sweep_contents
+
+    targets = [v.target for v in result.variations]
+    values = {v.target: v.values for v in result.variations}
+    files = sweep_contents(result.rows, targets, values, inputs, result.cache, result.elapsed_s, result.notes)
+    out = Path(out_dir)
+    names = list(files)
+    with output_folder(out) as tmp:
+        for name, data in files.items():
+            (tmp / name).write_bytes(data)
+        (tmp / "schedules").mkdir()
+        for r in result.runs:
+            name = f"schedules/point{r.point}-{re.sub(r'[^A-Za-z0-9_.-]+', '_', r.network.name)}.json"
+            (tmp / name).write_text(schedule_to_json(r.schedule, r.network, r.inputs))
+            names.append(name)
+    return dataclasses.replace(result, outputs=tuple(out / n for n in names))
+
+
 __all__ = [
     "DeepfrackNote",
     "EntriesFailed",
     "RunResult",
+    "SweepResult",
+    "SweepRun",
     "benchmark",
     "capacity_of",
     "chain_notes",
@@ -641,5 +1039,7 @@ __all__ = [
     "optimize",
     "run",
     "stats",
+    "sweep",
     "write_outputs",
+    "write_sweep",
 ]

@@ -4,7 +4,15 @@ from pathlib import Path
 
 import pytest
 
-from deepfrack.benchmark.cache import ResultCache, canonical_json, content_hash, job_key
+from deepfrack.benchmark.cache import (
+    ResultCache,
+    canonical_json,
+    content_hash,
+    job_key,
+    record_from_json,
+    record_to_json,
+    to_plain,
+)
 from deepfrack.benchmark.jobs import make_job
 from deepfrack.benchmark.outcome import Outcome
 from deepfrack.cost.table import CostRecord
@@ -73,6 +81,29 @@ def test_round_trip_and_persistence(tmp_path: Path):
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     con.close()
+
+
+def test_record_json_of_plain_and_of_other_data():
+    """Plain records are written as they are, others (enums, tuples, non-finite counts) through
+    to_plain: both read back as plain data."""
+    plain = CostRecord(
+        energy_pJ=12.5,
+        cycles=3.0,
+        macs=7,
+        level_energy_pJ={"DRAM": 10.0, "LMAC": 2.5},
+        accesses={"DRAM": {"reads": {"Inputs": 4}, "utilized_instances": {"Inputs": 1}}},
+        mapping=[{"target": "DRAM", "type": "temporal", "factors": "C=2 M=1", "permutation": "CM"}],
+    )
+    text = record_to_json(plain)
+    assert record_from_json(text) == plain
+    odd = dataclasses.replace(
+        plain,
+        accesses={"DRAM": {"reads": {"Inputs": float("inf")}}},
+        mapping=[{"target": "DRAM", "type": Variant.SLC, "factors": ("C", 2)}],
+    )
+    back = record_from_json(record_to_json(odd))
+    assert back.accesses == to_plain(odd.accesses) == {"DRAM": {"reads": {"Inputs": "inf"}}}
+    assert back.mapping == [{"target": "DRAM", "type": "SLC", "factors": ["C", 2]}]
 
 
 def test_many_keys_are_fetched_in_chunks(tmp_path: Path):

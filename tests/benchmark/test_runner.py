@@ -1,6 +1,7 @@
 """The runner with the fake backend: outputs, cache reuse, infeasible and failed entries, parallel runs."""
 
 import csv
+import dataclasses
 import json
 import multiprocessing
 import time
@@ -11,8 +12,8 @@ import pytest
 from deepfrack.benchmark.cache import ResultCache
 from deepfrack.benchmark.executors import LocalExecutor, SerialExecutor
 from deepfrack.benchmark.inputs import load_inputs
-from deepfrack.benchmark.jobs import enumerate_jobs
-from deepfrack.benchmark.runner import run_benchmark
+from deepfrack.benchmark.jobs import enumerate_jobs, make_job
+from deepfrack.benchmark.runner import BenchmarkSession, run_benchmark
 from deepfrack.benchmark.tables_io import read_json_tables, read_tables
 from deepfrack.residency import VARIANTS, Variant
 from deepfrack.workload.loaders import load_network_yaml
@@ -198,3 +199,45 @@ def test_closing_the_stream_terminates_the_workers(setup):
     while multiprocessing.active_children() and time.monotonic() < deadline:
         time.sleep(0.02)
     assert multiprocessing.active_children() == []
+
+
+class _TwoWorkersInTurn:
+    """An executor that sizes batches for two workers but runs them here in turn, recording each batch's
+    entries."""
+
+    workers = 2
+
+    def __init__(self):
+        self.batches: list[list[tuple]] = []
+
+    def run(self, backend, batches):
+        self.batches += [[j.key for j in b] for b in batches]
+        yield from SerialExecutor().run(backend, batches)
+
+
+def test_batches_hold_whole_tiles_about_four_per_worker(setup):
+    """A tile's variants are mapped together, so batches are cut between tiles and balanced by tiles: a
+    tile asked for in one variant weighs as much as one asked for in seven."""
+    net, inputs, tmp = setup
+    # 24 tiles of c1: the 6 of width 1 in all seven variants, the other 18 in one
+    jobs = [
+        make_job(net, 0, v, h, w)
+        for h in range(1, 7)
+        for w in range(1, 5)
+        for v in (VARIANTS if w == 1 else VARIANTS[:1])
+    ]
+    for batch_size, most_tiles, n_batches in ((None, 3, 8), (8, 3, 9)):
+        backend = dataclasses.replace(make(inputs), batch_size=batch_size)
+        executor = _TwoWorkersInTurn()
+        with (
+            ResultCache(tmp / f"b{batch_size}.sqlite") as cache,
+            BenchmarkSession(backend, cache, executor) as session,
+        ):
+            outcomes = session.cost(jobs)
+        assert set(outcomes) == {j.key for j in jobs}
+        tiles = [[(l, h, w) for l, _, h, w in b] for b in executor.batches]
+        whole = [dict.fromkeys(t) for t in tiles]
+        assert sum(len(t) for t in whole) == 24  # no tile in two batches
+        assert max(len(t) for t in whole) == most_tiles and len(tiles) == n_batches
+        if batch_size is not None:  # the backend's size: a batch takes no tile once it is full
+            assert all(len(t) - t.count(t[-1]) < batch_size for t in tiles)

@@ -153,6 +153,57 @@ def test_deterministic_for_a_seed_and_independent_of_order(simba):
             assert ra[s][v].mapping == rb[s][v].mapping
 
 
+def test_tiles_mapped_side_by_side_get_the_results_they_get_alone(simba):
+    """map_many runs many tiles' searches side by side (shared model calls): every tile's record is the
+    one it gets mapped alone, in a fresh mapper, whatever the other tiles (rungs, enumerated small
+    spaces, searched ones, rectangles)."""
+    arch, ert, variants = simba
+    layer = Layer("L2", C=96, M=256, P=27, Q=27, R=5, S=5)
+    opt = MapperOptions(objective=DELAY_ENERGY, seed=3)
+    shapes = [(27, 27), (13, 9), (1, 1), (8, 8), (27, 5), (2, 3), (12, 12), (20, 27)]
+    together = LayerMapper(arch, ert, layer, variants, opt).map_many(shapes)
+    assert set(together) == set(shapes)
+    for s in shapes:
+        alone = LayerMapper(arch, ert, layer, variants, opt).map(*s)
+        assert list(alone) == list(together[s])
+        for v, res in alone.items():
+            assert res.status == together[s][v].status
+            if res.ok:
+                assert res.to_record() == together[s][v].to_record()
+                assert res.mapping == together[s][v].mapping
+
+
+def test_models_of_several_tiles_score_together_as_alone(simba):
+    """fastmodel.evaluate_many on candidates of several tile shapes' mapspaces (their loop lists
+    padded to a common width) gives each exactly what its own model gives."""
+    from deepfrack.cost.fastmodel import FastModel, evaluate_many
+    from deepfrack.cost.timeloop_post import TIMELOOP_2023, arch_tables
+
+    arch, ert, variants = simba
+    tables = arch_tables(arch, ert, TIMELOOP_2023)
+    template = space_template(arch, {v.value: c for v, c in variants.items()})
+    rng = np.random.default_rng(5)
+    models, batches = [], []
+    for h, w in [(1, 1), (4, 6), (13, 13), (2, 27), (27, 27)]:
+        layer = Layer("t", C=64, M=32, P=w, Q=h, R=3, S=3, Wstride=2, Hstride=2)
+        space = build_mapspace(arch, layer, template=template)
+        n = 300
+        batches.append(
+            Candidates(
+                np.stack([rng.integers(0, len(t), n) for t in space.dims], 1),
+                np.stack([rng.integers(0, len(o), n) for o in space.orders], 1),
+                rng.integers(0, 1 << len(space.free_keeps), n),
+            )
+        )
+        models.append(FastModel(space, tables, TIMELOOP_2023))
+    assert len({m.decode(c).widths for m, c in zip(models, batches)}) > 1  # padding is exercised
+    for m, c, got in zip(models, batches, evaluate_many(models, batches)):
+        alone = m.evaluate(c)
+        assert alone.valid.any()
+        for f in dataclasses.fields(alone):
+            np.testing.assert_array_equal(getattr(got, f.name), getattr(alone, f.name))
+
+
 # --------------------------------------------------------------------------------------------- #
 # equal to exhaustive enumeration on small spaces
 # --------------------------------------------------------------------------------------------- #

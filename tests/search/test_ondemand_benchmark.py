@@ -16,7 +16,7 @@ from deepfrack.benchmark.inputs import load_inputs
 from deepfrack.benchmark.jobs import enumerate_jobs, make_job
 from deepfrack.benchmark.runner import BenchmarkSession, run_benchmark
 from deepfrack.residency import VARIANTS, Variant
-from deepfrack.search import optimize, required_shapes
+from deepfrack.search import ondemand, optimize, required_shapes
 from deepfrack.search.ondemand import optimize_on_demand
 from deepfrack.search.source import BenchmarkSource
 from deepfrack.workload.layer import Layer, Network
@@ -32,6 +32,16 @@ NET = Network.chain(
         Layer("c2", C=8, M=16, P=4, Q=4, R=3, S=3, pad=(1, 1, 1, 1)),
     ],
     input_plane=(8, 8),
+)
+#: the same layers on a wider plane: the search takes a few rounds, with options left for work ahead
+WIDER = Network.chain(
+    "wider",
+    [
+        Layer("c1", C=3, M=8, P=16, Q=16, R=3, S=3, pad=(1, 1, 1, 1)),
+        Layer("p1", kind="pool", pool="max", C=8, M=8, P=8, Q=8, R=2, S=2, Wstride=2, Hstride=2),
+        Layer("c2", C=8, M=16, P=8, Q=8, R=3, S=3, pad=(1, 1, 1, 1)),
+    ],
+    input_plane=(16, 16),
 )
 
 
@@ -112,6 +122,49 @@ def _text(o) -> str:
 
 def _records(session: BenchmarkSession, jobs) -> dict:
     return {k: _text(o) for k, o in session.cost(jobs).items()}
+
+
+def test_work_ahead_changes_what_is_computed_not_the_results(setup, tmp_path: Path, monkeypatch):
+    """Two worker processes: the search hands the next options' tiles to idle workers. The schedule,
+    the entries asked for and their records are those of the search without work ahead (one process).
+    (Small rounds, so that there are options left for work ahead.)"""
+    _, backend, cap, _, _ = setup
+    monkeypatch.setattr(ondemand, "FIRST_TASKS", 1)
+    monkeypatch.setattr(ondemand, "GROWTH", 1.0)
+    with ResultCache(tmp_path / "plain.sqlite") as cache, BenchmarkSession(backend, cache) as session:
+        ref, ref_stats = optimize_on_demand(WIDER, BenchmarkSource(WIDER, session), cap)
+    with (
+        ResultCache(tmp_path / "ahead.sqlite") as cache,
+        BenchmarkSession(backend, cache, LocalExecutor(2)) as session,
+    ):
+        got, stats = optimize_on_demand(WIDER, BenchmarkSource(WIDER, session), cap)
+        ahead = session.summary.ahead
+    assert stats.rounds > 2 and ahead > 0
+    assert [(s.first, s.last, s.tile_shape, s.cached_layers) for s in got.stacks] == [
+        (s.first, s.last, s.tile_shape, s.cached_layers) for s in ref.stacks
+    ]
+    assert got.total.energy_pJ == ref.total.energy_pJ
+    assert stats.entries_requested == ref_stats.entries_requested  # the same questions asked
+    assert stats.table.records.keys() == ref_stats.table.records.keys()
+    for key, rec in stats.table.records.items():
+        assert record_to_json(rec) == record_to_json(ref_stats.table.records[key])
+
+
+def test_jobs_asked_for_after_running_ahead(setup, tmp_path: Path):
+    """A session asked for jobs it is still computing ahead waits for them; jobs it finished ahead are
+    served from memory; either way with the outcome computing them on demand gives."""
+    _, backend, _, keys, full = setup
+    order = sorted(keys, key=lambda k: (k[0], VARIANTS.index(k[1]), k[2], k[3]))
+    first, later = order[:14], order[14:]
+    with (
+        ResultCache(tmp_path / "c.sqlite") as cache,
+        BenchmarkSession(backend, cache, LocalExecutor(2)) as session,
+    ):
+        session.cost([make_job(NET, *k) for k in first], ahead=[make_job(NET, *k) for k in later])
+        assert session._ahead_keys or session._ahead_done or session.summary.ahead  # work ahead given
+        got = _records(session, [make_job(NET, *k) for k in later])
+        assert session.summary.computed == len(order)
+    assert got == {k: _text(full.outcomes[k]) for k in later}
 
 
 def test_tables_written_for_the_entries_costed(setup, tmp_path: Path):

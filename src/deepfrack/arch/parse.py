@@ -29,7 +29,7 @@ enclosing subtrees.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -879,7 +879,13 @@ def load_architecture(*paths: str | Path) -> Architecture:
     and on inconsistent attributes (naming file and field)."""
     if not paths:
         raise InputError(None, "architecture", "no architecture file given")
-    docs = load_documents(*paths)
+    return architecture_from_documents(load_documents(*paths), ", ".join(str(p) for p in paths))
+
+
+def architecture_from_documents(docs: Sequence[Document], label: str | None = None) -> Architecture:
+    """Architecture from parsed documents (``load_documents``; e.g. an architecture document changed in
+    memory, with its component-class files) by the rules of ``load_architecture``. ``label``: what the
+    documents came from, for the error when none defines an architecture."""
     arch_docs: list[Document] = []
     classes: dict[str, ComponentClass] = {}
     for d in docs:
@@ -889,7 +895,8 @@ def load_architecture(*paths: str | Path) -> Architecture:
             arch_docs.append(d)
         classes.update(component_classes(d.data, d.path))
     if not arch_docs:
-        raise InputError(", ".join(str(p) for p in paths), "architecture", "no file defines an architecture")
+        where = label if label is not None else ", ".join(str(d.path) for d in docs)
+        raise InputError(where, "architecture", "no file defines an architecture")
     if len(arch_docs) > 1:
         raise InputError(
             arch_docs[1].path, "architecture", f"a second architecture (the first is in {arch_docs[0].path})"
@@ -908,6 +915,7 @@ __all__ = [
     "BUFFER_CLASSES",
     "COMPUTE_CLASSES",
     "architecture_from_data",
+    "architecture_from_documents",
     "classify",
     "component_classes",
     "load_architecture",

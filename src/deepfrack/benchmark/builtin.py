@@ -155,7 +155,27 @@ class BuiltinEvaluator:
         return lm
 
     def evaluate(self, jobs: Sequence[Job]) -> list[Outcome]:
+        self._map_together(jobs)
         return [self._one(job) if job.warm is None else self._warmed(job) for job in jobs]
+
+    def _map_together(self, jobs: Sequence[Job]) -> None:
+        """Map the tiles of a batch layer problem by layer problem, side by side
+        (``LayerMapper.map_many``: the same results as one by one, in fewer model calls); the jobs
+        then read them from the mappers' memos. A layer the mapper cannot cost is left to its jobs,
+        which say why."""
+        if not self.sets or self.broken is not None:
+            return
+        tiles: dict[LayerMapper, list[tuple[int, int]]] = {}
+        for job in jobs:
+            lm = self._mapper(job.layer)
+            if job.warm is not None:
+                lm.add_ladder({i: ladder_from_plain(doc) for i, doc in job.warm.given.items()})
+            tiles.setdefault(lm, []).append((job.tile_h, job.tile_w))
+        for lm, hw in tiles.items():
+            try:
+                lm.map_many(hw)
+            except DeepfrackError:
+                continue
 
     def _warmed(self, job: Job) -> Outcome:
         """A job with ladder rungs computed elsewhere (``Job.warm``), and asked maybe to return the

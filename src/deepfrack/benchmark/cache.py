@@ -150,17 +150,21 @@ def job_key(job: Job, fingerprint: str) -> str:
 # records <-> JSON
 # --------------------------------------------------------------------------------------------- #
 def record_to_json(record: CostRecord) -> str:
-    return json.dumps(
-        {
-            "energy_pJ": record.energy_pJ,
-            "cycles": record.cycles,
-            "macs": record.macs,
-            "level_energy_pJ": dict(record.level_energy_pJ),
-            "accesses": to_plain(record.accesses),
-            "mapping": to_plain(record.mapping),
-        },
-        separators=(",", ":"),
-    )
+    doc = {
+        "energy_pJ": record.energy_pJ,
+        "cycles": record.cycles,
+        "macs": record.macs,
+        "level_energy_pJ": dict(record.level_energy_pJ),
+        "accesses": record.accesses,
+        "mapping": record.mapping,
+    }
+    try:  # plain data already (what the backends record): the same text as through to_plain, at once
+        return json.dumps(doc, separators=(",", ":"), allow_nan=False, check_circular=False)
+    except (TypeError, ValueError):
+        pass
+    doc["accesses"] = to_plain(record.accesses)
+    doc["mapping"] = to_plain(record.mapping)
+    return json.dumps(doc, separators=(",", ":"))
 
 
 def _num(value: Any, optional: bool = False) -> Any:

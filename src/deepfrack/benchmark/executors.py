@@ -20,7 +20,7 @@ import signal
 import sys
 import threading
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from typing import Protocol
 
@@ -213,15 +213,22 @@ class LocalExecutor:
             s.close(clean)
 
 
+#: a batch of work ahead (``_PoolSession.run(ahead=...)``) and its outcomes
+AheadResult = tuple[Sequence[Job], list[Outcome]]
+
+
 class _PoolSession:
+    #: ``run`` takes work ahead (see there)
+    works_ahead = True
+
     def __init__(self, backend: Backend, workers: int):
         self.backend = backend
         self.workers = workers
         self.pool: ProcessPoolExecutor | None = None
+        #: batches of work ahead still running or queued (they outlive the call that started them)
+        self.ahead: dict[Future[list[Outcome]], Sequence[Job]] = {}
 
-    def run(self, batches: Sequence[Sequence[Job]]) -> Iterator[BatchResult]:
-        if not batches:
-            return
+    def _start(self) -> ProcessPoolExecutor:
         if self.pool is None:
             self.pool = ProcessPoolExecutor(
                 max_workers=self.workers,
@@ -229,33 +236,78 @@ class _PoolSession:
                 initializer=_init_worker,
                 initargs=(self.backend,),
             )
+        return self.pool
+
+    def run(
+        self,
+        batches: Sequence[Sequence[Job]],
+        ahead: Sequence[Sequence[Job]] = (),
+        done_ahead: list[AheadResult] | None = None,
+    ) -> Iterator[BatchResult]:
+        """Yield (index, outcomes) as ``batches`` finish. ``ahead``: batches of work that may be asked for
+        later, run on workers that would otherwise idle once every batch is submitted; they keep running
+        after this call returns (the outcomes of those that finish during this or a later call are added
+        to ``done_ahead``, which the caller keeps). They never delay the call."""
+        for fut in [f for f in self.ahead if f.done()]:
+            jobs = self.ahead.pop(fut)
+            if done_ahead is not None:
+                done_ahead.append((jobs, fut.result()))
+        if not batches and not ahead:
+            return
+        pool = self._start()
         pending: dict[Future[list[Outcome]], int] = {}
-        next_batch = 0
+        next_batch = next_ahead = 0
         finished = False
         try:
             while next_batch < len(batches) or pending:
                 # workers start on submits: started with SIGINT ignored, they never see a Ctrl-C (not
                 # even before their initializer runs); the parent handles it
                 with _sigint_ignored(True):
-                    while next_batch < len(batches) and len(pending) < 2 * self.workers:
-                        pending[self.pool.submit(_run_batch, batches[next_batch])] = next_batch
+                    while next_batch < len(batches) and len(pending) + len(self.ahead) < 2 * self.workers:
+                        pending[pool.submit(_run_batch, batches[next_batch])] = next_batch
                         next_batch += 1
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                    while (
+                        next_batch == len(batches)
+                        and next_ahead < len(ahead)
+                        and len(pending) + len(self.ahead) < self.workers
+                    ):
+                        self.ahead[pool.submit(_run_batch, ahead[next_ahead])] = ahead[next_ahead]
+                        next_ahead += 1
+                done, _ = wait([*pending, *self.ahead], return_when=FIRST_COMPLETED)
                 for fut in done:
+                    if fut in self.ahead:
+                        jobs = self.ahead.pop(fut)
+                        if done_ahead is not None:
+                            done_ahead.append((jobs, fut.result()))
+                        continue
                     index = pending.pop(fut)
                     yield index, fut.result()
+            with _sigint_ignored(True):  # the rest of the work ahead, while the caller decides what next
+                while next_ahead < len(ahead) and len(self.ahead) < self.workers:
+                    self.ahead[pool.submit(_run_batch, ahead[next_ahead])] = ahead[next_ahead]
+                    next_ahead += 1
             finished = True
         finally:
             if not finished:  # the consumer stopped early (an exception, Ctrl-C, close())
                 self.close(False)
 
+    def wait_ahead(self, done_ahead: list[AheadResult], needed: Callable[[Sequence[Job]], bool]) -> None:
+        """Wait for the batches of work ahead that ``needed`` picks; their outcomes (and those of any
+        other batch ahead that finished meanwhile) go to ``done_ahead``."""
+        for fut in [f for f, jobs in self.ahead.items() if needed(jobs) or f.done()]:
+            jobs = self.ahead.pop(fut)
+            done_ahead.append((jobs, fut.result()))
+
     def close(self, clean: bool) -> None:
         if self.pool is None:
             return
-        if clean:
-            self.pool.shutdown(wait=True)
-        else:
+        if clean and not any(f.running() for f in self.ahead):
+            for fut in self.ahead:
+                fut.cancel()
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        else:  # an interruption, or work ahead nobody asked for: stop it now
             _terminate(self.pool)
+        self.ahead = {}
         self.pool = None
 
 

@@ -19,6 +19,7 @@ Constraints (``--constraints DIR-or-FILE``):
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,9 @@ from deepfrack.arch import (
     load_ert,
     variant_constraints,
 )
+from deepfrack.arch.parse import architecture_from_documents
 from deepfrack.arch.presets import resolve_arch
-from deepfrack.arch.yamlio import load_yaml
+from deepfrack.arch.yamlio import Document, load_yaml, underscore_keys
 from deepfrack.benchmark.cache import content_hash, to_plain
 from deepfrack.benchmark.mapper_config import MapperSettings, settings_from_doc
 from deepfrack.errors import InputError
@@ -237,3 +239,17 @@ def load_inputs(
         shared_constraints=shared_set,
         variant_constraint_sets=variant_sets,
     )
+
+
+def with_architecture(inputs: BenchmarkInputs, doc: Any) -> BenchmarkInputs:
+    """The same inputs with the architecture document replaced by ``doc`` (a changed copy of
+    ``inputs.arch.doc``, e.g. ``deepfrack.arch.vary.vary_document``; no file is read or written): parsed
+    with the component classes, its constraints checked again. Cache keys follow the new content.
+    InputError naming the architecture file and the field when the changed document is not valid."""
+    path = Path(inputs.arch.path)
+    docs = [Document(path, underscore_keys(doc))]
+    docs += [Document(Path(c.path), underscore_keys(c.doc)) for c in inputs.components]
+    architecture = architecture_from_documents(docs, str(path))
+    for cons in inputs.variant_constraint_sets.values() or [inputs.shared_constraints]:
+        check_constraints(architecture, cons)
+    return dataclasses.replace(inputs, architecture=architecture, arch=SourceFile(inputs.arch.path, doc))

@@ -51,23 +51,26 @@ from deepfrack.benchmark.tables_io import table_to_csv, write_json_tables, write
 from deepfrack.cost.table import CostKey, CostTable
 from deepfrack.residency import VARIANTS, Variant
 
-#: jobs per batch when the backend has no preference: enough batches to balance the workers, few
-#: enough that per-batch overhead (pickling, one SQLite commit) stays small
+#: most jobs per batch when the backend has no preference: few enough batches that per-batch overhead
+#: (pickling, one SQLite commit) stays small
 MAX_AUTO_BATCH = 64
 
 
 @dataclass
 class BenchmarkSummary:
     """entries: jobs asked for. unique: distinct cache keys among them. computed / from_cache: keys
-    computed in this run / found in the cache. infeasible: entries with no valid mapping. failed: entries
-    whose evaluator failed (not cached; a re-run retries them). causes: the infeasible and failed entries
-    grouped by cause, ``{(status, reason): [entry, ...]}`` with each entry named as ``Job.describe`` does
-    (``layer 2 (conv2), variant WCC, tile 27x27``), in job order."""
+    computed in this run / found in the cache. ahead: keys computed ahead of being asked for (work given
+    to idle workers, ``cost(ahead=...)``; counted in ``computed`` once asked for). infeasible: entries
+    with no valid mapping. failed: entries whose evaluator failed (not cached; a re-run retries them).
+    causes: the infeasible and failed entries grouped by cause, ``{(status, reason): [entry, ...]}`` with
+    each entry named as ``Job.describe`` does (``layer 2 (conv2), variant WCC, tile 27x27``), in job
+    order."""
 
     entries: int = 0
     unique: int = 0
     computed: int = 0
     from_cache: int = 0
+    ahead: int = 0
     infeasible: int = 0
     failed: int = 0
     elapsed_s: float = 0.0
@@ -85,6 +88,7 @@ class BenchmarkSummary:
             f"{self.entries} entries ({self.unique} distinct): {self.computed} computed, "
             f"{self.from_cache} from cache, "
             f"{self.infeasible} infeasible, {self.failed} failed; {self.elapsed_s:.1f} s"
+            + (f"; {self.ahead} computed ahead of being asked for" if self.ahead else "")
         ]
         ranked = sorted(self.causes.items(), key=lambda kv: (kv[0][0] != "failed", -len(kv[1])))
         for (status, reason), entries in ranked[:max_causes]:
@@ -109,10 +113,6 @@ class BenchmarkResult:
     outcomes: dict[CostKey, Outcome]
     table: CostTable
     summary: BenchmarkSummary
-
-
-def _auto_batch(n_pending: int, workers: int) -> int:
-    return max(1, min(MAX_AUTO_BATCH, math.ceil(n_pending / (4 * workers))))
 
 
 def _progress(enabled: bool) -> Progress:
@@ -166,6 +166,9 @@ class BenchmarkSession:
         self._by_key: dict[str, Outcome] = {}
         self._fingerprints: dict[Variant, str] = {}
         self._warm_known: dict[tuple[str, int], object] = {}
+        self._ahead_keys: set[str] = set()  # cache keys of work ahead still running
+        self._ahead_done: dict[str, Outcome] = {}  # outcomes of work ahead not asked for yet
+        self._done_ahead: list[tuple[Sequence[Job], list[Outcome]]] = []
         self._stack = contextlib.ExitStack()
         self._bar = self._stack.enter_context(_progress(progress in (True, "bar")))
         self._task = self._bar.add_task("benchmark", total=0)
@@ -202,9 +205,15 @@ class BenchmarkSession:
             self._session = self._stack.enter_context(open_session(self.executor, self.backend))
         return self._session
 
-    def cost(self, jobs: Sequence[Job]) -> dict[CostKey, Outcome]:
+    def cost(self, jobs: Sequence[Job], ahead: Sequence[Job] = ()) -> dict[CostKey, Outcome]:
         """The outcome of every job, by CostTable key (class docstring). KeyboardInterrupt propagates
-        after the workers are stopped; everything committed so far stays in the cache."""
+        after the workers are stopped; everything committed so far stays in the cache.
+
+        ``ahead``: jobs likely to be asked for next. When the executor can (local worker processes),
+        workers that would idle once every batch of ``jobs`` is under way compute them; the call does
+        not wait for them, and they are committed to the cache as they finish: a later call that asks
+        for them waits for them or finds them done. Only what is computed changes, never an outcome."""
+        self._commit_ahead()
         keys = [self._key(j) for j in jobs]
         by_key: dict[str, Job] = {}
         fresh: dict[CostKey, str] = {}  # entries not served before -> their cache key
@@ -214,20 +223,38 @@ class BenchmarkSession:
                 fresh.setdefault(job.key, k)
         copies = Counter(fresh.values())  # entries per cache key (one tile problem in two layers)
         new_keys = [k for k in by_key if k not in self._by_key]
-        found = self.cache.get_many(new_keys)
+        early = {k: self._ahead_done.pop(k) for k in new_keys if k in self._ahead_done}
+        self._by_key.update(early)
+        waiting = [k for k in new_keys if k in self._ahead_keys]
+        found = self.cache.get_many([k for k in new_keys if k not in early and k not in self._ahead_keys])
         self._by_key.update(found)
         s = self.summary
         s.unique += len(new_keys)
         s.from_cache += len(found)
+        s.computed += len(early)
         self._bar.update(self._task, total=len(self.jobs) + len(fresh))
         self._advance(sum(n for k, n in copies.items() if k in self._by_key))
-        pending = [k for k in new_keys if k not in found]
+        pending = [k for k in new_keys if k not in found and k not in early and k not in self._ahead_keys]
         pending.sort(key=lambda k: (*_task(by_key[k]), VARIANT_ORDER[by_key[k].variant]))
         if pending:
             todo = {k: by_key[k] for k in pending}
             if isinstance(self.backend, WarmStarts):
                 pending = self._warm_up(pending, todo, copies)
-            self._run([[todo[k] for k in b] for b in self._batches(pending, todo)], copies)
+            batches = [[todo[k] for k in b] for b in self._batches(pending, todo)]
+            self._run(batches, copies, self._ahead_batches(ahead, set(by_key)))
+        elif ahead:
+            self._run([], copies, self._ahead_batches(ahead, set(by_key)))
+        self._commit_ahead()
+        need = {k for k in waiting if k in self._ahead_keys}
+        if need:  # asked for while still running ahead: wait for those batches
+            self._executor().wait_ahead(  # type: ignore[attr-defined]
+                self._done_ahead, lambda batch: any(self._key(j) in need for j in batch)
+            )
+            self._commit_ahead()
+        for k in waiting:
+            self._by_key[k] = self._ahead_done.pop(k)
+            s.computed += 1
+            self._advance(copies[k])
         for job, k in zip(jobs, keys, strict=True):
             if job.key in self.jobs:
                 continue
@@ -249,29 +276,84 @@ class BenchmarkSession:
             self._lines.update(int(task.completed), int(task.total or 0))
 
     def _batches(self, pending: list[str], jobs: dict[str, Job]) -> list[list[str]]:
-        """Keys in batches: slices of ``batch_size`` when given; else about four batches per worker (at
-        most the backend's preferred size), cut between tiles so that no tile is split."""
+        """Keys in batches: slices of ``batch_size`` when given; else cut between tiles (a tile's variants
+        are mapped together, so the work is about one search per tile, whatever its number of variants)
+        into about four batches per worker, each of at most the backend's preferred size in entries."""
         if self.batch_size is not None:
             size = self.batch_size
             return [pending[i : i + size] for i in range(0, len(pending), size)]
-        size = _auto_batch(len(pending), self.workers)
-        if self.backend.batch_size:  # its preferred size, unless that leaves workers idle
-            size = min(self.backend.batch_size, max(1, math.ceil(len(pending) / (4 * self.workers))))
+        tiles = math.ceil(len({_task(jobs[k]) for k in pending}) / (4 * self.workers))
+        size = self.backend.batch_size or MAX_AUTO_BATCH
         out: list[list[str]] = []
+        in_last = 0  # tiles in the last batch
         for k in pending:
-            if out and (len(out[-1]) < size or _task(jobs[out[-1][-1]]) == _task(jobs[k])):
+            if out and _task(jobs[out[-1][-1]]) == _task(jobs[k]):
                 out[-1].append(k)
+            elif out and in_last < tiles and len(out[-1]) < size:
+                out[-1].append(k)
+                in_last += 1
             else:
                 out.append([k])
+                in_last = 1
         return out
 
-    def _run(self, batches: list[list[Job]], copies: Counter[str]) -> list[list[Outcome]]:
-        """Run batches of jobs and commit each as it finishes; returns the outcomes per batch."""
+    def _ahead_batches(self, ahead: Sequence[Job], asked: set[str]) -> list[list[Job]]:
+        """Batches of the ``ahead`` jobs not known, asked for now, running or in the cache; none when
+        the executor cannot run work ahead."""
+        if not ahead or not getattr(self._executor(), "works_ahead", False):
+            return []
+        by_key: dict[str, Job] = {}
+        for job in ahead:
+            k = self._key(job)
+            if k not in asked and k not in self._by_key and k not in self._ahead_keys:
+                by_key.setdefault(k, job)
+        keys = [k for k in by_key if k not in self._ahead_done]
+        stored = self.cache.get_many(keys)
+        self._ahead_done.update(stored)
+        todo = [k for k in keys if k not in stored]
+        todo.sort(key=lambda k: (*_task(by_key[k]), VARIANT_ORDER[by_key[k].variant]))
+        plans = self.backend.warm_plan if isinstance(self.backend, WarmStarts) else None
+        out = []
+        for b in self._batches(todo, by_key):
+            jobs = []
+            for k in b:
+                job = by_key[k]
+                plan = plans(job) if plans is not None else None
+                if plan is not None:  # the rungs known so far; the worker searches any other itself
+                    known = self._warm_known
+                    given = {i: known[(plan[0], i)] for i in plan[1] if (plan[0], i) in known}
+                    if given:
+                        job = dataclasses.replace(job, warm=Warm(given))
+                jobs.append(job)
+            out.append(jobs)
+        return out
+
+    def _commit_ahead(self) -> None:
+        """Commit the work ahead that finished to the cache; keep its outcomes for when it is asked for."""
+        done, self._done_ahead = self._done_ahead, []
+        for jobs, outcomes in done:
+            ks = [self._key(j) for j in jobs]
+            self.cache.put_many(
+                ((k, j, o) for k, j, o in zip(ks, jobs, outcomes, strict=True)), backend=self.backend.name
+            )
+            for k, o in zip(ks, outcomes, strict=True):
+                self._ahead_keys.discard(k)
+                self._ahead_done[k] = o
+            self.summary.ahead += len(ks)
+
+    def _run(
+        self, batches: list[list[Job]], copies: Counter[str], ahead: list[list[Job]] | None = None
+    ) -> list[list[Outcome]]:
+        """Run batches of jobs and commit each as it finishes; returns the outcomes per batch. ``ahead``:
+        batches of work ahead (``cost``)."""
         results: list[list[Outcome]] = [[] for _ in batches]
-        if not batches:
+        if not batches and not ahead:
             return results
         keys = [[self._key(j) for j in b] for b in batches]
-        for index, outcomes in self._executor().run(batches):
+        session = self._executor()
+        works_ahead = getattr(session, "works_ahead", False)
+        runs = session.run(batches, ahead or [], self._done_ahead) if works_ahead else session.run(batches)  # type: ignore[call-arg]
+        for index, outcomes in runs:
             ks = keys[index]
             self.cache.put_many(
                 ((k, batches[index][n], o) for n, (k, o) in enumerate(zip(ks, outcomes, strict=True))),
@@ -282,6 +364,9 @@ class BenchmarkSession:
             self.summary.computed += len(ks)
             self._advance(sum(copies[k] for k in ks))
             results[index] = outcomes
+        if works_ahead:  # the work ahead under way or done, not committed yet (the session took some)
+            running = [b for b in session.ahead.values()]  # type: ignore[attr-defined]
+            self._ahead_keys = {self._key(j) for b in running + [b for b, _ in self._done_ahead] for j in b}
         return results
 
     def _warm_up(self, pending: list[str], jobs: dict[str, Job], copies: Counter[str]) -> list[str]:

@@ -88,6 +88,7 @@ def main() -> None:
       deepfrack optimize ...    the best fused schedule from those tables
       deepfrack evaluate ...    cost and check a given schedule
       deepfrack stats ...       where the energy goes: CSVs, pictures, an HTML report
+      deepfrack sweep ...       run over a grid of architecture variations (buffer sizes, DRAM, PEs)
       deepfrack model ...       Timeloop-equivalent energy and cycles of one mapping
       deepfrack zoo / workload show / arch list   networks and accelerators known by name
     """

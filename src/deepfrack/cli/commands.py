@@ -6,5 +6,6 @@ from deepfrack.cli import (
     run_cmd,  # noqa: F401  run (benchmark + optimize)
     search_cmds,  # noqa: F401  optimize, evaluate
     stats_cmd,  # noqa: F401  stats
+    sweep_cmd,  # noqa: F401  sweep (run over a grid of architecture variations)
     workload_cmds,  # noqa: F401  zoo, workload show, arch list
 )

@@ -192,7 +192,7 @@ def search_progress(enabled: bool | str) -> Iterator[Callable[[int, int], None] 
 def print_result(result: RunResult) -> None:
     """The log on stdout, then which files were written."""
     click.echo(result.log, nl=False)
-    files = [p for p in result.outputs if p.parent.name != "tables"]
+    files = [p for p in result.outputs if p.parent.name not in ("tables", "pareto")]
     if files:
         click.echo(f"wrote {', '.join(str(p) for p in files)}")
 

@@ -37,6 +37,7 @@ from deepfrack.cli.common import (
     search_progress,
     show_progress,
 )
+from deepfrack.cli.front import FRONT, OBJECTIVE, budget_exit, front_options
 
 
 @main.command("run")
@@ -53,8 +54,10 @@ from deepfrack.cli.common import (
     SCHEDULER,
     BACKEND,
     CACHE,
+    OBJECTIVE,
+    FRONT,
     PROGRESS,
-    out_option("tables/, schedule.json, deepfrack.log, energy.png"),
+    out_option("tables/, schedule.json, deepfrack.log, energy.png (pareto.csv, pareto.png)"),
 )
 @click.option(
     "--exhaustive",
@@ -75,19 +78,27 @@ def run(
     scheduler: str | None,
     backend: str,
     cache_path: Path | None,
+    objective: str,
+    pareto: bool,
+    pareto_schedules: bool,
+    pareto_epsilon: float,
+    max_cycles: float | None,
+    max_energy_uj: float | None,
     progress: bool | None,
     out: Path,
     exhaustive: bool,
 ) -> None:
     """Find the best fused schedule (exact receptive field), benchmarking only the entries that can
-    still change it, as the search asks for them (--exhaustive: every entry it may use first).
+    still change it, as the search asks for them (--exhaustive: every entry it may use first; edp,
+    --pareto and the budgets need them all, so they imply it).
 
     \b
     Example (AlexNet with its padding and pooling, on the bundled Simba-like accelerator):
       deepfrack run -w examples/networks/alexnet.yaml -a simba-like -o out/alexnet
     """
     show = show_progress(progress)
-    with interrupt_message(cache_path, out), search_progress(show) as report:
+    front = front_options(pareto, pareto_schedules, pareto_epsilon, max_cycles, max_energy_uj)
+    with interrupt_message(cache_path, out), budget_exit(), search_progress(show) as report:
         try:
             result = api.run(
                 workload=workload,
@@ -106,6 +117,8 @@ def run(
                 progress=show,
                 search_progress=report,
                 exhaustive=exhaustive,
+                objective=objective,
+                front=front,
                 out=out,
             )
         except api.EntriesFailed as exc:

@@ -23,6 +23,7 @@ from deepfrack.cli.common import (
     search_progress,
     show_progress,
 )
+from deepfrack.cli.front import FRONT, OBJECTIVE, budget_exit, front_options
 
 TABLES = click.option(
     "--tables",
@@ -51,15 +52,10 @@ _shared = options(WORKLOAD, TABLES, ARCH_OPTIONAL, COMPONENTS, CONSTRAINTS, CAPA
     help=RULE_HELP,
 )
 @MAX_STACK_DEPTH
-@click.option(
-    "--objective",
-    type=click.Choice(["energy", "cycles"]),
-    default="energy",
-    show_default=True,
-    help="What to minimize ('cycles' needs cycles in every table entry).",
-)
+@OBJECTIVE
+@FRONT
 @PROGRESS
-@out_option("schedule.json, deepfrack.log, energy.png")
+@out_option("schedule.json, deepfrack.log, energy.png (pareto.csv, pareto.png)")
 def optimize(
     workload: Path,
     input_size: tuple[int, int] | None,
@@ -71,10 +67,16 @@ def optimize(
     rule: str,
     max_stack_depth: int | None,
     objective: str,
+    pareto: bool,
+    pareto_schedules: bool,
+    pareto_epsilon: float,
+    max_cycles: float | None,
+    max_energy_uj: float | None,
     progress: bool | None,
     out: Path,
 ) -> None:
-    """Find the fused stacks, tilings and cached weights that minimize energy (or cycles).
+    """Find the fused stacks, tilings and cached weights that minimize energy (or cycles, or edp),
+    within budgets when given; --pareto: the whole energy-cycles front.
 
     \b
     Example (the original DeepFrack's AlexNet tables, searched by its own rule):
@@ -82,7 +84,8 @@ def optimize(
         -t examples/reference/deepfrack-examples/AlexNet_Simba/cost-tables \\
         --receptive-field legacy --capacity unlimited -o out/alexnet
     """
-    with search_progress(show_progress(progress)) as report:
+    front = front_options(pareto, pareto_schedules, pareto_epsilon, max_cycles, max_energy_uj)
+    with budget_exit(), search_progress(show_progress(progress)) as report:
         result = api.optimize(
             workload=workload,
             input_size=input_size or None,
@@ -95,6 +98,7 @@ def optimize(
             max_stack_depth=max_stack_depth,
             objective=objective,
             progress=report,
+            front=front,
             out=out,
         )
     print_result(result)
@@ -118,6 +122,13 @@ def optimize(
     help="Schedule JSON: per stack first, last, tile_shape [h, w] and cached_layers (a schedule.json "
     "written by deepfrack works; its tiles, regions and variants must be what the rules give).",
 )
+@click.option(
+    "--objective",
+    type=click.Choice(["energy", "cycles", "edp"]),
+    default=None,
+    help="What the schedule was chosen for, as recorded (cycles and edp need cycles in every table "
+    "entry) [default: the schedule file's objective, else energy].",
+)
 @out_option("schedule.json, deepfrack.log, energy.png")
 def evaluate(
     workload: Path,
@@ -129,6 +140,7 @@ def evaluate(
     capacity: str,
     rule: str | None,
     schedule_path: Path,
+    objective: str | None,
     out: Path,
 ) -> None:
     """Cost a given schedule and check it (coverage, capacity, every layer in exactly one stack)."""
@@ -142,6 +154,7 @@ def evaluate(
         constraints=constraints,
         capacity=capacity,  # type: ignore[arg-type]
         receptive_field=rule,
+        objective=objective,
         out=out,
     )
     print_result(result)

@@ -34,6 +34,7 @@ loops of a nest outermost first; results are per variant (V) and candidate (B).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import NamedTuple
@@ -99,16 +100,21 @@ class _Slots(NamedTuple):
         return out
 
 
-def _slots(space: MapSpace, c: Candidates, tf: np.ndarray, ext_sp: np.ndarray, coef: np.ndarray) -> _Slots:
-    B, L = len(c), space.n_levels
-    parts = [space.active_orders[l][c.oidx[:, l]] for l in range(L)]
-    widths = [p.shape[1] for p in parts]
+def _slots(
+    active_dims: np.ndarray, widths: tuple[int, ...], tf: np.ndarray, ext_sp: np.ndarray, coef: np.ndarray
+) -> _Slots:
+    """The slots of candidates whose loops that can be > 1 are ``active_dims`` [B, J] (per level
+    ``widths[l]`` of them, outermost first; -1: a padding slot, bound 1)."""
+    B, L = tf.shape[0], tf.shape[1]
     start = tuple(int(x) for x in np.cumsum([0, *widths]))
     J = start[-1]
-    dim = np.concatenate(parts, axis=1) if J else np.zeros((B, 0), np.int64)
+    pad = active_dims < 0
+    dim = np.where(pad, 0, active_dims)
     lev = np.repeat(np.arange(L), widths)[None, :]
     rows = np.arange(B)[:, None]
     bound = tf[rows, lev, dim]
+    if pad.any():
+        bound = np.where(pad, 1, bound)
     prod = np.ones((B, J + 1), np.int64)
     if J:
         np.cumprod(bound, axis=1, out=prod[:, 1:])
@@ -124,13 +130,52 @@ def _slots(space: MapSpace, c: Candidates, tf: np.ndarray, ext_sp: np.ndarray, c
     )
 
 
-def _replication(sf: np.ndarray) -> np.ndarray:
-    """Utilized instances of each level [B, L]: the product of the fan-outs used outside it."""
-    F = sf.prod(axis=2)
-    repl = np.ones(F.shape, np.int64)
-    for l in range(1, F.shape[1]):
-        repl[:, l] = repl[:, l - 1] * F[:, l - 1]
-    return repl
+class _Decoded(NamedTuple):
+    """Candidates of one or more mapspaces of a layer problem, decoded: temporal, spatial X and Y
+    factors [B, L, 7], what is kept below the outermost level [B, L, 3], whether the spatial
+    factors fit, and the loops that can be > 1 ([B, J], ``widths[l]`` per level, -1 padding)."""
+
+    tf: np.ndarray
+    sx: np.ndarray
+    sy: np.ndarray
+    keep: np.ndarray
+    spatial_ok: np.ndarray
+    active_dims: np.ndarray
+    widths: tuple[int, ...]
+
+    def take(self, rows: np.ndarray) -> _Decoded:
+        return _Decoded(
+            self.tf[rows],
+            self.sx[rows],
+            self.sy[rows],
+            self.keep[rows],
+            self.spatial_ok[rows],
+            self.active_dims[rows],
+            self.widths,
+        )
+
+    @staticmethod
+    def concat(parts: list[_Decoded]) -> _Decoded:
+        """One batch of several mapspaces' candidates: each level's loops padded to the widest."""
+        L = len(parts[0].widths)
+        widths = tuple(max(p.widths[l] for p in parts) for l in range(L))
+        dims = []
+        for p in parts:
+            starts = np.cumsum([0, *p.widths])
+            cols = []
+            for l in range(L):
+                cols.append(p.active_dims[:, starts[l] : starts[l + 1]])
+                if widths[l] > p.widths[l]:
+                    cols.append(np.full((len(p.tf), widths[l] - p.widths[l]), -1, np.int64))
+            dims.append(np.concatenate(cols, axis=1) if cols else p.active_dims)
+        return _Decoded(
+            *(
+                np.concatenate([getattr(p, f) for p in parts])
+                for f in ("tf", "sx", "sy", "keep", "spatial_ok")
+            ),
+            np.concatenate(dims),
+            widths,
+        )
 
 
 def _partitions(size: np.ndarray, size_sp: np.ndarray, sf: np.ndarray) -> np.ndarray:
@@ -178,6 +223,21 @@ class FastModel:
         bw = np.stack([tables.read_bw, tables.write_bw, tables.shared_bw])
         self.bw_levels = tuple(int(l) for l in np.nonzero(~np.isnan(bw).all(axis=0))[0])
         self.min_util = tables.min_util
+        vk = space.variant_keep
+        if any(l == 0 for l, _ in space.free_keeps) or (vk[:, 1:] != vk[:1, 1:]).any():
+            raise ValueError("the variants of a mapspace may differ only in what the outermost level keeps")
+        #: [V, 3]: what each variant's outermost level keeps (the variants agree everywhere else)
+        self.top_keep = vk[:, 0, :]
+        #: what the scoring depends on besides the decoded candidates (``evaluate_many``)
+        self.signature = (
+            id(tables),
+            rules,
+            tuple(self.coef.tolist()),
+            vk.tobytes(),
+            space.free_keeps,
+            space.levels,
+            space.min_parallelism,
+        )
 
     def _sizes(self, e: np.ndarray) -> np.ndarray:
         """Data sizes [..., 3] of op-space extents e [..., 7]."""
@@ -189,16 +249,29 @@ class FastModel:
         o = e[..., N] * e[..., M] * e[..., P] * e[..., Q]
         return np.stack([w, i, o], axis=-1)
 
+    def decode(self, c: Candidates) -> _Decoded:
+        """The candidates' factors, keeps, spatial validity and active loops (what depends on the
+        mapspace; the rest of the model depends only on the layer problem and the architecture)."""
+        space = self.space
+        tf, sx, sy = space.factors(c)
+        parts = [space.active_orders[l][c.oidx[:, l]] for l in range(self.L)]
+        widths = tuple(int(p.shape[1]) for p in parts)
+        dims = np.concatenate(parts, axis=1) if sum(widths) else np.zeros((len(c), 0), np.int64)
+        return _Decoded(tf, sx, sy, space.inner_keeps(c), space.spatial_ok(sx, sy), dims, widths)
+
     def evaluate(self, c: Candidates) -> FastResult:
         """Scores of every candidate under every variant; candidates that are invalid under every
         variant (spatial constraints, a tile that does not fit) are not scored (energy and cycles
         inf)."""
-        space, L = self.space, self.L
-        tf, sx, sy = space.factors(c)
-        spatial_ok = space.spatial_ok(sx, sy)
-        sf = sx * sy
-        keep = space.keeps(c)  # [V, B, L, 3]
-        V, B = keep.shape[0], keep.shape[1]
+        return self.evaluate_decoded(self.decode(c))
+
+    def evaluate_decoded(self, dc: _Decoded) -> FastResult:
+        """``evaluate`` of decoded candidates (of this model's mapspace, or of another mapspace of
+        the same layer problem: :func:`evaluate_many`)."""
+        L = self.L
+        tf, sf, keep, spatial_ok = dc.tf, dc.sx * dc.sy, dc.keep, dc.spatial_ok
+        vk0 = self.top_keep  # [V, 3]
+        V, B = vk0.shape[0], len(tf)
 
         # extents of each level's tile and below its temporal loops (their strides), from the MACs out
         ext_sp = np.empty((B, L, 7), np.int64)
@@ -211,37 +284,45 @@ class FastModel:
             ext[:, l] = cur
         size = self._sizes(ext)  # [B, L, 3]
 
-        cap = np.where(keep, size[None], 0).sum(axis=3)  # [V, B, L]
+        # words per instance: the inner levels' are every variant's, the outermost level's per variant
+        kept = np.where(keep, size, 0)
+        cap = np.empty((V, B, L), np.int64)
+        cap[:] = (kept[:, :, 0] + kept[:, :, 1] + kept[:, :, 2])[None]
+        cap[:, :, 0] = vk0.astype(np.int64) @ size[:, 0, :].T
         eff = self.eff[None, None, :]
         bounded = eff >= 0
         over = bounded & (cap > eff)
         under = (
             bounded & ~over & (self.min_util[None, None, :] > 0) & (cap < eff * self.min_util[None, None, :])
         )
-        unstored = ~keep.any(axis=2).all(axis=2)
-        valid = ~over.any(axis=2) & ~under.any(axis=2) & ~unstored & spatial_ok[None, :]
+        inner_any = keep[:, 1:, :].any(axis=1) if L > 1 else np.zeros((B, 3), bool)  # [B, 3]
+        stored = (inner_any[None] | vk0[:, None, :]).all(axis=2)  # [V, B]
+        valid = ~(over | under).any(axis=2) & stored & spatial_ok[None, :]
         energy = np.full((V, B), np.inf)
         cycles = np.full((V, B), np.inf)
         last = np.full((V, B), np.inf)
         rows = np.nonzero(valid.any(axis=0))[0]
         if len(rows):
-            e, cy, la = self._score(
-                c.take(rows), tf[rows], sf[rows], keep[:, rows], ext[rows], ext_sp[rows], size[rows]
-            )
+            e, cy, la = self._score(dc.take(rows), sf[rows], ext[rows], ext_sp[rows], size[rows])
             energy[:, rows], cycles[:, rows], last[:, rows] = e, cy, la
         return FastResult(energy, cycles, valid, last, cap, over)
 
-    def _score(self, c, tf, sf, keep, ext, ext_sp, size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def _score(self, dc: _Decoded, sf, ext, ext_sp, size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Energy, cycles and outermost-level accesses [V, B] of candidates that are valid under
-        some variant."""
-        sl = _slots(self.space, c, tf, ext_sp, self.coef)
-        acc = self._parent_accesses(sl, size, keep[0], ext)
+        some variant (``keep``: [B, L, 3], what every variant keeps below the outermost level)."""
+        keep = dc.keep
+        sl = _slots(dc.active_dims, dc.widths, dc.tf, ext_sp, self.coef)
+        acc = self._parent_accesses(sl, size, keep, ext)
         compute_acc = sl.outer_product[:, -1]
-        repl = _replication(sf)
-        macs = compute_acc * sf.prod(axis=2).prod(axis=1)
+        F = sf.prod(axis=2)  # [B, L]: fan-out used per level
+        repl = np.ones(F.shape, np.int64)
+        np.cumprod(F[:, :-1], axis=1, out=repl[:, 1:])
+        macs = compute_acc * repl[:, -1] * F[:, -1]
         part = _partitions(size, self._sizes(ext_sp), sf)
-        counts = self._counts(compute_acc, acc, self._distinct_groups(sf, ext), part, keep[0])
-        kt = keep[:, :, 0, :].astype(np.float64)  # [V, B, 3]: the outermost level keeps the tensor
+        counts = self._counts(compute_acc, acc, self._distinct_groups(sf, ext), part, keep)
+        kt = np.broadcast_to(self.top_keep[:, None, :], (self.top_keep.shape[0], len(sf), 3)).astype(
+            np.float64
+        )  # [V, B, 3]: the outermost level keeps the tensor
         energy = self._energy(counts, kt, repl, macs)
         cycles = self._cycles(counts, kt, compute_acc)
         if self.rules.leakage:
@@ -255,27 +336,25 @@ class FastModel:
     # ---- accesses of each level's tile to its parent ---------------------------------------------
     def _parent_accesses(self, sl: _Slots, size: np.ndarray, keep: np.ndarray, ext: np.ndarray) -> np.ndarray:
         """int64 [B, L, 3] (see the module docstring), for the (level, tensor) pairs some candidate
-        keeps at an inner level (the variants agree there)."""
+        keeps at an inner level (the variants agree there); every inner level at once."""
         B, L, _ = size.shape
-        rows = np.arange(B)
         acc = np.zeros((B, L, 3), np.int64)
+        if L < 2:
+            return acc
         need = keep.any(axis=0)  # [L, 3]
-        last_rel = [
-            sl.last_before(sl.active & RELEVANT[t][sl.dim]) if need[1:, t].any() else None for t in range(3)
-        ]
-        last_any = sl.last_before(sl.active)
-        lay = self.space.layer
-        wx = lay.Wstride * (ext[..., P] - 1) + lay.Wdilation * (ext[..., R] - 1) + 1  # [B, L]
-        hx = lay.Hstride * (ext[..., Q] - 1) + lay.Hdilation * (ext[..., S] - 1) + 1
-        for l in range(1, L):
-            start = sl.start[l]
-            for t in range(3):
-                if need[l, t]:
-                    acc[:, l, t] = size[:, l, t] * sl.outer_product[rows, last_rel[t][:, start] + 1]
-            if sl.J and need[l, 1]:
-                acc[:, l, 1] -= _input_overlap_credit(
-                    sl, last_any[:, start], start, size[:, l, 1], wx[:, l], hx[:, l]
-                )
+        starts = np.array(sl.start[1:L], np.int64)  # the slots above level l's tile: those before start[l]
+        for t in range(3):
+            if need[1:, t].any():
+                lr = sl.last_before(sl.active & RELEVANT[t][sl.dim])[:, starts]  # [B, L - 1]
+                acc[:, 1:, t] = size[:, 1:, t] * np.take_along_axis(sl.outer_product, lr + 1, axis=1)
+        if sl.J and need[1:, 1].any():
+            lay = self.space.layer
+            e = ext[:, 1:]
+            wx = lay.Wstride * (e[..., P] - 1) + lay.Wdilation * (e[..., R] - 1) + 1  # [B, L - 1]
+            hx = lay.Hstride * (e[..., Q] - 1) + lay.Hdilation * (e[..., S] - 1) + 1
+            l1 = sl.last_before(sl.active)[:, starts]
+            credit = _input_overlap_credit(sl, l1, size[:, 1:, 1], wx, hx)
+            acc[:, 1:, 1] -= np.where(need[None, 1:, 1], credit, 0)
         return acc
 
     # ---- multicast groups ------------------------------------------------------------------------
@@ -387,43 +466,71 @@ class FastModel:
         return cycles
 
 
+def evaluate_many(models: list[FastModel], batches: list[Candidates]) -> list[FastResult]:
+    """``[m.evaluate(c) for m, c in zip(models, batches)]`` in one pass (the same numbers): the
+    models are of mapspaces of one layer problem (tile shapes of one layer: the same architecture
+    tables, rules, strides and variants), so that one model can score every decoded candidate."""
+    parts = [(m, c) for m, c in zip(models, batches, strict=True) if len(c)]
+    if len(parts) <= 1:
+        return [m.evaluate(c) for m, c in zip(models, batches, strict=True)]
+    head = parts[0][0]
+    for m, _ in parts[1:]:
+        if m.signature != head.signature:
+            raise ValueError("evaluate_many needs models of one layer problem")
+    res = head.evaluate_decoded(_Decoded.concat([m.decode(c) for m, c in parts]))
+    out, at = [], 0
+    for m, c in zip(models, batches, strict=True):
+        n = len(c)
+        out.append(
+            FastResult(*(getattr(res, f.name)[:, at : at + n] for f in dataclasses.fields(FastResult)))
+            if n
+            else m.evaluate(c)
+        )
+        at += n
+    return out
+
+
 def _input_overlap_credit(
-    sl: _Slots, l1: np.ndarray, start: int, tile: np.ndarray, wx: np.ndarray, hx: np.ndarray
+    sl: _Slots, l1: np.ndarray, tile: np.ndarray, wx: np.ndarray, hx: np.ndarray
 ) -> np.ndarray:
-    """Inputs words not fetched again thanks to the sliding window [B] (see the module docstring):
-    when the innermost active loop above the tile (slot ``l1``, -1: none; the loops above the tile
-    are the slots before ``start``) moves it along the width or height, the overlap with the previous
-    tile is credited to that loop's steps and to the steps of outer loops whose translation equals
-    it. ``tile``: the Inputs tile [B]; ``wx``, ``hx``: its width and height [B]."""
-    B = len(l1)
-    rows = np.arange(B)
+    """Inputs words not fetched again thanks to the sliding window [B, K], for K tiles of every
+    candidate (see the module docstring): when the innermost active loop above a tile (slot ``l1``
+    [B, K], -1: none) moves it along the width or height, the overlap with the previous tile is
+    credited to that loop's steps and to the steps of outer loops whose translation equals it.
+    ``tile``: the Inputs tiles [B, K]; ``wx``, ``hx``: their widths and heights [B, K]."""
+    B, K = l1.shape
+    rows = np.arange(B)[:, None]
     l1c = np.maximum(l1, 0)
     c1 = np.where(l1 >= 0, sl.input_coord[rows, l1c], -1)
-    slide = (c1 == 2) | (c1 == 3)
-    if not slide.any():
-        return np.zeros(B, np.int64)
     extc = np.where(c1 == 2, wx, hx)
     tau1 = sl.input_step[rows, l1c]
     overlap = np.maximum(0, extc - tau1)
-    slide &= overlap > 0
+    slide = ((c1 == 2) | (c1 == 3)) & (overlap > 0)
     if not slide.any():
-        return np.zeros(B, np.int64)
+        return np.zeros((B, K), np.int64)
     deficit = (tile // np.maximum(extc, 1)) * overlap
-    jj = np.arange(start)[None, :]
-    act, coord, tau, w = (a[:, :start] for a in (sl.active, sl.input_coord, sl.input_step, sl.weight))
-    outward = jj < l1[:, None]
-    same = coord == c1[:, None]
+    # per (candidate, tile, slot j): the loops outside l1 whose translation repeats l1's; only the
+    # candidates with a sliding tile, and the slots up to the outermost such l1, matter
+    sel = np.nonzero(slide.any(axis=1))[0]
+    Jm = int(l1[slide].max()) + 1
+    l1s, c1s = l1[sel][:, :, None], c1[sel][:, :, None]
+    jj = np.arange(Jm)[None, None, :]
+    act, coord = sl.active[sel, None, :Jm], sl.input_coord[sel, None, :Jm]
+    tau, w = sl.input_step[sel, None, :Jm], sl.weight[sel, None, :Jm]
+    outward = jj < l1s
+    same = coord == c1s
     # an active loop between the slot and l1 that moves another coordinate breaks the repetition
     other = act & outward & ~same & (coord >= 0)
-    n_other = np.cumsum(other, axis=1)
-    broken = (n_other[:, -1:] - n_other) > 0
+    n_other = np.cumsum(other, axis=2)
+    broken = (n_other[:, :, -1:] - n_other) > 0
     # the steps of the same coordinate's loops from the slot (excluded) in to l1 (included)
-    tau_c1 = np.where(act & same & (jj <= l1[:, None]), tau, 0)
-    cum_tau = np.cumsum(tau_c1, axis=1)
-    s_excl = cum_tau[:, -1:] - cum_tau
-    eq = outward & act & same & ~broken & (tau == s_excl + tau1[:, None])
-    corr = sl.weight[rows, l1c] + np.where(eq, w, 0).sum(axis=1)
+    tau_c1 = np.where(act & same & (jj <= l1s), tau, 0)
+    cum_tau = np.cumsum(tau_c1, axis=2)
+    s_excl = cum_tau[:, :, -1:] - cum_tau
+    eq = outward & act & same & ~broken & (tau == s_excl + tau1[sel][:, :, None])
+    corr = np.zeros((B, K), np.int64)
+    corr[sel] = sl.weight[sel[:, None], l1c[sel]] + np.where(eq, w, 0).sum(axis=2)
     return np.where(slide, deficit * corr, 0)
 
 
-__all__ = ["FastModel", "FastResult"]
+__all__ = ["FastModel", "FastResult", "evaluate_many"]

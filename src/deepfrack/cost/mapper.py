@@ -5,6 +5,8 @@ Public API::
     map_tile(arch, energy, layer, constraints, objective="energy", seed=0, variants=None)
         -> {variant: MapResult}
     LayerMapper(arch, energy, layer, constraints, options).map(h, w) -> {variant: MapResult}
+    LayerMapper(...).map_many([(h, w), ...]) -> {(h, w): {variant: MapResult}}  (the same results,
+        the tiles' searches run side by side: one model call scores the candidates of all of them)
 
 ``constraints`` is one :class:`~deepfrack.arch.spec.Constraints` (searched as it is, under the name
 "default") or ``{variant: Constraints}`` (e.g. the seven residency variants from
@@ -51,16 +53,16 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
 from deepfrack.arch.capacity import capacity_spec
 from deepfrack.arch.spec import Architecture, Constraints, EnergyTable
-from deepfrack.cost.fastmodel import FastModel, FastResult
-from deepfrack.cost.mapping import LoopMapping
+from deepfrack.cost.fastmodel import FastModel, FastResult, evaluate_many
+from deepfrack.cost.mapping import LevelMapping, LoopMapping, MappingBatch
 from deepfrack.cost.mapspace import (
     Candidates,
     DimTable,
@@ -79,6 +81,8 @@ from deepfrack.dims import DIMS, TENSORS
 from deepfrack.errors import InputError
 from deepfrack.objective import ENERGY, Objective
 from deepfrack.workload.layer import Layer
+
+T = TypeVar("T")
 
 #: square tile sides whose best mappings warm-start the other shapes (every 4 up to 32, every 8 up to
 #: 64, every 16 up to 128, every 32 up to 512, every 128 beyond): fixed, so that the result of a
@@ -449,14 +453,17 @@ class _Search:
                     new.append(i)
         return c.take(np.sort(np.array(new, np.int64)))
 
-    def evaluate(self, c: Candidates, dedupe: bool = True) -> tuple[Candidates, FastResult | None]:
+    def evaluate(self, c: Candidates, dedupe: bool = True) -> Steps[tuple[Candidates, FastResult | None]]:
+        """Score candidates (the fresh ones, with ``dedupe``) and record them: a generator that yields
+        batches of at most ``batch`` candidates to score and receives their FastResults (``drive``
+        runs it), returning the candidates scored and their scores."""
         if dedupe:
             c = self._fresh(c)
         if len(c) == 0:
             return c, None
         res_parts = []
         for i in range(0, len(c), self.opt.batch):
-            res_parts.append(self.fm.evaluate(c.take(np.arange(i, min(len(c), i + self.opt.batch)))))
+            res_parts.append((yield c.take(np.arange(i, min(len(c), i + self.opt.batch)))))
         if len(res_parts) == 1:
             r = res_parts[0]
         else:
@@ -572,7 +579,7 @@ class _Search:
             return c.take(np.zeros(0, np.int64))
         return Candidates.concat(parts)
 
-    def repair(self, c: Candidates, r: FastResult, rounds: int = 2, keep: int = 32) -> None:
+    def repair(self, c: Candidates, r: FastResult, rounds: int = 2, keep: int = 32) -> Steps[None]:
         """Push factors of seeds that fit no level outward (to the outermost temporal slot) until
         they fit: a seed adapted from another tile shape is often one or two moves from valid."""
         for _ in range(rounds):
@@ -591,7 +598,7 @@ class _Search:
             )
             idx = np.nonzero(bad)[0]
             idx = idx[np.argsort(excess[idx], kind="stable")[:keep]]
-            c, r2 = self.evaluate(self.outward_neighbours(c.take(idx)))
+            c, r2 = yield from self.evaluate(self.outward_neighbours(c.take(idx)))
             if r2 is None:
                 return
             r = r2
@@ -643,17 +650,41 @@ class _Search:
         return Candidates.concat(out)
 
     # ---- drivers ---------------------------------------------------------------------------------
-    def enumerate_all(self) -> None:
+    def loop_classes(self, c: Candidates) -> np.ndarray:
+        """int64 [B, 7 + L + 1]: equal rows for candidates that differ only in where their loops of
+        bound 1 stand in a level's order (the model cannot tell them apart: same factors, keeps and
+        order of the loops > 1 at every level)."""
+        sp = self.space
+        tf, _, _ = sp.factors(c)
+        rows = np.arange(len(c))[:, None]
+        cols = [c.fidx, c.kbits[:, None]]
+        for l in range(sp.n_levels):
+            loops = sp.active_orders[l][c.oidx[:, l]]  # [B, a], outermost first
+            on = tf[rows, l, loops] > 1
+            code = np.zeros(len(c), np.int64)
+            for j in range(loops.shape[1]):
+                code = np.where(on[:, j], code * 8 + loops[:, j] + 1, code)
+            cols.append(code[:, None])
+        return np.concatenate(cols, axis=1)
+
+    def enumerate_all(self) -> Steps[None]:
+        """Every candidate of the space, one per loop class (``loop_classes``): the first of each class
+        in enumeration order, which is the one the objective's stable order would keep among equals."""
         sp = self.space
         sizes = [len(t) for t in sp.dims] + [len(o) for o in sp.orders] + [1 << len(sp.free_keeps)]
         total = int(np.prod(sizes))
+        seen: set[bytes] = set()
         for start in range(0, total, self.opt.batch):
             idx = np.arange(start, min(total, start + self.opt.batch))
             digits = np.stack(np.unravel_index(idx, sizes), axis=1).astype(np.int64)
             c = Candidates(digits[:, :7], digits[:, 7 : 7 + sp.n_levels], digits[:, -1])
-            self.evaluate(c, dedupe=False)
+            classes = self.loop_classes(c)
+            _, first = np.unique(classes, axis=0, return_index=True)
+            first = [i for i in np.sort(first).tolist() if classes[i].tobytes() not in seen]
+            seen.update(classes[i].tobytes() for i in first)
+            yield from self.evaluate(c.take(np.array(first, np.int64)), dedupe=False)
 
-    def descend(self, max_rounds: int) -> None:
+    def descend(self, max_rounds: int) -> Steps[None]:
         """Best-improvement local search from the current incumbents (every variant at once):
         single moves until none improves any variant; then single moves that overflow a buffer,
         repaired by pushing factors outward (a move that needs room made elsewhere); then, when
@@ -665,14 +696,14 @@ class _Search:
             if len(inc) == 0:
                 return
             if stage == 0:
-                self.evaluate(self.neighbours(inc))
+                yield from self.evaluate(self.neighbours(inc))
             elif stage == 1:
                 nb = self.neighbours(inc)
                 if len(nb):
-                    r = self.fm.evaluate(nb)  # validity of the (already seen) single moves
-                    self.repair(nb, r, rounds=1, keep=self.opt.repair_keep)
+                    r = yield nb  # validity of the (already seen) single moves
+                    yield from self.repair(nb, r, rounds=1, keep=self.opt.repair_keep)
             else:
-                self.evaluate(self.pair_neighbours(inc))
+                yield from self.evaluate(self.pair_neighbours(inc))
             after = [tuple(e[0] for e in sh[: self.opt.beam]) for sh in self.short]
             if after != before:
                 stage = 0
@@ -683,26 +714,66 @@ class _Search:
             else:
                 return
 
-    def run(self, seeds: Candidates | None) -> None:
+    def run(self, seeds: Candidates | None) -> Steps[None]:
+        """The whole search (module docstring), as a generator of the batches to score (``drive``)."""
         sp = self.space
         if sp.size <= self.opt.enumerate_limit:
-            self.enumerate_all()
+            yield from self.enumerate_all()
             return
         if seeds is not None and len(seeds):
-            sc, sr = self.evaluate(seeds)
+            sc, sr = yield from self.evaluate(seeds)
             if sr is not None:
-                self.repair(sc, sr)
-        self.evaluate(Candidates.concat([minimal_candidate(sp), self.random(self.opt.random_samples)]))
-        self.descend(self.opt.max_rounds)
+                yield from self.repair(sc, sr)
+        yield from self.evaluate(
+            Candidates.concat([minimal_candidate(sp), self.random(self.opt.random_samples)])
+        )
+        yield from self.descend(self.opt.max_rounds)
         for _ in range(self.opt.restarts):
             inc = self.incumbents()
             if len(inc) == 0:
                 # nothing valid yet: more random samples
-                self.evaluate(self.random(self.opt.random_samples))
-                self.descend(self.opt.max_rounds)
+                yield from self.evaluate(self.random(self.opt.random_samples))
+                yield from self.descend(self.opt.max_rounds)
                 continue
-            self.evaluate(self.perturb(inc))
-            self.descend(self.opt.max_rounds)
+            yield from self.evaluate(self.perturb(inc))
+            yield from self.descend(self.opt.max_rounds)
+
+
+#: a search step generator: yields batches of candidates to score, is sent their FastResults
+Steps = Generator[Candidates, FastResult, T]
+
+#: candidates scored together by one model call when the searches of several tiles run side by side
+JOINT_BATCH = 8192
+
+
+def drive(searches: Sequence[tuple[_Search, Steps[None]]]) -> None:
+    """Run search generators to the end, side by side: each step, the batches every live search asks
+    for are scored together (``fastmodel.evaluate_many``; the searches are of tile shapes of one
+    layer problem and constraint group), up to ``JOINT_BATCH`` candidates per model call. Each search
+    gets exactly the scores it would get alone, so its result does not depend on its companions."""
+    live: list[tuple[_Search, Steps[None], Candidates]] = []
+
+    def step(search: _Search, gen: Steps[None], value: FastResult | None) -> None:
+        try:
+            req = gen.send(value) if value is not None else next(gen)
+        except StopIteration:
+            return
+        live.append((search, gen, req))
+
+    for search, gen in searches:
+        step(search, gen, None)
+    while live:
+        current, live = live, []
+        chunk: list[tuple[_Search, Steps[None], Candidates]] = []
+        total = 0
+        for i, item in enumerate(current):
+            chunk.append(item)
+            total += len(item[2])
+            if total >= JOINT_BATCH or i == len(current) - 1:
+                results = evaluate_many([s.fm for s, _, _ in chunk], [c for _, _, c in chunk])
+                for (search, gen, _), r in zip(chunk, results, strict=True):
+                    step(search, gen, r)
+                chunk, total = [], 0
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -755,6 +826,7 @@ class LayerMapper:
         self._rungs: dict[tuple[int, int], list[dict[str, Any]]] = {}
         self._memo_group: dict[tuple[int, int, int], dict[str, MapResult]] = {}
         self._templates: dict[int, SpaceTemplate] = {}
+        self._seed_memo: dict = {}  # _adapt_seeds' per-seed work, shared between tile shapes
         for gi, g in enumerate(self.groups):
             try:
                 homes = dict(capacity_spec(arch, next(iter(g.values()))).home)
@@ -770,18 +842,47 @@ class LayerMapper:
         """{variant: MapResult} for the output tile h x w (default: the whole layer)."""
         h = self.layer.Q if h is None else h
         w = self.layer.P if w is None else w
-        key = (h, w)
-        got = self._memo.get(key)
-        if got is not None:
-            return got
-        out: dict[str, MapResult] = {}
-        prob = tile_problem(self.layer, h, w)
-        for gi, g in enumerate(self.groups):
-            free = {n: self._view_result(n, prob) for n, c in g.items() if prob.view and self._same_place(c)}
-            if len(free) < len(g):
-                out.update(self._map_group(gi, g, h, w))
-            out.update(free)
-        self._memo[key] = out
+        return self.map_many([(h, w)])[(h, w)]
+
+    def map_many(self, tiles: Iterable[tuple[int, int]]) -> dict[tuple[int, int], dict[str, MapResult]]:
+        """``{(h, w): map(h, w)}`` for many tiles at once: their searches run side by side, so that
+        one model call scores the candidates of many tiles (``drive``), and their shortlists are
+        re-scored by one full-model call. Every tile's result is the one ``map`` gives it alone."""
+        out: dict[tuple[int, int], dict[str, MapResult]] = {}
+        plans: dict[tuple[int, int], list[tuple[dict[str, MapResult], dict[str, MapResult] | _Task]]] = {}
+        tasks: list[_Task] = []
+        for h, w in tiles:
+            key = (h, w)
+            got = self._memo.get(key)
+            if got is not None:
+                out[key] = got
+                continue
+            if key in plans:
+                continue
+            prob = tile_problem(self.layer, h, w)
+            plan = plans[key] = []
+            for gi, g in enumerate(self.groups):
+                free = {
+                    n: self._view_result(n, prob) for n, c in g.items() if prob.view and self._same_place(c)
+                }
+                started: dict[str, MapResult] | _Task = {}
+                if len(free) < len(g):
+                    started = self._start_group(gi, g, h, w)
+                    if isinstance(started, _Task):
+                        tasks.append(started)
+                plan.append((free, started))
+        finished: dict[int, dict[str, MapResult]] = {}
+        for gi in range(len(self.groups)):
+            mine = [t for t in tasks if t.group == gi]
+            drive([(t.search, t.steps) for t in mine])
+            for t, (results, _) in zip(mine, self._finish(mine), strict=True):
+                finished[id(t)] = results
+        for key, plan in plans.items():
+            res: dict[str, MapResult] = {}
+            for free, started in plan:
+                res.update(finished[id(started)] if isinstance(started, _Task) else started)
+                res.update(free)
+            self._memo[key] = out[key] = res
         return out
 
     def _same_place(self, constraints: Constraints) -> bool:
@@ -834,7 +935,11 @@ class LayerMapper:
             seeds += self._rung(gi, g, i)
         return seeds
 
-    def _map_group(self, gi: int, g: dict[str, Constraints], h: int, w: int) -> dict[str, MapResult]:
+    def _start_group(
+        self, gi: int, g: dict[str, Constraints], h: int, w: int
+    ) -> dict[str, MapResult] | _Task:
+        """The results of a tile for one constraint group, or its search to run (``_Task``). A ladder
+        rung's own square tile is searched now, as the rung."""
         if h == w and self.options.anchor:
             i = bisect.bisect_left(LADDER, h)
             if i < len(LADDER) and LADDER[i] == h:
@@ -844,8 +949,7 @@ class LayerMapper:
                     self._memo_group[(gi, h, w)] = self._search(gi, g, h, w, below, extra_effort=True)[0]
                 self._rung(gi, g, i)
                 return self._memo_group[(gi, h, w)]
-        results, _ = self._search(gi, g, h, w, self._seeds_for(gi, g, h, w), extra_effort=False)
-        return results
+        return self._start(gi, g, h, w, self._seeds_for(gi, g, h, w), extra_effort=False)
 
     # ---- the ladder, shared between processes ---------------------------------------------------
     def ladder(self, top: int) -> dict[int, dict[int, list[dict[str, Any]]]]:
@@ -871,13 +975,31 @@ class LayerMapper:
         seeds: list[dict[str, Any]],
         extra_effort: bool,
     ) -> tuple[dict[str, MapResult], list[dict[str, Any]]]:
+        """The results and the portable best mappings of one tile, searched alone."""
+        task = self._start(gi, g, h, w, seeds, extra_effort)
+        if not isinstance(task, _Task):
+            return task, []
+        drive([(task.search, task.steps)])
+        return self._finish([task])[0]
+
+    def _start(
+        self,
+        gi: int,
+        g: dict[str, Constraints],
+        h: int,
+        w: int,
+        seeds: list[dict[str, Any]],
+        extra_effort: bool,
+    ) -> dict[str, MapResult] | _Task:
+        """The search of one tile for one constraint group, ready to run (or its results when no
+        mapspace exists)."""
         names = tuple(g)
         prob = tile_problem(self.layer, h, w)
         notes = [prob.note] if prob.note else []
         try:
             space = build_mapspace(self.arch, prob.layer, template=self._templates[gi])
         except Infeasible as exc:
-            return {v: MapResult(v, "infeasible", exc.reason, notes=tuple(notes)) for v in names}, []
+            return {v: MapResult(v, "infeasible", exc.reason, notes=tuple(notes)) for v in names}
         notes.extend(space.notes)
         opt = self.options
         if extra_effort:
@@ -895,95 +1017,141 @@ class LayerMapper:
         fm = FastModel(space, self.tables, self.rules)
         seed = (opt.seed * 1_000_003 + h * 10_007 + w) & 0xFFFFFFFF
         search = _Search(space, fm, opt.objective, np.random.default_rng(seed), opt)
-        search.run(_adapt_seeds(space, search.idx, seeds))
-        results: dict[str, MapResult] = {}
-        finals = self._finalize(space, search, prob, notes)
-        for v, name in enumerate(names):
-            results[name] = finals[v]
-        portable = []
-        seen_p: set = set()
-        for v in range(len(names)):
-            for e in search.short[v][:1]:
-                k = (e[1].tobytes(), e[2].tobytes(), e[3])
-                if k not in seen_p:
-                    seen_p.add(k)
-                    portable.append(_portable(space, e))
-        return results, portable
+        steps = search.run(_adapt_seeds(space, search.idx, seeds, memo=self._seed_memo))
+        return _Task(gi, names, prob, notes, space, search, steps)
 
-    def _finalize(self, space: MapSpace, search: _Search, prob: Problem, notes: list[str]) -> list[MapResult]:
+    def _finish(self, tasks: Sequence[_Task]) -> list[tuple[dict[str, MapResult], list[dict[str, Any]]]]:
+        """The results and portable best mappings of searches run to the end (their shortlists re-
+        scored by the full model in one call)."""
+        out = []
+        for task, finals in zip(tasks, self._finalize(tasks), strict=True):
+            results = dict(zip(task.names, finals, strict=True))
+            portable = []
+            seen_p: set = set()
+            for v in range(len(task.names)):
+                for e in task.search.short[v][:1]:
+                    k = (e[1].tobytes(), e[2].tobytes(), e[3])
+                    if k not in seen_p:
+                        seen_p.add(k)
+                        portable.append(_portable(task.space, e))
+            out.append((results, portable))
+        return out
+
+    def _finalize(self, tasks: Sequence[_Task]) -> list[list[MapResult]]:
+        """Each task's result per variant: its shortlist re-scored by the full model (every task's in
+        one batch: the model's numbers for a mapping do not depend on the batch), best first."""
         from deepfrack.cost.model import LayerModel
 
+        shortlists = []
+        for t in tasks:
+            pairs = [(v, e) for v in range(len(t.names)) for e in t.search.short[v]]
+            batch = None
+            if pairs:
+                cands = Candidates(
+                    np.stack([e[1] for _, e in pairs]),
+                    np.stack([e[2] for _, e in pairs]),
+                    np.array([e[3] for _, e in pairs], np.int64),
+                )
+                batch = t.space.mapping_batch(cands, [v for v, _ in pairs])
+            shortlists.append((np.array([v for v, _ in pairs], np.int64), batch))
+        batches = [b for _, b in shortlists if b is not None]
+        if not batches:
+            return [self._finalize_one(t, np.zeros(0, np.int64), None, None, 0) for t in tasks]
+        models = {}
+
+        def model(t: _Task) -> LayerModel:
+            got = models.get(id(t.prob.layer))
+            if got is None:
+                got = models[id(t.prob.layer)] = LayerModel(
+                    self.arch, self.energy, t.prob.layer, self.rules, tables=self.tables
+                )
+            return got
+
+        joint = model(tasks[0])
+        if joint._no_energy:  # a missing energy is an error of the mapping's own tile: score them apart
+            out = []
+            for t, (of_variant, batch) in zip(tasks, shortlists, strict=True):
+                res = model(t).evaluate_batch(batch) if batch is not None else None
+                out.append(self._finalize_one(t, of_variant, batch, res, 0, model))
+            return out
+        big = batches[0] if len(batches) == 1 else _concat_batches(batches)
+        res = joint.evaluate_batch(big)
+        out, at = [], 0
+        for t, (of_variant, _) in zip(tasks, shortlists, strict=True):
+            out.append(self._finalize_one(t, of_variant, big, res, at, model))
+            at += len(of_variant)
+        return out
+
+    def _finalize_one(self, t: _Task, of_variant, batch, res, at: int, model=None) -> list[MapResult]:
+        """One task's results from its rows ``at`` .. ``at + len(of_variant)`` of the full model's
+        ``res`` on ``batch``."""
+        space, search, prob, notes = t.space, t.search, t.prob, t.notes
         names = space.variant_names
-        pairs: list[tuple[int, tuple]] = []
-        for v in range(len(names)):
-            for e in search.short[v]:
-                pairs.append((v, e))
-        out: list[MapResult] = []
-        if not pairs:
+        if not len(of_variant):
             reason = _infeasible_reason(space, search, self.tables)
             return [
                 MapResult(n, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated)
                 for n in names
             ]
-        cands = Candidates(
-            np.stack([e[1] for _, e in pairs]),
-            np.stack([e[2] for _, e in pairs]),
-            np.array([e[3] for _, e in pairs], np.int64),
-        )
-        batch = space.mapping_batch(cands, [v for v, _ in pairs])
-        ev = LayerModel(self.arch, self.energy, prob.layer, self.rules)
-        res = ev.evaluate_batch(batch)
-        energy = np.array(res.energy_pJ, np.float64)
+        rows = np.arange(at, at + len(of_variant))
+        energy = np.array(res.energy_pJ[rows], np.float64)
         if prob.drop_weights:
-            energy = energy - res.energy_ds_pJ[:, :, 0].sum(axis=1) - res.post.mac_energy
-        last = (res.reads[:, 0, :] + res.fills[:, 0, :] + res.updates[:, 0, :]).astype(np.float64)
-        last = (last * res.utilized_instances[:, 0, :]).sum(axis=1)
+            energy = energy - res.energy_ds_pJ[rows, :, 0].sum(axis=1) - res.post.mac_energy[rows]
+        last = (res.reads[rows, 0, :] + res.fills[rows, 0, :] + res.updates[rows, 0, :]).astype(np.float64)
+        last = (last * res.utilized_instances[rows, 0, :]).sum(axis=1)
+        cycles = res.cycles[rows].astype(np.float64)
+        out: list[MapResult] = []
         for v, name in enumerate(names):
-            idx = np.array([i for i, (vv, _) in enumerate(pairs) if vv == v], np.int64)
+            idx = np.nonzero(of_variant == v)[0]
             if len(idx) == 0:
                 reason = _infeasible_reason(space, search, self.tables, v)
                 out.append(
                     MapResult(name, "infeasible", reason, notes=tuple(notes), evaluated=search.evaluated)
                 )
                 continue
-            valid = res.valid[idx]
-            order = search.obj.order(energy[idx], res.cycles[idx].astype(np.float64), last[idx], valid)
-            b = int(idx[order[0]])
+            valid = res.valid[rows[idx]]
+            order = search.obj.order(energy[idx], cycles[idx], last[idx], valid)
+            j = int(idx[order[0]])
+            b = int(rows[j])
             if not res.valid[b]:
                 out.append(
                     MapResult(
                         name,
                         "infeasible",
                         "the full model rejects every shortlisted mapping: "
-                        + "; ".join(ev.evaluate(batch.mapping(b)).violations),
+                        + "; ".join(model(t).evaluate(batch.mapping(b)).violations),
                         notes=tuple(notes),
                         evaluated=search.evaluated,
                     )
                 )
                 continue
-            out.append(self._result(name, space, batch, res, b, energy[b], prob, notes, search.evaluated))
+            out.append(self._result(name, space, batch, res, b, energy[j], prob, notes, search.evaluated))
         return out
 
     def _result(self, name, space, batch, res, b, energy, prob: Problem, notes, evaluated) -> MapResult:
         k = prob.repeats
         lvl_e = {}
         acc = {}
+        level_energy = res.level_energy_pJ[b].tolist()
+        weights_energy = res.energy_ds_pJ[b, :, 0].tolist()
+        counts = {kind: getattr(res, kind)[b].tolist() for kind in ("reads", "fills", "updates")}
+        instances = res.utilized_instances[b].tolist()
+        keeps = batch.keep[b].tolist()
         for l, lname in enumerate(space.level_names):
-            e = float(res.level_energy_pJ[b, l])
+            e = level_energy[l]
             if prob.drop_weights:
-                e -= float(res.energy_ds_pJ[b, l, 0])
+                e -= weights_energy[l]
             lvl_e[lname] = e * k
-            inst = res.utilized_instances[b, l]
-            kept = [ti for ti in range(3) if batch.keep[b, l, ti] and not (prob.drop_weights and ti == 0)]
+            kept = [ti for ti in range(3) if keeps[l][ti] and not (prob.drop_weights and ti == 0)]
             acc[lname] = {
-                kind: {TENSORS[ti]: int(getattr(res, kind)[b, l, ti]) * k for ti in kept}
+                kind: {TENSORS[ti]: int(counts[kind][l][ti]) * k for ti in kept}
                 for kind in ("reads", "fills", "updates")
             }
-            acc[lname]["utilized_instances"] = {TENSORS[ti]: int(inst[ti]) for ti in kept}
+            acc[lname]["utilized_instances"] = {TENSORS[ti]: int(instances[l][ti]) for ti in kept}
         mac_e = float(res.post.mac_energy[b]) if not prob.drop_weights else 0.0
         lvl_e[self.arch.arithmetic.name] = mac_e * k
-        mapping = dataclasses.replace(
-            batch.mapping(b), source=f"deepfrack mapper, {prob.layer.name} {prob.layer.Q}x{prob.layer.P}"
+        mapping = _loop_mapping(
+            batch, b, f"deepfrack mapper, {prob.layer.name} {prob.layer.Q}x{prob.layer.P}"
         )
         return MapResult(
             variant=name,
@@ -999,6 +1167,50 @@ class LayerMapper:
             notes=tuple(notes),
             evaluated=evaluated,
         )
+
+
+@dataclass
+class _Task:
+    """The search of one tile for one constraint group: its generator of steps (``drive``) and what
+    its results need."""
+
+    group: int
+    names: tuple[str, ...]
+    prob: Problem
+    notes: list[str]
+    space: MapSpace
+    search: _Search
+    steps: Steps[None]
+
+
+def _concat_batches(batches: Sequence[MappingBatch]) -> MappingBatch:
+    return MappingBatch(
+        *(
+            np.concatenate([getattr(b, f) for b in batches])
+            for f in ("temporal", "temporal_order", "spatial", "spatial_order", "split", "keep")
+        ),
+        batches[0].level_names,
+    )
+
+
+def _loop_mapping(batch: MappingBatch, b: int, source: str) -> LoopMapping:
+    """Candidate ``b`` of a batch as a LoopMapping (what ``MappingBatch.mapping`` gives, built from
+    Python lists at once)."""
+    rows = zip(
+        batch.level_names,
+        batch.temporal[b].tolist(),
+        batch.temporal_order[b].tolist(),
+        batch.spatial[b].tolist(),
+        batch.spatial_order[b].tolist(),
+        batch.split[b].tolist(),
+        batch.keep[b].tolist(),
+        strict=True,
+    )
+    levels = tuple(
+        LevelMapping(name, tuple(t), tuple(to), tuple(sp), tuple(so), split, tuple(kp))  # type: ignore[arg-type]
+        for name, t, to, sp, so, split, kp in rows
+    )
+    return LoopMapping(levels, source=source)
 
 
 def _infeasible_reason(space: MapSpace, search: _Search, tables, v: int | None = None) -> str:
@@ -1033,61 +1245,92 @@ def _portable(space: MapSpace, e: tuple) -> dict[str, Any]:
     }
 
 
+def _memoized(memo: dict | None, tag: tuple, objs: tuple, compute: Any) -> Any:
+    """``compute()``, remembered in ``memo`` under ``tag`` and the identity of ``objs`` (kept with the
+    value, so that a recycled id never matches)."""
+    if memo is None:
+        return compute()
+    key = (tag, *map(id, objs))
+    got = memo.get(key)
+    if got is not None and all(a is b for a, b in zip(got[0], objs, strict=True)):
+        return got[1]
+    value = compute()
+    memo[key] = (objs, value)
+    return value
+
+
 def _adapt_seeds(
-    space: MapSpace, idx: list[_TableIndex], seeds: list[dict[str, Any]], pq_limit: int = 25
+    space: MapSpace,
+    idx: list[_TableIndex],
+    seeds: list[dict[str, Any]],
+    pq_limit: int = 25,
+    memo: dict | None = None,
 ) -> Candidates | None:
     """Portable candidates mapped into ``space``: the same factorization where a dimension's table
     has it; for the output-plane dimensions P and Q (the ones a tile shape changes) every pair of
     their factorizations (the ``pq_limit`` pairs closest to the seed's when there are more); the same
-    loop orders when present, else the first."""
+    loop orders when present, else the first. ``memo`` keeps what depends only on a seed and a
+    dimension's table or a level's orders (tables and orders are shared between the tile shapes of a
+    layer)."""
     if not seeds:
         return None
     P_, Q_ = DIMS.index("P"), DIMS.index("Q")
+    nP, nQ = len(space.dims[P_]), len(space.dims[Q_])
+    k = max(1, int(pq_limit**0.5))
+
+    def row(sd: dict[str, Any], d: int) -> int:
+        tgt = sd["factors"][d]
+        j = (
+            idx[d].rows.get(tuple(np.asarray(tgt).reshape(-1).tolist()))
+            if tgt.shape == space.dims[d].factors.shape[1:]
+            else None
+        )
+        return j if j is not None else int(idx[d].closest(tgt)[0])
+
+    def order(sd: dict[str, Any], l: int) -> int:
+        hit = (
+            np.nonzero((space.orders[l] == np.array(sd["orders"][l])[None, :]).all(axis=1))[0]
+            if l < len(sd["orders"])
+            else []
+        )
+        return int(hit[0]) if len(hit) else 0
+
+    def closest(sd: dict[str, Any], d: int, n: int) -> np.ndarray:
+        if sd["factors"][d].shape == space.dims[d].factors.shape[1:]:
+            return idx[d].closest(sd["factors"][d])[:k]
+        return np.arange(min(k, n))
+
+    others = [d for d in range(7) if d not in (P_, Q_)]  # P and Q take every pair below
     parts = []
     for sd in seeds:
-        base = []
-        for d in range(7):
-            tgt = sd["factors"][d]
-            j = (
-                idx[d].rows.get(tuple(np.asarray(tgt).reshape(-1).tolist()))
-                if tgt.shape == space.dims[d].factors.shape[1:]
-                else None
-            )
-            base.append(j if j is not None else int(idx[d].closest(tgt)[0]))
-        o = []
-        for l in range(space.n_levels):
-            hit = (
-                np.nonzero((space.orders[l] == np.array(sd["orders"][l])[None, :]).all(axis=1))[0]
-                if l < len(sd["orders"])
-                else []
-            )
-            o.append(int(hit[0]) if len(hit) else 0)
+        base = np.zeros(7, np.int64)
+        base[others] = _memoized(
+            memo,
+            ("rows",),
+            (sd, *(space.dims[d].factors for d in others)),
+            lambda sd=sd: [row(sd, d) for d in others],
+        )
+        o = _memoized(
+            memo,
+            ("orders",),
+            (sd, *space.orders),
+            lambda sd=sd: np.array([order(sd, l) for l in range(space.n_levels)], np.int64),
+        )
         kb = sd["kbits"] if sd["free"] == space.free_keeps else 0
-        nP, nQ = len(space.dims[P_]), len(space.dims[Q_])
         if nP * nQ <= pq_limit:
             ps, qs = np.arange(nP), np.arange(nQ)
         else:
-            k = max(1, int(pq_limit**0.5))
-            ps = (
-                idx[P_].closest(sd["factors"][P_])[:k]
-                if sd["factors"][P_].shape == space.dims[P_].factors.shape[1:]
-                else np.arange(min(k, nP))
+            ps = _memoized(
+                memo, ("near", P_), (sd, space.dims[P_].factors), lambda sd=sd: closest(sd, P_, nP)
             )
-            qs = (
-                idx[Q_].closest(sd["factors"][Q_])[:k]
-                if sd["factors"][Q_].shape == space.dims[Q_].factors.shape[1:]
-                else np.arange(min(k, nQ))
+            qs = _memoized(
+                memo, ("near", Q_), (sd, space.dims[Q_].factors), lambda sd=sd: closest(sd, Q_, nQ)
             )
-        gp, gq = np.meshgrid(ps, qs, indexing="ij")
-        m = gp.size
-        f = np.repeat(np.array(base, np.int64)[None, :], m, axis=0)
-        f[:, P_] = gp.reshape(-1)
-        f[:, Q_] = gq.reshape(-1)
-        parts.append(
-            Candidates(
-                f, np.repeat(np.array(o, np.int64).reshape(1, -1), m, axis=0), np.full(m, kb, np.int64)
-            )
-        )
+        m = len(ps) * len(qs)
+        f = np.repeat(base[None, :], m, axis=0)
+        f[:, P_] = np.repeat(ps, len(qs))  # every (P, Q) pair, P major
+        f[:, Q_] = np.tile(qs, len(ps))
+        parts.append(Candidates(f, np.repeat(o[None, :], m, axis=0), np.full(m, kb, np.int64)))
     return Candidates.concat(parts)
 
 

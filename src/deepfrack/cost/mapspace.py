@@ -229,6 +229,16 @@ class MapSpace:
             base[:, :, l, t] = ((c.kbits >> i) & 1).astype(bool)[None, :]
         return base
 
+    def inner_keeps(self, c: Candidates) -> np.ndarray:
+        """bool [B, L, 3]: what each candidate keeps under the first variant -- under every variant
+        below the outermost level, where the variants agree (the outermost level keeps what
+        ``variant_keep[:, 0]`` says)."""
+        base = np.empty((len(c), *self.variant_keep.shape[1:]), bool)
+        base[:] = self.variant_keep[0]
+        for i, (l, t) in enumerate(self.free_keeps):
+            base[:, l, t] = (c.kbits >> i) & 1
+        return base
+
     def spatial_ok(self, sx: np.ndarray, sy: np.ndarray) -> np.ndarray:
         """bool [B]: spatial factors fit every fan-out (per axis) and can be ordered as the spatial
         permutation and split constraints require; min parallelism met."""

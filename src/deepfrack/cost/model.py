@@ -253,13 +253,18 @@ class LayerModel:
         layer: Layer,
         rules: TimeloopRules | str | None = None,
         source: str | None = None,
+        tables: ArchTables | None = None,
     ):
         self.arch = arch
         self.energy = energy
         self.layer = _check_layer(layer)
         self.rules = default_rules(arch) if rules is None else get_rules(rules)
         self.source = source
-        self.tables: ArchTables = arch_tables(arch, energy, self.rules, source)
+        # ``tables``: ``arch_tables(arch, energy, rules)`` computed by the caller (a mapper builds one
+        # model per tile shape of a layer and shares them)
+        self.tables: ArchTables = (
+            tables if tables is not None else arch_tables(arch, energy, self.rules, source)
+        )
         self.fanouts = level_fanouts(arch)
         self.level_names = arch.level_names
         self._setup = analytic_setup(self.fanouts, self.layer, self.rules.translation)

@@ -18,7 +18,7 @@ from deepfrack.errors import ScheduleError
 from deepfrack.objective import ENERGY, Objective
 from deepfrack.rect import Rect
 from deepfrack.residency import Variant
-from deepfrack.search.costs import LevelUse, capacity_levels, missing_error, search_metric
+from deepfrack.search.costs import LevelUse, capacity_levels, missing_error
 from deepfrack.search.graph import Role, layer_role, live_tensors, single_exit_break, words_per_pixel
 from deepfrack.search.plan import walk_axis
 from deepfrack.search.receptive import RULES, Rule, legacy_lookup
@@ -470,7 +470,7 @@ def evaluate(
     shape; MissingCostError when the table lacks an entry the schedule needs.
     """
     _check_rule(rule)
-    metric = search_metric(objective)
+    name = Objective.parse(objective).name
     check_partition(network, specs)
     levels = capacity_levels(capacity)
     stacks = [
@@ -484,4 +484,4 @@ def evaluate(
         )
         for k, sp in enumerate(specs)
     ]
-    return assemble(network, table, stacks, rule, metric)
+    return assemble(network, table, stacks, rule, name)

@@ -60,3 +60,51 @@ def _merge_front(
             out.append(state)
             best = state[1]
     return out
+
+
+def knapsack_front(
+    weights: Sequence[int], gains: Sequence[tuple[float, float]], capacity: float
+) -> list[tuple[float, float, tuple[int, ...]]]:
+    """The two-objective 0/1 knapsack: every non-dominated (energy gain, cycles gain) of a subset of
+    items whose weights sum to at most ``capacity``, with one subset reaching each (item indices
+    ascending), largest energy gain first. Both gains are to be maximized; a subset dominates another
+    when it gains at least as much in both (equal gains: one subset is kept).
+
+    An item is a candidate when it gains in at least one metric (a positive, finite gain) and its
+    weight fits: an item that gains in neither can only weakly worsen a subset. As ``solve_knapsack``,
+    a dynamic program item by item over non-dominated (weight, energy gain, cycles gain) states,
+    never the 2^n subsets; when every candidate fits at once the weights are dropped from the states.
+    """
+    items = [
+        (i, int(w), float(e), float(c))
+        for i, (w, (e, c)) in enumerate(zip(weights, gains))
+        if math.isfinite(e) and math.isfinite(c) and (e > 0 or c > 0) and w <= capacity
+    ]
+    binding = sum(w for _, w, _, _ in items) > capacity
+    # states: (weight, energy gain, cycles gain, bitmask of chosen items)
+    states: list[tuple[int, float, float, int]] = [(0, 0.0, 0.0, 0)]
+    for i, w, e, c in items:
+        grown = [(sw + w, se + e, sc + c, m | (1 << i)) for sw, se, sc, m in states if sw + w <= capacity]
+        states = _prune_states(states + grown, binding)
+    front = _prune_states([(0, e, c, m) for _, e, c, m in states], False)
+    return [(e, c, tuple(i for i, _, _, _ in items if m >> i & 1)) for _, e, c, m in front]
+
+
+def _prune_states(
+    states: list[tuple[int, float, float, int]], by_weight: bool
+) -> list[tuple[int, float, float, int]]:
+    """The states that no other state weakly dominates (no more weight when ``by_weight``, at least
+    the same gains), one of each set of equal states; largest energy gain first when not by weight."""
+    if not by_weight:
+        out: list[tuple[int, float, float, int]] = []
+        best_c = -math.inf
+        for s in sorted(states, key=lambda s: (-s[1], -s[2])):
+            if s[2] > best_c:
+                out.append(s)
+                best_c = s[2]
+        return out
+    kept: list[tuple[int, float, float, int]] = []
+    for s in sorted(states, key=lambda s: (s[0], -s[1], -s[2])):
+        if not any(k[1] >= s[1] and k[2] >= s[2] for k in kept):
+            kept.append(s)
+    return kept

@@ -85,6 +85,8 @@ class OnDemandStats(SearchStats):
 Task = tuple[int, int, int]
 #: tasks per worker in the first batch; later batches grow by GROWTH up to MAX_TASKS per worker
 FIRST_TASKS, GROWTH, MAX_TASKS = 8, 1.5, 64
+#: tiles of work ahead per round, as a share of the batch (the next options in the frontier's order)
+AHEAD = 0.5
 
 
 # --------------------------------------------------------------------------------------------- #
@@ -390,17 +392,28 @@ class OnDemandSearch:
         self.batch_tasks = FIRST_TASKS * max(1, self.source.parallelism)
 
     # ---- costing --------------------------------------------------------------------------------
-    def request(self, tasks: list[Task]) -> None:
-        """Cost every variant the search may use of each task's tile (``needed_grids``)."""
+    def _keys(self, tasks: list[Task]) -> list[CostKey]:
+        """The unknown entries of the tasks' tiles: every variant the search may use (``needed_grids``)."""
         keys: list[CostKey] = []
         for l, h, w in tasks:
             for v in Variant:
                 grid = self.needed.get((l, v))
                 if grid is not None and grid[h, w] and not self.known.known(l, v)[h, w]:
                     keys.append((l, v, h, w))
+        return keys
+
+    def request(self, tasks: list[Task], ahead: list[Task] | None = None) -> None:
+        """Cost every variant the search may use of each task's tile. ``ahead``: tiles likely to be
+        asked for next, given to a source that can compute them on idle workers meanwhile (they stay
+        unknown to the search until it asks: what it decides never depends on them)."""
+        keys = self._keys(tasks)
         if not keys:
             return
-        changed = self.known.add(self.source.cost(keys), keys)
+        if ahead and getattr(self.source, "works_ahead", False):
+            costed = self.source.cost(keys, ahead=self._keys(ahead))  # type: ignore[call-arg]
+        else:
+            costed = self.source.cost(keys)
+        changed = self.known.add(costed, keys)
         self.stats.entries_requested += len(keys)
         for e, ll in self.lasts.items():
             if any(ll.lowest <= l <= e for l in changed):
@@ -421,10 +434,13 @@ class OnDemandSearch:
         return {e: ll.stacks for e, ll in self.lasts.items()}
 
     # ---- the frontier ---------------------------------------------------------------------------
-    def frontier(self, part: Partition, single: list[float], single_exact: list[bool]) -> list[Task]:
+    def frontier(
+        self, part: Partition, single: list[float], single_exact: list[bool]
+    ) -> tuple[list[Task], list[Task]]:
         """The tiles (layer, h, w) to cost next: the unknown entries of the open options with the lowest
         total of a partition through them (prefix optimum + bound + suffix optimum). Every option as good
-        as the optimistic optimum (the optimum's own) is taken, then more until the batch is full."""
+        as the optimistic optimum (the optimum's own) is taken, then more until the batch is full; and
+        the tiles of the next options (up to half a batch), as work ahead for idle workers."""
         options: list[tuple[float, int, int, int]] = []  # (total, last layer or -1 for SLC, index, flat)
         for i, ok in enumerate(single_exact):
             if not ok and math.isfinite(single[i]):
@@ -438,16 +454,20 @@ class OnDemandSearch:
         options.sort()
         optimum = part.best[-1]
         tasks: dict[Task, None] = {}
+        ahead: dict[Task, None] = {}
         for total, e, s, flat in options:
+            into = tasks
             if len(tasks) >= self.batch_tasks and total > optimum * (1 + 1e-9):
-                break
+                if len(ahead) >= AHEAD * self.batch_tasks:
+                    break
+                into = ahead
             if e == -1:
-                tasks[(s, *self.network.layers[s].out_plane)] = None
+                into[(s, *self.network.layers[s].out_plane)] = None
                 continue
             ll = self.lasts[e]
             for l, _, h, w in ll.tasks(self.known, ll.stacks[s], flat):
-                tasks[(l, h, w)] = None
-        return list(tasks)
+                into[(l, h, w)] = None
+        return list(tasks), [t for t in ahead if t not in tasks]
 
     # ---- the loop ---------------------------------------------------------------------------------
     def run(self, progress: Progress | None = None) -> Partition:
@@ -464,10 +484,10 @@ class OnDemandSearch:
                 progress(self.stats.rounds, self.stats.entries_requested)
             if all(single_exact[first] if st is None else st.settled for first, _, st in part.path):
                 return part
-            tasks = self.frontier(part, single, single_exact)
+            tasks, ahead = self.frontier(part, single, single_exact)
             if not tasks:  # pragma: no cover - an open option always has an unknown entry
                 raise RuntimeError("the on-demand search made no progress")
-            self.request(tasks)
+            self.request(tasks, ahead)
             self.batch_tasks = min(
                 int(self.batch_tasks * GROWTH), MAX_TASKS * max(1, self.source.parallelism)
             )

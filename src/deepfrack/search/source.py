@@ -8,7 +8,9 @@ A ``CostSource`` has two methods:
   mapper runs.
 * ``cost(keys)``: cost a batch of (layer, variant, h, w) entries and return them as a ``CostTable``
   (records for the costed ones, ``infeasible`` and ``reasons`` for those with no valid mapping).
-  Entries are costed once; asking again is free.
+  Entries are costed once; asking again is free. A source whose ``works_ahead`` is true also takes
+  ``cost(keys, ahead=more)``: entries likely to be asked for next, which it may compute meanwhile on
+  workers that would otherwise idle (``BenchmarkSource``); they are not returned until asked for.
 
 ``TableSource`` serves a finished ``CostTable`` (what ``deepfrack optimize --tables`` reads; its bounds
 are the entries themselves). ``BenchmarkSource`` costs entries with a benchmark backend (the built-in
@@ -136,13 +138,17 @@ class BenchmarkSource:
         energy, cycles = self._grids[key]
         return energy if metric == "energy" else cycles
 
-    def cost(self, keys: Sequence[CostKey]) -> CostTable:
+    #: ``cost`` takes entries to compute ahead on idle workers
+    works_ahead = True
+
+    def cost(self, keys: Sequence[CostKey], ahead: Sequence[CostKey] = ()) -> CostTable:
         """The entries, from the cache or computed now; CostingFailed when the evaluator failed on some
-        (they are not cached: running again retries them)."""
+        (they are not cached: running again retries them). ``ahead``: entries likely to be asked for
+        next, computed by workers that would otherwise idle (``BenchmarkSession.cost``); not returned."""
         keys = list(dict.fromkeys(keys))
         jobs = [make_job(self.network, l, v, h, w) for l, v, h, w in keys]
         before = self.session.summary.computed
-        outcomes = self.session.cost(jobs)
+        outcomes = self.session.cost(jobs, [make_job(self.network, *k) for k in ahead])
         new = [k for k in keys if k not in self._seen]
         self._seen.update(new)
         self.stats.requested += len(new)

@@ -177,7 +177,7 @@ def load_schedule(
     check_table(table, network)
     specs = read_stack_specs(p)
     rule = _setting(doc, p, "receptive_field", ("exact", "legacy"))
-    objective = _setting(doc, p, "objective", ("energy", "cycles"))
+    objective = _setting(doc, p, "objective", ("energy", "cycles", "edp"))
     try:
         schedule = evaluate(network, table, specs, capacity=None, rule=rule, objective=objective)  # type: ignore[arg-type]
     except (ScheduleError, MissingCostError) as exc:
