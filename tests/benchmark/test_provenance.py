@@ -19,7 +19,7 @@ from deepfrack.residency import VARIANTS
 from tests.benchmark.conftest import ARCH, CONSTRAINTS
 from tests.paths import ROOT
 
-#: the modules the brief names as determining the built-in backend's results
+#: the modules that determine the built-in backend's results
 RESULT_MODULES = (
     "deepfrack.cost.model",
     "deepfrack.cost.mapper",

@@ -3,7 +3,7 @@
 
 Counts (reads, fills, updates, partition sizes, utilized capacities and instances, per level and
 tensor) and cycles (per level and total) must be equal; energies agree to the rounding of the
-printed values (stats.txt prints 0.01 pJ), far inside the brief's "median <= 0.1 %, every line
+printed values (stats.txt prints 0.01 pJ), far inside a tolerance of "median <= 0.1 %, every line
 <= 1 %"."""
 
 from __future__ import annotations

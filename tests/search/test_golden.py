@@ -14,7 +14,7 @@ from deepfrack.search import StackSpec, evaluate, layer_by_layer, optimize
 from deepfrack.workload.loaders import load_workload
 from tests.paths import EXAMPLES
 
-# workload and table folders of each logged run (README.md section 1 and the brief)
+# workload and table folders of each logged run (examples/reference/deepfrack-examples/README.md, section 1)
 FOLDERS = {
     ("AlexNet_Simba", ""): ("AlexNet_Simba/inputs/AlexNet", "AlexNet_Simba/cost-tables"),
     ("VGG_Simba", ""): ("VGG_Simba/inputs/VGG02", "VGG_Simba/cost-tables"),
@@ -110,8 +110,8 @@ def test_optimize_is_never_worse(logged):
 
 
 def test_legacy_regions_of_alexnet():
-    """README.md section 7: the logged AlexNet_Simba stack computes a 19x19 region of layer 1's 55x55
-    output."""
+    """The reference set's README.md, section 7: the logged AlexNet_Simba stack computes a 19x19 region of
+    layer 1's 55x55 output."""
     network = load_workload(EXAMPLES / "AlexNet_Simba/inputs/AlexNet")
     table = read_tables(EXAMPLES / "AlexNet_Simba/cost-tables")
     schedule = evaluate(network, table, [StackSpec(0, 3, (13, 13))], rule="legacy")
@@ -120,7 +120,8 @@ def test_legacy_regions_of_alexnet():
 
 
 def test_vgg_fused_region_fraction():
-    """README.md section 7: VGG's fused schedule covers 4 x 23^2 of layer 1's 224^2 output (4.2%)."""
+    """The reference set's README.md, section 7: VGG's fused schedule covers 4 x 23^2 of layer 1's 224^2
+    output (4.2%)."""
     network = load_workload(EXAMPLES / "VGG_Simba/inputs/VGG02")
     table = read_tables(EXAMPLES / "VGG_Simba/cost-tables")
     schedule = evaluate(
