@@ -268,6 +268,17 @@ def test_matmul_names_and_roles():
     assert problem.layer.macs == 4 * 6 * 8
 
 
+def test_groups_are_held_as_declared():
+    """With G > 1 the shape is kept as declared (bounds, projections in role order) for the simulator."""
+    doc = _problem_doc(SHAPES["grouped-conv-G1"][0], {**dict.fromkeys("CMRSNPQ", 2), "G": 3, "P": 5}, None)
+    problem = problem_from_doc(doc, Path("g.yaml"))
+    assert problem.layer is None and problem.declared is not None
+    assert problem.declared.bounds == (2, 2, 2, 2, 2, 5, 2, 3)
+    assert problem.declared.macs == 2**6 * 5 * 3
+    assert problem.tensors == {"Weights": "Weights", "Inputs": "Inputs", "Outputs": "Outputs"}
+    assert problem.declared.projection[0][-1] == ((7, 1),)  # Weights' last rank is G
+
+
 def test_cnn_shape_maps_onto_itself():
     doc = _problem_doc(SHAPES["grouped-conv-G1"][0], {**dict.fromkeys("CMRSNPQ", 2), "G": 1, "P": 5}, None)
     problem = problem_from_doc(doc, Path("g1.yaml"))
@@ -278,10 +289,6 @@ def test_cnn_shape_maps_onto_itself():
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (
-            lambda d: d["problem"]["instance"].update(G=2),
-            "dimension G (size 2) indexes all three data spaces",
-        ),
         (
             lambda d: d["problem"]["shape"]["data_spaces"].append(_ds("Bias", [["M"]])),
             "4 data spaces",

@@ -16,9 +16,10 @@ The accepted spellings follow Timeloop's parser (NVlabs/timeloop src/mapping/con
   (``Constraints::ParseFactors``); ``<=`` and ``>=`` bounds must be positive;
 * ``permutation``: dimension letters innermost first, optionally split by ``_`` into a prefix and a
   suffix (``Constraints::ParsePermutations``), or a v0.4 list;
-* ``split`` (spatial): the first ``split`` dimensions of the permutation go on X; as in timeloopfe it
-  may be an expression over the variables (``split: len(spec.problem.instance)``, see
-  ``deepfrack.arch.expressions``).
+* ``split`` (spatial): the first ``split`` dimensions of the permutation go on X.
+* Expressions, as timeloopfe evaluates them: ``split``, a utilization's ``min`` and every factor
+  value may be an expression over the variables (``split: len(spec.problem.instance)``, ``M<=n*2``,
+  ``[C=min(n, 8)]``; see ``deepfrack.arch.expressions``).
 
 Errors name the file and the field (``InputError``).
 """
@@ -32,7 +33,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-from deepfrack.arch.expressions import evaluate_expression
+from deepfrack.arch.expressions import evaluate_expression, evaluate_factors, evaluate_integer
 from deepfrack.arch.spec import Architecture, Constraints, FactorBound, TargetConstraint
 from deepfrack.arch.yamlio import Document, load_documents, underscore_keys
 from deepfrack.dims import DIMS, TENSORS
@@ -93,14 +94,20 @@ _FACTOR_RE = re.compile(r"([A-Za-z]+)\s*(<=|>=|=)?\s*(-?\d+)")
 # single fields
 # ------------------------------------------------------------------------------------------------ #
 def parse_factors(
-    value: Any, path: str | Path | None, field: str, dims: Iterable[str] = DIMS
+    value: Any,
+    path: str | Path | None,
+    field: str,
+    dims: Iterable[str] = DIMS,
+    symbols: Mapping[str, Any] | None = None,
 ) -> dict[str, FactorBound]:
     """Timeloop factors -> {dim: FactorBound}. Accepts "P=1 Q=1 C<=8 M>=2", "C1 M2", "C=1,M=1" and
-    lists of such strings. InputError (naming ``path`` and ``field``) on an unknown dimension, a
-    malformed entry, a non-positive bound, or a dimension given twice."""
+    lists of such strings; a value may be an expression over ``symbols`` ("M<=n*2", see
+    ``deepfrack.arch.expressions.evaluate_factors``). InputError (naming ``path`` and ``field``) on an
+    unknown dimension, a malformed entry, a non-positive bound, or a dimension given twice."""
     dims = tuple(dims)
     if value is None:
         return {}
+    value = evaluate_factors(value, symbols or {}, path, field)
     if isinstance(value, (list, tuple)):
         parts = []
         for i, v in enumerate(value):
@@ -278,7 +285,7 @@ def parse_target(
         if both:
             raise InputError(path, field, f"{', '.join(sorted(both))} both kept and bypassed at {tgt}")
     if "factors" in item and ctype in ("temporal", "spatial"):
-        factors = parse_factors(item["factors"], path, f"{field}.factors", names.dims)
+        factors = parse_factors(item["factors"], path, f"{field}.factors", names.dims, names.symbols)
     if "permutation" in item and ctype in ("temporal", "spatial"):
         permutation = parse_permutation(item["permutation"], path, f"{field}.permutation", names.dims)
     if item.get("split") is not None:
@@ -286,10 +293,12 @@ def parse_target(
             raise InputError(path, f"{field}.split", "only a spatial constraint has a split")
         raw_split = item["split"]
         if isinstance(raw_split, str):
-            raw_split = evaluate_expression(raw_split, names.symbols, path, f"{field}.split")
+            raw_split = evaluate_integer(raw_split, names.symbols, path, f"{field}.split")
         split = _int(raw_split, path, f"{field}.split")
     if ctype == "utilization":
         mn = item.get("min")
+        if isinstance(mn, str):
+            mn = evaluate_expression(mn, names.symbols, path, f"{field}.min")
         if isinstance(mn, bool) or not isinstance(mn, (int, float)) or not 0 <= mn <= 1:
             raise InputError(path, f"{field}.min", f"expected a utilization between 0 and 1, got {mn!r}")
         min_util = float(mn)

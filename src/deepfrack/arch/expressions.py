@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
@@ -264,6 +265,62 @@ def evaluate_expression(
         raise InputError(path, field, f"{shown(text, 60)}: {exc}") from None
 
 
+_FACTOR_TOKEN = re.compile(r"\s*([A-Za-z_][A-Za-z_0-9]*)\s*(<=|>=|=)\s*(.+?)\s*")
+_INTEGER = re.compile(r"\s*-?[0-9]+\s*")
+
+
+def evaluate_integer(
+    text: str | Number, names: Mapping[str, Any], path: str | Path | None, field: str | None
+) -> int:
+    """:func:`evaluate_expression` of a value that must be an integer (a factor, a split)."""
+    v = evaluate_expression(text, names, path, field)
+    if isinstance(v, float):
+        if not v.is_integer():
+            raise InputError(path, field, f"{shown(text, 60)} is {v}, not an integer")
+        v = int(v)
+    return v
+
+
+def evaluate_factors(value: Any, names: Mapping[str, Any], path: str | Path | None, field: str) -> Any:
+    """Loop factors (``"C=2 M=4"``, ``"C=2,M=n*2"``, ``["C=2", "M=min(n, 8)"]`` or ``{C: 2, M: "n*2"}``)
+    with every value that is not an integer literal evaluated as an expression over ``names``, as
+    timeloopfe evaluates its specification's strings. A string is cut into factors the way timeloopfe
+    cuts it (at commas if it has any, else at white space), so an expression with spaces needs the
+    comma or the list form, one with a comma (``min(n, 8)``) the list form. ``value`` comes back
+    unchanged when no value needs evaluating (the factor parsers then read it as before), else as a
+    list of ``"X=n"`` strings or a mapping of integers."""
+    if isinstance(value, Mapping):
+        if all(not isinstance(v, str) or _INTEGER.fullmatch(v) for v in value.values()):
+            return value
+        return {
+            k: evaluate_integer(v, names, path, f"{field}.{k}") if isinstance(v, str) else v
+            for k, v in value.items()
+        }
+    if isinstance(value, str):
+        text = value.split("#", 1)[0]
+        items = text.split(",") if "," in text else text.split()
+    elif isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+        items = list(value)
+    else:
+        return value
+    matches = [_FACTOR_TOKEN.fullmatch(it) for it in items]
+    if all(m is None or _INTEGER.fullmatch(m.group(3)) for m in matches):
+        return value
+    out = []
+    for it, m in zip(items, matches):
+        if m is not None and not _INTEGER.fullmatch(m.group(3)):
+            dim, op = m.group(1), m.group(2)
+            try:
+                v = evaluate_integer(m.group(3), names, path, field)
+            except InputError as exc:
+                raise InputError(
+                    exc.path, exc.field, f"malformed factor {shown(it.strip(), 40)}: {exc.message}"
+                ) from None
+            it = f"{dim}{op}{v}"
+        out.append(it)
+    return out
+
+
 __all__ = [
     "MAX_EXPONENT",
     "MAX_EXPRESSION_CHARS",
@@ -271,4 +328,6 @@ __all__ = [
     "MAX_VALUE",
     "ExpressionError",
     "evaluate_expression",
+    "evaluate_factors",
+    "evaluate_integer",
 ]

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from deepfrack.cli import main
-from deepfrack.cost.model import LayerModel, ModelResult, get_rules
+from deepfrack.cost.model import LayerModel, ModelResult, evaluate_shape, get_rules
 from deepfrack.cost.model_io import load_model_inputs
 from deepfrack.dims import TENSORS
 
@@ -96,7 +96,8 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
 
     FILES are YAML files or folders, merged as Timeloop merges its inputs and recognized by their
     top-level keys: the architecture (v0.3 or v0.4) and its compound-component classes, the problem
-    (a CNN layer, or a declared shape that embeds in one: conv1d, matrix multiply, ...), the mapping
+    (a CNN layer, a declared shape that embeds in one: conv1d, matrix multiply, ..., or a grouped
+    convolution, whose nest analysis is simulated), the mapping
     (map.yaml) and, optionally, an Accelergy ERT (without one the built-in 45 nm energy table is
     used). A mapping whose tiles do not fit is reported with valid: false and the violations, and its
     numbers.
@@ -106,11 +107,14 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
       deepfrack model arch.yaml components/ problem.yaml map.yaml ERT.yaml --json
     """
     inputs = load_model_inputs(*files, rules=None if rules == "auto" else get_rules(rules))
-    ev = LayerModel(
-        inputs.arch, inputs.energy, inputs.layer, inputs.rules, source=inputs.sources.get("energy")
-    )
-    res = ev.evaluate(inputs.mapping)
     problem = inputs.problem
+    esrc = inputs.sources.get("energy")
+    if inputs.layer is None and problem.declared is not None:
+        res = evaluate_shape(inputs.arch, inputs.energy, problem.declared, inputs.mapping, inputs.rules, esrc)
+    else:
+        res = LayerModel(inputs.arch, inputs.energy, inputs.layer, inputs.rules, source=esrc).evaluate(
+            inputs.mapping
+        )
     names = problem.tensor_names
     if as_json:
         doc = _renamed_json(res.to_json(), names)
@@ -121,6 +125,8 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
                 "dimensions": list(problem.dims),
                 "data_spaces": dict(problem.tensors or {}),
             }
+            if problem.declared is not None:  # evaluated by the simulator of Timeloop's nest analysis
+                doc["problem"]["nest_analysis"] = "simulated"
         click.echo(json.dumps(doc, indent=2))
     else:
         click.echo(_summary(res, inputs.sources, names))

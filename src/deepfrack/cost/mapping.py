@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from deepfrack.arch.expressions import evaluate_factors, evaluate_integer
 from deepfrack.arch.spec import Architecture
 from deepfrack.dims import DIM_INDEX, DIMS, TENSORS
 from deepfrack.errors import InputError
@@ -93,9 +94,9 @@ class LoopMapping:
 
     def factor_products(self) -> tuple[int, ...]:
         """Product over all levels of temporal x spatial factors, per dimension (DIMS order)."""
-        prod = [1] * 7
+        prod = [1] * (len(self.levels[0].temporal) if self.levels else 7)
         for lv in self.levels:
-            for d in range(7):
+            for d in range(len(prod)):
                 prod[d] *= lv.temporal[d] * lv.spatial[d]
         return tuple(prod)
 
@@ -278,11 +279,12 @@ class _LevelDraft:
     keep_given: bool = False
 
     def build(self, target: str) -> LevelMapping:
+        width = len(self.temporal_order)
         return LevelMapping(
             target=target,
-            temporal=tuple(self.temporal.get(d, 1) for d in range(7)),
+            temporal=tuple(self.temporal.get(d, 1) for d in range(width)),
             temporal_order=self.temporal_order,
-            spatial=tuple(self.spatial.get(d, 1) for d in range(7)),
+            spatial=tuple(self.spatial.get(d, 1) for d in range(width)),
             spatial_order=self.spatial_order,
             split=self.split,
             keep=tuple(self.keep),  # type: ignore[arg-type]
@@ -337,7 +339,7 @@ def _declared_order(
     x = [idx[d] for d in names[:split] if idx[d] is not None]
     y = [idx[d] for d in names[split:] if idx[d] is not None]
     order = [*x, *y]
-    order += [d for d in range(7) if d not in order]
+    order += [d for d in range(problem.width) if d not in order]
     return tuple(int(d) for d in order), len(x)  # type: ignore[arg-type]
 
 
@@ -349,8 +351,10 @@ def _apply_directive(
     where: str,
     path: str | None,
     problem: Problem | None = None,
+    symbols: Mapping[str, Any] | None = None,
 ) -> None:
-    """Record one temporal, spatial, datatype (dataspace) or bypass directive in its level's draft."""
+    """Record one temporal, spatial, datatype (dataspace) or bypass directive in its level's draft;
+    factor values and ``split`` may be expressions over ``symbols``."""
     for key in _UNSUPPORTED:
         if d.get(key):
             raise InputError(
@@ -360,7 +364,8 @@ def _apply_directive(
     declared = problem if problem is not None and not problem.is_cnn else None
     if typ in ("temporal", "spatial"):
         index = problem.index if problem is not None else DIM_INDEX
-        facs = _parse_factors(d.get("factors"), bounds, where, path, index)
+        raw = evaluate_factors(d.get("factors"), symbols or {}, path, f"{where}.factors")
+        facs = _parse_factors(raw, bounds, where, path, index)
         if declared is not None:
             perm, _ = _declared_order(d.get("permutation"), len(declared.dims), where, path, declared)
         else:
@@ -376,11 +381,13 @@ def _apply_directive(
                 "so it takes no spatial directive",
             )
         sp = d.get("split", len(declared.dims) if declared is not None else 7)
+        if isinstance(sp, str):
+            sp = evaluate_integer(sp, symbols or {}, path, f"{where}.split")
         if isinstance(sp, bool) or not isinstance(sp, int) or sp < 0:
             raise InputError(path, f"{where}.split", f"must be a non-negative integer, got {sp!r}")
         if declared is not None:
             perm, sp = _declared_order(d.get("permutation"), sp, where, path, declared)
-        draft.spatial, draft.spatial_order, draft.split = facs, perm, min(sp, 7)
+        draft.spatial, draft.spatial_order, draft.split = facs, perm, min(sp, len(perm))
     elif typ in ("datatype", "dataspace", "bypass"):
         aliases = _tensor_aliases(problem)
         draft.keep_given = True
@@ -412,6 +419,7 @@ def mapping_from_directives(
     source: str | Path | None = None,
     field_prefix: str = "mapping",
     problem: Problem | None = None,
+    symbols: Mapping[str, Any] | None = None,
 ) -> LoopMapping:
     """Build and validate a :class:`LoopMapping` from Timeloop mapping directives (the list under
     ``mapping:`` in map.yaml, or a reference JSONL ``mapping`` list).
@@ -421,21 +429,25 @@ def mapping_from_directives(
     which keep nothing unless a directive says otherwise (timeloopfe adds that bypass). InputError
     (naming ``source`` and the field) for: an unknown type, a target the architecture does not
     have, a spatial directive on a level without fan-out, an unknown dimension or tensor, or factors
-    whose product differs from the layer's dimension.
+    whose product differs from the layer's dimension. Factor values and ``split`` may be expressions
+    over ``symbols`` (the variables, ``spec.problem.instance``), as timeloopfe evaluates them.
     """
     path = str(source) if source is not None else None
     if not isinstance(directives, (list, tuple)):
         raise InputError(path, field_prefix, "expected a list of mapping directives")
     names = arch.level_names
-    bounds = layer_dims(layer)
+    shape = problem.declared if problem is not None else None
+    bounds = shape.bounds if shape is not None else layer_dims(layer)  # type: ignore[arg-type]
     fanouts = level_fanouts(arch)
-    drafts = [_LevelDraft() for _ in names]
+    w = len(bounds)
+    start = tuple(range(w))
+    drafts = [_LevelDraft(temporal_order=start, spatial_order=start, split=w) for _ in names]
     for k, d in enumerate(directives):
         where = f"{field_prefix}[{k}]"
         if not isinstance(d, Mapping):
             raise InputError(path, where, f"expected a mapping directive, got {d!r}")
         li = _directive_level(d.get("target"), names, where, path)
-        _apply_directive(d, drafts[li], fanouts[li], bounds, where, path, problem)
+        _apply_directive(d, drafts[li], fanouts[li], bounds, where, path, problem, symbols)
     for lv, dr in zip(arch.levels, drafts):
         if lv.is_dummy and not dr.keep_given:  # timeloopfe bypasses everything at its placeholder levels
             dr.keep = [False, False, False]
@@ -443,23 +455,28 @@ def mapping_from_directives(
     shown_names = DIMS
     if problem is not None and not problem.is_cnn:
         back = {i: d for d, i in problem.index.items() if i is not None}
-        shown_names = tuple(back.get(i, DIMS[i]) for i in range(7))
-    validate_mapping(m, arch, layer, source=path, field=field_prefix, dim_names=shown_names)
+        shown_names = tuple(back.get(i, DIMS[i] if i < len(DIMS) else "") for i in range(w))
+    validate_mapping(m, arch, layer, source=path, field=field_prefix, dim_names=shown_names, bounds=bounds)
     return m
 
 
 def validate_mapping(
     mapping: LoopMapping,
     arch: Architecture,
-    layer: Layer,
+    layer: Layer | None,
     source: str | None = None,
     field: str = "mapping",
     dim_names: Sequence[str] = DIMS,
+    bounds: Sequence[int] | None = None,
 ) -> None:
     """InputError unless the mapping has one level per architecture level (same names, same order),
     positive factors, valid orders, and factor products equal to the layer's dimensions (named in the
-    messages by ``dim_names``, the problem's names of the DIMS positions)."""
+    messages by ``dim_names``, the problem's names of the DIMS positions), or to ``bounds``, the
+    dimensions of a declared shape the mapping is written over."""
     names = arch.level_names
+    if bounds is None:
+        bounds = layer_dims(layer)  # type: ignore[arg-type]
+    w = len(bounds)
     if tuple(lv.target for lv in mapping.levels) != names:
         raise InputError(
             source,
@@ -471,17 +488,18 @@ def validate_mapping(
             ("temporal", lv.temporal, lv.temporal_order),
             ("spatial", lv.spatial, lv.spatial_order),
         ):
-            if len(facs) != 7 or any((not isinstance(f, (int, np.integer))) or f < 1 for f in facs):
+            if len(facs) != w or any((not isinstance(f, (int, np.integer))) or f < 1 for f in facs):
                 raise InputError(
-                    source, f"{field}.{lv.target}.{kind}.factors", f"must be 7 positive integers, got {facs}"
+                    source,
+                    f"{field}.{lv.target}.{kind}.factors",
+                    f"must be {w} positive integers, got {facs}",
                 )
-            if sorted(order) != list(range(7)):
+            if sorted(order) != list(range(w)):
                 raise InputError(
                     source,
                     f"{field}.{lv.target}.{kind}.permutation",
-                    f"must be a permutation of {''.join(DIMS)}",
+                    f"must be a permutation of {''.join(dim_names)}",
                 )
-    bounds = layer_dims(layer)
     prods = mapping.factor_products()
     for d, (p, b) in enumerate(zip(prods, bounds)):
         if p != b:

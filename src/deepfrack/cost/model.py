@@ -38,7 +38,7 @@ import numpy as np
 from deepfrack.arch.spec import Architecture, EnergyTable
 from deepfrack.cost.analytic import analytic_setup, analyze
 from deepfrack.cost.mapping import LoopMapping, MappingBatch, level_fanouts, validate_mapping
-from deepfrack.cost.nest import LoopNest, build_nest
+from deepfrack.cost.nest import TIME, LoopNest, build_nest
 from deepfrack.cost.timeloop_post import (
     RULES,
     TIMELOOP_2023,
@@ -55,6 +55,7 @@ from deepfrack.cost.timeloop_post import (
 from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
 from deepfrack.workload.layer import Layer
+from deepfrack.workload.shapes import DeclaredShape
 
 if TYPE_CHECKING:
     from deepfrack.cost.nest_sim import SimResult
@@ -71,6 +72,7 @@ __all__ = [
     "TimeloopRules",
     "evaluate",
     "evaluate_batch",
+    "evaluate_shape",
     "get_rules",
 ]
 
@@ -351,6 +353,56 @@ def evaluate_batch(
 ) -> BatchResult:
     """:meth:`LayerModel.evaluate_batch` without keeping the evaluator."""
     return LayerModel(arch, energy, layer, rules).evaluate_batch(batch)
+
+
+#: the most non-trivial temporal loops :func:`evaluate_shape` simulates (2^k steps; 16 loops take
+#: about 7 s of CPU time, each further loop doubles that)
+MAX_SIMULATED_LOOPS = 18
+
+
+def evaluate_shape(
+    arch: Architecture,
+    energy: EnergyTable,
+    shape: DeclaredShape,
+    mapping: LoopMapping,
+    rules: TimeloopRules | str | None = None,
+    source: str | None = None,
+) -> ModelResult:
+    """Energy, cycles, counts and validity of ``mapping`` (over the shape's own dimensions, as
+    ``mapping_from_directives`` builds it for a problem with a ``declared`` shape) for a declared
+    problem shape that does not embed in the CNN layer, such as a grouped convolution with G > 1.
+    The nest analysis is the reference simulator of Timeloop's recursion run on the shape's own
+    projections (exact, but 2^k steps for k non-trivial temporal loops: more than
+    ``MAX_SIMULATED_LOOPS`` is an InputError); tiling, buffers, energy and cycles are the same
+    post-processing as for the CNN layer."""
+    validate_mapping(mapping, arch, None, source=mapping.source, bounds=shape.bounds)
+    rules_ = default_rules(arch) if rules is None else get_rules(rules)
+    tables = arch_tables(arch, energy, rules_, source)
+    keep = np.array([[lv.keep for lv in mapping.levels]], bool).transpose(1, 2, 0)  # [L, 3, 1]
+    check_energy_for_keep(tables, keep, source or energy.origin or None)
+    stats = shape_stats(arch, shape, mapping, rules_.translation)
+    post = postprocess(stats, keep, tables, rules_, post_setup(tables))
+    return _result(post, 0, arch, tables, rules_, mapping, False)
+
+
+def shape_stats(
+    arch: Architecture, shape: DeclaredShape, mapping: LoopMapping, translation: str = "legacy"
+) -> NestStats:
+    """NestStats (batch of one) of a mapping of a declared shape, from the reference simulator run on
+    the shape's projections (see :func:`evaluate_shape`)."""
+    from deepfrack.cost.nest_sim import simulate
+
+    nest = build_nest(arch, mapping)
+    k = sum(1 for lp in nest.loops if lp.kind == TIME and lp.end > 1)
+    if k > MAX_SIMULATED_LOOPS:
+        raise InputError(
+            mapping.source,
+            "mapping",
+            f"{k} temporal loops: a problem whose shape deepfrack's closed form does not cover is "
+            f"simulated loop by loop, 2^k steps, at most {MAX_SIMULATED_LOOPS} loops",
+        )
+    res = simulate(nest, None, translation, projection=shape.projection, n_dims=len(shape.bounds))
+    return stats_of_simulation(res, nest)
 
 
 # --------------------------------------------------------------------------------------------- #

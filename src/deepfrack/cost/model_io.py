@@ -53,7 +53,7 @@ class ModelInputs:
 
     arch: Architecture
     energy: EnergyTable
-    layer: Layer
+    layer: Layer | None  # None for a declared shape that does not embed in the CNN layer (problem.declared)
     mapping: LoopMapping
     problem: Problem
     rules: TimeloopRules
@@ -131,13 +131,24 @@ def _architecture(
         )
     ad = arch_docs[0]
     data = dict(ad.data)
-    for other in docs:
-        if other is not ad and "variables" in other.data:
-            data["variables"] = {**(other.data.get("variables") or {}), **(data.get("variables") or {})}
-    if isinstance(instance, dict) and isinstance(data.get("variables") or {}, dict):
-        data["variables"] = {**(data.get("variables") or {}), "spec.problem.instance": instance}
+    variables = _symbols(docs, ad, instance)
+    if variables is not None:
+        data["variables"] = variables
     names = Names(tuple(problem.dims), tuple(problem.tensor_names[t] for t in TENSORS))
     return architecture_from_data(data, ad.path, classes, names), ad
+
+
+def _symbols(docs: list[Document], first: Document | None, instance: Any) -> Any:
+    """The variables every document defines (those of ``first``, the architecture's file, win), and the
+    problem's ``instance`` as ``spec.problem.instance`` (for expressions such as ``len(...)``); None
+    when no document defines variables and there is no instance."""
+    out = first.data.get("variables") if first is not None else None
+    for other in docs:
+        if other is not first and "variables" in other.data:
+            out = {**(other.data.get("variables") or {}), **(out or {})}
+    if isinstance(instance, dict) and isinstance(out or {}, dict):
+        out = {**(out or {}), "spec.problem.instance": instance}
+    return out
 
 
 def _required(docs: list[Document], key: str, paths: tuple[str | Path, ...]) -> Document:
@@ -170,7 +181,15 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
     layer = problem.layer
     arch, ad = _architecture(docs, paths, classes, problem, _instance(pd.data))
     md = _required(docs, "mapping", paths)
-    mapping = mapping_from_directives(md.data["mapping"], arch, layer, source=md.path, problem=problem)
+    symbols = _symbols(docs, ad, _instance(pd.data))
+    mapping = mapping_from_directives(
+        md.data["mapping"],
+        arch,
+        layer,
+        source=md.path,
+        problem=problem,
+        symbols=symbols if isinstance(symbols, dict) else None,
+    )
     ed = _one(docs, "ERT", "ERT")
     if ed is not None:
         energy = ert_from_data(ed.data, ed.path)

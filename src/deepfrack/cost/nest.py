@@ -6,8 +6,8 @@ temporal one (NVlabs/timeloop, src/mapping/arch-properties.cpp and src/mapping/p
 are listed as Timeloop's nest analysis walks them, **innermost loop first**: for each storage level
 from the inside out, its spatial loops (permutation order, the first ``split`` dimensions on X, the
 rest on Y) then its temporal loops. Factor-1 loops are dropped; a temporal level left empty gets one
-trivial loop (dimension Q, bound 1) so that every storage level has a boundary loop (its outermost
-loop).
+trivial loop (on the last dimension, Q for the CNN layer; bound 1) so that every storage level has a
+boundary loop (its outermost loop).
 
 Storage levels themselves are numbered as everywhere in deepfrack: **outermost first**, the index
 in ``Architecture.levels`` (Timeloop numbers them from the innermost).
@@ -21,7 +21,7 @@ import numpy as np
 
 from deepfrack.arch.spec import Architecture
 from deepfrack.cost.mapping import LoopMapping, level_fanouts
-from deepfrack.dims import DIM_INDEX, NT, C, M, N, P, Q, R, S
+from deepfrack.dims import NT, C, M, N, P, Q, R, S
 from deepfrack.workload.layer import Layer
 
 TIME, SPACE_X, SPACE_Y = 0, 1, 2
@@ -114,6 +114,6 @@ def build_nest(arch: Architecture, mapping: LoopMapping) -> LoopNest:
                 loops.append(Loop(d, f, TIME, l))
                 added += 1
         if added == 0:
-            loops.append(Loop(DIM_INDEX["Q"], 1, TIME, l))
+            loops.append(Loop(len(lm.temporal) - 1, 1, TIME, l))  # the last dimension (Q for a CNN layer)
         boundaries[l] = len(loops) - 1
     return LoopNest(tuple(loops), tuple(boundaries), tuple(fan))

@@ -13,8 +13,13 @@ no count), then each remaining dimension is matched to a CNN dimension and each 
 tensor so that every data space's ranks are the CNN tensor's ranks over the matched dimensions, with
 the same coefficients. That covers the 1-D convolutions (``R, P``; with ``K``; with ``C``), matrix
 multiplies (``M, N, K``), the CNN layer with extra size-1 dimensions (a ``G`` of 1) and any renaming.
-A shape that does not embed (e.g. a dimension in all three data spaces, as a grouped convolution with
-G > 1, or four data spaces) is refused with one InputError naming the field.
+
+A shape that embeds in the CNN layer once the dimensions indexing all three data spaces are set aside
+(a grouped convolution with G > 1: Weights [G, C, M, R, S], Inputs [N, G, C, ...], Outputs [N, G, M,
+...]) is held as declared (:class:`DeclaredShape`: bounds and projections) and evaluated by the
+reference simulator of Timeloop's nest analysis (``deepfrack.cost.model.evaluate_shape``): the closed
+form is written for the CNN layer's seven dimensions and four ranks per data space. Any other shape
+(four data spaces, projections that are no CNN layer's) is refused with one InputError naming the field.
 """
 
 from __future__ import annotations
@@ -42,18 +47,48 @@ _OUTPUTS = 2
 _CNN_SHAPE_NAMES = ("cnn-layer", "cnn_layer")
 
 
+#: per data space, per rank, the (dimension index, coefficient) terms
+Projection = tuple[tuple[tuple[tuple[int, int], ...], ...], ...]
+
+
+@dataclass(frozen=True)
+class DeclaredShape:
+    """A declared shape kept as Timeloop holds it: the bounds of its dimensions (declared order) and
+    the projections of its data spaces in the order of the CNN tensors they play (Weights, Inputs,
+    Outputs), over the declared dimension indices."""
+
+    bounds: tuple[int, ...]
+    projection: Projection
+
+    @property
+    def macs(self) -> int:
+        n = 1
+        for b in self.bounds:
+            n *= b
+        return n
+
+
 @dataclass(frozen=True)
 class Problem:
     """A problem as deepfrack's model evaluates it: the CNN :class:`Layer` it embeds into, and the
     declared names. ``dims`` are the declared dimensions in declared order; ``dim_index`` maps each
     to its position in ``deepfrack.dims.DIMS`` (None for a size-1 dimension left out); ``tensors`` maps
-    each declared data space to the CNN tensor it plays (Weights, Inputs or Outputs)."""
+    each declared data space to the CNN tensor it plays (Weights, Inputs or Outputs). A shape that does
+    not embed (see the module docstring) has no ``layer`` but a ``declared`` shape, and ``dim_index``
+    numbers its own dimensions."""
 
-    layer: Layer
+    layer: Layer | None
     dims: tuple[str, ...] = DIMS
     dim_index: Mapping[str, int | None] | None = None
     tensors: Mapping[str, str] | None = None
     shape: str = "CNN-Layer"
+    declared: DeclaredShape | None = None
+
+    @property
+    def width(self) -> int:
+        """How many dimensions a mapping of this problem has: the CNN layer's seven, or the
+        declared shape's own."""
+        return len(self.declared.bounds) if self.declared is not None else len(DIMS)
 
     @property
     def index(self) -> Mapping[str, int | None]:
@@ -279,17 +314,30 @@ def problem_from_doc(doc: Any, path: Path, name: str | None = None) -> Problem:
         )
     found = _embed(dims, bounds, declared, rw.index(True))
     if found is None:
-        in_all = [d for d in dims if bounds[d] > 1 and len(_signature(declared, range(3), d)) == 3]
-        why = (
-            f"dimension {in_all[0]} (size {bounds[in_all[0]]}) indexes all three data spaces, as in a "
-            "grouped convolution with more than one group"
-            if in_all
-            else "its projections are not those of a CNN layer with some dimensions renamed or left out"
-        )
-        raise InputError(
-            path,
-            "problem.shape",
-            f"{why}; deepfrack's model evaluates only shapes that embed in the CNN layer",
+        # dimensions in all three data spaces (the groups of a grouped convolution) set aside
+        in_all = {d for d in dims if bounds[d] > 1 and len(_signature(declared, range(3), d)) == 3}
+        rest = _embed(dims, {d: 1 if d in in_all else b for d, b in bounds.items()}, declared, rw.index(True))
+        if not in_all or rest is None:
+            raise InputError(
+                path,
+                "problem.shape",
+                "its projections are not those of a CNN layer with some dimensions renamed or left out "
+                "(and dimensions indexing all three data spaces); deepfrack's model does not evaluate it",
+            )
+        cnn_of = rest[1]
+        order = sorted(range(3), key=lambda i: cnn_of[i])
+        return Problem(
+            None,
+            dims=tuple(dims),
+            dim_index={d: i for i, d in enumerate(dims)},
+            tensors={n: TENSORS[t] for n, t in zip(names, cnn_of)},
+            shape=str(shape.get("name") or "custom"),
+            declared=DeclaredShape(
+                bounds=tuple(bounds[d] for d in dims),
+                projection=tuple(
+                    tuple(tuple((dims.index(d), k) for d, k in rank) for rank in declared[i]) for i in order
+                ),
+            ),
         )
     phi, cnn_of, cnn_coefs = found
     vals = {DIMS[c]: bounds[d] for d, c in phi.items()}
@@ -308,4 +356,4 @@ def problem_from_doc(doc: Any, path: Path, name: str | None = None) -> Problem:
     )
 
 
-__all__ = ["Problem", "problem_from_doc"]
+__all__ = ["DeclaredShape", "Problem", "Projection", "problem_from_doc"]
