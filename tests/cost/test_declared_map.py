@@ -149,5 +149,16 @@ def test_eyeriss_mapper_exercise_cnn_layer(tmp_path):
     )
     assert found["valid"]
     assert (again["energy_pJ"], again["cycles"]) == (found["energy_pJ"], found["cycles"])
+    assert doc["mapping"] == found["mapping"]
     _, summary = read_stats(ref / "timeloop-mapper.stats.txt")
     assert found["cycles"] <= summary["cycles"]
+
+
+def test_dot_product_data_spaces_in_their_own_names(tmp_path):
+    d = EXERCISES / "dot_product"
+    files = (d / "arch.yaml", d / "problem.yaml", d / "ref_outputs" / "timeloop-mapper.ERT.yaml")
+    found, doc, again = _mapped_and_rerun(tmp_path, *files)
+    assert found["valid"] and found["macs"] == 16
+    assert (again["energy_pJ"], again["cycles"]) == (found["energy_pJ"], found["cycles"])
+    kept = {t for x in doc["mapping"] if x["type"] == "datatype" for t in x["keep"] + x["bypass"]}
+    assert kept == {"A", "B", "Z"}

@@ -46,25 +46,6 @@ class DeclaredMapResult:
         return {"mapping": [dict(d) for d in self.directives]}
 
 
-def _split_names(text: str, names: Sequence[str]) -> list[str]:
-    """A permutation string of declared names (innermost first, ``_`` kept) as its names, longest
-    name first where names have more than one letter."""
-    by_length = sorted(names, key=len, reverse=True)
-    out: list[str] = []
-    pos = 0
-    while pos < len(text):
-        if text[pos] == "_":
-            out.append("_")
-            pos += 1
-            continue
-        hit = next((n for n in by_length if text.startswith(n, pos)), None)
-        if hit is None:  # parse_permutation has checked the names; nothing else can be here
-            raise ValueError(f"{text!r} is not a permutation of {names}")
-        out.append(hit)
-        pos += len(hit)
-    return out
-
-
 def _cnn_target(t: TargetConstraint, problem: Problem) -> TargetConstraint:
     """One constraint in the declared names -> the same constraint on the CNN layer's dimensions and
     tensors. Declared size-1 dimensions the CNN layer leaves out are dropped (their factor is 1)."""
@@ -78,12 +59,12 @@ def _cnn_target(t: TargetConstraint, problem: Problem) -> TargetConstraint:
     factors = {cnn_dim(d): b for d, b in t.factors.items() if cnn_dim(d) is not None}
     perm, split = t.permutation, t.split
     if perm is not None:
-        items = _split_names(perm, problem.dims)
+        items = list(perm)  # dimension names are one letter, as in Timeloop
         kept = [it for it in items if it == "_" or cnn_dim(it) is not None]
         if split is not None:
             dims_only = [it for it in items if it != "_"]
             split -= sum(1 for it in dims_only[:split] if cnn_dim(it) is None)
-        perm = "".join(it if it == "_" else cnn_dim(it) for it in kept)  # type: ignore[misc]
+        perm = "".join(cnn_dim(it) or "_" for it in kept)
 
     def tensors_of(v: tuple[str, ...] | None) -> tuple[str, ...] | None:
         return None if v is None else tuple(tensors.get(x, x) for x in v)
@@ -109,26 +90,25 @@ def declared_directives(directives: Sequence[Mapping[str, Any]], problem: Proble
     """CNN-layer map.yaml directives (``LoopMapping.directives``) in a declared problem's names:
     factors and permutations over the declared dimensions (declared order; a size-1 dimension the CNN
     layer leaves out gets factor 1 and goes outermost), data spaces under their declared names.
-    Factors are written as Timeloop writes them ("K2 R3 P1")."""
+    Factors and permutations are written as Timeloop writes them ("K2 R3 P1", "KRP")."""
     if problem.is_cnn:
         return [dict(d) for d in directives]
     idx = problem.index
     declared_of = {DIMS[i]: name for name, i in idx.items() if i is not None}
     left_out = [name for name in problem.dims if idx.get(name) is None]
     names = problem.tensor_names
-    one_letter = all(len(n) == 1 for n in problem.dims)
     out: list[dict[str, Any]] = []
     for d in directives:
         e = dict(d)
         if "factors" in e:
             facs = {declared_of.get(k): v for k, v in e["factors"].items()}
-            e["factors"] = " ".join(f"{n}{facs.get(n, 1)}" for n in problem.dims)
+            e["factors"] = " ".join(f"{n}{int(facs.get(n, 1))}" for n in problem.dims)
         if "permutation" in e:
             cnn = list(e["permutation"])
             perm = [declared_of[c] for c in cnn if c in declared_of] + left_out
             if "split" in e:
                 e["split"] = int(e["split"]) - sum(1 for c in cnn[: int(e["split"])] if c not in declared_of)
-            e["permutation"] = "".join(perm) if one_letter else perm
+            e["permutation"] = "".join(perm)
         for key in ("keep", "bypass"):
             if key in e:
                 e[key] = [names[t] for t in e[key]]
