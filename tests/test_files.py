@@ -37,7 +37,12 @@ def _error(text: str) -> InputError:
         ("a: &x [1, *x]\n", "line 1, column 11", "refers to a node that contains it"),
         ("a: &x {b: *x}\n", "line 1, column 11", "refers to a node that contains it"),
         ("a: " + "[" * 150 + "]" * 150 + "\n", "line 1, column 103", f"deeper than {MAX_DEPTH}"),
-        ("a: " + "[" * 200_000 + "]" * 200_000 + "\n", "line 1", f"deeper than {MAX_DEPTH}"),
+        # PyYAML 6.0.4 and later refuse such nesting in their own scanner first, in their own words
+        (
+            "a: " + "[" * 200_000 + "]" * 200_000 + "\n",
+            "line 1",
+            (f"deeper than {MAX_DEPTH}", "maximum nesting depth"),
+        ),
         ("a: " + "{b: " * 150 + "1" + "}" * 150 + "\n", "line 1", f"deeper than {MAX_DEPTH}"),
         ("a: 1\nb: 2024-13-45\n", "line 2, column 4", "month must be in 1..12"),
         ("a: !!int abc\n", "line 1, column 4", "invalid literal"),
@@ -57,12 +62,12 @@ def _error(text: str) -> InputError:
         ("a: *nothing\n", "line 1, column 4", "undefined alias"),
     ],
 )
-def test_bad_yaml_is_one_line_with_line_and_column(text: str, where: str, words: str):
+def test_bad_yaml_is_one_line_with_line_and_column(text: str, where: str, words: str | tuple[str, ...]):
     start = time.process_time()
     err = _error(text)
     assert time.process_time() - start < 5
     assert err.field is not None and err.field.startswith(where), err
-    assert words in str(err)
+    assert any(w in str(err) for w in ((words,) if isinstance(words, str) else words)), err
     assert str(err).startswith("f.yaml: ") and "\n" not in str(err)
 
 
