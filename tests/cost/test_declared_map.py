@@ -162,3 +162,12 @@ def test_dot_product_data_spaces_in_their_own_names(tmp_path):
     assert (again["energy_pJ"], again["cycles"]) == (found["energy_pJ"], found["cycles"])
     kept = {t for x in doc["mapping"] if x["type"] == "datatype" for t in x["keep"] + x["bypass"]}
     assert kept == {"A", "B", "Z"}
+
+
+def test_unknown_mapper_metric_is_one_line(tmp_path):
+    bad = tmp_path / "mapper.yaml"
+    bad.write_text("mapper:\n  optimization_metrics: [ bogus ]\n")
+    files = (EX05 / "arch", EX05 / "prob", EX05 / "constraints" / "null.constraints.yaml", bad)
+    res = CliRunner().invoke(main, ["model", *map(str, files)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "mapper.yaml: mapper.optimization_metrics: unknown objective metric 'bogus'" in res.output

@@ -15,8 +15,6 @@ from deepfrack.cost.declared_map import map_declared
 from deepfrack.cost.model import LayerModel, ModelResult, evaluate_shape, get_rules
 from deepfrack.cost.model_io import load_model_inputs
 from deepfrack.dims import TENSORS
-from deepfrack.errors import InputError
-from deepfrack.objective import Objective
 
 
 def _renamed_json(doc: dict, names: Mapping[str, str]) -> dict:
@@ -125,17 +123,13 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str, map_out: P
     esrc = inputs.sources.get("energy")
     found = None
     if inputs.mapping is None:
-        try:
-            objective = Objective.parse(inputs.metrics or "energy")
-        except ValueError as e:
-            raise InputError(inputs.sources["problem"], "mapper.optimization_metrics", str(e)) from None
         found = map_declared(
             inputs.arch,
             inputs.energy,
             problem,
             inputs.constraints,
             inputs.rules,
-            objective,
+            inputs.metrics or "energy",
             source=inputs.sources["problem"],
         )
         res = found.result

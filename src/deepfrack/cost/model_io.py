@@ -20,6 +20,7 @@ from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
 from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
+from deepfrack.objective import Objective
 from deepfrack.workload.layer import Layer
 from deepfrack.workload.loaders import problem_layer
 from deepfrack.workload.shapes import Problem, problem_from_doc
@@ -176,6 +177,7 @@ def _mapspace_constraints(docs: list[Document], names: Names) -> Constraints:
     """The constraint lists of the files' ``mapspace_constraints``, ``architecture_constraints``,
     ``mapspace`` and ``constraints`` keys, read with the problem's names."""
     targets: list = []
+    sources: list[str] = []
     for d in docs:
         for key in ("architecture_constraints", "mapspace_constraints", "mapspace", "constraints"):
             block = d.data.get(key)
@@ -183,17 +185,23 @@ def _mapspace_constraints(docs: list[Document], names: Names) -> Constraints:
                 continue  # a mapspace block without constraints (e.g. only a template)
             if block is not None:
                 targets.extend(parse_target_list(block, d.path, key, names))
-    return Constraints(tuple(targets), ", ".join(str(d.path) for d in docs) or None)
+                sources.append(str(d.path))
+    return Constraints(tuple(targets), ", ".join(dict.fromkeys(sources)) or None)
 
 
 def _metrics(docs: list[Document]) -> tuple[str, ...] | None:
-    """The ``optimization_metrics`` (or ``optimization_metric``) of a ``mapper`` document."""
+    """The ``optimization_metrics`` (or ``optimization_metric``) of a ``mapper`` document, as
+    :class:`Objective` metric names; InputError on a metric deepfrack's mapper does not know."""
     for d in docs:
         m = d.data.get("mapper")
         if isinstance(m, dict):
-            v = m.get("optimization_metrics", m.get("optimization_metric"))
+            key = "optimization_metrics" if "optimization_metrics" in m else "optimization_metric"
+            v = m.get(key)
             if v is not None:
-                return tuple(v) if isinstance(v, (list, tuple)) else (str(v),)
+                try:
+                    return Objective.parse(v if isinstance(v, (list, tuple)) else str(v)).metrics
+                except ValueError as e:
+                    raise InputError(d.path, f"mapper.{key}", str(e)) from None
     return None
 
 
@@ -247,5 +255,5 @@ def load_model_inputs(
             "energy": esrc,
         },
         constraints=_mapspace_constraints(docs, names) if md is None else Constraints(),
-        metrics=_metrics(docs),
+        metrics=_metrics(docs) if md is None else None,
     )
