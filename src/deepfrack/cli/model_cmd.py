@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import click
+import yaml
 
 from deepfrack.cli import main
+from deepfrack.cost.declared_map import map_declared
 from deepfrack.cost.model import LayerModel, ModelResult, evaluate_shape, get_rules
 from deepfrack.cost.model_io import load_model_inputs
 from deepfrack.dims import TENSORS
@@ -91,7 +93,13 @@ def _summary(res: ModelResult, sources: dict[str, str], names: Mapping[str, str]
     "fills not elided, no leakage), 'timeloop-2024' (v3/v4 with the v0.4 front end). 'auto' picks 2024 for "
     "v0.4 architecture files and 2023 for v0.3 ones.",
 )
-def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
+@click.option(
+    "--map-out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Without a mapping among FILES: write the mapper's best mapping to this map.yaml.",
+)
+def model_command(files: tuple[Path, ...], as_json: bool, rules: str, map_out: Path | None) -> None:
     """Energy, cycles and per-level access counts of one mapping, as timeloop-model computes them.
 
     FILES are YAML files or folders, merged as Timeloop merges its inputs and recognized by their
@@ -100,16 +108,34 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
     convolution, whose nest analysis is simulated), the mapping
     (map.yaml) and, optionally, an Accelergy ERT (without one the built-in 45 nm energy table is
     used). A mapping whose tiles do not fit is reported with valid: false and the violations, and its
-    numbers.
+    numbers. Without a mapping, deepfrack's mapper finds one first (as timeloop-mapper would), under
+    the constraints of the files and the mapper's optimization_metrics (default: energy); its map.yaml
+    is printed in the problem's names (and written to --map-out).
 
     \b
     Example:
       deepfrack model arch.yaml components/ problem.yaml map.yaml ERT.yaml --json
     """
-    inputs = load_model_inputs(*files, rules=None if rules == "auto" else get_rules(rules))
+    inputs = load_model_inputs(
+        *files, rules=None if rules == "auto" else get_rules(rules), mapping_optional=True
+    )
     problem = inputs.problem
     esrc = inputs.sources.get("energy")
-    if inputs.layer is None and problem.declared is not None:
+    found = None
+    if inputs.mapping is None:
+        found = map_declared(
+            inputs.arch,
+            inputs.energy,
+            problem,
+            inputs.constraints,
+            inputs.rules,
+            inputs.metrics or "energy",
+            source=inputs.sources["problem"],
+        )
+        res = found.result
+        if map_out is not None:
+            map_out.write_text(yaml.safe_dump(found.map_yaml(), sort_keys=False))
+    elif inputs.layer is None and problem.declared is not None:
         res = evaluate_shape(inputs.arch, inputs.energy, problem.declared, inputs.mapping, inputs.rules, esrc)
     else:
         res = LayerModel(inputs.arch, inputs.energy, inputs.layer, inputs.rules, source=esrc).evaluate(
@@ -127,6 +153,11 @@ def model_command(files: tuple[Path, ...], as_json: bool, rules: str) -> None:
             }
             if problem.declared is not None:  # evaluated by the simulator of Timeloop's nest analysis
                 doc["problem"]["nest_analysis"] = "simulated"
+        if found is not None:
+            doc["mapping"] = found.directives
         click.echo(json.dumps(doc, indent=2))
     else:
         click.echo(_summary(res, inputs.sources, names))
+        if found is not None:
+            click.echo("\nMapping found by deepfrack's mapper (map.yaml)")
+            click.echo(yaml.safe_dump(found.map_yaml(), sort_keys=False).rstrip())

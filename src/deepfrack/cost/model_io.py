@@ -5,21 +5,22 @@ problem, a mapping and, optionally, an Accelergy ERT. Each file is recognized by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from deepfrack.arch.constraints import Names
+from deepfrack.arch.constraints import Names, parse_target_list
 from deepfrack.arch.energy import builtin_energy_table
 from deepfrack.arch.ert import check_energy_table, ert_from_data
 from deepfrack.arch.parse import architecture_from_data, component_classes
-from deepfrack.arch.spec import Architecture, EnergyTable
+from deepfrack.arch.spec import Architecture, Constraints, EnergyTable
 from deepfrack.arch.yamlio import Document, find_tag, load_documents
 from deepfrack.cost.mapping import LoopMapping, mapping_from_directives
 from deepfrack.cost.model import default_rules
 from deepfrack.cost.timeloop_post import TimeloopRules
 from deepfrack.dims import TENSORS
 from deepfrack.errors import InputError
+from deepfrack.objective import Objective
 from deepfrack.workload.layer import Layer
 from deepfrack.workload.loaders import problem_layer
 from deepfrack.workload.shapes import Problem, problem_from_doc
@@ -54,10 +55,14 @@ class ModelInputs:
     arch: Architecture
     energy: EnergyTable
     layer: Layer | None  # None for a declared shape that does not embed in the CNN layer (problem.declared)
-    mapping: LoopMapping
+    mapping: LoopMapping | None  # None when no file gives one (load_model_inputs(mapping_optional=True))
     problem: Problem
     rules: TimeloopRules
     sources: dict[str, str]
+    #: the mapspace constraints of the files (in the problem's names; the architecture's own are in arch)
+    constraints: Constraints = field(default_factory=Constraints)
+    #: the mapper's ``optimization_metrics`` when a file gives them
+    metrics: tuple[str, ...] | None = None
 
 
 def _one(docs: list[Document], key: str, what: str) -> Document | None:
@@ -168,10 +173,45 @@ def _required(docs: list[Document], key: str, paths: tuple[str | Path, ...]) -> 
     return found
 
 
-def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) -> ModelInputs:
+def _mapspace_constraints(docs: list[Document], names: Names) -> Constraints:
+    """The constraint lists of the files' ``mapspace_constraints``, ``architecture_constraints``,
+    ``mapspace`` and ``constraints`` keys, read with the problem's names."""
+    targets: list = []
+    sources: list[str] = []
+    for d in docs:
+        for key in ("architecture_constraints", "mapspace_constraints", "mapspace", "constraints"):
+            block = d.data.get(key)
+            if isinstance(block, dict) and not ({"targets", "constraints"} & block.keys()):
+                continue  # a mapspace block without constraints (e.g. only a template)
+            if block is not None:
+                targets.extend(parse_target_list(block, d.path, key, names))
+                sources.append(str(d.path))
+    return Constraints(tuple(targets), ", ".join(dict.fromkeys(sources)) or None)
+
+
+def _metrics(docs: list[Document]) -> tuple[str, ...] | None:
+    """The ``optimization_metrics`` (or ``optimization_metric``) of a ``mapper`` document, as
+    :class:`Objective` metric names; InputError on a metric deepfrack's mapper does not know."""
+    for d in docs:
+        m = d.data.get("mapper")
+        if isinstance(m, dict):
+            key = "optimization_metrics" if "optimization_metrics" in m else "optimization_metric"
+            v = m.get(key)
+            if v is not None:
+                try:
+                    return Objective.parse(v if isinstance(v, (list, tuple)) else str(v)).metrics
+                except ValueError as e:
+                    raise InputError(d.path, f"mapper.{key}", str(e)) from None
+    return None
+
+
+def load_model_inputs(
+    *paths: str | Path, rules: TimeloopRules | None = None, mapping_optional: bool = False
+) -> ModelInputs:
     """Read and check the inputs of one model run (see the module docstring). Without an ERT the
     built-in energy table is used. InputError (naming file and field) on a missing or duplicated
-    part, an unknown top-level key, or a bad value."""
+    part, an unknown top-level key, or a bad value. ``mapping_optional``: no mapping is no error (the
+    inputs of a mapper run; ``mapping`` is then None)."""
     if not paths:
         raise InputError(None, None, "no input files given")
     docs = load_documents(*paths)
@@ -180,16 +220,19 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
     problem = problem_from_doc(pd.data, pd.path)
     layer = problem.layer
     arch, ad = _architecture(docs, paths, classes, problem, _instance(pd.data))
-    md = _required(docs, "mapping", paths)
     symbols = _symbols(docs, ad, _instance(pd.data))
-    mapping = mapping_from_directives(
-        md.data["mapping"],
-        arch,
-        layer,
-        source=md.path,
-        problem=problem,
-        symbols=symbols if isinstance(symbols, dict) else None,
+    symbols = symbols if isinstance(symbols, dict) else None
+    md = None
+    if not mapping_optional or any(d.data.get("mapping") for d in docs):
+        md = _required(docs, "mapping", paths)
+    mapping = (
+        None
+        if md is None
+        else mapping_from_directives(
+            md.data["mapping"], arch, layer, source=md.path, problem=problem, symbols=symbols
+        )
     )
+    names = Names(tuple(problem.dims), tuple(problem.tensor_names[t] for t in TENSORS), symbols or {})
     ed = _one(docs, "ERT", "ERT")
     if ed is not None:
         energy = ert_from_data(ed.data, ed.path)
@@ -208,7 +251,9 @@ def load_model_inputs(*paths: str | Path, rules: TimeloopRules | None = None) ->
         sources={
             "architecture": str(ad.path),
             "problem": str(pd.path),
-            "mapping": str(md.path),
+            "mapping": str(md.path) if md is not None else "(none: the mapper's)",
             "energy": esrc,
         },
+        constraints=_mapspace_constraints(docs, names) if md is None else Constraints(),
+        metrics=_metrics(docs) if md is None else None,
     )
