@@ -127,11 +127,19 @@ class FrontOptions:
 
 class BudgetNotMet(DeepfrackError):
     """No schedule of the front meets the budgets: ``closest`` is the point nearest to them (the least
-    relative excess), as a result (nothing is written)."""
+    relative excess), as a result (nothing is written). ``budgets``: the arguments that set them (e.g.
+    ``max_cycles``) and their values; ``nearest``: the closest point in words. The message names the
+    arguments; ``describe`` names them as a caller spells them (the CLI: its options)."""
 
-    def __init__(self, message: str, closest: RunResult):
+    def __init__(self, budgets: Mapping[str, float], nearest: str, closest: RunResult):
+        self.budgets = dict(budgets)
+        self.nearest = nearest
         self.closest = closest
-        super().__init__(message)
+        super().__init__(self.describe(lambda k, v: f"{k}={v:g}"))
+
+    def describe(self, spell: Callable[[str, float], str]) -> str:
+        asked = " and ".join(spell(k, v) for k, v in self.budgets.items())
+        return f"no schedule meets {asked}; the closest: {self.nearest}"
 
 
 @dataclass(frozen=True)
@@ -519,9 +527,9 @@ def _front_search(
     )
     if not pick.met:
         p = front.points[pick.index]
-        asked = " and ".join(f"--{k.replace('_', '-')} {v:g}" for k, v in budgets.items() if v is not None)
         raise BudgetNotMet(
-            f"no schedule meets {asked}; the closest: {p.energy_pJ * 1e-6:.6g} uJ, {p.cycles:.6g} cycles "
+            {k: v for k, v in budgets.items() if v is not None},
+            f"{p.energy_pJ * 1e-6:.6g} uJ, {p.cycles:.6g} cycles "
             f"(point {pick.index} of {len(front.points)} on the energy-cycles front)",
             result,
         )

@@ -73,5 +73,10 @@ def budget_exit() -> Iterator[None]:
     try:
         yield
     except api.BudgetNotMet as exc:
-        click.echo(f"deepfrack: {exc}", err=True)
+        click.echo(f"deepfrack: {exc.describe(_as_option)}", err=True)
         sys.exit(1)
+
+
+def _as_option(argument: str, value: float) -> str:
+    """A budget as the command line gives it: ``max_cycles`` is ``--max-cycles``."""
+    return f"--{argument.replace('_', '-')} {value:g}"
