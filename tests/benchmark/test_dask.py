@@ -34,7 +34,7 @@ from deepfrack.errors import InputError  # noqa: E402
 from deepfrack.workload.loaders import load_network_yaml  # noqa: E402
 from tests.benchmark.conftest import ARCH, CONSTRAINTS, FAKE, WORKLOAD  # noqa: E402
 from tests.benchmark.fake_backend import FakeBackend, make  # noqa: E402
-from tests.benchmark.test_resume import _rows  # noqa: E402
+from tests.benchmark.test_resume import _cleanup, _rows, _wait_rows  # noqa: E402
 from tests.paths import ROOT  # noqa: E402
 
 
@@ -331,16 +331,11 @@ def test_cli_ctrl_c_on_a_local_cluster(tmp_path: Path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while _rows(cache) < 12:
-            assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
-            time.sleep(0.05)
+        _wait_rows(proc, cache, 12)
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _cleanup(proc)
     assert proc.returncode == 130, err
     assert err.splitlines() == [
         f"deepfrack: interrupted; {out} was not written. Finished entries are saved in {cache}: "

@@ -5,7 +5,6 @@ front with the number of entries it would need."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import signal
@@ -27,6 +26,7 @@ from deepfrack.errors import InputError
 from deepfrack.residency import VARIANTS
 from deepfrack.workload.layer import Layer, Network
 from tests.benchmark.conftest import ARCH, CONSTRAINTS, FAKE, WORKLOAD
+from tests.benchmark.test_resume import _cleanup
 from tests.paths import ROOT
 
 
@@ -129,9 +129,7 @@ def test_ctrl_c_at_any_moment_is_one_line(tmp_path: Path, delay: float):
         os.killpg(proc.pid, signal.SIGINT)
         _, err = proc.communicate(timeout=60)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
+        _cleanup(proc)
     lines = [ln for ln in err.splitlines() if ln.strip()]
     assert proc.returncode == 130, err
     assert len(lines) == 1 and lines[0].startswith("deepfrack: interrupted"), err
